@@ -1,0 +1,690 @@
+"""Exact pairwise verification counts: every genuine pair and every impostor pair.
+
+Scores
+------
+The score of two embeddings is their cosine similarity; a pair *matches* at a
+decision threshold ``t`` (a cosine **distance**) iff ``1 - similarity <= t``.
+
+To make every count reproducible to the pair, whatever the BLAS, the chunking or
+the order of the two images, embeddings are first quantised to integers
+(``round(x * 2**b)``, ``b = 20`` for up to 4,096 dimensions) and scores are the
+exact integer dot products ``q``, computed with float64 matrix products (every
+partial sum is an integer below ``2**53``, so the result does not depend on the
+summation order). The similarity is ``q * 2**(-2b)`` and ``1 - similarity`` is
+exact in float64, so a brute-force double loop evaluating
+``1 - q_ij * scale <= t`` gives exactly our counts. The quantisation moves a
+similarity by about ``1e-6`` at most in practice (bounded by ``d * 2**-b``).
+
+One pass
+--------
+:func:`score_pairs` walks the upper triangle of the score matrix in row blocks and
+keeps, exactly:
+
+* every genuine pair (same subject), with its score;
+* every impostor pair whose score is at or above a cut: the loosest decision
+  threshold asked for, lowered if needed so that the top ``keep_top`` impostor
+  scores are kept (these are the order statistics that calibrated thresholds need);
+* the total number of impostor pairs per pair of *fine cells* (joint label values),
+  which follows from the image counts without scoring;
+* histograms of impostor and genuine scores per pair of fine cells (DET curves,
+  EER and score distributions, at the histogram's resolution).
+
+Everything else (counts per group at any threshold above the cut, calibration,
+bootstrap resamples of subjects) is computed from those lists.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = [
+    "PairScores",
+    "CellCounts",
+    "ThresholdCalibration",
+    "quantize",
+    "score_pairs",
+    "distance_to_q",
+    "q_to_distance",
+    "cell_pair_index",
+    "cell_counts",
+    "calibrate_threshold",
+]
+
+#: Default number of histogram bins over similarity [-1, 1].
+DEFAULT_HIST_BINS = 2000
+#: Largest histogram (cells x cells x bins) kept, in counters.
+MAX_HIST_COUNTERS = 1 << 24
+#: Default cap on stored impostor pairs (about 16 bytes each).
+DEFAULT_MAX_STORED = 40_000_000
+
+
+def quantize(embeddings: np.ndarray, *, check_norm: bool = True) -> tuple[np.ndarray, float]:
+    """Quantise embeddings to integer-valued float64 so that dot products are exact.
+
+    Parameters
+    ----------
+    embeddings
+        ``(n, d)`` array of L2-normalised vectors.
+    check_norm
+        Refuse vectors whose norm is not 1 (within 1e-3).
+
+    Returns
+    -------
+    tuple
+        ``(xq, scale)``: integer-valued float64 array and the factor turning an
+        integer dot product into a similarity.
+
+    Raises
+    ------
+    ValueError
+        If the array is not 2-D, has non-finite values or un-normalised rows.
+    """
+    x = np.asarray(embeddings, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"embeddings must be a 2-D array (n, d), got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("embeddings contain NaN or infinite values")
+    d = max(x.shape[1], 2)
+    if check_norm and len(x):
+        norms = np.linalg.norm(x, axis=1)
+        bad = np.flatnonzero(np.abs(norms - 1.0) > 1e-3)
+        if bad.size:
+            raise ValueError(
+                f"embeddings must be L2-normalised; row {int(bad[0])} has norm {norms[bad[0]]:.4f}"
+            )
+    bits = min(20, (52 - math.ceil(math.log2(d))) // 2)
+    return np.rint(x * float(2**bits)), 2.0 ** (-2 * bits)
+
+
+def distance_to_q(threshold: float, scale: float) -> int:
+    """Smallest integer score ``q`` with ``1 - q * scale <= threshold`` (exact)."""
+    if not math.isfinite(threshold):
+        raise ValueError(f"threshold must be finite, got {threshold}")
+    q = math.ceil((1.0 - threshold) / scale)
+    while 1.0 - (q - 1) * scale <= threshold:
+        q -= 1
+    while not (1.0 - q * scale <= threshold):
+        q += 1
+    return int(q)
+
+
+def q_to_distance(q: int, scale: float) -> float:
+    """The distance ``1 - q * scale`` of integer score ``q`` (exact in float64)."""
+    return 1.0 - float(q) * scale
+
+
+def cell_pair_index(n_cells: int) -> np.ndarray:
+    """``(F, F)`` symmetric matrix of the index of the unordered cell pair ``{a, b}``."""
+    f = n_cells
+    out = np.empty((f, f), dtype=np.int64)
+    k = 0
+    for a in range(f):
+        for b in range(a, f):
+            out[a, b] = out[b, a] = k
+            k += 1
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class PairScores:
+    """What one pass over all pairs keeps (see the module docstring).
+
+    Arrays are indexed by image (``0..n_images-1``, the order of the embeddings).
+    """
+
+    n_images: int
+    """Number of images (acquired embeddings)."""
+    scale: float
+    """Similarity of integer score ``q`` is ``q * scale``."""
+    subject_codes: np.ndarray
+    """``(n,)`` int: subject of each image, an index into :attr:`subjects`."""
+    subjects: tuple[str, ...]
+    """Subject identifiers."""
+    cell_codes: np.ndarray
+    """``(n,)`` int: fine cell (joint label values) of each image."""
+    n_cells: int
+    """Number of fine cells."""
+    genuine_i: np.ndarray
+    """First image of each genuine pair (``i < j``)."""
+    genuine_j: np.ndarray
+    """Second image of each genuine pair."""
+    genuine_q: np.ndarray
+    """Integer score of each genuine pair."""
+    impostor_i: np.ndarray
+    """First image of each stored impostor pair (``i < j``), by decreasing score."""
+    impostor_j: np.ndarray
+    """Second image of each stored impostor pair."""
+    impostor_q: np.ndarray
+    """Integer score of each stored impostor pair, decreasing."""
+    impostor_cutoff_q: int
+    """Every impostor pair with ``q >= impostor_cutoff_q`` is stored."""
+    n_impostor: int
+    """Total number of impostor pairs."""
+    hist_bins: int
+    """Histogram bins over similarity [-1, 1] (0 when there were too many cells to keep them)."""
+    impostor_hist: np.ndarray
+    """``(P, hist_bins)`` impostor score counts per unordered fine-cell pair."""
+    genuine_hist: np.ndarray
+    """``(P, hist_bins)`` genuine score counts per unordered fine-cell pair."""
+
+    @property
+    def n_genuine(self) -> int:
+        """Total number of genuine pairs."""
+        return int(self.genuine_q.size)
+
+    @property
+    def n_subjects(self) -> int:
+        """Number of subjects."""
+        return len(self.subjects)
+
+    @property
+    def pair_index(self) -> np.ndarray:
+        """``(F, F)`` index of each unordered fine-cell pair."""
+        return cell_pair_index(self.n_cells)
+
+    @property
+    def min_distance_threshold(self) -> float:
+        """Loosest distance threshold at which impostor counts are exact."""
+        return q_to_distance(self.impostor_cutoff_q, self.scale) if self.impostor_q.size else -math.inf
+
+    def similarity(self, q: np.ndarray) -> np.ndarray:
+        """Similarities of integer scores."""
+        return np.asarray(q, dtype=np.float64) * self.scale
+
+    def hist_edges(self) -> np.ndarray:
+        """Similarity edges of the histogram bins."""
+        return np.linspace(-1.0, 1.0, self.hist_bins + 1)
+
+
+def _bins(qf: np.ndarray, scale: float, nb: int) -> np.ndarray:
+    """Histogram bin of float64 integer scores (same operations everywhere: deterministic)."""
+    b = (qf * (scale * nb / 2.0) + nb / 2.0).astype(np.int64)
+    np.clip(b, 0, nb - 1, out=b)
+    return b
+
+
+def _add_counts(hist: np.ndarray, idx: np.ndarray, sign: int = 1) -> None:
+    c = np.bincount(idx.ravel())
+    if sign > 0:
+        hist[: c.size] += c
+    else:
+        hist[: c.size] -= c
+
+
+def score_pairs(
+    embeddings: np.ndarray,
+    subject_codes: np.ndarray,
+    cell_codes: np.ndarray | None = None,
+    *,
+    subjects: Sequence[str] | None = None,
+    keep_thresholds: Sequence[float] = (),
+    keep_top: int = 0,
+    hist_bins: int = DEFAULT_HIST_BINS,
+    block_rows: int | None = None,
+    max_stored: int = DEFAULT_MAX_STORED,
+) -> PairScores:
+    """Score all pairs once and keep what exact rates need.
+
+    Parameters
+    ----------
+    embeddings
+        ``(n, d)`` L2-normalised embeddings.
+    subject_codes
+        ``(n,)`` integer subject code per image (``0..S-1``).
+    cell_codes
+        ``(n,)`` integer fine cell per image (default: all in cell 0).
+    subjects
+        Subject identifiers for the codes (default ``"0", "1", ...``).
+    keep_thresholds
+        Distance thresholds at which impostor counts must be exact: every impostor
+        pair matching the loosest of them is stored.
+    keep_top
+        Keep at least the ``keep_top`` highest impostor scores (for calibration).
+    hist_bins
+        Histogram resolution over similarity [-1, 1]; reduced when there are many cells.
+    block_rows
+        Rows per matrix product (default: about 8 million scores per block).
+    max_stored
+        Refuse to store more impostor pairs than this (a threshold far too loose).
+
+    Raises
+    ------
+    ValueError
+        On inconsistent shapes, or when more than ``max_stored`` impostor pairs
+        would have to be stored.
+    """
+    xq, scale = quantize(embeddings)
+    n = xq.shape[0]
+    subj = np.asarray(subject_codes, dtype=np.int64)
+    if subj.shape != (n,):
+        raise ValueError(f"subject_codes must have shape ({n},), got {subj.shape}")
+    if n and subj.min() < 0:
+        raise ValueError("subject codes must be non-negative")
+    n_subj = int(subj.max()) + 1 if n else 0
+    cells = np.zeros(n, dtype=np.int64) if cell_codes is None else np.asarray(cell_codes, dtype=np.int64)
+    if cells.shape != (n,):
+        raise ValueError(f"cell_codes must have shape ({n},), got {cells.shape}")
+    f = int(cells.max()) + 1 if n else 1
+    names = tuple(str(s) for s in (subjects if subjects is not None else range(n_subj)))
+    if len(names) < n_subj:
+        raise ValueError("fewer subject names than subject codes")
+
+    # --- genuine pairs (exact integer dot products; any summation order is exact)
+    order = np.argsort(subj, kind="stable")
+    sizes = np.bincount(subj, minlength=len(names))
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    gi_parts: list[np.ndarray] = []
+    gj_parts: list[np.ndarray] = []
+    for s in np.flatnonzero(sizes >= 2):
+        idx = order[starts[s] : starts[s + 1]]
+        a, b = np.triu_indices(idx.size, 1)
+        gi_parts.append(idx[a])
+        gj_parts.append(idx[b])
+    gi = np.concatenate(gi_parts) if gi_parts else np.zeros(0, dtype=np.int64)
+    gj = np.concatenate(gj_parts) if gj_parts else np.zeros(0, dtype=np.int64)
+    gq = np.einsum("ij,ij->i", xq[gi], xq[gj]) if gi.size else np.zeros(0)
+    n_impostor = n * (n - 1) // 2 - int(gi.size)
+
+    # --- histogram resolution
+    nb = int(hist_bins)
+    if f * f * nb > MAX_HIST_COUNTERS:
+        nb = MAX_HIST_COUNTERS // (f * f)
+    if nb < 16:
+        nb = 0
+    hist_flat = np.zeros(f * f * max(nb, 1), dtype=np.int64) if nb else np.zeros(0, dtype=np.int64)
+    rowoff = cells * (f * nb)
+    coloff = cells * nb
+
+    # --- the cut below which impostor pairs are not kept
+    fixed_cut = math.inf
+    if keep_thresholds:
+        fixed_cut = float(min(distance_to_q(t, scale) for t in keep_thresholds))
+    keep_top = int(max(0, min(keep_top, n_impostor)))
+    running = -math.inf if keep_top > 0 else math.inf
+
+    ci: list[np.ndarray] = []
+    cj: list[np.ndarray] = []
+    cq: list[np.ndarray] = []
+    buffered = 0
+    rows = block_rows or max(32, min(4096, (1 << 23) // max(n, 1)))
+    for r0 in range(0, n, rows):
+        r1 = min(n, r0 + rows)
+        block = xq[r0:r1] @ xq[r0:].T  # (b, n - r0), exact integers
+        b = r1 - r0
+        tri_r, tri_c = np.tril_indices(b)
+        if nb:
+            idx = _bins(block, scale, nb)
+            idx += rowoff[r0:r1, None] + coloff[None, r0:]
+            _add_counts(hist_flat, idx)
+            _add_counts(hist_flat, idx[tri_r, tri_c], sign=-1)
+            del idx
+        cut = min(fixed_cut, running)
+        if cut == math.inf:
+            continue
+        if cut == -math.inf:
+            # first block(s) for calibration: take this block's top scores among valid impostors
+            valid = block.copy()
+            valid[tri_r, tri_c] = -math.inf
+            same = subj[r0:r1, None] == subj[None, r0:]
+            valid[same] = -math.inf
+            flat = valid.ravel()
+            n_valid = int(np.count_nonzero(flat > -math.inf))
+            local_cut = -math.inf
+            if n_valid > keep_top:
+                local_cut = float(np.partition(flat, flat.size - keep_top)[flat.size - keep_top])
+            local_cut = min(local_cut, fixed_cut)
+            rr, cc = np.nonzero(valid >= local_cut) if local_cut > -math.inf else np.nonzero(valid > -math.inf)
+            del valid, same
+        else:
+            rr, cc = np.nonzero(block >= cut)
+            keep = cc > rr  # drop the lower triangle and diagonal of the square part
+            keep &= subj[rr + r0] != subj[cc + r0]
+            rr, cc = rr[keep], cc[keep]
+        if rr.size:
+            ci.append((rr + r0).astype(np.int64))
+            cj.append((cc + r0).astype(np.int64))
+            cq.append(block[rr, cc])
+            buffered += rr.size
+        if keep_top and buffered >= keep_top:
+            allq = np.concatenate(cq)
+            running = max(running, float(np.partition(allq, allq.size - keep_top)[allq.size - keep_top]))
+            cut = min(fixed_cut, running)
+            if buffered > 2 * keep_top:
+                alli, allj = np.concatenate(ci), np.concatenate(cj)
+                sel = allq >= cut
+                ci, cj, cq = [alli[sel]], [allj[sel]], [allq[sel]]
+                buffered = int(sel.sum())
+        if buffered > max_stored:
+            raise ValueError(
+                f"more than {max_stored:,} impostor pairs match the loosest threshold "
+                f"(distance {min(keep_thresholds) if keep_thresholds else 'n/a'}); use a tighter "
+                "threshold or raise max_stored"
+            )
+        del block
+
+    final_cut = min(fixed_cut, running)
+    if ci:
+        ii = np.concatenate(ci)
+        jj = np.concatenate(cj)
+        qq = np.concatenate(cq)
+        if final_cut > -math.inf:
+            sel = qq >= final_cut
+            ii, jj, qq = ii[sel], jj[sel], qq[sel]
+        else:
+            final_cut = float(qq.min()) if qq.size else math.inf
+        o = np.lexsort((jj, ii, -qq))
+        ii, jj, qq = ii[o], jj[o], qq[o]
+    else:
+        ii = jj = np.zeros(0, dtype=np.int64)
+        qq = np.zeros(0)
+    cutoff_q = int(final_cut) if math.isfinite(final_cut) else (1 << 62)
+
+    # --- histograms: drop genuine pairs from the impostor histogram, fold to unordered cell pairs
+    pidx = cell_pair_index(f)
+    n_pairs = f * (f + 1) // 2
+    if nb:
+        gen_idx = cells[gi] * (f * nb) + cells[gj] * nb + _bins(gq, scale, nb)
+        gen_flat = np.zeros_like(hist_flat)
+        if gen_idx.size:
+            _add_counts(gen_flat, gen_idx)
+        hist_flat -= gen_flat
+        imp3 = hist_flat.reshape(f, f, nb)
+        gen3 = gen_flat.reshape(f, f, nb)
+        imp_h = np.zeros((n_pairs, nb), dtype=np.int64)
+        gen_h = np.zeros((n_pairs, nb), dtype=np.int64)
+        for a in range(f):
+            for c in range(f):
+                imp_h[pidx[a, c]] += imp3[a, c]
+                gen_h[pidx[a, c]] += gen3[a, c]
+    else:
+        imp_h = np.zeros((n_pairs, 0), dtype=np.int64)
+        gen_h = np.zeros((n_pairs, 0), dtype=np.int64)
+
+    return PairScores(
+        n_images=n,
+        scale=scale,
+        subject_codes=subj,
+        subjects=names,
+        cell_codes=cells,
+        n_cells=f,
+        genuine_i=gi.astype(np.int64),
+        genuine_j=gj.astype(np.int64),
+        genuine_q=gq.astype(np.int64),
+        impostor_i=ii,
+        impostor_j=jj,
+        impostor_q=qq.astype(np.int64),
+        impostor_cutoff_q=cutoff_q,
+        n_impostor=n_impostor,
+        hist_bins=nb,
+        impostor_hist=imp_h,
+        genuine_hist=gen_h,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class CellCounts:
+    """Pair counts per unordered fine-cell pair, possibly for many subject-weight resamples.
+
+    Shapes: ``(R, P)`` for totals and ``(R, P, K)`` per threshold, where ``R`` is the
+    number of weight vectors (1 for the point estimate), ``P`` the number of fine-cell
+    pairs and ``K`` the number of thresholds (in the order given).
+    """
+
+    genuine: np.ndarray
+    """Genuine pairs per cell pair."""
+    false_non_matches: np.ndarray
+    """Genuine pairs that do not match, per threshold."""
+    impostor: np.ndarray
+    """Impostor pairs per cell pair."""
+    false_matches: np.ndarray
+    """Impostor pairs that match, per threshold."""
+
+
+def _threshold_levels(tq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(tq, kind="stable")
+    return order, tq[order]
+
+
+def _aggregate_entries(keys: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Unique rows of stacked integer columns with their multiplicity."""
+    if keys[0].size == 0:
+        return [k[:0] for k in keys], np.zeros(0)
+    o = np.lexsort(tuple(reversed(keys)))
+    sk = [k[o] for k in keys]
+    change = np.zeros(sk[0].size, dtype=bool)
+    change[0] = True
+    for k in sk:
+        change[1:] |= k[1:] != k[:-1]
+    starts = np.flatnonzero(change)
+    counts = np.diff(np.append(starts, sk[0].size)).astype(np.float64)
+    return [k[starts] for k in sk], counts
+
+
+class _WeightedPairs:
+    """Pairs aggregated by (subject u, subject v, cell pair, level), ready for weighted sums."""
+
+    def __init__(self, u: np.ndarray, v: np.ndarray | None, p: np.ndarray, level: np.ndarray, n_keys_p: int,
+                 n_levels: int) -> None:
+        cols = [p, level, u] + ([v] if v is not None else [])
+        agg, self.count = _aggregate_entries(cols)
+        self.p, self.level, self.u = agg[0], agg[1], agg[2]
+        self.v = agg[3] if v is not None else None
+        self.key = self.p * n_levels + self.level  # sorted already (p, level leading)
+        if self.key.size:
+            change = np.concatenate([[True], self.key[1:] != self.key[:-1]])
+            self.starts = np.flatnonzero(change)
+            self.ukeys = self.key[self.starts]
+        else:
+            self.starts = np.zeros(0, dtype=np.int64)
+            self.ukeys = np.zeros(0, dtype=np.int64)
+        self.n_out = n_keys_p * n_levels
+
+    def sums(self, weights: np.ndarray) -> np.ndarray:
+        """``(R, P * n_levels)`` weighted counts."""
+        r = weights.shape[0]
+        out = np.zeros((r, self.n_out))
+        e = self.count.size
+        if e == 0:
+            return out
+        step = max(1, (1 << 24) // e)
+        for s in range(0, r, step):
+            w = weights[s : s + step]
+            vals = w[:, self.u] * self.count
+            if self.v is not None:
+                vals *= w[:, self.v]
+            out[s : s + step, self.ukeys] = np.add.reduceat(vals, self.starts, axis=1)
+        return out
+
+
+class CellCounter:
+    """Counts per fine-cell pair at fixed thresholds, for any subject weights.
+
+    Parameters
+    ----------
+    scores
+        The result of :func:`score_pairs`.
+    thresholds
+        Distance thresholds (any order). Impostor counts need every threshold to be at
+        most the loosest stored one (:attr:`PairScores.min_distance_threshold`).
+
+    Raises
+    ------
+    ValueError
+        If a threshold is looser than the impostor pairs that were stored.
+    """
+
+    def __init__(self, scores: PairScores, thresholds: Sequence[float]) -> None:
+        self.scores = scores
+        self.thresholds = tuple(float(t) for t in thresholds)
+        tq = np.array([distance_to_q(t, scores.scale) for t in self.thresholds], dtype=np.int64)
+        loose = [t for t, q in zip(self.thresholds, tq, strict=True) if q < scores.impostor_cutoff_q]
+        if loose:
+            raise ValueError(
+                f"threshold(s) {loose} are looser than the impostor pairs kept in the scoring pass "
+                f"(loosest exact distance: {scores.min_distance_threshold:.6g}); rescore with these "
+                "thresholds in keep_thresholds"
+            )
+        self.k = len(tq)
+        self.order, self.tq_sorted = _threshold_levels(tq)
+        f = scores.n_cells
+        self.n_p = f * (f + 1) // 2
+        pidx = cell_pair_index(f)
+        cells = scores.cell_codes
+        subj = scores.subject_codes
+        lv = self.k + 1
+        g_level = np.searchsorted(self.tq_sorted, scores.genuine_q, side="right")
+        g_p = pidx[cells[scores.genuine_i], cells[scores.genuine_j]]
+        self._gen = _WeightedPairs(subj[scores.genuine_i], None, g_p, g_level, self.n_p, lv)
+        i_level = np.searchsorted(self.tq_sorted, scores.impostor_q, side="right")
+        keep = i_level > 0
+        ii, jj = scores.impostor_i[keep], scores.impostor_j[keep]
+        i_p = pidx[cells[ii], cells[jj]]
+        su, sv = subj[ii], subj[jj]
+        lo, hi = np.minimum(su, sv), np.maximum(su, sv)
+        self._imp = _WeightedPairs(lo, hi, i_p, i_level[keep], self.n_p, lv)
+        # subject x cell image counts, and the same-subject products per cell pair
+        n_s = max(scores.n_subjects, int(subj.max()) + 1 if subj.size else 0)
+        self.n_subjects = n_s
+        sc = sp.coo_matrix((np.ones(subj.size), (subj, cells)), shape=(n_s, f)).tocsr()
+        sc.sum_duplicates()
+        self._subject_cells = sc
+        rows, cols, vals = [], [], []
+        dense_rows = sc.tolil().rows
+        dense_vals = sc.tolil().data
+        for s in range(n_s):
+            cs, vs = dense_rows[s], dense_vals[s]
+            for x in range(len(cs)):
+                for y in range(x, len(cs)):
+                    rows.append(s)
+                    cols.append(pidx[cs[x], cs[y]])
+                    vals.append(vs[x] * vs[y])
+        self._self_products = sp.csr_matrix((vals, (rows, cols)), shape=(n_s, self.n_p))
+        self._pa = np.array([a for a in range(f) for b in range(a, f)], dtype=np.int64)
+        self._pb = np.array([b for a in range(f) for b in range(a, f)], dtype=np.int64)
+
+    def counts(self, weights: np.ndarray | None = None) -> CellCounts:
+        """Counts for subject weights ``(R, n_subjects)`` (``None``: every subject once).
+
+        Parameters
+        ----------
+        weights
+            Non-negative subject weights, e.g. multinomial bootstrap counts.
+        """
+        if weights is None:
+            weights = np.ones((1, self.n_subjects))
+        w = np.asarray(weights, dtype=np.float64)
+        if w.ndim != 2 or w.shape[1] != self.n_subjects:
+            raise ValueError(f"weights must have shape (R, {self.n_subjects}), got {w.shape}")
+        r, lv = w.shape[0], self.k + 1
+        gen_l = self._gen.sums(w).reshape(r, self.n_p, lv)
+        imp_l = self._imp.sums(w).reshape(r, self.n_p, lv)
+        genuine = gen_l.sum(axis=2)
+        # a pair with level L matches the L loosest thresholds
+        gen_match_sorted = np.flip(np.cumsum(np.flip(gen_l, axis=2), axis=2), axis=2)[:, :, 1:]
+        imp_match_sorted = np.flip(np.cumsum(np.flip(imp_l, axis=2), axis=2), axis=2)[:, :, 1:]
+        inv = np.empty(self.k, dtype=np.int64)
+        inv[self.order] = np.arange(self.k)
+        gen_match = gen_match_sorted[:, :, inv]
+        imp_match = imp_match_sorted[:, :, inv]
+        t = np.asarray(self._subject_cells.T @ w.T).T  # (R, F): weighted images per cell
+        self_terms = np.asarray(self._self_products.T @ (w * w).T).T  # (R, P)
+        prod = t[:, self._pa] * t[:, self._pb]
+        diag = self._pa == self._pb
+        impostor = prod - self_terms
+        impostor[:, diag] /= 2.0
+        return CellCounts(
+            genuine=genuine,
+            false_non_matches=genuine[:, :, None] - gen_match,
+            impostor=impostor,
+            false_matches=imp_match,
+        )
+
+
+def cell_counts(scores: PairScores, thresholds: Sequence[float]) -> CellCounts:
+    """Exact counts per fine-cell pair at ``thresholds`` (every subject weighted once)."""
+    return CellCounter(scores, thresholds).counts()
+
+
+@dataclass(frozen=True)
+class ThresholdCalibration:
+    """A distance threshold calibrated to a target false-match rate on one set of pairs."""
+
+    target_fmr: float
+    """The false-match rate asked for."""
+    threshold: float
+    """Cosine-distance threshold: the loosest one whose FMR does not exceed the target."""
+    similarity_threshold: float
+    """The same threshold as a similarity (``1 - threshold``)."""
+    false_matches: int
+    """Impostor pairs matching at the threshold."""
+    impostor_pairs: int
+    """All impostor pairs."""
+    achieved_fmr: float
+    """``false_matches / impostor_pairs`` (at most ``target_fmr``)."""
+    false_non_matches: int
+    """Genuine pairs not matching at the threshold."""
+    genuine_pairs: int
+    """All genuine pairs."""
+    achieved_fnmr: float
+    """``false_non_matches / genuine_pairs`` (NaN without genuine pairs)."""
+
+
+def calibrate_threshold(scores: PairScores, target_fmr: float) -> ThresholdCalibration:
+    """Calibrate a threshold to ``target_fmr`` as an exact order statistic of impostor scores.
+
+    With ``N`` impostor pairs and ``k = floor(target_fmr * N)`` allowed false matches,
+    the threshold is the score of the lowest-scoring impostor pair that still ranks
+    strictly above the ``(k+1)``-th highest impostor score, so that exactly
+    ``#{q > q_(k+1)} <= k`` impostor pairs match and admitting one more score would
+    exceed the target.
+
+    Parameters
+    ----------
+    scores
+        Pairs scored with ``keep_top >= floor(target_fmr * N) + 1``.
+    target_fmr
+        Target false-match rate in (0, 1).
+
+    Raises
+    ------
+    ValueError
+        If the target is out of range, there are no impostor pairs, or the pass did not
+        keep enough top impostor scores.
+    """
+    if not 0.0 < target_fmr < 1.0:
+        raise ValueError(f"target_fmr must be in (0, 1), got {target_fmr}")
+    n = scores.n_impostor
+    if n == 0:
+        raise ValueError("no impostor pairs: cannot calibrate (need at least two subjects)")
+    k = int(math.floor(target_fmr * n * (1 + 1e-12)))
+    q = scores.impostor_q
+    if k >= n:
+        raise ValueError(f"target_fmr {target_fmr} admits every impostor pair ({n}); nothing to calibrate")
+    if q.size <= k:
+        raise ValueError(
+            f"only {q.size} top impostor scores were kept, calibration to {target_fmr} needs {k + 1}; "
+            "score with a larger keep_top"
+        )
+    q_next = int(q[k])  # (k+1)-th highest
+    above = q[q > q_next]
+    tq = int(above.min()) if above.size else q_next + 1
+    fm = int(above.size)
+    gq = scores.genuine_q
+    fnm = int(np.count_nonzero(gq < tq))
+    thr = q_to_distance(tq, scores.scale)
+    return ThresholdCalibration(
+        target_fmr=float(target_fmr),
+        threshold=thr,
+        similarity_threshold=1.0 - thr,
+        false_matches=fm,
+        impostor_pairs=n,
+        achieved_fmr=fm / n,
+        false_non_matches=fnm,
+        genuine_pairs=int(gq.size),
+        achieved_fnmr=fnm / gq.size if gq.size else math.nan,
+    )
