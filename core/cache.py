@@ -1,0 +1,122 @@
+"""Embedding cache keyed by (image SHA-256, embedding key).
+
+An image whose bytes have not changed is never embedded twice under the same
+configuration. Outcomes that are properties of the image (no face found, several
+faces under the ``refuse`` policy) are cached too, so a re-run reports them
+without recomputing. Entries of one image are purged when that image is erased
+from every gallery (see :meth:`core.gallery.GalleryStore.delete_subject`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from core.db import Database
+from core.results import Face
+
+__all__ = ["CachedOutcome", "EmbeddingCache"]
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS embedding_cache (
+        image_sha256 VARCHAR NOT NULL,
+        embedding_key VARCHAR NOT NULL,
+        embedding FLOAT[],
+        face JSON,
+        faces_detected INTEGER NOT NULL,
+        error_code VARCHAR,
+        error_message VARCHAR,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (image_sha256, embedding_key)
+    )""",
+)
+
+#: Failures that belong to the image itself and can be cached.
+CACHEABLE_ERRORS = frozenset({"no_face", "multiple_faces"})
+
+
+@dataclass(frozen=True, eq=False)
+class CachedOutcome:
+    """What the cache knows of one image: an embedding, or a failure code."""
+
+    image_sha256: str
+    vector: np.ndarray | None
+    face: Face | None
+    faces_detected: int
+    error_code: str | None
+    error_message: str | None
+
+
+class EmbeddingCache:
+    """Persistent cache of embeddings in the facetrail database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        db.ensure_schema("embedding_cache", _SCHEMA)
+
+    def get_many(self, hashes: Sequence[str], embedding_key: str) -> dict[str, CachedOutcome]:
+        """Return the cached outcomes for ``hashes`` under ``embedding_key``."""
+        if not hashes:
+            return {}
+        with self.db.connect() as con:
+            table = con.sql(
+                "SELECT image_sha256, embedding, face, faces_detected, error_code, error_message "
+                "FROM embedding_cache WHERE embedding_key = $1 AND list_contains($2, image_sha256)",
+                params=[embedding_key, list(set(hashes))],
+            ).to_arrow_table()
+        out: dict[str, CachedOutcome] = {}
+        for row in table.to_pylist():
+            vector = np.asarray(row["embedding"], dtype=np.float32) if row["embedding"] is not None else None
+            face = Face(**json.loads(row["face"])) if row["face"] else None
+            out[row["image_sha256"]] = CachedOutcome(
+                image_sha256=row["image_sha256"],
+                vector=vector,
+                face=face,
+                faces_detected=int(row["faces_detected"]),
+                error_code=row["error_code"],
+                error_message=row["error_message"],
+            )
+        return out
+
+    def put_many(self, embedding_key: str, outcomes: Iterable[CachedOutcome]) -> None:
+        """Store outcomes (an existing entry for the same image and key is kept)."""
+        items = list(outcomes)
+        if not items:
+            return
+        rows = pa.table(
+            {
+                "image_sha256": [o.image_sha256 for o in items],
+                "embedding_key": [embedding_key] * len(items),
+                "embedding": pa.array(
+                    [o.vector.astype(np.float32) if o.vector is not None else None for o in items],
+                    type=pa.list_(pa.float32()),
+                ),
+                "face": [json.dumps(o.face.to_dict()) if o.face is not None else None for o in items],
+                "faces_detected": pa.array([o.faces_detected for o in items], type=pa.int32()),
+                "error_code": pa.array([o.error_code for o in items], type=pa.string()),
+                "error_message": pa.array([o.error_message for o in items], type=pa.string()),
+            }
+        )
+        with self.db.connect(transaction=True) as con:
+            con.register("cache_rows", rows)
+            con.execute(
+                "INSERT INTO embedding_cache (image_sha256, embedding_key, embedding, face, faces_detected, "
+                "error_code, error_message) SELECT image_sha256, embedding_key, embedding, face::JSON, "
+                "faces_detected, error_code, error_message FROM cache_rows ON CONFLICT DO NOTHING"
+            )
+            con.unregister("cache_rows")
+
+    def purge(self, hashes: Sequence[str]) -> int:
+        """Erase every cached entry of these images, under every configuration."""
+        if not hashes:
+            return 0
+        with self.db.connect(transaction=True) as con:
+            count = con.execute(
+                "SELECT count(*) FROM embedding_cache WHERE list_contains(?, image_sha256)", [list(hashes)]
+            ).fetchall()[0]
+            con.execute("DELETE FROM embedding_cache WHERE list_contains(?, image_sha256)", [list(hashes)])
+        return int(count[0]) if count else 0

@@ -1,0 +1,196 @@
+"""The model configuration every facetrail result carries.
+
+A :class:`ModelConfig` names everything that decides what an embedding is and
+what a decision means: the recognition model, the face detector, the alignment,
+the weights (by checksum), the library versions, the metric and the decision
+threshold with its provenance. It is frozen and hashable.
+
+Two parts matter differently:
+
+- :attr:`ModelConfig.embedding_key` hashes what makes two embeddings comparable
+  (model, detector, alignment, weights, library versions). Galleries and the
+  embedding cache are keyed by it: embeddings of different keys never mix.
+- The threshold and its provenance decide matches, not embeddings; changing the
+  threshold (say, after a calibration) leaves galleries valid.
+
+Scores are on one scale: ``similarity`` is the cosine similarity of unit
+vectors (bigger means more alike) and ``distance = 1 - similarity``. The
+threshold is a cosine *distance*: a pair matches when ``distance <= threshold``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+__all__ = [
+    "ALIGNMENTS",
+    "DETECTORS",
+    "MODELS",
+    "FacePolicy",
+    "ModelConfig",
+    "ThresholdSource",
+]
+
+#: Recognition models facetrail can run offline, with their embedding size.
+MODELS: dict[str, int] = {"Dlib": 128, "Facenet": 128}
+
+#: Face detectors that work without downloading anything at run time.
+DETECTORS: tuple[str, ...] = ("dlib", "opencv", "mtcnn")
+
+#: ``dlib_5pt``: dlib's 5-point landmarks and ``get_face_chip`` (150 px, padding 0.25);
+#: ``deepface``: deepface's own eye-line rotation and crop.
+ALIGNMENTS: tuple[str, ...] = ("dlib_5pt", "deepface")
+
+#: What to do when a probe shows several faces: embed the largest, or refuse.
+FacePolicy = Literal["largest", "refuse"]
+
+
+@dataclass(frozen=True)
+class ThresholdSource:
+    """Where a decision threshold comes from.
+
+    Attributes
+    ----------
+    kind
+        ``"calibrated"`` (measured by ``facetrail calibrate``), ``"user"`` (named
+        by the caller) or ``"deepface_builtin"`` (deepface's hard-coded value,
+        never measured by facetrail; shown as such wherever it is used).
+    description
+        One line a reader understands, e.g. ``"FMR=1e-3 on congress_small (2026-11-26)"``.
+    target_fmr
+        The false-match rate the calibration aimed at, if any.
+    achieved_fmr, achieved_fnmr
+        The rates measured at the threshold on the calibration data.
+    dataset, dataset_fingerprint
+        The calibration dataset's name and fingerprint.
+    calibrated_at
+        UTC time of the calibration, ISO 8601.
+    per_group_fmr
+        FMR per demographic group at this threshold, as ``(group, fmr)`` pairs.
+    """
+
+    kind: Literal["calibrated", "user", "deepface_builtin"]
+    description: str
+    target_fmr: float | None = None
+    achieved_fmr: float | None = None
+    achieved_fnmr: float | None = None
+    dataset: str | None = None
+    dataset_fingerprint: str | None = None
+    calibrated_at: str | None = None
+    per_group_fmr: tuple[tuple[str, float], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        out = asdict(self)
+        out["per_group_fmr"] = {group: fmr for group, fmr in self.per_group_fmr}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ThresholdSource:
+        """Rebuild from :meth:`to_dict` output."""
+        values = dict(data)
+        values["per_group_fmr"] = tuple(sorted((values.get("per_group_fmr") or {}).items()))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One explicit, hashable recognition configuration.
+
+    Attributes
+    ----------
+    model
+        Recognition model name, one of :data:`MODELS`.
+    detector
+        Face detector, one of :data:`DETECTORS`.
+    alignment
+        Face alignment, one of :data:`ALIGNMENTS`.
+    metric
+        Always ``"cosine"``: embeddings are unit vectors compared by cosine.
+    threshold
+        Decision threshold as a cosine distance (match when ``distance <= threshold``).
+    threshold_source
+        Provenance of :attr:`threshold`.
+    weights_sha256
+        SHA-256 of the weight files, as ``(file name, hex digest)`` pairs.
+    versions
+        Versions of the libraries that compute the embedding, as ``(package, version)`` pairs.
+    """
+
+    model: str
+    detector: str
+    alignment: str
+    threshold: float
+    threshold_source: ThresholdSource
+    metric: Literal["cosine"] = "cosine"
+    weights_sha256: tuple[tuple[str, str], ...] = ()
+    versions: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; facetrail runs {sorted(MODELS)}")
+        if self.detector not in DETECTORS:
+            raise ValueError(f"unknown detector {self.detector!r}; facetrail runs {list(DETECTORS)}")
+        if self.alignment not in ALIGNMENTS:
+            raise ValueError(f"unknown alignment {self.alignment!r}; choose one of {list(ALIGNMENTS)}")
+        if not 0.0 <= self.threshold <= 2.0:
+            raise ValueError(f"threshold {self.threshold} is not a cosine distance in [0, 2]")
+
+    @property
+    def dimensions(self) -> int:
+        """Length of this model's embeddings."""
+        return MODELS[self.model]
+
+    @property
+    def name(self) -> str:
+        """Short human-readable name, e.g. ``Dlib/dlib/dlib_5pt``."""
+        return f"{self.model}/{self.detector}/{self.alignment}"
+
+    @property
+    def embedding_key(self) -> str:
+        """Hash of everything that makes two embeddings comparable (not the threshold)."""
+        payload = {
+            "model": self.model,
+            "detector": self.detector,
+            "alignment": self.alignment,
+            "weights": sorted(self.weights_sha256),
+            "versions": sorted(self.versions),
+        }
+        encoded = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(encoded).hexdigest()[:24]
+
+    def with_threshold(self, threshold: float, source: ThresholdSource) -> ModelConfig:
+        """Return a copy deciding with another threshold (the embeddings stay comparable)."""
+        return replace(self, threshold=float(threshold), threshold_source=source)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (what audit records and results store)."""
+        return {
+            "model": self.model,
+            "detector": self.detector,
+            "alignment": self.alignment,
+            "metric": self.metric,
+            "threshold": self.threshold,
+            "similarity_threshold": 1.0 - self.threshold,
+            "threshold_source": self.threshold_source.to_dict(),
+            "embedding_key": self.embedding_key,
+            "weights_sha256": dict(self.weights_sha256),
+            "versions": dict(self.versions),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Rebuild from :meth:`to_dict` output."""
+        return cls(
+            model=data["model"],
+            detector=data["detector"],
+            alignment=data["alignment"],
+            metric=data.get("metric", "cosine"),
+            threshold=float(data["threshold"]),
+            threshold_source=ThresholdSource.from_dict(data["threshold_source"]),
+            weights_sha256=tuple(sorted(data.get("weights_sha256", {}).items())),
+            versions=tuple(sorted(data.get("versions", {}).items())),
+        )

@@ -1,0 +1,409 @@
+"""The recognition engine: the one way in to detection, embedding, 1:1 and 1:N.
+
+>>> engine = Engine()                       # default configuration (see default_config)
+>>> result = engine.verify("a.jpg", "b.jpg")
+>>> result.verified, result.similarity, result.config.threshold_source.kind
+
+The engine knows nothing of storage or user interfaces: galleries reach it as
+:class:`~core.gallery.LoadedGallery` objects, the cache as an
+:class:`~core.cache.EmbeddingCache`, and every result is a frozen dataclass
+that carries the :class:`~core.config.ModelConfig` that produced it.
+
+Several faces in a probe: the face policy decides (``"largest"`` by default,
+or ``"refuse"``), and every result reports how many faces were found.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import logging
+import multiprocessing
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core._deepface import FacePipeline, library_versions
+from core.cache import CACHEABLE_ERRORS, CachedOutcome, EmbeddingCache
+from core.config import FacePolicy, ModelConfig, ThresholdSource
+from core.errors import BadInput, ConfigMismatch, RecognitionError, UnreadableImage
+from core.gallery import LoadedGallery
+from core.image import DEFAULT_MAX_PIXELS, ImageSource, load_image, sha256_file
+from core.models import check_available, weights_checksums
+from core.results import BatchResult, Candidate, Embedding, Face, Failure, SearchResult, VerifyResult
+
+__all__ = ["Engine", "default_config", "DEFAULT_DETECTOR", "DEFAULT_ALIGNMENT", "BUILTIN_THRESHOLDS"]
+
+log = logging.getLogger(__name__)
+
+#: Default detector, chosen by measured accuracy on congress_small (see README).
+DEFAULT_DETECTOR = "dlib"
+#: Default alignment: dlib's 5-point face chips (issue 5 measured +1.9 points on LFW over deepface's).
+DEFAULT_ALIGNMENT = "dlib_5pt"
+
+#: deepface's hard-coded cosine thresholds. Never measured by facetrail: used only when no
+#: calibration exists, and every result then says so (threshold_source.kind == "deepface_builtin").
+BUILTIN_THRESHOLDS = {"Dlib": 0.07, "Facenet": 0.40}
+
+
+def default_config(
+    model: str = "Dlib",
+    detector: str = DEFAULT_DETECTOR,
+    alignment: str = DEFAULT_ALIGNMENT,
+    *,
+    threshold: float | None = None,
+    threshold_source: ThresholdSource | None = None,
+) -> ModelConfig:
+    """Build the configuration for a model, detector and alignment installed here.
+
+    Without a ``threshold`` the decision threshold is deepface's built-in value,
+    labelled as such; callers with a calibration pass it (see ``core.calibration``).
+
+    Raises
+    ------
+    ModelUnavailable
+        When the weights or packages are missing (the message names the command to run).
+    """
+    check_available(model, detector, alignment)
+    if threshold is None:
+        threshold = BUILTIN_THRESHOLDS[model]
+        threshold_source = ThresholdSource(
+            kind="deepface_builtin",
+            description=f"deepface's built-in {model} cosine threshold {threshold}; not calibrated by facetrail",
+        )
+    elif threshold_source is None:
+        threshold_source = ThresholdSource(kind="user", description=f"threshold {threshold} named by the user")
+    return ModelConfig(
+        model=model,
+        detector=detector,
+        alignment=alignment,
+        threshold=float(threshold),
+        threshold_source=threshold_source,
+        weights_sha256=weights_checksums(model, detector, alignment),
+        versions=library_versions(model, detector),
+    )
+
+
+@dataclass(frozen=True)
+class _WorkerSpec:
+    model: str
+    detector: str
+    alignment: str
+    max_pixels: int
+    policy: FacePolicy
+    models_dir: str | None
+
+
+_WORKER_PIPELINE: FacePipeline | None = None
+_WORKER_SPEC: _WorkerSpec | None = None
+
+
+def _worker_init(spec: _WorkerSpec) -> None:
+    global _WORKER_PIPELINE, _WORKER_SPEC
+    if spec.models_dir:
+        os.environ["FACETRAIL_MODELS"] = spec.models_dir
+    _WORKER_SPEC = spec
+    _WORKER_PIPELINE = FacePipeline(spec.model, spec.detector, spec.alignment)
+
+
+_Raw = tuple[str, str, bytes | None, dict[str, float] | None, int, str | None, str | None]
+
+
+def _embed_path(pipeline: FacePipeline, path: str, max_pixels: int, policy: FacePolicy) -> _Raw:
+    """Embed one file; return plain data (picklable) with the failure, if any."""
+    sha = ""
+    try:
+        image = load_image(path, max_pixels=max_pixels)
+        sha = image.sha256
+        vector, face, count = pipeline.embed(image.pixels, policy)
+    except RecognitionError as err:
+        return (path, sha, None, None, 0, err.code, str(err))
+    return (path, sha, vector.tobytes(), face.to_dict(), count, None, None)
+
+
+def _worker_embed(path: str) -> _Raw:
+    assert _WORKER_PIPELINE is not None and _WORKER_SPEC is not None
+    return _embed_path(_WORKER_PIPELINE, path, _WORKER_SPEC.max_pixels, _WORKER_SPEC.policy)
+
+
+class Engine:
+    """Detect, embed, verify and search under one :class:`ModelConfig`.
+
+    Parameters
+    ----------
+    config
+        The configuration; :func:`default_config` when omitted.
+    face_policy
+        ``"largest"`` (default): embed the largest face and report the count;
+        ``"refuse"``: raise :class:`MultipleFaces` when there are several.
+    max_pixels
+        Pixel limit for every image (decompression-bomb guard).
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig | None = None,
+        *,
+        face_policy: FacePolicy = "largest",
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        self.config = config if config is not None else default_config()
+        self.face_policy: FacePolicy = face_policy
+        self.max_pixels = max_pixels
+        self._pipeline: FacePipeline | None = None
+        self._lock = threading.Lock()
+
+    def with_config(self, config: ModelConfig) -> Engine:
+        """Return an engine deciding with ``config``, sharing loaded models when embeddings are the same."""
+        other = Engine(config, face_policy=self.face_policy, max_pixels=self.max_pixels)
+        if config.embedding_key == self.config.embedding_key:
+            other._pipeline = self._pipeline
+        return other
+
+    @property
+    def pipeline(self) -> FacePipeline:
+        """The loaded models (built on first use)."""
+        with self._lock:
+            if self._pipeline is None:
+                c = self.config
+                self._pipeline = FacePipeline(c.model, c.detector, c.alignment)
+            return self._pipeline
+
+    # single images -------------------------------------------------------------------
+
+    def detect(self, image: ImageSource) -> list[Face]:
+        """Return every face in the image, largest first (may be empty)."""
+        loaded = load_image(image, max_pixels=self.max_pixels)
+        return self.pipeline.detect(loaded.pixels)
+
+    def embed(self, image: ImageSource) -> Embedding:
+        """Embed the face chosen by the face policy.
+
+        Raises
+        ------
+        UnreadableImage, ImageTooLarge
+            The image cannot be used.
+        NoFaceDetected
+            No face was found (never a whole-frame embedding).
+        MultipleFaces
+            Several faces under the ``refuse`` policy.
+        """
+        loaded = load_image(image, max_pixels=self.max_pixels)
+        vector, face, count = self.pipeline.embed(loaded.pixels, self.face_policy)
+        return Embedding(vector=vector, image_sha256=loaded.sha256, face=face, faces_detected=count, config=self.config)
+
+    def verify(self, a: ImageSource, b: ImageSource, *, threshold: float | None = None) -> VerifyResult:
+        """Compare the faces of two images (1:1).
+
+        ``threshold`` (a cosine distance) overrides the configuration's for this call;
+        the result's config then records it as a user threshold.
+        """
+        config = self._config_for(threshold)
+        ea, eb = self.embed(a), self.embed(b)
+        similarity = float(np.clip(np.dot(ea.vector, eb.vector), -1.0, 1.0))
+        distance = 1.0 - similarity
+        return VerifyResult(
+            distance=distance,
+            similarity=similarity,
+            threshold=config.threshold,
+            verified=distance <= config.threshold,
+            a=ea,
+            b=eb,
+            config=config,
+        )
+
+    def search(
+        self,
+        gallery: LoadedGallery,
+        probe: ImageSource | Embedding,
+        *,
+        top_k: int = 10,
+        threshold: float | None = None,
+    ) -> SearchResult:
+        """Search a gallery (1:N): the ``top_k`` nearest faces within the threshold, ranked.
+
+        ``threshold`` (cosine distance) defaults to the configuration's; candidates
+        farther than it are not returned.
+
+        Raises
+        ------
+        ConfigMismatch
+            The gallery holds embeddings of another configuration.
+        """
+        if top_k < 1:
+            raise BadInput(f"top_k must be at least 1, not {top_k}")
+        if gallery.embedding_key != self.config.embedding_key:
+            raise ConfigMismatch(
+                f"gallery {gallery.ref.name!r} holds embeddings of configuration {gallery.embedding_key}; "
+                f"this engine runs {self.config.name} ({self.config.embedding_key})"
+            )
+        config = self._config_for(threshold)
+        embedding = probe if isinstance(probe, Embedding) else self.embed(probe)
+        if embedding.config.embedding_key != self.config.embedding_key:
+            raise ConfigMismatch("the probe embedding was made under another configuration than this engine's")
+        hits = gallery.index.search(embedding.vector, top_k)
+        candidates = []
+        for hit in hits:
+            distance = 1.0 - hit.similarity
+            if distance > config.threshold:
+                break
+            candidates.append(
+                Candidate(hit.subject_id, hit.face_id, distance, hit.similarity, rank=len(candidates) + 1)
+            )
+        return SearchResult(
+            image_sha256=embedding.image_sha256,
+            faces_detected=embedding.faces_detected,
+            candidates=tuple(candidates),
+            gallery=gallery.ref,
+            threshold=config.threshold,
+            top_k=top_k,
+            config=config,
+        )
+
+    def _config_for(self, threshold: float | None) -> ModelConfig:
+        if threshold is None:
+            return self.config
+        if not 0.0 <= threshold <= 2.0:
+            raise BadInput(f"threshold {threshold} is not a cosine distance in [0, 2]")
+        return self.config.with_threshold(
+            threshold, ThresholdSource(kind="user", description=f"threshold {threshold} named for this query")
+        )
+
+    # batches -------------------------------------------------------------------------
+
+    def embed_batch(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        cache: EmbeddingCache | None = None,
+        workers: int | None = None,
+        progress: bool = False,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> BatchResult:
+        """Embed many image files, in parallel, reusing cached embeddings.
+
+        Per-image failures (unreadable, too large, no face ...) are collected in
+        :attr:`BatchResult.failures` and never stop the batch.
+
+        Parameters
+        ----------
+        paths
+            Image files. Results are keyed by the path as given (``str(path)``).
+        cache
+            Embeddings of unchanged images under this configuration are read from it
+            and new ones written to it.
+        workers
+            Processes to use (default: the number of CPU cores).
+        progress
+            Show a progress bar on stderr.
+        on_progress
+            Called with ``(done, total)`` as images complete.
+        """
+        names = [str(p) for p in paths]
+        key = self.config.embedding_key
+        hashes: dict[str, str] = {}
+        failures: dict[str, Failure] = {}
+        for name in names:
+            try:
+                hashes[name] = sha256_file(name)
+            except FileNotFoundError:
+                failures[name] = Failure(name, UnreadableImage.code, f"{name}: no such file")
+            except IsADirectoryError:
+                failures[name] = Failure(name, UnreadableImage.code, f"{name}: is a folder, not an image file")
+            except OSError as err:
+                failures[name] = Failure(name, UnreadableImage.code, f"{name}: cannot read ({err.strerror or err})")
+        cached = cache.get_many(list(hashes.values()), key) if cache is not None else {}
+        embeddings: dict[str, Embedding] = {}
+        todo: list[str] = []
+        for name, sha in hashes.items():
+            hit = cached.get(sha)
+            if hit is None:
+                todo.append(name)
+            elif hit.error_code is not None:
+                failures[name] = Failure(name, hit.error_code, f"{name}: {hit.error_message}")
+            else:
+                assert hit.vector is not None and hit.face is not None
+                embeddings[name] = Embedding(hit.vector, sha, hit.face, hit.faces_detected, self.config)
+        from_cache = len(embeddings) + sum(1 for n in hashes if n in failures)
+        raw = self._run_batch(todo, workers, progress, on_progress)
+        fresh: list[CachedOutcome] = []
+        for path, sha, vector_bytes, face_dict, count, code, message in raw:
+            if code is not None:
+                failures[path] = Failure(path, code, message if message and path in message else f"{path}: {message}")
+                if code in CACHEABLE_ERRORS and sha:
+                    fresh.append(CachedOutcome(sha, None, None, count, code, message))
+                continue
+            assert vector_bytes is not None and face_dict is not None
+            vector = np.frombuffer(vector_bytes, dtype=np.float32).copy()
+            face = Face(**face_dict)  # type: ignore[arg-type]
+            embeddings[path] = Embedding(vector, sha, face, count, self.config)
+            fresh.append(CachedOutcome(sha, vector, face, count, None, None))
+        if cache is not None and fresh:
+            cache.put_many(key, fresh)
+        ordered_failures = tuple(failures[n] for n in names if n in failures)
+        return BatchResult(
+            embeddings=embeddings,
+            failures=ordered_failures,
+            computed=len(raw),
+            from_cache=from_cache,
+            hashes=hashes,
+        )
+
+    def _run_batch(
+        self,
+        todo: list[str],
+        workers: int | None,
+        progress: bool,
+        on_progress: Callable[[int, int], None] | None,
+    ) -> list[_Raw]:
+        if not todo:
+            return []
+        workers = workers or os.cpu_count() or 1
+        bar = None
+        if progress:
+            from tqdm import tqdm  # noqa: PLC0415
+
+            bar = tqdm(total=len(todo), desc="embedding", unit="img", file=sys.stderr)
+        results: list[_Raw] = []
+
+        def tick(item: _Raw) -> None:
+            results.append(item)
+            if bar is not None:
+                bar.update(1)
+            if on_progress is not None:
+                on_progress(len(results), len(todo))
+
+        try:
+            if workers <= 1 or len(todo) < 4 * workers:
+                pipeline = self.pipeline
+                for path in todo:
+                    tick(_embed_path(pipeline, path, self.max_pixels, self.face_policy))
+            else:
+                c = self.config
+                spec = _WorkerSpec(
+                    c.model, c.detector, c.alignment, self.max_pixels, self.face_policy,
+                    os.environ.get("FACETRAIL_MODELS"),
+                )
+                context = multiprocessing.get_context("spawn")
+                with futures.ProcessPoolExecutor(
+                    max_workers=workers, mp_context=context, initializer=_worker_init, initargs=(spec,)
+                ) as pool:
+                    chunk = max(1, min(16, len(todo) // (workers * 8)))
+                    for item in pool.map(_worker_embed, todo, chunksize=chunk):
+                        tick(item)
+        finally:
+            if bar is not None:
+                bar.close()
+        return results
+
+
+def resolve_path(path: str | os.PathLike[str]) -> Path:
+    """Resolve a user-given path, raising :class:`BadInput` when it does not exist."""
+    resolved = Path(path).expanduser()
+    if not resolved.exists():
+        raise BadInput(f"{path}: no such file or folder")
+    return resolved

@@ -1,0 +1,186 @@
+"""Typed, frozen results of the engine. Every result carries its :class:`ModelConfig`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.config import ModelConfig
+
+__all__ = [
+    "Face",
+    "Embedding",
+    "Candidate",
+    "GalleryRef",
+    "VerifyResult",
+    "SearchResult",
+    "Failure",
+    "BatchResult",
+]
+
+
+@dataclass(frozen=True)
+class Face:
+    """A detected face.
+
+    Attributes
+    ----------
+    x, y, w, h
+        Bounding box in pixels of the (EXIF-rotated) image.
+    confidence
+        The detector's score, as deepface reports it (0..1).
+    """
+
+    x: int
+    y: int
+    w: int
+    h: int
+    confidence: float
+
+    @property
+    def area(self) -> int:
+        """Box area in pixels."""
+        return self.w * self.h
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {"x": self.x, "y": self.y, "w": self.w, "h": self.h, "confidence": self.confidence}
+
+
+@dataclass(frozen=True, eq=False)
+class Embedding:
+    """The embedding of one face of one image.
+
+    Attributes
+    ----------
+    vector
+        Unit-length float32 vector.
+    image_sha256
+        Identity of the source image.
+    face
+        The face that was embedded.
+    faces_detected
+        How many faces the detector found in the image (the policy chose one).
+    config
+        The configuration that produced it.
+    """
+
+    vector: np.ndarray
+    image_sha256: str
+    face: Face
+    faces_detected: int
+    config: ModelConfig
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One ranked gallery face returned by a search."""
+
+    subject_id: str
+    face_id: str
+    distance: float
+    similarity: float
+    rank: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "subject_id": self.subject_id,
+            "face_id": self.face_id,
+            "distance": self.distance,
+            "similarity": self.similarity,
+            "rank": self.rank,
+        }
+
+
+@dataclass(frozen=True)
+class GalleryRef:
+    """A gallery as it was when a search ran: name, fingerprint and size."""
+
+    name: str
+    fingerprint: str
+    size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {"name": self.name, "fingerprint": self.fingerprint, "size": self.size}
+
+
+@dataclass(frozen=True, eq=False)
+class VerifyResult:
+    """A 1:1 comparison of two images' faces."""
+
+    distance: float
+    similarity: float
+    threshold: float
+    verified: bool
+    a: Embedding
+    b: Embedding
+    config: ModelConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (the ``facetrail verify --json`` shape)."""
+        return {
+            "distance": self.distance,
+            "similarity": self.similarity,
+            "threshold": self.threshold,
+            "similarity_threshold": 1.0 - self.threshold,
+            "verified": self.verified,
+            "model": self.config.model,
+            "faces_detected": [self.a.faces_detected, self.b.faces_detected],
+            "images_sha256": [self.a.image_sha256, self.b.image_sha256],
+            "threshold_source": self.config.threshold_source.to_dict(),
+            "config": self.config.to_dict(),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class SearchResult:
+    """A 1:N search of one probe against one gallery."""
+
+    image_sha256: str
+    faces_detected: int
+    candidates: tuple[Candidate, ...]
+    gallery: GalleryRef
+    threshold: float | None
+    top_k: int
+    config: ModelConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (one line of ``facetrail search --json``, without ``image``)."""
+        return {
+            "image_sha256": self.image_sha256,
+            "faces_detected": self.faces_detected,
+            "candidates": [c.to_dict() for c in self.candidates],
+            "gallery": self.gallery.to_dict(),
+            "threshold": self.threshold,
+            "top_k": self.top_k,
+            "threshold_source": self.config.threshold_source.to_dict(),
+            "model": self.config.model,
+        }
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One image a batch could not use, and why."""
+
+    image: str
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {"image": self.image, "error": self.message, "code": self.code}
+
+
+@dataclass(frozen=True, eq=False)
+class BatchResult:
+    """Embeddings of a batch, keyed by the image path as given, and the failures."""
+
+    embeddings: dict[str, Embedding]
+    failures: tuple[Failure, ...]
+    computed: int = 0
+    from_cache: int = 0
+    hashes: dict[str, str] = field(default_factory=dict)
