@@ -1,0 +1,493 @@
+"""Hash chain, RFC 6962 Merkle tree, signed checkpoints, and chain verification.
+
+* **Entry hash**: ``entry_hash = sha256(b"\\x00" + prev_hash + canonical_bytes)``;
+  the genesis ``prev_hash`` is 32 zero bytes (:data:`GENESIS`).
+* **Merkle tree** (RFC 6962 section 2.1) over the entry hashes of records
+  ``1..n``: ``leaf = sha256(0x00 || entry_hash)``, ``node = sha256(0x01 || left
+  || right)``, split at the largest power of two smaller than ``n``; the empty
+  tree's root is ``sha256(b"")``. Inclusion proofs are RFC 6962 audit paths and
+  are checked with the RFC 9162 section 2.1.3.2 algorithm.
+* **Checkpoint**: an Ed25519 signature over ``b"facetrail.audit.checkpoint.v1\\n"``
+  followed by the canonical JSON of ``{seq, head, root, created_at, key_id}``
+  (hex digests). ``key_id`` is the public key fingerprint.
+
+:func:`verify_chain` reports the *first* sequence number at which the log
+departs from a valid chain, and the kind of fault. Position ``i`` (1-based) of
+the log must hold the record with ``seq == i`` whose ``prev_hash`` is the
+entry hash at ``i - 1`` and whose ``entry_hash`` matches its bytes. Checkpoint
+faults are reported at the checkpoint's ``seq``; when a record fault and a
+checkpoint fault compete, the smaller ``seq`` wins (the record fault on a tie).
+A log rewritten consistently from some record on (all later hashes
+recomputed) can only be caught by a checkpoint: it is reported as
+``checkpoint_mismatch`` at the first checkpoint after the rewrite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from audit.errors import ChainIntegrityError
+
+__all__ = [
+    "GENESIS",
+    "EMPTY_ROOT",
+    "Checkpoint",
+    "ChainVerifier",
+    "MerkleFrontier",
+    "VerifyReport",
+    "entry_hash",
+    "inclusion_proof",
+    "inclusion_proofs",
+    "leaf_hash",
+    "merkle_root",
+    "node_hash",
+    "sign_checkpoint",
+    "verify_chain",
+    "verify_inclusion",
+]
+
+#: ``prev_hash`` of record 1.
+GENESIS = bytes(32)
+#: RFC 6962 root of the empty tree.
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+_CHECKPOINT_DOMAIN = b"facetrail.audit.checkpoint.v1\n"
+_sha256 = hashlib.sha256
+_compare = hmac.compare_digest
+
+
+def entry_hash(prev_hash: bytes, canonical: bytes) -> bytes:
+    """Return ``sha256(0x00 || prev_hash || canonical)``."""
+    return _sha256(b"\x00" + prev_hash + canonical).digest()
+
+
+def leaf_hash(data: bytes) -> bytes:
+    """Return the RFC 6962 leaf hash ``sha256(0x00 || data)``."""
+    return _sha256(b"\x00" + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    """Return the RFC 6962 interior node hash ``sha256(0x01 || left || right)``."""
+    return _sha256(b"\x01" + left + right).digest()
+
+
+def _levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
+    """Return the tree bottom-up; an unpaired last node moves up unchanged (equals RFC 6962's split)."""
+    level = [leaf_hash(d) for d in leaves]
+    levels = [level]
+    while len(level) > 1:
+        nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        levels.append(nxt)
+        level = nxt
+    return levels
+
+
+def merkle_root(leaves: Sequence[bytes]) -> bytes:
+    """Return the RFC 6962 Merkle tree hash of ``leaves`` (the data items, e.g. entry hashes)."""
+    if not leaves:
+        return EMPTY_ROOT
+    return _levels(leaves)[-1][0]
+
+
+def _path(levels: list[list[bytes]], index: int) -> list[bytes]:
+    path: list[bytes] = []
+    for level in levels[:-1]:
+        sibling = index ^ 1
+        if sibling < len(level):
+            path.append(level[sibling])
+        index //= 2
+    return path
+
+
+def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
+    """Return the RFC 6962 audit path of leaf ``index`` (0-based) in the tree of ``leaves``.
+
+    Raises
+    ------
+    ValueError
+        If ``index`` is outside the tree.
+    """
+    if not 0 <= index < len(leaves):
+        raise ValueError(f"leaf index {index} is outside a tree of {len(leaves)} leaves")
+    return _path(_levels(leaves), index)
+
+
+def inclusion_proofs(leaves: Sequence[bytes], indices: Iterable[int]) -> dict[int, list[bytes]]:
+    """Return audit paths for many leaves of one tree (the tree is built once)."""
+    levels = _levels(leaves)
+    out: dict[int, list[bytes]] = {}
+    for index in indices:
+        if not 0 <= index < len(leaves):
+            raise ValueError(f"leaf index {index} is outside a tree of {len(leaves)} leaves")
+        out[index] = _path(levels, index)
+    return out
+
+
+def verify_inclusion(data: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> bool:
+    """Check an RFC 6962 inclusion proof (RFC 9162 section 2.1.3.2).
+
+    Parameters
+    ----------
+    data
+        The leaf's data item (an entry hash); it is leaf-hashed here.
+    index
+        0-based leaf index.
+    size
+        Tree size the root belongs to.
+    proof
+        Audit path, bottom-up.
+    root
+        Expected Merkle root.
+    """
+    if not 0 <= index < size:
+        return False
+    fn, sn = index, size - 1
+    r = leaf_hash(data)
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and _compare(r, root)
+
+
+class MerkleFrontier:
+    """Incremental RFC 6962 root: the roots of the perfect subtrees of the leaves so far.
+
+    Their sizes are the binary digits of the leaf count, largest first, so a
+    frontier serializes as the concatenation of its hashes (:meth:`to_bytes`).
+    """
+
+    __slots__ = ("size", "_stack")
+
+    def __init__(self, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
+        if len(hashes) != bin(size).count("1"):
+            raise ValueError(f"a frontier of {size} leaves has {bin(size).count('1')} hashes, got {len(hashes)}")
+        self.size = size
+        self._stack: list[bytes] = list(hashes)
+
+    @classmethod
+    def from_bytes(cls, size: int, blob: bytes) -> MerkleFrontier:
+        """Rebuild a frontier from :meth:`to_bytes` output."""
+        return cls(size, [blob[i : i + 32] for i in range(0, len(blob), 32)])
+
+    def to_bytes(self) -> bytes:
+        """Return the concatenated subtree roots."""
+        return b"".join(self._stack)
+
+    def append(self, data: bytes) -> None:
+        """Add one leaf (its data item, e.g. an entry hash)."""
+        stack = self._stack
+        h = _sha256(b"\x00" + data).digest()
+        n = self.size
+        while n & 1:
+            h = _sha256(b"\x01" + stack.pop() + h).digest()
+            n >>= 1
+        stack.append(h)
+        self.size += 1
+
+    def root(self) -> bytes:
+        """Return the Merkle root of the leaves so far."""
+        if not self._stack:
+            return EMPTY_ROOT
+        r = self._stack[-1]
+        for h in reversed(self._stack[:-1]):
+            r = node_hash(h, r)
+        return r
+
+    def copy(self) -> MerkleFrontier:
+        """Return an independent copy."""
+        return MerkleFrontier(self.size, list(self._stack))
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed statement of the log's state at ``seq``."""
+
+    seq: int
+    """Records covered: 1..seq."""
+    head_hash: bytes
+    """Entry hash of record ``seq``."""
+    merkle_root: bytes
+    """RFC 6962 root over the entry hashes of records 1..seq."""
+    created_at: str
+    """UTC time of signing."""
+    key_id: str
+    """Fingerprint of the signing key (``sha256:<hex>`` of the raw public key)."""
+    signature: bytes
+    """Ed25519 signature over :meth:`message`."""
+
+    def message(self) -> bytes:
+        """Return the signed bytes."""
+        body = {
+            "seq": self.seq,
+            "head": self.head_hash.hex(),
+            "root": self.merkle_root.hex(),
+            "created_at": self.created_at,
+            "key_id": self.key_id,
+        }
+        return _CHECKPOINT_DOMAIN + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+    def verify_signature(self, public_key: Ed25519PublicKey) -> bool:
+        """Return True if the signature verifies with ``public_key``."""
+        try:
+            public_key.verify(self.signature, self.message())
+        except InvalidSignature:
+            return False
+        return True
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the checkpoint as JSON-ready dict (hex digests)."""
+        return {
+            "seq": self.seq,
+            "head": self.head_hash.hex(),
+            "root": self.merkle_root.hex(),
+            "created_at": self.created_at,
+            "key_id": self.key_id,
+            "signature": self.signature.hex(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Checkpoint:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            seq=int(data["seq"]),  # type: ignore[call-overload]
+            head_hash=bytes.fromhex(str(data["head"])),
+            merkle_root=bytes.fromhex(str(data["root"])),
+            created_at=str(data["created_at"]),
+            key_id=str(data["key_id"]),
+            signature=bytes.fromhex(str(data["signature"])),
+        )
+
+
+def sign_checkpoint(
+    key: Ed25519PrivateKey, key_id: str, seq: int, head: bytes, root: bytes, created_at: str
+) -> Checkpoint:
+    """Return a checkpoint signed with ``key``."""
+    unsigned = Checkpoint(seq, head, root, created_at, key_id, b"")
+    return Checkpoint(seq, head, root, created_at, key_id, key.sign(unsigned.message()))
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Outcome of a verification run."""
+
+    ok: bool
+    """True when no fault was found."""
+    records: int
+    """Records checked."""
+    checkpoints: int
+    """Checkpoints checked."""
+    head_seq: int
+    """Last verified sequence number."""
+    head_hash: str
+    """Entry hash (hex) at ``head_seq``."""
+    seconds: float = 0.0
+    """Wall time of the run."""
+    fault: dict[str, object] | None = None
+    """The first fault (:meth:`ChainIntegrityError.to_dict`), or None."""
+    error: ChainIntegrityError | None = field(default=None, compare=False, repr=False)
+    """The first fault as an exception (not serialized)."""
+
+    def to_dict(self) -> dict[str, object]:
+        """Return a JSON-ready dict."""
+        return {
+            "ok": self.ok,
+            "records": self.records,
+            "checkpoints": self.checkpoints,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "seconds": round(self.seconds, 6),
+            "fault": self.fault,
+        }
+
+    def raise_for_fault(self) -> None:
+        """Raise the recorded :class:`ChainIntegrityError`, if any."""
+        if self.error is not None:
+            raise self.error
+
+
+class ChainVerifier:
+    """Single-pass verifier fed with column batches of the log, in storage order.
+
+    Parameters
+    ----------
+    checkpoints
+        Checkpoints to check against the chain.
+    public_key
+        Key the checkpoint signatures must verify with; ``None`` makes every
+        checkpoint a ``bad_signature`` fault.
+    """
+
+    def __init__(self, checkpoints: Iterable[Checkpoint] = (), public_key: Ed25519PublicKey | None = None):
+        self._errors: list[ChainIntegrityError] = []
+        self._by_seq: dict[int, list[Checkpoint]] = {}
+        self._good: list[Checkpoint] = []
+        self.n_checkpoints = 0
+        for cp in checkpoints:
+            self.n_checkpoints += 1
+            if public_key is None:
+                self._errors.append(
+                    ChainIntegrityError(cp.seq, "bad_signature", detail="no public key to check checkpoints")
+                )
+            elif not cp.verify_signature(public_key):
+                self._errors.append(
+                    ChainIntegrityError(
+                        cp.seq, "bad_signature", detail=f"checkpoint {cp.seq} signature does not verify"
+                    )
+                )
+            else:
+                self._by_seq.setdefault(cp.seq, []).append(cp)
+                self._good.append(cp)
+        self._last_cp = max((cp.seq for cp in self._good), default=0)
+        self._frontier = MerkleFrontier()
+        self._expected = 1
+        self._prev = GENESIS
+        self._stopped: ChainIntegrityError | None = None
+
+    @property
+    def stopped(self) -> bool:
+        """True once a record fault was found (further batches are ignored)."""
+        return self._stopped is not None
+
+    def feed(
+        self, seqs: Sequence[int], prevs: Sequence[bytes], hashes: Sequence[bytes], blobs: Sequence[bytes]
+    ) -> bool:
+        """Check one batch of records (parallel columns). Return False once a fault was found."""
+        if self._stopped is not None:
+            return False
+        expected = self._expected
+        prev = self._prev
+        frontier = self._frontier
+        track = expected <= self._last_cp
+        cps = self._by_seq
+        sha = _sha256
+        compare = _compare
+        fault: ChainIntegrityError | None = None
+        for seq, stored_prev, stored_hash, blob in zip(seqs, prevs, hashes, blobs):
+            if seq != expected:
+                fault = self._seq_fault(seq, expected)
+                break
+            if not compare(stored_prev, prev):
+                fault = ChainIntegrityError(seq, "prev_mismatch", prev.hex(), bytes(stored_prev).hex())
+                break
+            h = sha(b"\x00" + prev + blob).digest()
+            if not compare(h, stored_hash):
+                fault = ChainIntegrityError(seq, "hash_mismatch", h.hex(), bytes(stored_hash).hex())
+                break
+            if track:
+                frontier.append(h)
+                if seq in cps:
+                    fault = self._check_checkpoints(seq, h)
+                    if fault is not None:
+                        break
+                if seq >= self._last_cp:
+                    track = False
+            prev = h
+            expected += 1
+        self._expected = expected
+        self._prev = prev
+        if fault is not None:
+            self._stopped = fault
+            return False
+        return True
+
+    def _seq_fault(self, seq: int, expected: int) -> ChainIntegrityError:
+        if seq == expected - 1:
+            return ChainIntegrityError(expected, "duplicate_seq", str(expected), str(seq))
+        if seq < expected:
+            return ChainIntegrityError(expected, "reordered", str(expected), str(seq))
+        return ChainIntegrityError(expected, "seq_gap", str(expected), str(seq))
+
+    def _check_checkpoints(self, seq: int, head: bytes) -> ChainIntegrityError | None:
+        root = self._frontier.root()
+        for cp in self._by_seq[seq]:
+            if not _compare(cp.head_hash, head):
+                return ChainIntegrityError(seq, "checkpoint_mismatch", cp.head_hash.hex(), head.hex(),
+                                           detail="head hash differs from the signed checkpoint")
+            if not _compare(cp.merkle_root, root):
+                return ChainIntegrityError(seq, "checkpoint_mismatch", cp.merkle_root.hex(), root.hex(),
+                                           detail="Merkle root differs from the signed checkpoint")
+        return None
+
+    def finish(self, seconds: float = 0.0) -> VerifyReport:
+        """Return the report (the first fault by sequence number, if any)."""
+        errors = list(self._errors)
+        records = self._expected - 1
+        if self._stopped is not None:
+            errors.append(self._stopped)
+        else:
+            beyond = [cp.seq for cp in self._good if cp.seq > records]
+            if beyond:
+                errors.append(
+                    ChainIntegrityError(records + 1, "truncated", str(max(beyond)), str(records),
+                                        detail=f"a signed checkpoint covers {max(beyond)} records")
+                )
+        first = None
+        if errors:
+            # smallest seq; on a tie the record fault (appended last) wins
+            first = min(reversed(errors), key=lambda e: e.seq)
+        return VerifyReport(
+            ok=first is None,
+            records=records,
+            checkpoints=self.n_checkpoints,
+            head_seq=records,
+            head_hash=self._prev.hex(),
+            seconds=seconds,
+            fault=None if first is None else first.to_dict(),
+            error=first,
+        )
+
+
+def verify_chain(
+    entries: Iterable[object],
+    checkpoints: Iterable[Checkpoint] = (),
+    public_key: Ed25519PublicKey | None = None,
+) -> VerifyReport:
+    """Verify entries (objects with ``seq``, ``prev_hash``, ``entry_hash``, ``canonical``) in order.
+
+    Raises
+    ------
+    ChainIntegrityError
+        Naming the first bad sequence number and the kind of fault.
+    """
+    verifier = ChainVerifier(checkpoints, public_key)
+    for batch in _batches(entries, 10_000):
+        if not verifier.feed(*batch):
+            break
+    report = verifier.finish()
+    report.raise_for_fault()
+    return report
+
+
+def _batches(
+    entries: Iterable[object], size: int
+) -> Iterator[tuple[list[int], list[bytes], list[bytes], list[bytes]]]:
+    cols: tuple[list[int], list[bytes], list[bytes], list[bytes]] = ([], [], [], [])
+    for e in entries:
+        cols[0].append(e.seq)  # type: ignore[attr-defined]
+        cols[1].append(e.prev_hash)  # type: ignore[attr-defined]
+        cols[2].append(e.entry_hash)  # type: ignore[attr-defined]
+        cols[3].append(e.canonical)  # type: ignore[attr-defined]
+        if len(cols[0]) >= size:
+            yield cols
+            cols = ([], [], [], [])
+    if cols[0]:
+        yield cols
