@@ -383,7 +383,7 @@ class ChainVerifier:
         fault: ChainIntegrityError | None = None
         for seq, stored_prev, stored_hash, blob in zip(seqs, prevs, hashes, blobs):
             if seq != expected:
-                fault = self._seq_fault(seq, expected)
+                fault = self._seq_fault(seq, expected, seqs)
                 break
             if not compare(stored_prev, prev):
                 fault = ChainIntegrityError(seq, "prev_mismatch", prev.hex(), bytes(stored_prev).hex())
@@ -409,10 +409,11 @@ class ChainVerifier:
             return False
         return True
 
-    def _seq_fault(self, seq: int, expected: int) -> ChainIntegrityError:
+    def _seq_fault(self, seq: int, expected: int, batch: Sequence[int]) -> ChainIntegrityError:
         if seq == expected - 1:
             return ChainIntegrityError(expected, "duplicate_seq", str(expected), str(seq))
-        if seq < expected:
+        if seq < expected or expected in batch:
+            # an earlier seq turns up late, or the expected seq comes later in this batch
             return ChainIntegrityError(expected, "reordered", str(expected), str(seq))
         return ChainIntegrityError(expected, "seq_gap", str(expected), str(seq))
 

@@ -1,0 +1,264 @@
+"""Property tests: any tampering with a log makes verification fail at the first bad seq."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import replace
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from _audit_helpers import Entry, build_chain, record_fields
+from audit.chain import (
+    Checkpoint,
+    MerkleFrontier,
+    entry_hash,
+    inclusion_proof,
+    leaf_hash,
+    merkle_root,
+    node_hash,
+    sign_checkpoint,
+    verify_chain,
+    verify_inclusion,
+)
+from audit.errors import ChainIntegrityError
+from audit.keys import fingerprint
+
+KEY = Ed25519PrivateKey.generate()
+PUB = KEY.public_key()
+OTHER = Ed25519PrivateKey.generate()
+
+texts = st.text(min_size=0, max_size=12)
+
+
+@st.composite
+def logs(draw: st.DrawFn, min_size: int = 1) -> tuple[list[Entry], list[Checkpoint]]:
+    """A valid log of 1..25 varied records, checkpoints at random seqs and always at the head."""
+    n = draw(st.integers(min_size, 25))
+    records = []
+    for i in range(n):
+        fields = record_fields(i, operator=draw(texts), case=draw(texts))
+        fields["details"] = {"note": draw(texts), "n": draw(st.integers(-5, 5)),
+                             "x": draw(st.floats(-1e6, 1e6, allow_nan=False))}
+        fields["action"] = draw(st.sampled_from(["search", "verify", "enroll", "delete", "export"]))
+        records.append(fields)
+    cps = set(draw(st.sets(st.integers(1, n), max_size=4))) | {n}
+    return build_chain(records, KEY, cps)
+
+
+def expect_fault(entries: list[Entry], cps: list[Checkpoint], seq: int, kinds: set[str] | None = None) -> None:
+    with pytest.raises(ChainIntegrityError) as info:
+        verify_chain(entries, cps, PUB)
+    assert info.value.seq == seq, info.value
+    if kinds is not None:
+        assert info.value.kind in kinds, info.value
+
+
+def mutate_json(value: object, data: st.DataObject) -> object:
+    """Return a different JSON value."""
+    if value is None:
+        return data.draw(st.sampled_from(["x", 0, True]))
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + data.draw(st.sampled_from([-1, 1, 1000]))
+    if isinstance(value, str):
+        return value + data.draw(st.text(min_size=1, max_size=3))
+    if isinstance(value, list):
+        if value and data.draw(st.booleans()):
+            i = data.draw(st.integers(0, len(value) - 1))
+            return value[:i] + [mutate_json(value[i], data)] + value[i + 1:]
+        return value + ["extra"]
+    assert isinstance(value, dict)
+    if value and data.draw(st.booleans()):
+        k = data.draw(st.sampled_from(sorted(value)))
+        return {**value, k: mutate_json(value[k], data)}
+    return {**value, "extra" + data.draw(texts): 1}
+
+
+SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(logs())
+def test_untouched_log_verifies(log: tuple[list[Entry], list[Checkpoint]]) -> None:
+    entries, cps = log
+    report = verify_chain(entries, cps, PUB)
+    assert report.ok and report.records == len(entries)
+    assert report.head_hash == entries[-1].entry_hash.hex()
+
+
+@SETTINGS
+@given(logs(), st.data())
+def test_any_field_change_is_caught_at_that_record(log: tuple[list[Entry], list[Checkpoint]],
+                                                  data: st.DataObject) -> None:
+    entries, cps = log
+    i = data.draw(st.integers(0, len(entries) - 1))
+    record = json.loads(entries[i].canonical)
+    key = data.draw(st.sampled_from(sorted(record)))
+    record[key] = mutate_json(record[key], data)
+    blob = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert blob != entries[i].canonical
+    tampered = list(entries)
+    tampered[i] = replace(entries[i], canonical=blob)
+    expect_fault(tampered, cps, i + 1, {"hash_mismatch"})
+
+
+@SETTINGS
+@given(logs(), st.data())
+def test_changed_chain_columns_are_caught(log: tuple[list[Entry], list[Checkpoint]], data: st.DataObject) -> None:
+    entries, cps = log
+    i = data.draw(st.integers(0, len(entries) - 1))
+    column = data.draw(st.sampled_from(["prev_hash", "entry_hash", "byte"]))
+    e = entries[i]
+    if column == "byte":
+        pos = data.draw(st.integers(0, len(e.canonical) - 1))
+        blob = bytearray(e.canonical)
+        blob[pos] ^= data.draw(st.integers(1, 255))
+        changed = replace(e, canonical=bytes(blob))
+        kinds = {"hash_mismatch"}
+    else:
+        changed = replace(e, **{column: os.urandom(32)})
+        kinds = {"prev_mismatch" if column == "prev_hash" else "hash_mismatch"}
+    tampered = list(entries)
+    tampered[i] = changed
+    expect_fault(tampered, cps, i + 1, kinds)
+
+
+@SETTINGS
+@given(logs(min_size=2), st.data())
+def test_deleted_inserted_duplicated_reordered_records_are_caught(
+    log: tuple[list[Entry], list[Checkpoint]], data: st.DataObject
+) -> None:
+    entries, cps = log
+    n = len(entries)
+    op = data.draw(st.sampled_from(["delete", "insert_naive", "insert_linked", "duplicate", "swap", "truncate"]))
+    cp_seqs = {cp.seq for cp in cps}
+    if op == "delete":
+        i = data.draw(st.integers(0, n - 1))
+        tampered = entries[:i] + entries[i + 1:]
+        # a deleted last record is a truncated tail (caught by the head checkpoint)
+        expect_fault(tampered, cps, i + 1, {"seq_gap", "truncated"})
+    elif op == "insert_naive":
+        i = data.draw(st.integers(0, n))
+        forged = Entry(i + 1, os.urandom(32), os.urandom(32), b'{"forged":true}')
+        expect_fault(entries[:i] + [forged] + entries[i:], cps, i + 1)
+    elif op == "insert_linked":
+        # a forged record that links correctly to its predecessor is indistinguishable on its own:
+        # the record after it (same seq) or a checkpoint at its seq names the fault
+        i = data.draw(st.integers(0, n - 1))
+        prev = entries[i - 1].entry_hash if i else bytes(32)
+        blob = b'{"forged":' + str(i).encode() + b"}"
+        forged = Entry(i + 1, prev, entry_hash(prev, blob), blob)
+        tampered = entries[:i] + [forged] + entries[i:]
+        if i + 1 in cp_seqs:
+            expect_fault(tampered, cps, i + 1, {"checkpoint_mismatch"})
+        else:
+            expect_fault(tampered, cps, i + 2, {"duplicate_seq"})
+    elif op == "duplicate":
+        i = data.draw(st.integers(0, n - 1))
+        tampered = entries[: i + 1] + [entries[i]] + entries[i + 1:]
+        expect_fault(tampered, cps, i + 2, {"duplicate_seq"})
+    elif op == "swap":
+        i, j = sorted(data.draw(st.lists(st.integers(0, n - 1), min_size=2, max_size=2, unique=True)))
+        tampered = list(entries)
+        tampered[i], tampered[j] = tampered[j], tampered[i]
+        expect_fault(tampered, cps, i + 1, {"reordered"})
+    else:
+        m = data.draw(st.integers(0, n - 1))
+        expect_fault(entries[:m], cps, m + 1, {"truncated"})
+
+
+@SETTINGS
+@given(logs(), st.data())
+def test_forged_checkpoints_are_caught(log: tuple[list[Entry], list[Checkpoint]], data: st.DataObject) -> None:
+    entries, cps = log
+    n = len(entries)
+    cp = data.draw(st.sampled_from(cps))
+    how = data.draw(st.sampled_from(["seq", "head", "root", "signature", "other_key", "unsigned_claim"]))
+    if how == "seq":
+        forged = replace(cp, seq=data.draw(st.integers(1, n + 5).filter(lambda s: s != cp.seq)))
+    elif how == "head":
+        forged = replace(cp, head_hash=os.urandom(32))
+    elif how == "root":
+        forged = replace(cp, merkle_root=os.urandom(32))
+    elif how == "signature":
+        sig = bytearray(cp.signature)
+        sig[data.draw(st.integers(0, 63))] ^= 1
+        forged = replace(cp, signature=bytes(sig))
+    elif how == "other_key":
+        forged = sign_checkpoint(OTHER, fingerprint(PUB), cp.seq, cp.head_hash, cp.merkle_root, cp.created_at)
+    else:
+        # a correctly signed checkpoint whose head does not match the log (e.g. signed before a rewrite)
+        forged = sign_checkpoint(KEY, cp.key_id, cp.seq, os.urandom(32), cp.merkle_root, cp.created_at)
+        tampered = [c for c in cps if c is not cp] + [forged]
+        expect_fault(entries, tampered, forged.seq, {"checkpoint_mismatch"})
+        return
+    tampered = [c for c in cps if c is not cp] + [forged]
+    expect_fault(entries, tampered, forged.seq, {"bad_signature"})
+
+
+def test_rewritten_tail_with_recomputed_hashes_is_caught_by_the_next_checkpoint() -> None:
+    records = [record_fields(i) for i in range(30)]
+    entries, cps = build_chain(records, KEY, {10, 20, 30})
+    records[14]["operator"] = "mallory"
+    rewritten, _ = build_chain(records, KEY, set())
+    expect_fault(rewritten, cps, 20, {"checkpoint_mismatch"})
+
+
+def test_checkpoints_need_a_public_key() -> None:
+    entries, cps = build_chain([record_fields(i) for i in range(3)], KEY, {3})
+    with pytest.raises(ChainIntegrityError) as info:
+        verify_chain(entries, cps, None)
+    assert info.value.kind == "bad_signature"
+
+
+# -- RFC 6962 Merkle tree -------------------------------------------------------------------------
+
+
+def rfc6962_root(data: list[bytes]) -> bytes:
+    """Merkle tree hash straight from RFC 6962 section 2.1 (independent of audit.chain)."""
+    if not data:
+        return hashlib.sha256(b"").digest()
+    if len(data) == 1:
+        return hashlib.sha256(b"\x00" + data[0]).digest()
+    k = 1
+    while k * 2 < len(data):
+        k *= 2
+    return hashlib.sha256(b"\x01" + rfc6962_root(data[:k]) + rfc6962_root(data[k:])).digest()
+
+
+def test_rfc6962_known_vector() -> None:
+    # RFC 6962 hashing of the empty tree and of a single empty leaf
+    assert merkle_root([]).hex() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    assert merkle_root([b""]).hex() == "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
+    assert node_hash(leaf_hash(b"a"), leaf_hash(b"b")) == merkle_root([b"a", b"b"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 70), st.data())
+def test_merkle_root_proofs_and_frontier_agree_with_rfc6962(n: int, data: st.DataObject) -> None:
+    leaves = [hashlib.sha256(str((n, i)).encode()).digest() for i in range(n)]
+    root = rfc6962_root(leaves)
+    assert merkle_root(leaves) == root
+    frontier = MerkleFrontier()
+    for leaf in leaves:
+        frontier.append(leaf)
+    assert frontier.root() == root
+    again = MerkleFrontier.from_bytes(n, frontier.to_bytes())
+    assert again.root() == root
+    i = data.draw(st.integers(0, n - 1))
+    proof = inclusion_proof(leaves, i)
+    assert verify_inclusion(leaves[i], i, n, proof, root)
+    assert not verify_inclusion(os.urandom(32), i, n, proof, root)
+    if proof:
+        bad = list(proof)
+        bad[data.draw(st.integers(0, len(bad) - 1))] = os.urandom(32)
+        assert not verify_inclusion(leaves[i], i, n, bad, root)
+    if n > 1:
+        j = data.draw(st.integers(0, n - 1).filter(lambda j: j != i))
+        assert not verify_inclusion(leaves[i], j, n, proof, root)
