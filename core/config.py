@@ -174,7 +174,7 @@ class ModelConfig:
             "alignment": self.alignment,
             "metric": self.metric,
             "threshold": self.threshold,
-            "similarity_threshold": 1.0 - self.threshold,
+            "similarity_threshold": round(1.0 - self.threshold, 12),
             "threshold_source": self.threshold_source.to_dict(),
             "embedding_key": self.embedding_key,
             "weights_sha256": dict(self.weights_sha256),

@@ -134,8 +134,13 @@ def enroll_images(
     workers: int | None = None,
     progress: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    enroll: Callable[[str, list[EnrollItem]], tuple[list[str], list[str]]] | None = None,
 ) -> EnrollReport:
-    """Embed ``images`` (cached, in parallel) and enrol them into ``gallery``."""
+    """Embed ``images`` (cached, in parallel) and enrol them into ``gallery``.
+
+    ``enroll`` replaces ``store.enroll`` for the final step (the audited service
+    passes its own, so the enrolment is recorded).
+    """
     store.info(gallery)  # fail early on an unknown gallery
     batch = engine.embed_batch(
         [i.path for i in images], cache=store.cache, workers=workers, progress=progress, on_progress=on_progress
@@ -145,7 +150,7 @@ def enroll_images(
         for i in images
         if i.path in batch.embeddings
     ]
-    new, existing = store.enroll(gallery, items)
+    new, existing = (enroll or store.enroll)(gallery, items)
     info = store.info(gallery)
     return EnrollReport(
         gallery=gallery,

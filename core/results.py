@@ -126,7 +126,7 @@ class VerifyResult:
             "distance": self.distance,
             "similarity": self.similarity,
             "threshold": self.threshold,
-            "similarity_threshold": 1.0 - self.threshold,
+            "similarity_threshold": round(1.0 - self.threshold, 12),
             "verified": self.verified,
             "model": self.config.model,
             "faces_detected": [self.a.faces_detected, self.b.faces_detected],
