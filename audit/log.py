@@ -193,6 +193,10 @@ class AuditLog:
         """Return the public key (PEM), creating the key pair if needed."""
         return public_key_pem(self._private_key().public_key())
 
+    def sign(self, message: bytes) -> bytes:
+        """Sign ``message`` with the log's Ed25519 key (callers add their own domain prefix)."""
+        return self._private_key().sign(message)
+
     def key_fingerprint(self) -> str:
         """Return ``sha256:<hex>`` of the public key."""
         return fingerprint(self._private_key().public_key())

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _audit_helpers import Entry, build_chain, record_fields
+from tests.audit._audit_helpers import Entry, build_chain, record_fields
 from audit.chain import (
     Checkpoint,
     MerkleFrontier,

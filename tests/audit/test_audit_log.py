@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from _audit_helpers import make_log, record_fields
+from tests.audit._audit_helpers import make_log, record_fields
 from audit.errors import ChainIntegrityError, MissingContext, RecordNotFound, ReviewRefused
 from audit.log import AuditLog
 from audit.records import AuditRecord, canonical_bytes, decode_record
