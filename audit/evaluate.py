@@ -59,6 +59,10 @@ __all__ = [
     "calibrate",
     "Calibration",
     "eer_from_det",
+    "EmbeddedDataset",
+    "embed_dataset",
+    "evaluate_embedded",
+    "ten_fold_accuracy",
 ]
 
 ThresholdSource = Literal["model_default", "calibrated", "user"]
@@ -925,56 +929,161 @@ def calibrate(
                        created=str(report.run["created"]))
 
 
+@dataclass(frozen=True, eq=False)
+class EmbeddedDataset:
+    """A dataset's images through an engine: embeddings of acquired images and the failures."""
+
+    dataset: Any
+    """The :class:`audit.datasets.Dataset`."""
+    embeddings: np.ndarray
+    """``(n_ok, d)`` float32 embeddings of the acquired images, in table order."""
+    ok: np.ndarray
+    """``(n,)`` bool: whether each table row was acquired."""
+    failure_codes: tuple[str, ...]
+    """Failure code per failed row (``"no_face"``, ``"unreadable_image"`` ...), in table order."""
+    model_config: Mapping[str, Any]
+    """The engine's ``config.to_dict()`` (empty if it has none)."""
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """Rows of acquired images."""
+        return self.dataset.table.loc[self.ok].reset_index(drop=True)
+
+    @property
+    def failed_table(self) -> pd.DataFrame:
+        """Rows of images that failed to acquire."""
+        return self.dataset.table.loc[~self.ok].reset_index(drop=True)
+
+
+def embed_dataset(engine: Any, dataset: Any, **embed_kwargs: Any) -> EmbeddedDataset:
+    """Embed every image of ``dataset`` with ``engine.embed_batch`` (extra arguments passed on).
+
+    Parameters
+    ----------
+    engine
+        An object with ``embed_batch(paths, **kw) -> BatchResult`` (``.embeddings``: path ->
+        embedding with ``.vector``; ``.failures``: items with ``.image`` and ``.code``) and
+        optionally ``.config.to_dict()``.
+    dataset
+        An :class:`audit.datasets.Dataset`.
+    **embed_kwargs
+        E.g. ``cache=`` and ``workers=`` for :meth:`core.engine.Engine.embed_batch`.
+    """
+    paths = [str(p) for p in dataset.paths()]
+    batch = engine.embed_batch(paths, **embed_kwargs)
+    vectors: dict[str, Any] = {str(k): v for k, v in batch.embeddings.items()}
+    codes = {str(f.image): str(getattr(f, "code", "failure")) for f in batch.failures}
+    ok = np.array([p in vectors for p in paths], dtype=bool)
+    dim = len(next(iter(vectors.values())).vector) if vectors else 0
+    emb = (
+        np.stack([np.asarray(vectors[p].vector, dtype=np.float32) for p in paths if p in vectors])
+        if vectors
+        else np.zeros((0, dim), dtype=np.float32)
+    )
+    engine_config = getattr(engine, "config", None)
+    model_config = dict(engine_config.to_dict()) if hasattr(engine_config, "to_dict") else {}
+    return EmbeddedDataset(
+        dataset=dataset,
+        embeddings=emb,
+        ok=ok,
+        failure_codes=tuple(codes.get(p, "failure") for p, o in zip(paths, ok, strict=True) if not o),
+        model_config=model_config,
+    )
+
+
+def evaluate_embedded(embedded: EmbeddedDataset, config: EvaluationConfig | None = None) -> EvaluationReport:
+    """Evaluate an :class:`EmbeddedDataset` (FTA per group from its failures).
+
+    The model config's ``threshold`` becomes the ``default`` threshold when the
+    evaluation config names none.
+    """
+    cfg = config or EvaluationConfig()
+    if cfg.default_threshold is None:
+        default = embedded.model_config.get("threshold")
+        if isinstance(default, int | float):
+            cfg = EvaluationConfig(**{**cfg.__dict__, "default_threshold": float(default)})
+    ds = embedded.dataset
+    cols = list(ds.label_columns)
+    return evaluate_embeddings(
+        embedded.embeddings,
+        embedded.table[ds.subject_column].tolist(),
+        embedded.table[cols],
+        cfg,
+        failed_labels=embedded.failed_table[cols],
+        dataset_fingerprint=ds.fingerprint,
+        model_config=embedded.model_config,
+    )
+
+
 def evaluate_dataset(
     engine: Any,
     dataset: Any,
     config: EvaluationConfig | None = None,
+    **embed_kwargs: Any,
 ) -> EvaluationReport:
     """Embed every image of ``dataset`` through ``engine`` and evaluate.
 
     Parameters
     ----------
     engine
-        An object with ``embed_batch(paths) -> BatchResult`` (``.embeddings``: path ->
-        embedding with ``.vector``; ``.failures``: items with ``.image``) and ``.config``
-        (``to_dict()``).
+        See :func:`embed_dataset`.
     dataset
         An :class:`audit.datasets.Dataset`.
     config
-        What to evaluate; the engine config's default threshold is used when the config
-        has none.
+        What to evaluate; the engine config's threshold is the ``default`` when the config has none.
+    **embed_kwargs
+        Passed to ``engine.embed_batch`` (``cache=``, ``workers=``).
 
     Returns
     -------
     EvaluationReport
         With FTA per group from the engine's failures.
     """
-    cfg = config or EvaluationConfig()
-    paths = [str(p) for p in dataset.paths()]
-    batch = engine.embed_batch(paths)
-    vectors: dict[str, Any] = {str(k): v for k, v in batch.embeddings.items()}
-    ok = np.array([p in vectors for p in paths], dtype=bool)
-    emb = np.stack([np.asarray(vectors[p].vector, dtype=np.float32) for p, o in zip(paths, ok, strict=True)
-                    if o]) if ok.any() else np.zeros((0, 0), dtype=np.float32)
-    table = dataset.table.reset_index(drop=True)
-    model_config: dict[str, Any] = {}
-    engine_config = getattr(engine, "config", None)
-    if engine_config is not None and hasattr(engine_config, "to_dict"):
-        model_config = dict(engine_config.to_dict())
-        if cfg.default_threshold is None:
-            default = model_config.get("threshold", model_config.get("default_threshold"))
-            if isinstance(default, int | float):
-                cfg = EvaluationConfig(**{**cfg.__dict__, "default_threshold": float(default)})
-    label_cols = [c for c in dataset.label_columns]
-    labels = table.loc[ok, label_cols].reset_index(drop=True)
-    failed = table.loc[~ok, label_cols].reset_index(drop=True)
-    report = evaluate_embeddings(
-        emb,
-        table.loc[ok, dataset.subject_column].tolist(),
-        labels,
-        cfg,
-        failed_labels=failed,
-        dataset_fingerprint=dataset.fingerprint,
-        model_config=model_config,
-    )
-    return report
+    return evaluate_embedded(embed_dataset(engine, dataset, **embed_kwargs), config)
+
+
+def ten_fold_accuracy(distances: np.ndarray, same: np.ndarray, folds: np.ndarray) -> dict[str, Any]:
+    """LFW protocol accuracy: per fold, the threshold maximising accuracy on the other folds.
+
+    Parameters
+    ----------
+    distances
+        Cosine distance per pair (``inf`` for a pair with an image that failed to
+        acquire: it is decided "no match").
+    same
+        Whether each pair is matched.
+    folds
+        Fold number per pair.
+
+    Returns
+    -------
+    dict
+        ``accuracy`` (mean over folds), ``accuracy_std``, ``fold_accuracies``, ``thresholds``.
+    """
+    d = np.asarray(distances, dtype=np.float64)
+    y = np.asarray(same, dtype=bool)
+    f = np.asarray(folds)
+    accs: list[float] = []
+    ths: list[float] = []
+    for fold in np.unique(f):
+        train = f != fold
+        dt, yt = d[train], y[train]
+        finite = np.unique(dt[np.isfinite(dt)])
+        cands = np.concatenate([[-np.inf], (finite[:-1] + finite[1:]) / 2.0 if finite.size > 1 else finite,
+                                finite[-1:] if finite.size else []])
+        order = np.argsort(dt, kind="stable")
+        ds_, ys_ = dt[order], yt[order]
+        pos_cum = np.concatenate([[0], np.cumsum(ys_)])
+        k = np.searchsorted(ds_, cands, side="right")  # pairs called "match" at each candidate
+        correct = pos_cum[k] + ((~ys_).sum() - (k - pos_cum[k]))
+        best = cands[int(np.argmax(correct))]
+        test = ~train
+        pred = d[test] <= best
+        accs.append(float(np.mean(pred == y[test])))
+        ths.append(float(best))
+    return {
+        "accuracy": float(np.mean(accs)) if accs else math.nan,
+        "accuracy_std": float(np.std(accs)) if accs else math.nan,
+        "fold_accuracies": accs,
+        "thresholds": ths,
+    }
