@@ -373,35 +373,47 @@ class ChainVerifier:
         """Check one batch of records (parallel columns). Return False once a fault was found."""
         if self._stopped is not None:
             return False
+        # The hot loop: local names only, the Merkle frontier inlined. Plain ``!=`` on bytes is fine
+        # here (no secret is compared); proofs use hmac.compare_digest.
         expected = self._expected
         prev = self._prev
         frontier = self._frontier
-        track = expected <= self._last_cp
+        stack = frontier._stack
+        size = frontier.size
+        last_cp = self._last_cp
+        track = expected <= last_cp
         cps = self._by_seq
         sha = _sha256
-        compare = _compare
         fault: ChainIntegrityError | None = None
         for seq, stored_prev, stored_hash, blob in zip(seqs, prevs, hashes, blobs):
             if seq != expected:
                 fault = self._seq_fault(seq, expected, seqs)
                 break
-            if not compare(stored_prev, prev):
+            if stored_prev != prev:
                 fault = ChainIntegrityError(seq, "prev_mismatch", prev.hex(), bytes(stored_prev).hex())
                 break
             h = sha(b"\x00" + prev + blob).digest()
-            if not compare(h, stored_hash):
+            if h != stored_hash:
                 fault = ChainIntegrityError(seq, "hash_mismatch", h.hex(), bytes(stored_hash).hex())
                 break
             if track:
-                frontier.append(h)
+                node = sha(b"\x00" + h).digest()
+                n = size
+                while n & 1:
+                    node = sha(b"\x01" + stack.pop() + node).digest()
+                    n >>= 1
+                stack.append(node)
+                size += 1
                 if seq in cps:
+                    frontier.size = size
                     fault = self._check_checkpoints(seq, h)
                     if fault is not None:
                         break
-                if seq >= self._last_cp:
+                if seq >= last_cp:
                     track = False
             prev = h
             expected += 1
+        frontier.size = size
         self._expected = expected
         self._prev = prev
         if fault is not None:

@@ -143,7 +143,14 @@ class AuditedEngine:
 
     # -- plumbing -------------------------------------------------------------------------------
 
-    def _check(self, action: str, extra: Mapping[str, Any] | None = None) -> None:
+    def check_context(self, action: str, extra: Mapping[str, Any] | None = None) -> None:
+        """Refuse ``action`` (recording the refusal) unless the context names an operator and a purpose.
+
+        Raises
+        ------
+        MissingContext
+            If the operator or the purpose is missing.
+        """
         missing = self.context.missing()
         if missing:
             reason = f"{action} refused: no {' and no '.join(missing)} given"
@@ -214,7 +221,7 @@ class AuditedEngine:
         RecognitionError
             Whatever the engine raised (recorded with its ``code``).
         """
-        self._check("verify")
+        self.check_context("verify")
 
         def describe(r: Any) -> dict[str, Any]:
             return {
@@ -252,7 +259,7 @@ class AuditedEngine:
         RecognitionError
             Whatever the engine or gallery store raised (recorded with its ``code``).
         """
-        self._check("search", {"gallery_name": gallery_name})
+        self.check_context("search", {"gallery_name": gallery_name})
 
         def call() -> Any:
             loaded = self.galleries.load(gallery_name)
@@ -290,7 +297,7 @@ class AuditedEngine:
         RecognitionError
             Whatever the gallery store raised (recorded with its ``code``).
         """
-        self._check("enroll", {"gallery_name": gallery_name})
+        self.check_context("enroll", {"gallery_name": gallery_name})
         digests = sorted({i.embedding.image_sha256 for i in items})
         subjects = sorted({str(i.subject_id) for i in items})
 
@@ -313,7 +320,7 @@ class AuditedEngine:
         )
 
     def _delete(self, gallery_name: str, what: str, value: str) -> Audited[Any]:
-        self._check("delete", {"gallery_name": gallery_name, what: value})
+        self.check_context("delete", {"gallery_name": gallery_name, what: value})
         method = self.galleries.delete_subject if what == "subject_id" else self.galleries.delete_face
 
         def describe(r: Any) -> dict[str, Any]:
@@ -348,7 +355,7 @@ class AuditedEngine:
         MissingContext
             No operator or purpose.
         """
-        self._check("export", dict(details))
+        self.check_context("export", dict(details))
         return self.log.append({**self.context.fields(), "action": "export", "outcome": outcome,
                                 "details": dict(details)})
 
@@ -362,7 +369,7 @@ class AuditedEngine:
         MissingContext
             No operator or purpose.
         """
-        self._check("evaluate", dict(details))
+        self.check_context("evaluate", dict(details))
         return self.log.append({
             **self.context.fields(),
             "action": "evaluate",
