@@ -818,7 +818,7 @@ def _disparity_rows(
 
 
 def _det_and_histograms(
-    scores: PairScores, stats: Sequence[_Stat]
+    scores: PairScores, stats: Sequence[_Stat], max_det_points: int = 400
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[tuple[str, str], float]]:
     det: list[dict[str, Any]] = []
     hist: list[dict[str, Any]] = []
@@ -850,7 +850,13 @@ def _det_and_histograms(
         fm_pts = np.array([imp_at[b] for b in pts])
         fn_pts = np.array([gen_miss[b] for b in pts])
         eers[(grouping, s.group.name)] = eer_from_det(fm_pts, fn_pts)
-        for b, a, c in zip(pts, fm_pts, fn_pts, strict=True):
+        # keep the points where the curve moves, thinned to at most max_det_points per group
+        bins = np.array(list(pts))
+        moved = np.concatenate([[True], (np.diff(fm_pts) != 0) | (np.diff(fn_pts) != 0)])
+        sel = np.flatnonzero(moved)
+        if sel.size > max_det_points:
+            sel = sel[np.unique(np.linspace(0, sel.size - 1, max_det_points).round().astype(int))]
+        for b, a, c in zip(bins[sel], fm_pts[sel], fn_pts[sel], strict=True):
             det.append({"grouping": grouping, "group": s.group.as_dict(), "group_name": s.group.name,
                         "similarity": float(edges[b]), "threshold": 1.0 - float(edges[b]),
                         "fmr": float(a), "fnmr": float(c)})
