@@ -1,0 +1,1 @@
+"""Pages of the facetrail dashboard (each file is one ``st.Page``; shared helpers in ``common``)."""

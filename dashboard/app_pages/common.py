@@ -1,0 +1,148 @@
+"""What every page shares: the cached runtime, the signed-in user, role checks.
+
+Resources (the :class:`~dashboard.runtime.Runtime` with its database, stores and
+engines, the account store) are built once per server process with
+``st.cache_resource`` and never mutated by pages.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import streamlit as st
+
+from audit.errors import AuditError
+from core.db import default_db_path
+from core.errors import RecognitionError
+from dashboard.auth import User, UserStore
+from dashboard.evaluations import EvaluationStore
+from dashboard.runtime import Runtime
+
+__all__ = [
+    "ERRORS",
+    "USER_KEY",
+    "current_user",
+    "db_path",
+    "evaluations",
+    "require",
+    "runtime",
+    "sign_in",
+    "sign_out",
+    "users",
+]
+
+#: The only errors pages catch and show (anything else is a bug and propagates).
+ERRORS = (RecognitionError, AuditError)
+
+#: Session key of the signed-in :class:`~dashboard.auth.User`.
+USER_KEY = "auth_user"
+
+_ACTION_TEXT = {
+    "search": "run searches (operators only)",
+    "verify": "run verifications (operators only)",
+    "review": "review matches (reviewers only)",
+    "read_log": "read the match log (reviewers and auditors)",
+    "read_evaluations": "read evaluations",
+    "export": "export the audit log (auditors only)",
+    "integrity": "run integrity checks (auditors and admins)",
+    "manage_users": "manage accounts and galleries (admins only)",
+    "overview": "see the overview",
+}
+
+
+def db_path() -> str:
+    """The database this server works on: ``-- --db PATH``, else ``$FACETRAIL_DB``, else the default."""
+    argv = sys.argv[1:]
+    for i, arg in enumerate(argv):
+        if arg == "--db" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--db="):
+            return arg.split("=", 1)[1]
+    return os.environ.get("FACETRAIL_DB") or default_db_path()
+
+
+@st.cache_resource(show_spinner=False)
+def _runtime(path: str) -> Runtime:
+    return Runtime(path)
+
+
+@st.cache_resource(show_spinner=False)
+def _users(path: str) -> UserStore:
+    return UserStore(_runtime(path).db)
+
+
+@st.cache_resource(show_spinner=False)
+def _evaluations(path: str) -> EvaluationStore:
+    return EvaluationStore(_runtime(path).db)
+
+
+def runtime() -> Runtime:
+    """The process-wide runtime for this server's database."""
+    return _runtime(db_path())
+
+
+def users() -> UserStore:
+    """The account store."""
+    return _users(db_path())
+
+
+def evaluations() -> EvaluationStore:
+    """The evaluation report store."""
+    return _evaluations(db_path())
+
+
+def current_user() -> User | None:
+    """The signed-in user of this session, if any."""
+    user = st.session_state.get(USER_KEY)
+    return user if isinstance(user, User) else None
+
+
+def sign_in(name: str, password: str) -> User | None:
+    """Check the credentials; on success remember the user in this session."""
+    user = users().authenticate(name.strip(), password)
+    if user is not None:
+        st.session_state[USER_KEY] = user
+    return user
+
+
+def sign_out() -> None:
+    """Forget the session's user and every page's state."""
+    for key in list(st.session_state.keys()):
+        del st.session_state[key]
+
+
+def require(action: str) -> User:
+    """Return the signed-in user if their role may do ``action``; otherwise explain and stop the page.
+
+    This runs on the server at the top of every page, whatever the navigation shows.
+    """
+    user = current_user()
+    if user is None:
+        st.warning("Sign in to use facetrail.")
+        st.stop()
+    if not user.can(action):
+        st.error(f"Access denied: your role ({user.role}) may not {_ACTION_TEXT.get(action, action)}.")
+        st.stop()
+    return user
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _match_statuses(path: str, size: int, seqs: tuple[int, ...]) -> list[dict[str, object]]:
+    log = _runtime(path).log
+    return [log.match_status(seq).to_dict() for seq in seqs]
+
+
+def match_statuses(seqs: list[int]) -> list[dict[str, object]]:
+    """Two-person-rule status of these queries (``MatchStatus.to_dict()``), cached while the log is unchanged."""
+    return _match_statuses(db_path(), runtime().log.size(), tuple(seqs))
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _verify(path: str, size: int) -> dict[str, object]:
+    return _runtime(path).log.verify().to_dict()
+
+
+def chain_status() -> dict[str, object]:
+    """``VerifyReport.to_dict()`` of the log as it is now (cached briefly per log size)."""
+    return _verify(db_path(), runtime().log.size())

@@ -1,0 +1,336 @@
+"""The demo scene: an ACLU-style test of a face search system, recorded in full.
+
+In 2018 the ACLU searched photos of every member of the US Congress against a
+database of 25,000 arrest photos and got 28 false matches, disproportionately of
+people of colour. The demo replays that shape on the shared data:
+
+* a gallery ``arrest_photos`` built from ``lfw_small`` (the stand-in for an
+  arrest-photo database) through the audited service;
+* the 2023 portraits (``c118.jpg``) of ``congress_small`` searched against it by
+  three operators, each with a purpose and a (fictional) case reference;
+* some candidates confirmed or rejected by two reviewers (and one refused
+  self-review, to show the two-person rule);
+* evaluations of ``congress_small`` and ``lfw_small`` (per-group FMR/FNMR).
+
+Every step goes through the public APIs of ``core`` and ``audit``; re-running the
+scene adds nothing that is already there. Demo accounts use role-like handles and
+documented passwords (:data:`DEMO_USERS`, :func:`demo_password`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from audit.errors import AuditError, ReviewRefused
+from audit.log import AuditFilter
+from audit.service import AuditContext
+from core.enrollment import SourceImage, enroll_images, read_manifest
+from core.errors import GalleryNotFound, ManifestError, RecognitionError
+from dashboard.auth import UserStore
+from dashboard.runtime import Runtime
+
+__all__ = [
+    "DEMO_USERS",
+    "GALLERY",
+    "SceneReport",
+    "build_scene",
+    "demo_password",
+    "resolve_data_dir",
+    "operator_plan",
+]
+
+log = logging.getLogger(__name__)
+
+#: Demo accounts: role-like handles, never names of people.
+DEMO_USERS: tuple[tuple[str, str], ...] = (
+    ("operator1", "operator"),
+    ("operator2", "operator"),
+    ("operator3", "operator"),
+    ("reviewer1", "reviewer"),
+    ("reviewer2", "reviewer"),
+    ("auditor1", "auditor"),
+    ("admin1", "admin"),
+)
+
+#: The stand-in arrest-photo gallery.
+GALLERY = "arrest_photos"
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+_LEGAL_BASIS = "demo scene: fictional case, ACLU-style test on public portraits"
+
+#: Who searches which probes, and why (fictional cases).
+_OPERATORS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("operator1", "identify a suspect in a burglary investigation", ("CR-2024-0117", "CR-2024-0142")),
+    ("operator2", "identify a person seen on shop CCTV after a robbery", ("CR-2024-0209", "CR-2024-0233")),
+    ("operator3", "lead generation: unidentified person in an assault complaint", ("CR-2024-0311",)),
+)
+
+
+def demo_password(name: str) -> str:
+    """The documented password of a demo account (``<name>-demo``)."""
+    return f"{name}-demo"
+
+
+def resolve_data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Find the data folder: ``explicit``, else ``$FACETRAIL_DATA``, else ``../shared/datasets``.
+
+    Raises
+    ------
+    ManifestError
+        No folder with ``lfw_small/labels.csv`` and ``congress_small/labels.csv`` was found.
+    """
+    candidates: list[tuple[str, Path]] = []
+    if explicit:
+        candidates.append(("--data", Path(explicit).expanduser()))
+    elif os.environ.get("FACETRAIL_DATA"):
+        candidates.append(("$FACETRAIL_DATA", Path(os.environ["FACETRAIL_DATA"]).expanduser()))
+    else:
+        candidates.append(("default", (_REPO_ROOT.parent / "shared" / "datasets").resolve()))
+    where, folder = candidates[0]
+    missing = [n for n in ("lfw_small", "congress_small") if not (folder / n / "labels.csv").is_file()]
+    if missing:
+        raise ManifestError(
+            f"no usable data folder: {folder} ({where}) lacks {' and '.join(f'{m}/labels.csv' for m in missing)}. "
+            "Pass --data DIR or set FACETRAIL_DATA to a folder holding lfw_small/ and congress_small/; "
+            "to download LFW and its labels, run `facetrail datasets fetch lfw --dest DIR`"
+        )
+    return folder
+
+
+@dataclass
+class SceneReport:
+    """What :func:`build_scene` did (and what it found already there)."""
+
+    data_dir: str
+    users_created: list[str] = field(default_factory=list)
+    gallery_size: int = 0
+    enrolled: int = 0
+    searches_run: int = 0
+    searches_skipped: int = 0
+    reviews: int = 0
+    evaluations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return dict(self.__dict__)
+
+
+def operator_plan(n_probes: int) -> list[tuple[str, str, str]]:
+    """Split ``n_probes`` probes among the demo operators: ``(operator, purpose, case)`` per probe."""
+    plan: list[tuple[str, str, str]] = []
+    per = -(-n_probes // len(_OPERATORS)) if n_probes else 0
+    for i in range(n_probes):
+        operator, purpose, cases = _OPERATORS[min(i // max(per, 1), len(_OPERATORS) - 1)]
+        plan.append((operator, purpose, cases[i % len(cases)]))
+    return plan
+
+
+def _tokens(name: str) -> list[str]:
+    return [t for t in re.split(r"[^a-z]+", name.lower()) if len(t) > 1]
+
+
+def _same_person(congress_name: str, lfw_identity: str) -> bool:
+    """Whether a Congress member's name and an LFW identity name the same person (first and last name)."""
+    a, b = _tokens(congress_name), _tokens(lfw_identity)
+    return bool(a and b) and a[0] == b[0] and a[-1] == b[-1]
+
+
+def _subset(images: Sequence[SourceImage], limit: int | None) -> list[SourceImage]:
+    """The images of the first ``limit`` subjects (all when ``limit`` is None)."""
+    if limit is None:
+        return list(images)
+    keep = sorted({i.subject_id for i in images})[:limit]
+    chosen = set(keep)
+    return [i for i in images if i.subject_id in chosen]
+
+
+def build_scene(
+    runtime: Runtime,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    gallery_limit: int | None = None,
+    probe_limit: int | None = None,
+    evaluate: bool = True,
+    bootstrap: int = 200,
+    workers: int | None = None,
+    progress: bool = False,
+    echo: Callable[[str], None] = print,
+) -> SceneReport:
+    """Build (or complete) the demo scene in ``runtime``'s database.
+
+    Parameters
+    ----------
+    runtime
+        The database to fill.
+    data_dir
+        Data folder (see :func:`resolve_data_dir`).
+    gallery_limit, probe_limit
+        Use only the first N LFW subjects / Congress probes (small scenes for tests).
+    evaluate
+        Also evaluate ``congress_small`` and ``lfw_small``.
+    bootstrap
+        Bootstrap resamples for the evaluations' intervals.
+    workers
+        Processes for embedding.
+    progress
+        Show progress bars.
+    echo
+        Where progress lines go.
+
+    Raises
+    ------
+    ManifestError
+        No usable data folder.
+    RecognitionError, AuditError
+        A step failed as a whole (individual images that fail are recorded, not raised).
+    """
+    folder = resolve_data_dir(data_dir)
+    report = SceneReport(data_dir=str(folder))
+    _users(runtime, report, echo)
+    _gallery(runtime, folder, report, gallery_limit, workers, progress, echo)
+    truth = _searches(runtime, folder, report, probe_limit, workers, progress, echo)
+    _reviews(runtime, truth, report, echo)
+    if evaluate:
+        _evaluations(runtime, folder, report, gallery_limit, probe_limit, bootstrap, workers, echo)
+    return report
+
+
+def _users(runtime: Runtime, report: SceneReport, echo: Callable[[str], None]) -> None:
+    users = UserStore(runtime.db)
+    for name, role in DEMO_USERS:
+        if not users.exists(name):
+            users.add(name, role, demo_password(name))
+            report.users_created.append(name)
+    if report.users_created:
+        echo("demo accounts (password = <name>-demo): " + ", ".join(
+            f"{n} ({r}) / {demo_password(n)}" for n, r in DEMO_USERS if n in report.users_created))
+
+
+def _gallery(
+    runtime: Runtime, folder: Path, report: SceneReport, limit: int | None, workers: int | None,
+    progress: bool, echo: Callable[[str], None],
+) -> None:
+    try:
+        info = runtime.galleries.info(GALLERY)
+    except GalleryNotFound:
+        info = runtime.galleries.create(GALLERY, runtime.config())
+    if info.size > 0:
+        report.gallery_size = info.size
+        echo(f"gallery {GALLERY}: already enrolled ({info.size} faces)")
+        return
+    images = _subset(read_manifest(folder / "lfw_small" / "labels.csv", "identity"), limit)
+    echo(f"gallery {GALLERY}: enrolling {len(images)} lfw_small images (the first run embeds them: minutes)")
+    engine = runtime.engine_for_gallery(GALLERY)
+    service = runtime.audited(engine, AuditContext(
+        "admin1", "demo: build the stand-in arrest-photo gallery from lfw_small", "DEMO-SETUP", _LEGAL_BASIS))
+    enrolled = enroll_images(
+        engine, runtime.galleries, GALLERY, images, workers=workers, progress=progress,
+        enroll=lambda name, items: service.enroll(name, items).result,
+    )
+    report.enrolled = len(enrolled.enrolled)
+    report.gallery_size = enrolled.size
+    echo(f"gallery {GALLERY}: {enrolled.size} faces ({len(enrolled.failed)} images without a usable face)")
+
+
+def _probes(folder: Path, limit: int | None) -> list[SourceImage]:
+    rows = read_manifest(folder / "congress_small" / "labels.csv", "bioguide_id")
+    probes = [r for r in rows if Path(r.path).name == "c118.jpg"]
+    return probes if limit is None else probes[:limit]
+
+
+def _searches(
+    runtime: Runtime, folder: Path, report: SceneReport, limit: int | None, workers: int | None,
+    progress: bool, echo: Callable[[str], None],
+) -> dict[str, str]:
+    """Run the Congress searches not run yet; return probe sha256 -> member name (for reviews)."""
+    probes = _probes(folder, limit)
+    engine = runtime.engine_for_gallery(GALLERY)
+    batch = engine.embed_batch([p.path for p in probes], cache=runtime.galleries.cache, workers=workers,
+                               progress=progress)
+    names = {batch.hashes[p.path]: p.metadata.get("name", p.subject_id) for p in probes if p.path in batch.hashes}
+    done = {
+        e.record.probe_sha256[0]
+        for e in runtime.log.list(AuditFilter(action="search", gallery=GALLERY))
+        if e.record.probe_sha256
+    }
+    services: dict[tuple[str, str, str], Any] = {}
+    for probe, (operator, purpose, case) in zip(probes, operator_plan(len(probes)), strict=True):
+        sha = batch.hashes.get(probe.path)
+        if sha is not None and sha in done:
+            report.searches_skipped += 1
+            continue
+        key = (operator, purpose, case)
+        if key not in services:
+            services[key] = runtime.audited(engine, AuditContext(operator, purpose, case, _LEGAL_BASIS))
+        source = batch.embeddings.get(probe.path)
+        try:
+            services[key].search(GALLERY, source if source is not None else probe.path, top_k=5)
+        except RecognitionError as err:  # recorded by the service (no face, unreadable ...)
+            log.info("probe %s: %s", probe.path, err)
+        report.searches_run += 1
+    echo(f"searches: {report.searches_run} run, {report.searches_skipped} already in the log")
+    return names
+
+
+def _reviews(runtime: Runtime, names: dict[str, str], report: SceneReport, echo: Callable[[str], None]) -> None:
+    """Reviewers decide on the rank-1 candidate of two thirds of the matches (once per database)."""
+    if runtime.log.list(AuditFilter(action="review"), limit=1):
+        echo("reviews: already recorded")
+        return
+    matches = [e for e in runtime.log.list(AuditFilter(action="search", gallery=GALLERY))
+               if e.record.outcome == "ok" and e.record.candidates]
+    for i, entry in enumerate(matches):
+        record = entry.record
+        top = record.candidates[0]
+        member = names.get(record.probe_sha256[0] if record.probe_sha256 else "", "")
+        if i == 0 and record.operator:
+            try:  # the operator trying to confirm their own match: refused and recorded
+                runtime.log.review(entry.seq, record.operator, "confirm", "looks like the suspect", top.face_id)
+            except ReviewRefused:
+                report.reviews += 1
+        if i % 3 == 2:
+            continue  # left pending for the reviewers on the dashboard
+        if _same_person(member, top.subject_id):
+            runtime.log.review(entry.seq, "reviewer1", "confirm", "same person (checked against the case file)",
+                               top.face_id)
+            report.reviews += 1
+            if i % 2 == 0:
+                runtime.log.review(entry.seq, "reviewer2", "confirm", "agree: same person", top.face_id)
+                report.reviews += 1
+        else:
+            runtime.log.review(entry.seq, "reviewer1", "reject", "different person: features do not match",
+                               top.face_id)
+            report.reviews += 1
+    echo(f"reviews: {report.reviews} recorded on {len(matches)} searches with candidates")
+
+
+def _evaluations(
+    runtime: Runtime, folder: Path, report: SceneReport, gallery_limit: int | None, probe_limit: int | None,
+    bootstrap: int, workers: int | None, echo: Callable[[str], None],
+) -> None:
+    from dashboard import evaluations  # noqa: PLC0415  (adapter over the evaluation module)
+
+    specs = (
+        ("congress_small", "bioguide_id", ("sex", "race_house_historian"), probe_limit),
+        ("lfw_small", "identity", ("sex", "race_usc_sail"), gallery_limit),
+    )
+    engine = runtime.engine_for_gallery(GALLERY)
+    for name, subject, labels, limit in specs:
+        try:
+            outcome = evaluations.evaluate_once(
+                runtime, engine, folder / name / "labels.csv", subject, labels, limit=limit,
+                bootstrap=bootstrap, workers=workers,
+            )
+        except (RecognitionError, AuditError) as err:
+            report.notes.append(f"evaluation of {name} failed: {err}")
+            echo(f"evaluation of {name}: failed: {err}")
+            continue
+        report.evaluations.append(f"{name}: {outcome}")
+        echo(f"evaluation of {name}: {outcome}")
