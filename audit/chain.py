@@ -2,11 +2,15 @@
 
 * **Entry hash**: ``entry_hash = sha256(b"\\x00" + prev_hash + canonical_bytes)``;
   the genesis ``prev_hash`` is 32 zero bytes (:data:`GENESIS`).
-* **Merkle tree** (RFC 6962 section 2.1) over the entry hashes of records
-  ``1..n``: ``leaf = sha256(0x00 || entry_hash)``, ``node = sha256(0x01 || left
-  || right)``, split at the largest power of two smaller than ``n``; the empty
-  tree's root is ``sha256(b"")``. Inclusion proofs are RFC 6962 audit paths and
-  are checked with the RFC 9162 section 2.1.3.2 algorithm.
+* **Merkle tree** (RFC 6962 section 2.1) over records ``1..n``. The leaf data
+  of record ``i`` is ``prev_hash || canonical_bytes``, so its RFC 6962 leaf hash
+  ``sha256(0x00 || prev_hash || canonical)`` *is* its entry hash: the tree is
+  built over the record hashes without hashing them again. Interior nodes are
+  ``sha256(0x01 || left || right)``, split at the largest power of two smaller
+  than ``n``; the empty tree's root is ``sha256(b"")``. Inclusion proofs are
+  RFC 6962 audit paths, checked with the RFC 9162 section 2.1.3.2 algorithm.
+  The generic functions take leaf *data*; pass ``hashed=True`` to give leaf
+  hashes (entry hashes) instead.
 * **Checkpoint**: an Ed25519 signature over ``b"facetrail.audit.checkpoint.v1\\n"``
   followed by the canonical JSON of ``{seq, head, root, created_at, key_id}``
   (hex digests). ``key_id`` is the public key fingerprint.
@@ -59,6 +63,7 @@ GENESIS = bytes(32)
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 _CHECKPOINT_DOMAIN = b"facetrail.audit.checkpoint.v1\n"
+_BLOCK = 1 << 16  # Merkle leaves hashed per block by the verifier
 _sha256 = hashlib.sha256
 _compare = hmac.compare_digest
 
@@ -78,9 +83,9 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return _sha256(b"\x01" + left + right).digest()
 
 
-def _levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
+def _levels(leaves: Sequence[bytes], hashed: bool = False) -> list[list[bytes]]:
     """Return the tree bottom-up; an unpaired last node moves up unchanged (equals RFC 6962's split)."""
-    level = [leaf_hash(d) for d in leaves]
+    level = list(leaves) if hashed else [leaf_hash(d) for d in leaves]
     levels = [level]
     while len(level) > 1:
         nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
@@ -91,11 +96,11 @@ def _levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
     return levels
 
 
-def merkle_root(leaves: Sequence[bytes]) -> bytes:
-    """Return the RFC 6962 Merkle tree hash of ``leaves`` (the data items, e.g. entry hashes)."""
+def merkle_root(leaves: Sequence[bytes], *, hashed: bool = False) -> bytes:
+    """Return the RFC 6962 Merkle tree hash of ``leaves`` (data items, or leaf hashes with ``hashed``)."""
     if not leaves:
         return EMPTY_ROOT
-    return _levels(leaves)[-1][0]
+    return _levels(leaves, hashed)[-1][0]
 
 
 def _path(levels: list[list[bytes]], index: int) -> list[bytes]:
@@ -108,7 +113,7 @@ def _path(levels: list[list[bytes]], index: int) -> list[bytes]:
     return path
 
 
-def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
+def inclusion_proof(leaves: Sequence[bytes], index: int, *, hashed: bool = False) -> list[bytes]:
     """Return the RFC 6962 audit path of leaf ``index`` (0-based) in the tree of ``leaves``.
 
     Raises
@@ -118,12 +123,14 @@ def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
     """
     if not 0 <= index < len(leaves):
         raise ValueError(f"leaf index {index} is outside a tree of {len(leaves)} leaves")
-    return _path(_levels(leaves), index)
+    return _path(_levels(leaves, hashed), index)
 
 
-def inclusion_proofs(leaves: Sequence[bytes], indices: Iterable[int]) -> dict[int, list[bytes]]:
+def inclusion_proofs(
+    leaves: Sequence[bytes], indices: Iterable[int], *, hashed: bool = False
+) -> dict[int, list[bytes]]:
     """Return audit paths for many leaves of one tree (the tree is built once)."""
-    levels = _levels(leaves)
+    levels = _levels(leaves, hashed)
     out: dict[int, list[bytes]] = {}
     for index in indices:
         if not 0 <= index < len(leaves):
@@ -132,13 +139,15 @@ def inclusion_proofs(leaves: Sequence[bytes], indices: Iterable[int]) -> dict[in
     return out
 
 
-def verify_inclusion(data: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> bool:
+def verify_inclusion(
+    data: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes, *, hashed: bool = False
+) -> bool:
     """Check an RFC 6962 inclusion proof (RFC 9162 section 2.1.3.2).
 
     Parameters
     ----------
     data
-        The leaf's data item (an entry hash); it is leaf-hashed here.
+        The leaf's data item, leaf-hashed here; or, with ``hashed``, the leaf hash (an entry hash).
     index
         0-based leaf index.
     size
@@ -151,7 +160,7 @@ def verify_inclusion(data: bytes, index: int, size: int, proof: Sequence[bytes],
     if not 0 <= index < size:
         return False
     fn, sn = index, size - 1
-    r = leaf_hash(data)
+    r = data if hashed else leaf_hash(data)
     for p in proof:
         if sn == 0:
             return False
@@ -193,9 +202,12 @@ class MerkleFrontier:
         return b"".join(self._stack)
 
     def append(self, data: bytes) -> None:
-        """Add one leaf (its data item, e.g. an entry hash)."""
+        """Add one leaf by its data item."""
+        self.append_hash(_sha256(b"\x00" + data).digest())
+
+    def append_hash(self, h: bytes) -> None:
+        """Add one leaf by its leaf hash (for the audit log: the entry hash)."""
         stack = self._stack
-        h = _sha256(b"\x00" + data).digest()
         n = self.size
         while n & 1:
             h = _sha256(b"\x01" + stack.pop() + h).digest()
@@ -226,7 +238,7 @@ class Checkpoint:
     head_hash: bytes
     """Entry hash of record ``seq``."""
     merkle_root: bytes
-    """RFC 6962 root over the entry hashes of records 1..seq."""
+    """RFC 6962 root of the tree whose leaf hashes are the entry hashes of records 1..seq."""
     created_at: str
     """UTC time of signing."""
     key_id: str
@@ -357,7 +369,14 @@ class ChainVerifier:
                 self._by_seq.setdefault(cp.seq, []).append(cp)
                 self._good.append(cp)
         self._last_cp = max((cp.seq for cp in self._good), default=0)
-        self._frontier = MerkleFrontier()
+        self._cp_seqs = sorted(self._by_seq)
+        self._cp_next = 0  # index into _cp_seqs of the next checkpoint to check
+        self._cp_fault: ChainIntegrityError | None = None
+        # Merkle tree, built block by block: ``_prefix`` holds the perfect subtree roots of the
+        # first ``_block_start`` leaves (a multiple of _BLOCK); ``_pending`` the leaves after them.
+        self._prefix: list[bytes] = []
+        self._block_start = 0
+        self._pending: list[bytes] = []
         self._expected = 1
         self._prev = GENESIS
         self._stopped: ChainIntegrityError | None = None
@@ -373,16 +392,14 @@ class ChainVerifier:
         """Check one batch of records (parallel columns). Return False once a fault was found."""
         if self._stopped is not None:
             return False
-        # The hot loop: local names only, the Merkle frontier inlined. Plain ``!=`` on bytes is fine
-        # here (no secret is compared); proofs use hmac.compare_digest.
+        # The hot loop: local names only. Plain ``!=`` on bytes is fine here (no secret is
+        # compared); proofs use hmac.compare_digest. Merkle leaves are collected and hashed
+        # block by block (list comprehensions), checkpoints are checked per block.
         expected = self._expected
         prev = self._prev
-        frontier = self._frontier
-        stack = frontier._stack
-        size = frontier.size
         last_cp = self._last_cp
         track = expected <= last_cp
-        cps = self._by_seq
+        pend = self._pending.append
         sha = _sha256
         fault: ChainIntegrityError | None = None
         for seq, stored_prev, stored_hash, blob in zip(seqs, prevs, hashes, blobs):
@@ -397,29 +414,55 @@ class ChainVerifier:
                 fault = ChainIntegrityError(seq, "hash_mismatch", h.hex(), bytes(stored_hash).hex())
                 break
             if track:
-                node = sha(b"\x00" + h).digest()
-                n = size
-                while n & 1:
-                    node = sha(b"\x01" + stack.pop() + node).digest()
-                    n >>= 1
-                stack.append(node)
-                size += 1
-                if seq in cps:
-                    frontier.size = size
-                    fault = self._check_checkpoints(seq, h)
-                    if fault is not None:
-                        break
+                pend(h)
                 if seq >= last_cp:
                     track = False
             prev = h
             expected += 1
-        frontier.size = size
         self._expected = expected
         self._prev = prev
+        while len(self._pending) >= _BLOCK:
+            self._merkle_block(_BLOCK)
         if fault is not None:
             self._stopped = fault
             return False
         return True
+
+    def _merkle_block(self, count: int) -> None:
+        """Hash the next ``count`` pending leaves, check the checkpoints they reach, fold a full block."""
+        leaves = self._pending[:count]
+        del self._pending[:count]
+        start = self._block_start
+        sha = _sha256
+        levels = [leaves]  # entry hashes are the leaf hashes
+        while len(levels[-1]) > 1:
+            lv = levels[-1]
+            levels.append([sha(b"\x01" + a + b).digest() for a, b in zip(lv[0::2], lv[1::2])])
+        end = start + count
+        while self._cp_next < len(self._cp_seqs) and self._cp_seqs[self._cp_next] <= end:
+            seq = self._cp_seqs[self._cp_next]
+            self._cp_next += 1
+            if self._cp_fault is not None:
+                continue
+            r = seq - start
+            parts = list(self._prefix)
+            offset = 0
+            for m in range(len(levels) - 1, -1, -1):
+                if r >> m & 1:
+                    parts.append(levels[m][offset >> m])
+                    offset += 1 << m
+            root = parts[-1]
+            for node in reversed(parts[:-1]):
+                root = node_hash(node, root)
+            self._cp_fault = self._check_checkpoints(seq, leaves[r - 1], root)
+        if count == _BLOCK:
+            node = levels[-1][0]
+            n = start // _BLOCK
+            while n & 1:
+                node = node_hash(self._prefix.pop(), node)
+                n >>= 1
+            self._prefix.append(node)
+            self._block_start = end
 
     def _seq_fault(self, seq: int, expected: int, batch: Sequence[int]) -> ChainIntegrityError:
         if seq == expected - 1:
@@ -429,8 +472,7 @@ class ChainVerifier:
             return ChainIntegrityError(expected, "reordered", str(expected), str(seq))
         return ChainIntegrityError(expected, "seq_gap", str(expected), str(seq))
 
-    def _check_checkpoints(self, seq: int, head: bytes) -> ChainIntegrityError | None:
-        root = self._frontier.root()
+    def _check_checkpoints(self, seq: int, head: bytes, root: bytes) -> ChainIntegrityError | None:
         for cp in self._by_seq[seq]:
             if not _compare(cp.head_hash, head):
                 return ChainIntegrityError(seq, "checkpoint_mismatch", cp.head_hash.hex(), head.hex(),
@@ -442,7 +484,11 @@ class ChainVerifier:
 
     def finish(self, seconds: float = 0.0) -> VerifyReport:
         """Return the report (the first fault by sequence number, if any)."""
+        while self._pending:
+            self._merkle_block(min(len(self._pending), _BLOCK))
         errors = list(self._errors)
+        if self._cp_fault is not None:
+            errors.append(self._cp_fault)
         records = self._expected - 1
         if self._stopped is not None:
             errors.append(self._stopped)

@@ -260,11 +260,11 @@ def write_excerpt(log: AuditLog, path: str | Path, filters: AuditFilter | None =
     hashes = log.store.hashes(1, cp.seq)
     frontier = MerkleFrontier()
     for h in hashes:
-        frontier.append(h)
+        frontier.append_hash(h)
     if len(hashes) != cp.seq or frontier.root() != cp.merkle_root:
         raise ChainIntegrityError(cp.seq, "checkpoint_mismatch",
                                   detail="stored hashes do not reproduce the checkpoint; run audit verify")
-    proofs = inclusion_proofs(hashes, [e.seq - 1 for e in entries])
+    proofs = inclusion_proofs(hashes, [e.seq - 1 for e in entries], hashed=True)
     key_id = log.key_fingerprint()
     manifest = {
         "format": EXCERPT_FORMAT,
@@ -383,7 +383,7 @@ def _check_record(
         return ChainIntegrityError(seq, "truncated", str(cp.seq), str(seq), detail="record after the checkpoint")
     if seq == cp.seq and not hmac.compare_digest(h, cp.head_hash):
         return ChainIntegrityError(seq, "checkpoint_mismatch", cp.head_hash.hex(), h.hex())
-    if not verify_inclusion(h, seq - 1, cp.seq, proof, cp.merkle_root):
+    if not verify_inclusion(h, seq - 1, cp.seq, proof, cp.merkle_root, hashed=True):
         return ChainIntegrityError(seq, "bad_proof", detail=f"not included in the tree of checkpoint {cp.seq}")
     return None
 

@@ -263,7 +263,7 @@ class AuditLog:
             raise ChainIntegrityError(frontier.size + len(hashes) + 1, "seq_gap",
                                       detail="cannot sign a checkpoint over a log with gaps")
         for h in hashes:
-            frontier.append(h)
+            frontier.append_hash(h)
         key = self._private_key()
         cp = sign_checkpoint(key, fingerprint(key.public_key()), seq, head, frontier.root(), utc_now_iso())
         w.insert_checkpoint(

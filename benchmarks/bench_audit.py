@@ -86,7 +86,7 @@ def build_log(folder: Path, n: int, every: int = 100) -> AuditLog:
                 prevs.append(prev)
                 hashes.append(h)
                 blobs.append(blob)
-                frontier.append(h)
+                frontier.append_hash(h)
                 if seq % every == 0:
                     cp = sign_checkpoint(key, key_id, seq, h, frontier.root(), "2026-01-01T00:00:00.000000Z")
                     cps.append((seq, h, cp.merkle_root, cp.created_at, key_id, cp.signature, frontier.to_bytes()))

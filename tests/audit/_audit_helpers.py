@@ -59,7 +59,7 @@ def build_chain(
         blob = AuditRecord.from_dict({**fields, "seq": i}).canonical()
         h = entry_hash(prev, blob)
         entries.append(Entry(i, prev, h, blob))
-        frontier.append(h)
+        frontier.append_hash(h)
         if i in checkpoint_seqs:
             cps.append(sign_checkpoint(key, key_id, i, h, frontier.root(), "2026-01-01T00:00:00.000000Z"))
         prev = h

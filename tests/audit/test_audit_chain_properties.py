@@ -262,3 +262,39 @@ def test_merkle_root_proofs_and_frontier_agree_with_rfc6962(n: int, data: st.Dat
     if n > 1:
         j = data.draw(st.integers(0, n - 1).filter(lambda j: j != i))
         assert not verify_inclusion(leaves[i], j, n, proof, root)
+
+
+@pytest.mark.parametrize("block", [1, 2, 4, 8, 16])
+def test_blockwise_merkle_checks_match_the_frontier(monkeypatch: pytest.MonkeyPatch, block: int) -> None:
+    """The verifier hashes Merkle leaves in blocks; small blocks exercise the block folding."""
+    import audit.chain
+
+    monkeypatch.setattr(audit.chain, "_BLOCK", block)
+    records = [record_fields(i) for i in range(45)]
+    entries, cps = build_chain(records, KEY, set(range(1, 46)))
+    assert verify_chain(entries, cps, PUB).ok
+    for bad_seq in (1, block, block + 1, min(3 * block, 44), 45):
+        cp = cps[bad_seq - 1]
+        forged = sign_checkpoint(KEY, cp.key_id, cp.seq, cp.head_hash, os.urandom(32), cp.created_at)
+        tampered = [c for c in cps if c is not cp] + [forged]
+        expect_fault(entries, tampered, bad_seq, {"checkpoint_mismatch"})
+    # a chain fault before a checkpoint fault wins; the checkpoint fault before a chain fault wins
+    cp = cps[9]
+    forged = sign_checkpoint(KEY, cp.key_id, cp.seq, cp.head_hash, os.urandom(32), cp.created_at)
+    tampered_cps = [c for c in cps if c is not cp] + [forged]
+    broken = list(entries)
+    broken[4] = replace(entries[4], canonical=entries[4].canonical + b" ")
+    expect_fault(broken, tampered_cps, 5, {"hash_mismatch"})
+    broken = list(entries)
+    broken[20] = replace(entries[20], canonical=entries[20].canonical + b" ")
+    expect_fault(broken, tampered_cps, 10, {"checkpoint_mismatch"})
+
+
+def test_entry_hashes_are_rfc6962_leaf_hashes_of_prev_and_record() -> None:
+    entries, cps = build_chain([record_fields(i) for i in range(7)], KEY, {7})
+    for e in entries:
+        assert e.entry_hash == leaf_hash(e.prev_hash + e.canonical)
+    data = [e.prev_hash + e.canonical for e in entries]
+    assert cps[0].merkle_root == rfc6962_root(data) == merkle_root([e.entry_hash for e in entries], hashed=True)
+    proof = inclusion_proof(data, 3)
+    assert verify_inclusion(entries[3].entry_hash, 3, 7, proof, cps[0].merkle_root, hashed=True)
