@@ -1,0 +1,140 @@
+"""The ``facetrail`` engine commands, run as a real subprocess: JSON shapes, exit codes, order."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.model, pytest.mark.data]
+
+
+def run(args: list[str], db: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "FACETRAIL_OPERATOR": "cli-test", "FACETRAIL_PURPOSE": "testing", **env}
+    return subprocess.run(
+        [sys.executable, "-m", "dashboard.cli", "--db", str(db), *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        check=False,
+        timeout=600,
+    )
+
+
+def lines(proc: subprocess.CompletedProcess[str]) -> list[dict]:
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, congress_pairs):
+    """A database with gallery ``g`` of 6 members (2019 photos), enrolled from a folder."""
+    root = tmp_path_factory.mktemp("cli")
+    folder = root / "people"
+    for pid, old, _ in congress_pairs[:6]:
+        (folder / pid).mkdir(parents=True)
+        shutil.copy(old, folder / pid / "2019.jpg")
+    (folder / congress_pairs[0][0] / "notes.jpg").write_text("not a photo")
+    db = root / "cli.duckdb"
+    assert run(["gallery", "create", "g", "--json"], db).returncode == 0
+    enrolled = run(["gallery", "enroll", "g", "--folder", str(folder), "--json"], db)
+    assert enrolled.returncode == 0, enrolled.stderr
+    return root, db, json.loads(enrolled.stdout)
+
+
+def test_enroll_reports_enrolled_and_failed(workspace) -> None:
+    _, _, report = workspace
+    assert report["enrolled"] == 6
+    assert [f["image"].endswith("notes.jpg") for f in report["failed"]] == [True]
+    assert {"image", "error"} <= report["failed"][0].keys()
+
+
+def test_verify_json_and_exit_codes(workspace, congress_pairs) -> None:
+    _, db, _ = workspace
+    _, old, new = congress_pairs[0]
+    ok = run(["verify", str(old), str(new), "--json"], db)
+    assert ok.returncode == 0, ok.stderr
+    payload = json.loads(ok.stdout)
+    assert {"distance", "similarity", "threshold", "verified", "model"} <= payload.keys()
+    assert payload["verified"] is True and payload["model"] == "Dlib"
+    bad = run(["verify", str(old), "/no/such/file.jpg", "--json"], db)
+    assert bad.returncode == 2
+    assert json.loads(bad.stdout)["code"] == "unreadable_image"
+
+
+def test_search_one_line_per_image_in_input_order(workspace, congress_pairs) -> None:
+    root, db, _ = workspace
+    probes = [congress_pairs[2][2], root / "missing.jpg", congress_pairs[4][2], congress_pairs[10][2]]
+    proc = run(["search", *map(str, probes), "--gallery", "g", "--top-k", "3", "--json"], db)
+    out = lines(proc)
+    assert [o["image"] for o in out] == [str(p) for p in probes]
+    assert proc.returncode == 2  # one image failed; the others still ran
+    assert out[1]["code"] == "unreadable_image" and "error" in out[1]
+    assert out[0]["candidates"][0]["subject_id"] == congress_pairs[2][0]
+    assert out[2]["candidates"][0]["subject_id"] == congress_pairs[4][0]
+    assert set(out[0]["candidates"][0]) >= {"subject_id", "face_id", "distance", "similarity", "rank"}
+    assert out[0]["faces_detected"] == 1
+    assert all(c["subject_id"] != congress_pairs[10][0] for c in out[3]["candidates"])  # not enrolled
+
+
+def test_search_without_operator_is_refused(workspace, congress_pairs) -> None:
+    _, db, _ = workspace
+    proc = run(["search", str(congress_pairs[2][2]), "--gallery", "g", "--json"], db,
+               FACETRAIL_OPERATOR="", FACETRAIL_PURPOSE="")
+    assert proc.returncode == 2
+    assert lines(proc)[0]["code"] == "missing_context"
+
+
+def test_list_and_delete_change_the_fingerprint(workspace, congress_pairs) -> None:
+    _, db, _ = workspace
+    before = json.loads(run(["gallery", "list", "--json"], db).stdout)[0]
+    gone = run(["gallery", "delete", "g", "--subject", congress_pairs[5][0], "--json"], db)
+    assert gone.returncode == 0, gone.stderr
+    after = json.loads(run(["gallery", "list", "--json"], db).stdout)[0]
+    assert after["size"] == before["size"] - 1 and after["fingerprint"] != before["fingerprint"]
+    search = lines(run(["search", str(congress_pairs[5][2]), "--gallery", "g", "--json"], db))
+    assert all(c["subject_id"] != congress_pairs[5][0] for c in search[0]["candidates"])
+    missing = run(["gallery", "delete", "g", "--subject", "nobody", "--json"], db)
+    assert missing.returncode == 2
+
+
+def test_manifest_enrolment_and_bad_manifest(workspace, congress_pairs, tmp_path: Path) -> None:
+    _, db, _ = workspace
+    manifest = tmp_path / "m.csv"
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "person", "sex"])
+        for pid, _, new in congress_pairs[20:23]:
+            writer.writerow([str(new), pid, "F"])
+    assert run(["gallery", "create", "m", "--json"], db).returncode == 0
+    ok = run(["gallery", "enroll", "m", "--manifest", str(manifest), "--subject-col", "person", "--json"], db)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["enrolled"] == 3
+    bad = run(["gallery", "enroll", "m", "--manifest", str(manifest), "--subject-col", "nope", "--json"], db)
+    assert bad.returncode == 2 and "nope" in json.loads(bad.stdout)["error"]
+    unknown = run(["gallery", "enroll", "zzz", "--manifest", str(manifest), "--subject-col", "person", "--json"], db)
+    assert unknown.returncode == 2 and json.loads(unknown.stdout)["code"] == "gallery_not_found"
+
+
+def test_models_json_lists_availability_and_thresholds(workspace) -> None:
+    _, db, _ = workspace
+    rows = json.loads(run(["models", "--json"], db).stdout)
+    default = [r for r in rows if r["default"]]
+    assert len(default) == 1 and default[0]["available"] is True
+    assert {"model", "detector", "available", "reason", "threshold_source"} <= default[0].keys()
+
+
+def test_gallery_of_another_model_is_refused(workspace, congress_pairs) -> None:
+    _, db, _ = workspace
+    assert run(["gallery", "create", "other", "--json"], db).returncode == 0
+    import duckdb
+
+    with duckdb.connect(str(db)) as con:  # as if enrolled under other weights or library versions
+        con.execute("UPDATE galleries SET embedding_key = 'another-model' WHERE name = 'other'")
+    proc = run(["search", str(congress_pairs[0][2]), "--gallery", "other", "--json"], db)
+    assert proc.returncode == 2
+    assert lines(proc)[0]["code"] == "config_mismatch"
