@@ -262,6 +262,7 @@ class Engine:
             threshold=config.threshold,
             top_k=top_k,
             config=config,
+            exact=gallery.exact,
         )
 
     def _config_for(self, threshold: float | None) -> ModelConfig:

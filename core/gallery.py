@@ -34,7 +34,7 @@ from core.cache import EmbeddingCache
 from core.config import MODELS, ModelConfig
 from core.db import Database
 from core.errors import BadInput, ConfigMismatch, GalleryExists, GalleryNotFound, NotFound
-from core.index import ExactIndex
+from core.index import ApproxIndex, ExactIndex, VectorIndex
 from core.results import Embedding, GalleryRef
 
 __all__ = ["EnrollItem", "GalleryInfo", "LoadedGallery", "GalleryStore", "face_id_for"]
@@ -124,7 +124,12 @@ class LoadedGallery:
 
     ref: GalleryRef
     embedding_key: str
-    index: ExactIndex
+    index: VectorIndex
+
+    @property
+    def exact(self) -> bool:
+        """Whether searches of this gallery are exact (not approximate)."""
+        return isinstance(self.index, ExactIndex)
 
 
 class GalleryStore:
@@ -134,7 +139,7 @@ class GalleryStore:
         self.db = db
         db.ensure_schema("galleries", _SCHEMA)
         self.cache = EmbeddingCache(db)
-        self._loaded: dict[str, LoadedGallery] = {}
+        self._loaded: dict[tuple[str, bool], LoadedGallery] = {}
         self._lock = threading.RLock()
 
     # catalogue -------------------------------------------------------------------
@@ -256,16 +261,13 @@ class GalleryStore:
                     "UPDATE galleries SET face_count = ?, set_hash = ?, updated_at = now() WHERE name = ?",
                     [count, f"{set_hash:032x}", name],
                 )
-            loaded = self._loaded.get(name)
-            if loaded is not None and fresh:
-                loaded.index.add(
-                    list(fresh),
-                    [i.subject_id for i in fresh.values()],
-                    np.stack([i.embedding.vector for i in fresh.values()]),
-                )
-                self._loaded[name] = LoadedGallery(
-                    GalleryRef(name, _fingerprint(count, set_hash), count), key, loaded.index
-                )
+            if fresh:
+                vectors = np.stack([i.embedding.vector for i in fresh.values()])
+                for cache_key, loaded in self._cached(name):
+                    loaded.index.add(list(fresh), [i.subject_id for i in fresh.values()], vectors)
+                    self._loaded[cache_key] = LoadedGallery(
+                        GalleryRef(name, _fingerprint(count, set_hash), count), key, loaded.index
+                    )
         return list(fresh), [f for f in ids if f in existing]
 
     # deletion ----------------------------------------------------------------------
@@ -308,10 +310,9 @@ class GalleryStore:
             self.cache.purge([h for h in hashes if h not in still_used])
             with self.db.connect() as con:
                 con.execute("CHECKPOINT")
-            loaded = self._loaded.get(name)
-            if loaded is not None:
+            for cache_key, loaded in self._cached(name):
                 loaded.index.remove(face_ids)
-                self._loaded[name] = LoadedGallery(
+                self._loaded[cache_key] = LoadedGallery(
                     GalleryRef(name, _fingerprint(count, set_hash), count), key, loaded.index
                 )
         return face_ids
@@ -336,18 +337,26 @@ class GalleryStore:
             self.cache.purge([h for h in hashes if h not in still_used])
             with self.db.connect() as con:
                 con.execute("CHECKPOINT")
-            self._loaded.pop(name, None)
+            for cache_key, _ in self._cached(name):
+                del self._loaded[cache_key]
         return count
 
     # search side ---------------------------------------------------------------------
 
-    def load(self, name: str) -> LoadedGallery:
-        """Return the gallery's index, reloading it if the database changed since."""
+    def _cached(self, name: str) -> list[tuple[tuple[str, bool], LoadedGallery]]:
+        return [(k, v) for k, v in self._loaded.items() if k[0] == name]
+
+    def load(self, name: str, *, approximate: bool = False) -> LoadedGallery:
+        """Return the gallery's index, reloading it if the database changed since.
+
+        ``approximate=True`` builds a usearch HNSW index instead of the exact
+        matrix: faster on millions of faces, but it may miss the true nearest face.
+        """
         with self._lock:
             with self.db.connect() as con:
                 key, count, set_hash = self._state(con, name)
                 fingerprint = _fingerprint(count, set_hash)
-                cached = self._loaded.get(name)
+                cached = self._loaded.get((name, approximate))
                 if cached is not None and cached.ref.fingerprint == fingerprint:
                     return cached
                 table = con.sql(
@@ -356,14 +365,14 @@ class GalleryStore:
                 ).to_arrow_table()
                 model = json.loads(con.execute("SELECT config FROM galleries WHERE name = ?", [name]).fetchall()[0][0])
             dims = MODELS[model["model"]]
-            index = ExactIndex(dims, capacity=max(1024, table.num_rows))
+            index: VectorIndex = ApproxIndex(dims) if approximate else ExactIndex(dims, capacity=max(1024, table.num_rows))
             if table.num_rows:
                 vectors = table.column("embedding").combine_chunks().flatten().to_numpy().reshape(-1, dims)
                 index.add(
                     table.column("face_id").to_pylist(), table.column("subject_id").to_pylist(), vectors
                 )
             loaded = LoadedGallery(GalleryRef(name, fingerprint, count), key, index)
-            self._loaded[name] = loaded
+            self._loaded[(name, approximate)] = loaded
             return loaded
 
     def faces(self, name: str) -> list[dict[str, Any]]:

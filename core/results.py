@@ -147,6 +147,7 @@ class SearchResult:
     threshold: float | None
     top_k: int
     config: ModelConfig
+    exact: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (one line of ``facetrail search --json``, without ``image``)."""
@@ -157,6 +158,7 @@ class SearchResult:
             "gallery": self.gallery.to_dict(),
             "threshold": self.threshold,
             "top_k": self.top_k,
+            "exact": self.exact,
             "threshold_source": self.config.threshold_source.to_dict(),
             "model": self.config.model,
         }

@@ -259,3 +259,18 @@ def test_cache_keys_by_configuration(memory_db: Database) -> None:
     assert store.cache.get_many(["h1"], b.embedding_key) == {}
     hit = store.cache.get_many(["h1"], a.embedding_key)["h1"]
     np.testing.assert_array_equal(hit.vector, vector)
+
+
+def test_approximate_index_is_an_option_that_results_declare(memory_db: Database) -> None:
+    store = GalleryStore(memory_db)
+    config = make_config(threshold=2.0)
+    store.create("g", config)
+    items = _items(200, config=config)
+    store.enroll("g", items[:150])
+    approx = store.load("g", approximate=True)
+    assert not approx.exact and store.load("g").exact
+    store.enroll("g", items[150:])  # both loaded indexes follow the enrolment
+    assert len(store.load("g", approximate=True).index) == 200 == len(store.load("g").index)
+    result = Engine(config).search(store.load("g", approximate=True), items[170].embedding, top_k=3)
+    assert result.exact is False and result.candidates[0].subject_id == "s170"
+    assert result.to_dict()["exact"] is False
