@@ -67,7 +67,7 @@ def serve(db: str, port: int, data: str | None = None) -> int:
     command = [
         sys.executable, "-m", "streamlit", "run", str(_APP),
         "--server.headless", "true", "--server.port", str(port),
-        "--browser.gatherUsageStats", "false",
+        "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
         "--", "--db", db,
     ]
     env = dict(os.environ)

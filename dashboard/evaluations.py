@@ -169,7 +169,7 @@ def evaluate_once(
 ) -> str:
     """Evaluate a manifest dataset under ``engine`` unless already done; return what happened."""
     dataset = _limited(load_manifest(manifest, subject_column, list(labels), check_images=False), limit)
-    name = dataset.name or os.path.basename(os.path.dirname(os.fspath(manifest)))
+    name = os.path.basename(os.path.dirname(os.path.abspath(os.fspath(manifest)))) or dataset.name
     store = EvaluationStore(runtime.db)
     key = engine.config.embedding_key
     found = store.existing(dataset.fingerprint, key)

@@ -44,7 +44,8 @@ c1, c2 = st.columns(2)
 grouping = c1.selectbox("Group by", sorted(within["grouping"].unique()), key="demographics_grouping")
 threshold_names = list(dict.fromkeys(rates["threshold_name"]))
 threshold_name = c2.selectbox("Threshold", threshold_names, key="demographics_threshold")
-cells = within[(within["grouping"] == grouping) & (within["threshold_name"] == threshold_name)]
+cells = within[(within["grouping"] == grouping) & (within["threshold_name"] == threshold_name)].copy()
+cells["group"] = cells["group_name"].str.replace(rf"{grouping}=", "", regex=False)
 overall = rates[(rates["pairing"] == "all") & (rates["threshold_name"] == threshold_name)].iloc[0]
 
 m1, m2, m3 = st.columns(3)
@@ -54,10 +55,10 @@ m3.metric("Overall FNMR", f"{overall['fnmr']:.2%}", help=f"95% CI {overall['fnmr
 
 
 def _bars(metric: str, lo: str, hi: str, title: str) -> go.Figure:
-    fig = px.bar(cells, x="group_name", y=metric, title=title, height=340,
-                 error_y=cells[hi] - cells[metric], error_y_minus=cells[metric] - cells[lo],
+    fig = px.bar(cells, y="group", x=metric, title=title, height=120 + 45 * len(cells), orientation="h",
+                 error_x=cells[hi] - cells[metric], error_x_minus=cells[metric] - cells[lo],
                  hover_data=["genuine_pairs", "impostor_pairs", "subjects", "low_count"])
-    fig.add_hline(y=overall[metric], line_dash="dot", annotation_text="overall")
+    fig.add_vline(x=overall[metric], line_dash="dot", annotation_text="overall")
     fig.update_layout(xaxis_title=None, yaxis_title=None)
     return fig
 
@@ -65,7 +66,7 @@ def _bars(metric: str, lo: str, hi: str, title: str) -> go.Figure:
 left, right = st.columns(2)
 left.plotly_chart(_bars("fmr", "fmr_lo", "fmr_hi", "False match rate by group (95% CI)"))
 right.plotly_chart(_bars("fnmr", "fnmr_lo", "fnmr_hi", "False non-match rate by group (95% CI)"))
-table = cells[["group_name", "fmr", "fmr_lo", "fmr_hi", "fnmr", "fnmr_lo", "fnmr_hi", "genuine_pairs",
+table = cells[["group", "fmr", "fmr_lo", "fmr_hi", "fnmr", "fnmr_lo", "fnmr_hi", "genuine_pairs",
                "impostor_pairs", "subjects", "images", "low_count"]]
 st.dataframe(table, hide_index=True, column_config={
     c: st.column_config.NumberColumn(format="%.2e") for c in ("fmr", "fmr_lo", "fmr_hi")

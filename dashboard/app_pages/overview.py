@@ -48,7 +48,7 @@ if queries.empty:
     st.stop()
 
 span = queries["time"].max() - queries["time"].min()
-freq = "min" if span < pd.Timedelta(hours=6) else ("h" if span < pd.Timedelta(days=7) else "D")
+freq = "10s" if span < pd.Timedelta(minutes=15) else "min" if span < pd.Timedelta(hours=6) else ("h" if span < pd.Timedelta(days=7) else "D")
 over_time = (queries.set_index("time").groupby([pd.Grouper(freq=freq), "outcome"]).size()
              .rename("queries").reset_index())
 st.subheader("Queries over time")
