@@ -46,7 +46,10 @@ __all__ = [
     "ChainVerifier",
     "MerkleFrontier",
     "VerifyReport",
+    "check_signatures",
+    "check_signatures_pem",
     "entry_hash",
+    "signature_worker_main",
     "inclusion_proof",
     "inclusion_proofs",
     "leaf_hash",
@@ -348,30 +351,28 @@ class ChainVerifier:
         checkpoint a ``bad_signature`` fault.
     """
 
-    def __init__(self, checkpoints: Iterable[Checkpoint] = (), public_key: Ed25519PublicKey | None = None):
-        self._errors: list[ChainIntegrityError] = []
-        self._by_seq: dict[int, list[Checkpoint]] = {}
-        self._good: list[Checkpoint] = []
-        self.n_checkpoints = 0
-        for cp in checkpoints:
-            self.n_checkpoints += 1
-            if public_key is None:
-                self._errors.append(
-                    ChainIntegrityError(cp.seq, "bad_signature", detail="no public key to check checkpoints")
-                )
-            elif not cp.verify_signature(public_key):
-                self._errors.append(
-                    ChainIntegrityError(
-                        cp.seq, "bad_signature", detail=f"checkpoint {cp.seq} signature does not verify"
-                    )
-                )
-            else:
-                self._by_seq.setdefault(cp.seq, []).append(cp)
-                self._good.append(cp)
-        self._last_cp = max((cp.seq for cp in self._good), default=0)
+    def __init__(
+        self,
+        checkpoints: Iterable[Checkpoint] = (),
+        public_key: Ed25519PublicKey | None = None,
+        *,
+        defer_signatures: bool = False,
+    ) -> None:
+        self._cps = list(checkpoints)
+        self.n_checkpoints = len(self._cps)
+        self._no_key = public_key is None
+        # Signatures are independent of the chain: checked here, or (``defer_signatures``)
+        # elsewhere, e.g. in another process, and handed to :meth:`finish`.
+        self._sig_ok: list[bool] | None = None
+        if not defer_signatures:
+            self._sig_ok = check_signatures(self._cps, public_key)
+        self._by_seq: dict[int, list[int]] = {}
+        for i, cp in enumerate(self._cps):
+            self._by_seq.setdefault(cp.seq, []).append(i)
+        self._cp_results: dict[int, ChainIntegrityError | None] = {}
+        self._last_cp = max(self._by_seq, default=0)
         self._cp_seqs = sorted(self._by_seq)
         self._cp_next = 0  # index into _cp_seqs of the next checkpoint to check
-        self._cp_fault: ChainIntegrityError | None = None
         # Merkle tree, built block by block: ``_prefix`` holds the perfect subtree roots of the
         # first ``_block_start`` leaves (a multiple of _BLOCK); ``_pending`` the leaves after them.
         self._prefix: list[bytes] = []
@@ -442,8 +443,6 @@ class ChainVerifier:
         while self._cp_next < len(self._cp_seqs) and self._cp_seqs[self._cp_next] <= end:
             seq = self._cp_seqs[self._cp_next]
             self._cp_next += 1
-            if self._cp_fault is not None:
-                continue
             r = seq - start
             parts = list(self._prefix)
             offset = 0
@@ -454,7 +453,8 @@ class ChainVerifier:
             root = parts[-1]
             for node in reversed(parts[:-1]):
                 root = node_hash(node, root)
-            self._cp_fault = self._check_checkpoints(seq, leaves[r - 1], root)
+            for i in self._by_seq[seq]:
+                self._cp_results[i] = _checkpoint_fault(self._cps[i], leaves[r - 1], root)
         if count == _BLOCK:
             node = levels[-1][0]
             n = start // _BLOCK
@@ -472,28 +472,35 @@ class ChainVerifier:
             return ChainIntegrityError(expected, "reordered", str(expected), str(seq))
         return ChainIntegrityError(expected, "seq_gap", str(expected), str(seq))
 
-    def _check_checkpoints(self, seq: int, head: bytes, root: bytes) -> ChainIntegrityError | None:
-        for cp in self._by_seq[seq]:
-            if not _compare(cp.head_hash, head):
-                return ChainIntegrityError(seq, "checkpoint_mismatch", cp.head_hash.hex(), head.hex(),
-                                           detail="head hash differs from the signed checkpoint")
-            if not _compare(cp.merkle_root, root):
-                return ChainIntegrityError(seq, "checkpoint_mismatch", cp.merkle_root.hex(), root.hex(),
-                                           detail="Merkle root differs from the signed checkpoint")
-        return None
+    def finish(self, seconds: float = 0.0, signatures: Sequence[bool] | None = None) -> VerifyReport:
+        """Return the report (the first fault by sequence number, if any).
 
-    def finish(self, seconds: float = 0.0) -> VerifyReport:
-        """Return the report (the first fault by sequence number, if any)."""
+        Parameters
+        ----------
+        signatures
+            Per-checkpoint signature results (from :func:`check_signatures`), required
+            when the verifier was built with ``defer_signatures``.
+        """
         while self._pending:
             self._merkle_block(min(len(self._pending), _BLOCK))
-        errors = list(self._errors)
-        if self._cp_fault is not None:
-            errors.append(self._cp_fault)
+        sig_ok = list(signatures) if signatures is not None else self._sig_ok
+        if sig_ok is None or len(sig_ok) != len(self._cps):
+            raise ValueError("finish() needs one signature result per checkpoint")
+        errors: list[ChainIntegrityError] = []
+        for i, cp in enumerate(self._cps):
+            if not sig_ok[i]:
+                detail = ("no public key to check checkpoints" if self._no_key
+                          else f"checkpoint {cp.seq} signature does not verify")
+                errors.append(ChainIntegrityError(cp.seq, "bad_signature", detail=detail))
+            else:
+                fault = self._cp_results.get(i)
+                if fault is not None:
+                    errors.append(fault)
         records = self._expected - 1
         if self._stopped is not None:
             errors.append(self._stopped)
         else:
-            beyond = [cp.seq for cp in self._good if cp.seq > records]
+            beyond = [cp.seq for i, cp in enumerate(self._cps) if sig_ok[i] and cp.seq > records]
             if beyond:
                 errors.append(
                     ChainIntegrityError(records + 1, "truncated", str(max(beyond)), str(records),
@@ -513,6 +520,52 @@ class ChainVerifier:
             fault=None if first is None else first.to_dict(),
             error=first,
         )
+
+
+def _checkpoint_fault(cp: Checkpoint, head: bytes, root: bytes) -> ChainIntegrityError | None:
+    if not _compare(cp.head_hash, head):
+        return ChainIntegrityError(cp.seq, "checkpoint_mismatch", cp.head_hash.hex(), head.hex(),
+                                   detail="head hash differs from the signed checkpoint")
+    if not _compare(cp.merkle_root, root):
+        return ChainIntegrityError(cp.seq, "checkpoint_mismatch", cp.merkle_root.hex(), root.hex(),
+                                   detail="Merkle root differs from the signed checkpoint")
+    return None
+
+
+def check_signatures(checkpoints: Sequence[Checkpoint], public_key: Ed25519PublicKey | None) -> list[bool]:
+    """Return, per checkpoint, whether its signature verifies with ``public_key`` (all False without a key)."""
+    if public_key is None:
+        return [False] * len(checkpoints)
+    return [cp.verify_signature(public_key) for cp in checkpoints]
+
+
+def check_signatures_pem(messages: Sequence[tuple[bytes, bytes]], public_key_pem: bytes) -> list[bool]:
+    """Like :func:`check_signatures` for ``(message, signature)`` pairs and a PEM key."""
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key  # noqa: PLC0415
+
+    key = load_pem_public_key(public_key_pem)
+    if not isinstance(key, Ed25519PublicKey):
+        return [False] * len(messages)
+    out = []
+    for message, signature in messages:
+        try:
+            key.verify(signature, message)
+        except InvalidSignature:
+            out.append(False)
+        else:
+            out.append(True)
+    return out
+
+
+def signature_worker_main() -> None:
+    """Entry point of the signature worker process: JSON ``{pem, pairs}`` on stdin, ``0``/``1`` per pair out."""
+    import sys  # noqa: PLC0415
+
+    job = json.loads(sys.stdin.buffer.read())
+    pairs = [(bytes.fromhex(m), bytes.fromhex(s)) for m, s in job["pairs"]]
+    results = check_signatures_pem(pairs, job["pem"].encode())
+    sys.stdout.write("".join("1" if ok else "0" for ok in results))
+    sys.stdout.flush()
 
 
 def verify_chain(

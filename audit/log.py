@@ -22,11 +22,17 @@ confirming twice counts once.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import json
 import logging
+import os
+import queue
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +45,7 @@ from audit.chain import (
     Checkpoint,
     MerkleFrontier,
     VerifyReport,
+    check_signatures,
     entry_hash,
     sign_checkpoint,
 )
@@ -130,6 +137,111 @@ class MatchStatus:
             "action": self.action,
             "candidates": [c.to_dict() for c in self.candidates],
         }
+
+
+_PARALLEL_SIGNATURES = 2000  # checkpoints from which signatures are checked in a worker process
+_DONE = object()
+
+
+class _SignatureCheck:
+    """Checkpoint signatures, checked in a worker process (large logs) while the chain is hashed.
+
+    The worker is a plain ``python -c`` subprocess fed on stdin (no multiprocessing
+    re-import of the caller's main module); any failure falls back to checking here.
+    """
+
+    def __init__(self, checkpoints: Sequence[Checkpoint], key: Ed25519PublicKey | None, parallel: bool) -> None:
+        self._checkpoints = checkpoints
+        self._key = key
+        self._result: list[bool] | None = None
+        self._future: concurrent.futures.Future[tuple[bytes, bytes]] | None = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        if not parallel or key is None or len(checkpoints) < _PARALLEL_SIGNATURES:
+            return
+        payload = json.dumps({
+            "pem": public_key_pem(key),
+            "pairs": [[cp.message().hex(), cp.signature.hex()] for cp in checkpoints],
+        }).encode()
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", "from audit.chain import signature_worker_main; signature_worker_main()"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+            )
+        except OSError as err:
+            log.warning("checking checkpoint signatures in this process: %s", err)
+            return
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="facetrail-audit-sig")
+        self._future = self._pool.submit(self._proc.communicate, payload)
+
+    def result(self) -> list[bool]:
+        """Return one result per checkpoint (computed here if the worker is unavailable)."""
+        if self._result is None and self._future is not None and self._proc is not None:
+            out, err = self._future.result()
+            text = out.decode("ascii", "replace").strip()
+            if self._proc.returncode == 0 and len(text) == len(self._checkpoints) and set(text) <= {"0", "1"}:
+                self._result = [c == "1" for c in text]
+            else:
+                log.warning("signature worker failed (%s); checking in this process",
+                            err.decode(errors="replace")[-300:])
+        if self._result is None:
+            self._result = check_signatures(self._checkpoints, self._key)
+        return self._result
+
+    def close(self) -> None:
+        """Stop the worker."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if self._proc is not None:
+            self._proc.wait()
+            self._proc = None
+
+
+def _closing_iter(batches: Iterator[Any]) -> Iterator[Any]:
+    with contextlib.closing(batches):
+        yield from batches
+
+
+def _prefetch(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """Iterate ``batches`` produced by a background thread (DuckDB reads while Python hashes)."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            with contextlib.closing(batches):
+                for batch in batches:
+                    if stop.is_set():
+                        return
+                    q.put(batch)
+        except Exception as err:  # handed to the consumer, re-raised there
+            q.put(err)
+        finally:
+            q.put(_DONE)
+
+    worker = threading.Thread(target=produce, name="facetrail-audit-scan", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive() or not q.empty():
+            try:
+                if q.get(timeout=0.1) is _DONE:
+                    break
+            except queue.Empty:
+                continue
+        worker.join()
 
 
 def _entry(row: StoreRow) -> AuditEntry:
@@ -319,33 +431,41 @@ class AuditLog:
 
     # -- verification ---------------------------------------------------------------------------
 
-    def verify(self, public_key_pem: str | None = None) -> VerifyReport:
+    def verify(self, public_key_pem: str | None = None, *, parallel: bool = True) -> VerifyReport:
         """Recompute the chain and check every checkpoint; never raises for integrity faults.
 
         Parameters
         ----------
         public_key_pem
             Check checkpoints against this key instead of the log's own key file.
+        parallel
+            Read the database in a background thread while hashing, and check the
+            signatures of large checkpoint sets in a worker process.
         """
         started = time.perf_counter()
         key = load_public_key_pem(public_key_pem) if public_key_pem else self._public_key()
         checkpoints = self.checkpoints()
-        # Fast path: storage order (no sort). Rows of an untouched log are stored in seq order;
-        # if anything is off, verify again in seq order so the fault is named the same way.
-        report = self._verify_pass(checkpoints, key, ordered=False)
-        if not report.ok:
-            report = self._verify_pass(checkpoints, key, ordered=True)
+        signatures = _SignatureCheck(checkpoints, key, parallel)
+        try:
+            # Fast path: storage order (no sort). Rows of an untouched log are stored in seq
+            # order; if anything is off, verify again in seq order so the fault is named the same way.
+            report = self._verify_pass(checkpoints, key, signatures, ordered=False, parallel=parallel)
+            if not report.ok:
+                report = self._verify_pass(checkpoints, key, signatures, ordered=True, parallel=parallel)
+        finally:
+            signatures.close()
         return replace(report, seconds=time.perf_counter() - started)
 
     def _verify_pass(
-        self, checkpoints: Sequence[Checkpoint], key: Ed25519PublicKey | None, ordered: bool
+        self, checkpoints: Sequence[Checkpoint], key: Ed25519PublicKey | None, signatures: _SignatureCheck,
+        ordered: bool, parallel: bool,
     ) -> VerifyReport:
-        verifier = ChainVerifier(checkpoints, key)
-        with contextlib.closing(self.store.scan(ordered=ordered)) as batches:
-            for batch in batches:
-                if not verifier.feed(*batch):
-                    break
-        return verifier.finish()
+        verifier = ChainVerifier(checkpoints, key, defer_signatures=True)
+        scan = self.store.scan(ordered=ordered)
+        for batch in _prefetch(scan) if parallel else _closing_iter(scan):
+            if not verifier.feed(*batch):
+                break
+        return verifier.finish(signatures=signatures.result())
 
     def verify_or_raise(self, public_key_pem: str | None = None) -> VerifyReport:
         """Like :meth:`verify` but raise the first fault.

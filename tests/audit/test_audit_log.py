@@ -352,3 +352,34 @@ def test_record_validation() -> None:
         AuditRecord.from_dict({**base, "image": "bytes"})
     with pytest.raises(ValueError, match="canonical"):
         decode_record(canonical_bytes(AuditRecord.from_dict(base).to_dict()).replace(b",", b", ", 1))
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_parallel_verify_paths_find_the_same_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    parallel: bool) -> None:
+    """Signature worker process and background scan thread (forced on with tiny thresholds)."""
+    import audit.log
+    import audit.store
+
+    monkeypatch.setattr(audit.log, "_PARALLEL_SIGNATURES", 1)
+    scan = audit.store.AuditStore.scan
+    monkeypatch.setattr(audit.store.AuditStore, "scan",
+                        lambda self, batch_size=100_000, ordered=True: scan(self, 7, ordered))
+    if parallel:
+        def in_process(*_: object) -> list[bool]:
+            raise AssertionError("signatures should be checked by the worker process")
+
+        monkeypatch.setattr(audit.log, "check_signatures", in_process)
+    log = make_log(tmp_path, "file", checkpoint_every=5)
+    fill(log, 40)
+    report = log.verify(parallel=parallel)
+    assert report.ok and report.records == 40 and report.checkpoints == 8
+    sql(log, "UPDATE audit_checkpoints SET merkle_root = ? WHERE seq = 30", [os.urandom(32)])
+    err = log.verify(parallel=parallel).error
+    assert err is not None and (err.seq, err.kind) == (30, "bad_signature")
+    blob = log.get(12).canonical.replace(b'"alice"', b'"eve"')
+    sql(log, "UPDATE audit_log SET record = ? WHERE seq = 12", [blob])
+    err = log.verify(parallel=parallel).error
+    assert err is not None and (err.seq, err.kind) == (12, "hash_mismatch")
+    # the log is still usable after an early stop of the background scan
+    assert log.append(record_fields(99)).seq == 41
