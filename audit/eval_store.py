@@ -37,6 +37,7 @@ _TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("false_matches", "BIGINT"), ("fmr", "DOUBLE"), ("fmr_lo", "DOUBLE"), ("fmr_hi", "DOUBLE"),
         ("subjects", "BIGINT"), ("images", "BIGINT"), ("low_count", "BOOLEAN"),
         ("false_match_rate", "DOUBLE"), ("false_non_match_rate", "DOUBLE"), ("eer", "DOUBLE"),
+        ("interval_method", "VARCHAR"),
     ),
     "eval_disparity": (
         ("grouping", "VARCHAR"), ("group", "JSON"), ("group_name", "VARCHAR"), ("best_group_name", "VARCHAR"),

@@ -706,6 +706,7 @@ def evaluate_embeddings(
                 "images": s.images,
                 "low_count": bool(low),
             }
+            _zero_event_bounds(row, s.subjects, cfg)
             row["false_match_rate"] = row["fmr"]
             row["false_non_match_rate"] = row["fnmr"]
             rate_rows.append(row)
@@ -755,6 +756,29 @@ def evaluate_embeddings(
         fta_rows=tuple(_clean(r) for r in fta),
         calibration_rows=tuple(_clean(r) for r in cal_rows),
     )
+
+
+def _zero_event_bounds(row: dict[str, Any], subjects: int, cfg: EvaluationConfig) -> None:
+    """Replace a degenerate bootstrap upper bound when a rate has no events at all.
+
+    With zero false (non-)matches every resample is zero too, and the percentile
+    interval collapses to ``[0, 0]``, which overstates certainty. The upper bound is
+    then the exact binomial bound for zero events, ``1 - (alpha/2)^(1/n)``, with ``n``
+    the number of independent units: subjects for FNMR, subject pairs for FMR (pairs
+    of one person are correlated, so counting pairs would be anti-conservative).
+    ``interval_method`` says which rule gave each bound.
+    """
+    alpha = 1.0 - cfg.confidence
+    methods = []
+    for rate, events, units in (
+        ("fnmr", row["false_non_matches"], subjects),
+        ("fmr", row["false_matches"], subjects * (subjects - 1) // 2 if row["pairing"] != "cross" else subjects),
+    ):
+        if cfg.bootstrap > 0 and events == 0 and not math.isnan(row[rate]) and units > 0:
+            row[f"{rate}_hi"] = 1.0 - (alpha / 2.0) ** (1.0 / units)
+            row[f"{rate}_lo"] = 0.0
+            methods.append(f"{rate}: zero-event binomial bound over {units} units")
+    row["interval_method"] = "subject bootstrap (percentile)" + ("; " + "; ".join(methods) if methods else "")
 
 
 def _disparity_rows(
