@@ -71,7 +71,9 @@ def main() -> None:
     args = parser.parse_args()
     pairs = load_pairs(Path(args.data))
     print(f"congress_small: {len(pairs)} people, {2 * len(pairs)} images")
-    print(f"{'detector':8} {'alignment':9} {'FTA':>4} {'rank-1':>7} {'verif@0.07':>10} {'FNMR@FMR1e-3':>12} {'thr':>7} {'img/s':>6}")
+    print(
+        f"{'detector':8} {'alignment':9} {'FTA':>4} {'rank-1':>7} {'verif@0.07':>10} {'FNMR@FMR1e-3':>12} {'thr':>7} {'img/s':>6}"
+    )
     for detector in args.detectors.split(","):
         for alignment in args.alignments.split(","):
             r = measure(detector, alignment, pairs)

@@ -46,9 +46,13 @@ def main() -> None:
         t0 = time.perf_counter()
         again = enroll_images(engine, store, "bench2", images)
         t_again = time.perf_counter() - t0
-    print(f"facetrail enrolment:      {len(first.enrolled)} faces in {t_first:7.2f} s = {len(paths) / t_first:6.2f} img/s "
-          f"({len(first.failed)} failed)")
-    print(f"facetrail re-enrolment:   {again.from_cache} from cache in {t_again:7.3f} s = {len(paths) / t_again:8.1f} img/s")
+    print(
+        f"facetrail enrolment:      {len(first.enrolled)} faces in {t_first:7.2f} s = {len(paths) / t_first:6.2f} img/s "
+        f"({len(first.failed)} failed)"
+    )
+    print(
+        f"facetrail re-enrolment:   {again.from_cache} from cache in {t_again:7.3f} s = {len(paths) / t_again:8.1f} img/s"
+    )
 
     os.environ["DEEPFACE_HOME"] = str(models_dir())
     os.environ["DEEPFACE_LOG_LEVEL"] = "40"
@@ -61,8 +65,10 @@ def main() -> None:
         DeepFace.represent(img_path=path, model_name="Dlib", detector_backend=args.detector)
     t_base = time.perf_counter() - t0
     base_rate = len(baseline_paths) / t_base
-    print(f"plain DeepFace.represent: {len(baseline_paths)} images in {t_base:7.2f} s = {base_rate:6.2f} img/s "
-          f"(Dlib + {args.detector}, models loaded before timing)")
+    print(
+        f"plain DeepFace.represent: {len(baseline_paths)} images in {t_base:7.2f} s = {base_rate:6.2f} img/s "
+        f"(Dlib + {args.detector}, models loaded before timing)"
+    )
     print(f"ratio enrolment / plain loop:        {len(paths) / t_first / base_rate:6.2f}x  (target >= 1.8x)")
     print(f"ratio re-enrolment / first enrolment: {t_first / t_again:6.1f}x  (target >= 100x)")
 

@@ -72,7 +72,9 @@ def main() -> None:
         latency.append(time.perf_counter() - t0)
         recall.append(len(expected & {h.face_id for h in hits}) / 10)
     print(f"approx build:            {build:8.1f} s (usearch HNSW, connectivity 32, expansion_add 128)")
-    print(f"approx top-10 p50:       {p50(latency) * 1e3:8.2f} ms  (target <= 2 ms; expansion_search {args.expansion_search})")
+    print(
+        f"approx top-10 p50:       {p50(latency) * 1e3:8.2f} ms  (target <= 2 ms; expansion_search {args.expansion_search})"
+    )
     print(f"approx recall@10:        {np.mean(recall):8.4f}   (target >= 0.99)")
     print(f"ratio approx / exact:    {p50(latency) / p50(search):8.3f}")
 

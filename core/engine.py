@@ -246,7 +246,7 @@ class Engine:
         if embedding.config.embedding_key != self.config.embedding_key:
             raise ConfigMismatch("the probe embedding was made under another configuration than this engine's")
         hits = gallery.index.search(embedding.vector, top_k)
-        candidates = []
+        candidates: list[Candidate] = []
         for hit in hits:
             distance = 1.0 - hit.similarity
             if distance > config.threshold:
@@ -386,7 +386,11 @@ class Engine:
             else:
                 c = self.config
                 spec = _WorkerSpec(
-                    c.model, c.detector, c.alignment, self.max_pixels, self.face_policy,
+                    c.model,
+                    c.detector,
+                    c.alignment,
+                    self.max_pixels,
+                    self.face_policy,
                     os.environ.get("FACETRAIL_MODELS"),
                 )
                 context = multiprocessing.get_context("spawn")

@@ -20,6 +20,7 @@ are not left in the write-ahead log.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import threading
@@ -184,7 +185,7 @@ class GalleryStore:
             updated_at=updated.isoformat(),
         )
 
-    def list(self) -> list[GalleryInfo]:
+    def list(self) -> builtins.list[GalleryInfo]:
         """All galleries, by name."""
         with self.db.connect() as con:
             rows = con.execute(
@@ -205,7 +206,7 @@ class GalleryStore:
 
     # enrolment ---------------------------------------------------------------------
 
-    def enroll(self, name: str, items: Sequence[EnrollItem]) -> tuple[list[str], list[str]]:
+    def enroll(self, name: str, items: Sequence[EnrollItem]) -> tuple[builtins.list[str], builtins.list[str]]:
         """Add faces; return ``(new face ids, face ids already enrolled)``.
 
         Raises
@@ -272,15 +273,15 @@ class GalleryStore:
 
     # deletion ----------------------------------------------------------------------
 
-    def delete_subject(self, name: str, subject_id: str) -> list[str]:
+    def delete_subject(self, name: str, subject_id: str) -> builtins.list[str]:
         """Erase every face of a subject; return the face ids deleted."""
         return self._delete(name, "subject_id", subject_id)
 
-    def delete_face(self, name: str, face_id: str) -> list[str]:
+    def delete_face(self, name: str, face_id: str) -> builtins.list[str]:
         """Erase one face; return ``[face_id]``."""
         return self._delete(name, "face_id", face_id)
 
-    def _delete(self, name: str, column: str, value: str) -> list[str]:
+    def _delete(self, name: str, column: str, value: str) -> builtins.list[str]:
         with self._lock:
             with self.db.connect(transaction=True) as con:
                 key, count, set_hash = self._state(con, name)
@@ -343,7 +344,7 @@ class GalleryStore:
 
     # search side ---------------------------------------------------------------------
 
-    def _cached(self, name: str) -> list[tuple[tuple[str, bool], LoadedGallery]]:
+    def _cached(self, name: str) -> builtins.list[tuple[tuple[str, bool], LoadedGallery]]:
         return [(k, v) for k, v in self._loaded.items() if k[0] == name]
 
     def load(self, name: str, *, approximate: bool = False) -> LoadedGallery:
@@ -365,17 +366,17 @@ class GalleryStore:
                 ).to_arrow_table()
                 model = json.loads(con.execute("SELECT config FROM galleries WHERE name = ?", [name]).fetchall()[0][0])
             dims = MODELS[model["model"]]
-            index: VectorIndex = ApproxIndex(dims) if approximate else ExactIndex(dims, capacity=max(1024, table.num_rows))
+            index: VectorIndex = (
+                ApproxIndex(dims) if approximate else ExactIndex(dims, capacity=max(1024, table.num_rows))
+            )
             if table.num_rows:
                 vectors = table.column("embedding").combine_chunks().flatten().to_numpy().reshape(-1, dims)
-                index.add(
-                    table.column("face_id").to_pylist(), table.column("subject_id").to_pylist(), vectors
-                )
+                index.add(table.column("face_id").to_pylist(), table.column("subject_id").to_pylist(), vectors)
             loaded = LoadedGallery(GalleryRef(name, fingerprint, count), key, index)
             self._loaded[(name, approximate)] = loaded
             return loaded
 
-    def faces(self, name: str) -> list[dict[str, Any]]:
+    def faces(self, name: str) -> builtins.list[dict[str, Any]]:
         """Every face of a gallery (without embeddings), for listings."""
         with self.db.connect() as con:
             self._state(con, name)

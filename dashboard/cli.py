@@ -46,7 +46,9 @@ def context_parent() -> argparse.ArgumentParser:
     """Who runs an engine action and why (recorded in the audit trail)."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("audit context (recorded with every action)")
-    group.add_argument("--operator", default=os.environ.get("FACETRAIL_OPERATOR"), help="who runs it ($FACETRAIL_OPERATOR)")
+    group.add_argument(
+        "--operator", default=os.environ.get("FACETRAIL_OPERATOR"), help="who runs it ($FACETRAIL_OPERATOR)"
+    )
     group.add_argument("--purpose", default=os.environ.get("FACETRAIL_PURPOSE"), help="why ($FACETRAIL_PURPOSE)")
     group.add_argument("--case", default=os.environ.get("FACETRAIL_CASE"), help="case reference ($FACETRAIL_CASE)")
     group.add_argument(

@@ -21,6 +21,7 @@ _ERRORS = (RecognitionError, AuditError)
 def _context(args: argparse.Namespace) -> AuditContext:
     return AuditContext.from_env(args.operator, args.purpose, args.case, args.legal_basis)
 
+
 __all__ = ["register"]
 
 
@@ -95,11 +96,19 @@ def _models(args: argparse.Namespace) -> int:
             row["threshold"] = config.threshold
             row["threshold_source"] = config.threshold_source.to_dict()
             row["embedding_key"] = config.embedding_key
-        row["default"] = (status.model, status.detector, status.alignment) == ("Dlib", DEFAULT_DETECTOR, DEFAULT_ALIGNMENT)
+        row["default"] = (status.model, status.detector, status.alignment) == (
+            "Dlib",
+            DEFAULT_DETECTOR,
+            DEFAULT_ALIGNMENT,
+        )
         rows.append(row)
     lines = [
         f"{'*' if r['default'] else ' '} {r['model']:8} {r['detector']:7} {r['alignment']:9} "
-        + (f"available  threshold {r['threshold']:.4f} ({r['threshold_source']['kind']})" if r["available"] else f"unavailable: {r['reason']}")
+        + (
+            f"available  threshold {r['threshold']:.4f} ({r['threshold_source']['kind']})"
+            if r["available"]
+            else f"unavailable: {r['reason']}"
+        )
         for r in rows
     ]
     emit(args, rows, "\n".join(lines))
@@ -149,12 +158,19 @@ def _gallery_enroll(args: argparse.Namespace) -> int:
             raise BadInput("--manifest needs --subject-col (the column naming each image's subject)")
         if args.folder and args.subject_col:
             raise BadInput("--subject-col goes with --manifest; with --folder each sub-folder is a subject")
-        images = read_folder(args.folder) if args.folder else read_manifest(args.manifest, args.subject_col, args.image_col)
+        images = (
+            read_folder(args.folder) if args.folder else read_manifest(args.manifest, args.subject_col, args.image_col)
+        )
         runtime = Runtime(args.db)
         engine = runtime.engine_for_gallery(args.name)
         service = runtime.audited(engine, _context(args))
         report = enroll_images(
-            engine, runtime.galleries, args.name, images, workers=args.workers, progress=not args.json,
+            engine,
+            runtime.galleries,
+            args.name,
+            images,
+            workers=args.workers,
+            progress=not args.json,
             enroll=lambda name, items: service.enroll(name, items).result,
         )
     except _ERRORS as err:
@@ -171,11 +187,14 @@ def _gallery_enroll(args: argparse.Namespace) -> int:
 def _gallery_list(args: argparse.Namespace) -> int:
     runtime = Runtime(args.db)
     infos = runtime.galleries.list()
-    text = "\n".join(
-        f"{i.name:20} {i.size:8} faces {i.subjects:7} subjects  {i.config['model']}/{i.config['detector']}/"
-        f"{i.config['alignment']}  {i.fingerprint}"
-        for i in infos
-    ) or "no galleries yet: facetrail gallery create NAME"
+    text = (
+        "\n".join(
+            f"{i.name:20} {i.size:8} faces {i.subjects:7} subjects  {i.config['model']}/{i.config['detector']}/"
+            f"{i.config['alignment']}  {i.fingerprint}"
+            for i in infos
+        )
+        or "no galleries yet: facetrail gallery create NAME"
+    )
     emit(args, [i.to_dict() for i in infos], text)
     return EXIT_OK
 

@@ -44,12 +44,16 @@ class Runtime:
         """``engine`` behind the audit trail, acting for ``context``."""
         return AuditedEngine(engine, self.galleries, self.log, context)
 
-    def config(self, model: str = "Dlib", detector: str = DEFAULT_DETECTOR, alignment: str = DEFAULT_ALIGNMENT) -> ModelConfig:
-        """The configuration for these names, with its default (calibrated if possible) threshold."""
+    def config(
+        self, model: str = "Dlib", detector: str = DEFAULT_DETECTOR, alignment: str = DEFAULT_ALIGNMENT
+    ) -> ModelConfig:
+        """Return the configuration for these names, with its default (calibrated if possible) threshold."""
         return apply_default_threshold(default_config(model, detector, alignment), self.thresholds)
 
-    def engine(self, model: str = "Dlib", detector: str = DEFAULT_DETECTOR, alignment: str = DEFAULT_ALIGNMENT) -> Engine:
-        """A cached engine for these names (models load on first use)."""
+    def engine(
+        self, model: str = "Dlib", detector: str = DEFAULT_DETECTOR, alignment: str = DEFAULT_ALIGNMENT
+    ) -> Engine:
+        """Return a cached engine for these names (models load on first use)."""
         key = (model, detector, alignment)
         with self._lock:
             engine = self._engines.get(key)
@@ -63,7 +67,7 @@ class Runtime:
             return engine
 
     def engine_for_gallery(self, name: str) -> Engine:
-        """The engine whose embeddings are comparable with gallery ``name``.
+        """Return the engine whose embeddings are comparable with gallery ``name``.
 
         Raises
         ------

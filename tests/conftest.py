@@ -40,7 +40,9 @@ def congress_pairs(data_dir: Path) -> list[tuple[str, Path, Path]]:
     photos: dict[str, dict[str, Path]] = {}
     with open(data_dir / "congress_small" / "labels.csv", newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
-            photos.setdefault(row["bioguide_id"], {})[Path(row["image"]).stem] = data_dir / "congress_small" / row["image"]
+            photos.setdefault(row["bioguide_id"], {})[Path(row["image"]).stem] = (
+                data_dir / "congress_small" / row["image"]
+            )
     return [(pid, p["c116"], p["c118"]) for pid, p in sorted(photos.items())]
 
 

