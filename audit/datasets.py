@@ -324,7 +324,8 @@ def load_manifest(
     for i, rel in enumerate(df[IMAGE_COLUMN].tolist()):
         _check_relative("" if rel is None or rel != rel else str(rel), root, f"{path.name} row {i + 2}")
     df[IMAGE_COLUMN] = df[IMAGE_COLUMN].astype(str)
-    return _build(root, df, subject_column, list(label_columns), check_images=check_images, name=path.stem)
+    return _build(root, df, subject_column, list(label_columns), check_images=check_images,
+                  name=f"{root.name}/{path.name}")
 
 
 def parse_lfw_pairs(text: str, source: str = "pairs.txt") -> tuple[LfwPair, ...]:
