@@ -53,6 +53,10 @@ def subject_weights(
 def percentile_interval(draws: np.ndarray, confidence: float = 0.95, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Percentile interval of bootstrap ``draws`` along ``axis``, ignoring NaN draws.
 
+    Quantiles are order statistics (no interpolation), so an infinite draw (a ratio
+    whose reference rate was zero in that resample) gives an infinite bound rather
+    than NaN; JSON output shows it as ``null`` (unbounded).
+
     Parameters
     ----------
     draws
@@ -78,8 +82,8 @@ def percentile_interval(draws: np.ndarray, confidence: float = 0.95, axis: int =
     all_nan = np.all(np.isnan(a), axis=axis)
     safe = np.where(np.expand_dims(all_nan, axis), 0.0, a)
     with np.errstate(invalid="ignore"):
-        lo = np.asarray(np.nanquantile(safe, alpha, axis=axis), dtype=np.float64)
-        hi = np.asarray(np.nanquantile(safe, 1.0 - alpha, axis=axis), dtype=np.float64)
+        lo = np.asarray(np.nanquantile(safe, alpha, axis=axis, method="inverted_cdf"), dtype=np.float64)
+        hi = np.asarray(np.nanquantile(safe, 1.0 - alpha, axis=axis, method="inverted_cdf"), dtype=np.float64)
     lo = np.where(all_nan, np.nan, lo)
     hi = np.where(all_nan, np.nan, hi)
     return lo, hi

@@ -794,8 +794,17 @@ def _disparity_rows(
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     lo_band, hi_band = DISPARITY_BAND
+
+    def flag(value: float) -> bool | None:
+        return None if math.isnan(value) else bool(not (lo_band <= value <= hi_band))
+
     for spec in cfg.by:
         idx = [i for i, s in enumerate(stats) if s.pairing == "within" and s.columns == tuple(spec)]
+        low = {
+            i: bool(stats[i].subjects < cfg.min_subjects or gen[i] < cfg.min_genuine_pairs
+                    or imp[i] < cfg.min_impostor_pairs)
+            for i in idx
+        }
         for ki, t in enumerate(thresholds):
             for metric, point, draws, den in (
                 ("false_match_rate", fmr, bfmr, imp),
@@ -805,23 +814,37 @@ def _disparity_rows(
                 if not rel_idx:
                     continue
                 vals = np.array([point[i, ki] for i in rel_idx])
-                best = rel_idx[int(np.argmin(vals))]
+                # the reference: the lowest non-zero rate among groups with enough data
+                pool = [j for j, i in enumerate(rel_idx) if vals[j] > 0 and not low[i]] or [
+                    j for j, i in enumerate(rel_idx) if vals[j] > 0]
+                # max/min over groups with enough data (all groups if fewer than two have)
+                mm_pool = [j for j, i in enumerate(rel_idx) if not low[i]]
+                if len(mm_pool) < 2:
+                    mm_pool = list(range(len(rel_idx)))
                 with np.errstate(divide="ignore", invalid="ignore"):
                     d = draws[:, rel_idx, ki] if draws.size else np.zeros((0, len(rel_idx)))
-                    rel_draws = d / draws[:, [best], ki] if draws.size else d
-                    mm_draws = (np.nanmax(d, axis=1) / np.nanmin(d, axis=1)) if d.size else np.zeros(0)
-                    rel_point = vals / point[best, ki]
-                    mm_point = vals.max() / vals.min()
+                    if pool:
+                        jb = pool[int(np.argmin(vals[pool]))]
+                        best_name: str | None = stats[rel_idx[jb]].group.name
+                        rel_point = vals / vals[jb]
+                        rel_draws = d / d[:, [jb]]
+                    else:
+                        best_name = None
+                        rel_point = np.full(vals.shape, np.nan)
+                        rel_draws = np.full(d.shape, np.nan)
+                    sub = vals[mm_pool]
+                    mm_point = float(sub.max() / sub.min()) if sub.max() > 0 else math.nan
+                    dm = d[:, mm_pool]
+                    mm_draws = np.nanmax(dm, axis=1) / np.nanmin(dm, axis=1) if dm.size else np.zeros(0)
                 rel_lo, rel_hi = percentile_interval(rel_draws, cfg.confidence)
-                mm_lo, mm_hi = percentile_interval(mm_draws[:, None], cfg.confidence) if d.size else (
-                    np.array([np.nan]), np.array([np.nan]))
+                mm_lo, mm_hi = percentile_interval(mm_draws[:, None], cfg.confidence)
                 for j, i in enumerate(rel_idx):
                     rp = float(rel_point[j])
                     out.append({
                         "grouping": _grouping_name(spec),
                         "group": stats[i].group.as_dict(),
                         "group_name": stats[i].group.name,
-                        "best_group_name": stats[best].group.name,
+                        "best_group_name": best_name,
                         "threshold_name": t.name,
                         "threshold": t.distance,
                         "metric": metric,
@@ -829,14 +852,12 @@ def _disparity_rows(
                         "relative_to_best": rp,
                         "relative_lo": float(rel_lo[j]),
                         "relative_hi": float(rel_hi[j]),
-                        "max_min_ratio": float(mm_point),
+                        "max_min_ratio": mm_point,
                         "max_min_ratio_lo": float(mm_lo[0]),
                         "max_min_ratio_hi": float(mm_hi[0]),
-                        "flag": bool(not (lo_band <= rp <= hi_band)),
-                        "max_min_flag": bool(not (lo_band <= float(mm_point) <= hi_band)),
-                        "low_count": bool(stats[i].subjects < cfg.min_subjects
-                                          or (gen[i] < cfg.min_genuine_pairs)
-                                          or (imp[i] < cfg.min_impostor_pairs)),
+                        "flag": flag(rp),
+                        "max_min_flag": flag(mm_point),
+                        "low_count": low[i],
                     })
     return out
 

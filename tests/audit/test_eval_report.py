@@ -216,3 +216,22 @@ def test_audit_does_not_import_streamlit():
     import audit.evaluate  # noqa: F401
 
     assert "streamlit" not in sys.modules
+
+
+def test_disparity_reference_skips_zero_and_low_count_groups():
+    x, subj = synthetic(900, 300, 16, 21)
+    g = np.where(subj < 3, "tiny", np.where(subj % 2, "a", "b"))
+    labels = pd.DataFrame({"g": g})
+    cfg = EvaluationConfig(by=(("g",),), thresholds=(parse_threshold("fmr=1e-2"),), bootstrap=100)
+    dis = evaluate_embeddings(x, subj, labels, cfg).disparity()
+    fm = dis[dis["metric"] == "false_match_rate"].set_index("group_name")
+    assert fm.loc["g=tiny", "low_count"]
+    assert fm["best_group_name"].iloc[0] in {"g=a", "g=b"}
+    best = fm.loc[fm["best_group_name"].iloc[0]]
+    assert best["relative_to_best"] == 1.0
+    other = "g=b" if fm["best_group_name"].iloc[0] == "g=a" else "g=a"
+    assert fm.loc[other, "relative_to_best"] >= 1.0
+    assert fm.loc[other, "relative_lo"] <= fm.loc[other, "relative_to_best"] <= fm.loc[other, "relative_hi"]
+    # max/min over the groups with enough data (tiny excluded)
+    rates = fm.loc[["g=a", "g=b"], "rate"]
+    assert fm["max_min_ratio"].iloc[0] == pytest.approx(rates.max() / rates.min())
