@@ -167,9 +167,9 @@ class AuditedEngine:
         action: str,
         call: Callable[[], T],
         describe: Callable[[T], dict[str, Any]],
-        on_error: dict[str, Any],
+        on_error: Callable[[], dict[str, Any]],
     ) -> Audited[T]:
-        """Time ``call``, record success (``describe(result)``) or failure, return or re-raise."""
+        """Time ``call``, record success (``describe(result)``) or failure (``on_error()``), return or re-raise."""
         started = utc_now_iso()
         t0 = time.perf_counter()
         try:
@@ -177,7 +177,7 @@ class AuditedEngine:
         except Exception as err:
             latency = (time.perf_counter() - t0) * 1000.0
             code = err.code if isinstance(err, RecognitionError) else "internal_error"
-            fields = {**on_error}
+            fields = on_error()
             fields["details"] = {**fields.get("details", {}), "error": f"{type(err).__name__}: {err}"}
             self.log.append({
                 **self.context.fields(),
@@ -238,14 +238,12 @@ class AuditedEngine:
                 },
             }
 
-        digests = [_digest(a), _digest(b)]
-        return self._run(
-            "verify",
-            lambda: self.engine.verify(a, b, threshold=threshold),
-            describe,
-            {"probe_sha256": digests if None not in digests else None,
-             "details": {"threshold_requested": threshold}},
-        )
+        def on_error() -> dict[str, Any]:
+            digests = [_digest(a), _digest(b)]
+            return {"probe_sha256": None if None in digests else digests,
+                    "details": {"threshold_requested": threshold}}
+
+        return self._run("verify", lambda: self.engine.verify(a, b, threshold=threshold), describe, on_error)
 
     def search(
         self, gallery_name: str, probe: Any, *, top_k: int = 10, threshold: float | None = None
@@ -276,14 +274,12 @@ class AuditedEngine:
                 "details": {"top_k": top_k, "threshold": r.threshold},
             }
 
-        digest = _digest(probe)
-        return self._run(
-            "search",
-            call,
-            describe,
-            {"gallery": self._gallery_ref(gallery_name), "probe_sha256": None if digest is None else [digest],
-             "details": {"gallery_name": gallery_name, "top_k": top_k, "threshold_requested": threshold}},
-        )
+        def on_error() -> dict[str, Any]:
+            digest = _digest(probe)
+            return {"gallery": self._gallery_ref(gallery_name), "probe_sha256": None if digest is None else [digest],
+                    "details": {"gallery_name": gallery_name, "top_k": top_k, "threshold_requested": threshold}}
+
+        return self._run("search", call, describe, on_error)
 
     # -- changes --------------------------------------------------------------------------------
 
@@ -315,8 +311,8 @@ class AuditedEngine:
             "enroll",
             lambda: self.galleries.enroll(gallery_name, items),
             describe,
-            {"gallery": self._gallery_ref(gallery_name), "probe_sha256": digests or None,
-             "details": {"gallery_name": gallery_name, "subject_ids": subjects}},
+            lambda: {"gallery": self._gallery_ref(gallery_name), "probe_sha256": digests or None,
+                     "details": {"gallery_name": gallery_name, "subject_ids": subjects}},
         )
 
     def _delete(self, gallery_name: str, what: str, value: str) -> Audited[Any]:
@@ -334,7 +330,8 @@ class AuditedEngine:
             "delete",
             lambda: method(gallery_name, value),
             describe,
-            {"gallery": self._gallery_ref(gallery_name), "details": {"gallery_name": gallery_name, what: value}},
+            lambda: {"gallery": self._gallery_ref(gallery_name),
+                     "details": {"gallery_name": gallery_name, what: value}},
         )
 
     def delete_subject(self, gallery_name: str, subject_id: str) -> Audited[Any]:
