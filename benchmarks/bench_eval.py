@@ -35,7 +35,7 @@ def synthetic(n: int, n_subjects: int, dim: int = 128, seed: int = 0) -> tuple[n
     noise = np.where(race == "black", 1.0, 0.9) * np.where(sex == "F", 1.05, 1.0)
     centres = rng.standard_normal((n_subjects, dim)).astype(np.float32)
     # a shared group direction makes people of one group look a little alike (FMR differs by group)
-    group_dir = {g: rng.standard_normal(dim).astype(np.float32) for g in set(race.tolist())}
+    group_dir = {g: rng.standard_normal(dim).astype(np.float32) for g in sorted(set(race.tolist()))}
     centres += 0.6 * np.stack([group_dir[r] for r in race])
     x = centres[subj] + noise[subj, None] * rng.standard_normal((n, dim)).astype(np.float32) * 1.25
     x /= np.linalg.norm(x, axis=1, keepdims=True)
