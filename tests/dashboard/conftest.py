@@ -87,3 +87,16 @@ def app_env(fake_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 def as_user(name: str, role: str) -> User:
     return User(name, role)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small real demo scene: 15 LFW people in the gallery, 8 Congress probes, both evaluations."""
+    from dashboard.demo import build_scene
+
+    data = data_or_skip()
+    path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    rt = Runtime(str(path))
+    build_scene(rt, data, gallery_limit=15, probe_limit=8, bootstrap=20, workers=1, echo=lambda _: None)
+    rt.db.close()
+    return str(path)

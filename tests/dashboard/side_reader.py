@@ -1,0 +1,46 @@
+"""The dashboard side of the side-by-side test, run as its own process.
+
+``python -m tests.dashboard.side_reader DB ROUNDS``: renders the Overview, Match log and
+Integrity pages as an auditor ROUNDS times (AppTest) and records one review per round
+from the dashboard side, while another process writes. Prints a JSON summary; exits 1
+on any page exception or error shown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def main() -> int:
+    db, rounds = sys.argv[1], int(sys.argv[2])
+    os.environ["FACETRAIL_DB"] = db
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.auth import User
+    from dashboard.runtime import Runtime
+
+    app = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
+    runtime = Runtime(db)
+    problems: list[str] = []
+    reviews = 0
+    sizes = []
+    for i in range(rounds):
+        for page in ("app_pages/overview.py", "app_pages/match_log.py", "app_pages/integrity.py"):
+            at = AppTest.from_file(app, default_timeout=120)
+            at.session_state["auth_user"] = User("auditor1", "auditor")
+            at.run()
+            at.switch_page(page).run()
+            problems += [f"{page}: exception {e.value}" for e in at.exception]
+            problems += [f"{page}: error {e.value}" for e in at.error]
+        runtime.log.review(1, "reviewer2" if i % 2 else "reviewer1", "confirm", f"round {i}")
+        reviews += 1
+        sizes.append(runtime.log.size())
+    print(json.dumps({"problems": problems, "reviews": reviews, "sizes": sizes}))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
