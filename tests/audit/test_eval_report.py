@@ -235,3 +235,23 @@ def test_disparity_reference_skips_zero_and_low_count_groups():
     # max/min over the groups with enough data (tiny excluded)
     rates = fm.loc[["g=a", "g=b"], "rate"]
     assert fm["max_min_ratio"].iloc[0] == pytest.approx(rates.max() / rates.min())
+
+
+def test_what_a_score_means():
+    x, subj = synthetic(800, 250, 16, 5)
+    cfg = EvaluationConfig(thresholds=(parse_threshold("fmr=1e-2"), parse_threshold("0.45")), bootstrap=0)
+    report = evaluate_embeddings(x, subj, None, cfg)
+    rates = report.rates_frame().set_index("threshold_name")
+    t = rates.loc["fmr=0.01", "threshold"]
+    exact = rates.loc["fmr=0.01", "fmr"]
+    width = report.run["hist_bin_width"]
+    # histogram estimate brackets the exact FMR within one bin
+    assert report.false_match_rate_at(1.0 - t + width) <= exact <= report.false_match_rate_at(1.0 - t - width)
+    est = report.chance_of_false_candidate(100, t)
+    assert est.method == "estimate"
+    assert est.value == pytest.approx(1 - (1 - exact) ** 100)
+    ident = [{"group": {}, "gallery_size": 100, "threshold": t, "fpir": 0.25}]
+    measured = report.with_identification(ident).chance_of_false_candidate(100, t)
+    assert (measured.method, measured.value) == ("measured", 0.25)
+    with pytest.raises(KeyError):
+        report.false_match_rate_at(0.5, {"sex": "F"})

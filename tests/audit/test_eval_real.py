@@ -1,0 +1,52 @@
+"""Evaluation through the real engine on a slice of the shared datasets (model + data)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from audit.datasets import load_manifest
+from audit.eval_store import EvaluationStore
+from audit.evaluate import EvaluationConfig, embed_dataset, evaluate_embedded, parse_threshold
+from audit.identification import identification_rates
+from core.db import Database
+
+pytestmark = [pytest.mark.model, pytest.mark.data, pytest.mark.slow]
+
+
+def subset(ds, subjects):
+    table = ds.table[ds.table[ds.subject_column].isin(subjects)].reset_index(drop=True)
+    return dataclasses.replace(ds, table=table)
+
+
+def test_congress_slice_through_engine(data_dir, real_engine):
+    ds = load_manifest(data_dir / "congress_small" / "labels.csv", "bioguide_id", ["sex", "race_house_historian"])
+    members = sorted(set(ds.table["bioguide_id"]))[:40]
+    small = subset(ds, members)
+    embedded = embed_dataset(real_engine, small, workers=2)
+    assert embedded.embeddings.shape[1] == 128
+    cfg = EvaluationConfig(by=(("sex",), ("race_house_historian",)),
+                           thresholds=(parse_threshold("fmr=1e-2"),), bootstrap=100)
+    report = evaluate_embedded(embedded, cfg)
+    df = report.rates_frame()
+    overall = df[(df["pairing"] == "all") & (df["threshold_name"] == "fmr=0.01")].iloc[0]
+    assert overall["fmr"] <= 0.01
+    assert overall["genuine_pairs"] <= 40
+    assert report.run["model_config"]["model"] == "Dlib"
+    assert "default" in set(df["threshold_name"])  # the model config's own threshold
+    fta = report.fta()
+    assert int(fta[fta["group_name"] == "all"]["images"].iloc[0]) == len(small)
+    # the 2023 photos as probes against the 2019 photos: every probe is mated
+    table = embedded.table
+    probes = np.array([str(p).endswith("c118.jpg") for p in table["image"]])
+    rows = identification_rates(embedded.embeddings[probes], table.loc[probes, "bioguide_id"].tolist(),
+                                embedded.embeddings[~probes], table.loc[~probes, "bioguide_id"].tolist(),
+                                report.thresholds())
+    top = next(r for r in rows if r["threshold_name"] == "fmr=0.01")
+    assert top["rank1_rate"] > 0.9
+    assert not math.isnan(top["fpir"])
+    store = EvaluationStore(Database(":memory:"))
+    assert store.load(store.save(report)) == report
