@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import math
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +47,7 @@ from audit.evaluate import (
 from audit.groups import add_bands
 from audit.identification import identification_rates, wilson_interval
 from audit.metrics import quantize
+from audit.errors import AuditError
 from core.errors import BadInput, ManifestError, RecognitionError
 
 __all__ = ["register", "parse_by", "set_engine_factory"]
@@ -57,23 +59,24 @@ EXIT_BAD_INPUT = 2
 EngineFactory = Callable[[argparse.Namespace], Any]
 
 
-def _database(args: argparse.Namespace) -> Any:
-    """The command's one :class:`core.db.Database` (shared with the runtime when there is one)."""
-    db = getattr(args, "_eval_db", None)
-    if db is None:
-        from core.db import Database
+def _runtime(args: argparse.Namespace) -> Any:
+    """The command's one :class:`dashboard.runtime.Runtime` (one database, its stores, engines)."""
+    runtime = getattr(args, "_eval_runtime", None)
+    if runtime is None:
+        from dashboard.runtime import Runtime
 
-        db = Database(args.db)
-        args._eval_db = db
-    return db
+        runtime = Runtime(args.db)
+        args._eval_runtime = runtime
+    return runtime
+
+
+def _database(args: argparse.Namespace) -> Any:
+    """The command's one :class:`core.db.Database`."""
+    return _runtime(args).db
 
 
 def _runtime_engine(args: argparse.Namespace) -> Any:
-    from dashboard.runtime import Runtime
-
-    runtime = Runtime(args.db)
-    args._eval_db = runtime.db
-    return runtime.engine(args.model, args.detector, args.alignment)
+    return _runtime(args).engine(args.model, args.detector, args.alignment)
 
 
 _engine_factory: EngineFactory = _runtime_engine
@@ -122,6 +125,55 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="processes for embedding (default: all cores)")
 
 
+def _context_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("audit trail (the run is recorded when an operator and a purpose are given)")
+    group.add_argument("--operator", default=os.environ.get("FACETRAIL_OPERATOR"),
+                       help="who runs it ($FACETRAIL_OPERATOR)")
+    group.add_argument("--purpose", default=os.environ.get("FACETRAIL_PURPOSE"), help="why ($FACETRAIL_PURPOSE)")
+    group.add_argument("--case", default=os.environ.get("FACETRAIL_CASE"), help="case reference ($FACETRAIL_CASE)")
+    group.add_argument("--legal-basis", default=os.environ.get("FACETRAIL_LEGAL_BASIS"),
+                       help="legal basis ($FACETRAIL_LEGAL_BASIS)")
+
+
+def _record(args: argparse.Namespace, engine: Any, details: dict[str, Any], model_config: Any) -> int | None:
+    """Append an ``evaluate`` record to the audit trail when the context names operator and purpose."""
+    if not ((args.operator or "").strip() and (args.purpose or "").strip()):
+        return None
+    from audit.service import AuditContext, AuditedEngine
+
+    runtime = _runtime(args)
+    context = AuditContext.from_env(args.operator, args.purpose, args.case, args.legal_basis)
+    audited = AuditedEngine(engine, runtime.galleries, runtime.log, context)
+    entry = audited.record_evaluation(details, model_config=dict(model_config) if model_config else None)
+    return int(entry.seq)
+
+
+def _summary(report: EvaluationReport, dataset: Dataset, command: str) -> dict[str, Any]:
+    """Audit-record details: ids, counts and overall rates as 6-decimal strings (records hold no floats)."""
+    from audit.records import decimal6
+
+    overall = {}
+    for r in report.rates:
+        if r["pairing"] == "all":
+            overall[r["threshold_name"]] = {
+                "threshold": decimal6(r["threshold"]),
+                "fmr": None if r["fmr"] is None else f"{r['fmr']:.6e}",
+                "fnmr": None if r["fnmr"] is None else decimal6(r["fnmr"]),
+            }
+    return {
+        "command": command,
+        "run_id": report.run["run_id"],
+        "dataset": dataset.name,
+        "dataset_fingerprint": dataset.fingerprint,
+        "images": int(report.run["images"]),
+        "subjects": int(report.run["subjects"]),
+        "genuine_pairs": int(report.run["genuine_pairs"]),
+        "impostor_pairs": int(report.run["impostor_pairs"]),
+        "code_version": report.run["code_version"],
+        "overall": overall,
+    }
+
+
 def _data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subject-col", help="the manifest's subject column")
     parser.add_argument("--labels", help="comma-separated label columns to keep (default: all other columns)")
@@ -150,6 +202,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser] | None = No
     ev.add_argument("--gallery-lfw", help="1:N: gallery from an LFW-layout folder (all its images)")
     ev.add_argument("--probe-glob", help="1:N: use only probe images whose path matches, e.g. '*/c118.jpg'")
     ev.add_argument("--no-store", action="store_true", help="do not record the run in the database")
+    _context_args(ev)
     _config_args(ev)
     ev.set_defaults(handler=_evaluate)
 
@@ -159,6 +212,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser] | None = No
     _data_args(cal)
     cal.add_argument("--target-fmr", type=float, required=True)
     cal.add_argument("--no-save", action="store_true", help="do not store it as the config's default threshold")
+    _context_args(cal)
     _config_args(cal)
     cal.set_defaults(handler=_calibrate)
 
@@ -264,9 +318,12 @@ def _evaluate(args: argparse.Namespace) -> int:
             extra += [{**r, "kind": "identification", "run_id": report.run["run_id"]} for r in ident]
         if not args.no_store:
             EvaluationStore(_database(args)).save(report, dataset_name=ds.name)
-    except (RecognitionError, ValueError, KeyError) as err:
+        seq = _record(args, engine, _summary(report, ds, "evaluate"), report.run.get("model_config"))
+    except (RecognitionError, AuditError, ValueError, KeyError) as err:
         return _fail(args, err)
     rows = _verification_rows(report) + extra
+    for r in rows:
+        r["audit_seq"] = seq
     _emit(args, rows, "" if args.json else _text(report, ds, extra))
     return EXIT_OK
 
@@ -414,7 +471,20 @@ def _calibrate(args: argparse.Namespace) -> int:
         payload["saved"] = False
         if not args.no_save and hasattr(engine, "config"):
             payload["saved"] = _save_calibration(args, engine, cal, ds)
-    except (RecognitionError, ValueError, KeyError) as err:
+        r = cal.result
+        payload["audit_seq"] = _record(args, engine, {
+            "command": "calibrate",
+            "dataset": ds.name,
+            "dataset_fingerprint": ds.fingerprint,
+            "target_fmr": f"{r.target_fmr:.6e}",
+            "threshold": f"{r.threshold:.12f}",
+            "achieved_fmr": f"{r.achieved_fmr:.6e}",
+            "achieved_fnmr": None if math.isnan(r.achieved_fnmr) else f"{r.achieved_fnmr:.6f}",
+            "impostor_pairs": r.impostor_pairs,
+            "genuine_pairs": r.genuine_pairs,
+            "saved_as_default": bool(payload["saved"]),
+        }, payload.get("model_config") or getattr(getattr(engine, "config", None), "to_dict", lambda: None)())
+    except (RecognitionError, AuditError, ValueError, KeyError) as err:
         return _fail(args, err)
     r = cal.result
     text = (f"threshold {r.threshold:.6f} (similarity {r.similarity_threshold:.6f}) for FMR <= {r.target_fmr:g} "

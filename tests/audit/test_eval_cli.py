@@ -193,3 +193,25 @@ def test_text_output(tmp_path, capsys):
                      "--bootstrap", "0", "--no-store", "--db", str(tmp_path / "t.duckdb")], capsys)
     assert code == 0
     assert "sex=F" in out and "FNMR" in out
+
+
+def test_evaluation_is_recorded_in_the_audit_trail(tmp_path, capsys):
+    m = make_manifest(tmp_path)
+    db = str(tmp_path / "a.duckdb")
+    code, out = run(["evaluate", "--manifest", str(m), "--subject-col", "person", "--by", "sex", "--bootstrap", "0",
+                     "--operator", "alice", "--purpose", "bias audit", "--json", "--db", db], capsys)
+    assert code == 0, out
+    rows = json.loads(out)
+    seq = rows[0]["audit_seq"]
+    assert seq is not None
+    from audit.log import AuditLog
+    from core.db import Database
+
+    entry = AuditLog(Database(db)).get(seq)
+    record = entry.to_dict()
+    text = json.dumps(record)
+    assert "evaluate" in text and rows[0]["run_id"] in text and "alice" in text
+    code, out = run(["calibrate", "--manifest", str(m), "--subject-col", "person", "--target-fmr", "0.01",
+                     "--operator", "alice", "--purpose", "bias audit", "--json", "--db", db], capsys)
+    assert code == 0, out
+    assert json.loads(out)["audit_seq"] == seq + 1
