@@ -324,7 +324,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     rows = _verification_rows(report) + extra
     for r in rows:
         r["audit_seq"] = seq
-    _emit(args, rows, "" if args.json else _text(report, ds, extra))
+    text = "" if args.json else _text(report, ds, extra)
+    if not args.json:
+        text += "\n" + ("run not stored (--no-store)" if args.no_store else f"stored as evaluation run {report.run['run_id']}")
+        text += "" if seq is None else f"; audit record #{seq}"
+    _emit(args, rows, text)
     return EXIT_OK
 
 

@@ -255,3 +255,15 @@ def test_what_a_score_means():
     assert (measured.method, measured.value) == ("measured", 0.25)
     with pytest.raises(KeyError):
         report.false_match_rate_at(0.5, {"sex": "F"})
+
+
+def test_config_and_calibration_round_trip():
+    cfg = EvaluationConfig(by=(("sex",), ("sex", "race")), thresholds=(parse_threshold("fmr=1e-3"),
+                           parse_threshold("0.07")), default_threshold=0.1, multi_label="explode", bootstrap=5)
+    assert EvaluationConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    x, subj = synthetic(200, 60, 8, 9)
+    labels = pd.DataFrame({"sex": np.where(subj % 2, "F", "M")})
+    cal = calibrate(x, subj, 0.01, labels, by=[("sex",)])
+    d = json.loads(json.dumps(cal.to_dict()))
+    assert d["achieved_fmr"] <= 0.01 and d["threshold"] == cal.result.threshold
+    assert {r["group_name"] for r in d["per_group"]} == {"all", "sex=F", "sex=M"}
