@@ -16,9 +16,7 @@ import numpy as np
 __all__ = ["subject_weights", "percentile_interval"]
 
 
-def subject_weights(
-    n_subjects: int, n_resamples: int, *, seed: int = 0, batch: int = 100
-) -> Iterator[np.ndarray]:
+def subject_weights(n_subjects: int, n_resamples: int, *, seed: int = 0, batch: int = 100) -> Iterator[np.ndarray]:
     """Yield multinomial subject weights in batches of shape ``(b, n_subjects)``.
 
     Parameters

@@ -198,8 +198,13 @@ def _build(
     multi = {}
     for c in label_columns:
         raw = labels_raw[c]
-        unknown[c] = int(sum(1 for v in raw.tolist() if v is None or (isinstance(v, float) and v != v)
-                             or str(v).strip() == "" or str(v).strip() == UNKNOWN))
+        unknown[c] = int(
+            sum(
+                1
+                for v in raw.tolist()
+                if v is None or (isinstance(v, float) and v != v) or str(v).strip() == "" or str(v).strip() == UNKNOWN
+            )
+        )
         multi[c] = tuple(sorted({v for v in norm[c].tolist() if is_multi_valued(v)}))
     table = rows[[IMAGE_COLUMN, subject_column]].copy()
     table[subject_column] = [
@@ -231,9 +236,7 @@ def _build(
     table["sha256"] = digests
     table = table[table["sha256"].notna()].reset_index(drop=True)
     dup_groups = tuple(
-        tuple(sorted(g[IMAGE_COLUMN].tolist()))
-        for _, g in table.groupby("sha256", sort=True)
-        if len(g) > 1
+        tuple(sorted(g[IMAGE_COLUMN].tolist())) for _, g in table.groupby("sha256", sort=True) if len(g) > 1
     )
     counts = table[subject_column].value_counts()
     single = tuple(sorted(str(s) for s in counts[counts == 1].index))
@@ -324,8 +327,9 @@ def load_manifest(
     for i, rel in enumerate(df[IMAGE_COLUMN].tolist()):
         _check_relative("" if rel is None or rel != rel else str(rel), root, f"{path.name} row {i + 2}")
     df[IMAGE_COLUMN] = df[IMAGE_COLUMN].astype(str)
-    return _build(root, df, subject_column, list(label_columns), check_images=check_images,
-                  name=f"{root.name}/{path.name}")
+    return _build(
+        root, df, subject_column, list(label_columns), check_images=check_images, name=f"{root.name}/{path.name}"
+    )
 
 
 def parse_lfw_pairs(text: str, source: str = "pairs.txt") -> tuple[LfwPair, ...]:
@@ -346,8 +350,9 @@ def parse_lfw_pairs(text: str, source: str = "pairs.txt") -> tuple[LfwPair, ...]
         raise ManifestError(f"{source}: first line must be '<folds> <pairs per kind>', got {lines[0]!r}") from err
     expected = 1 + folds * 2 * per
     if len(lines) != expected:
-        raise ManifestError(f"{source}: expected {expected} lines for {folds} folds of {per}+{per} pairs, "
-                            f"found {len(lines)}")
+        raise ManifestError(
+            f"{source}: expected {expected} lines for {folds} folds of {per}+{per} pairs, found {len(lines)}"
+        )
 
     def img(name: str, num: str, lineno: int) -> str:
         try:

@@ -29,47 +29,111 @@ _JSON_COLUMNS = {"group", "other_group"}
 # table -> (column, SQL type) in row order; the row dicts of EvaluationReport use the same keys
 _TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "eval_rates": (
-        ("pairing", "VARCHAR"), ("grouping", "VARCHAR"), ("group", "JSON"), ("group_name", "VARCHAR"),
-        ("other_group", "JSON"), ("other_group_name", "VARCHAR"), ("threshold_name", "VARCHAR"),
-        ("threshold_source", "VARCHAR"), ("target_fmr", "DOUBLE"), ("threshold", "DOUBLE"),
-        ("similarity_threshold", "DOUBLE"), ("genuine_pairs", "BIGINT"), ("false_non_matches", "BIGINT"),
-        ("fnmr", "DOUBLE"), ("fnmr_lo", "DOUBLE"), ("fnmr_hi", "DOUBLE"), ("impostor_pairs", "BIGINT"),
-        ("false_matches", "BIGINT"), ("fmr", "DOUBLE"), ("fmr_lo", "DOUBLE"), ("fmr_hi", "DOUBLE"),
-        ("subjects", "BIGINT"), ("images", "BIGINT"), ("low_count", "BOOLEAN"),
-        ("false_match_rate", "DOUBLE"), ("false_non_match_rate", "DOUBLE"), ("eer", "DOUBLE"),
+        ("pairing", "VARCHAR"),
+        ("grouping", "VARCHAR"),
+        ("group", "JSON"),
+        ("group_name", "VARCHAR"),
+        ("other_group", "JSON"),
+        ("other_group_name", "VARCHAR"),
+        ("threshold_name", "VARCHAR"),
+        ("threshold_source", "VARCHAR"),
+        ("target_fmr", "DOUBLE"),
+        ("threshold", "DOUBLE"),
+        ("similarity_threshold", "DOUBLE"),
+        ("genuine_pairs", "BIGINT"),
+        ("false_non_matches", "BIGINT"),
+        ("fnmr", "DOUBLE"),
+        ("fnmr_lo", "DOUBLE"),
+        ("fnmr_hi", "DOUBLE"),
+        ("impostor_pairs", "BIGINT"),
+        ("false_matches", "BIGINT"),
+        ("fmr", "DOUBLE"),
+        ("fmr_lo", "DOUBLE"),
+        ("fmr_hi", "DOUBLE"),
+        ("subjects", "BIGINT"),
+        ("images", "BIGINT"),
+        ("low_count", "BOOLEAN"),
+        ("false_match_rate", "DOUBLE"),
+        ("false_non_match_rate", "DOUBLE"),
+        ("eer", "DOUBLE"),
         ("interval_method", "VARCHAR"),
     ),
     "eval_disparity": (
-        ("grouping", "VARCHAR"), ("group", "JSON"), ("group_name", "VARCHAR"), ("best_group_name", "VARCHAR"),
-        ("threshold_name", "VARCHAR"), ("threshold", "DOUBLE"), ("metric", "VARCHAR"), ("rate", "DOUBLE"),
-        ("relative_to_best", "DOUBLE"), ("relative_lo", "DOUBLE"), ("relative_hi", "DOUBLE"),
-        ("max_min_ratio", "DOUBLE"), ("max_min_ratio_lo", "DOUBLE"), ("max_min_ratio_hi", "DOUBLE"),
-        ("flag", "BOOLEAN"), ("max_min_flag", "BOOLEAN"), ("low_count", "BOOLEAN"),
+        ("grouping", "VARCHAR"),
+        ("group", "JSON"),
+        ("group_name", "VARCHAR"),
+        ("best_group_name", "VARCHAR"),
+        ("threshold_name", "VARCHAR"),
+        ("threshold", "DOUBLE"),
+        ("metric", "VARCHAR"),
+        ("rate", "DOUBLE"),
+        ("relative_to_best", "DOUBLE"),
+        ("relative_lo", "DOUBLE"),
+        ("relative_hi", "DOUBLE"),
+        ("max_min_ratio", "DOUBLE"),
+        ("max_min_ratio_lo", "DOUBLE"),
+        ("max_min_ratio_hi", "DOUBLE"),
+        ("flag", "BOOLEAN"),
+        ("max_min_flag", "BOOLEAN"),
+        ("low_count", "BOOLEAN"),
     ),
     "eval_det": (
-        ("grouping", "VARCHAR"), ("group", "JSON"), ("group_name", "VARCHAR"), ("similarity", "DOUBLE"),
-        ("threshold", "DOUBLE"), ("fmr", "DOUBLE"), ("fnmr", "DOUBLE"),
+        ("grouping", "VARCHAR"),
+        ("group", "JSON"),
+        ("group_name", "VARCHAR"),
+        ("similarity", "DOUBLE"),
+        ("threshold", "DOUBLE"),
+        ("fmr", "DOUBLE"),
+        ("fnmr", "DOUBLE"),
     ),
     "eval_histograms": (
-        ("grouping", "VARCHAR"), ("group", "JSON"), ("group_name", "VARCHAR"), ("bin_lo", "DOUBLE"),
-        ("bin_hi", "DOUBLE"), ("genuine", "BIGINT"), ("impostor", "BIGINT"),
+        ("grouping", "VARCHAR"),
+        ("group", "JSON"),
+        ("group_name", "VARCHAR"),
+        ("bin_lo", "DOUBLE"),
+        ("bin_hi", "DOUBLE"),
+        ("genuine", "BIGINT"),
+        ("impostor", "BIGINT"),
     ),
     "eval_fta": (
-        ("group", "JSON"), ("group_name", "VARCHAR"), ("grouping", "VARCHAR"), ("images", "BIGINT"),
-        ("failures", "BIGINT"), ("fta_rate", "DOUBLE"),
+        ("group", "JSON"),
+        ("group_name", "VARCHAR"),
+        ("grouping", "VARCHAR"),
+        ("images", "BIGINT"),
+        ("failures", "BIGINT"),
+        ("fta_rate", "DOUBLE"),
     ),
     "eval_identification": (
-        ("grouping", "VARCHAR"), ("group", "JSON"), ("group_name", "VARCHAR"), ("threshold_name", "VARCHAR"),
-        ("threshold", "DOUBLE"), ("similarity_threshold", "DOUBLE"), ("gallery_size", "BIGINT"),
-        ("gallery_subjects", "BIGINT"), ("mated_searches", "BIGINT"), ("rank1_hits", "BIGINT"),
-        ("rank1_rate", "DOUBLE"), ("fnir", "DOUBLE"), ("fnir_lo", "DOUBLE"), ("fnir_hi", "DOUBLE"),
-        ("nonmated_searches", "BIGINT"), ("false_positive_searches", "BIGINT"), ("fpir", "DOUBLE"),
-        ("fpir_lo", "DOUBLE"), ("fpir_hi", "DOUBLE"),
+        ("grouping", "VARCHAR"),
+        ("group", "JSON"),
+        ("group_name", "VARCHAR"),
+        ("threshold_name", "VARCHAR"),
+        ("threshold", "DOUBLE"),
+        ("similarity_threshold", "DOUBLE"),
+        ("gallery_size", "BIGINT"),
+        ("gallery_subjects", "BIGINT"),
+        ("mated_searches", "BIGINT"),
+        ("rank1_hits", "BIGINT"),
+        ("rank1_rate", "DOUBLE"),
+        ("fnir", "DOUBLE"),
+        ("fnir_lo", "DOUBLE"),
+        ("fnir_hi", "DOUBLE"),
+        ("nonmated_searches", "BIGINT"),
+        ("false_positive_searches", "BIGINT"),
+        ("fpir", "DOUBLE"),
+        ("fpir_lo", "DOUBLE"),
+        ("fpir_hi", "DOUBLE"),
     ),
     "eval_calibrations": (
-        ("target_fmr", "DOUBLE"), ("threshold", "DOUBLE"), ("similarity_threshold", "DOUBLE"),
-        ("false_matches", "BIGINT"), ("impostor_pairs", "BIGINT"), ("achieved_fmr", "DOUBLE"),
-        ("false_non_matches", "BIGINT"), ("genuine_pairs", "BIGINT"), ("achieved_fnmr", "DOUBLE"),
+        ("target_fmr", "DOUBLE"),
+        ("threshold", "DOUBLE"),
+        ("similarity_threshold", "DOUBLE"),
+        ("false_matches", "BIGINT"),
+        ("impostor_pairs", "BIGINT"),
+        ("achieved_fmr", "DOUBLE"),
+        ("false_non_matches", "BIGINT"),
+        ("genuine_pairs", "BIGINT"),
+        ("achieved_fnmr", "DOUBLE"),
     ),
 }
 
@@ -101,7 +165,7 @@ def _schema() -> tuple[str, ...]:
     ]
     for table, cols in _TABLES.items():
         body = ",\n".join(f'"{c}" {t}' for c, t in cols)
-        stmts.append(f'CREATE TABLE IF NOT EXISTS {table} (run_id VARCHAR NOT NULL, row_no BIGINT NOT NULL,\n{body})')
+        stmts.append(f"CREATE TABLE IF NOT EXISTS {table} (run_id VARCHAR NOT NULL, row_no BIGINT NOT NULL,\n{body})")
     return tuple(stmts)
 
 
@@ -197,8 +261,10 @@ class EvaluationStore:
             ).df()
 
     def table(self, name: str, run_id: str) -> pd.DataFrame:
-        """One tidy table of one run (``rates``, ``disparity``, ``det``, ``histograms``, ``fta``,
-        ``identification``, ``calibrations``), JSON group columns decoded.
+        """Return one tidy table of one run, JSON group columns decoded.
+
+        Tables: ``rates``, ``disparity``, ``det``, ``histograms``, ``fta``,
+        ``identification``, ``calibrations``.
 
         Raises
         ------
@@ -239,10 +305,10 @@ class EvaluationStore:
                     {c: _decode_value(v, c in _JSON_COLUMNS) for c, v in zip(names, rec, strict=True)}
                     for rec in cursor.fetchall()
                 )
-        return EvaluationReport(run=run, **tables)  # type: ignore[arg-type]
+        return EvaluationReport(run=run, **tables)
 
     def latest(self, *, embedding_key: str | None = None, dataset_fingerprint: str | None = None) -> str | None:
-        """The id of the newest run matching the filters, or ``None``."""
+        """Return the id of the newest run matching the filters, or ``None``."""
         sql = "SELECT run_id FROM eval_runs WHERE 1=1"
         params: list[Any] = []
         if embedding_key is not None:

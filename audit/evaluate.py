@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -145,7 +145,7 @@ class EvaluationConfig:
     """Score histogram resolution over similarity [-1, 1]."""
 
     def resolved_thresholds(self) -> tuple[ThresholdSpec, ...]:
-        """The model default (if any) followed by the other thresholds, without duplicates."""
+        """Return the model default (if any) followed by the other thresholds, without duplicates."""
         out: list[ThresholdSpec] = []
         if self.default_threshold is not None:
             out.append(ThresholdSpec("default", "model_default", float(self.default_threshold)))
@@ -197,9 +197,7 @@ def _grouping_name(columns: Sequence[str]) -> str:
     return " x ".join(columns) if columns else "all"
 
 
-def _build_stats(
-    fine: FineCells, subject_codes: np.ndarray, config: EvaluationConfig
-) -> list[_Stat]:
+def _build_stats(fine: FineCells, subject_codes: np.ndarray, config: EvaluationConfig) -> list[_Stat]:
     f = fine.n_cells
     pidx = cell_pair_index(f)
     n_p = f * (f + 1) // 2
@@ -383,7 +381,7 @@ class EvaluationReport:
 
     # -- fairlearn-style view
     def frame(self, by: Sequence[str] | str, threshold: str) -> GroupFrame:
-        """A :class:`GroupFrame` for one grouping (within-group cells) at one named threshold.
+        """Return a :class:`GroupFrame` for one grouping (within-group cells) at one named threshold.
 
         Raises
         ------
@@ -400,8 +398,17 @@ class EvaluationReport:
             raise KeyError(f"grouping {name!r} not evaluated")
         over = df[(df["pairing"] == "all") & (df["threshold_name"] == threshold)].iloc[0]
         keep = [
-            "false_match_rate", "false_non_match_rate", "fmr_lo", "fmr_hi", "fnmr_lo", "fnmr_hi",
-            "genuine_pairs", "impostor_pairs", "subjects", "images", "low_count",
+            "false_match_rate",
+            "false_non_match_rate",
+            "fmr_lo",
+            "fmr_hi",
+            "fnmr_lo",
+            "fnmr_hi",
+            "genuine_pairs",
+            "impostor_pairs",
+            "subjects",
+            "images",
+            "low_count",
         ]
         by_group = sel.set_index("group_name")[keep]
         return GroupFrame(overall=over[keep], by_group=by_group)
@@ -471,6 +478,7 @@ class EvaluationReport:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EvaluationReport:
         """Inverse of :meth:`to_dict`."""
+
         def rows(key: str) -> tuple[Mapping[str, Any], ...]:
             return tuple(dict(r) for r in data.get(key, []))
 
@@ -493,11 +501,11 @@ class EvaluationReport:
     __hash__ = None  # type: ignore[assignment]
 
     def json_rows(self) -> list[dict[str, Any]]:
-        """The CLI's JSON rows: one per cell and threshold (``group``, ``threshold``, counts, rates, bounds)."""
-        return _clean([dict(r) for r in self.rates])
+        """Return the CLI's JSON rows: one per cell and threshold (``group``, ``threshold``, counts, rates, bounds)."""
+        return cast(list[dict[str, Any]], _clean([dict(r) for r in self.rates]))
 
     def with_identification(self, rows: Iterable[Mapping[str, Any]]) -> EvaluationReport:
-        """A copy with identification rows added."""
+        """Return a copy with identification rows added."""
         return EvaluationReport(
             run=self.run,
             rates=self.rates,
@@ -511,7 +519,7 @@ class EvaluationReport:
 
 
 def code_version() -> str:
-    """The package version plus the git commit of the working tree, when available."""
+    """Return the package version plus the git commit of the working tree, when available."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -538,15 +546,31 @@ def _fta_rows(
     if not len(labels_all):
         return []
     fine = fine_cells(labels_all, columns)
-    out = [{"group": {}, "group_name": "all", "grouping": "all", "images": int(len(failed)),
-            "failures": int(failed.sum()), "fta_rate": float(failed.mean()) if len(failed) else math.nan}]
+    out = [
+        {
+            "group": {},
+            "group_name": "all",
+            "grouping": "all",
+            "images": int(len(failed)),
+            "failures": int(failed.sum()),
+            "fta_rate": float(failed.mean()) if len(failed) else math.nan,
+        }
+    ]
     for spec in config.by:
         for g in groups_for(fine, spec, config.multi_label):
             m = np.isin(fine.codes, list(g.cells))
             n = int(m.sum())
             k = int(failed[m].sum())
-            out.append({"group": g.as_dict(), "group_name": g.name, "grouping": _grouping_name(spec),
-                        "images": n, "failures": k, "fta_rate": k / n if n else math.nan})
+            out.append(
+                {
+                    "group": g.as_dict(),
+                    "group_name": g.name,
+                    "grouping": _grouping_name(spec),
+                    "images": n,
+                    "failures": k,
+                    "fta_rate": k / n if n else math.nan,
+                }
+            )
     return out
 
 
@@ -641,9 +665,9 @@ def evaluate_embeddings(
     stats = _build_stats(fine, subject_codes, cfg)
     agg = np.stack([s.mask for s in stats], axis=1).astype(np.float64)  # (P, nstat)
 
-    def reduce(cc_gen: np.ndarray, cc_fnm: np.ndarray, cc_imp: np.ndarray, cc_fm: np.ndarray) -> tuple[
-        np.ndarray, np.ndarray, np.ndarray, np.ndarray
-    ]:
+    def reduce(
+        cc_gen: np.ndarray, cc_fnm: np.ndarray, cc_imp: np.ndarray, cc_fm: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         gen = cc_gen @ agg  # (R, nstat)
         imp = cc_imp @ agg
         fnm = np.einsum("rpk,ps->rsk", cc_fnm, agg)
@@ -719,9 +743,11 @@ def evaluate_embeddings(
 
     fta: list[dict[str, Any]] = []
     if failed_labels is not None:
-        all_labels = pd.concat([labels[columns], failed_labels.reset_index(drop=True)[columns]],
-                               ignore_index=True) if columns else pd.DataFrame(
-            index=range(n + len(failed_labels)))
+        all_labels = (
+            pd.concat([labels[columns], failed_labels.reset_index(drop=True)[columns]], ignore_index=True)
+            if columns
+            else pd.DataFrame(index=range(n + len(failed_labels)))
+        )
         failed = np.concatenate([np.zeros(n, dtype=bool), np.ones(len(failed_labels), dtype=bool)])
         fta = _fta_rows(all_labels, failed, cfg, columns)
 
@@ -801,8 +827,11 @@ def _disparity_rows(
     for spec in cfg.by:
         idx = [i for i, s in enumerate(stats) if s.pairing == "within" and s.columns == tuple(spec)]
         low = {
-            i: bool(stats[i].subjects < cfg.min_subjects or gen[i] < cfg.min_genuine_pairs
-                    or imp[i] < cfg.min_impostor_pairs)
+            i: bool(
+                stats[i].subjects < cfg.min_subjects
+                or gen[i] < cfg.min_genuine_pairs
+                or imp[i] < cfg.min_impostor_pairs
+            )
             for i in idx
         }
         for ki, t in enumerate(thresholds):
@@ -816,7 +845,8 @@ def _disparity_rows(
                 vals = np.array([point[i, ki] for i in rel_idx])
                 # the reference: the lowest non-zero rate among groups with enough data
                 pool = [j for j, i in enumerate(rel_idx) if vals[j] > 0 and not low[i]] or [
-                    j for j, i in enumerate(rel_idx) if vals[j] > 0]
+                    j for j, i in enumerate(rel_idx) if vals[j] > 0
+                ]
                 # max/min over groups with enough data (all groups if fewer than two have)
                 mm_pool = [j for j, i in enumerate(rel_idx) if not low[i]]
                 if len(mm_pool) < 2:
@@ -840,25 +870,27 @@ def _disparity_rows(
                 mm_lo, mm_hi = percentile_interval(mm_draws[:, None], cfg.confidence)
                 for j, i in enumerate(rel_idx):
                     rp = float(rel_point[j])
-                    out.append({
-                        "grouping": _grouping_name(spec),
-                        "group": stats[i].group.as_dict(),
-                        "group_name": stats[i].group.name,
-                        "best_group_name": best_name,
-                        "threshold_name": t.name,
-                        "threshold": t.distance,
-                        "metric": metric,
-                        "rate": float(vals[j]),
-                        "relative_to_best": rp,
-                        "relative_lo": float(rel_lo[j]),
-                        "relative_hi": float(rel_hi[j]),
-                        "max_min_ratio": mm_point,
-                        "max_min_ratio_lo": float(mm_lo[0]),
-                        "max_min_ratio_hi": float(mm_hi[0]),
-                        "flag": flag(rp),
-                        "max_min_flag": flag(mm_point),
-                        "low_count": low[i],
-                    })
+                    out.append(
+                        {
+                            "grouping": _grouping_name(spec),
+                            "group": stats[i].group.as_dict(),
+                            "group_name": stats[i].group.name,
+                            "best_group_name": best_name,
+                            "threshold_name": t.name,
+                            "threshold": t.distance,
+                            "metric": metric,
+                            "rate": float(vals[j]),
+                            "relative_to_best": rp,
+                            "relative_lo": float(rel_lo[j]),
+                            "relative_hi": float(rel_hi[j]),
+                            "max_min_ratio": mm_point,
+                            "max_min_ratio_lo": float(mm_lo[0]),
+                            "max_min_ratio_hi": float(mm_hi[0]),
+                            "flag": flag(rp),
+                            "max_min_flag": flag(mm_point),
+                            "low_count": low[i],
+                        }
+                    )
     return out
 
 
@@ -880,9 +912,17 @@ def _det_and_histograms(
         ni, ng = int(ih.sum()), int(gh.sum())
         grouping = _grouping_name(s.columns)
         for b in np.flatnonzero((ih > 0) | (gh > 0)):
-            hist.append({"grouping": grouping, "group": s.group.as_dict(), "group_name": s.group.name,
-                         "bin_lo": float(edges[b]), "bin_hi": float(edges[b + 1]),
-                         "genuine": int(gh[b]), "impostor": int(ih[b])})
+            hist.append(
+                {
+                    "grouping": grouping,
+                    "group": s.group.as_dict(),
+                    "group_name": s.group.name,
+                    "bin_lo": float(edges[b]),
+                    "bin_hi": float(edges[b + 1]),
+                    "genuine": int(gh[b]),
+                    "impostor": int(ih[b]),
+                }
+            )
         if ni == 0 or ng == 0:
             eers[(grouping, s.group.name)] = math.nan
             continue
@@ -902,9 +942,17 @@ def _det_and_histograms(
         if sel.size > max_det_points:
             sel = sel[np.unique(np.linspace(0, sel.size - 1, max_det_points).round().astype(int))]
         for b, a, c in zip(bins[sel], fm_pts[sel], fn_pts[sel], strict=True):
-            det.append({"grouping": grouping, "group": s.group.as_dict(), "group_name": s.group.name,
-                        "similarity": float(edges[b]), "threshold": 1.0 - float(edges[b]),
-                        "fmr": float(a), "fnmr": float(c)})
+            det.append(
+                {
+                    "grouping": grouping,
+                    "group": s.group.as_dict(),
+                    "group_name": s.group.name,
+                    "similarity": float(edges[b]),
+                    "threshold": 1.0 - float(edges[b]),
+                    "fmr": float(a),
+                    "fnmr": float(c),
+                }
+            )
     return det, hist, eers
 
 
@@ -923,12 +971,17 @@ class Calibration:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready provenance (issue 5 stores it with the model config)."""
-        return _clean({
-            **self.result.__dict__,
-            "per_group": [dict(r) for r in self.per_group],
-            "dataset_fingerprint": self.dataset_fingerprint,
-            "created": self.created,
-        })
+        return cast(
+            dict[str, Any],
+            _clean(
+                {
+                    **self.result.__dict__,
+                    "per_group": [dict(r) for r in self.per_group],
+                    "dataset_fingerprint": self.dataset_fingerprint,
+                    "created": self.created,
+                }
+            ),
+        )
 
 
 def calibrate(
@@ -966,18 +1019,38 @@ def calibrate(
     """
     spec = parse_threshold(f"fmr={target_fmr!r}")
     cfg = EvaluationConfig(
-        by=tuple(tuple(b) for b in by), thresholds=(spec,), multi_label=multi_label, bootstrap=bootstrap,
-        cross_group=False, hist_bins=16,
+        by=tuple(tuple(b) for b in by),
+        thresholds=(spec,),
+        multi_label=multi_label,
+        bootstrap=bootstrap,
+        cross_group=False,
+        hist_bins=16,
     )
     report = evaluate_embeddings(embeddings, subjects, labels, cfg, dataset_fingerprint=dataset_fingerprint)
     cal = report.calibration_rows[0]
     result = ThresholdCalibration(**{k: cal[k] for k in ThresholdCalibration.__dataclass_fields__})
-    keep = ("pairing", "grouping", "group", "group_name", "threshold", "genuine_pairs", "impostor_pairs",
-            "false_matches", "false_non_matches", "fmr", "fnmr", "fmr_lo", "fmr_hi", "fnmr_lo", "fnmr_hi",
-            "low_count")
+    keep = (
+        "pairing",
+        "grouping",
+        "group",
+        "group_name",
+        "threshold",
+        "genuine_pairs",
+        "impostor_pairs",
+        "false_matches",
+        "false_non_matches",
+        "fmr",
+        "fnmr",
+        "fmr_lo",
+        "fmr_hi",
+        "fnmr_lo",
+        "fnmr_hi",
+        "low_count",
+    )
     rows = tuple({k: r[k] for k in keep} for r in report.rates)
-    return Calibration(result=result, per_group=rows, dataset_fingerprint=dataset_fingerprint,
-                       created=str(report.run["created"]))
+    return Calibration(
+        result=result, per_group=rows, dataset_fingerprint=dataset_fingerprint, created=str(report.run["created"])
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -1032,7 +1105,9 @@ def embed_dataset(engine: Any, dataset: Any, **embed_kwargs: Any) -> EmbeddedDat
         else np.zeros((0, dim), dtype=np.float32)
     )
     engine_config = getattr(engine, "config", None)
-    model_config = dict(engine_config.to_dict()) if hasattr(engine_config, "to_dict") else {}
+    model_config = (
+        dict(engine_config.to_dict()) if engine_config is not None and hasattr(engine_config, "to_dict") else {}
+    )
     return EmbeddedDataset(
         dataset=dataset,
         embeddings=emb,
@@ -1120,8 +1195,13 @@ def ten_fold_accuracy(distances: np.ndarray, same: np.ndarray, folds: np.ndarray
         train = f != fold
         dt, yt = d[train], y[train]
         finite = np.unique(dt[np.isfinite(dt)])
-        cands = np.concatenate([[-np.inf], (finite[:-1] + finite[1:]) / 2.0 if finite.size > 1 else finite,
-                                finite[-1:] if finite.size else []])
+        cands = np.concatenate(
+            [
+                [-np.inf],
+                (finite[:-1] + finite[1:]) / 2.0 if finite.size > 1 else finite,
+                finite[-1:] if finite.size else [],
+            ]
+        )
         order = np.argsort(dt, kind="stable")
         ds_, ys_ = dt[order], yt[order]
         pos_cum = np.concatenate([[0], np.cumsum(ys_)])

@@ -238,4 +238,3 @@ def add_bands(labels: pd.DataFrame, column: str, edges: Sequence[float], name: s
     result = labels.copy()
     result[name or f"{column}_band"] = out
     return result
-

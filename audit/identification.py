@@ -134,25 +134,27 @@ def identification_rates(
             false_pos = int((m & (best_non >= tq)).sum())
             fnir_lo, fnir_hi = wilson_interval(misses, n_mated, confidence)
             fpir_lo, fpir_hi = wilson_interval(false_pos, n_non, confidence)
-            rows.append({
-                "grouping": grouping,
-                "group": group,
-                "group_name": name,
-                "threshold_name": tname,
-                "threshold": float(t),
-                "similarity_threshold": 1.0 - float(t),
-                "gallery_size": int(gq.shape[0]),
-                "gallery_subjects": int(len(set(g_codes.tolist()))),
-                "mated_searches": n_mated,
-                "rank1_hits": hits,
-                "rank1_rate": hits / n_mated if n_mated else math.nan,
-                "fnir": misses / n_mated if n_mated else math.nan,
-                "fnir_lo": fnir_lo,
-                "fnir_hi": fnir_hi,
-                "nonmated_searches": n_non,
-                "false_positive_searches": false_pos,
-                "fpir": false_pos / n_non if n_non else math.nan,
-                "fpir_lo": fpir_lo,
-                "fpir_hi": fpir_hi,
-            })
+            rows.append(
+                {
+                    "grouping": grouping,
+                    "group": group,
+                    "group_name": name,
+                    "threshold_name": tname,
+                    "threshold": float(t),
+                    "similarity_threshold": 1.0 - float(t),
+                    "gallery_size": int(gq.shape[0]),
+                    "gallery_subjects": int(len(set(g_codes.tolist()))),
+                    "mated_searches": n_mated,
+                    "rank1_hits": hits,
+                    "rank1_rate": hits / n_mated if n_mated else math.nan,
+                    "fnir": misses / n_mated if n_mated else math.nan,
+                    "fnir_lo": fnir_lo,
+                    "fnir_hi": fnir_hi,
+                    "nonmated_searches": n_non,
+                    "false_positive_searches": false_pos,
+                    "fpir": false_pos / n_non if n_non else math.nan,
+                    "fpir_lo": fpir_lo,
+                    "fpir_hi": fpir_hi,
+                }
+            )
     return rows

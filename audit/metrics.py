@@ -94,9 +94,7 @@ def quantize(embeddings: np.ndarray, *, check_norm: bool = True) -> tuple[np.nda
         norms = np.linalg.norm(x, axis=1)
         bad = np.flatnonzero(np.abs(norms - 1.0) > 1e-3)
         if bad.size:
-            raise ValueError(
-                f"embeddings must be L2-normalised; row {int(bad[0])} has norm {norms[bad[0]]:.4f}"
-            )
+            raise ValueError(f"embeddings must be L2-normalised; row {int(bad[0])} has norm {norms[bad[0]]:.4f}")
     bits = min(20, (52 - math.ceil(math.log2(d))) // 2)
     return np.rint(x * float(2**bits)), 2.0 ** (-2 * bits)
 
@@ -114,7 +112,7 @@ def distance_to_q(threshold: float, scale: float) -> int:
 
 
 def q_to_distance(q: int, scale: float) -> float:
-    """The distance ``1 - q * scale`` of integer score ``q`` (exact in float64)."""
+    """Return the distance ``1 - q * scale`` of integer score ``q`` (exact in float64)."""
     return 1.0 - float(q) * scale
 
 
@@ -397,10 +395,10 @@ def score_pairs(
         gen3 = gen_flat.reshape(f, f, nb)
         imp_h = np.zeros((n_pairs, nb), dtype=np.int64)
         gen_h = np.zeros((n_pairs, nb), dtype=np.int64)
-        for a in range(f):
-            for c in range(f):
-                imp_h[pidx[a, c]] += imp3[a, c]
-                gen_h[pidx[a, c]] += gen3[a, c]
+        for ca in range(f):
+            for cb in range(f):
+                imp_h[pidx[ca, cb]] += imp3[ca, cb]
+                gen_h[pidx[ca, cb]] += gen3[ca, cb]
     else:
         imp_h = np.zeros((n_pairs, 0), dtype=np.int64)
         gen_h = np.zeros((n_pairs, 0), dtype=np.int64)
@@ -451,7 +449,7 @@ def _threshold_levels(tq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _aggregate_entries(keys: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
-    """Unique rows of stacked integer columns with their multiplicity."""
+    """Return the unique rows of stacked integer columns with their multiplicity."""
     if keys[0].size == 0:
         return [k[:0] for k in keys], np.zeros(0)
     o = np.lexsort(tuple(reversed(keys)))
@@ -468,8 +466,9 @@ def _aggregate_entries(keys: list[np.ndarray]) -> tuple[list[np.ndarray], np.nda
 class _WeightedPairs:
     """Pairs aggregated by (subject u, subject v, cell pair, level), ready for weighted sums."""
 
-    def __init__(self, u: np.ndarray, v: np.ndarray | None, p: np.ndarray, level: np.ndarray, n_keys_p: int,
-                 n_levels: int) -> None:
+    def __init__(
+        self, u: np.ndarray, v: np.ndarray | None, p: np.ndarray, level: np.ndarray, n_keys_p: int, n_levels: int
+    ) -> None:
         cols = [p, level, u] + ([v] if v is not None else [])
         agg, self.count = _aggregate_entries(cols)
         self.p, self.level, self.u = agg[0], agg[1], agg[2]
@@ -568,7 +567,7 @@ class CellCounter:
         self._pb = np.array([b for a in range(f) for b in range(a, f)], dtype=np.int64)
 
     def counts(self, weights: np.ndarray | None = None) -> CellCounts:
-        """Counts for subject weights ``(R, n_subjects)`` (``None``: every subject once).
+        """Return counts for subject weights ``(R, n_subjects)`` (``None``: every subject once).
 
         Parameters
         ----------

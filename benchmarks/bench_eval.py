@@ -30,8 +30,9 @@ def synthetic(n: int, n_subjects: int, dim: int = 128, seed: int = 0) -> tuple[n
     subj = np.concatenate([np.arange(n_subjects), rng.integers(0, n_subjects, n - n_subjects)])
     rng.shuffle(subj)
     sex = rng.choice(["F", "M"], n_subjects, p=[0.3, 0.7])
-    race = rng.choice(["white", "black", "asian", "latino", "black; latino", ""], n_subjects,
-                      p=[0.6, 0.12, 0.1, 0.1, 0.03, 0.05])
+    race = rng.choice(
+        ["white", "black", "asian", "latino", "black; latino", ""], n_subjects, p=[0.6, 0.12, 0.1, 0.1, 0.03, 0.05]
+    )
     noise = np.where(race == "black", 1.0, 0.9) * np.where(sex == "F", 1.05, 1.0)
     centres = rng.standard_normal((n_subjects, dim)).astype(np.float32)
     # a shared group direction makes people of one group look a little alike (FMR differs by group)
@@ -40,16 +41,19 @@ def synthetic(n: int, n_subjects: int, dim: int = 128, seed: int = 0) -> tuple[n
     x = centres[subj] + noise[subj, None] * rng.standard_normal((n, dim)).astype(np.float32) * 1.25
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     age = rng.integers(20, 80, n_subjects)[subj] + rng.integers(0, 12, n)
-    labels = pd.DataFrame({
-        "sex": sex[subj],
-        "race": race[subj],
-        "age": pd.cut(age, [0, 30, 40, 50, 60, 200], labels=["<30", "30-39", "40-49", "50-59", "60+"]).astype(str),
-    })
+    labels = pd.DataFrame(
+        {
+            "sex": sex[subj],
+            "race": race[subj],
+            "age": pd.cut(age, [0, 30, 40, 50, 60, 200], labels=["<30", "30-39", "40-49", "50-59", "60+"]).astype(str),
+        }
+    )
     return x.astype(np.float32), subj, labels
 
 
-def fairlearn_frame(x: np.ndarray, subj: np.ndarray, labels: pd.DataFrame, threshold: float) -> tuple[float, float,
-                                                                                                        object]:
+def fairlearn_frame(
+    x: np.ndarray, subj: np.ndarray, labels: pd.DataFrame, threshold: float
+) -> tuple[float, float, object]:
     """Materialise every pair, then MetricFrame by within-group 'race' (cross pairs: 'cross')."""
     from fairlearn.metrics import MetricFrame, false_negative_rate, false_positive_rate
 
@@ -65,7 +69,9 @@ def fairlearn_frame(x: np.ndarray, subj: np.ndarray, labels: pd.DataFrame, thres
     t1 = time.perf_counter()
     mf = MetricFrame(
         metrics={"false_match_rate": false_positive_rate, "false_non_match_rate": false_negative_rate},
-        y_true=y_true, y_pred=y_pred, sensitive_features=pd.Series(feature, name="race"),
+        y_true=y_true,
+        y_pred=y_pred,
+        sensitive_features=pd.Series(feature, name="race"),
     )
     t2 = time.perf_counter()
     return t1 - t0, t2 - t1, mf
@@ -88,8 +94,10 @@ def main() -> None:
     rep = evaluate_embeddings(x, subj, labels, cfg)
     t_rates = time.perf_counter() - t
     df = rep.rates_frame()
-    print(f"pairs: {rep.run['genuine_pairs']:,} genuine, {rep.run['impostor_pairs']:,} impostor; "
-          f"{len(df):,} rate rows ({df['group_name'].nunique()} cells x {df['threshold_name'].nunique()} thresholds)")
+    print(
+        f"pairs: {rep.run['genuine_pairs']:,} genuine, {rep.run['impostor_pairs']:,} impostor; "
+        f"{len(df):,} rate rows ({df['group_name'].nunique()} cells x {df['threshold_name'].nunique()} thresholds)"
+    )
     print(f"[1] all per-group FMR/FNMR at 3 thresholds: {t_rates:.2f} s (target <= 10 s)")
     print(rep.calibrations()[["target_fmr", "threshold", "achieved_fmr", "achieved_fnmr"]].to_string(index=False))
 
@@ -100,8 +108,22 @@ def main() -> None:
     print(f"[2] same with {args.bootstrap} subject-bootstrap resamples: {t_boot:.2f} s (target <= 60 s)")
     dfb = rep_b.rates_frame()
     show = dfb[(dfb["pairing"] == "within") & (dfb["grouping"] == "race") & (dfb["threshold_name"] == "fmr=0.001")]
-    print(show[["group_name", "genuine_pairs", "fnmr", "fnmr_lo", "fnmr_hi", "impostor_pairs", "fmr", "fmr_lo",
-                "fmr_hi", "low_count"]].to_string(index=False))
+    print(
+        show[
+            [
+                "group_name",
+                "genuine_pairs",
+                "fnmr",
+                "fnmr_lo",
+                "fnmr_hi",
+                "impostor_pairs",
+                "fmr",
+                "fmr_lo",
+                "fmr_hi",
+                "low_count",
+            ]
+        ].to_string(index=False)
+    )
 
     # fairlearn on a subset (the full 87.5 M pairs as pandas arrays would need tens of GB)
     n_f = min(args.fairlearn_n, args.n)
@@ -120,10 +142,12 @@ def main() -> None:
         if r.pairing == "within":
             g = r.group["race"]
             agree &= bool(np.isclose(mf.by_group.loc[g, "false_match_rate"], r.fmr, rtol=0, atol=0))
-    print(f"[3] fairlearn MetricFrame on {n_pairs:,} pairs of {n_f} images (race, within-group + 'cross'): "
-          f"building pair arrays {build:.2f} s + MetricFrame {t_mf:.2f} s = {build + t_mf:.2f} s; "
-          f"facetrail on the same images: {t_ours:.2f} s -> ratio {((build + t_mf) / t_ours):.1f}x "
-          f"(MetricFrame alone {t_mf / t_ours:.1f}x); per-group FMR identical: {agree}")
+    print(
+        f"[3] fairlearn MetricFrame on {n_pairs:,} pairs of {n_f} images (race, within-group + 'cross'): "
+        f"building pair arrays {build:.2f} s + MetricFrame {t_mf:.2f} s = {build + t_mf:.2f} s; "
+        f"facetrail on the same images: {t_ours:.2f} s -> ratio {((build + t_mf) / t_ours):.1f}x "
+        f"(MetricFrame alone {t_mf / t_ours:.1f}x); per-group FMR identical: {agree}"
+    )
 
 
 if __name__ == "__main__":

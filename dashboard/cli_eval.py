@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from audit.datasets import Dataset, load_lfw, load_manifest
+from audit.errors import AuditError
 from audit.eval_store import EvaluationStore
 from audit.evaluate import (
     EmbeddedDataset,
@@ -47,7 +48,6 @@ from audit.evaluate import (
 from audit.groups import add_bands
 from audit.identification import identification_rates, wilson_interval
 from audit.metrics import quantize
-from audit.errors import AuditError
 from core.errors import BadInput, ManifestError, RecognitionError
 
 __all__ = ["register", "parse_by", "set_engine_factory"]
@@ -60,7 +60,7 @@ EngineFactory = Callable[[argparse.Namespace], Any]
 
 
 def _runtime(args: argparse.Namespace) -> Any:
-    """The command's one :class:`dashboard.runtime.Runtime` (one database, its stores, engines)."""
+    """Return the command's one :class:`dashboard.runtime.Runtime` (one database, its stores, engines)."""
     runtime = getattr(args, "_eval_runtime", None)
     if runtime is None:
         from dashboard.runtime import Runtime
@@ -71,7 +71,7 @@ def _runtime(args: argparse.Namespace) -> Any:
 
 
 def _database(args: argparse.Namespace) -> Any:
-    """The command's one :class:`core.db.Database`."""
+    """Return the command's one :class:`core.db.Database`."""
     return _runtime(args).db
 
 
@@ -127,12 +127,14 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
 
 def _context_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("audit trail (the run is recorded when an operator and a purpose are given)")
-    group.add_argument("--operator", default=os.environ.get("FACETRAIL_OPERATOR"),
-                       help="who runs it ($FACETRAIL_OPERATOR)")
+    group.add_argument(
+        "--operator", default=os.environ.get("FACETRAIL_OPERATOR"), help="who runs it ($FACETRAIL_OPERATOR)"
+    )
     group.add_argument("--purpose", default=os.environ.get("FACETRAIL_PURPOSE"), help="why ($FACETRAIL_PURPOSE)")
     group.add_argument("--case", default=os.environ.get("FACETRAIL_CASE"), help="case reference ($FACETRAIL_CASE)")
-    group.add_argument("--legal-basis", default=os.environ.get("FACETRAIL_LEGAL_BASIS"),
-                       help="legal basis ($FACETRAIL_LEGAL_BASIS)")
+    group.add_argument(
+        "--legal-basis", default=os.environ.get("FACETRAIL_LEGAL_BASIS"), help="legal basis ($FACETRAIL_LEGAL_BASIS)"
+    )
 
 
 def _record(args: argparse.Namespace, engine: Any, details: dict[str, Any], model_config: Any) -> int | None:
@@ -178,10 +180,18 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subject-col", help="the manifest's subject column")
     parser.add_argument("--labels", help="comma-separated label columns to keep (default: all other columns)")
     parser.add_argument("--by", action="append", help="groupings, e.g. 'sex,race,sex*race' (repeatable)")
-    parser.add_argument("--band", action="append", default=[],
-                        help="numeric column to band, e.g. 'approx_age_at_photo=40,50,60,70' (adds <col>_band)")
-    parser.add_argument("--multi-label", choices=("combined", "explode"), default="combined",
-                        help="multi-valued labels: own group (combined, default) or one per listed group (explode)")
+    parser.add_argument(
+        "--band",
+        action="append",
+        default=[],
+        help="numeric column to band, e.g. 'approx_age_at_photo=40,50,60,70' (adds <col>_band)",
+    )
+    parser.add_argument(
+        "--multi-label",
+        choices=("combined", "explode"),
+        default="combined",
+        help="multi-valued labels: own group (combined, default) or one per listed group (explode)",
+    )
 
 
 def register(subparsers: Any, parents: list[argparse.ArgumentParser] | None = None) -> None:
@@ -192,9 +202,13 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser] | None = No
     src.add_argument("--manifest", help="CSV with image (relative to the CSV), subject and label columns")
     src.add_argument("--lfw", help="LFW folder: images/<Name>/<Name>_NNNN.jpg + pairs.txt [+ labels.csv]")
     _data_args(ev)
-    ev.add_argument("--threshold", action="append", default=[],
-                    help="'fmr=1e-3' (calibrated on this data) or a cosine distance; repeatable "
-                         "(default: the model's threshold, fmr=1e-3, fmr=1e-4)")
+    ev.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        help="'fmr=1e-3' (calibrated on this data) or a cosine distance; repeatable "
+        "(default: the model's threshold, fmr=1e-3, fmr=1e-4)",
+    )
     ev.add_argument("--bootstrap", type=int, default=1000, help="subject bootstrap resamples (0: no intervals)")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--gallery-manifest", help="1:N: gallery manifest CSV (probes: the --manifest images)")
@@ -206,8 +220,9 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser] | None = No
     _config_args(ev)
     ev.set_defaults(handler=_evaluate)
 
-    cal = subparsers.add_parser("calibrate", parents=parents,
-                                help="threshold at a target false-match rate on a labelled dataset")
+    cal = subparsers.add_parser(
+        "calibrate", parents=parents, help="threshold at a target false-match rate on a labelled dataset"
+    )
     cal.add_argument("--manifest", required=True)
     _data_args(cal)
     cal.add_argument("--target-fmr", type=float, required=True)
@@ -255,8 +270,16 @@ def _with_bands(ds: Dataset, bands: list[str]) -> Dataset:
             raise ManifestError(f"--band {spec!r}: edges must be numbers") from err
         table = add_bands(table, col, values)
         cols.append(f"{col}_band")
-    return Dataset(root=ds.root, table=table, subject_column=ds.subject_column, label_columns=tuple(cols),
-                   fingerprint=ds.fingerprint, validation=ds.validation, pairs=ds.pairs, name=ds.name)
+    return Dataset(
+        root=ds.root,
+        table=table,
+        subject_column=ds.subject_column,
+        label_columns=tuple(cols),
+        fingerprint=ds.fingerprint,
+        validation=ds.validation,
+        pairs=ds.pairs,
+        name=ds.name,
+    )
 
 
 def _thresholds(values: list[str]) -> tuple[ThresholdSpec, ...]:
@@ -306,8 +329,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         embedded = _embed(args, engine, ds)
         if embedded.embeddings.shape[0] < 2:
             raise BadInput(f"only {embedded.embeddings.shape[0]} image(s) of {len(ds)} yielded a face")
-        cfg = EvaluationConfig(by=by, thresholds=thresholds, multi_label=args.multi_label,
-                               bootstrap=args.bootstrap, seed=args.seed)
+        cfg = EvaluationConfig(
+            by=by, thresholds=thresholds, multi_label=args.multi_label, bootstrap=args.bootstrap, seed=args.seed
+        )
         report = evaluate_embedded(embedded, cfg)
         extra: list[dict[str, Any]] = []
         if args.lfw and ds.pairs:
@@ -326,7 +350,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         r["audit_seq"] = seq
     text = "" if args.json else _text(report, ds, extra)
     if not args.json:
-        text += "\n" + ("run not stored (--no-store)" if args.no_store else f"stored as evaluation run {report.run['run_id']}")
+        text += "\n" + (
+            "run not stored (--no-store)" if args.no_store else f"stored as evaluation run {report.run['run_id']}"
+        )
         text += "" if seq is None else f"; audit record #{seq}"
     _emit(args, rows, text)
     return EXIT_OK
@@ -341,9 +367,11 @@ def _fmt(value: Any, spec: str) -> str:
 def _text(report: EvaluationReport, ds: Dataset, extra: list[dict[str, Any]]) -> str:
     df = report.rates_frame()
     df = df[df["pairing"] != "cross"]
-    lines = [f"dataset {ds.name}: {report.run['images']} images, {report.run['subjects']} subjects, "
-             f"{report.run['genuine_pairs']:,} genuine and {report.run['impostor_pairs']:,} impostor pairs; "
-             f"run {report.run['run_id']}"]
+    lines = [
+        f"dataset {ds.name}: {report.run['images']} images, {report.run['subjects']} subjects, "
+        f"{report.run['genuine_pairs']:,} genuine and {report.run['impostor_pairs']:,} impostor pairs; "
+        f"run {report.run['run_id']}"
+    ]
     for r in df.itertuples():
         flag = "  LOW COUNT" if r.low_count else ""
         lines.append(
@@ -356,8 +384,10 @@ def _text(report: EvaluationReport, ds: Dataset, extra: list[dict[str, Any]]) ->
         if r["kind"] == "lfw_10fold":
             lines.append(f"LFW 10-fold accuracy {_fmt(r['accuracy'], '.4f')} ± {_fmt(r['accuracy_std'], '.4f')}")
         elif r["kind"] == "identification" and not r["group"]:
-            lines.append(f"1:N {r['threshold_name']}: FPIR {_fmt(r['fpir'], '.3f')} over {r['nonmated_searches']} "
-                         f"non-mated searches of a {r['gallery_size']}-face gallery")
+            lines.append(
+                f"1:N {r['threshold_name']}: FPIR {_fmt(r['fpir'], '.3f')} over {r['nonmated_searches']} "
+                f"non-mated searches of a {r['gallery_size']}-face gallery"
+            )
     return "\n".join(lines)
 
 
@@ -377,10 +407,17 @@ def _lfw_rows(embedded: EmbeddedDataset, report: EvaluationReport) -> list[dict[
     acc = ten_fold_accuracy(dist, same, folds)
     thr = float(np.median(acc["thresholds"]))
     run_id = report.run["run_id"]
-    rows: list[dict[str, Any]] = [{
-        "kind": "lfw_10fold", "run_id": run_id, "group": {}, "threshold": thr, **acc,
-        "pairs": len(pairs), "pairs_with_failed_image": int(np.isinf(dist).sum()),
-    }]
+    rows: list[dict[str, Any]] = [
+        {
+            "kind": "lfw_10fold",
+            "run_id": run_id,
+            "group": {},
+            "threshold": thr,
+            **acc,
+            "pairs": len(pairs),
+            "pairs_with_failed_image": int(np.isinf(dist).sum()),
+        }
+    ]
     labels = ds.table.set_index("image")
     groupings: list[tuple[str, ...]] = [()] + [(c,) for c in ds.label_columns]
     for spec in groupings:
@@ -401,15 +438,26 @@ def _lfw_rows(embedded: EmbeddedDataset, report: EvaluationReport) -> list[dict[
         for values, c in sorted(keyed.items()):
             fnmr_lo, fnmr_hi = wilson_interval(c["fnm"], c["gen"])
             fmr_lo, fmr_hi = wilson_interval(c["fm"], c["imp"])
-            rows.append({
-                "kind": "lfw_pairs", "run_id": run_id, "group": dict(zip(spec, values, strict=True)),
-                "threshold": thr, "similarity_threshold": 1.0 - thr,
-                "genuine_pairs": c["gen"], "false_non_matches": c["fnm"],
-                "fnmr": c["fnm"] / c["gen"] if c["gen"] else None, "fnmr_lo": fnmr_lo, "fnmr_hi": fnmr_hi,
-                "impostor_pairs": c["imp"], "false_matches": c["fm"],
-                "fmr": c["fm"] / c["imp"] if c["imp"] else None, "fmr_lo": fmr_lo, "fmr_hi": fmr_hi,
-                "interval": "Wilson over protocol pairs",
-            })
+            rows.append(
+                {
+                    "kind": "lfw_pairs",
+                    "run_id": run_id,
+                    "group": dict(zip(spec, values, strict=True)),
+                    "threshold": thr,
+                    "similarity_threshold": 1.0 - thr,
+                    "genuine_pairs": c["gen"],
+                    "false_non_matches": c["fnm"],
+                    "fnmr": c["fnm"] / c["gen"] if c["gen"] else None,
+                    "fnmr_lo": fnmr_lo,
+                    "fnmr_hi": fnmr_hi,
+                    "impostor_pairs": c["imp"],
+                    "false_matches": c["fm"],
+                    "fmr": c["fm"] / c["imp"] if c["imp"] else None,
+                    "fmr_lo": fmr_lo,
+                    "fmr_hi": fmr_hi,
+                    "interval": "Wilson over protocol pairs",
+                }
+            )
     for r in rows:
         for k, v in list(r.items()):
             if isinstance(v, float) and not math.isfinite(v):
@@ -418,7 +466,10 @@ def _lfw_rows(embedded: EmbeddedDataset, report: EvaluationReport) -> list[dict[
 
 
 def _identification(
-    args: argparse.Namespace, engine: Any, probes: EmbeddedDataset, report: EvaluationReport,
+    args: argparse.Namespace,
+    engine: Any,
+    probes: EmbeddedDataset,
+    report: EvaluationReport,
     by: tuple[tuple[str, ...], ...],
 ) -> list[dict[str, Any]]:
     if args.gallery_lfw:
@@ -476,25 +527,32 @@ def _calibrate(args: argparse.Namespace) -> int:
         if not args.no_save and hasattr(engine, "config"):
             payload["saved"] = _save_calibration(args, engine, cal, ds)
         r = cal.result
-        payload["audit_seq"] = _record(args, engine, {
-            "command": "calibrate",
-            "dataset": ds.name,
-            "dataset_fingerprint": ds.fingerprint,
-            "target_fmr": f"{r.target_fmr:.6e}",
-            "threshold": f"{r.threshold:.12f}",
-            "achieved_fmr": f"{r.achieved_fmr:.6e}",
-            "achieved_fnmr": None if math.isnan(r.achieved_fnmr) else f"{r.achieved_fnmr:.6f}",
-            "impostor_pairs": r.impostor_pairs,
-            "genuine_pairs": r.genuine_pairs,
-            "saved_as_default": bool(payload["saved"]),
-        }, payload.get("model_config") or getattr(getattr(engine, "config", None), "to_dict", lambda: None)())
+        payload["audit_seq"] = _record(
+            args,
+            engine,
+            {
+                "command": "calibrate",
+                "dataset": ds.name,
+                "dataset_fingerprint": ds.fingerprint,
+                "target_fmr": f"{r.target_fmr:.6e}",
+                "threshold": f"{r.threshold:.12f}",
+                "achieved_fmr": f"{r.achieved_fmr:.6e}",
+                "achieved_fnmr": None if math.isnan(r.achieved_fnmr) else f"{r.achieved_fnmr:.6f}",
+                "impostor_pairs": r.impostor_pairs,
+                "genuine_pairs": r.genuine_pairs,
+                "saved_as_default": bool(payload["saved"]),
+            },
+            payload.get("model_config") or getattr(getattr(engine, "config", None), "to_dict", lambda: None)(),
+        )
     except (RecognitionError, AuditError, ValueError, KeyError) as err:
         return _fail(args, err)
     r = cal.result
-    text = (f"threshold {r.threshold:.6f} (similarity {r.similarity_threshold:.6f}) for FMR <= {r.target_fmr:g} "
-            f"on {ds.name}: achieved FMR {r.achieved_fmr:.3g} ({r.false_matches:,}/{r.impostor_pairs:,}), "
-            f"FNMR {r.achieved_fnmr:.4f} ({r.false_non_matches:,}/{r.genuine_pairs:,})"
-            + ("; saved as the default threshold" if payload["saved"] else ""))
+    text = (
+        f"threshold {r.threshold:.6f} (similarity {r.similarity_threshold:.6f}) for FMR <= {r.target_fmr:g} "
+        f"on {ds.name}: achieved FMR {r.achieved_fmr:.3g} ({r.false_matches:,}/{r.impostor_pairs:,}), "
+        f"FNMR {r.achieved_fnmr:.4f} ({r.false_non_matches:,}/{r.genuine_pairs:,})"
+        + ("; saved as the default threshold" if payload["saved"] else "")
+    )
     _emit(args, payload, text)
     return EXIT_OK
 
@@ -523,4 +581,3 @@ def _save_calibration(args: argparse.Namespace, engine: Any, cal: Any, ds: Datas
     )
     ThresholdStore(_database(args)).save(engine.config, r.threshold, source)
     return True
-

@@ -101,7 +101,8 @@ def lfw_folder(tmp_path: Path) -> Path:
         for i in range(1, k + 1):
             png(tmp_path / "images" / name / f"{name}_{i:04d}.png", hash((name, i)) % 1000)
             (tmp_path / "images" / name / f"{name}_{i:04d}.png").rename(
-                tmp_path / "images" / name / f"{name}_{i:04d}.jpg")
+                tmp_path / "images" / name / f"{name}_{i:04d}.jpg"
+            )
     (tmp_path / "pairs.txt").write_text("2 1\nAnn_A 1 2\nAnn_A 1 Bob_B 1\nBob_B 1 2\nBob_B 2 Cy_C 1\n")
     (tmp_path / "labels.csv").write_text(
         "image,identity,sex\nimages/Ann_A/Ann_A_0001.jpg,Ann_A,F\nimages/Ann_A/Ann_A_0002.jpg,Ann_A,F\n"
@@ -124,8 +125,14 @@ def test_lfw_layout(tmp_path: Path):
 
 @pytest.mark.parametrize(
     ("text", "match"),
-    [("", "empty"), ("x y\n", "first line"), ("1 1\nA 1 2\n", "expected 3 lines"),
-     ("1 1\nA 1\nA 1 B 2\n", "matched"), ("1 1\nA 1 2\nA 1 B\n", "mismatched"), ("1 1\nA x 2\nA 1 B 2\n", "integer")],
+    [
+        ("", "empty"),
+        ("x y\n", "first line"),
+        ("1 1\nA 1 2\n", "expected 3 lines"),
+        ("1 1\nA 1\nA 1 B 2\n", "matched"),
+        ("1 1\nA 1 2\nA 1 B\n", "mismatched"),
+        ("1 1\nA x 2\nA 1 B 2\n", "integer"),
+    ],
 )
 def test_bad_pairs_file(text, match):
     with pytest.raises(ManifestError, match=match):

@@ -89,13 +89,45 @@ def run(argv, capsys):
 def test_evaluate_manifest_json(tmp_path, capsys):
     m = make_manifest(tmp_path)
     db = str(tmp_path / "f.duckdb")
-    code, out = run(["evaluate", "--manifest", str(m), "--subject-col", "person", "--by", "sex,race,sex*race",
-                     "--band", "age=30,40", "--by", "age_band", "--threshold", "fmr=1e-2", "--threshold", "0.5",
-                     "--bootstrap", "50", "--json", "--db", db], capsys)
+    code, out = run(
+        [
+            "evaluate",
+            "--manifest",
+            str(m),
+            "--subject-col",
+            "person",
+            "--by",
+            "sex,race,sex*race",
+            "--band",
+            "age=30,40",
+            "--by",
+            "age_band",
+            "--threshold",
+            "fmr=1e-2",
+            "--threshold",
+            "0.5",
+            "--bootstrap",
+            "50",
+            "--json",
+            "--db",
+            db,
+        ],
+        capsys,
+    )
     assert code == 0, out
     rows = json.loads(out)
-    keys = {"group", "threshold", "genuine_pairs", "impostor_pairs", "fnmr", "fmr", "fnmr_lo", "fnmr_hi",
-            "fmr_lo", "fmr_hi"}
+    keys = {
+        "group",
+        "threshold",
+        "genuine_pairs",
+        "impostor_pairs",
+        "fnmr",
+        "fmr",
+        "fnmr_lo",
+        "fnmr_hi",
+        "fmr_lo",
+        "fmr_hi",
+    }
     assert all(keys <= set(r) for r in rows)
     assert {r["threshold_name"] for r in rows} == {"fmr=0.01", "0.5"}
     assert any(r["group"] == {"sex": "M", "race": "a"} for r in rows)
@@ -114,10 +146,31 @@ def test_evaluate_manifest_json(tmp_path, capsys):
 
 def test_evaluate_identification(tmp_path, capsys):
     m = make_manifest(tmp_path)
-    code, out = run(["evaluate", "--manifest", str(m), "--subject-col", "person", "--by", "sex",
-                     "--gallery-manifest", str(m), "--gallery-subject-col", "person", "--probe-glob", "*/0.png",
-                     "--threshold", "0.5", "--bootstrap", "0", "--json", "--db", str(tmp_path / "g.duckdb")],
-                    capsys)
+    code, out = run(
+        [
+            "evaluate",
+            "--manifest",
+            str(m),
+            "--subject-col",
+            "person",
+            "--by",
+            "sex",
+            "--gallery-manifest",
+            str(m),
+            "--gallery-subject-col",
+            "person",
+            "--probe-glob",
+            "*/0.png",
+            "--threshold",
+            "0.5",
+            "--bootstrap",
+            "0",
+            "--json",
+            "--db",
+            str(tmp_path / "g.duckdb"),
+        ],
+        capsys,
+    )
     assert code == 0, out
     ident = [r for r in json.loads(out) if r["kind"] == "identification"]
     overall = next(r for r in ident if not r["group"])
@@ -144,8 +197,23 @@ def test_bad_input_exit_2(tmp_path, capsys, argv):
 
 def test_calibrate_json(tmp_path, capsys):
     m = make_manifest(tmp_path)
-    code, out = run(["calibrate", "--manifest", str(m), "--subject-col", "person", "--target-fmr", "0.01",
-                     "--by", "sex", "--json", "--db", str(tmp_path / "c.duckdb")], capsys)
+    code, out = run(
+        [
+            "calibrate",
+            "--manifest",
+            str(m),
+            "--subject-col",
+            "person",
+            "--target-fmr",
+            "0.01",
+            "--by",
+            "sex",
+            "--json",
+            "--db",
+            str(tmp_path / "c.duckdb"),
+        ],
+        capsys,
+    )
     assert code == 0, out
     payload = json.loads(out)
     assert payload["achieved_fmr"] <= 0.01
@@ -168,10 +236,27 @@ def test_lfw_mode(tmp_path, capsys):
         for i in range(4):
             lines.append(f"{names[i]} 3 {names[i + 4]} {1 + fold}")
     (tmp_path / "pairs.txt").write_text("\n".join(lines) + "\n")
-    (tmp_path / "labels.csv").write_text("image,sex\n" + "\n".join(
-        f"images/{n}/{n}_{k:04d}.jpg,{'F' if i % 2 else 'M'}" for i, n in enumerate(names) for k in range(1, 4)))
-    code, out = run(["evaluate", "--lfw", str(tmp_path), "--bootstrap", "0", "--threshold", "0.5", "--json",
-                     "--db", str(tmp_path / "l.duckdb")], capsys)
+    (tmp_path / "labels.csv").write_text(
+        "image,sex\n"
+        + "\n".join(
+            f"images/{n}/{n}_{k:04d}.jpg,{'F' if i % 2 else 'M'}" for i, n in enumerate(names) for k in range(1, 4)
+        )
+    )
+    code, out = run(
+        [
+            "evaluate",
+            "--lfw",
+            str(tmp_path),
+            "--bootstrap",
+            "0",
+            "--threshold",
+            "0.5",
+            "--json",
+            "--db",
+            str(tmp_path / "l.duckdb"),
+        ],
+        capsys,
+    )
     assert code == 0, out
     rows = json.loads(out)
     acc = next(r for r in rows if r["kind"] == "lfw_10fold")
@@ -189,8 +274,23 @@ def test_parse_by():
 
 def test_text_output(tmp_path, capsys):
     m = make_manifest(tmp_path)
-    code, out = run(["evaluate", "--manifest", str(m), "--subject-col", "person", "--by", "sex",
-                     "--bootstrap", "0", "--no-store", "--db", str(tmp_path / "t.duckdb")], capsys)
+    code, out = run(
+        [
+            "evaluate",
+            "--manifest",
+            str(m),
+            "--subject-col",
+            "person",
+            "--by",
+            "sex",
+            "--bootstrap",
+            "0",
+            "--no-store",
+            "--db",
+            str(tmp_path / "t.duckdb"),
+        ],
+        capsys,
+    )
     assert code == 0
     assert "sex=F" in out and "FNMR" in out
 
@@ -198,8 +298,27 @@ def test_text_output(tmp_path, capsys):
 def test_evaluation_is_recorded_in_the_audit_trail(tmp_path, capsys):
     m = make_manifest(tmp_path)
     db = str(tmp_path / "a.duckdb")
-    code, out = run(["evaluate", "--manifest", str(m), "--subject-col", "person", "--by", "sex", "--bootstrap", "0",
-                     "--operator", "alice", "--purpose", "bias audit", "--json", "--db", db], capsys)
+    code, out = run(
+        [
+            "evaluate",
+            "--manifest",
+            str(m),
+            "--subject-col",
+            "person",
+            "--by",
+            "sex",
+            "--bootstrap",
+            "0",
+            "--operator",
+            "alice",
+            "--purpose",
+            "bias audit",
+            "--json",
+            "--db",
+            db,
+        ],
+        capsys,
+    )
     assert code == 0, out
     rows = json.loads(out)
     seq = rows[0]["audit_seq"]
@@ -211,7 +330,24 @@ def test_evaluation_is_recorded_in_the_audit_trail(tmp_path, capsys):
     record = entry.to_dict()
     text = json.dumps(record)
     assert "evaluate" in text and rows[0]["run_id"] in text and "alice" in text
-    code, out = run(["calibrate", "--manifest", str(m), "--subject-col", "person", "--target-fmr", "0.01",
-                     "--operator", "alice", "--purpose", "bias audit", "--json", "--db", db], capsys)
+    code, out = run(
+        [
+            "calibrate",
+            "--manifest",
+            str(m),
+            "--subject-col",
+            "person",
+            "--target-fmr",
+            "0.01",
+            "--operator",
+            "alice",
+            "--purpose",
+            "bias audit",
+            "--json",
+            "--db",
+            db,
+        ],
+        capsys,
+    )
     assert code == 0, out
     assert json.loads(out)["audit_seq"] == seq + 1

@@ -18,8 +18,7 @@ def unit(rng, n, d):
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 5000), n_probe=st.integers(1, 20), n_gallery=st.integers(1, 25),
-       t=st.floats(0.0, 1.5))
+@given(seed=st.integers(0, 5000), n_probe=st.integers(1, 20), n_gallery=st.integers(1, 25), t=st.floats(0.0, 1.5))
 def test_identification_equals_brute_force(seed, n_probe, n_gallery, t):
     rng = np.random.default_rng(seed)
     g = unit(rng, n_gallery, 4)
@@ -27,8 +26,7 @@ def test_identification_equals_brute_force(seed, n_probe, n_gallery, t):
     gs = rng.integers(0, 8, n_gallery)
     ps = rng.integers(0, 12, n_probe)
     sex = rng.choice(["F", "M"], n_probe)
-    rows = identification_rates(p, ps, g, gs, [t], probe_labels=pd.DataFrame({"sex": sex}), by=[("sex",)],
-                                block_rows=3)
+    rows = identification_rates(p, ps, g, gs, [t], probe_labels=pd.DataFrame({"sex": sex}), by=[("sex",)], block_rows=3)
     pq, scale = quantize(p)
     gq, _ = quantize(g)
     for row in rows:

@@ -55,13 +55,17 @@ def brute(x, subj, cells, n_cells, thresholds, weights=None):
                 ww = w[subj[i]] * w[subj[j]]
                 imp[p] += ww
                 fm[p] += ww * match
-    return gen, fnm, imp, fm, sorted(
-        (
+    return (
+        gen,
+        fnm,
+        imp,
+        fm,
+        sorted(
             1.0 - sum(a * b for a, b in zip(ints[i], ints[j], strict=True)) * scale
             for i in range(n)
             for j in range(i + 1, n)
             if subj[i] != subj[j]
-        )
+        ),
     )
 
 

@@ -28,8 +28,9 @@ def test_congress_slice_through_engine(data_dir, real_engine):
     small = subset(ds, members)
     embedded = embed_dataset(real_engine, small, workers=2)
     assert embedded.embeddings.shape[1] == 128
-    cfg = EvaluationConfig(by=(("sex",), ("race_house_historian",)),
-                           thresholds=(parse_threshold("fmr=1e-2"),), bootstrap=100)
+    cfg = EvaluationConfig(
+        by=(("sex",), ("race_house_historian",)), thresholds=(parse_threshold("fmr=1e-2"),), bootstrap=100
+    )
     report = evaluate_embedded(embedded, cfg)
     df = report.rates_frame()
     overall = df[(df["pairing"] == "all") & (df["threshold_name"] == "fmr=0.01")].iloc[0]
@@ -42,9 +43,13 @@ def test_congress_slice_through_engine(data_dir, real_engine):
     # the 2023 photos as probes against the 2019 photos: every probe is mated
     table = embedded.table
     probes = np.array([str(p).endswith("c118.jpg") for p in table["image"]])
-    rows = identification_rates(embedded.embeddings[probes], table.loc[probes, "bioguide_id"].tolist(),
-                                embedded.embeddings[~probes], table.loc[~probes, "bioguide_id"].tolist(),
-                                report.thresholds())
+    rows = identification_rates(
+        embedded.embeddings[probes],
+        table.loc[probes, "bioguide_id"].tolist(),
+        embedded.embeddings[~probes],
+        table.loc[~probes, "bioguide_id"].tolist(),
+        report.thresholds(),
+    )
     top = next(r for r in rows if r["threshold_name"] == "fmr=0.01")
     assert top["rank1_rate"] > 0.9
     assert not math.isnan(top["fpir"])

@@ -49,8 +49,9 @@ def brute_rows(x, subj, groups_of, thresholds):
                     if a != b:
                         keys.append(("cross", min(a, b), max(a, b)))
             for key in keys:
-                row = out.setdefault(key, {"gen": 0, "imp": 0, "fnm": [0] * len(thresholds),
-                                           "fm": [0] * len(thresholds)})
+                row = out.setdefault(
+                    key, {"gen": 0, "imp": 0, "fnm": [0] * len(thresholds), "fm": [0] * len(thresholds)}
+                )
                 for k, t in enumerate(thresholds):
                     if subj[i] == subj[j]:
                         row["fnm"][k] += not d <= t
@@ -112,7 +113,9 @@ def test_group_rows_equal_brute_force(n, n_subjects, seed, policy):
 def test_monotone_in_threshold_and_calibration_hits_target():
     x, subj = synthetic(600, 200, 16, 7)
     ths = tuple(parse_threshold(str(t)) for t in (0.3, 0.45, 0.6, 0.75)) + (
-        parse_threshold("fmr=1e-2"), parse_threshold("fmr=1e-3"))
+        parse_threshold("fmr=1e-2"),
+        parse_threshold("fmr=1e-3"),
+    )
     report = evaluate_embeddings(x, subj, None, EvaluationConfig(thresholds=ths, bootstrap=0))
     df = report.rates_frame().sort_values("threshold")
     # tighter threshold (smaller distance): FMR falls, FNMR rises
@@ -131,8 +134,9 @@ def test_bootstrap_intervals_contain_point_estimates():
     x, subj = synthetic(1500, 500, 24, 11)
     rng = np.random.default_rng(3)
     labels = pd.DataFrame({"sex": rng.choice(["F", "M"], 500)[subj]})
-    cfg = EvaluationConfig(by=(("sex",),), thresholds=(parse_threshold("0.5"), parse_threshold("fmr=1e-2")),
-                           bootstrap=300, seed=1)
+    cfg = EvaluationConfig(
+        by=(("sex",),), thresholds=(parse_threshold("0.5"), parse_threshold("fmr=1e-2")), bootstrap=300, seed=1
+    )
     report = evaluate_embeddings(x, subj, labels, cfg)
     df = report.rates_frame()
     df = df[df["pairing"] != "cross"]
@@ -155,8 +159,18 @@ def test_report_round_trip_and_json_rows():
     again = EvaluationReport.from_dict(json.loads(json.dumps(report.to_dict())))
     assert again == report
     rows = report.json_rows()
-    for key in ("group", "threshold", "genuine_pairs", "impostor_pairs", "fnmr", "fmr",
-                "fnmr_lo", "fnmr_hi", "fmr_lo", "fmr_hi"):
+    for key in (
+        "group",
+        "threshold",
+        "genuine_pairs",
+        "impostor_pairs",
+        "fnmr",
+        "fmr",
+        "fnmr_lo",
+        "fnmr_hi",
+        "fmr_lo",
+        "fmr_hi",
+    ):
         assert key in rows[0]
     assert {r["threshold_name"] for r in rows} == {"default", "fmr=0.001", "fmr=0.0001"}
     assert any(r["group"] == {"sex": "F", "race": "x"} for r in rows)
@@ -258,8 +272,13 @@ def test_what_a_score_means():
 
 
 def test_config_and_calibration_round_trip():
-    cfg = EvaluationConfig(by=(("sex",), ("sex", "race")), thresholds=(parse_threshold("fmr=1e-3"),
-                           parse_threshold("0.07")), default_threshold=0.1, multi_label="explode", bootstrap=5)
+    cfg = EvaluationConfig(
+        by=(("sex",), ("sex", "race")),
+        thresholds=(parse_threshold("fmr=1e-3"), parse_threshold("0.07")),
+        default_threshold=0.1,
+        multi_label="explode",
+        bootstrap=5,
+    )
     assert EvaluationConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     x, subj = synthetic(200, 60, 8, 9)
     labels = pd.DataFrame({"sex": np.where(subj % 2, "F", "M")})

@@ -18,12 +18,21 @@ def report():
     x = rng.standard_normal((50, 8))[subj] + 0.7 * rng.standard_normal((150, 8))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     labels = pd.DataFrame({"sex": np.where(subj % 2, "F", "M"), "race": np.where(subj % 3, "a", "")})
-    cfg = EvaluationConfig(by=(("sex",), ("sex", "race")), default_threshold=0.4, bootstrap=30,
-                           thresholds=(parse_threshold("fmr=1e-2"),))
-    r = evaluate_embeddings(x, subj, labels, cfg, failed_labels=labels.iloc[:3], dataset_fingerprint="fp",
-                            model_config={"model": "Dlib", "embedding_key": "k1"})
-    ident = identification_rates(x[:20], subj[:20], x[20:], subj[20:], {"default": 0.4},
-                                 probe_labels=labels.iloc[:20], by=[("sex",)])
+    cfg = EvaluationConfig(
+        by=(("sex",), ("sex", "race")), default_threshold=0.4, bootstrap=30, thresholds=(parse_threshold("fmr=1e-2"),)
+    )
+    r = evaluate_embeddings(
+        x,
+        subj,
+        labels,
+        cfg,
+        failed_labels=labels.iloc[:3],
+        dataset_fingerprint="fp",
+        model_config={"model": "Dlib", "embedding_key": "k1"},
+    )
+    ident = identification_rates(
+        x[:20], subj[:20], x[20:], subj[20:], {"default": 0.4}, probe_labels=labels.iloc[:20], by=[("sex",)]
+    )
     return r.with_identification(ident)
 
 
