@@ -301,16 +301,8 @@ class GalleryStore:
                     "UPDATE galleries SET face_count = ?, set_hash = ?, updated_at = now() WHERE name = ?",
                     [count, f"{set_hash:032x}", name],
                 )
-                hashes = [r[1] for r in rows]
-                still_used = {
-                    r[0]
-                    for r in con.execute(
-                        "SELECT DISTINCT image_sha256 FROM gallery_faces WHERE list_contains(?, image_sha256)", [hashes]
-                    ).fetchall()
-                }
-            self.cache.purge([h for h in hashes if h not in still_used])
-            with self.db.connect() as con:
-                con.execute("CHECKPOINT")
+                orphans = _unused_images(con, [r[1] for r in rows])
+            self._erase_cached(orphans)
             for cache_key, loaded in self._cached(name):
                 loaded.index.remove(face_ids)
                 self._loaded[cache_key] = LoadedGallery(
@@ -329,20 +321,19 @@ class GalleryStore:
                 ]
                 con.execute("DELETE FROM gallery_faces WHERE gallery = ?", [name])
                 con.execute("DELETE FROM galleries WHERE name = ?", [name])
-                still_used = {
-                    r[0]
-                    for r in con.execute(
-                        "SELECT DISTINCT image_sha256 FROM gallery_faces WHERE list_contains(?, image_sha256)", [hashes]
-                    ).fetchall()
-                }
-            self.cache.purge([h for h in hashes if h not in still_used])
-            with self.db.connect() as con:
-                con.execute("CHECKPOINT")
+                orphans = _unused_images(con, hashes)
+            self._erase_cached(orphans)
             for cache_key, _ in self._cached(name):
                 del self._loaded[cache_key]
         return count
 
     # search side ---------------------------------------------------------------------
+
+    def _erase_cached(self, hashes: builtins.list[str]) -> None:
+        """Purge cached embeddings of erased images and checkpoint, so no copy stays in the WAL."""
+        self.cache.purge(hashes)
+        with self.db.connect() as con:
+            con.execute("CHECKPOINT")
 
     def _cached(self, name: str) -> builtins.list[tuple[tuple[str, bool], LoadedGallery]]:
         return [(k, v) for k, v in self._loaded.items() if k[0] == name]
@@ -396,3 +387,14 @@ class GalleryStore:
             }
             for r in rows
         ]
+
+
+def _unused_images(con: Any, hashes: list[str]) -> list[str]:
+    """Return the image hashes among ``hashes`` that no gallery holds any more."""
+    still_used = {
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT image_sha256 FROM gallery_faces WHERE list_contains(?, image_sha256)", [hashes]
+        ).fetchall()
+    }
+    return [h for h in hashes if h not in still_used]
