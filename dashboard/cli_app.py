@@ -114,8 +114,8 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def _users_add(args: argparse.Namespace) -> int:
-    from dashboard.auth import UserStore  # noqa: PLC0415
     from core.db import Database  # noqa: PLC0415
+    from dashboard.auth import UserStore  # noqa: PLC0415
 
     try:
         password = _read_password(args)

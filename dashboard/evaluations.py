@@ -6,26 +6,24 @@ module leaves to its callers:
 * embeds a dataset *through the gallery store's embedding cache* (so the demo's
   second pass over ``lfw_small`` costs nothing), by handing
   :func:`audit.evaluate.evaluate_dataset` an engine whose ``embed_batch`` uses it;
-* keeps each :class:`~audit.evaluate.EvaluationReport` (``to_dict()`` JSON) in the
-  table ``dashboard_evaluations``, keyed by dataset fingerprint and embedding key,
-  so an evaluation runs once per dataset and model;
+* lists the runs of the evaluation module's store (:mod:`audit.eval_store`) with
+  their dataset and model for the pages' selectors, and evaluates a dataset only
+  when no run of it under the same embedding key exists;
 * records each run in the audit log (``evaluate`` action).
 
-When the evaluation module ships its own report store this file is where the
-dashboard switches to it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from audit.datasets import Dataset, load_manifest
+from audit.eval_store import EvaluationStore as RunStore
 from audit.evaluate import EvaluationConfig, EvaluationReport, evaluate_dataset, parse_threshold
 from audit.service import AuditContext
 from core.db import Database
@@ -34,22 +32,9 @@ from dashboard.runtime import Runtime
 
 __all__ = ["StoredEvaluation", "EvaluationStore", "evaluate_once", "demo_config"]
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS dashboard_evaluations (
-        run_id VARCHAR PRIMARY KEY,
-        dataset VARCHAR NOT NULL,
-        dataset_fingerprint VARCHAR NOT NULL,
-        embedding_key VARCHAR NOT NULL,
-        model VARCHAR NOT NULL,
-        report JSON NOT NULL,
-        created_at TIMESTAMPTZ NOT NULL DEFAULT now()
-    )""",
-)
-
-
 @dataclass(frozen=True)
 class StoredEvaluation:
-    """One stored evaluation run."""
+    """One stored evaluation run, as the dashboard lists it."""
 
     run_id: str
     dataset: str
@@ -65,32 +50,29 @@ class StoredEvaluation:
 
 
 class EvaluationStore:
-    """Evaluation reports in the facetrail database."""
+    """The evaluation module's run store (:class:`audit.eval_store.EvaluationStore`), listed for selectors.
+
+    Runs are only ever inserted, so reports and model names are cached per run id.
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.ensure_schema("dashboard_evaluations", _SCHEMA)
+        self.store = RunStore(db)
+        self._reports: dict[str, EvaluationReport] = {}
 
-    def save(self, dataset: str, embedding_key: str, report: EvaluationReport) -> StoredEvaluation:
-        """Store ``report``."""
-        run = report.run
-        with self.db.connect(transaction=True) as con:
-            con.execute(
-                "INSERT INTO dashboard_evaluations (run_id, dataset, dataset_fingerprint, embedding_key, model, "
-                "report) VALUES (?, ?, ?, ?, ?, ?)",
-                [str(run["run_id"]), dataset, str(run.get("dataset_fingerprint") or ""), embedding_key,
-                 str(dict(run.get("model_config") or {}).get("model", "")), json.dumps(report.to_dict())],
-            )
-        return self.find(str(run["run_id"]))
+    def save(self, dataset: str, report: EvaluationReport) -> StoredEvaluation:
+        """Store ``report`` under ``dataset``."""
+        return self.find(self.store.save(report, dataset_name=dataset))
 
     def list(self) -> list[StoredEvaluation]:
         """Every stored run, newest first."""
-        with self.db.connect() as con:
-            rows = con.execute(
-                "SELECT run_id, dataset, dataset_fingerprint, embedding_key, model, created_at "
-                "FROM dashboard_evaluations ORDER BY created_at DESC"
-            ).fetchall()
-        return [StoredEvaluation(*r[:5], r[5].isoformat()) for r in rows]
+        out = []
+        for row in self.store.runs().itertuples(index=False):
+            run_id = str(row.run_id)
+            model = dict(self.load(run_id).run.get("model_config") or {}).get("model") or "?"
+            out.append(StoredEvaluation(run_id, str(row.dataset_name or "?"), str(row.dataset_fingerprint or ""),
+                                        str(row.embedding_key or ""), str(model), str(row.created)))
+        return out
 
     def find(self, run_id: str) -> StoredEvaluation:
         """One run's catalogue entry (``KeyError`` if absent)."""
@@ -101,25 +83,13 @@ class EvaluationStore:
 
     def load(self, run_id: str) -> EvaluationReport:
         """The report of one run (``KeyError`` if absent)."""
-        with self.db.connect() as con:
-            rows = con.execute("SELECT report FROM dashboard_evaluations WHERE run_id = ?", [run_id]).fetchall()
-        if not rows:
-            raise KeyError(run_id)
-        return EvaluationReport.from_dict(json.loads(rows[0][0]))
+        if run_id not in self._reports:
+            self._reports[run_id] = self.store.load(run_id)
+        return self._reports[run_id]
 
-    def existing(self, dataset_fingerprint: str, embedding_key: str) -> StoredEvaluation | None:
+    def existing(self, dataset_fingerprint: str, embedding_key: str) -> str | None:
         """The newest run of this dataset under this embedding key, if any."""
-        for item in self.list():
-            if item.dataset_fingerprint == dataset_fingerprint and item.embedding_key == embedding_key:
-                return item
-        return None
-
-    def latest_for(self, embedding_key: str, dataset: str | None = None) -> EvaluationReport | None:
-        """The newest report for an embedding key (and dataset, if named)."""
-        for item in self.list():
-            if item.embedding_key == embedding_key and (dataset is None or item.dataset == dataset):
-                return self.load(item.run_id)
-        return None
+        return self.store.latest(embedding_key=embedding_key, dataset_fingerprint=dataset_fingerprint)
 
 
 class _CachedEngine:
@@ -174,10 +144,10 @@ def evaluate_once(
     key = engine.config.embedding_key
     found = store.existing(dataset.fingerprint, key)
     if found is not None:
-        return f"already evaluated (run {found.run_id[:12]})"
+        return f"already evaluated (run {found[:12]})"
     config = demo_config(labels, engine.config.threshold, bootstrap)
     report = evaluate_dataset(_CachedEngine(engine, runtime, workers), dataset, config)
-    stored = store.save(name, key, report)
+    stored = store.save(name, report)
     service = runtime.audited(engine, AuditContext(
         operator, f"demographic evaluation of {name}", "DEMO-EVAL", "demo scene: accuracy testing"))
     service.record_evaluation(

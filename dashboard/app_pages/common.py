@@ -52,7 +52,7 @@ _ACTION_TEXT = {
 
 
 def db_path() -> str:
-    """The database this server works on: ``-- --db PATH``, else ``$FACETRAIL_DB``, else the default."""
+    """Return the database this server works on: ``-- --db PATH``, else ``$FACETRAIL_DB``, else the default."""
     argv = sys.argv[1:]
     for i, arg in enumerate(argv):
         if arg == "--db" and i + 1 < len(argv):
@@ -78,22 +78,22 @@ def _evaluations(path: str) -> EvaluationStore:
 
 
 def runtime() -> Runtime:
-    """The process-wide runtime for this server's database."""
+    """Return the process-wide runtime for this server's database."""
     return _runtime(db_path())
 
 
 def users() -> UserStore:
-    """The account store."""
+    """Return the account store."""
     return _users(db_path())
 
 
 def evaluations() -> EvaluationStore:
-    """The evaluation report store."""
+    """Return the evaluation report store."""
     return _evaluations(db_path())
 
 
 def current_user() -> User | None:
-    """The signed-in user of this session, if any."""
+    """Return the signed-in user of this session, if any."""
     user = st.session_state.get(USER_KEY)
     return user if isinstance(user, User) else None
 

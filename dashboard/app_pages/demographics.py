@@ -1,5 +1,6 @@
 """Demographic performance: per-group FMR/FNMR with intervals, DET curves, a threshold explorer,
-disparities and a comparison of models, all read from stored evaluation reports."""
+disparities and a comparison of models, all read from stored evaluation reports.
+"""
 
 from __future__ import annotations
 

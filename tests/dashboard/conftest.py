@@ -42,7 +42,8 @@ def build_fake_scene(path: Path) -> Runtime:
     for name, role in DEMO_USERS:
         users.add(name, role, demo_password(name))
     gallery = {"name": "arrest_photos", "fingerprint": "10-" + "0" * 32, "size": 10}
-    model = {"model": "Dlib", "detector": "dlib", "alignment": "dlib_5pt", "threshold": 0.07}
+    model = {"model": "Dlib", "detector": "dlib", "alignment": "dlib_5pt", "threshold": 0.07,
+             "embedding_key": FAKE_KEY}
     for i in range(12):
         operator = f"operator{1 + i % 3}"
         ok = i % 3 != 1
@@ -67,7 +68,7 @@ def build_fake_scene(path: Path) -> Runtime:
         x, subjects, labels, EvaluationConfig(by=(("sex",), ("race",)), default_threshold=0.3, bootstrap=20),
         dataset_fingerprint="fake", model_config=model,
     )
-    EvaluationStore(rt.db).save("fake_set", FAKE_KEY, report)
+    EvaluationStore(rt.db).save("fake_set", report)
     rt.db.close()
     return rt
 

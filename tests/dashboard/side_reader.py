@@ -1,7 +1,7 @@
 """The dashboard side of the side-by-side test, run as its own process.
 
 ``python -m tests.dashboard.side_reader DB ROUNDS``: renders the Overview, Match log and
-Integrity pages as an auditor ROUNDS times (AppTest) and records one review per round
+Integrity pages as an auditor ROUNDS times (AppTest) and records one review (or a recorded refusal) per round
 from the dashboard side, while another process writes. Prints a JSON summary; exits 1
 on any page exception or error shown.
 """
@@ -19,6 +19,8 @@ def main() -> int:
     os.environ["FACETRAIL_DB"] = db
     from streamlit.testing.v1 import AppTest
 
+    from audit.errors import ReviewRefused
+    from audit.log import AuditFilter
     from dashboard.auth import User
     from dashboard.runtime import Runtime
 
@@ -35,7 +37,16 @@ def main() -> int:
             at.switch_page(page).run()
             problems += [f"{page}: exception {e.value}" for e in at.exception]
             problems += [f"{page}: error {e.value}" for e in at.error]
-        runtime.log.review(1, "reviewer2" if i % 2 else "reviewer1", "confirm", f"round {i}")
+        reviewer = "reviewer2" if i % 2 else "reviewer1"
+        target = next((e for e in runtime.log.list(AuditFilter(action="search"))
+                       if e.record.outcome == "ok" and e.record.candidates), None)
+        if target is not None:
+            runtime.log.review(target.seq, reviewer, "confirm", f"round {i}", target.record.candidates[0].face_id)
+        else:  # nothing reviewable: the refusal is recorded all the same
+            try:
+                runtime.log.review(1, reviewer, "confirm", f"round {i}")
+            except ReviewRefused:
+                pass
         reviews += 1
         sizes.append(runtime.log.size())
     print(json.dumps({"problems": problems, "reviews": reviews, "sizes": sizes}))

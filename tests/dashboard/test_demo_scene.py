@@ -8,11 +8,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from audit.log import AuditFilter
+from core.errors import ManifestError
 from dashboard.auth import UserStore
 from dashboard.demo import DEMO_USERS, GALLERY, build_scene, operator_plan, resolve_data_dir
 from dashboard.evaluations import EvaluationStore
 from dashboard.runtime import Runtime
-from core.errors import ManifestError
 from tests.dashboard.conftest import APP, DATA, as_user
 
 pytestmark = [pytest.mark.data, pytest.mark.model, pytest.mark.slow]
