@@ -73,7 +73,7 @@ _OPERATORS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 
 
 def demo_password(name: str) -> str:
-    """The documented password of a demo account (``<name>-demo``)."""
+    """Return the documented password of a demo account (``<name>-demo``)."""
     return f"{name}-demo"
 
 
@@ -143,7 +143,7 @@ def _same_person(congress_name: str, lfw_identity: str) -> bool:
 
 
 def _subset(images: Sequence[SourceImage], limit: int | None) -> list[SourceImage]:
-    """The images of the first ``limit`` subjects (all when ``limit`` is None)."""
+    """Return the images of the first ``limit`` subjects (all when ``limit`` is None)."""
     if limit is None:
         return list(images)
     keep = sorted({i.subject_id for i in images})[:limit]

@@ -82,13 +82,13 @@ class EvaluationStore:
         raise KeyError(run_id)
 
     def load(self, run_id: str) -> EvaluationReport:
-        """The report of one run (``KeyError`` if absent)."""
+        """Return the report of one run (``KeyError`` if absent)."""
         if run_id not in self._reports:
             self._reports[run_id] = self.store.load(run_id)
         return self._reports[run_id]
 
     def existing(self, dataset_fingerprint: str, embedding_key: str) -> str | None:
-        """The newest run of this dataset under this embedding key, if any."""
+        """Return the newest run of this dataset under this embedding key, if any."""
         return self.store.latest(embedding_key=embedding_key, dataset_fingerprint=dataset_fingerprint)
 
 
@@ -106,7 +106,7 @@ class _CachedEngine:
 
 
 def demo_config(labels: Sequence[str], default_threshold: float, bootstrap: int) -> EvaluationConfig:
-    """What the demo evaluates: each label alone and crossed, at the default and two calibrated thresholds."""
+    """Return what the demo evaluates: each label alone and crossed, at the default and two calibrated thresholds."""
     by = tuple((c,) for c in labels) + ((tuple(labels),) if len(labels) > 1 else ())
     return EvaluationConfig(
         by=by,

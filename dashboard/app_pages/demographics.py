@@ -1,5 +1,6 @@
-"""Demographic performance: per-group FMR/FNMR with intervals, DET curves, a threshold explorer,
-disparities and a comparison of models, all read from stored evaluation reports.
+"""Demographic performance: per-group error rates, DET curves, threshold explorer, disparity, models.
+
+Everything is read from stored evaluation reports (FMR/FNMR with bootstrap intervals).
 """
 
 from __future__ import annotations
