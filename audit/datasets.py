@@ -4,7 +4,8 @@ Manifest
     A CSV with an ``image`` column (a path relative to the CSV's folder), a subject
     column named by the caller, and any demographic label columns.
 LFW
-    ``images/<Name>/<Name>_NNNN.jpg`` and ``pairs.txt`` in the standard 10-fold format:
+    ``images/<Name>/<Name>_NNNN.jpg`` (or the archive's own ``<Name>/<Name>_NNNN.jpg``
+    beside it) and ``pairs.txt`` in the standard 10-fold format:
     a first line ``"10 300"`` (folds, pairs per kind), then per fold 300 matched lines
     ``"name i j"`` followed by 300 mismatched lines ``"name1 i name2 j"``. A
     ``labels.csv`` beside it (``image`` + label columns) adds demographic labels.
@@ -332,14 +333,17 @@ def load_manifest(
     )
 
 
-def parse_lfw_pairs(text: str, source: str = "pairs.txt") -> tuple[LfwPair, ...]:
+def parse_lfw_pairs(text: str, source: str = "pairs.txt", image_dir: str = "images") -> tuple[LfwPair, ...]:
     """Parse an LFW ``pairs.txt`` (10 folds x n matched + n mismatched lines).
+
+    Image paths are ``<image_dir>/<Name>/<Name>_NNNN.jpg`` (``image_dir`` may be empty).
 
     Raises
     ------
     ManifestError
         If the header or a line does not follow the format.
     """
+    prefix = f"{image_dir.strip('/')}/" if image_dir.strip("/") else ""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if not lines:
         raise ManifestError(f"{source} is empty")
@@ -359,7 +363,7 @@ def parse_lfw_pairs(text: str, source: str = "pairs.txt") -> tuple[LfwPair, ...]
             k = int(num)
         except ValueError as err:
             raise ManifestError(f"{source} line {lineno}: image number {num!r} is not an integer") from err
-        return f"images/{name}/{name}_{k:04d}.jpg"
+        return f"{prefix}{name}/{name}_{k:04d}.jpg"
 
     out: list[LfwPair] = []
     pos = 1
@@ -406,18 +410,24 @@ def load_lfw(
         If the folder or its ``images`` subfolder is missing, or ``pairs.txt``/``labels.csv`` is malformed.
     """
     root = Path(folder).resolve()
-    if not (root / "images").is_dir():
-        raise ManifestError(f"{str(folder)!r} is not an LFW folder: no 'images' subfolder")
+    if (root / "images").is_dir():
+        image_dir = "images"
+    elif root.is_dir() and next(root.glob("*/*.jpg"), None) is not None:
+        image_dir = ""  # the archive's own layout: <Name>/<Name>_NNNN.jpg beside pairs.txt
+    else:
+        raise ManifestError(
+            f"{str(folder)!r} is not an LFW folder: no 'images' subfolder and no <Name>/<Name>_NNNN.jpg files"
+        )
     pairs: tuple[LfwPair, ...] = ()
     pairs_file = root / "pairs.txt"
     if pairs_file.is_file():
-        pairs = parse_lfw_pairs(pairs_file.read_text(encoding="utf-8"), str(pairs_file))
+        pairs = parse_lfw_pairs(pairs_file.read_text(encoding="utf-8"), str(pairs_file), image_dir)
     if pairs and pairs_only:
         images = sorted({p.image_a for p in pairs} | {p.image_b for p in pairs})
     else:
-        images = sorted(str(p.relative_to(root)) for p in (root / "images").glob("*/*.jpg"))
+        images = sorted(str(p.relative_to(root)) for p in (root / image_dir).glob("*/*.jpg"))
     if not images:
-        raise ManifestError(f"{str(folder)!r} has no images/<Name>/*.jpg files")
+        raise ManifestError(f"{str(folder)!r} has no <Name>/*.jpg images")
     rows = pd.DataFrame({IMAGE_COLUMN: images, "identity": [Path(i).parent.name for i in images]})
     labels_file = root / "labels.csv"
     cols: list[str] = []

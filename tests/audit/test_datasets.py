@@ -162,3 +162,15 @@ def test_shared_datasets_load(folder, subject, labels, images, subjects):
     assert ds.validation.missing_files == ()
     col = labels[-1]
     assert ds.validation.multi_valued_labels[col]
+
+
+def test_lfw_archive_layout_without_images_folder(tmp_path: Path):
+    for name in ("Ann_A", "Bob_B"):
+        for i in (1, 2):
+            p = tmp_path / name / f"{name}_{i:04d}.jpg"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((4, 4, 3), i * 40, dtype=np.uint8)).save(p, format="JPEG")
+    (tmp_path / "pairs.txt").write_text("1\t1\nAnn_A\t1\t2\nAnn_A\t1\tBob_B\t2\n")
+    ds = load_lfw(tmp_path)
+    assert ds.pairs[0].image_a == "Ann_A/Ann_A_0001.jpg"
+    assert len(ds) == 3 and all(p.is_file() for p in ds.paths())
