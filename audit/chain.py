@@ -33,7 +33,10 @@ import hmac
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
+import pyarrow as pa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -46,10 +49,7 @@ __all__ = [
     "ChainVerifier",
     "MerkleFrontier",
     "VerifyReport",
-    "check_signatures",
-    "check_signatures_pem",
     "entry_hash",
-    "signature_worker_main",
     "inclusion_proof",
     "inclusion_proofs",
     "leaf_hash",
@@ -248,6 +248,8 @@ class Checkpoint:
     """Fingerprint of the signing key (``sha256:<hex>`` of the raw public key)."""
     signature: bytes
     """Ed25519 signature over :meth:`message`."""
+    prev: bytes = GENESIS
+    """:meth:`digest` of the previous checkpoint (32 zero bytes for the first): checkpoints form a chain."""
 
     def message(self) -> bytes:
         """Return the signed bytes."""
@@ -257,8 +259,13 @@ class Checkpoint:
             "root": self.merkle_root.hex(),
             "created_at": self.created_at,
             "key_id": self.key_id,
+            "prev": self.prev.hex(),
         }
         return _CHECKPOINT_DOMAIN + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+    def digest(self) -> bytes:
+        """Return ``sha256(message || signature)``, what the next checkpoint's ``prev`` commits to."""
+        return _sha256(self.message() + self.signature).digest()
 
     def verify_signature(self, public_key: Ed25519PublicKey) -> bool:
         """Return True if the signature verifies with ``public_key``."""
@@ -277,6 +284,7 @@ class Checkpoint:
             "created_at": self.created_at,
             "key_id": self.key_id,
             "signature": self.signature.hex(),
+            "prev": self.prev.hex(),
         }
 
     @classmethod
@@ -289,15 +297,17 @@ class Checkpoint:
             created_at=str(data["created_at"]),
             key_id=str(data["key_id"]),
             signature=bytes.fromhex(str(data["signature"])),
+            prev=bytes.fromhex(str(data["prev"])),
         )
 
 
 def sign_checkpoint(
-    key: Ed25519PrivateKey, key_id: str, seq: int, head: bytes, root: bytes, created_at: str
+    key: Ed25519PrivateKey, key_id: str, seq: int, head: bytes, root: bytes, created_at: str,
+    prev: bytes = GENESIS,
 ) -> Checkpoint:
-    """Return a checkpoint signed with ``key``."""
-    unsigned = Checkpoint(seq, head, root, created_at, key_id, b"")
-    return Checkpoint(seq, head, root, created_at, key_id, key.sign(unsigned.message()))
+    """Return a checkpoint signed with ``key``, linked to the previous checkpoint's digest ``prev``."""
+    unsigned = Checkpoint(seq, head, root, created_at, key_id, b"", prev)
+    return Checkpoint(seq, head, root, created_at, key_id, key.sign(unsigned.message()), prev)
 
 
 @dataclass(frozen=True)
@@ -355,17 +365,10 @@ class ChainVerifier:
         self,
         checkpoints: Iterable[Checkpoint] = (),
         public_key: Ed25519PublicKey | None = None,
-        *,
-        defer_signatures: bool = False,
     ) -> None:
-        self._cps = list(checkpoints)
+        self._cps = sorted(checkpoints, key=lambda cp: cp.seq)
         self.n_checkpoints = len(self._cps)
-        self._no_key = public_key is None
-        # Signatures are independent of the chain: checked here, or (``defer_signatures``)
-        # elsewhere, e.g. in another process, and handed to :meth:`finish`.
-        self._sig_ok: list[bool] | None = None
-        if not defer_signatures:
-            self._sig_ok = check_signatures(self._cps, public_key)
+        self._key = public_key
         self._by_seq: dict[int, list[int]] = {}
         for i, cp in enumerate(self._cps):
             self._by_seq.setdefault(cp.seq, []).append(i)
@@ -405,6 +408,27 @@ class ChainVerifier:
         # Something is wrong in this batch (or it is empty): walk it record by record to name
         # the first fault exactly.
         return self._feed_each(seqs, prevs, hashes, blobs)
+
+    def feed_arrow(self, batch: Any) -> bool:
+        """Check one Arrow record batch with columns ``seq, prev_hash, entry_hash, record``.
+
+        The fast path never turns the columns into Python objects: seqs are checked with
+        numpy, the hash columns are compared as whole buffers, and records are hashed
+        straight from the Arrow data buffer. Any doubt falls back to :meth:`feed`.
+        """
+        if self._stopped is not None:
+            return False
+        hashes = _fast_arrow_hashes(batch, self._expected, self._prev)
+        if hashes is None:
+            return self.feed(*(batch.column(i).to_pylist() for i in range(4)))
+        if self._expected <= self._last_cp:
+            self._pending.extend(hashes[: self._last_cp - self._expected + 1])
+        self._expected += len(hashes)
+        if hashes:
+            self._prev = hashes[-1]
+        while len(self._pending) >= _BLOCK:
+            self._merkle_block(_BLOCK)
+        return True
 
     def _batch_is_valid(
         self, seqs: Sequence[int], prevs: Sequence[bytes], hashes: Sequence[bytes], blobs: Sequence[bytes]
@@ -505,35 +529,49 @@ class ChainVerifier:
             return ChainIntegrityError(expected, "reordered", str(expected), str(seq))
         return ChainIntegrityError(expected, "seq_gap", str(expected), str(seq))
 
-    def finish(self, seconds: float = 0.0, signatures: Sequence[bool] | None = None) -> VerifyReport:
+    def finish(self, seconds: float = 0.0) -> VerifyReport:
         """Return the report (the first fault by sequence number, if any).
 
-        Parameters
-        ----------
-        signatures
-            Per-checkpoint signature results (from :func:`check_signatures`), required
-            when the verifier was built with ``defer_signatures``.
+        Checkpoints form a chain (each signs the digest of the one before), so not every
+        signature needs checking: the last checkpoint's signature is checked, and so is every
+        checkpoint next to a broken link, with a head/root mismatch, or beyond the log. Every
+        other checkpoint is committed, through the unbroken links after it, by a signature
+        that was checked.
         """
         while self._pending:
             self._merkle_block(min(len(self._pending), _BLOCK))
-        sig_ok = list(signatures) if signatures is not None else self._sig_ok
-        if sig_ok is None or len(sig_ok) != len(self._cps):
-            raise ValueError("finish() needs one signature result per checkpoint")
+        records = self._expected - 1
+        cps = self._cps
+        check: set[int] = {len(cps) - 1} if cps else set()
+        broken: dict[int, bytes] = {}
+        prev = GENESIS
+        for i, cp in enumerate(cps):
+            if cp.prev != prev:
+                broken[i] = prev
+                check.update({i - 1, i} if i else {i})
+            prev = cp.digest()
+        check.update(i for i, fault in self._cp_results.items() if fault is not None)
+        check.update(i for i, cp in enumerate(cps) if cp.seq > records)
+        key = self._key
+        sig_ok = {i: key is not None and cps[i].verify_signature(key) for i in sorted(check)}
         errors: list[ChainIntegrityError] = []
-        for i, cp in enumerate(self._cps):
-            if not sig_ok[i]:
-                detail = ("no public key to check checkpoints" if self._no_key
+        for i, cp in enumerate(cps):
+            fault = self._cp_results.get(i)
+            if not sig_ok.get(i, True):
+                detail = ("no public key to check checkpoints" if key is None
                           else f"checkpoint {cp.seq} signature does not verify")
                 errors.append(ChainIntegrityError(cp.seq, "bad_signature", detail=detail))
-            else:
-                fault = self._cp_results.get(i)
-                if fault is not None:
-                    errors.append(fault)
+            elif fault is not None:
+                errors.append(fault)
+            elif i in broken:
+                errors.append(ChainIntegrityError(
+                    cp.seq, "checkpoint_chain", broken[i].hex(), cp.prev.hex(),
+                    detail="the checkpoint before it is missing or was altered"))
         records = self._expected - 1
         if self._stopped is not None:
             errors.append(self._stopped)
         else:
-            beyond = [cp.seq for i, cp in enumerate(self._cps) if sig_ok[i] and cp.seq > records]
+            beyond = [cp.seq for i, cp in enumerate(cps) if cp.seq > records and sig_ok.get(i)]
             if beyond:
                 errors.append(
                     ChainIntegrityError(records + 1, "truncated", str(max(beyond)), str(records),
@@ -555,6 +593,63 @@ class ChainVerifier:
         )
 
 
+def _binary_parts(array: Any) -> tuple[list[int], memoryview] | None:
+    """Offsets (as a list) and data buffer of a null-free Arrow (large_)binary array."""
+    if array.null_count:
+        return None
+    kind = array.type
+    if pa.types.is_binary(kind):
+        dtype: Any = np.int32
+    elif pa.types.is_large_binary(kind):
+        dtype = np.int64
+    else:
+        return None
+    _validity, offsets, data = array.buffers()
+    offs = np.frombuffer(offsets, dtype=dtype, count=len(array) + 1, offset=array.offset * np.dtype(dtype).itemsize)
+    return offs.tolist(), memoryview(data) if data is not None else memoryview(b"")
+
+
+def _fixed32(array: Any) -> bytes | None:
+    """The concatenated values of a binary column whose values are all 32 bytes, else None."""
+    parts = _binary_parts(array)
+    if parts is None:
+        return None
+    offs, data = parts
+    n = len(offs) - 1
+    if offs[-1] - offs[0] != 32 * n or any(b - a != 32 for a, b in zip(offs, offs[1:])):
+        return None
+    return bytes(data[offs[0]: offs[-1]])
+
+
+def _fast_arrow_hashes(batch: Any, expected: int, prev: bytes) -> list[bytes] | None:
+    """Entry hashes of a batch if the whole batch is a valid continuation of the chain, else None."""
+    n = batch.num_rows
+    if n == 0 or batch.num_columns != 4:
+        return None
+    seq_col, prev_col, hash_col, rec_col = (batch.column(i) for i in range(4))
+    if seq_col.null_count:
+        return None
+    seqs = seq_col.to_numpy(zero_copy_only=False)
+    if seqs[0] != expected or (n > 1 and not bool(np.all(np.diff(seqs) == 1))):
+        return None
+    prevs = _fixed32(prev_col)
+    stored = _fixed32(hash_col)
+    records = _binary_parts(rec_col)
+    if prevs is None or stored is None or records is None:
+        return None
+    if prevs[:32] != prev or prevs[32:] != stored[:-32]:
+        return None
+    offs, data = records
+    sha = _sha256
+    hashes = [
+        sha(b"\x00" + prevs[j: j + 32] + data[a:b]).digest()
+        for j, a, b in zip(range(0, 32 * n, 32), offs, offs[1:])
+    ]
+    if b"".join(hashes) != stored:
+        return None
+    return hashes
+
+
 def _checkpoint_fault(cp: Checkpoint, head: bytes, root: bytes) -> ChainIntegrityError | None:
     if not _compare(cp.head_hash, head):
         return ChainIntegrityError(cp.seq, "checkpoint_mismatch", cp.head_hash.hex(), head.hex(),
@@ -563,42 +658,6 @@ def _checkpoint_fault(cp: Checkpoint, head: bytes, root: bytes) -> ChainIntegrit
         return ChainIntegrityError(cp.seq, "checkpoint_mismatch", cp.merkle_root.hex(), root.hex(),
                                    detail="Merkle root differs from the signed checkpoint")
     return None
-
-
-def check_signatures(checkpoints: Sequence[Checkpoint], public_key: Ed25519PublicKey | None) -> list[bool]:
-    """Return, per checkpoint, whether its signature verifies with ``public_key`` (all False without a key)."""
-    if public_key is None:
-        return [False] * len(checkpoints)
-    return [cp.verify_signature(public_key) for cp in checkpoints]
-
-
-def check_signatures_pem(messages: Sequence[tuple[bytes, bytes]], public_key_pem: bytes) -> list[bool]:
-    """Like :func:`check_signatures` for ``(message, signature)`` pairs and a PEM key."""
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key  # noqa: PLC0415
-
-    key = load_pem_public_key(public_key_pem)
-    if not isinstance(key, Ed25519PublicKey):
-        return [False] * len(messages)
-    out = []
-    for message, signature in messages:
-        try:
-            key.verify(signature, message)
-        except InvalidSignature:
-            out.append(False)
-        else:
-            out.append(True)
-    return out
-
-
-def signature_worker_main() -> None:
-    """Entry point of the signature worker process: JSON ``{pem, pairs}`` on stdin, ``0``/``1`` per pair out."""
-    import sys  # noqa: PLC0415
-
-    job = json.loads(sys.stdin.buffer.read())
-    pairs = [(bytes.fromhex(m), bytes.fromhex(s)) for m, s in job["pairs"]]
-    results = check_signatures_pem(pairs, job["pem"].encode())
-    sys.stdout.write("".join("1" if ok else "0" for ok in results))
-    sys.stdout.flush()
 
 
 def verify_chain(

@@ -22,14 +22,9 @@ confirming twice counts once.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-import json
 import logging
-import os
 import queue
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -45,7 +40,6 @@ from audit.chain import (
     Checkpoint,
     MerkleFrontier,
     VerifyReport,
-    check_signatures,
     entry_hash,
     sign_checkpoint,
 )
@@ -139,66 +133,7 @@ class MatchStatus:
         }
 
 
-_PARALLEL_SIGNATURES = 2000  # checkpoints from which signatures are checked in a worker process
 _DONE = object()
-
-
-class _SignatureCheck:
-    """Checkpoint signatures, checked in a worker process (large logs) while the chain is hashed.
-
-    The worker is a plain ``python -c`` subprocess fed on stdin (no multiprocessing
-    re-import of the caller's main module); any failure falls back to checking here.
-    """
-
-    def __init__(self, checkpoints: Sequence[Checkpoint], key: Ed25519PublicKey | None, parallel: bool) -> None:
-        self._checkpoints = checkpoints
-        self._key = key
-        self._result: list[bool] | None = None
-        self._future: concurrent.futures.Future[tuple[bytes, bytes]] | None = None
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        if not parallel or key is None or len(checkpoints) < _PARALLEL_SIGNATURES:
-            return
-        payload = json.dumps({
-            "pem": public_key_pem(key),
-            "pairs": [[cp.message().hex(), cp.signature.hex()] for cp in checkpoints],
-        }).encode()
-        try:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-c", "from audit.chain import signature_worker_main; signature_worker_main()"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
-            )
-        except OSError as err:
-            log.warning("checking checkpoint signatures in this process: %s", err)
-            return
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="facetrail-audit-sig")
-        self._future = self._pool.submit(self._proc.communicate, payload)
-
-    def result(self) -> list[bool]:
-        """Return one result per checkpoint (computed here if the worker is unavailable)."""
-        if self._result is None and self._future is not None and self._proc is not None:
-            out, err = self._future.result()
-            text = out.decode("ascii", "replace").strip()
-            if self._proc.returncode == 0 and len(text) == len(self._checkpoints) and set(text) <= {"0", "1"}:
-                self._result = [c == "1" for c in text]
-            else:
-                log.warning("signature worker failed (%s); checking in this process",
-                            err.decode(errors="replace")[-300:])
-        if self._result is None:
-            self._result = check_signatures(self._checkpoints, self._key)
-        return self._result
-
-    def close(self) -> None:
-        """Stop the worker."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-        if self._proc is not None:
-            self._proc.wait()
-            self._proc = None
 
 
 def _closing_iter(batches: Iterator[Any]) -> Iterator[Any]:
@@ -256,7 +191,7 @@ def _entry(row: StoreRow) -> AuditEntry:
 
 
 def _checkpoint(row: CheckpointRow) -> Checkpoint:
-    return Checkpoint(row.seq, row.head_hash, row.merkle_root, row.created_at, row.key_id, row.signature)
+    return Checkpoint(row.seq, row.head_hash, row.merkle_root, row.created_at, row.key_id, row.signature, row.prev)
 
 
 class AuditLog:
@@ -377,10 +312,11 @@ class AuditLog:
         for h in hashes:
             frontier.append_hash(h)
         key = self._private_key()
-        cp = sign_checkpoint(key, fingerprint(key.public_key()), seq, head, frontier.root(), utc_now_iso())
+        prev = GENESIS if last is None else _checkpoint(last).digest()
+        cp = sign_checkpoint(key, fingerprint(key.public_key()), seq, head, frontier.root(), utc_now_iso(), prev)
         w.insert_checkpoint(
             CheckpointRow(cp.seq, cp.head_hash, cp.merkle_root, cp.created_at, cp.key_id, cp.signature,
-                          frontier.to_bytes())
+                          frontier.to_bytes(), cp.prev)
         )
         log.debug("signed audit checkpoint at seq %d", seq)
         return cp
@@ -439,33 +375,27 @@ class AuditLog:
         public_key_pem
             Check checkpoints against this key instead of the log's own key file.
         parallel
-            Read the database in a background thread while hashing, and check the
-            signatures of large checkpoint sets in a worker process.
+            Read the database in a background thread while hashing.
         """
         started = time.perf_counter()
         key = load_public_key_pem(public_key_pem) if public_key_pem else self._public_key()
         checkpoints = self.checkpoints()
-        signatures = _SignatureCheck(checkpoints, key, parallel)
-        try:
-            # Fast path: storage order (no sort). Rows of an untouched log are stored in seq
-            # order; if anything is off, verify again in seq order so the fault is named the same way.
-            report = self._verify_pass(checkpoints, key, signatures, ordered=False, parallel=parallel)
-            if not report.ok:
-                report = self._verify_pass(checkpoints, key, signatures, ordered=True, parallel=parallel)
-        finally:
-            signatures.close()
+        # Fast path: storage order (no sort). Rows of an untouched log are stored in seq
+        # order; if anything is off, verify again in seq order so the fault is named the same way.
+        report = self._verify_pass(checkpoints, key, ordered=False, parallel=parallel)
+        if not report.ok:
+            report = self._verify_pass(checkpoints, key, ordered=True, parallel=parallel)
         return replace(report, seconds=time.perf_counter() - started)
 
     def _verify_pass(
-        self, checkpoints: Sequence[Checkpoint], key: Ed25519PublicKey | None, signatures: _SignatureCheck,
-        ordered: bool, parallel: bool,
+        self, checkpoints: Sequence[Checkpoint], key: Ed25519PublicKey | None, ordered: bool, parallel: bool
     ) -> VerifyReport:
-        verifier = ChainVerifier(checkpoints, key, defer_signatures=True)
-        scan = self.store.scan(ordered=ordered)
+        verifier = ChainVerifier(checkpoints, key)
+        scan = self.store.scan_arrow(ordered=ordered)
         for batch in _prefetch(scan) if parallel else _closing_iter(scan):
-            if not verifier.feed(*batch):
+            if not verifier.feed_arrow(batch):
                 break
-        return verifier.finish(signatures=signatures.result())
+        return verifier.finish()
 
     def verify_or_raise(self, public_key_pem: str | None = None) -> VerifyReport:
         """Like :meth:`verify` but raise the first fault.

@@ -6,9 +6,10 @@ changes or removes a row):
 ``audit_log(seq, prev_hash, entry_hash, record)``
     ``record`` holds the canonical encoding verbatim (BLOB); filters read it with
     DuckDB's JSON functions, so there is no second copy of any field to tamper with.
-``audit_checkpoints(seq, head_hash, merkle_root, created_at, key_id, signature, frontier)``
+``audit_checkpoint_chain(seq, head_hash, merkle_root, created_at, key_id, signature, frontier, prev)``
     ``frontier`` holds the Merkle subtree roots at ``seq`` so that the next
     checkpoint costs O(records since); it is a cache, verification recomputes it.
+    ``prev`` is the digest of the previous checkpoint (checkpoints form a chain).
 
 Another database can replace DuckDB by reimplementing this module.
 """
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from audit.errors import AuditError
 from core.db import Database
@@ -39,18 +41,19 @@ _SCHEMA = (
     " prev_hash BLOB NOT NULL,"
     " entry_hash BLOB NOT NULL,"
     " record BLOB NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS audit_checkpoints ("
+    "CREATE TABLE IF NOT EXISTS audit_checkpoint_chain ("
     " seq BIGINT NOT NULL,"
     " head_hash BLOB NOT NULL,"
     " merkle_root BLOB NOT NULL,"
     " created_at VARCHAR NOT NULL,"
     " key_id VARCHAR NOT NULL,"
     " signature BLOB NOT NULL,"
-    " frontier BLOB NOT NULL)",
+    " frontier BLOB NOT NULL,"
+    " prev BLOB NOT NULL)",
 )
 
 _ROW = "SELECT seq, prev_hash, entry_hash, record FROM audit_log"
-_CP = "SELECT seq, head_hash, merkle_root, created_at, key_id, signature, frontier FROM audit_checkpoints"
+_CP = "SELECT seq, head_hash, merkle_root, created_at, key_id, signature, frontier, prev FROM audit_checkpoint_chain"
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class CheckpointRow:
     key_id: str
     signature: bytes
     frontier: bytes
+    prev: bytes
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,9 @@ def _row(t: tuple[Any, ...]) -> StoreRow:
 
 
 def _cp(t: tuple[Any, ...]) -> CheckpointRow:
-    return CheckpointRow(int(t[0]), bytes(t[1]), bytes(t[2]), str(t[3]), str(t[4]), bytes(t[5]), bytes(t[6]))
+    return CheckpointRow(
+        int(t[0]), bytes(t[1]), bytes(t[2]), str(t[3]), str(t[4]), bytes(t[5]), bytes(t[6]), bytes(t[7])
+    )
 
 
 class StoreWriter:
@@ -148,8 +154,8 @@ class StoreWriter:
     def insert_checkpoint(self, cp: CheckpointRow) -> None:
         """Append one checkpoint row."""
         self._con.execute(
-            "INSERT INTO audit_checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [cp.seq, cp.head_hash, cp.merkle_root, cp.created_at, cp.key_id, cp.signature, cp.frontier],
+            "INSERT INTO audit_checkpoint_chain VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [cp.seq, cp.head_hash, cp.merkle_root, cp.created_at, cp.key_id, cp.signature, cp.frontier, cp.prev],
         )
 
 
@@ -245,6 +251,11 @@ class AuditStore:
                     batch.column(2).to_pylist(),
                     batch.column(3).to_pylist(),
                 )
+
+    def scan_arrow(self, batch_size: int = 100_000, ordered: bool = True) -> Iterator[pa.RecordBatch]:
+        """Like :meth:`scan`, but yield Arrow record batches (``seq, prev_hash, entry_hash, record``)."""
+        with self.db.connect() as con:
+            yield from con.sql(_ROW + (" ORDER BY seq" if ordered else "")).to_arrow_reader(batch_size)
 
     def hashes(self, start: int, end: int) -> list[bytes]:
         """Return the stored entry hashes of records ``start..end`` (inclusive), in seq order."""

@@ -76,6 +76,7 @@ def build_log(folder: Path, n: int, every: int = 100) -> AuditLog:
     key = log._private_key()
     key_id = fingerprint(key.public_key())
     prev = GENESIS
+    cp_prev = GENESIS
     frontier = MerkleFrontier()
     chunk = 100_000
     with db.connect(transaction=True) as con:
@@ -91,8 +92,11 @@ def build_log(folder: Path, n: int, every: int = 100) -> AuditLog:
                 blobs.append(blob)
                 frontier.append_hash(h)
                 if seq % every == 0:
-                    cp = sign_checkpoint(key, key_id, seq, h, frontier.root(), "2026-01-01T00:00:00.000000Z")
-                    cps.append((seq, h, cp.merkle_root, cp.created_at, key_id, cp.signature, frontier.to_bytes()))
+                    cp = sign_checkpoint(key, key_id, seq, h, frontier.root(), "2026-01-01T00:00:00.000000Z",
+                                         cp_prev)
+                    cps.append((seq, h, cp.merkle_root, cp.created_at, key_id, cp.signature, frontier.to_bytes(),
+                                cp_prev))
+                    cp_prev = cp.digest()
                 prev = h
             rows = pa.table({"seq": pa.array(seqs, pa.int64()), "prev_hash": pa.array(prevs, pa.binary()),
                              "entry_hash": pa.array(hashes, pa.binary()), "record": pa.array(blobs, pa.binary())})
@@ -100,7 +104,7 @@ def build_log(folder: Path, n: int, every: int = 100) -> AuditLog:
             con.execute("INSERT INTO audit_log SELECT * FROM bench_rows")
             con.unregister("bench_rows")
             if cps:
-                con.executemany("INSERT INTO audit_checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)", cps)
+                con.executemany("INSERT INTO audit_checkpoint_chain VALUES (?, ?, ?, ?, ?, ?, ?, ?)", cps)
     return log
 
 

@@ -53,6 +53,7 @@ def build_chain(
     entries: list[Entry] = []
     cps: list[Checkpoint] = []
     prev = GENESIS
+    cp_prev = GENESIS
     frontier = MerkleFrontier()
     key_id = fingerprint(key.public_key())
     for i, fields in enumerate(records, start=1):
@@ -61,7 +62,8 @@ def build_chain(
         entries.append(Entry(i, prev, h, blob))
         frontier.append_hash(h)
         if i in checkpoint_seqs:
-            cps.append(sign_checkpoint(key, key_id, i, h, frontier.root(), "2026-01-01T00:00:00.000000Z"))
+            cps.append(sign_checkpoint(key, key_id, i, h, frontier.root(), "2026-01-01T00:00:00.000000Z", cp_prev))
+            cp_prev = cps[-1].digest()
         prev = h
     return entries, cps
 

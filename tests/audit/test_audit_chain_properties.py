@@ -180,8 +180,13 @@ def test_forged_checkpoints_are_caught(log: tuple[list[Entry], list[Checkpoint]]
     n = len(entries)
     cp = data.draw(st.sampled_from(cps))
     how = data.draw(st.sampled_from(["seq", "head", "root", "signature", "other_key", "unsigned_claim"]))
+    later = [c.seq for c in cps if c.seq > cp.seq]
     if how == "seq":
+        # moving a checkpoint also breaks the link of the one that followed it
         forged = replace(cp, seq=data.draw(st.integers(1, n + 5).filter(lambda s: s != cp.seq)))
+        tampered = [c for c in cps if c is not cp] + [forged]
+        expect_fault(entries, tampered, min([forged.seq] + later[:1]), {"bad_signature", "checkpoint_chain"})
+        return
     elif how == "head":
         forged = replace(cp, head_hash=os.urandom(32))
     elif how == "root":
@@ -191,10 +196,11 @@ def test_forged_checkpoints_are_caught(log: tuple[list[Entry], list[Checkpoint]]
         sig[data.draw(st.integers(0, 63))] ^= 1
         forged = replace(cp, signature=bytes(sig))
     elif how == "other_key":
-        forged = sign_checkpoint(OTHER, fingerprint(PUB), cp.seq, cp.head_hash, cp.merkle_root, cp.created_at)
+        forged = sign_checkpoint(OTHER, fingerprint(PUB), cp.seq, cp.head_hash, cp.merkle_root, cp.created_at,
+                                 cp.prev)
     else:
         # a correctly signed checkpoint whose head does not match the log (e.g. signed before a rewrite)
-        forged = sign_checkpoint(KEY, cp.key_id, cp.seq, os.urandom(32), cp.merkle_root, cp.created_at)
+        forged = sign_checkpoint(KEY, cp.key_id, cp.seq, os.urandom(32), cp.merkle_root, cp.created_at, cp.prev)
         tampered = [c for c in cps if c is not cp] + [forged]
         expect_fault(entries, tampered, forged.seq, {"checkpoint_mismatch"})
         return
@@ -208,6 +214,23 @@ def test_rewritten_tail_with_recomputed_hashes_is_caught_by_the_next_checkpoint(
     records[14]["operator"] = "mallory"
     rewritten, _ = build_chain(records, KEY, set())
     expect_fault(rewritten, cps, 20, {"checkpoint_mismatch"})
+
+
+@settings(max_examples=100, deadline=None)
+@given(logs(), st.data())
+def test_deleted_or_inserted_checkpoints_break_the_checkpoint_chain(
+    log: tuple[list[Entry], list[Checkpoint]], data: st.DataObject
+) -> None:
+    entries, cps = log
+    if len(cps) < 2:
+        return
+    i = data.draw(st.integers(0, len(cps) - 2))  # never the last: a dropped tail is a truncation
+    tampered = cps[:i] + cps[i + 1:]
+    expect_fault(entries, tampered, cps[i + 1].seq, {"checkpoint_chain"})
+    # a validly signed checkpoint slipped in (e.g. signed by a stolen key) does not link either
+    extra = sign_checkpoint(KEY, cps[i].key_id, cps[i].seq, cps[i].head_hash, cps[i].merkle_root,
+                            "2030-01-01T00:00:00.000000Z", os.urandom(32))
+    expect_fault(entries, cps + [extra], cps[i].seq, {"checkpoint_chain"})
 
 
 def test_checkpoints_need_a_public_key() -> None:
@@ -275,12 +298,12 @@ def test_blockwise_merkle_checks_match_the_frontier(monkeypatch: pytest.MonkeyPa
     assert verify_chain(entries, cps, PUB).ok
     for bad_seq in (1, block, block + 1, min(3 * block, 44), 45):
         cp = cps[bad_seq - 1]
-        forged = sign_checkpoint(KEY, cp.key_id, cp.seq, cp.head_hash, os.urandom(32), cp.created_at)
+        forged = sign_checkpoint(KEY, cp.key_id, cp.seq, cp.head_hash, os.urandom(32), cp.created_at, cp.prev)
         tampered = [c for c in cps if c is not cp] + [forged]
         expect_fault(entries, tampered, bad_seq, {"checkpoint_mismatch"})
     # a chain fault before a checkpoint fault wins; the checkpoint fault before a chain fault wins
     cp = cps[9]
-    forged = sign_checkpoint(KEY, cp.key_id, cp.seq, cp.head_hash, os.urandom(32), cp.created_at)
+    forged = sign_checkpoint(KEY, cp.key_id, cp.seq, cp.head_hash, os.urandom(32), cp.created_at, cp.prev)
     tampered_cps = [c for c in cps if c is not cp] + [forged]
     broken = list(entries)
     broken[4] = replace(entries[4], canonical=entries[4].canonical + b" ")

@@ -125,15 +125,22 @@ def test_forged_and_altered_checkpoints_are_caught(log: AuditLog) -> None:
     fill(log, 12)
     assert log.verify().ok
     cp = log.checkpoints()[0]
-    sql(log, "UPDATE audit_checkpoints SET head_hash = ? WHERE seq = 5", [os.urandom(32)])
+    sql(log, "UPDATE audit_checkpoint_chain SET head_hash = ? WHERE seq = 5", [os.urandom(32)])
     err = fault(log)
     assert (err.seq, err.kind) == (5, "bad_signature")
-    sql(log, "UPDATE audit_checkpoints SET head_hash = ? WHERE seq = 5", [cp.head_hash])
+    sql(log, "UPDATE audit_checkpoint_chain SET head_hash = ? WHERE seq = 5", [cp.head_hash])
     assert log.verify().ok
-    sql(log, "INSERT INTO audit_checkpoints SELECT 11, head_hash, merkle_root, created_at, key_id, signature,"
-             " frontier FROM audit_checkpoints WHERE seq = 10")
+    sql(log, "INSERT INTO audit_checkpoint_chain SELECT 11, head_hash, merkle_root, created_at, key_id, signature,"
+             " frontier, prev FROM audit_checkpoint_chain WHERE seq = 10")
     err = fault(log)
     assert (err.seq, err.kind) == (11, "bad_signature")
+
+
+def test_deleted_checkpoint_is_caught(log: AuditLog) -> None:
+    fill(log, 16)
+    sql(log, "DELETE FROM audit_checkpoint_chain WHERE seq = 5")
+    err = fault(log)
+    assert (err.seq, err.kind) == (10, "checkpoint_chain")
 
 
 def test_consistent_rewrite_is_caught_by_checkpoint(log: AuditLog) -> None:
@@ -357,24 +364,17 @@ def test_record_validation() -> None:
 @pytest.mark.parametrize("parallel", [False, True])
 def test_parallel_verify_paths_find_the_same_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     parallel: bool) -> None:
-    """Signature worker process and background scan thread (forced on with tiny thresholds)."""
-    import audit.log
+    """Background scan thread with small batches (several batches, early stop)."""
     import audit.store
 
-    monkeypatch.setattr(audit.log, "_PARALLEL_SIGNATURES", 1)
-    scan = audit.store.AuditStore.scan
-    monkeypatch.setattr(audit.store.AuditStore, "scan",
+    scan = audit.store.AuditStore.scan_arrow
+    monkeypatch.setattr(audit.store.AuditStore, "scan_arrow",
                         lambda self, batch_size=100_000, ordered=True: scan(self, 7, ordered))
-    if parallel:
-        def in_process(*_: object) -> list[bool]:
-            raise AssertionError("signatures should be checked by the worker process")
-
-        monkeypatch.setattr(audit.log, "check_signatures", in_process)
     log = make_log(tmp_path, "file", checkpoint_every=5)
     fill(log, 40)
     report = log.verify(parallel=parallel)
     assert report.ok and report.records == 40 and report.checkpoints == 8
-    sql(log, "UPDATE audit_checkpoints SET merkle_root = ? WHERE seq = 30", [os.urandom(32)])
+    sql(log, "UPDATE audit_checkpoint_chain SET merkle_root = ? WHERE seq = 30", [os.urandom(32)])
     err = log.verify(parallel=parallel).error
     assert err is not None and (err.seq, err.kind) == (30, "bad_signature")
     blob = log.get(12).canonical.replace(b'"alice"', b'"eve"')
