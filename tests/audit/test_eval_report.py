@@ -286,3 +286,36 @@ def test_config_and_calibration_round_trip():
     d = json.loads(json.dumps(cal.to_dict()))
     assert d["achieved_fmr"] <= 0.01 and d["threshold"] == cal.result.threshold
     assert {r["group_name"] for r in d["per_group"]} == {"all", "sex=F", "sex=M"}
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(4, 35), seed=st.integers(0, 5000))
+def test_intersection_rows_equal_brute_force(n, seed):
+    x, subj = synthetic(n, 10, 5, seed)
+    rng = np.random.default_rng(seed)
+    sex = rng.choice(["F", "M"], n)  # per image, so a subject's images may differ
+    race = rng.choice(["A", "B", ""], n)
+    labels = pd.DataFrame({"sex": sex, "race": race})
+    cfg = EvaluationConfig(by=(("sex", "race"),), thresholds=(parse_threshold("0.6"),), bootstrap=0)
+    rows = evaluate_embeddings(x, subj, labels, cfg).rates_frame()
+
+    def groups_of(i):
+        return {(str(sex[i]), str(race[i]) or UNKNOWN)}
+
+    ref = brute_rows(x, subj, groups_of, [0.6])
+    for r in rows.itertuples():
+        if r.pairing == "all":
+            continue
+        g = (r.group["sex"], r.group["race"])
+        if r.pairing == "within":
+            key = ("within", g, None)
+        else:
+            o = (r.other_group["sex"], r.other_group["race"])
+            key = ("cross", min(g, o), max(g, o))
+        exp = ref.get(key, {"gen": 0, "imp": 0, "fnm": [0], "fm": [0]})
+        assert (r.genuine_pairs, r.impostor_pairs, r.false_non_matches, r.false_matches) == (
+            exp["gen"],
+            exp["imp"],
+            exp["fnm"][0],
+            exp["fm"][0],
+        ), key
