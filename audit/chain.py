@@ -23,7 +23,10 @@ faults are reported at the checkpoint's ``seq``; when a record fault and a
 checkpoint fault compete, the smaller ``seq`` wins (the record fault on a tie).
 A log rewritten consistently from some record on (all later hashes
 recomputed) can only be caught by a checkpoint: it is reported as
-``checkpoint_mismatch`` at the first checkpoint after the rewrite.
+``checkpoint_mismatch`` at the first checkpoint after the rewrite. Dropping the
+tail of the log *and* the checkpoints covering it cannot be detected from the
+database alone: publish or export checkpoints (``audit checkpoint --json``)
+to anchor them outside it.
 """
 
 from __future__ import annotations
@@ -593,8 +596,8 @@ class ChainVerifier:
         )
 
 
-def _binary_parts(array: Any) -> tuple[list[int], memoryview] | None:
-    """Offsets (as a list) and data buffer of a null-free Arrow (large_)binary array."""
+def _binary_parts(array: Any) -> tuple[Any, memoryview] | None:
+    """Offsets (numpy) and data buffer of a null-free Arrow (large_)binary array."""
     if array.null_count:
         return None
     kind = array.type
@@ -605,8 +608,9 @@ def _binary_parts(array: Any) -> tuple[list[int], memoryview] | None:
     else:
         return None
     _validity, offsets, data = array.buffers()
-    offs = np.frombuffer(offsets, dtype=dtype, count=len(array) + 1, offset=array.offset * np.dtype(dtype).itemsize)
-    return offs.tolist(), memoryview(data) if data is not None else memoryview(b"")
+    size = np.dtype(dtype).itemsize
+    offs = np.frombuffer(offsets, dtype=dtype, count=len(array) + 1, offset=array.offset * size)
+    return offs, memoryview(data) if data is not None else memoryview(b"")
 
 
 def _fixed32(array: Any) -> bytes | None:
@@ -615,10 +619,9 @@ def _fixed32(array: Any) -> bytes | None:
     if parts is None:
         return None
     offs, data = parts
-    n = len(offs) - 1
-    if offs[-1] - offs[0] != 32 * n or any(b - a != 32 for a, b in zip(offs, offs[1:])):
+    if not bool(np.all(np.diff(offs) == 32)):
         return None
-    return bytes(data[offs[0]: offs[-1]])
+    return bytes(data[int(offs[0]): int(offs[-1])])
 
 
 def _fast_arrow_hashes(batch: Any, expected: int, prev: bytes) -> list[bytes] | None:
@@ -639,7 +642,7 @@ def _fast_arrow_hashes(batch: Any, expected: int, prev: bytes) -> list[bytes] | 
         return None
     if prevs[:32] != prev or prevs[32:] != stored[:-32]:
         return None
-    offs, data = records
+    offs, data = records[0].tolist(), records[1]
     sha = _sha256
     hashes = [
         sha(b"\x00" + prevs[j: j + 32] + data[a:b]).digest()
