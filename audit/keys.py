@@ -4,8 +4,9 @@ Keys live in files **outside** the database, so whoever can rewrite the
 database cannot sign checkpoints. The default signing key path is
 ``$FACETRAIL_AUDIT_KEY`` if set, else ``<db file>.audit-key`` (for an
 in-memory database: ``~/.facetrail/audit-key``). Key files are created with
-mode 0600 on first use (``O_CREAT | O_EXCL``, so two processes never overwrite
-each other's key). The pseudonymisation key (32 random bytes for HMAC-SHA256)
+mode 0600 on first use (written to a private ``O_CREAT | O_EXCL`` temporary
+file, then hard-linked into place, so two processes never overwrite each
+other's key and nobody reads a half-written one). The pseudonymisation key (32 random bytes for HMAC-SHA256)
 lives beside the signing key, at ``<signing key>.pseudonym``.
 """
 
@@ -46,19 +47,31 @@ def default_key_path(db_path: str) -> Path:
 
 
 def _create_exclusive(path: Path, data: bytes) -> bool:
-    """Write ``data`` to a new 0600 file; return False if the file already exists."""
+    """Create ``path`` (mode 0600) holding ``data``; return False if it already exists.
+
+    The data is written to a private temporary file first and then hard-linked to
+    ``path``, so another process never sees a half-written key file.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return False
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as err:
         raise KeyFileError(f"cannot create key file {str(path)!r}: {err}") from err
     try:
-        os.write(fd, data)
-        os.fsync(fd)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError as err:
+            raise KeyFileError(f"cannot create key file {str(path)!r}: {err}") from err
     finally:
-        os.close(fd)
+        tmp.unlink(missing_ok=True)
     log.info("created key file %s", path)
     return True
 

@@ -219,15 +219,17 @@ class AuditLog:
         self.checkpoint_every = checkpoint_every
         self._lock = threading.Lock()
         self._key: Ed25519PrivateKey | None = None
+        self._key_lock = threading.Lock()
         # Head cache: an insert at a stale head hits the seq primary key (SeqTaken) and is retried.
         self._head: tuple[int, bytes] | None = None
 
     # -- keys -----------------------------------------------------------------------------------
 
     def _private_key(self) -> Ed25519PrivateKey:
-        if self._key is None:
-            self._key = load_or_create_private_key(self.key_path)
-        return self._key
+        with self._key_lock:
+            if self._key is None:
+                self._key = load_or_create_private_key(self.key_path)
+            return self._key
 
     def _public_key(self) -> Ed25519PublicKey | None:
         if self._key is not None:

@@ -383,3 +383,22 @@ def test_parallel_verify_paths_find_the_same_faults(tmp_path: Path, monkeypatch:
     assert err is not None and (err.seq, err.kind) == (12, "hash_mismatch")
     # the log is still usable after an early stop of the background scan
     assert log.append(record_fields(99)).seq == 41
+
+
+def test_concurrent_key_creation_yields_one_key(tmp_path: Path) -> None:
+    from audit.keys import load_or_create_private_key, public_key_pem
+
+    path = tmp_path / "keys" / "audit-key"
+    pems: list[str] = []
+
+    def work() -> None:
+        pems.append(public_key_pem(load_or_create_private_key(path).public_key()))
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(pems) == 8 and len(set(pems)) == 1
+    assert [p.name for p in path.parent.iterdir()] == ["audit-key"]  # no temporary files left
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
