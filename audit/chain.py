@@ -1,6 +1,6 @@
-"""Hash chain, RFC 6962 Merkle tree, signed checkpoints, and chain verification.
+r"""Hash chain, RFC 6962 Merkle tree, signed checkpoints, and chain verification.
 
-* **Entry hash**: ``entry_hash = sha256(b"\\x00" + prev_hash + canonical_bytes)``;
+* **Entry hash**: ``entry_hash = sha256(b"\x00" + prev_hash + canonical_bytes)``;
   the genesis ``prev_hash`` is 32 zero bytes (:data:`GENESIS`).
 * **Merkle tree** (RFC 6962 section 2.1) over records ``1..n``. The leaf data
   of record ``i`` is ``prev_hash || canonical_bytes``, so its RFC 6962 leaf hash
@@ -11,7 +11,7 @@
   RFC 6962 audit paths, checked with the RFC 9162 section 2.1.3.2 algorithm.
   The generic functions take leaf *data*; pass ``hashed=True`` to give leaf
   hashes (entry hashes) instead.
-* **Checkpoint**: an Ed25519 signature over ``b"facetrail.audit.checkpoint.v1\\n"``
+* **Checkpoint**: an Ed25519 signature over ``b"facetrail.audit.checkpoint.v1\n"``
   followed by the canonical JSON of ``{seq, head, root, created_at, key_id}``
   (hex digests). ``key_id`` is the public key fingerprint.
 
@@ -448,7 +448,7 @@ class ChainVerifier:
         if prevs[0] != self._prev or list(prevs[1:]) != list(hashes[:-1]):
             return False
         sha = _sha256
-        return [sha(b"\x00" + p + b).digest() for p, b in zip(prevs, blobs)] == list(hashes)
+        return [sha(b"\x00" + p + b).digest() for p, b in zip(prevs, blobs, strict=True)] == list(hashes)
 
     def _feed_each(
         self, seqs: Sequence[int], prevs: Sequence[bytes], hashes: Sequence[bytes], blobs: Sequence[bytes]
@@ -463,7 +463,7 @@ class ChainVerifier:
         pend = self._pending.append
         sha = _sha256
         fault: ChainIntegrityError | None = None
-        for seq, stored_prev, stored_hash, blob in zip(seqs, prevs, hashes, blobs):
+        for seq, stored_prev, stored_hash, blob in zip(seqs, prevs, hashes, blobs, strict=True):
             if seq != expected:
                 fault = self._seq_fault(seq, expected, seqs)
                 break
@@ -498,7 +498,7 @@ class ChainVerifier:
         levels = [leaves]  # entry hashes are the leaf hashes
         while len(levels[-1]) > 1:
             lv = levels[-1]
-            levels.append([sha(b"\x01" + a + b).digest() for a, b in zip(lv[0::2], lv[1::2])])
+            levels.append([sha(b"\x01" + a + b).digest() for a, b in zip(lv[0::2], lv[1::2], strict=False)])
         end = start + count
         while self._cp_next < len(self._cp_seqs) and self._cp_seqs[self._cp_next] <= end:
             seq = self._cp_seqs[self._cp_next]
@@ -614,7 +614,7 @@ def _binary_parts(array: Any) -> tuple[Any, memoryview] | None:
 
 
 def _fixed32(array: Any) -> bytes | None:
-    """The concatenated values of a binary column whose values are all 32 bytes, else None."""
+    """Return the concatenated values of a binary column whose values are all 32 bytes, else None."""
     parts = _binary_parts(array)
     if parts is None:
         return None
@@ -646,7 +646,7 @@ def _fast_arrow_hashes(batch: Any, expected: int, prev: bytes) -> list[bytes] | 
     sha = _sha256
     hashes = [
         sha(b"\x00" + prevs[j: j + 32] + data[a:b]).digest()
-        for j, a, b in zip(range(0, 32 * n, 32), offs, offs[1:])
+        for j, a, b in zip(range(0, 32 * n, 32), offs, offs[1:], strict=False)
     ]
     if b"".join(hashes) != stored:
         return None

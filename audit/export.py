@@ -1,4 +1,4 @@
-"""Exports of the audit log: plain tables (CSV, JSON Lines, Parquet) and verifiable excerpts.
+r"""Exports of the audit log: plain tables (CSV, JSON Lines, Parquet) and verifiable excerpts.
 
 Plain exports
 -------------
@@ -20,7 +20,7 @@ only the public key (:func:`verify_excerpt`)::
     {"format": "facetrail-audit-excerpt/1",
      "manifest": {"format", "created_at", "filters", "checkpoint": {...signed checkpoint...},
                   "records": [[seq, entry_hash_hex], ...], "key_id"},
-     "manifest_signature": hex Ed25519 over b"facetrail.audit.excerpt.v1\\n" + canonical JSON of manifest,
+     "manifest_signature": hex Ed25519 over b"facetrail.audit.excerpt.v1\n" + canonical JSON of manifest,
      "public_key_fingerprint": "sha256:...",
      "records": [{"seq", "prev_hash", "entry_hash", "canonical" (the exact hashed text), "proof": [hex...]}]}
 

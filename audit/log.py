@@ -22,12 +22,13 @@ confirming twice counts once.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -136,12 +137,12 @@ class MatchStatus:
 _DONE = object()
 
 
-def _closing_iter(batches: Iterator[Any]) -> Iterator[Any]:
+def _closing_iter(batches: Generator[Any, None, None]) -> Iterator[Any]:
     with contextlib.closing(batches):
         yield from batches
 
 
-def _prefetch(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+def _prefetch(batches: Generator[Any, None, None], depth: int = 2) -> Iterator[Any]:
     """Iterate ``batches`` produced by a background thread (DuckDB reads while Python hashes)."""
     q: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -363,7 +364,7 @@ class AuditLog:
         """Return the number of records."""
         return self.store.size()
 
-    def checkpoints(self) -> list[Checkpoint]:
+    def checkpoints(self) -> builtins.list[Checkpoint]:
         """Return all stored checkpoints in seq order."""
         return [_checkpoint(r) for r in self.store.checkpoints()]
 

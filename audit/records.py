@@ -1,4 +1,4 @@
-"""Audit records and their canonical encoding.
+r"""Audit records and their canonical encoding.
 
 One :class:`AuditRecord` describes one audited action: a query (``verify``,
 ``search``), a change (``enroll``, ``delete``), an ``export``, an ``evaluate``
@@ -13,8 +13,8 @@ The hash chain covers the *canonical encoding* of a record, defined as:
   values are ``null``, never omitted), including ``"v": 1`` (format version);
 * keys sorted (``sort_keys=True``), separators ``","`` and ``":"`` (no
   whitespace), UTF-8, non-ASCII characters written as themselves
-  (``ensure_ascii=False``); control characters, ``"`` and ``\\`` are escaped as
-  Python's :mod:`json` does (``\\n``, ``\\"``, ``\\u001f``, ...);
+  (``ensure_ascii=False``); control characters, ``"`` and ``\`` are escaped as
+  Python's :mod:`json` does (``\n``, ``\"``, ``\u001f``, ...);
 * **no floats**. Every fractional number is a decimal *string* with fixed
   precision: distances, similarities and thresholds (and any float found in
   ``model_config`` or ``details``) with 6 decimals (``format(x, ".6f")``,
@@ -37,7 +37,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
@@ -72,7 +72,7 @@ _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 
 def utc_now_iso() -> str:
     """Return the current UTC time as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def decimal6(x: float) -> str:

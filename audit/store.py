@@ -17,7 +17,7 @@ Another database can replace DuckDB by reimplementing this module.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -252,7 +252,9 @@ class AuditStore:
                     batch.column(3).to_pylist(),
                 )
 
-    def scan_arrow(self, batch_size: int = 100_000, ordered: bool = True) -> Iterator[pa.RecordBatch]:
+    def scan_arrow(
+        self, batch_size: int = 100_000, ordered: bool = True
+    ) -> Generator[pa.RecordBatch, None, None]:
         """Like :meth:`scan`, but yield Arrow record batches (``seq, prev_hash, entry_hash, record``)."""
         with self.db.connect() as con:
             yield from con.sql(_ROW + (" ORDER BY seq" if ordered else "")).to_arrow_reader(batch_size)

@@ -56,7 +56,7 @@ def bench_overhead(folder: Path, queries: int) -> dict[str, float]:
     assert log.verify().ok
     p50_plain = statistics.median(plain) * 1e3
     p50_logged = statistics.median(logged) * 1e3
-    over = sorted(b - a for a, b in zip(plain, logged))
+    over = sorted(b - a for a, b in zip(plain, logged, strict=True))
     return {
         "queries": queries,
         "unaudited_p50_ms": round(p50_plain, 4),

@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.audit._audit_helpers import Entry, build_chain, record_fields
 from audit.chain import (
     Checkpoint,
     MerkleFrontier,
@@ -27,6 +26,7 @@ from audit.chain import (
 )
 from audit.errors import ChainIntegrityError
 from audit.keys import fingerprint
+from tests.audit._audit_helpers import Entry, build_chain, record_fields
 
 KEY = Ed25519PrivateKey.generate()
 PUB = KEY.public_key()

@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.audit._audit_helpers import make_log, record_fields
 from audit.errors import ExcerptError
 from audit.export import (
     export_records,
@@ -26,6 +25,7 @@ from audit.keys import public_key_pem
 from audit.log import AuditLog
 from audit.records import canonical_bytes
 from audit.store import AuditFilter
+from tests.audit._audit_helpers import make_log, record_fields
 
 
 @pytest.fixture

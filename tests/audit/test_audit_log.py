@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.audit._audit_helpers import make_log, record_fields
 from audit.errors import ChainIntegrityError, MissingContext, RecordNotFound, ReviewRefused
 from audit.log import AuditLog
 from audit.records import AuditRecord, canonical_bytes, decode_record
 from audit.store import AuditFilter
+from tests.audit._audit_helpers import make_log, record_fields
 
 KINDS = ["memory", "file"]
 

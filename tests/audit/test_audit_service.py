@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.audit._audit_helpers import FakeEmbedding, FakeEngine, FakeGalleries, FakeItem, make_log, sha
 from audit.errors import MissingContext
 from audit.log import AuditLog
 from audit.service import AuditContext, AuditedEngine
 from core.errors import NoFaceDetected, NotFound
+from tests.audit._audit_helpers import FakeEmbedding, FakeEngine, FakeGalleries, FakeItem, make_log, sha
 
 CTX = AuditContext("alice", "robbery investigation", "CASE-7", legal_basis="warrant 12")
 
