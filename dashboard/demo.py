@@ -317,16 +317,19 @@ def _evaluations(
 ) -> None:
     from dashboard import evaluations  # noqa: PLC0415  (adapter over the evaluation module)
 
+    gallery = _subset(read_manifest(folder / "lfw_small" / "labels.csv", "identity"), gallery_limit)
+    identify = evaluations.Identification(
+        tuple(i.path for i in gallery), tuple(i.subject_id for i in gallery), "c118.jpg")
     specs = (
-        ("congress_small", "bioguide_id", ("sex", "race_house_historian"), probe_limit),
-        ("lfw_small", "identity", ("sex", "race_usc_sail"), gallery_limit),
+        ("congress_small", "bioguide_id", ("sex", "race_house_historian"), probe_limit, identify),
+        ("lfw_small", "identity", ("sex", "race_usc_sail"), gallery_limit, None),
     )
     engine = runtime.engine_for_gallery(GALLERY)
-    for name, subject, labels, limit in specs:
+    for name, subject, labels, limit, identification in specs:
         try:
             outcome = evaluations.evaluate_once(
                 runtime, engine, folder / name / "labels.csv", subject, labels, limit=limit,
-                bootstrap=bootstrap, workers=workers,
+                bootstrap=bootstrap, workers=workers, identify=identification,
             )
         except (RecognitionError, AuditError) as err:
             report.notes.append(f"evaluation of {name} failed: {err}")

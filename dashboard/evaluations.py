@@ -22,15 +22,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from audit.datasets import Dataset, load_manifest
 from audit.eval_store import EvaluationStore as RunStore
 from audit.evaluate import EvaluationConfig, EvaluationReport, evaluate_dataset, parse_threshold
+from audit.identification import identification_rates
 from audit.service import AuditContext
 from core.db import Database
 from core.engine import Engine
 from dashboard.runtime import Runtime
 
-__all__ = ["StoredEvaluation", "EvaluationStore", "evaluate_once", "demo_config"]
+__all__ = ["Identification", "StoredEvaluation", "EvaluationStore", "evaluate_once", "demo_config", "THRESHOLD_GRID"]
 
 @dataclass(frozen=True)
 class StoredEvaluation:
@@ -116,6 +119,46 @@ def demo_config(labels: Sequence[str], default_threshold: float, bootstrap: int)
     )
 
 
+@dataclass(frozen=True)
+class Identification:
+    """A 1:N measurement to add to an evaluation: the dataset's probes against a gallery's images."""
+
+    gallery_paths: tuple[str, ...]
+    """The gallery's source images (embedded through the cache, failures left out as enrolment does)."""
+    gallery_subjects: tuple[str, ...]
+    """Their subjects."""
+    probe_suffix: str
+    """Only dataset images whose path ends with this are probes (``"c118.jpg"``)."""
+
+
+#: Distances at which 1:N rates are measured: the Search page's slider grid.
+THRESHOLD_GRID = tuple(round(0.01 + 0.005 * k, 3) for k in range(59))
+
+
+def _vectors(engine: _CachedEngine, paths: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
+    batch = engine.embed_batch(paths)
+    ok = [p in batch.embeddings for p in paths]
+    vectors = [np.asarray(batch.embeddings[p].vector, dtype=np.float32) for p, o in zip(paths, ok, strict=True) if o]
+    return np.stack(vectors), ok
+
+
+def _identification(
+    engine: _CachedEngine, dataset: Dataset, labels: Sequence[str], spec: Identification
+) -> list[dict[str, Any]]:
+    table = dataset.table.reset_index(drop=True)
+    paths = [str(p) for p in dataset.paths()]
+    chosen = [i for i, p in enumerate(paths) if p.endswith(spec.probe_suffix)]
+    probe_vectors, ok = _vectors(engine, [paths[i] for i in chosen])
+    rows = table.iloc[[i for i, o in zip(chosen, ok, strict=True) if o]].reset_index(drop=True)
+    gallery_vectors, g_ok = _vectors(engine, list(spec.gallery_paths))
+    subjects = [s for s, o in zip(spec.gallery_subjects, g_ok, strict=True) if o]
+    thresholds = {f"{t:.3f}": t for t in (*THRESHOLD_GRID, round(engine.config.threshold, 3))}
+    return identification_rates(
+        probe_vectors, rows[dataset.subject_column].tolist(), gallery_vectors, subjects, thresholds,
+        probe_labels=rows[list(labels)], by=[(c,) for c in labels],
+    )
+
+
 def _limited(dataset: Dataset, limit: int | None) -> Dataset:
     if limit is None:
         return dataset
@@ -136,8 +179,13 @@ def evaluate_once(
     bootstrap: int = 200,
     workers: int | None = None,
     operator: str = "auditor1",
+    identify: Identification | None = None,
 ) -> str:
-    """Evaluate a manifest dataset under ``engine`` unless already done; return what happened."""
+    """Evaluate a manifest dataset under ``engine`` unless already done; return what happened.
+
+    With ``identify``, the report also holds 1:N rates of the dataset's probes against that
+    gallery (so the Search page can state the *measured* chance of a false candidate).
+    """
     dataset = _limited(load_manifest(manifest, subject_column, list(labels), check_images=False), limit)
     name = os.path.basename(os.path.dirname(os.path.abspath(os.fspath(manifest)))) or dataset.name
     store = EvaluationStore(runtime.db)
@@ -146,7 +194,10 @@ def evaluate_once(
     if found is not None:
         return f"already evaluated (run {found[:12]})"
     config = demo_config(labels, engine.config.threshold, bootstrap)
-    report = evaluate_dataset(_CachedEngine(engine, runtime, workers), dataset, config)
+    cached = _CachedEngine(engine, runtime, workers)
+    report = evaluate_dataset(cached, dataset, config)
+    if identify is not None:
+        report = report.with_identification(_identification(cached, dataset, labels, identify))
     stored = store.save(name, report)
     service = runtime.audited(engine, AuditContext(
         operator, f"demographic evaluation of {name}", "DEMO-EVAL", "demo scene: accuracy testing"))

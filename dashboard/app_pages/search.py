@@ -45,7 +45,16 @@ threshold = st.slider(
 )
 top_k = st.number_input("Candidates to return at most", 1, 50, 5, key="search_top_k")
 
-runs = [r for r in evaluations().list() if r.embedding_key == config.embedding_key]
+threshold = round(threshold, 3)
+
+
+def _measures_this_gallery(run_id: str) -> bool:
+    ident = evaluations().load(run_id).identification()
+    return not ident.empty and bool((ident["gallery_size"] == info.size).any())
+
+
+runs = sorted((r for r in evaluations().list() if r.embedding_key == config.embedding_key),
+              key=lambda r: not _measures_this_gallery(r.run_id))
 report = None
 if runs:
     run_labels = {r.label: r.run_id for r in runs}
@@ -53,7 +62,8 @@ if runs:
                           help="Rates measured on a labelled dataset under this gallery's model configuration")
     report = evaluations().load(run_labels[chosen])
     chance = report.chance_of_false_candidate(info.size, threshold)
-    how = ("measured on non-mated searches" if chance.method == "measured"
+    how = ("measured: the share of searches of people not in this gallery that returned a candidate"
+           if chance.method == "measured"
            else f"estimated as 1 − (1 − FMR)^N with pairwise FMR {chance.fmr:.2e}; assumes independent comparisons")
     st.warning(
         f"**Before you search:** with {info.size} faces in the gallery at threshold {threshold:.3f}, a search "
@@ -61,6 +71,16 @@ if runs:
         f"**{chance.value:.1%}** ({how}).",
         icon=":material/warning:",
     )
+    ident = report.identification()
+    if chance.method == "measured" and not ident.empty:
+        by_group = ident[(ident["gallery_size"] == info.size) & ((ident["threshold"] - threshold).abs() < 1e-9)
+                         & (ident["grouping"] != "all")]
+        with st.expander("The same chance for each group of people searched"):
+            st.dataframe(by_group[["group_name", "fpir", "fpir_lo", "fpir_hi", "nonmated_searches",
+                                   "false_positive_searches"]], hide_index=True,
+                         column_config={c: st.column_config.NumberColumn(format="percent")
+                                        for c in ("fpir", "fpir_lo", "fpir_hi")})
+            st.caption("fpir: share of searches returning a false candidate, with a 95% Wilson interval.")
 else:
     st.info("No evaluation of this model configuration yet, so error rates cannot be shown. An auditor runs "
             "one with `facetrail evaluate` (the demo evaluates congress_small and lfw_small).")

@@ -190,6 +190,7 @@ class TourResult:
 PAGE_TITLES = {
     "Overview": "Overview",
     "Search": "Search a gallery",
+    "Verify": "Verify two photos",
     "Match log": "Match log",
     "Demographic performance": "Demographic performance",
     "Integrity": "Integrity of the audit log",

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 TOURS = {
     "auditor1": ["Overview", "Match log", "Demographic performance", "Integrity", "Exports"],
-    "operator1": ["Overview", "Search", "Demographic performance"],
+    "operator1": ["Overview", "Search", "Verify", "Demographic performance"],
     "admin1": ["Administration", "Integrity"],
 }
 

@@ -131,3 +131,21 @@ def test_auditor_pages_render_on_the_demo(demo_env: str, page: str) -> None:
     at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, at.exception
     assert not at.error
+
+
+def test_verify_through_the_page_is_recorded(demo_env: str) -> None:
+    member = sorted((DATA / "congress_small" / "images").iterdir())[0]
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state["auth_user"] = as_user("operator2", "operator")
+    at.run()
+    at.switch_page("app_pages/verify.py").run()
+    at.text_input(key="verify_purpose").input("confirm an identity document")
+    at.text_input(key="verify_case").input("CR-2024-0500")
+    at.file_uploader(key="verify_first").set_value(("a.jpg", (member / "c116.jpg").read_bytes(), "image/jpeg"))
+    at.file_uploader(key="verify_second").set_value(("b.jpg", (member / "c118.jpg").read_bytes(), "image/jpeg"))
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    message = next(m.value for m in (*at.success, *at.info) if "Audit record #" in m.value)
+    seq = int(message.split("Audit record #")[1].split(";")[0])
+    record = Runtime(demo_env).log.get(seq).record
+    assert (record.action, record.operator, record.case_ref) == ("verify", "operator2", "CR-2024-0500")

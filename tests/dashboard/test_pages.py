@@ -10,6 +10,7 @@ from tests.dashboard.conftest import APP, as_user
 PAGES = {
     "overview": "app_pages/overview.py",
     "search": "app_pages/search.py",
+    "verify": "app_pages/verify.py",
     "match_log": "app_pages/match_log.py",
     "demographics": "app_pages/demographics.py",
     "integrity": "app_pages/integrity.py",
@@ -18,7 +19,7 @@ PAGES = {
 }
 
 ALLOWED = {
-    "operator1": {"overview", "search", "demographics"},
+    "operator1": {"overview", "search", "verify", "demographics"},
     "reviewer1": {"overview", "match_log", "demographics"},
     "auditor1": {"overview", "match_log", "demographics", "integrity", "exports"},
     "admin1": {"overview", "demographics", "integrity", "admin"},
@@ -76,7 +77,7 @@ def test_every_page_renders_or_refuses(app_env: str, name: str, page: str) -> No
     assert not any("Access denied" in e.value for e in at.error)
 
 
-@pytest.mark.parametrize("page", ["search", "exports", "admin", "integrity"])
+@pytest.mark.parametrize("page", ["search", "verify", "exports", "admin", "integrity"])
 def test_page_refuses_wrong_role_on_the_server(app_env: str, page: str) -> None:
     """Run the page script directly (bypassing the navigation): its own check stops it."""
     at = AppTest.from_file(APP.replace("streamlit_app.py", PAGES[page]), default_timeout=60)
