@@ -1,4 +1,4 @@
-"""Helper of the crash test: append audit records forever, printing each committed seq.
+"""Helper of the crash test: run audited fake-engine queries forever, printing each returned record's seq.
 
 Usage: python crash_writer.py DB_PATH KEY_PATH
 """
@@ -8,23 +8,23 @@ from __future__ import annotations
 import sys
 
 from audit.log import AuditLog
+from audit.service import AuditContext, AuditedEngine
 from core.db import Database
+from tests.audit._audit_helpers import FakeEngine, FakeGalleries
 
 
 def main() -> None:
     db_path, key_path = sys.argv[1], sys.argv[2]
     log = AuditLog(Database(db_path), key_path=key_path, checkpoint_every=7)
+    audited = AuditedEngine(FakeEngine(), FakeGalleries(), log, AuditContext("crash", "crash test", "K"))
     i = 0
     while True:
-        entry = log.append({
-            "action": "search",
-            "outcome": "ok",
-            "operator": "crash",
-            "purpose": "crash test",
-            "case_ref": "K",
-            "details": {"i": i, "pad": "x" * (i % 50)},
-        })
-        sys.stdout.write(f"{entry.seq}\n")
+        if i % 3 == 2:
+            out = audited.verify(b"a%d" % i, b"a%d" % i)
+        else:
+            out = audited.search("g", b"probe-%d" % i, top_k=2)
+        # the result is in hand only now, and its record is committed
+        sys.stdout.write(f"{out.seq}\n")
         sys.stdout.flush()
         i += 1
 
