@@ -15,7 +15,6 @@ from core.db import Database
 from tests.audit._audit_helpers import record_fields
 
 
-
 @pytest.fixture(scope="module")
 def key_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("keys") / "audit-key"
