@@ -362,13 +362,18 @@ class ChainVerifier:
     public_key
         Key the checkpoint signatures must verify with; ``None`` makes every
         checkpoint a ``bad_signature`` fault.
+    all_signatures
+        Check every checkpoint's signature, not only those anchoring the checkpoint chain.
     """
 
     def __init__(
         self,
         checkpoints: Iterable[Checkpoint] = (),
         public_key: Ed25519PublicKey | None = None,
+        *,
+        all_signatures: bool = False,
     ) -> None:
+        self._all_signatures = all_signatures
         self._cps = sorted(checkpoints, key=lambda cp: cp.seq)
         self.n_checkpoints = len(self._cps)
         self._key = public_key
@@ -545,7 +550,7 @@ class ChainVerifier:
             self._merkle_block(min(len(self._pending), _BLOCK))
         records = self._expected - 1
         cps = self._cps
-        check: set[int] = {len(cps) - 1} if cps else set()
+        check: set[int] = set(range(len(cps))) if self._all_signatures else ({len(cps) - 1} if cps else set())
         broken: dict[int, bytes] = {}
         prev = GENESIS
         for i, cp in enumerate(cps):

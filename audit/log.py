@@ -370,7 +370,9 @@ class AuditLog:
 
     # -- verification ---------------------------------------------------------------------------
 
-    def verify(self, public_key_pem: str | None = None, *, parallel: bool = False) -> VerifyReport:
+    def verify(
+        self, public_key_pem: str | None = None, *, parallel: bool = False, all_signatures: bool = False
+    ) -> VerifyReport:
         """Recompute the chain and check every checkpoint; never raises for integrity faults.
 
         Parameters
@@ -380,28 +382,32 @@ class AuditLog:
         parallel
             Read the database in a background thread while hashing (helps on idle
             multi-core machines; on a busy machine the serial pass was faster).
+        all_signatures
+            Check the Ed25519 signature of every checkpoint; by default only the
+            signatures that anchor the checkpoint chain are checked (see :mod:`audit.chain`).
         """
         started = time.perf_counter()
         key = load_public_key_pem(public_key_pem) if public_key_pem else self._public_key()
         checkpoints = self.checkpoints()
         # Fast path: storage order (no sort). Rows of an untouched log are stored in seq
         # order; if anything is off, verify again in seq order so the fault is named the same way.
-        report = self._verify_pass(checkpoints, key, ordered=False, parallel=parallel)
+        report = self._verify_pass(checkpoints, key, False, parallel, all_signatures)
         if not report.ok:
-            report = self._verify_pass(checkpoints, key, ordered=True, parallel=parallel)
+            report = self._verify_pass(checkpoints, key, True, parallel, all_signatures)
         return replace(report, seconds=time.perf_counter() - started)
 
     def _verify_pass(
-        self, checkpoints: Sequence[Checkpoint], key: Ed25519PublicKey | None, ordered: bool, parallel: bool
+        self, checkpoints: Sequence[Checkpoint], key: Ed25519PublicKey | None, ordered: bool, parallel: bool,
+        all_signatures: bool,
     ) -> VerifyReport:
-        verifier = ChainVerifier(checkpoints, key)
+        verifier = ChainVerifier(checkpoints, key, all_signatures=all_signatures)
         scan = self.store.scan_arrow(ordered=ordered)
         for batch in _prefetch(scan) if parallel else _closing_iter(scan):
             if not verifier.feed_arrow(batch):
                 break
         return verifier.finish()
 
-    def verify_or_raise(self, public_key_pem: str | None = None) -> VerifyReport:
+    def verify_or_raise(self, public_key_pem: str | None = None, *, all_signatures: bool = False) -> VerifyReport:
         """Like :meth:`verify` but raise the first fault.
 
         Raises
@@ -409,7 +415,7 @@ class AuditLog:
         ChainIntegrityError
             Naming the first bad seq and the kind of fault.
         """
-        report = self.verify(public_key_pem)
+        report = self.verify(public_key_pem, all_signatures=all_signatures)
         report.raise_for_fault()
         return report
 

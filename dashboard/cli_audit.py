@@ -65,7 +65,7 @@ def _summary_line(e: AuditEntry) -> str:
 def _verify(args: argparse.Namespace) -> int:
     try:
         pem = Path(args.public_key).read_text() if args.public_key else None
-        report = _log(args).verify(pem)
+        report = _log(args).verify(pem, all_signatures=args.all_signatures)
     except _ERRORS as err:
         return fail(args, err)
     if report.ok:
@@ -218,6 +218,8 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("verify", parents=common, help="recompute the hash chain and every signed checkpoint")
     p.add_argument("--public-key", help="check checkpoints against this PEM public key instead of the key file")
+    p.add_argument("--all-signatures", action="store_true",
+                   help="check every checkpoint's signature (default: the ones anchoring the checkpoint chain)")
     p.set_defaults(handler=_verify)
 
     p = sub.add_parser("show", parents=common, help="one record, with the review status of its matches")

@@ -321,3 +321,22 @@ def test_entry_hashes_are_rfc6962_leaf_hashes_of_prev_and_record() -> None:
     assert cps[0].merkle_root == rfc6962_root(data) == merkle_root([e.entry_hash for e in entries], hashed=True)
     proof = inclusion_proof(data, 3)
     assert verify_inclusion(entries[3].entry_hash, 3, 7, proof, cps[0].merkle_root, hashed=True)
+
+
+def test_all_signatures_mode_checks_every_checkpoint() -> None:
+    from audit.chain import ChainVerifier
+
+    entries, cps = build_chain([record_fields(i) for i in range(12)], KEY, {4, 8, 12})
+    # a checkpoint whose signature was replaced by another valid-looking one, with the link intact:
+    # only reachable by a signer with another key; the anchored mode trusts it through the link...
+    odd = replace(cps[0], signature=OTHER.sign(cps[0].message()))
+    relinked = [odd, sign_checkpoint(KEY, cps[1].key_id, 8, cps[1].head_hash, cps[1].merkle_root,
+                                     cps[1].created_at, odd.digest()), cps[2]]
+    relinked[2] = sign_checkpoint(KEY, cps[2].key_id, 12, cps[2].head_hash, cps[2].merkle_root,
+                                  cps[2].created_at, relinked[1].digest())
+    assert verify_chain(entries, relinked, PUB).ok  # committed by the key holder's later signatures
+    verifier = ChainVerifier(relinked, PUB, all_signatures=True)
+    verifier.feed([e.seq for e in entries], [e.prev_hash for e in entries], [e.entry_hash for e in entries],
+                  [e.canonical for e in entries])
+    report = verifier.finish()
+    assert report.error is not None and (report.error.seq, report.error.kind) == (4, "bad_signature")
