@@ -499,7 +499,7 @@ class AuditLog:
         target = self.get(seq).record
         reviews = [
             e.record
-            for e in self.list(AuditFilter(action="review", target_seq=seq))
+            for e in self.list(AuditFilter(action="review", target_seq=seq, after_seq=seq))
             if e.record.target_seq == seq and e.record.action == "review"
         ]
         if target.action not in REVIEWABLE_ACTIONS or target.outcome != "ok":

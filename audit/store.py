@@ -95,6 +95,8 @@ class AuditFilter:
     since: str | None = None
     until: str | None = None
     target_seq: int | None = None
+    after_seq: int | None = None
+    """Only records with a larger seq (cheap: prunes storage blocks before any JSON is read)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the filter as a dict of the fields that are set."""
@@ -222,6 +224,9 @@ class AuditStore:
         if filters.until is not None:
             clauses.append(f"json_extract_string({text}, '$.started_at') < ?")
             params.append(filters.until)
+        if filters.after_seq is not None:
+            clauses.insert(0, "seq > ?")
+            params.insert(0, filters.after_seq)
         if filters.target_seq is not None:
             clauses.append(f"CAST(json_extract({text}, '$.target_seq') AS BIGINT) = ?")
             params.append(filters.target_seq)

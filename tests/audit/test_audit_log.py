@@ -54,6 +54,7 @@ def test_append_get_list_and_verify(log: AuditLog) -> None:
     assert [e.seq for e in log.list(AuditFilter(operator="alice"), limit=2)] == [1, 2]
     assert len(log.list(AuditFilter(gallery="g", action="search"))) == 15
     assert log.list(AuditFilter(action="verify")) == []
+    assert [e.seq for e in log.list(AuditFilter(after_seq=13, operator="bob"))] == [14, 15]
     assert len(log.list(AuditFilter(since="2026-01-01T00:00:10"))) == 2 + 0  # only i=10, 11 of case A
     report = log.verify()
     assert report.ok and report.records == 15 and report.checkpoints == 3
