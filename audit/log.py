@@ -275,9 +275,15 @@ class AuditLog:
         data.setdefault("ended_at", now)
         with self._lock:
             for _attempt in range(2):
+                # A known head and no checkpoint due: the insert is the only statement and
+                # commits by itself. Otherwise head read, insert and checkpoint share a transaction.
+                cached = self._head
+                single = cached is not None and not (
+                    self.checkpoint_every and (cached[0] + 1) % self.checkpoint_every == 0
+                )
                 try:
-                    with self.store.writing() as w:
-                        head = self._head if self._head is not None else w.head()
+                    with self.store.writing(transaction=not single) as w:
+                        head = cached if cached is not None else w.head()
                         seq, prev = (1, GENESIS) if head is None else (head[0] + 1, head[1])
                         data["seq"] = seq
                         record = AuditRecord.from_dict(data)

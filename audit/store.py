@@ -175,9 +175,14 @@ class AuditStore:
         db.ensure_schema("audit_log", _SCHEMA)
 
     @contextlib.contextmanager
-    def writing(self) -> Iterator[StoreWriter]:
-        """Yield a :class:`StoreWriter` inside one transaction (committed at the end of the block)."""
-        with self.db.connect(transaction=True) as con:
+    def writing(self, transaction: bool = True) -> Iterator[StoreWriter]:
+        """Yield a :class:`StoreWriter` for one unit of work.
+
+        With ``transaction`` (the default) the block is one transaction, committed at its
+        end; without, each statement commits by itself (for a single insert, one
+        statement is atomic and saves the BEGIN/COMMIT round trips).
+        """
+        with self.db.connect(transaction=transaction) as con:
             yield StoreWriter(con)
 
     def head(self) -> tuple[int, bytes] | None:
