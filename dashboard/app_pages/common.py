@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import streamlit as st
 
@@ -21,7 +22,9 @@ from dashboard.runtime import Runtime
 
 __all__ = [
     "ERRORS",
+    "PLOT_CONFIG",
     "USER_KEY",
+    "chart",
     "current_user",
     "db_path",
     "evaluations",
@@ -34,6 +37,9 @@ __all__ = [
 
 #: The only errors pages catch and show (anything else is a bug and propagates).
 ERRORS = (RecognitionError, AuditError)
+
+#: Plotly options for every chart: no mode bar, no logo.
+PLOT_CONFIG = {"displayModeBar": False, "displaylogo": False}
 
 #: Session key of the signed-in :class:`~dashboard.auth.User`.
 USER_KEY = "auth_user"
@@ -90,6 +96,11 @@ def users() -> UserStore:
 def evaluations() -> EvaluationStore:
     """Return the evaluation report store."""
     return _evaluations(db_path())
+
+
+def chart(figure: Any, where: Any = None) -> None:
+    """Draw a plotly figure (in ``where``, a column or container; default the page) without the mode bar."""
+    (where or st).plotly_chart(figure, config=PLOT_CONFIG)
 
 
 def current_user() -> User | None:

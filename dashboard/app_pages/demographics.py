@@ -10,7 +10,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.app_pages.common import evaluations, require
+from dashboard.app_pages.common import chart, evaluations, require
 
 require("read_evaluations")
 st.title("Demographic performance")
@@ -22,30 +22,26 @@ if not runs:
     st.stop()
 
 labels = {r.label: r for r in runs}
-chosen = labels[st.selectbox("Evaluation", list(labels), key="demographics_run")]
+c0, c1, c2 = st.columns([2, 1, 1])
+chosen = labels[c0.selectbox("Evaluation", list(labels), key="demographics_run")]
 report = evaluations().load(chosen.run_id)
 run = report.run
-st.caption(
-    f"Dataset **{chosen.dataset}** (fingerprint `{str(run.get('dataset_fingerprint'))[:16]}…`): "
-    f"{run.get('images')} images of {run.get('subjects')} people, {run.get('genuine_pairs'):,} genuine and "
-    f"{run.get('impostor_pairs'):,} impostor pairs · model {dict(run.get('model_config') or {}).get('model')} · "
-    f"intervals: {run.get('interval')} · code {run.get('code_version')}"
-)
-st.warning(
-    "Labels are annotations by others, not self-reported; groups are small (see the counts and intervals); "
-    "these are studio portraits and press photos, not operational CCTV or body-cam frames.",
-    icon=":material/info:",
-)
-
 rates = report.rates_frame()
 within = rates[rates["pairing"] == "within"]
 if within.empty:
     st.info("This evaluation has no per-group results (it was run without --by).")
     st.stop()
-c1, c2 = st.columns(2)
 grouping = c1.selectbox("Group by", sorted(within["grouping"].unique()), key="demographics_grouping")
 threshold_names = list(dict.fromkeys(rates["threshold_name"]))
 threshold_name = c2.selectbox("Threshold", threshold_names, key="demographics_threshold")
+st.caption(
+    f"Dataset **{chosen.dataset}**: {run.get('images')} images of {run.get('subjects')} people, "
+    f"{run.get('genuine_pairs'):,} genuine and {run.get('impostor_pairs'):,} impostor pairs · model "
+    f"{dict(run.get('model_config') or {}).get('model')} · {run.get('interval')} · "
+    f"fingerprint `{str(run.get('dataset_fingerprint'))[:12]}…` · code {run.get('code_version')}  \n"
+    ":material/info: Labels are annotations by others, not self-reported; groups are small (read the counts and "
+    "intervals); these are studio portraits and press photos, not operational CCTV or body-cam frames."
+)
 cells = within[(within["grouping"] == grouping) & (within["threshold_name"] == threshold_name)].copy()
 cells["group"] = cells["group_name"].str.replace(rf"{grouping}=", "", regex=False)
 overall = rates[(rates["pairing"] == "all") & (rates["threshold_name"] == threshold_name)].iloc[0]
@@ -66,8 +62,8 @@ def _bars(metric: str, lo: str, hi: str, title: str) -> go.Figure:
 
 
 left, right = st.columns(2)
-left.plotly_chart(_bars("fmr", "fmr_lo", "fmr_hi", "False match rate by group (95% CI)"))
-right.plotly_chart(_bars("fnmr", "fnmr_lo", "fnmr_hi", "False non-match rate by group (95% CI)"))
+chart(_bars("fmr", "fmr_lo", "fmr_hi", "False match rate by group (95% CI)"), left)
+chart(_bars("fnmr", "fnmr_lo", "fnmr_hi", "False non-match rate by group (95% CI)"), right)
 table = cells[["group", "fmr", "fmr_lo", "fmr_hi", "fnmr", "fnmr_lo", "fnmr_hi", "genuine_pairs",
                "impostor_pairs", "subjects", "images", "low_count"]]
 st.dataframe(table, hide_index=True, column_config={
@@ -77,27 +73,29 @@ st.caption("low_count: too few pairs or subjects for a reliable rate; shown, nev
 
 st.subheader("DET curves")
 det = report.det()
-curves = det[det["grouping"].isin([grouping])] if not det.empty else det
-if curves.empty:
+points = det[det["grouping"] == grouping].copy() if not det.empty else det
+if points.empty:
     st.info("This evaluation stored no DET points.")
 else:
-    curves = curves[(curves["fmr"] > 0) & (curves["fnmr"] > 0)]
-    fig = px.line(curves, x="fmr", y="fnmr", color="group_name", log_x=True, log_y=True, height=420,
-                  labels={"fmr": "false match rate", "fnmr": "false non-match rate", "group_name": "group"})
+    points["group"] = points["group_name"].str.replace(rf"{grouping}=", "", regex=False)
+    curves = points[(points["fmr"] > 0) & (points["fnmr"] > 0)]
+    fig = px.line(curves, x="fmr", y="fnmr", color="group", log_x=True, log_y=True, height=420,
+                  labels={"fmr": "false match rate", "fnmr": "false non-match rate"})
     fig.add_vline(x=float(overall["fmr"]), line_dash="dot", annotation_text=f"{threshold_name}")
-    st.plotly_chart(fig)
+    chart(fig)
 
     st.subheader("Threshold explorer")
-    lo, hi = float(curves["threshold"].min()), float(curves["threshold"].max())
+    lo, hi = float(points["threshold"].min()), float(points["threshold"].max())
     start = min(max(float(overall["threshold"]), lo), hi)
     chosen_t = st.slider("Threshold (cosine distance)", lo, hi, start, step=0.001, format="%.3f",
                          key="demographics_explorer")
-    at = (curves.assign(gap=(curves["threshold"] - chosen_t).abs())
-          .sort_values("gap").groupby("group_name", as_index=False).first())
-    long = at.melt(id_vars=["group_name"], value_vars=["fmr", "fnmr"], var_name="metric", value_name="rate")
-    st.plotly_chart(px.bar(long, x="group_name", y="rate", color="metric", barmode="group", log_y=True,
-                           height=340, labels={"group_name": "group"}))
-    st.caption("Rates read from the stored DET points nearest to the chosen threshold (histogram resolution).")
+    at = (points.assign(gap=(points["threshold"] - chosen_t).abs())
+          .sort_values("gap").groupby("group", as_index=False).first())
+    long = at.melt(id_vars=["group"], value_vars=["fmr", "fnmr"], var_name="metric", value_name="rate")
+    chart(px.bar(long, x="group", y="rate", color="metric", barmode="group", height=340,
+                 labels={"rate": "error rate"}))
+    st.dataframe(at[["group", "threshold", "fmr", "fnmr"]], hide_index=True)
+    st.caption("Rates at the stored DET point nearest to the chosen threshold (histogram resolution).")
 
 st.subheader("Disparity")
 disparity = report.disparity()

@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from dashboard.app_pages.common import chain_status, match_statuses, require, runtime
+from dashboard.app_pages.common import chain_status, chart, match_statuses, require, runtime
 from dashboard.views import QUERY_ACTIONS, records_frame
 
 require("overview")
@@ -35,7 +35,7 @@ c2.metric(
     f"{(decided['outcome'] == 'ok').mean():.0%}" if len(decided) else "–",
     help="Share of searches that returned at least one candidate within the threshold",
 )
-c3.metric("Candidates pending review", int((candidate_states["status"] == "pending").sum()),
+c3.metric("Pending review", int((candidate_states["status"] == "pending").sum()),
           help="Need two reviewers (not the operator) to confirm; one rejection vetoes")
 c4.metric("Refused attempts", int((records["action"] == "refused").sum()),
           help="Queries or reviews refused (no purpose, self-review ...), each recorded")
@@ -48,36 +48,30 @@ if queries.empty:
     st.stop()
 
 span = queries["time"].max() - queries["time"].min()
-freq = "10s" if span < pd.Timedelta(minutes=15) else "min" if span < pd.Timedelta(hours=6) else ("h" if span < pd.Timedelta(days=7) else "D")
+freq = "10s" if span < pd.Timedelta(minutes=15) else "min" if span < pd.Timedelta(hours=6) else (
+    "h" if span < pd.Timedelta(days=7) else "D")
 over_time = (queries.set_index("time").groupby([pd.Grouper(freq=freq), "outcome"]).size()
              .rename("queries").reset_index())
-st.subheader("Queries over time")
-st.plotly_chart(px.bar(over_time, x="time", y="queries", color="outcome", height=300))
+by_op = queries.groupby(["operator", "outcome"], dropna=False).size().rename("queries").reset_index()
+by_purpose = queries.groupby(["purpose", "outcome"], dropna=False).size().rename("queries").reset_index()
+by_purpose["purpose"] = by_purpose["purpose"].fillna("(none)").str.slice(0, 45)
 
 left, right = st.columns(2)
-with left:
-    st.subheader("By operator")
-    by_op = queries.groupby(["operator", "outcome"], dropna=False).size().rename("queries").reset_index()
-    st.plotly_chart(px.bar(by_op, x="operator", y="queries", color="outcome", height=320))
-with right:
-    st.subheader("By purpose")
-    by_purpose = queries.groupby(["purpose", "outcome"], dropna=False).size().rename("queries").reset_index()
-    st.plotly_chart(px.bar(by_purpose, y="purpose", x="queries", color="outcome", orientation="h", height=320))
+left.subheader("Queries over time")
+chart(px.bar(over_time, x="time", y="queries", color="outcome", height=300), left)
+right.subheader("By operator")
+chart(px.bar(by_op, x="operator", y="queries", color="outcome", height=300), right)
 
 left, right = st.columns(2)
-with left:
-    st.subheader("Outcomes")
-    outcomes = queries["outcome"].value_counts().rename_axis("outcome").rename("queries").reset_index()
-    st.plotly_chart(px.pie(outcomes, names="outcome", values="queries", hole=0.5, height=300))
-with right:
-    st.subheader("Review status of candidates")
-    if candidate_states.empty:
-        st.info("No candidates to review yet.")
-    else:
-        counts = candidate_states["status"].value_counts().rename_axis("status").rename("candidates").reset_index()
-        st.plotly_chart(px.bar(counts, x="status", y="candidates", color="status", height=300,
-                               color_discrete_map={"confirmed": "#2e7d32", "pending": "#f9a825",
-                                                   "rejected": "#c62828"}))
+left.subheader("By purpose")
+chart(px.bar(by_purpose, y="purpose", x="queries", color="outcome", orientation="h", height=300), left)
+right.subheader("Review status of candidates")
+if candidate_states.empty:
+    right.info("No candidates to review yet.")
+else:
+    counts = candidate_states["status"].value_counts().rename_axis("status").rename("candidates").reset_index()
+    chart(px.bar(counts, x="status", y="candidates", color="status", height=300,
+                 color_discrete_map={"confirmed": "#2e7d32", "pending": "#f9a825", "rejected": "#c62828"}), right)
 st.caption(
     "Every number on this page is read from the audit log; the chain status is a full recomputation of its "
     "hash chain and signed checkpoints."

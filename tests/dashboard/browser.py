@@ -167,12 +167,14 @@ def settle(driver: WebDriver, title: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     script = ("const h = [...document.querySelectorAll('h1')].map(e => e.innerText.trim());"
               "const running = document.querySelector('[data-testid=\"stStatusWidget\"]');"
-              "return h.includes(arguments[0]) && !running;")
+              "const loading = document.querySelector("
+              "'[data-testid^=\"stSkeleton\"], [data-testid=\"stAppSkeleton\"]');"
+              "return h.includes(arguments[0]) && !running && !loading;")
     while not driver.js(script, title):
         if time.monotonic() > deadline:
             raise TimeoutError(f"page {title!r} did not finish rendering within {timeout} s")
         time.sleep(0.3)
-    time.sleep(1.5)  # let plotly draw
+    time.sleep(2.0)  # let plotly draw
 
 
 def exceptions_on_page(driver: WebDriver) -> list[str]:
@@ -184,6 +186,7 @@ def exceptions_on_page(driver: WebDriver) -> list[str]:
 class TourResult:
     screenshots: dict[str, Path] = field(default_factory=dict)
     exceptions: dict[str, list[str]] = field(default_factory=dict)
+    charts: dict[str, int] = field(default_factory=dict)
 
 
 #: Page title in the navigation -> the page's h1.
@@ -200,13 +203,13 @@ PAGE_TITLES = {
 
 
 def tour(url: str, account: str, password: str, pages: list[str], out: Path, chromium: str,
-         chromedriver: str) -> TourResult:
+         chromedriver: str, height: int = 1000) -> TourResult:
     """Sign in as ``account`` and visit ``pages`` (navigation titles); screenshot each into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     result = TourResult()
     driver = WebDriver(chromium, chromedriver)
     try:
-        driver.cmd("POST", "/window/rect", {"width": 1400, "height": 1000})
+        driver.cmd("POST", "/window/rect", {"width": 1400, "height": height})
         driver.get(url)
         settle(driver, "facetrail")
         driver.type('input[aria-label="Account"]', account)
@@ -218,6 +221,7 @@ def tour(url: str, account: str, password: str, pages: list[str], out: Path, chr
             path = out / f"{account}-{page.lower().replace(' ', '_')}.png"
             path.write_bytes(driver.screenshot())
             result.screenshots[page] = path
+            result.charts[page] = int(driver.js("return document.querySelectorAll('.js-plotly-plot .main-svg').length;"))
             shown = exceptions_on_page(driver)
             if shown:
                 result.exceptions[page] = shown
@@ -248,7 +252,8 @@ def main() -> int:
     if found is None:
         sys.exit("install chromium and chromium-driver (apt-get install -y chromium chromium-driver)")
     with dashboard(args.db) as url:
-        result = tour(url, "auditor1", "auditor1-demo", ["Overview", "Demographic performance"], args.out, *found)
+        result = tour(url, "auditor1", "auditor1-demo", ["Overview", "Demographic performance"], args.out, *found,
+                      height=1250)
     if result.exceptions:
         print(json.dumps(result.exceptions, indent=1), file=sys.stderr)
         return 1

@@ -39,4 +39,6 @@ def test_every_page_in_a_real_browser(fake_db: str, browser: tuple[str, str]) ->
             for page, path in result.screenshots.items():
                 assert Path(path).stat().st_size > 10_000, f"{page}: blank screenshot?"
             shown.update({f"{account}/{p}": e for p, e in result.exceptions.items()})
+            for page in {"Overview", "Demographic performance"} & set(pages):
+                assert result.charts[page] > 0, f"{page}: no plotly chart drawn"
     assert not shown, f"Streamlit exceptions shown: {shown}"
