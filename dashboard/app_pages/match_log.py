@@ -70,6 +70,10 @@ c3.markdown(f"**Entry hash** `{entry.entry_hash.hex()[:16]}…`  \n**Previous** 
 with st.expander("Everything recorded (canonical record)"):
     st.json(entry.to_dict())
 
+flash = st.session_state.pop("matchlog_flash", None)
+if flash:
+    st.success(flash)
+
 if record.action in ("search", "verify") and record.outcome == "ok":
     st.markdown("**Candidates and their review status**")
     frame = status_frame([log.match_status(record.seq)])
@@ -95,6 +99,7 @@ if record.action in ("search", "verify") and record.outcome == "ok":
                 except ERRORS as err:
                     st.error(f"Review refused: {err}")
                 else:
-                    st.success(f"Review recorded as audit record #{review.seq}.")
+                    st.session_state["matchlog_flash"] = f"Review recorded as audit record #{review.seq}."
+                    st.rerun()
 elif record.action == "review":
     st.info(f"A review of query #{record.target_seq}: {record.reviewer} chose to {record.decision}.")

@@ -79,3 +79,16 @@ def test_cli_fetch_refuses_files_that_are_not_lfw(tmp_path: Path, mirror: tuple[
                  "--dest", str(tmp_path / "data")])
     assert code == 2
     assert "differs from the pinned" in capsys.readouterr().err
+
+
+def test_demo_without_data_names_the_fetch_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code = main(["--db", str(tmp_path / "demo.duckdb"), "demo", "--no-serve", "--data", str(empty)])
+    assert code == 2
+    assert "facetrail datasets fetch lfw" in capsys.readouterr().err
+
+
+def test_dashboard_needs_an_existing_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--db", str(tmp_path / "none.duckdb"), "dashboard"]) == 2
+    assert "facetrail demo --no-serve" in capsys.readouterr().err
