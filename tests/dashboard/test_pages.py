@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.dashboard.conftest import APP, as_user
+from tests.dashboard.conftest import APP, as_user, build_fake_scene
 
 PAGES = {
     "overview": "app_pages/overview.py",
@@ -106,7 +108,10 @@ def test_auditor_cannot_reach_search(app_env: str) -> None:
     assert not direct.file_uploader
 
 
-def test_overview_counts(app_env: str) -> None:
+def test_overview_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh = tmp_path / "fresh.duckdb"
+    build_fake_scene(fresh)
+    monkeypatch.setenv("FACETRAIL_DB", str(fresh))
     at = app_as("auditor1")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Queries"] == "12"
