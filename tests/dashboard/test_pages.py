@@ -187,3 +187,19 @@ def test_search_without_gallery_explains(app_env: str) -> None:
     at.switch_page(PAGES["search"]).run()
     assert not at.exception
     assert any("No gallery yet" in i.value for i in at.info)
+
+
+def test_admin_creates_an_account(app_env: str) -> None:
+    at = app_as("admin1")
+    at.switch_page(PAGES["admin"]).run()
+    at.text_input(key="admin_new_name").input("operator7")
+    at.selectbox(key="admin_new_role").set_value("operator")
+    at.text_input(key="admin_new_password").input("long-enough-pass")
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("Created operator operator7" in s.value for s in at.success)
+    login = app_as(None)
+    login.text_input(key="signin_name").input("operator7")
+    login.text_input(key="signin_password").input("long-enough-pass")
+    login.button[0].click().run()
+    assert login.session_state["auth_user"].role == "operator"
