@@ -36,9 +36,9 @@ for i in range(int(sys.argv[2])):
 def _copy(db: str, tmp_path: Path) -> str:
     target = tmp_path / "side.duckdb"
     shutil.copyfile(db, target)
-    key = Path(db + ".audit-key")
-    if key.exists():
-        shutil.copyfile(key, str(target) + ".audit-key")
+    for suffix in (".wal", ".audit-key"):  # committed work not yet checkpointed, and the signing key
+        if Path(db + suffix).exists():
+            shutil.copyfile(db + suffix, str(target) + suffix)
     return str(target)
 
 
