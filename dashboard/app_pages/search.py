@@ -134,7 +134,7 @@ if last is not None:
             if report is not None:
                 row["FMR at this score (overall)"] = report.false_match_rate_at(c.similarity)
                 for g in groups:
-                    label = ", ".join(f"{k}={v}" for k, v in g.items())
+                    label = ", ".join(str(v) for v in g.values())
                     value = report.false_match_rate_at(c.similarity, g)
                     row[f"FMR ({label})"] = None if math.isnan(value) else value
             rows.append(row)
@@ -142,5 +142,7 @@ if last is not None:
         st.dataframe(frame, hide_index=True,
                      column_config={c: st.column_config.NumberColumn(format="%.2e") for c in frame.columns
                                     if c.startswith("FMR")})
+        pairs = int(report.run.get("impostor_pairs") or 0) if report is not None else 0
         st.caption("FMR at this score: the share of impostor pairs (different people) in the evaluation that score "
-                   "at least this similar. Per-group values use pairs within that group.")
+                   f"at least this similar; 0 means none of its {pairs:,} impostor pairs did. Per-group values use "
+                   "pairs within that group (sex, race labels of the evaluation dataset).")
