@@ -16,11 +16,13 @@ life of the :class:`Database`, shared by threads through cursors under a lock.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import random
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +36,20 @@ __all__ = ["Database", "default_db_path"]
 _DEFAULT_FILE = Path(__file__).resolve().parent.parent / "data" / "facetrail.duckdb"
 
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "lock on file")
+
+#: Every open Database, so that interpreter exit can stop their reaper threads first.
+_OPEN: weakref.WeakSet[Database] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Stop reapers and close connections before the interpreter finalises.
+
+    A daemon thread still inside DuckDB's C++ code when Python finalises is
+    unwound by force, which aborts the process ("terminate called after throwing").
+    """
+    for db in list(_OPEN):
+        db.close()
 
 
 def default_db_path() -> str:
@@ -77,6 +93,7 @@ class Database:
         self._last_used = 0.0
         self._depth = 0
         self._reaper: threading.Thread | None = None
+        self._stop = threading.Event()
         self._schemas: set[str] = set()
         if self.in_memory:
             self._shared = duckdb.connect(":memory:")
@@ -116,8 +133,10 @@ class Database:
             self._shared = self._open(read_only=False)
             self._opened_at = time.monotonic()
             if self._reaper is None or not self._reaper.is_alive():
+                self._stop.clear()
                 self._reaper = threading.Thread(target=self._reap, name="facetrail-db-reaper", daemon=True)
                 self._reaper.start()
+                _OPEN.add(self)
         return self._shared
 
     def _release(self) -> None:
@@ -127,8 +146,7 @@ class Database:
 
     def _reap(self) -> None:
         """Close the file connection once it has been idle for ``idle_release`` seconds."""
-        while True:
-            time.sleep(self.idle_release / 2)
+        while not self._stop.wait(self.idle_release / 2):
             with self._mutex:
                 if self._shared is None:
                     return
@@ -174,5 +192,9 @@ class Database:
 
     def close(self) -> None:
         """Close the open connection (file or in-memory); a file database reopens on next use."""
+        self._stop.set()
+        reaper = self._reaper
+        if reaper is not None and reaper is not threading.current_thread():
+            reaper.join()
         with self._mutex:
             self._release()
