@@ -164,6 +164,7 @@ def _gallery_enroll(args: argparse.Namespace) -> int:
         runtime = Runtime(args.db)
         engine = runtime.engine_for_gallery(args.name)
         service = runtime.audited(engine, _context(args))
+        service.check_context("enroll", {"gallery_name": args.name})
         report = enroll_images(
             engine,
             runtime.galleries,
@@ -239,6 +240,7 @@ def _search(args: argparse.Namespace) -> int:
         runtime = Runtime(args.db)
         engine = runtime.engine_for_gallery(args.gallery)
         service = runtime.audited(engine, _context(args))
+        service.check_context("search", {"gallery_name": args.gallery})
     except _ERRORS as err:
         return fail(args, err)
     status = EXIT_OK

@@ -126,7 +126,7 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _context_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("audit trail (the run is recorded when an operator and a purpose are given)")
+    group = parser.add_argument_group("audit context (required: every run is recorded)")
     group.add_argument(
         "--operator", default=os.environ.get("FACETRAIL_OPERATOR"), help="who runs it ($FACETRAIL_OPERATOR)"
     )
@@ -137,16 +137,22 @@ def _context_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _record(args: argparse.Namespace, engine: Any, details: dict[str, Any], model_config: Any) -> int | None:
-    """Append an ``evaluate`` record to the audit trail when the context names operator and purpose."""
-    if not ((args.operator or "").strip() and (args.purpose or "").strip()):
-        return None
+def _service(args: argparse.Namespace, engine: Any) -> Any:
     from audit.service import AuditContext, AuditedEngine
 
     runtime = _runtime(args)
     context = AuditContext.from_env(args.operator, args.purpose, args.case, args.legal_basis)
-    audited = AuditedEngine(engine, runtime.galleries, runtime.log, context)
-    entry = audited.record_evaluation(details, model_config=dict(model_config) if model_config else None)
+    return AuditedEngine(engine, runtime.galleries, runtime.log, context)
+
+
+def _require_context(args: argparse.Namespace, engine: Any) -> None:
+    """Refuse (and record the refusal) before any work when operator or purpose is missing."""
+    _service(args, engine).check_context(args.command, {"dataset": args.manifest or args.lfw})
+
+
+def _record(args: argparse.Namespace, engine: Any, details: dict[str, Any], model_config: Any) -> int:
+    """Append the ``evaluate`` record of this run to the audit trail."""
+    entry = _service(args, engine).record_evaluation(details, model_config=dict(model_config) if model_config else None)
     return int(entry.seq)
 
 
@@ -326,6 +332,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         if (args.gallery_manifest or args.gallery_lfw) and args.lfw:
             raise BadInput("1:N searches take --manifest probes, not --lfw")
         engine = _engine_factory(args)
+        _require_context(args, engine)
         embedded = _embed(args, engine, ds)
         if embedded.embeddings.shape[0] < 2:
             raise BadInput(f"only {embedded.embeddings.shape[0]} image(s) of {len(ds)} yielded a face")
@@ -509,6 +516,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         if not 0.0 < args.target_fmr < 1.0:
             raise BadInput(f"--target-fmr must be in (0, 1), got {args.target_fmr}")
         engine = _engine_factory(args)
+        _require_context(args, engine)
         embedded = _embed(args, engine, ds)
         cal = calibrate(
             embedded.embeddings,

@@ -73,6 +73,13 @@ def make_manifest(tmp_path: Path, n_subjects: int = 30) -> Path:
     return tmp_path / "m.csv"
 
 
+@pytest.fixture(autouse=True)
+def audit_context(monkeypatch):
+    """Every evaluation is an audited action: give the runs an operator and a purpose."""
+    monkeypatch.setenv("FACETRAIL_OPERATOR", "eval-test")
+    monkeypatch.setenv("FACETRAIL_PURPOSE", "testing")
+
+
 def run(argv, capsys):
     parser = argparse.ArgumentParser()
     parent = argparse.ArgumentParser(add_help=False)
@@ -351,3 +358,17 @@ def test_evaluation_is_recorded_in_the_audit_trail(tmp_path, capsys):
     )
     assert code == 0, out
     assert json.loads(out)["audit_seq"] == seq + 1
+
+
+def test_evaluation_without_operator_is_refused_and_recorded(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("FACETRAIL_OPERATOR")
+    m = make_manifest(tmp_path)
+    db = str(tmp_path / "r.duckdb")
+    code, out = run(["evaluate", "--manifest", str(m), "--subject-col", "person", "--json", "--db", db], capsys)
+    assert code == 2 and json.loads(out)["code"] == "missing_context"
+    from audit.log import AuditLog
+    from core.db import Database
+
+    entries = AuditLog(Database(db)).list()
+    assert [e.record.action for e in entries] == ["refused"]
+    assert entries[0].record.details["attempted"] == "evaluate"

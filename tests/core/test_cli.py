@@ -91,7 +91,9 @@ def test_search_without_operator_is_refused(workspace, congress_pairs) -> None:
         FACETRAIL_PURPOSE="",
     )
     assert proc.returncode == 2
-    assert lines(proc)[0]["code"] == "missing_context"
+    assert lines(proc) == [lines(proc)[0]] and lines(proc)[0]["code"] == "missing_context"
+    refusals = json.loads(run(["audit", "list", "--action", "refused", "--json"], db).stdout)
+    assert refusals and refusals[-1]["record"]["details"]["attempted"] == "search"
 
 
 def test_list_and_delete_change_the_fingerprint(workspace, congress_pairs) -> None:
