@@ -6,10 +6,15 @@ Fails on any Streamlit exception shown on a page. Screenshots go to
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from dashboard.runtime import Runtime
 from tests.dashboard.browser import REPO, chromium_paths, dashboard, tour
 
 pytestmark = pytest.mark.slow
@@ -42,3 +47,35 @@ def test_every_page_in_a_real_browser(fake_db: str, browser: tuple[str, str]) ->
             for page in {"Overview", "Demographic performance"} & set(pages):
                 assert result.charts[page] > 0, f"{page}: no plotly chart drawn"
     assert not shown, f"Streamlit exceptions shown: {shown}"
+
+
+WRITER = """
+import sys
+from dashboard.runtime import Runtime
+log = Runtime(sys.argv[1]).log
+for i in range(150):
+    log.append({"action": "search", "outcome": "no_match", "operator": "operator2", "purpose": "cli batch",
+                "case_ref": "CR-browser", "details": {"i": i}})
+"""
+
+
+def test_two_browser_sessions_while_the_cli_writes(fake_db: str, browser: tuple[str, str],
+                                                   tmp_path: Path) -> None:
+    """Two people on the dashboard at once while another process appends to the same database."""
+    db = str(tmp_path / "browser.duckdb")
+    shutil.copyfile(fake_db, db)
+    before = Runtime(db).log.size()
+    out = tmp_path / "shots"
+    with dashboard(db) as url:
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, db], cwd=REPO, stderr=subprocess.PIPE, text=True)
+        with ThreadPoolExecutor(2) as pool:
+            tours = [
+                pool.submit(tour, url, "auditor1", "auditor1-demo", ["Overview", "Match log", "Integrity"], out,
+                            *browser),
+                pool.submit(tour, url, "reviewer1", "reviewer1-demo", ["Match log", "Overview"], out, *browser),
+            ]
+            results = [t.result(timeout=600) for t in tours]
+        _, err = writer.communicate(timeout=600)
+    assert writer.returncode == 0, err[-2000:]
+    assert not [r.exceptions for r in results if r.exceptions]
+    assert Runtime(db).log.size() == before + 150
