@@ -32,6 +32,7 @@ from audit.log import AuditFilter
 from audit.service import AuditContext
 from core.enrollment import SourceImage, enroll_images, read_manifest
 from core.errors import GalleryNotFound, ManifestError, RecognitionError
+from core.models import install_models
 from dashboard.auth import UserStore
 from dashboard.runtime import Runtime
 
@@ -193,6 +194,7 @@ def build_scene(
     """
     folder = resolve_data_dir(data_dir)
     report = SceneReport(data_dir=str(folder))
+    install_models()  # Dlib's weights come from an installed package: linked, never downloaded
     _users(runtime, report, echo)
     _gallery(runtime, folder, report, gallery_limit, workers, progress, echo)
     truth = _searches(runtime, folder, report, probe_limit, workers, progress, echo)
