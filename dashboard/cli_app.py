@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from audit.errors import AuditError
+from audit import AuditError
 from core.errors import BadInput, RecognitionError
 from dashboard.cli import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, emit, fail
 

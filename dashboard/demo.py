@@ -27,9 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audit.errors import AuditError, ReviewRefused
-from audit.log import AuditFilter
-from audit.service import AuditContext
+from audit import AuditContext, AuditError, AuditFilter, ReviewRefused
 from core.enrollment import SourceImage, enroll_images, read_manifest
 from core.errors import GalleryNotFound, ManifestError, RecognitionError
 from core.models import install_models

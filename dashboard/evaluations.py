@@ -1,16 +1,15 @@
 """Adapter between the dashboard and the evaluation module (``audit.evaluate``, ``audit.datasets``).
 
-It does three small things the dashboard and the demo need and the evaluation
+It does a few small things the dashboard and the demo need and the evaluation
 module leaves to its callers:
 
 * embeds a dataset *through the gallery store's embedding cache* (so the demo's
-  second pass over ``lfw_small`` costs nothing), by handing
-  :func:`audit.evaluate.evaluate_dataset` an engine whose ``embed_batch`` uses it;
+  second pass over ``lfw_small`` costs nothing);
+* adds 1:N rates of a dataset's probes against a gallery's images (``audit.identification``);
 * lists the runs of the evaluation module's store (:mod:`audit.eval_store`) with
   their dataset and model for the pages' selectors, and evaluates a dataset only
   when no run of it under the same embedding key exists;
 * records each run in the audit log (``evaluate`` action).
-
 """
 
 from __future__ import annotations
@@ -24,11 +23,19 @@ from typing import Any
 
 import numpy as np
 
-from audit.datasets import Dataset, load_manifest
-from audit.eval_store import EvaluationStore as RunStore
-from audit.evaluate import EvaluationConfig, EvaluationReport, evaluate_dataset, parse_threshold
+from audit import (
+    AuditContext,
+    Dataset,
+    EvaluationConfig,
+    EvaluationReport,
+    evaluate_dataset,
+    load_manifest,
+    parse_threshold,
+)
+from audit import (
+    EvaluationStore as RunStore,
+)
 from audit.identification import identification_rates
-from audit.service import AuditContext
 from core.db import Database
 from core.engine import Engine
 from dashboard.runtime import Runtime
@@ -95,19 +102,6 @@ class EvaluationStore:
         return self.store.latest(embedding_key=embedding_key, dataset_fingerprint=dataset_fingerprint)
 
 
-class _CachedEngine:
-    """An engine whose ``embed_batch`` reads and fills the embedding cache."""
-
-    def __init__(self, engine: Engine, runtime: Runtime, workers: int | None) -> None:
-        self.config = engine.config
-        self._engine = engine
-        self._cache = runtime.galleries.cache
-        self._workers = workers
-
-    def embed_batch(self, paths: Sequence[str | os.PathLike[str]]) -> Any:
-        return self._engine.embed_batch(paths, cache=self._cache, workers=self._workers)
-
-
 def demo_config(labels: Sequence[str], default_threshold: float, bootstrap: int) -> EvaluationConfig:
     """Return what the demo evaluates: each label alone and crossed, at the default and two calibrated thresholds."""
     by = tuple((c,) for c in labels) + ((tuple(labels),) if len(labels) > 1 else ())
@@ -135,22 +129,22 @@ class Identification:
 THRESHOLD_GRID = tuple(round(0.01 + 0.005 * k, 3) for k in range(59))
 
 
-def _vectors(engine: _CachedEngine, paths: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
-    batch = engine.embed_batch(paths)
+def _vectors(engine: Engine, paths: Sequence[str], **embed: Any) -> tuple[np.ndarray, list[bool]]:
+    batch = engine.embed_batch(paths, **embed)
     ok = [p in batch.embeddings for p in paths]
     vectors = [np.asarray(batch.embeddings[p].vector, dtype=np.float32) for p, o in zip(paths, ok, strict=True) if o]
     return np.stack(vectors), ok
 
 
 def _identification(
-    engine: _CachedEngine, dataset: Dataset, labels: Sequence[str], spec: Identification
+    engine: Engine, dataset: Dataset, labels: Sequence[str], spec: Identification, **embed: Any
 ) -> list[dict[str, Any]]:
     table = dataset.table.reset_index(drop=True)
     paths = [str(p) for p in dataset.paths()]
     chosen = [i for i, p in enumerate(paths) if p.endswith(spec.probe_suffix)]
-    probe_vectors, ok = _vectors(engine, [paths[i] for i in chosen])
+    probe_vectors, ok = _vectors(engine, [paths[i] for i in chosen], **embed)
     rows = table.iloc[[i for i, o in zip(chosen, ok, strict=True) if o]].reset_index(drop=True)
-    gallery_vectors, g_ok = _vectors(engine, list(spec.gallery_paths))
+    gallery_vectors, g_ok = _vectors(engine, list(spec.gallery_paths), **embed)
     subjects = [s for s, o in zip(spec.gallery_subjects, g_ok, strict=True) if o]
     thresholds = {f"{t:.3f}": t for t in (*THRESHOLD_GRID, round(engine.config.threshold, 3))}
     return identification_rates(
@@ -194,10 +188,10 @@ def evaluate_once(
     if found is not None:
         return f"already evaluated (run {found[:12]})"
     config = demo_config(labels, engine.config.threshold, bootstrap)
-    cached = _CachedEngine(engine, runtime, workers)
-    report = evaluate_dataset(cached, dataset, config)
+    embed = {"cache": runtime.galleries.cache, "workers": workers}
+    report = evaluate_dataset(engine, dataset, config, **embed)
     if identify is not None:
-        report = report.with_identification(_identification(cached, dataset, labels, identify))
+        report = report.with_identification(_identification(engine, dataset, labels, identify, **embed))
     stored = store.save(name, report)
     service = runtime.audited(engine, AuditContext(
         operator, f"demographic evaluation of {name}", "DEMO-EVAL", "demo scene: accuracy testing"))

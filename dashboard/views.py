@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from audit.log import AuditEntry, MatchStatus
+from audit import AuditEntry, MatchStatus
 
 __all__ = ["records_frame", "status_frame", "QUERY_ACTIONS"]
 

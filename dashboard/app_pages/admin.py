@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from audit.service import AuditContext
+from audit import AuditContext
 from dashboard.app_pages.common import ERRORS, require, runtime, users
 from dashboard.auth import ROLES
 

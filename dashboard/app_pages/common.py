@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from audit.errors import AuditError
+from audit import AuditError
 from core.db import default_db_path
 from core.errors import RecognitionError
 from dashboard.auth import User, UserStore

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from audit.export import export_records, load_pseudonym_key, write_excerpt
-from audit.log import AuditFilter
-from audit.service import AuditContext, AuditedEngine
+from audit import AuditContext, AuditedEngine, AuditFilter, export_records, write_excerpt
+from audit.export import load_pseudonym_key
 from dashboard.app_pages.common import ERRORS, require, runtime
 
 user = require("export")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from audit.log import AuditFilter
+from audit import AuditFilter
 from dashboard.app_pages.common import ERRORS, require, runtime
 from dashboard.views import records_frame, status_frame
 

@@ -13,7 +13,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from audit.service import AuditContext
+from audit import AuditContext
 from dashboard.app_pages.common import ERRORS, evaluations, require, runtime
 
 user = require("search")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from audit.service import AuditContext
+from audit import AuditContext
 from dashboard.app_pages.common import ERRORS, require, runtime
 
 user = require("verify")

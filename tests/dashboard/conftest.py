@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from argon2 import PasswordHasher
 
-from audit.evaluate import EvaluationConfig, evaluate_embeddings
+from audit import EvaluationConfig, evaluate_embeddings
 from dashboard.auth import User, UserStore
 from dashboard.demo import DEMO_USERS, demo_password
 from dashboard.evaluations import EvaluationStore

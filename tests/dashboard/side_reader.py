@@ -19,8 +19,7 @@ def main() -> int:
     os.environ["FACETRAIL_DB"] = db
     from streamlit.testing.v1 import AppTest
 
-    from audit.errors import ReviewRefused
-    from audit.log import AuditFilter
+    from audit import AuditFilter, ReviewRefused
     from dashboard.auth import User
     from dashboard.runtime import Runtime
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from audit.log import AuditFilter
+from audit import AuditFilter
 from core.errors import ManifestError
 from dashboard.auth import UserStore
 from dashboard.demo import DEMO_USERS, GALLERY, build_scene, operator_plan, resolve_data_dir
