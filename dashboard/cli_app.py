@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
                                      "(default: $FACETRAIL_DATA, else ../shared/datasets)")
     demo.add_argument("--no-serve", action="store_true", help="build the scene only")
     demo.add_argument("--port", type=int, default=8501, help="dashboard port (default 8501)")
+    demo.add_argument("--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     demo.add_argument("--workers", type=int, help="processes for embedding (default: all cores)")
     demo.add_argument("--gallery-limit", type=int, help=argparse.SUPPRESS)
     demo.add_argument("--probe-limit", type=int, help=argparse.SUPPRESS)
@@ -38,6 +40,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
     dash = subparsers.add_parser("dashboard", parents=parents, help="serve the dashboard on an existing database")
     dash.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    dash.add_argument("--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     dash.set_defaults(handler=_dashboard)
 
     users = subparsers.add_parser("users", help="dashboard accounts")
@@ -62,22 +65,28 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     fetch.set_defaults(handler=_datasets_fetch)
 
 
-def serve(db: str, port: int, data: str | None = None) -> int:
+def serve(db: str, port: int, data: str | None = None, address: str = "127.0.0.1") -> int:
     """Run the Streamlit dashboard on ``db`` in the foreground; return its exit code."""
     command = [
         sys.executable, "-m", "streamlit", "run", str(_APP),
-        "--server.headless", "true", "--server.port", str(port),
+        "--server.headless", "true", "--server.port", str(port), "--server.address", address,
         "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
         "--", "--db", db,
     ]
     env = dict(os.environ)
     if data:
         env["FACETRAIL_DATA"] = data
-    sys.stderr.write(f"facetrail: dashboard on http://localhost:{port}  (database {db}; Ctrl-C stops)\n")
-    try:
-        return subprocess.call(command, env=env)
-    except KeyboardInterrupt:
-        return EXIT_OK
+    sys.stderr.write(f"facetrail: dashboard on http://{address}:{port}  (database {db}; Ctrl-C stops)\n")
+    with subprocess.Popen(command, env=env) as proc:
+        previous = signal.signal(signal.SIGTERM, lambda *_: proc.terminate())  # stop the server with us
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.terminate()
+            proc.wait()
+            return EXIT_OK
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -95,13 +104,13 @@ def _demo(args: argparse.Namespace) -> int:
     emit(args, report.to_dict(), f"demo scene ready in {args.db}")
     if args.no_serve:
         return EXIT_OK
-    return serve(args.db, args.port, report.data_dir)
+    return serve(args.db, args.port, report.data_dir, args.address)
 
 
 def _dashboard(args: argparse.Namespace) -> int:
     if not Path(args.db).expanduser().is_file():
         return fail(args, BadInput(f"no database at {args.db}; build one with `facetrail demo --no-serve`"))
-    return serve(args.db, args.port)
+    return serve(args.db, args.port, address=args.address)
 
 
 def _read_password(args: argparse.Namespace) -> str:
