@@ -62,7 +62,9 @@ if runs:
                           help="Rates measured on a labelled dataset under this gallery's model configuration")
     report = evaluations().load(run_labels[chosen])
     chance = report.chance_of_false_candidate(info.size, threshold)
-    how = ("measured: the share of searches of people not in this gallery that returned a candidate"
+    dataset = next(r.dataset for r in runs if r.label == chosen)
+    how = (f"measured: the share of {dataset} probes, none "
+           f"of them in a {info.size}-face gallery of this model, whose search returned a candidate"
            if chance.method == "measured"
            else f"estimated as 1 − (1 − FMR)^N with pairwise FMR {chance.fmr:.2e}; assumes independent comparisons")
     st.warning(
@@ -102,8 +104,9 @@ if submitted:
         st.error("Search refused: a case reference is required.")
     else:
         try:  # a missing purpose is refused by the audited service, which records the refusal
+            named = None if threshold == round(config.threshold, 3) else threshold  # keep the default's provenance
             audited = rt.audited(engine, context).search(gallery_name, upload.getvalue(), top_k=int(top_k),
-                                                         threshold=threshold)
+                                                         threshold=named)
         except ERRORS as err:
             st.error(f"Search refused or failed: {err}")
         else:

@@ -39,8 +39,9 @@ if submitted:
     else:
         context = AuditContext(user.name, purpose.strip() or None, case_ref.strip() or None)
         try:  # a missing purpose is refused by the audited service, which records the refusal
+            named = None if round(threshold, 3) == round(config.threshold, 3) else round(threshold, 3)
             st.session_state["verify_last"] = rt.audited(engine, context).verify(
-                first.getvalue(), second.getvalue(), threshold=round(threshold, 3))
+                first.getvalue(), second.getvalue(), threshold=named)
         except ERRORS as err:
             st.error(f"Verification refused or failed: {err}")
 
