@@ -149,3 +149,20 @@ def test_verify_through_the_page_is_recorded(demo_env: str) -> None:
     seq = int(message.split("Audit record #")[1].split(";")[0])
     record = Runtime(demo_env).log.get(seq).record
     assert (record.action, record.operator, record.case_ref) == ("verify", "operator2", "CR-2024-0500")
+
+
+def test_demo_command_builds_a_small_scene(tmp_path_factory: pytest.TempPathFactory,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from dashboard.cli import main
+
+    db = str(tmp_path_factory.mktemp("cli-demo") / "demo.duckdb")
+    args = ["--db", db, "demo", "--no-serve", "--data", str(DATA), "--gallery-limit", "4", "--probe-limit", "3",
+            "--workers", "1", "--no-evaluate", "--json"]
+    assert main(args) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["searches_run"] == 3 and len(first["users_created"]) == len(DEMO_USERS)
+    assert main(args) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["searches_run"] == 0 and again["searches_skipped"] == 3 and not again["users_created"]
