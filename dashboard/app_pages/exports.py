@@ -75,5 +75,6 @@ if prepared is not None:
     st.download_button(f"Download {name}", data, file_name=name, mime=mime, key="exports_download")
 st.caption(
     "A verifiable excerpt holds the selected records with Merkle inclusion proofs under a signed checkpoint: "
-    "anyone with the public key (Integrity page) can check it offline (`audit.export.verify_excerpt`)."
+    "anyone with the public key (Integrity page) can check it offline with "
+    "`facetrail audit verify-excerpt FILE --public-key KEY.pem`."
 )

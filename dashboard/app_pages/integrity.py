@@ -34,7 +34,7 @@ checkpoints = log.checkpoints()
 if checkpoints:
     st.dataframe(pd.DataFrame([{**c.to_dict()} for c in checkpoints]), hide_index=True)
 else:
-    st.info("No checkpoint signed yet: one is signed every 100 records, or sign one now.")
+    st.info("No checkpoint signed yet. The log signs them as it grows; you can sign one now.")
 if st.button("Sign a checkpoint at the current head", key="integrity_checkpoint"):
     try:
         cp = log.checkpoint()
