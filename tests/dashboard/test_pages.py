@@ -203,3 +203,22 @@ def test_admin_creates_an_account(app_env: str) -> None:
     login.text_input(key="signin_password").input("long-enough-pass")
     login.button[0].click().run()
     assert login.session_state["auth_user"].role == "operator"
+
+
+def test_excerpt_from_the_page_verifies_with_the_public_key(app_env: str, tmp_path: Path) -> None:
+    from audit import verify_excerpt
+    from dashboard.runtime import Runtime
+
+    at = app_as("auditor1")
+    at.switch_page(PAGES["exports"]).run()
+    at.selectbox(key="exports_kind").set_value("Verifiable excerpt (JSON, checkable with the public key)")
+    at.selectbox(key="exports_action").set_value("search")
+    at.text_input(key="exports_purpose").input("excerpt for the oversight board")
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    name, data, _, count, _, _ = at.session_state["exports_file"]
+    assert count >= 12
+    path = tmp_path / name
+    path.write_bytes(data)
+    report = verify_excerpt(path, Runtime(app_env).log.public_key_pem())
+    assert report.to_dict()["records"] == count
