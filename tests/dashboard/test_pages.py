@@ -221,4 +221,4 @@ def test_excerpt_from_the_page_verifies_with_the_public_key(app_env: str, tmp_pa
     path = tmp_path / name
     path.write_bytes(data)
     report = verify_excerpt(path, Runtime(app_env).log.public_key_pem())
-    assert report.to_dict()["records"] == count
+    assert report.ok and report.records == count
