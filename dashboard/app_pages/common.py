@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Any
 
 import streamlit as st
@@ -43,6 +44,10 @@ PLOT_CONFIG = {"displayModeBar": False, "displaylogo": False}
 
 #: Session key of the signed-in :class:`~dashboard.auth.User`.
 USER_KEY = "auth_user"
+#: Session key of the last activity time (monotonic seconds).
+SEEN_KEY = "auth_last_seen"
+#: Idle minutes before a session is signed out (``$FACETRAIL_SESSION_MINUTES``, default 30).
+IDLE_MINUTES = float(os.environ.get("FACETRAIL_SESSION_MINUTES") or 30)
 
 _ACTION_TEXT = {
     "search": "run searches (operators only)",
@@ -104,9 +109,18 @@ def chart(figure: Any, where: Any = None) -> None:
 
 
 def current_user() -> User | None:
-    """Return the signed-in user of this session, if any."""
+    """Return the signed-in user of this session, if any (signing out a session idle too long)."""
     user = st.session_state.get(USER_KEY)
-    return user if isinstance(user, User) else None
+    if not isinstance(user, User):
+        return None
+    now = time.monotonic()
+    last = st.session_state.get(SEEN_KEY, now)
+    if now - last > IDLE_MINUTES * 60:
+        sign_out()
+        st.session_state["signin_notice"] = f"Signed out after {IDLE_MINUTES:g} minutes without activity."
+        return None
+    st.session_state[SEEN_KEY] = now
+    return user
 
 
 def sign_in(name: str, password: str) -> User | None:
@@ -114,6 +128,7 @@ def sign_in(name: str, password: str) -> User | None:
     user = users().authenticate(name.strip(), password)
     if user is not None:
         st.session_state[USER_KEY] = user
+        st.session_state[SEEN_KEY] = time.monotonic()
     return user
 
 

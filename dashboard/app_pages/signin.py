@@ -9,6 +9,10 @@ from dashboard.app_pages.common import sign_in
 st.title("facetrail")
 st.caption("Accountable face recognition: every search is recorded, reviewed and open to audit.")
 
+notice = st.session_state.pop("signin_notice", None)
+if notice:
+    st.info(notice)
+
 with st.form("signin_form"):
     name = st.text_input("Account", key="signin_name")
     password = st.text_input("Password", type="password", key="signin_password")

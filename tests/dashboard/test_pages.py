@@ -222,3 +222,13 @@ def test_excerpt_from_the_page_verifies_with_the_public_key(app_env: str, tmp_pa
     path.write_bytes(data)
     report = verify_excerpt(path, Runtime(app_env).log.public_key_pem())
     assert report.ok and report.records == count
+
+
+def test_idle_session_is_signed_out(app_env: str) -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["auth_user"] = as_user("auditor1", "auditor")
+    at.session_state["auth_last_seen"] = -1e9  # long ago
+    at.run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["facetrail"]
+    assert any("without activity" in i.value for i in at.info)
