@@ -56,7 +56,7 @@ def library_versions(model: str, detector: str) -> tuple[tuple[str, str], ...]:
     """Versions of the libraries that compute an embedding for this model and detector."""
     from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
 
-    packages = ["deepface", "numpy"]
+    packages = ["deepface"]
     if model == "Dlib" or detector == "dlib":
         packages.append("dlib-bin")
     packages.append("opencv-contrib-python-headless")  # opencv resizes and pads in every pipeline

@@ -1,0 +1,75 @@
+"""Regenerate ``core/calibrations.json``: the calibrated default thresholds shipped with facetrail.
+
+For each configuration, runs ``facetrail calibrate`` on ``lfw_small`` (all 1.49
+million impostor pairs; in-the-wild photos) at FMR = 1e-3 (into the benchmarks'
+database, whose embedding cache it reuses), then copies the stored threshold and its provenance (dataset
+fingerprint, date, achieved FMR/FNMR, per-group FMR) into the JSON file.
+A database calibration (``facetrail calibrate`` on your own data) always takes
+precedence over the shipped one.
+
+Usage: ``python benchmarks/make_shipped_calibration.py [--data DIR] [--configs Dlib/dlib/dlib_5pt,...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from core.db import Database
+from core.thresholds import ThresholdStore
+from dashboard.cli import main as facetrail
+
+OUT = Path(__file__).resolve().parent.parent / "core" / "calibrations.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=os.environ.get("FACETRAIL_TEST_DATA", "../shared/datasets"))
+    parser.add_argument("--configs", default="Dlib/dlib/dlib_5pt,Dlib/dlib/deepface,Dlib/opencv/dlib_5pt")
+    parser.add_argument("--target-fmr", default="1e-3")
+    parser.add_argument("--db", default="benchmarks/out/embedding-cache.duckdb", help="working database (cache)")
+    args = parser.parse_args()
+    shipped = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    manifest = Path(args.data) / "lfw_small" / "labels.csv"
+    db_path = args.db
+    Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    for config_id in args.configs.split(","):
+        model, detector, alignment = config_id.split("/")
+        code = facetrail(
+            [
+                "calibrate",
+                "--db",
+                db_path,
+                "--manifest",
+                str(manifest),
+                "--subject-col",
+                "identity",
+                "--by",
+                "sex,race_usc_sail",
+                "--target-fmr",
+                args.target_fmr,
+                "--model",
+                model,
+                "--detector",
+                detector,
+                "--alignment",
+                alignment,
+                "--operator",
+                "facetrail-maintainers",
+                "--purpose",
+                "calibrate the shipped default threshold",
+            ]
+        )
+        if code != 0:
+            raise SystemExit(f"calibration of {config_id} failed (exit {code})")
+        latest = ThresholdStore(Database(db_path)).history()[0]
+        shipped[config_id] = {"threshold": latest["threshold"], "source": latest["source"]}
+        print(f"{config_id}: threshold {latest['threshold']:.6f} ({latest['source']['description']})")
+    OUT.write_text(json.dumps(shipped, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
