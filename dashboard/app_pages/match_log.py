@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from audit import AuditFilter
-from dashboard.app_pages.common import ERRORS, require, runtime
+from dashboard.app_pages.common import ERRORS, match_statuses, require, runtime
 from dashboard.views import records_frame, status_frame
 
 user = require("read_log")
@@ -23,7 +23,7 @@ if everything.empty:
     st.stop()
 
 with st.expander("Filters", expanded=True):
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4, c5 = st.columns(5)
     actions = ["(any)"] + sorted(everything["action"].dropna().unique())
     action = c1.selectbox("Action", actions, index=actions.index("search") if "search" in actions else 0,
                           key="matchlog_action")
@@ -33,6 +33,8 @@ with st.expander("Filters", expanded=True):
     case_ref = c3.selectbox("Case reference", cases, key="matchlog_case")
     outcomes = ["(any)"] + sorted(everything["outcome"].dropna().unique())
     outcome = c4.selectbox("Outcome", outcomes, key="matchlog_outcome")
+    review = c5.selectbox("Review status", ["(any)", "pending", "confirmed", "rejected"], key="matchlog_review",
+                          help="Queries with at least one candidate in this two-person-rule status")
 
 selected = AuditFilter(
     operator=None if operator == "(any)" else operator,
@@ -42,6 +44,10 @@ selected = AuditFilter(
 table = records_frame(log.list(selected))
 if outcome != "(any)":
     table = table[table["outcome"] == outcome]
+if review != "(any)":
+    reviewable = table.loc[table["action"].isin(["search", "verify"]) & (table["outcome"] == "ok"), "seq"].tolist()
+    keep = {s["seq"] for s in match_statuses(reviewable) if any(c["status"] == review for c in s["candidates"])}
+    table = table[table["seq"].isin(keep)]
 st.dataframe(
     table, hide_index=True,
     column_config={"time": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),

@@ -232,3 +232,14 @@ def test_idle_session_is_signed_out(app_env: str) -> None:
     assert not at.exception
     assert [t.value for t in at.title] == ["facetrail"]
     assert any("without activity" in i.value for i in at.info)
+
+
+def test_match_log_filters_by_review_status(app_env: str) -> None:
+    at = app_as("reviewer1")
+    at.switch_page(PAGES["match_log"]).run()
+    at.selectbox(key="matchlog_review").set_value("confirmed").run()
+    assert not at.exception
+    assert at.dataframe[0].value["seq"].tolist() == [1]
+    at.selectbox(key="matchlog_review").set_value("pending").run()
+    pending = at.dataframe[0].value["seq"].tolist()
+    assert 1 not in pending and 3 not in pending and pending
