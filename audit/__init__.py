@@ -40,7 +40,15 @@ from audit.evaluate import (
     parse_threshold,
     ten_fold_accuracy,
 )
-from audit.export import ExcerptReport, ExportSummary, export_records, verify_excerpt, write_excerpt
+from audit.export import (
+    ExcerptReport,
+    ExportSummary,
+    export_records,
+    load_pseudonym_key,
+    verify_excerpt,
+    write_excerpt,
+)
+from audit.identification import identification_rates
 from audit.log import AuditEntry, AuditFilter, AuditLog, CandidateStatus, MatchStatus
 from audit.records import AuditRecord
 from audit.service import AuditContext, Audited, AuditedEngine
@@ -82,8 +90,10 @@ __all__ = [
     "evaluate_embedded",
     "evaluate_embeddings",
     "export_records",
+    "identification_rates",
     "load_lfw",
     "load_manifest",
+    "load_pseudonym_key",
     "parse_threshold",
     "ten_fold_accuracy",
     "verify_excerpt",

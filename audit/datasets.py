@@ -329,7 +329,7 @@ def load_manifest(
         _check_relative("" if rel is None or rel != rel else str(rel), root, f"{path.name} row {i + 2}")
     df[IMAGE_COLUMN] = df[IMAGE_COLUMN].astype(str)
     return _build(
-        root, df, subject_column, list(label_columns), check_images=check_images, name=f"{root.name}/{path.name}"
+        root, df, subject_column, list(label_columns), check_images=check_images, name=root.name if path.name == "labels.csv" else f"{root.name}/{path.stem}"
     )
 
 

@@ -865,7 +865,7 @@ def _disparity_rows(
                     sub = vals[mm_pool]
                     mm_point = float(sub.max() / sub.min()) if sub.max() > 0 else math.nan
                     dm = d[:, mm_pool]
-                    mm_draws = np.nanmax(dm, axis=1) / np.nanmin(dm, axis=1) if dm.size else np.zeros(0)
+                    mm_draws = _max_min_ratio(dm)
                 rel_lo, rel_hi = percentile_interval(rel_draws, cfg.confidence)
                 mm_lo, mm_hi = percentile_interval(mm_draws[:, None], cfg.confidence)
                 for j, i in enumerate(rel_idx):
@@ -1218,3 +1218,19 @@ def ten_fold_accuracy(distances: np.ndarray, same: np.ndarray, folds: np.ndarray
         "fold_accuracies": accs,
         "thresholds": ths,
     }
+
+
+def _max_min_ratio(draws: np.ndarray) -> np.ndarray:
+    """Per bootstrap draw (row), max/min over groups ignoring NaN: inf when only the min is 0, NaN when undefined."""
+    out = np.full(draws.shape[0], np.nan)
+    if draws.size == 0:
+        return out
+    defined = ~np.isnan(draws).all(axis=1)
+    if defined.any():
+        hi = np.nanmax(draws[defined], axis=1)
+        lo = np.nanmin(draws[defined], axis=1)
+        ratio = np.full(hi.shape, np.nan)
+        np.divide(hi, lo, out=ratio, where=lo > 0)
+        ratio[(lo == 0) & (hi > 0)] = np.inf
+        out[defined] = ratio
+    return out

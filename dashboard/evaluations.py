@@ -35,7 +35,7 @@ from audit import (
 from audit import (
     EvaluationStore as RunStore,
 )
-from audit.identification import identification_rates
+from audit import identification_rates
 from core.db import Database
 from core.engine import Engine
 from dashboard.runtime import Runtime
