@@ -7,6 +7,8 @@ the user's role may open; each page checks the role again on the server
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from dashboard.app_pages.common import current_user, db_path, sign_out
@@ -33,7 +35,7 @@ else:
     nav = st.navigation(allowed)
     with st.sidebar:
         st.caption(f"Signed in as **{user.name}** ({user.role})")
-        st.caption(f"Database: `{db_path()}`")
+        st.caption(f"Database: `{Path(db_path()).name}`", help=db_path())
         if st.button("Sign out", key="app_sign_out", icon=":material/logout:"):
             sign_out()
             st.rerun()

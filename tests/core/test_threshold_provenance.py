@@ -13,7 +13,7 @@ from core.config import ThresholdSource
 from core.engine import Engine
 from core.gallery import EnrollItem, GalleryStore
 from core.results import Embedding, Face
-from core.thresholds import ThresholdStore, apply_default_threshold
+from core.thresholds import ThresholdStore, apply_default_threshold, shipped_calibration
 from tests.conftest import make_config, random_unit
 
 CALIBRATED = ThresholdSource(
@@ -29,7 +29,8 @@ CALIBRATED = ThresholdSource(
 )
 
 
-def test_stored_calibration_becomes_the_default_threshold(memory_db) -> None:
+def test_stored_calibration_becomes_the_default_threshold(memory_db, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr("core.thresholds._SHIPPED", tmp_path / "none.json")
     config = make_config(threshold=0.07)
     store = ThresholdStore(memory_db)
     builtin = config.with_threshold(0.07, ThresholdSource(kind="deepface_builtin", description="builtin"))
@@ -42,6 +43,18 @@ def test_stored_calibration_becomes_the_default_threshold(memory_db) -> None:
     user = builtin.with_threshold(0.2, ThresholdSource(kind="user", description="named"))
     assert apply_default_threshold(user, store) is user  # a user's threshold is never replaced
     assert store.history()[0]["source"]["per_group_fmr"] == {"sex=F": 1.4e-3, "sex=M": 8e-4}
+
+
+def test_shipped_calibration_applies_when_nothing_is_stored(memory_db) -> None:
+    shipped = shipped_calibration("Dlib", "dlib", "dlib_5pt")
+    assert shipped is not None, "core/calibrations.json must ship the default configuration's calibration"
+    threshold, source = shipped
+    assert source.kind == "calibrated" and source.target_fmr == pytest.approx(1e-3)
+    assert source.achieved_fmr is not None and source.achieved_fmr <= 1e-3
+    assert source.dataset_fingerprint and dict(source.per_group_fmr)
+    builtin = make_config().with_threshold(0.07, ThresholdSource(kind="deepface_builtin", description="builtin"))
+    applied = apply_default_threshold(builtin, ThresholdStore(memory_db))
+    assert applied.threshold == pytest.approx(threshold) and applied.threshold_source == source
 
 
 def test_search_record_stores_threshold_and_its_provenance(memory_db, tmp_path: Path) -> None:
