@@ -21,7 +21,17 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["main", "emit", "fail", "common_parent", "context_parent", "EXIT_OK", "EXIT_BAD_INPUT", "EXIT_FAILURE"]
+__all__ = [
+    "main",
+    "emit",
+    "fail",
+    "common_parent",
+    "context_parent",
+    "config_args",
+    "EXIT_OK",
+    "EXIT_BAD_INPUT",
+    "EXIT_FAILURE",
+]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -55,6 +65,16 @@ def context_parent() -> argparse.ArgumentParser:
         "--legal-basis", default=os.environ.get("FACETRAIL_LEGAL_BASIS"), help="legal basis ($FACETRAIL_LEGAL_BASIS)"
     )
     return parent
+
+
+def config_args(parser: argparse.ArgumentParser) -> None:
+    """Add ``--model``, ``--detector`` and ``--alignment`` (defaults: the engine's default configuration)."""
+    from core.config import ALIGNMENTS, DETECTORS, MODELS  # noqa: PLC0415 (keeps `facetrail --help` light)
+    from core.engine import DEFAULT_ALIGNMENT, DEFAULT_DETECTOR  # noqa: PLC0415
+
+    parser.add_argument("--model", default="Dlib", choices=sorted(MODELS))
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTORS)
+    parser.add_argument("--alignment", default=DEFAULT_ALIGNMENT, choices=ALIGNMENTS)
 
 
 def emit(args: argparse.Namespace, payload: Any, text: str | None = None) -> None:

@@ -7,12 +7,11 @@ from typing import Any
 
 from audit.errors import AuditError
 from audit.service import AuditContext
-from core.config import ALIGNMENTS, DETECTORS, MODELS
 from core.engine import DEFAULT_ALIGNMENT, DEFAULT_DETECTOR
 from core.enrollment import enroll_images, read_folder, read_manifest
 from core.errors import BadInput, RecognitionError
 from core.models import install_models, model_statuses
-from dashboard.cli import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, context_parent, emit, fail
+from dashboard.cli import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, config_args, context_parent, emit, fail
 from dashboard.runtime import Runtime
 
 _ERRORS = (RecognitionError, AuditError)
@@ -23,12 +22,6 @@ def _context(args: argparse.Namespace) -> AuditContext:
 
 
 __all__ = ["register"]
-
-
-def _config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="Dlib", choices=sorted(MODELS))
-    parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTORS)
-    parser.add_argument("--alignment", default=DEFAULT_ALIGNMENT, choices=ALIGNMENTS)
 
 
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -47,7 +40,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     verify.add_argument("image1")
     verify.add_argument("image2")
     verify.add_argument("--threshold", type=float, help="cosine distance threshold for this query")
-    _config_args(verify)
+    config_args(verify)
     verify.set_defaults(handler=_verify)
 
     gallery = subparsers.add_parser("gallery", help="create, fill, list and prune galleries")
@@ -55,7 +48,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     gsub.required = True
     create = gsub.add_parser("create", parents=ctx, help="create an empty gallery bound to one model config")
     create.add_argument("name")
-    _config_args(create)
+    config_args(create)
     create.set_defaults(handler=_gallery_create)
     enroll = gsub.add_parser("enroll", parents=ctx, help="enrol faces from a folder or a manifest CSV")
     enroll.add_argument("name")

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import math
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -49,12 +48,9 @@ from audit.groups import add_bands
 from audit.identification import identification_rates, wilson_interval
 from audit.metrics import quantize
 from core.errors import BadInput, ManifestError, RecognitionError
+from dashboard.cli import EXIT_BAD_INPUT, EXIT_OK, config_args, context_parent
 
 __all__ = ["register", "parse_by", "set_engine_factory"]
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_BAD_INPUT = 2
 
 EngineFactory = Callable[[argparse.Namespace], Any]
 
@@ -111,30 +107,8 @@ def parse_by(values: list[str] | None) -> tuple[tuple[str, ...], ...]:
 
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
-    try:
-        from core.config import ALIGNMENTS, DETECTORS, MODELS
-        from core.engine import DEFAULT_ALIGNMENT, DEFAULT_DETECTOR
-
-        parser.add_argument("--model", default="Dlib", choices=sorted(MODELS))
-        parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTORS)
-        parser.add_argument("--alignment", default=DEFAULT_ALIGNMENT, choices=ALIGNMENTS)
-    except ImportError:  # pragma: no cover - engine not installed
-        parser.add_argument("--model", default="Dlib")
-        parser.add_argument("--detector", default="dlib")
-        parser.add_argument("--alignment", default="dlib_5pt")
+    config_args(parser)
     parser.add_argument("--workers", type=int, help="processes for embedding (default: all cores)")
-
-
-def _context_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("audit context (required: every run is recorded)")
-    group.add_argument(
-        "--operator", default=os.environ.get("FACETRAIL_OPERATOR"), help="who runs it ($FACETRAIL_OPERATOR)"
-    )
-    group.add_argument("--purpose", default=os.environ.get("FACETRAIL_PURPOSE"), help="why ($FACETRAIL_PURPOSE)")
-    group.add_argument("--case", default=os.environ.get("FACETRAIL_CASE"), help="case reference ($FACETRAIL_CASE)")
-    group.add_argument(
-        "--legal-basis", default=os.environ.get("FACETRAIL_LEGAL_BASIS"), help="legal basis ($FACETRAIL_LEGAL_BASIS)"
-    )
 
 
 def _service(args: argparse.Namespace, engine: Any) -> Any:
@@ -203,7 +177,9 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: Any, parents: list[argparse.ArgumentParser] | None = None) -> None:
     """Add ``evaluate`` and ``calibrate`` to the ``facetrail`` parser."""
     parents = parents or []
-    ev = subparsers.add_parser("evaluate", parents=parents, help="demographic error rates on a labelled dataset")
+    ev = subparsers.add_parser(
+        "evaluate", parents=[*parents, context_parent()], help="demographic error rates on a labelled dataset"
+    )
     src = ev.add_mutually_exclusive_group(required=True)
     src.add_argument("--manifest", help="CSV with image (relative to the CSV), subject and label columns")
     src.add_argument("--lfw", help="LFW folder: images/<Name>/<Name>_NNNN.jpg + pairs.txt [+ labels.csv]")
@@ -222,18 +198,18 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser] | None = No
     ev.add_argument("--gallery-lfw", help="1:N: gallery from an LFW-layout folder (all its images)")
     ev.add_argument("--probe-glob", help="1:N: use only probe images whose path matches, e.g. '*/c118.jpg'")
     ev.add_argument("--no-store", action="store_true", help="do not record the run in the database")
-    _context_args(ev)
     _config_args(ev)
     ev.set_defaults(handler=_evaluate)
 
     cal = subparsers.add_parser(
-        "calibrate", parents=parents, help="threshold at a target false-match rate on a labelled dataset"
+        "calibrate",
+        parents=[*parents, context_parent()],
+        help="threshold at a target false-match rate on a labelled dataset",
     )
     cal.add_argument("--manifest", required=True)
     _data_args(cal)
     cal.add_argument("--target-fmr", type=float, required=True)
     cal.add_argument("--no-save", action="store_true", help="do not store it as the config's default threshold")
-    _context_args(cal)
     _config_args(cal)
     cal.set_defaults(handler=_calibrate)
 

@@ -29,13 +29,13 @@ from audit import (
     EvaluationConfig,
     EvaluationReport,
     evaluate_dataset,
+    identification_rates,
     load_manifest,
     parse_threshold,
 )
 from audit import (
     EvaluationStore as RunStore,
 )
-from audit import identification_rates
 from core.db import Database
 from core.engine import Engine
 from dashboard.runtime import Runtime

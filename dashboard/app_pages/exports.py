@@ -10,8 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from audit import AuditContext, AuditedEngine, AuditFilter, export_records, write_excerpt
-from audit import load_pseudonym_key
+from audit import AuditContext, AuditedEngine, AuditFilter, export_records, load_pseudonym_key, write_excerpt
 from dashboard.app_pages.common import ERRORS, require, runtime
 
 user = require("export")
