@@ -14,6 +14,7 @@ must be able to rule out. Both return the same :class:`Hit` tuples.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -174,7 +175,7 @@ class ApproxIndex:
         matrix = _as_matrix(vectors, self.dimensions)
         keys = np.arange(self._next_key, self._next_key + matrix.shape[0], dtype=np.uint64)
         self._next_key += matrix.shape[0]
-        self._index.add(keys, np.ascontiguousarray(matrix))
+        self._index.add(keys, np.ascontiguousarray(matrix), threads=os.cpu_count() or 1)
         for key, face_id, subject_id in zip(keys.tolist(), face_ids, subject_ids, strict=True):
             self._key_of[face_id] = key
             self._face_of[key] = (face_id, subject_id)
