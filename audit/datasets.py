@@ -34,6 +34,7 @@ import pandas as pd
 
 from audit.groups import UNKNOWN, is_multi_valued, normalise_labels
 from core.errors import ManifestError
+from core.image import sha256_file
 
 __all__ = [
     "Dataset",
@@ -46,15 +47,6 @@ __all__ = [
 ]
 
 IMAGE_COLUMN = "image"
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 hex digest of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _readable(path: Path) -> bool:

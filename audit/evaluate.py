@@ -28,7 +28,7 @@ import platform
 import subprocess
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -506,16 +506,7 @@ class EvaluationReport:
 
     def with_identification(self, rows: Iterable[Mapping[str, Any]]) -> EvaluationReport:
         """Return a copy with identification rows added."""
-        return EvaluationReport(
-            run=self.run,
-            rates=self.rates,
-            disparity_rows=self.disparity_rows,
-            det_rows=self.det_rows,
-            histogram_rows=self.histogram_rows,
-            fta_rows=self.fta_rows,
-            identification_rows=self.identification_rows + tuple(_clean(dict(r)) for r in rows),
-            calibration_rows=self.calibration_rows,
-        )
+        return replace(self, identification_rows=self.identification_rows + tuple(_clean(dict(r)) for r in rows))
 
 
 def code_version() -> str:

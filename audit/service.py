@@ -29,6 +29,7 @@ from audit.errors import MissingContext
 from audit.log import AuditEntry, AuditLog
 from audit.records import utc_now_iso
 from core.errors import RecognitionError
+from core.image import sha256_file
 
 __all__ = ["Audited", "AuditContext", "AuditedEngine"]
 
@@ -102,14 +103,8 @@ def _digest(source: Any) -> str | None:
     if isinstance(source, (bytes, bytearray)):
         return hashlib.sha256(source).hexdigest()
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
         try:
-            if path.is_file():
-                digest = hashlib.sha256()
-                with path.open("rb") as fh:
-                    for chunk in iter(lambda: fh.read(1 << 20), b""):
-                        digest.update(chunk)
-                return digest.hexdigest()
+            return sha256_file(source) if Path(source).is_file() else None
         except OSError:
             return None
     return None

@@ -31,6 +31,7 @@ Two alignments are offered (see :data:`core.config.ALIGNMENTS`):
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -52,6 +53,7 @@ _BUILD_LOCK = threading.Lock()
 _NORMALIZATION = {"Dlib": "base", "Facenet": "Facenet"}
 
 
+@functools.lru_cache(maxsize=32)
 def library_versions(model: str, detector: str) -> tuple[tuple[str, str], ...]:
     """Versions of the libraries that compute an embedding for this model and detector."""
     from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415

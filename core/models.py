@@ -21,7 +21,6 @@ command otherwise.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import shutil
@@ -36,6 +35,7 @@ from pathlib import Path
 
 from core.config import ALIGNMENTS, DETECTORS, MODELS
 from core.errors import ModelUnavailable
+from core.image import sha256_file
 
 __all__ = [
     "ModelStatus",
@@ -174,11 +174,7 @@ def model_statuses() -> list[ModelStatus]:
 
 @lru_cache(maxsize=16)
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def weights_checksums(model: str, detector: str, alignment: str) -> tuple[tuple[str, str], ...]:
