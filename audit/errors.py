@@ -16,7 +16,6 @@ __all__ = [
     "ReviewRefused",
     "RecordNotFound",
     "KeyFileError",
-    "StoreClosed",
 ]
 
 
@@ -97,8 +96,3 @@ class KeyFileError(AuditError):
 
     code = "key_file_error"
 
-
-class StoreClosed(AuditError):
-    """The audit log was used after it was closed."""
-
-    code = "store_closed"

@@ -23,28 +23,63 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from audit.chain import GENESIS, MerkleFrontier, sign_checkpoint  # noqa: E402
-from audit.keys import fingerprint  # noqa: E402
-from audit.log import AuditLog  # noqa: E402
-from audit.records import AuditRecord  # noqa: E402
-from audit.service import AuditContext, AuditedEngine  # noqa: E402
-from core.db import Database  # noqa: E402
-from tests.audit._audit_helpers import FakeEngine, FakeGalleries, record_fields  # noqa: E402
+from audit.trail.chain import GENESIS, MerkleFrontier, sign_checkpoint  # noqa: E402
+from audit.trail.keys import fingerprint  # noqa: E402
+from audit.trail.log import AuditLog  # noqa: E402
+from audit.trail.records import AuditRecord  # noqa: E402
+from audit import AuditContext, AuditedEngine, AuditSession  # noqa: E402
+from core import (  # noqa: E402
+    Database,
+    Embedding,
+    EnrollItem,
+    Engine,
+    Face,
+    GalleryStore,
+    ModelConfig,
+    ThresholdSource,
+)
+
+FACE = Face(0, 0, 10, 10, 1.0)
+CONFIG = ModelConfig(model="Dlib", detector="dlib", alignment="dlib_5pt", threshold=0.3,
+                     threshold_source=ThresholdSource(kind="user", description="benchmark"),
+                     weights_sha256=(("bench.dat", "0" * 64),), versions=(("deepface", "bench"),))
+
+
+def _units(n: int, seed: int) -> np.ndarray:
+    m = np.random.default_rng(seed).standard_normal((n, 128)).astype(np.float32)
+    return m / np.linalg.norm(m, axis=1, keepdims=True)
+
+
+def record_fields(i: int) -> dict[str, object]:
+    """A typical search record (one candidate), as the audited engine writes it."""
+    return {
+        "started_at": "2026-01-01T00:00:00.000000Z", "ended_at": "2026-01-01T00:00:00.000001Z",
+        "action": "search", "outcome": "ok", "operator": "operator1", "purpose": "investigation",
+        "case_ref": "C-1", "gallery": {"name": "g", "fingerprint": "fp", "size": 10},
+        "model_config": CONFIG.to_dict(), "probe_sha256": [hashlib.sha256(str(i).encode()).hexdigest()],
+        "faces_found": 1, "latency_ms": 1.5, "details": {"top_k": 10},
+        "candidates": [{"subject_id": f"s{i}", "face_id": f"f{i}", "distance": 0.1, "similarity": 0.9, "rank": 1}],
+    }
 
 
 def bench_overhead(folder: Path, queries: int) -> dict[str, float]:
     db = Database(folder / "overhead.duckdb")
     log = AuditLog(db, key_path=folder / "overhead.key")
-    engine, galleries = FakeEngine(), FakeGalleries()
-    audited = AuditedEngine(engine, galleries, log, AuditContext("bench", "benchmark", "B-1"))
+    engine, galleries = Engine(CONFIG), GalleryStore(db)
+    galleries.create("g", CONFIG)
+    galleries.enroll("g", [EnrollItem(f"s{i}", Embedding(v, f"{i:064x}", FACE, 1, CONFIG), f"{i}.jpg")
+                           for i, v in enumerate(_units(1000, 1))])
+    audited = AuditedEngine(AuditSession(log, AuditContext("bench", "benchmark", "B-1")), engine, galleries)
     plain, logged = [], []
+    probes = _units(queries + 20, 2)
     for i in range(queries + 20):
-        probe = f"probe-{i}".encode()
+        probe = Embedding(probes[i], f"{i:064x}", FACE, 1, CONFIG)
         t0 = time.perf_counter()
         engine.search(galleries.load("g"), probe, top_k=10)
         t1 = time.perf_counter()

@@ -17,7 +17,7 @@ import json
 import os
 from pathlib import Path
 
-from core.db import Database
+from core.storage.connection import Database
 from core.thresholds import ThresholdStore
 from dashboard.cli import main as facetrail
 

@@ -95,7 +95,6 @@ class _WorkerSpec:
     alignment: str
     max_pixels: int
     policy: FacePolicy
-    models_dir: str | None
 
 
 _WORKER_PIPELINE: FacePipeline | None = None
@@ -104,8 +103,6 @@ _WORKER_SPEC: _WorkerSpec | None = None
 
 def _worker_init(spec: _WorkerSpec) -> None:
     global _WORKER_PIPELINE, _WORKER_SPEC
-    if spec.models_dir:
-        os.environ["FACETRAIL_MODELS"] = spec.models_dir
     _WORKER_SPEC = spec
     _WORKER_PIPELINE = FacePipeline(spec.model, spec.detector, spec.alignment)
 
@@ -391,7 +388,6 @@ class Engine:
                     c.alignment,
                     self.max_pixels,
                     self.face_policy,
-                    os.environ.get("FACETRAIL_MODELS"),
                 )
                 context = multiprocessing.get_context("spawn")
                 with futures.ProcessPoolExecutor(

@@ -26,8 +26,7 @@ __all__ = [
     "GalleryExists",
     "NotFound",
     "ManifestError",
-    "DatabaseError",
-    "DatabaseBusy",
+    "EnrollmentFailed",
 ]
 
 
@@ -103,13 +102,11 @@ class ManifestError(BadInput):
     code = "bad_manifest"
 
 
-class DatabaseError(RecognitionError):
-    """The database file cannot be opened or used."""
+class EnrollmentFailed(BadInput):
+    """No image of an enrolment yielded a face; ``summary`` counts the failures by code."""
 
-    code = "database_error"
+    code = "enroll_failed"
 
-
-class DatabaseBusy(DatabaseError):
-    """Another process held the database lock for longer than the lock timeout."""
-
-    code = "database_busy"
+    def __init__(self, message: str, summary: dict[str, object]) -> None:
+        super().__init__(message)
+        self.summary = summary

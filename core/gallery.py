@@ -33,35 +33,12 @@ import pyarrow as pa
 
 from core.cache import EmbeddingCache
 from core.config import MODELS, ModelConfig
-from core.db import Database
+from core.storage.connection import Database
 from core.errors import BadInput, ConfigMismatch, GalleryExists, GalleryNotFound, NotFound
 from core.index import ApproxIndex, ExactIndex, VectorIndex
 from core.results import Embedding, GalleryRef
 
 __all__ = ["EnrollItem", "GalleryInfo", "LoadedGallery", "GalleryStore", "face_id_for"]
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS galleries (
-        name VARCHAR PRIMARY KEY,
-        embedding_key VARCHAR NOT NULL,
-        config JSON NOT NULL,
-        face_count BIGINT NOT NULL DEFAULT 0,
-        set_hash VARCHAR NOT NULL,
-        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-        updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
-    )""",
-    """CREATE TABLE IF NOT EXISTS gallery_faces (
-        gallery VARCHAR NOT NULL,
-        face_id VARCHAR NOT NULL,
-        subject_id VARCHAR NOT NULL,
-        image_sha256 VARCHAR NOT NULL,
-        image_name VARCHAR,
-        metadata JSON,
-        embedding FLOAT[] NOT NULL,
-        enrolled_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-        PRIMARY KEY (gallery, face_id)
-    )""",
-)
 
 _MOD = 1 << 128
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
@@ -103,6 +80,11 @@ class GalleryInfo:
     created_at: str
     updated_at: str
 
+    @property
+    def ref(self) -> GalleryRef:
+        """The gallery as it is now: name, fingerprint and size."""
+        return GalleryRef(self.name, self.fingerprint, self.size)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return {
@@ -134,11 +116,10 @@ class LoadedGallery:
 
 
 class GalleryStore:
-    """Create, fill, list and prune galleries in a :class:`~core.db.Database`."""
+    """Create, fill, list and prune galleries in a :class:`~core.storage.connection.Database`."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.ensure_schema("galleries", _SCHEMA)
         self.cache = EmbeddingCache(db)
         self._loaded: dict[tuple[str, bool], LoadedGallery] = {}
         self._lock = threading.RLock()

@@ -17,25 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from core.config import ModelConfig, ThresholdSource
-from core.db import Database
+from core.storage.connection import Database
 
 __all__ = ["ThresholdStore", "shipped_calibration", "apply_default_threshold"]
 
 _SHIPPED = Path(__file__).with_name("calibrations.json")
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS calibrations (
-        id BIGINT PRIMARY KEY,
-        embedding_key VARCHAR NOT NULL,
-        model VARCHAR NOT NULL,
-        detector VARCHAR NOT NULL,
-        alignment VARCHAR NOT NULL,
-        threshold DOUBLE NOT NULL,
-        source JSON NOT NULL,
-        created_at TIMESTAMPTZ NOT NULL DEFAULT now()
-    )""",
-)
-
 
 def _config_id(model: str, detector: str, alignment: str) -> str:
     return f"{model}/{detector}/{alignment}"
@@ -57,7 +43,6 @@ class ThresholdStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.ensure_schema("calibrations", _SCHEMA)
 
     def save(self, config: ModelConfig, threshold: float, source: ThresholdSource) -> None:
         """Record a calibration; it becomes the default for configs with the same embedding key."""

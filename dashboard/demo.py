@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from audit import AuditContext, AuditError, AuditFilter, ReviewRefused
-from core.enrollment import SourceImage, enroll_images, read_manifest
-from core.errors import GalleryNotFound, ManifestError, RecognitionError
+from core.manifest import SourceImage, read_manifest
+from core import GalleryNotFound, ManifestError, RecognitionError, Settings
 from core.models import install_models
-from dashboard.auth import UserStore
-from dashboard.runtime import Runtime
+from audit.accounts import UserStore
+from audit.runtime import Runtime
 
 __all__ = [
     "DEMO_USERS",
@@ -87,8 +87,8 @@ def resolve_data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     candidates: list[tuple[str, Path]] = []
     if explicit:
         candidates.append(("--data", Path(explicit).expanduser()))
-    elif os.environ.get("FACETRAIL_DATA"):
-        candidates.append(("$FACETRAIL_DATA", Path(os.environ["FACETRAIL_DATA"]).expanduser()))
+    elif Settings.from_env().data_dir is not None:
+        candidates.append(("$FACETRAIL_DATA", Settings.from_env().data_dir))
     else:
         candidates.append(("default", (_REPO_ROOT.parent / "shared" / "datasets").resolve()))
     where, folder = candidates[0]
@@ -230,10 +230,7 @@ def _gallery(
     engine = runtime.engine_for_gallery(GALLERY)
     service = runtime.audited(engine, AuditContext(
         "admin1", "demo: build the stand-in arrest-photo gallery from lfw_small", "DEMO-SETUP", _LEGAL_BASIS))
-    enrolled = enroll_images(
-        engine, runtime.galleries, GALLERY, images, workers=workers, progress=progress,
-        enroll=lambda name, items: service.enroll(name, items).result,
-    )
+    enrolled = service.enroll_images(GALLERY, images, workers=workers, progress=progress).result
     report.enrolled = len(enrolled.enrolled)
     report.gallery_size = enrolled.size
     echo(f"gallery {GALLERY}: {enrolled.size} faces ({len(enrolled.failed)} images without a usable face)")

@@ -1,12 +1,12 @@
-"""Adapter between the dashboard and the evaluation module (``audit.evaluate``, ``audit.datasets``).
+"""Adapter between the dashboard and the evaluation module (``audit.evaluation.evaluate``, ``audit.evaluation.datasets``).
 
 It does a few small things the dashboard and the demo need and the evaluation
 module leaves to its callers:
 
 * embeds a dataset *through the gallery store's embedding cache* (so the demo's
   second pass over ``lfw_small`` costs nothing);
-* adds 1:N rates of a dataset's probes against a gallery's images (``audit.identification``);
-* lists the runs of the evaluation module's store (:mod:`audit.eval_store`) with
+* adds 1:N rates of a dataset's probes against a gallery's images (``audit.evaluation.identification``);
+* lists the runs of the evaluation module's store (:mod:`audit.evaluation.store`) with
   their dataset and model for the pages' selectors, and evaluates a dataset only
   when no run of it under the same embedding key exists;
 * records each run in the audit log (``evaluate`` action).
@@ -36,9 +36,9 @@ from audit import (
 from audit import (
     EvaluationStore as RunStore,
 )
-from core.db import Database
+from core.storage.connection import Database
 from core.engine import Engine
-from dashboard.runtime import Runtime
+from audit.runtime import Runtime
 
 __all__ = ["Identification", "StoredEvaluation", "EvaluationStore", "evaluate_once", "demo_config", "THRESHOLD_GRID"]
 
@@ -60,7 +60,7 @@ class StoredEvaluation:
 
 
 class EvaluationStore:
-    """The evaluation module's run store (:class:`audit.eval_store.EvaluationStore`), listed for selectors.
+    """The evaluation module's run store (:class:`audit.evaluation.store.EvaluationStore`), listed for selectors.
 
     Runs are only ever inserted, so reports and model names are cached per run id.
     """
@@ -193,12 +193,12 @@ def evaluate_once(
     if identify is not None:
         report = report.with_identification(_identification(engine, dataset, labels, identify, **embed))
     stored = store.save(name, report)
-    service = runtime.audited(engine, AuditContext(
+    session = runtime.session(AuditContext(
         operator, f"demographic evaluation of {name}", "DEMO-EVAL", "demo scene: accuracy testing"))
-    service.record_evaluation(
-        {"dataset": name, "dataset_fingerprint": dataset.fingerprint, "run_id": stored.run_id,
-         "images": int(report.run.get("images", 0)), "subjects": int(report.run.get("subjects", 0)),
-         "thresholds": {k: float(v) for k, v in report.thresholds().items()}},
-        model_config=engine.config.to_dict(),
-    )
+    session.record("evaluate", {
+        "details": {"dataset": name, "dataset_fingerprint": dataset.fingerprint, "run_id": stored.run_id,
+                    "images": int(report.run.get("images", 0)), "subjects": int(report.run.get("subjects", 0)),
+                    "thresholds": {k: float(v) for k, v in report.thresholds().items()}},
+        "model_config": engine.config.to_dict(),
+    })
     return f"stored run {stored.run_id[:12]} ({report.run.get('images')} images)"

@@ -9,11 +9,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from audit.chain import GENESIS, Checkpoint, MerkleFrontier, entry_hash, sign_checkpoint
-from audit.keys import fingerprint
-from audit.log import AuditLog
-from audit.records import AuditRecord
-from core.db import Database
+from audit.trail.chain import GENESIS, Checkpoint, MerkleFrontier, entry_hash, sign_checkpoint
+from audit.trail.keys import fingerprint
+from audit.trail.log import AuditLog
+from audit.trail.records import AuditRecord
+from core.storage.connection import Database
 from core.errors import NoFaceDetected, NotFound
 
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audit.chain import (
+from audit.trail.chain import (
     Checkpoint,
     MerkleFrontier,
     entry_hash,
@@ -25,7 +25,7 @@ from audit.chain import (
     verify_inclusion,
 )
 from audit.errors import ChainIntegrityError
-from audit.keys import fingerprint
+from audit.trail.keys import fingerprint
 from tests.audit._audit_helpers import Entry, build_chain, record_fields
 
 KEY = Ed25519PrivateKey.generate()
@@ -244,7 +244,7 @@ def test_checkpoints_need_a_public_key() -> None:
 
 
 def rfc6962_root(data: list[bytes]) -> bytes:
-    """Merkle tree hash straight from RFC 6962 section 2.1 (independent of audit.chain)."""
+    """Merkle tree hash straight from RFC 6962 section 2.1 (independent of audit.trail.chain)."""
     if not data:
         return hashlib.sha256(b"").digest()
     if len(data) == 1:
@@ -290,9 +290,9 @@ def test_merkle_root_proofs_and_frontier_agree_with_rfc6962(n: int, data: st.Dat
 @pytest.mark.parametrize("block", [1, 2, 4, 8, 16])
 def test_blockwise_merkle_checks_match_the_frontier(monkeypatch: pytest.MonkeyPatch, block: int) -> None:
     """The verifier hashes Merkle leaves in blocks; small blocks exercise the block folding."""
-    import audit.chain
+    import audit.trail.chain
 
-    monkeypatch.setattr(audit.chain, "_BLOCK", block)
+    monkeypatch.setattr(audit.trail.chain, "_BLOCK", block)
     records = [record_fields(i) for i in range(45)]
     entries, cps = build_chain(records, KEY, set(range(1, 46)))
     assert verify_chain(entries, cps, PUB).ok
@@ -324,7 +324,7 @@ def test_entry_hashes_are_rfc6962_leaf_hashes_of_prev_and_record() -> None:
 
 
 def test_all_signatures_mode_checks_every_checkpoint() -> None:
-    from audit.chain import ChainVerifier
+    from audit.trail.chain import ChainVerifier
 
     entries, cps = build_chain([record_fields(i) for i in range(12)], KEY, {4, 8, 12})
     # a checkpoint whose signature was replaced by another valid-looking one, with the link intact:

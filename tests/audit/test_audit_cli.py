@@ -1,4 +1,4 @@
-"""The audit commands, called through dashboard.cli_audit.main (the same handlers facetrail uses)."""
+"""The audit commands, called through dashboard.cli.audit.main (the same handlers facetrail uses)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from audit.log import AuditLog
-from core.db import Database
-from dashboard.cli_audit import main
+from audit.trail.log import AuditLog
+from core.storage.connection import Database
+from dashboard.cli import main
 from tests.audit._audit_helpers import record_fields
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from audit.log import AuditLog
-from core.db import Database
+from audit.trail.log import AuditLog
+from core.storage.connection import Database
 
 HELPER = Path(__file__).with_name("crash_writer.py")
 ROOT = Path(__file__).resolve().parents[2]

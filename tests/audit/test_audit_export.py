@@ -14,17 +14,17 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from audit.errors import ExcerptError
-from audit.export import (
+from audit.trail.export import (
     export_records,
     load_pseudonym_key,
     pseudonym,
     verify_excerpt,
     write_excerpt,
 )
-from audit.keys import public_key_pem
-from audit.log import AuditLog
-from audit.records import canonical_bytes
-from audit.store import AuditFilter
+from audit.trail.keys import public_key_pem
+from audit.trail.log import AuditLog
+from audit.trail.records import canonical_bytes
+from audit.trail.store import AuditFilter
 from tests.audit._audit_helpers import make_log, record_fields
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from audit.errors import ChainIntegrityError, MissingContext, RecordNotFound, ReviewRefused
-from audit.log import AuditLog
-from audit.records import AuditRecord, canonical_bytes, decode_record
-from audit.store import AuditFilter
+from audit.trail.log import AuditLog
+from audit.trail.records import AuditRecord, canonical_bytes, decode_record
+from audit.trail.store import AuditFilter
 from tests.audit._audit_helpers import make_log, record_fields
 
 KINDS = ["memory", "file"]
@@ -146,7 +146,7 @@ def test_deleted_checkpoint_is_caught(log: AuditLog) -> None:
 
 def test_consistent_rewrite_is_caught_by_checkpoint(log: AuditLog) -> None:
     """Rewrite record 7 and recompute every later hash: only the signed checkpoint at 10 knows."""
-    from audit.chain import entry_hash
+    from audit.trail.chain import entry_hash
 
     fill(log, 12)
     entries = [log.get(s) for s in range(1, 13)]
@@ -188,7 +188,7 @@ def test_key_file_created_0600_outside_db(tmp_path: Path) -> None:
 
 
 def test_default_key_path_is_beside_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from core.db import Database
+    from core.storage.connection import Database
 
     monkeypatch.delenv("FACETRAIL_AUDIT_KEY", raising=False)
     log = AuditLog(Database(tmp_path / "x.duckdb"))
@@ -198,13 +198,13 @@ def test_default_key_path_is_beside_db(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_store_module_has_no_update_or_delete() -> None:
-    import audit.log
-    import audit.store
+    import audit.trail.log
+    import audit.trail.store
 
-    for module in (audit.store, audit.log):
+    for module in (audit.trail.store, audit.trail.log):
         source = Path(module.__file__).read_text()
         assert not re.search(r"\b(UPDATE|DELETE|TRUNCATE|DROP|ALTER)\b", source, re.IGNORECASE), module
-    assert not any(hasattr(audit.log.AuditLog, name) for name in ("update", "delete", "remove", "truncate"))
+    assert not any(hasattr(audit.trail.log.AuditLog, name) for name in ("update", "delete", "remove", "truncate"))
 
 
 def test_only_store_imports_duckdb() -> None:
@@ -247,7 +247,7 @@ def test_eight_threads_keep_one_chain(tmp_path: Path, kind: str) -> None:
 
 def test_two_logs_on_one_database_keep_one_chain(tmp_path: Path) -> None:
     """Two AuditLog objects (as two processes would) interleave: the stale head cache is detected."""
-    from core.db import Database
+    from core.storage.connection import Database
 
     a = AuditLog(Database(tmp_path / "db.duckdb"), key_path=tmp_path / "k", checkpoint_every=3)
     b = AuditLog(Database(tmp_path / "db.duckdb"), key_path=tmp_path / "k", checkpoint_every=3)
@@ -366,10 +366,10 @@ def test_record_validation() -> None:
 def test_parallel_verify_paths_find_the_same_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     parallel: bool) -> None:
     """Background scan thread with small batches (several batches, early stop)."""
-    import audit.store
+    import audit.trail.store
 
-    scan = audit.store.AuditStore.scan_arrow
-    monkeypatch.setattr(audit.store.AuditStore, "scan_arrow",
+    scan = audit.trail.store.AuditStore.scan_arrow
+    monkeypatch.setattr(audit.trail.store.AuditStore, "scan_arrow",
                         lambda self, batch_size=100_000, ordered=True: scan(self, 7, ordered))
     log = make_log(tmp_path, "file", checkpoint_every=5)
     fill(log, 40)
@@ -387,7 +387,7 @@ def test_parallel_verify_paths_find_the_same_faults(tmp_path: Path, monkeypatch:
 
 
 def test_concurrent_key_creation_yields_one_key(tmp_path: Path) -> None:
-    from audit.keys import load_or_create_private_key, public_key_pem
+    from audit.trail.keys import load_or_create_private_key, public_key_pem
 
     path = tmp_path / "keys" / "audit-key"
     pems: list[str] = []

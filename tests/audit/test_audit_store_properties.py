@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audit.log import AuditLog
-from audit.records import canonical_bytes
-from core.db import Database
+from audit.trail.log import AuditLog
+from audit.trail.records import canonical_bytes
+from core.storage.connection import Database
 from tests.audit._audit_helpers import record_fields
 
 

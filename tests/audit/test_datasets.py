@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from audit.datasets import load_lfw, load_manifest, parse_lfw_pairs
+from audit.evaluation.datasets import load_lfw, load_manifest, parse_lfw_pairs
 from core.errors import ManifestError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dashboard import cli_eval
+from dashboard.cli import evaluate as cli_eval
 
 
 @dataclass
@@ -142,8 +142,8 @@ def test_evaluate_manifest_json(tmp_path, capsys):
     assert any(r["group"] == {"age_band": "<30"} for r in rows)
     overall = next(r for r in rows if r["pairing"] == "all" and r["threshold_name"] == "0.5")
     assert overall["genuine_pairs"] == 29 * 3 + 1  # one image had no face
-    from audit.eval_store import EvaluationStore
-    from core.db import Database
+    from audit.evaluation.store import EvaluationStore
+    from core.storage.connection import Database
 
     store = EvaluationStore(Database(db))
     report = store.load(rows[0]["run_id"])
@@ -330,8 +330,8 @@ def test_evaluation_is_recorded_in_the_audit_trail(tmp_path, capsys):
     rows = json.loads(out)
     seq = rows[0]["audit_seq"]
     assert seq is not None
-    from audit.log import AuditLog
-    from core.db import Database
+    from audit.trail.log import AuditLog
+    from core.storage.connection import Database
 
     entry = AuditLog(Database(db)).get(seq)
     record = entry.to_dict()
@@ -366,8 +366,8 @@ def test_evaluation_without_operator_is_refused_and_recorded(tmp_path, capsys, m
     db = str(tmp_path / "r.duckdb")
     code, out = run(["evaluate", "--manifest", str(m), "--subject-col", "person", "--json", "--db", db], capsys)
     assert code == 2 and json.loads(out)["code"] == "missing_context"
-    from audit.log import AuditLog
-    from core.db import Database
+    from audit.trail.log import AuditLog
+    from core.storage.connection import Database
 
     entries = AuditLog(Database(db)).list()
     assert [e.record.action for e in entries] == ["refused"]

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit.identification import identification_rates, wilson_interval
-from audit.metrics import quantize
+from audit.evaluation.identification import identification_rates, wilson_interval
+from audit.evaluation.metrics import quantize
 
 
 def unit(rng, n, d):

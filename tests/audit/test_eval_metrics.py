@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audit.metrics import (
+from audit.evaluation.metrics import (
     CellCounter,
     calibrate_threshold,
     cell_counts,

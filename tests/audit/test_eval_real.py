@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from audit.datasets import load_manifest
-from audit.eval_store import EvaluationStore
-from audit.evaluate import EvaluationConfig, embed_dataset, evaluate_embedded, parse_threshold
-from audit.identification import identification_rates
-from core.db import Database
+from audit.evaluation.datasets import load_manifest
+from audit.evaluation.store import EvaluationStore
+from audit.evaluation.evaluate import EvaluationConfig, embed_dataset, evaluate_embedded, parse_threshold
+from audit.evaluation.identification import identification_rates
+from core.storage.connection import Database
 
 pytestmark = [pytest.mark.model, pytest.mark.data, pytest.mark.slow]
 

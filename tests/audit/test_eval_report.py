@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audit.evaluate import (
+from audit.evaluation.evaluate import (
     EvaluationConfig,
     EvaluationReport,
     calibrate,
@@ -21,8 +21,8 @@ from audit.evaluate import (
     evaluate_embeddings,
     parse_threshold,
 )
-from audit.groups import UNKNOWN, add_bands, fine_cells, groups_for, split_multi
-from audit.metrics import quantize
+from audit.evaluation.groups import UNKNOWN, add_bands, fine_cells, groups_for, split_multi
+from audit.evaluation.metrics import quantize
 
 
 def synthetic(n, n_subjects, dim, seed, noise=0.8):
@@ -227,7 +227,7 @@ def test_bad_arguments():
 
 def test_audit_does_not_import_streamlit():
     code = (
-        "import sys, audit.datasets, audit.eval_store, audit.evaluate, audit.identification; "
+        "import sys, audit.evaluation.datasets, audit.evaluation.store, audit.evaluation.evaluate, audit.evaluation.identification; "
         "assert 'streamlit' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audit.eval_store import EvaluationStore
-from audit.evaluate import EvaluationConfig, evaluate_embeddings, parse_threshold
-from audit.identification import identification_rates
-from core.db import Database
+from audit.evaluation.store import EvaluationStore
+from audit.evaluation.evaluate import EvaluationConfig, evaluate_embeddings, parse_threshold
+from audit.evaluation.identification import identification_rates
+from core.storage.connection import Database
 
 
 def report():

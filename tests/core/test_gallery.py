@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.cache import CachedOutcome
-from core.db import Database
+from core.storage.connection import Database
 from core.engine import Engine
 from core.errors import BadInput, ConfigMismatch, GalleryExists, GalleryNotFound, NotFound
 from core.gallery import EnrollItem, GalleryStore

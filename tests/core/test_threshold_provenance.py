@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audit.log import AuditLog
-from audit.service import AuditContext, AuditedEngine
+from audit.trail.log import AuditLog
+from audit import AuditContext, AuditedEngine, AuditSession
 from core.config import ThresholdSource
 from core.engine import Engine
 from core.gallery import EnrollItem, GalleryStore
@@ -67,7 +67,7 @@ def test_search_record_stores_threshold_and_its_provenance(memory_db, tmp_path: 
         "g", [EnrollItem(f"s{i}", Embedding(vectors[i], f"{i:064d}", face, 1, config), f"{i}.jpg") for i in range(5)]
     )
     log = AuditLog(memory_db, key_path=tmp_path / "key")
-    service = AuditedEngine(Engine(config), galleries, log, AuditContext("op1", "test", "case-1"))
+    service = AuditedEngine(AuditSession(log, AuditContext("op1", "test", "case-1")), Engine(config), galleries)
     probe = Embedding(vectors[2] + np.float32(0.01), "a" * 64, face, 1, config)
     audited = service.search("g", probe, top_k=3)
     assert audited.result.config.threshold_source == CALIBRATED

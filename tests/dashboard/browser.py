@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-APP = REPO / "dashboard" / "streamlit_app.py"
+APP = REPO / "dashboard" / "web" / "streamlit_app.py"
 ELEMENT = "element-6066-11e4-a52f-4a5c4a5c4a5c"  # W3C element key (chromedriver may answer with its own)
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -13,12 +13,12 @@ import pytest
 from argon2 import PasswordHasher
 
 from audit import EvaluationConfig, evaluate_embeddings
-from dashboard.auth import User, UserStore
+from audit.accounts import User, UserStore
 from dashboard.demo import DEMO_USERS, demo_password
 from dashboard.evaluations import EvaluationStore
-from dashboard.runtime import Runtime
+from audit.runtime import Runtime
 
-APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "web" / "streamlit_app.py")
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 DATA = Path(os.environ.get("FACETRAIL_TEST_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "datasets"))
 FAKE_KEY = "fake-embedding-key"

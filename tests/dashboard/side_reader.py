@@ -20,10 +20,10 @@ def main() -> int:
     from streamlit.testing.v1 import AppTest
 
     from audit import AuditFilter, ReviewRefused
-    from dashboard.auth import User
-    from dashboard.runtime import Runtime
+    from audit.accounts import User
+    from audit.runtime import Runtime
 
-    app = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
+    app = str(Path(__file__).resolve().parents[2] / "dashboard" / "web" / "streamlit_app.py")
     runtime = Runtime(db)
     problems: list[str] = []
     reviews = 0

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from core.db import Database
+from core.storage.connection import Database
 from core.errors import BadInput, NotFound
-from dashboard.auth import PERMISSIONS, ROLES, UserStore, can
+from audit.accounts import PERMISSIONS, ROLES, UserStore, can
 from dashboard.cli import main
 from tests.dashboard.conftest import FAST_HASHER
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.runtime import Runtime
+from audit.runtime import Runtime
 from tests.dashboard.browser import REPO, chromium_paths, dashboard, tour
 
 pytestmark = pytest.mark.slow
@@ -51,7 +51,7 @@ def test_every_page_in_a_real_browser(fake_db: str, browser: tuple[str, str]) ->
 
 WRITER = """
 import sys
-from dashboard.runtime import Runtime
+from audit.runtime import Runtime
 log = Runtime(sys.argv[1]).log
 for i in range(150):
     log.append({"action": "search", "outcome": "no_match", "operator": "operator2", "purpose": "cli batch",

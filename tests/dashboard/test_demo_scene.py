@@ -9,10 +9,10 @@ from streamlit.testing.v1 import AppTest
 
 from audit import AuditFilter
 from core.errors import ManifestError
-from dashboard.auth import UserStore
+from audit.accounts import UserStore
 from dashboard.demo import DEMO_USERS, GALLERY, build_scene, operator_plan, resolve_data_dir
 from dashboard.evaluations import EvaluationStore
-from dashboard.runtime import Runtime
+from audit.runtime import Runtime
 from tests.dashboard.conftest import APP, DATA, as_user
 
 pytestmark = [pytest.mark.data, pytest.mark.model, pytest.mark.slow]
@@ -92,8 +92,11 @@ def test_search_without_case_is_refused(demo_env: str) -> None:
     at.text_input(key="search_purpose").input("identify a suspect")
     at.file_uploader(key="search_upload").set_value(("probe.jpg", _probe_bytes(), "image/jpeg"))
     at.button[0].click().run()
-    assert any("case reference is required" in e.value for e in at.error)
-    assert rt.log.size() == size
+    assert any("no case reference" in e.value for e in at.error)
+    assert rt.log.size() == size + 1  # the refusal is recorded
+    refusal = rt.log.get(size + 1).record
+    assert (refusal.action, refusal.outcome, refusal.operator) == ("refused", "missing_context", "operator1")
+    assert refusal.details["attempted"] == "search"
 
 
 def test_search_through_the_page_reaches_the_log_and_the_chain(demo_env: str) -> None:

@@ -8,8 +8,8 @@ import sys
 
 def test_core_and_audit_leave_streamlit_out() -> None:
     code = (
-        "import sys, core, audit, audit.log, audit.service, audit.evaluate, audit.export, "
-        "dashboard.auth, dashboard.demo, dashboard.runtime, dashboard.cli, dashboard.cli_app, dashboard.views; "
+        "import sys, core, audit, audit.trail.log, audit.audited, audit.evaluation.evaluate, audit.trail.export, "
+        "audit.accounts, dashboard.demo, audit.runtime, dashboard.cli.common, dashboard.cli.app, dashboard.web.views; "
         "bad = sorted(m for m in sys.modules if m == 'streamlit' or m.startswith('streamlit.')); "
         "print(bad); sys.exit(1 if bad else 0)"
     )

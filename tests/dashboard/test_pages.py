@@ -207,7 +207,7 @@ def test_admin_creates_an_account(app_env: str) -> None:
 
 def test_excerpt_from_the_page_verifies_with_the_public_key(app_env: str, tmp_path: Path) -> None:
     from audit import verify_excerpt
-    from dashboard.runtime import Runtime
+    from audit.runtime import Runtime
 
     at = app_as("auditor1")
     at.switch_page(PAGES["exports"]).run()

@@ -1,6 +1,6 @@
 """The dashboard and the CLI on one database at the same time, as two real processes.
 
-DuckDB lets one process hold a database file; ``core.db.Database`` leases its
+DuckDB lets one process hold a database file; ``core.storage.connection.Database`` leases its
 connection briefly and retries a held lock, so neither side may see a lock error
 and no record may be lost.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.runtime import Runtime
+from audit.runtime import Runtime
 from tests.dashboard.conftest import DATA, data_or_skip
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 WRITER = """
 import sys
-from dashboard.runtime import Runtime
+from audit.runtime import Runtime
 log = Runtime(sys.argv[1]).log
 for i in range(int(sys.argv[2])):
     log.append({"action": "search", "outcome": "no_match", "operator": "operator1", "purpose": "batch",

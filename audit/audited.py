@@ -1,0 +1,302 @@
+"""The audited front door of the engine: every query and every gallery change leaves a record.
+
+:class:`AuditedEngine` puts an :class:`~core.engine.Engine` and a
+:class:`~core.gallery.GalleryStore` behind an :class:`~audit.session.AuditSession`.
+Each method checks the session's context once, does the work once, and appends one
+record (outcome ``ok``, ``no_match`` or the error's ``code``) before it returns the
+result or re-raises the error. Records describe results through
+:mod:`audit.trail.convert`, the one conversion from the engine's types.
+
+Every method returns an :class:`~audit.session.Audited` pair ``(result, entry)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from audit.session import Audited, AuditSession
+from audit.trail.export import ExportSummary, export_records, load_pseudonym_key, write_excerpt
+from audit.trail.log import AuditLog
+from audit.trail.store import AuditFilter
+from audit.trail.convert import candidate_fields, gallery_fields
+from core.engine import Engine
+from core.enrollment import EnrollReport, enroll_images
+from core.errors import BadInput, EnrollmentFailed, RecognitionError
+from core.gallery import EnrollItem, GalleryStore
+from core.image import ImageSource, sha256_file
+from core.manifest import SourceImage
+from core.results import Embedding, SearchResult, VerifyResult
+
+__all__ = ["AuditedEngine", "audited_export"]
+
+
+def _digest(source: ImageSource | Embedding) -> str | None:
+    """SHA-256 of a probe that failed before the engine could identify it (None if unknown)."""
+    if isinstance(source, Embedding):
+        return source.image_sha256
+    if isinstance(source, bytes | bytearray):
+        return hashlib.sha256(source).hexdigest()
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        if path.is_file():
+            try:
+                return sha256_file(path)
+            except OSError:
+                return None
+    return None
+
+
+class AuditedEngine:
+    """An engine and a gallery store whose every action is recorded by an :class:`AuditSession`.
+
+    Parameters
+    ----------
+    session
+        The gate: context and log of every action run through this object.
+    engine
+        The recognition engine.
+    galleries
+        The gallery store.
+    """
+
+    def __init__(self, session: AuditSession, engine: Engine, galleries: GalleryStore) -> None:
+        self.session = session
+        self.engine = engine
+        self.galleries = galleries
+
+    @property
+    def log(self) -> Any:
+        """The audit log records go to."""
+        return self.session.log
+
+    def _gallery_ref(self, name: str) -> dict[str, Any] | None:
+        try:
+            return gallery_fields(self.galleries.info(name).ref)
+        except RecognitionError:
+            return None
+
+    def _run(self, action: str, call: Callable[[], Any], describe: Callable[[Any], dict[str, Any]],
+             on_error: Callable[[BaseException], dict[str, Any]]) -> Audited[Any]:
+        return self.session.run(action, call, describe, on_error)
+
+    # -- queries --------------------------------------------------------------------------------
+
+    def verify(self, a: ImageSource, b: ImageSource, *, threshold: float | None = None) -> Audited[VerifyResult]:
+        """Compare two images (1:1) and record it; outcome ``ok`` when verified, else ``no_match``.
+
+        Raises
+        ------
+        MissingContext
+            No operator or purpose (a ``refused`` record was appended).
+        RecognitionError
+            Whatever the engine raised (recorded with its ``code``).
+        """
+        self.session.check("verify")
+
+        def describe(r: VerifyResult) -> dict[str, Any]:
+            return {
+                "outcome": "ok" if r.verified else "no_match",
+                "model_config": r.config.to_dict(),
+                "probe_sha256": [r.a.image_sha256, r.b.image_sha256],
+                "faces_found": r.a.faces_detected + r.b.faces_detected,
+                "details": {
+                    "verified": bool(r.verified),
+                    "distance": r.distance,
+                    "similarity": r.similarity,
+                    "threshold": r.threshold,
+                    "faces_detected": [r.a.faces_detected, r.b.faces_detected],
+                },
+            }
+
+        def on_error(_: BaseException) -> dict[str, Any]:
+            digests = [_digest(a), _digest(b)]
+            return {"model_config": self.engine.config.to_dict(),
+                    "probe_sha256": None if None in digests else digests,
+                    "details": {"threshold_requested": threshold}}
+
+        return self._run("verify", lambda: self.engine.verify(a, b, threshold=threshold), describe, on_error)
+
+    def search(
+        self, gallery_name: str, probe: ImageSource | Embedding, *, top_k: int = 10, threshold: float | None = None
+    ) -> Audited[SearchResult]:
+        """Search a gallery (1:N) and record it; outcome ``ok`` with candidates, else ``no_match``.
+
+        Raises
+        ------
+        MissingContext
+            No operator or purpose (a ``refused`` record was appended).
+        RecognitionError
+            Whatever the engine or gallery store raised (recorded with its ``code``).
+        """
+        self.session.check("search", {"gallery_name": gallery_name})
+        return self._search(gallery_name, probe, top_k, threshold)
+
+    def search_many(
+        self, gallery_name: str, probes: Sequence[ImageSource | Embedding], *, top_k: int = 10,
+        threshold: float | None = None,
+    ) -> list[Audited[SearchResult] | RecognitionError]:
+        """Search several probes against one gallery: one check, one record per probe.
+
+        A probe that fails is recorded and returned as its error; the others go on.
+        """
+        self.session.check("search", {"gallery_name": gallery_name})
+        out: list[Audited[SearchResult] | RecognitionError] = []
+        for probe in probes:
+            try:
+                out.append(self._search(gallery_name, probe, top_k, threshold))
+            except RecognitionError as err:  # recorded by the session; reported per probe
+                out.append(err)
+        return out
+
+    def _search(
+        self, gallery_name: str, probe: ImageSource | Embedding, top_k: int, threshold: float | None
+    ) -> Audited[SearchResult]:
+        def call() -> SearchResult:
+            loaded = self.galleries.load(gallery_name)
+            return self.engine.search(loaded, probe, top_k=top_k, threshold=threshold)
+
+        def describe(r: SearchResult) -> dict[str, Any]:
+            return {
+                "outcome": "ok" if r.candidates else "no_match",
+                "gallery": gallery_fields(r.gallery),
+                "model_config": r.config.to_dict(),
+                "probe_sha256": [r.image_sha256],
+                "faces_found": r.faces_detected,
+                "candidates": [candidate_fields(c) for c in r.candidates],
+                "details": {"top_k": top_k, "threshold": r.threshold},
+            }
+
+        def on_error(_: BaseException) -> dict[str, Any]:
+            digest = _digest(probe)
+            return {"gallery": self._gallery_ref(gallery_name), "model_config": self.engine.config.to_dict(),
+                    "probe_sha256": None if digest is None else [digest],
+                    "details": {"gallery_name": gallery_name, "top_k": top_k, "threshold_requested": threshold}}
+
+        return self._run("search", call, describe, on_error)
+
+    # -- changes --------------------------------------------------------------------------------
+
+    def enroll(self, gallery_name: str, items: Sequence[EnrollItem]) -> Audited[tuple[list[str], list[str]]]:
+        """Enrol embedded faces into a gallery and record it.
+
+        Raises
+        ------
+        MissingContext
+            No operator or purpose.
+        RecognitionError
+            Whatever the gallery store raised (recorded with its ``code``).
+        """
+        self.session.check("enroll", {"gallery_name": gallery_name})
+        digests = sorted({i.embedding.image_sha256 for i in items})
+        subjects = sorted({i.subject_id for i in items})
+
+        def describe(r: tuple[list[str], list[str]]) -> dict[str, Any]:
+            new, existing = r
+            return {
+                "gallery": self._gallery_ref(gallery_name),
+                "probe_sha256": digests or None,
+                "details": {"subject_ids": subjects, "new_face_ids": list(new), "existing_face_ids": list(existing)},
+            }
+
+        def on_error(_: BaseException) -> dict[str, Any]:
+            return {"gallery": self._gallery_ref(gallery_name), "probe_sha256": digests or None,
+                    "details": {"gallery_name": gallery_name, "subject_ids": subjects}}
+
+        return self._run("enroll", lambda: self.galleries.enroll(gallery_name, items), describe, on_error)
+
+    def enroll_images(
+        self, gallery_name: str, images: Sequence[SourceImage], *, workers: int | None = None,
+        progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
+    ) -> Audited[EnrollReport]:
+        """Embed ``images`` and enrol the faces found: one ``enroll`` record, failures summarised in it.
+
+        Raises
+        ------
+        MissingContext
+            No operator or purpose (checked before any image is read).
+        EnrollmentFailed
+            No image yielded a face (recorded as ``enroll_failed`` with the summary).
+        RecognitionError
+            The gallery is unknown, or the store refused the faces (recorded).
+        """
+        self.session.check("enroll", {"gallery_name": gallery_name})
+
+        def call() -> EnrollReport:
+            return enroll_images(self.engine, self.galleries, gallery_name, images, workers=workers,
+                                 progress=progress, on_progress=on_progress)
+
+        def describe(r: EnrollReport) -> dict[str, Any]:
+            return {
+                "gallery": self._gallery_ref(gallery_name),
+                "details": {"images": len(images), "new_face_ids": list(r.enrolled),
+                            "existing_face_ids": list(r.already_enrolled),
+                            "subject_ids": sorted({i.subject_id for i in images}),
+                            "failures": r.failures.to_dict()},
+            }
+
+        def on_error(err: BaseException) -> dict[str, Any]:
+            details: dict[str, Any] = {"gallery_name": gallery_name, "images": len(images)}
+            if isinstance(err, EnrollmentFailed):
+                details["failures"] = err.summary
+            return {"gallery": self._gallery_ref(gallery_name), "details": details}
+
+        return self._run("enroll", call, describe, on_error)
+
+    def _delete(self, gallery_name: str, what: str, value: str) -> Audited[list[str]]:
+        self.session.check("delete", {"gallery_name": gallery_name, what: value})
+        method = self.galleries.delete_subject if what == "subject_id" else self.galleries.delete_face
+
+        def describe(r: list[str]) -> dict[str, Any]:
+            return {"outcome": "ok", "gallery": self._gallery_ref(gallery_name),
+                    "details": {what: value, "deleted_face_ids": list(r)}}
+
+        def on_error(_: BaseException) -> dict[str, Any]:
+            return {"gallery": self._gallery_ref(gallery_name), "details": {"gallery_name": gallery_name, what: value}}
+
+        return self._run("delete", lambda: method(gallery_name, value), describe, on_error)
+
+    def delete_subject(self, gallery_name: str, subject_id: str) -> Audited[list[str]]:
+        """Erase every face of a subject and record it (the record keeps ids, never images)."""
+        return self._delete(gallery_name, "subject_id", subject_id)
+
+    def delete_face(self, gallery_name: str, face_id: str) -> Audited[list[str]]:
+        """Erase one face and record it."""
+        return self._delete(gallery_name, "face_id", face_id)
+
+
+def audited_export(
+    session: AuditSession, log: AuditLog, out: str | os.PathLike[str], fmt: str,
+    filters: AuditFilter | None = None, *, pseudonymize: bool = False, pseudonym_key_path: str | None = None,
+) -> Audited[ExportSummary]:
+    """Export the records matching ``filters`` (``fmt``: csv, jsonl, parquet or excerpt), recorded as ``export``.
+
+    Raises
+    ------
+    MissingContext
+        No operator or purpose (refused and recorded before anything is written).
+    BadInput
+        An excerpt with ``pseudonymize`` (an excerpt carries the original records).
+    AuditError
+        The export failed (recorded with its code).
+    """
+    filters = filters or AuditFilter()
+    excerpt = fmt == "excerpt"
+    asked = {"format": fmt, "out": Path(out).name, "filters": filters.to_dict(), "pseudonymized": pseudonymize}
+    session.check("export", asked)
+    if excerpt and pseudonymize:
+        reason = "a verifiable excerpt carries the original records; drop pseudonymisation"
+        session.refuse("export", BadInput.code, reason, asked)
+        raise BadInput(reason)
+
+    def call() -> ExportSummary:
+        if excerpt:
+            return write_excerpt(log, out, filters)
+        key = load_pseudonym_key(log, pseudonym_key_path) if pseudonymize else None
+        return export_records(log, out, fmt, filters, key)  # type: ignore[arg-type]
+
+    return session.run("export", call, lambda s: {"details": {**s.to_dict(), "path": Path(s.path).name}},
+                       lambda _: {"details": asked})

@@ -1,0 +1,441 @@
+"""Evaluation datasets: a manifest CSV, or the LFW folder layout with its ``pairs.txt``.
+
+Manifest
+    A CSV with an ``image`` column (a path relative to the CSV's folder), a subject
+    column named by the caller, and any demographic label columns.
+LFW
+    ``images/<Name>/<Name>_NNNN.jpg`` (or the archive's own ``<Name>/<Name>_NNNN.jpg``
+    beside it) and ``pairs.txt`` in the standard 10-fold format:
+    a first line ``"10 300"`` (folds, pairs per kind), then per fold 300 matched lines
+    ``"name i j"`` followed by 300 mismatched lines ``"name1 i name2 j"``. A
+    ``labels.csv`` beside it (``image`` + label columns) adds demographic labels.
+
+Every load produces a :class:`ValidationReport` (missing and unreadable files,
+duplicate images by SHA-256 of their bytes, single-image subjects, unknown or empty
+labels, multi-valued labels). A manifest that cannot be used at all (a missing
+column, a path outside the folder) raises :class:`core.errors.ManifestError`.
+Problems with individual files are reported, not raised: the dataset keeps only
+usable images and the report lists the rest.
+
+The dataset *fingerprint* is the SHA-256 over the sorted lines
+``(image sha256, subject, labels...)``: it changes when any image's bytes, subject
+or labels change, and not when files are renamed or reordered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from audit.evaluation.groups import UNKNOWN, is_multi_valued, normalise_labels
+from core.errors import ManifestError
+from core.image import sha256_file
+
+__all__ = [
+    "Dataset",
+    "LfwPair",
+    "ValidationReport",
+    "load_manifest",
+    "load_lfw",
+    "parse_lfw_pairs",
+    "sha256_file",
+]
+
+IMAGE_COLUMN = "image"
+
+
+def _readable(path: Path) -> bool:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+        return True
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """What is wrong (or worth knowing) about a dataset."""
+
+    n_rows: int
+    """Rows in the manifest (or images referenced)."""
+    n_images: int
+    """Usable images (present and readable)."""
+    n_subjects: int
+    """Subjects among usable images."""
+    missing_files: tuple[str, ...] = ()
+    """Images listed but not found."""
+    unreadable_files: tuple[str, ...] = ()
+    """Images found but not decodable."""
+    duplicate_images: tuple[tuple[str, ...], ...] = ()
+    """Groups of images with identical bytes (SHA-256)."""
+    single_image_subjects: tuple[str, ...] = ()
+    """Subjects with one usable image (no genuine pair)."""
+    unknown_labels: dict[str, int] = field(default_factory=dict)
+    """Per label column, images whose label was missing or empty (kept as ``unknown``)."""
+    multi_valued_labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per label column, distinct multi-valued labels (e.g. ``"Black; Hispanic"``)."""
+
+    @property
+    def ok(self) -> bool:
+        """No missing, unreadable or duplicate images."""
+        return not (self.missing_files or self.unreadable_files or self.duplicate_images)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (with counts)."""
+        return {
+            "n_rows": self.n_rows,
+            "n_images": self.n_images,
+            "n_subjects": self.n_subjects,
+            "ok": self.ok,
+            "missing_files": list(self.missing_files),
+            "unreadable_files": list(self.unreadable_files),
+            "duplicate_images": [list(d) for d in self.duplicate_images],
+            "single_image_subjects": list(self.single_image_subjects),
+            "unknown_labels": dict(self.unknown_labels),
+            "multi_valued_labels": {k: list(v) for k, v in self.multi_valued_labels.items()},
+            "counts": {
+                "missing_files": len(self.missing_files),
+                "unreadable_files": len(self.unreadable_files),
+                "duplicate_groups": len(self.duplicate_images),
+                "single_image_subjects": len(self.single_image_subjects),
+            },
+        }
+
+
+@dataclass(frozen=True)
+class LfwPair:
+    """One pair of the LFW protocol."""
+
+    fold: int
+    """Fold number, 0-based."""
+    image_a: str
+    """First image, relative to the dataset root."""
+    image_b: str
+    """Second image, relative to the dataset root."""
+    same: bool
+    """Whether the pair is matched (same person)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A labelled image set ready for evaluation (usable images only)."""
+
+    root: Path
+    """Folder that image paths are relative to."""
+    table: pd.DataFrame
+    """One row per usable image: ``image``, the subject column, labels (normalised), ``sha256``."""
+    subject_column: str
+    """Name of the subject column."""
+    label_columns: tuple[str, ...]
+    """Demographic label columns."""
+    fingerprint: str
+    """SHA-256 over sorted ``(image sha256, subject, labels)``."""
+    validation: ValidationReport
+    """What was found wrong or notable."""
+    pairs: tuple[LfwPair, ...] = ()
+    """The LFW protocol pairs, if the dataset came with ``pairs.txt``."""
+    name: str = ""
+    """Short name (folder or CSV stem)."""
+
+    def paths(self) -> list[Path]:
+        """Absolute image paths, in table order."""
+        return [self.root / p for p in self.table[IMAGE_COLUMN]]
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @property
+    def subjects(self) -> list[str]:
+        """Subject per image, in table order."""
+        return [str(s) for s in self.table[self.subject_column]]
+
+    @property
+    def labels(self) -> pd.DataFrame:
+        """Label columns, in table order."""
+        return self.table[list(self.label_columns)].reset_index(drop=True)
+
+
+def _fingerprint(table: pd.DataFrame, subject_column: str, label_columns: Sequence[str]) -> str:
+    lines = sorted(
+        "\t".join([str(r["sha256"]), str(r[subject_column])] + [f"{c}={r[c]}" for c in label_columns])
+        for r in table.to_dict("records")
+    )
+    h = hashlib.sha256()
+    h.update(("facetrail-dataset-v1\n" + "\t".join(label_columns) + "\n").encode())
+    for line in lines:
+        h.update(line.encode("utf-8") + b"\n")
+    return h.hexdigest()
+
+
+def _build(
+    root: Path,
+    rows: pd.DataFrame,
+    subject_column: str,
+    label_columns: Sequence[str],
+    *,
+    check_images: bool,
+    name: str,
+    pairs: tuple[LfwPair, ...] = (),
+) -> Dataset:
+    labels_raw = rows[list(label_columns)]
+    norm = normalise_labels(labels_raw, list(label_columns))
+    unknown = {}
+    multi = {}
+    for c in label_columns:
+        raw = labels_raw[c]
+        unknown[c] = int(
+            sum(
+                1
+                for v in raw.tolist()
+                if v is None or (isinstance(v, float) and v != v) or str(v).strip() == "" or str(v).strip() == UNKNOWN
+            )
+        )
+        multi[c] = tuple(sorted({v for v in norm[c].tolist() if is_multi_valued(v)}))
+    table = rows[[IMAGE_COLUMN, subject_column]].copy()
+    table[subject_column] = [
+        "" if v is None or (isinstance(v, float) and v != v) else str(v).strip() for v in table[subject_column]
+    ]
+    for c in label_columns:
+        table[c] = norm[c].to_numpy()
+    empty_subject = table[subject_column] == ""
+    if empty_subject.any():
+        first = table.loc[empty_subject, IMAGE_COLUMN].iloc[0]
+        raise ManifestError(
+            f"{int(empty_subject.sum())} row(s) have an empty subject in column {subject_column!r} "
+            f"(first: image {first!r})"
+        )
+    missing: list[str] = []
+    unreadable: list[str] = []
+    digests: list[str | None] = []
+    for rel in table[IMAGE_COLUMN]:
+        path = root / rel
+        if not path.is_file():
+            missing.append(rel)
+            digests.append(None)
+            continue
+        if check_images and not _readable(path):
+            unreadable.append(rel)
+            digests.append(None)
+            continue
+        digests.append(sha256_file(path))
+    table["sha256"] = digests
+    table = table[table["sha256"].notna()].reset_index(drop=True)
+    dup_groups = tuple(
+        tuple(sorted(g[IMAGE_COLUMN].tolist())) for _, g in table.groupby("sha256", sort=True) if len(g) > 1
+    )
+    counts = table[subject_column].value_counts()
+    single = tuple(sorted(str(s) for s in counts[counts == 1].index))
+    report = ValidationReport(
+        n_rows=len(rows),
+        n_images=len(table),
+        n_subjects=int(table[subject_column].nunique()),
+        missing_files=tuple(missing),
+        unreadable_files=tuple(unreadable),
+        duplicate_images=dup_groups,
+        single_image_subjects=single,
+        unknown_labels=unknown,
+        multi_valued_labels={k: v for k, v in multi.items() if v},
+    )
+    return Dataset(
+        root=root,
+        table=table,
+        subject_column=subject_column,
+        label_columns=tuple(label_columns),
+        fingerprint=_fingerprint(table, subject_column, label_columns),
+        validation=report,
+        pairs=pairs,
+        name=name,
+    )
+
+
+def _check_relative(rel: str, root: Path, where: str) -> None:
+    p = Path(rel)
+    if not rel or p.is_absolute() or ".." in p.parts:
+        raise ManifestError(f"{where}: image path {rel!r} must be relative to the manifest's folder, without '..'")
+    if not (root / p).resolve().is_relative_to(root.resolve()):
+        raise ManifestError(f"{where}: image path {rel!r} leaves the manifest's folder")
+
+
+def load_manifest(
+    csv_path: str | Path,
+    subject_column: str,
+    label_columns: Sequence[str] | None = None,
+    *,
+    check_images: bool = True,
+) -> Dataset:
+    """Load and validate a manifest CSV.
+
+    Parameters
+    ----------
+    csv_path
+        The CSV; ``image`` paths are relative to its folder.
+    subject_column
+        The column identifying the person.
+    label_columns
+        Demographic columns to keep (default: every column except ``image`` and the subject).
+    check_images
+        Decode every image header (PIL ``verify``) to find unreadable files.
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    ManifestError
+        If the file is missing or not a CSV, a required column is absent, or an image
+        path is absolute or leaves the folder.
+    """
+    path = Path(csv_path)
+    if not path.is_file():
+        raise ManifestError(f"manifest {str(path)!r} does not exist or is not a file")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ManifestError(f"manifest {str(path)!r} is not a readable CSV: {err}") from err
+    required = [IMAGE_COLUMN, subject_column]
+    absent = [c for c in required if c not in df.columns]
+    if absent:
+        raise ManifestError(
+            f"manifest {str(path)!r} lacks column(s) {', '.join(repr(c) for c in absent)}; "
+            f"it has: {', '.join(df.columns)}"
+        )
+    if label_columns is None:
+        label_columns = [c for c in df.columns if c not in (IMAGE_COLUMN, subject_column)]
+    absent = [c for c in label_columns if c not in df.columns]
+    if absent:
+        raise ManifestError(
+            f"manifest {str(path)!r} lacks label column(s) {', '.join(repr(c) for c in absent)}; "
+            f"it has: {', '.join(df.columns)}"
+        )
+    root = path.resolve().parent
+    for i, rel in enumerate(df[IMAGE_COLUMN].tolist()):
+        _check_relative("" if rel is None or rel != rel else str(rel), root, f"{path.name} row {i + 2}")
+    df[IMAGE_COLUMN] = df[IMAGE_COLUMN].astype(str)
+    return _build(
+        root, df, subject_column, list(label_columns), check_images=check_images, name=root.name if path.name == "labels.csv" else f"{root.name}/{path.stem}"
+    )
+
+
+def parse_lfw_pairs(text: str, source: str = "pairs.txt", image_dir: str = "images") -> tuple[LfwPair, ...]:
+    """Parse an LFW ``pairs.txt`` (10 folds x n matched + n mismatched lines).
+
+    Image paths are ``<image_dir>/<Name>/<Name>_NNNN.jpg`` (``image_dir`` may be empty).
+
+    Raises
+    ------
+    ManifestError
+        If the header or a line does not follow the format.
+    """
+    prefix = f"{image_dir.strip('/')}/" if image_dir.strip("/") else ""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise ManifestError(f"{source} is empty")
+    head = lines[0].split()
+    try:
+        folds, per = (int(head[0]), int(head[1])) if len(head) == 2 else (1, int(head[0]))
+    except (ValueError, IndexError) as err:
+        raise ManifestError(f"{source}: first line must be '<folds> <pairs per kind>', got {lines[0]!r}") from err
+    expected = 1 + folds * 2 * per
+    if len(lines) != expected:
+        raise ManifestError(
+            f"{source}: expected {expected} lines for {folds} folds of {per}+{per} pairs, found {len(lines)}"
+        )
+
+    def img(name: str, num: str, lineno: int) -> str:
+        try:
+            k = int(num)
+        except ValueError as err:
+            raise ManifestError(f"{source} line {lineno}: image number {num!r} is not an integer") from err
+        return f"{prefix}{name}/{name}_{k:04d}.jpg"
+
+    out: list[LfwPair] = []
+    pos = 1
+    for f in range(folds):
+        for same in (True, False):
+            for _ in range(per):
+                parts = lines[pos].split()
+                lineno = pos + 1
+                if same and len(parts) == 3:
+                    out.append(LfwPair(f, img(parts[0], parts[1], lineno), img(parts[0], parts[2], lineno), True))
+                elif not same and len(parts) == 4:
+                    out.append(LfwPair(f, img(parts[0], parts[1], lineno), img(parts[2], parts[3], lineno), False))
+                else:
+                    kind = "matched 'name i j'" if same else "mismatched 'name1 i name2 j'"
+                    raise ManifestError(f"{source} line {lineno}: expected a {kind} pair, got {lines[pos]!r}")
+                pos += 1
+    return tuple(out)
+
+
+def load_lfw(
+    folder: str | Path,
+    *,
+    label_columns: Sequence[str] | None = None,
+    check_images: bool = True,
+    pairs_only: bool = True,
+) -> Dataset:
+    """Load an LFW-layout folder: ``images/<Name>/<Name>_NNNN.jpg``, ``pairs.txt``, optional ``labels.csv``.
+
+    Parameters
+    ----------
+    folder
+        The dataset root.
+    label_columns
+        Label columns to take from ``labels.csv`` (default: all except ``image`` and identity columns).
+    check_images
+        Decode image headers to find unreadable files.
+    pairs_only
+        With a ``pairs.txt``, keep only the images its pairs use (LFW's protocol set);
+        otherwise every image under ``images/``.
+
+    Raises
+    ------
+    ManifestError
+        If the folder or its ``images`` subfolder is missing, or ``pairs.txt``/``labels.csv`` is malformed.
+    """
+    root = Path(folder).resolve()
+    if (root / "images").is_dir():
+        image_dir = "images"
+    elif root.is_dir() and next(root.glob("*/*.jpg"), None) is not None:
+        image_dir = ""  # the archive's own layout: <Name>/<Name>_NNNN.jpg beside pairs.txt
+    else:
+        raise ManifestError(
+            f"{str(folder)!r} is not an LFW folder: no 'images' subfolder and no <Name>/<Name>_NNNN.jpg files"
+        )
+    pairs: tuple[LfwPair, ...] = ()
+    pairs_file = root / "pairs.txt"
+    if pairs_file.is_file():
+        pairs = parse_lfw_pairs(pairs_file.read_text(encoding="utf-8"), str(pairs_file), image_dir)
+    if pairs and pairs_only:
+        images = sorted({p.image_a for p in pairs} | {p.image_b for p in pairs})
+    else:
+        images = sorted(str(p.relative_to(root)) for p in (root / image_dir).glob("*/*.jpg"))
+    if not images:
+        raise ManifestError(f"{str(folder)!r} has no <Name>/*.jpg images")
+    rows = pd.DataFrame({IMAGE_COLUMN: images, "identity": [Path(i).parent.name for i in images]})
+    labels_file = root / "labels.csv"
+    cols: list[str] = []
+    if labels_file.is_file():
+        try:
+            lab = pd.read_csv(labels_file, dtype=str, keep_default_na=False, na_values=[""])
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+            raise ManifestError(f"{labels_file} is not a readable CSV: {err}") from err
+        if IMAGE_COLUMN not in lab.columns:
+            raise ManifestError(f"{labels_file} lacks an 'image' column")
+        skip = {IMAGE_COLUMN, "identity", "name", "n_images_identity"}
+        cols = list(label_columns) if label_columns is not None else [c for c in lab.columns if c not in skip]
+        absent = [c for c in cols if c not in lab.columns]
+        if absent:
+            raise ManifestError(f"{labels_file} lacks label column(s) {absent}")
+        rows = rows.merge(lab[[IMAGE_COLUMN] + cols].drop_duplicates(IMAGE_COLUMN), on=IMAGE_COLUMN, how="left")
+    elif label_columns:
+        raise ManifestError(f"label columns {list(label_columns)} requested but {labels_file} does not exist")
+    return _build(root, rows, "identity", cols, check_images=check_images, name=root.name, pairs=pairs)

@@ -1,0 +1,231 @@
+"""The one schema of a facetrail database, its version, and the forward migrations that upgrade old files.
+
+Every table facetrail keeps is created here and nowhere else; stores only query
+them. A ``schema_version`` table holds one row per applied migration (version,
+description, time), so a file says which shape it has. :func:`migrate` runs when a
+:class:`~core.storage.connection.Database` is first used: it applies, in one
+transaction, every migration newer than the file's version, and refuses a file
+written by a newer facetrail (:class:`SchemaError`) instead of guessing at it.
+
+Files made before versioning (they have the tables but no ``schema_version``) are
+upgraded by migration 1, whose statements are all ``CREATE ... IF NOT EXISTS``.
+A migration, once released, is never edited: a change of shape is a new migration
+appended to :data:`MIGRATIONS`.
+
+Tables (version 1):
+
+- galleries, gallery_faces: galleries and their enrolled faces (:mod:`core.gallery`);
+- embedding_cache: embeddings by (image SHA-256, embedding key) (:mod:`core.cache`);
+- calibrations: calibrated thresholds with provenance (:mod:`core.thresholds`);
+- audit_log, audit_checkpoint_chain: the audit trail (:mod:`audit.trail.store`);
+- users: accounts (:mod:`audit.accounts`);
+- eval_runs and eval_rates, eval_disparity, eval_det, eval_histograms, eval_fta,
+  eval_identification, eval_calibrations: stored evaluation runs
+  (:mod:`audit.evaluation.store`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from core.storage.errors import SchemaError
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "current_version", "migrate", "table_columns"]
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the schema: the statements that take a file from ``version - 1`` to ``version``."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+def _eval_table(name: str, columns: str) -> str:
+    return f"CREATE TABLE IF NOT EXISTS {name} (run_id VARCHAR NOT NULL, row_no BIGINT NOT NULL, {columns})"
+
+
+_V1 = (
+    """CREATE TABLE IF NOT EXISTS galleries (
+        name VARCHAR PRIMARY KEY,
+        embedding_key VARCHAR NOT NULL,
+        config JSON NOT NULL,
+        face_count BIGINT NOT NULL DEFAULT 0,
+        set_hash VARCHAR NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    )""",
+    """CREATE TABLE IF NOT EXISTS gallery_faces (
+        gallery VARCHAR NOT NULL,
+        face_id VARCHAR NOT NULL,
+        subject_id VARCHAR NOT NULL,
+        image_sha256 VARCHAR NOT NULL,
+        image_name VARCHAR,
+        metadata JSON,
+        embedding FLOAT[] NOT NULL,
+        enrolled_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (gallery, face_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS embedding_cache (
+        image_sha256 VARCHAR NOT NULL,
+        embedding_key VARCHAR NOT NULL,
+        embedding FLOAT[],
+        face JSON,
+        faces_detected INTEGER NOT NULL,
+        error_code VARCHAR,
+        error_message VARCHAR,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (image_sha256, embedding_key)
+    )""",
+    """CREATE TABLE IF NOT EXISTS calibrations (
+        id BIGINT PRIMARY KEY,
+        embedding_key VARCHAR NOT NULL,
+        model VARCHAR NOT NULL,
+        detector VARCHAR NOT NULL,
+        alignment VARCHAR NOT NULL,
+        threshold DOUBLE NOT NULL,
+        source JSON NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    )""",
+    """CREATE TABLE IF NOT EXISTS audit_log (
+        seq BIGINT PRIMARY KEY,
+        prev_hash BLOB NOT NULL,
+        entry_hash BLOB NOT NULL,
+        record BLOB NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS audit_checkpoint_chain (
+        seq BIGINT NOT NULL,
+        head_hash BLOB NOT NULL,
+        merkle_root BLOB NOT NULL,
+        created_at VARCHAR NOT NULL,
+        key_id VARCHAR NOT NULL,
+        signature BLOB NOT NULL,
+        frontier BLOB NOT NULL,
+        prev BLOB NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS users (
+        name VARCHAR PRIMARY KEY,
+        role VARCHAR NOT NULL,
+        password_hash VARCHAR NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    )""",
+    """CREATE TABLE IF NOT EXISTS eval_runs (
+        run_id VARCHAR PRIMARY KEY,
+        created TIMESTAMPTZ NOT NULL,
+        dataset_fingerprint VARCHAR,
+        dataset_name VARCHAR,
+        model_config JSON NOT NULL,
+        embedding_key VARCHAR,
+        code_version VARCHAR,
+        config JSON NOT NULL,
+        run JSON NOT NULL
+    )""",
+    _eval_table(
+        "eval_rates",
+        '"pairing" VARCHAR, "grouping" VARCHAR, "group" JSON, "group_name" VARCHAR, "other_group" JSON, '
+        '"other_group_name" VARCHAR, "threshold_name" VARCHAR, "threshold_source" VARCHAR, "target_fmr" DOUBLE, '
+        '"threshold" DOUBLE, "similarity_threshold" DOUBLE, "genuine_pairs" BIGINT, "false_non_matches" BIGINT, '
+        '"fnmr" DOUBLE, "fnmr_lo" DOUBLE, "fnmr_hi" DOUBLE, "impostor_pairs" BIGINT, "false_matches" BIGINT, '
+        '"fmr" DOUBLE, "fmr_lo" DOUBLE, "fmr_hi" DOUBLE, "subjects" BIGINT, "images" BIGINT, '
+        '"low_count" BOOLEAN, "false_match_rate" DOUBLE, "false_non_match_rate" DOUBLE, "eer" DOUBLE, '
+        '"interval_method" VARCHAR',
+    ),
+    _eval_table(
+        "eval_disparity",
+        '"grouping" VARCHAR, "group" JSON, "group_name" VARCHAR, "best_group_name" VARCHAR, '
+        '"threshold_name" VARCHAR, "threshold" DOUBLE, "metric" VARCHAR, "rate" DOUBLE, '
+        '"relative_to_best" DOUBLE, "relative_lo" DOUBLE, "relative_hi" DOUBLE, "max_min_ratio" DOUBLE, '
+        '"max_min_ratio_lo" DOUBLE, "max_min_ratio_hi" DOUBLE, "flag" BOOLEAN, "max_min_flag" BOOLEAN, '
+        '"low_count" BOOLEAN',
+    ),
+    _eval_table(
+        "eval_det",
+        '"grouping" VARCHAR, "group" JSON, "group_name" VARCHAR, "similarity" DOUBLE, "threshold" DOUBLE, '
+        '"fmr" DOUBLE, "fnmr" DOUBLE',
+    ),
+    _eval_table(
+        "eval_histograms",
+        '"grouping" VARCHAR, "group" JSON, "group_name" VARCHAR, "bin_lo" DOUBLE, "bin_hi" DOUBLE, '
+        '"genuine" BIGINT, "impostor" BIGINT',
+    ),
+    _eval_table(
+        "eval_fta",
+        '"group" JSON, "group_name" VARCHAR, "grouping" VARCHAR, "images" BIGINT, "failures" BIGINT, '
+        '"fta_rate" DOUBLE',
+    ),
+    _eval_table(
+        "eval_identification",
+        '"grouping" VARCHAR, "group" JSON, "group_name" VARCHAR, "threshold_name" VARCHAR, "threshold" DOUBLE, '
+        '"similarity_threshold" DOUBLE, "gallery_size" BIGINT, "gallery_subjects" BIGINT, '
+        '"mated_searches" BIGINT, "rank1_hits" BIGINT, "rank1_rate" DOUBLE, "fnir" DOUBLE, "fnir_lo" DOUBLE, '
+        '"fnir_hi" DOUBLE, "nonmated_searches" BIGINT, "false_positive_searches" BIGINT, "fpir" DOUBLE, '
+        '"fpir_lo" DOUBLE, "fpir_hi" DOUBLE',
+    ),
+    _eval_table(
+        "eval_calibrations",
+        '"target_fmr" DOUBLE, "threshold" DOUBLE, "similarity_threshold" DOUBLE, "false_matches" BIGINT, '
+        '"impostor_pairs" BIGINT, "achieved_fmr" DOUBLE, "false_non_matches" BIGINT, "genuine_pairs" BIGINT, '
+        '"achieved_fnmr" DOUBLE',
+    ),
+)
+
+#: Every migration, oldest first; a released one is never edited.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "galleries, embedding cache, calibrations, audit log and checkpoints, users, evaluation runs", _V1),
+)
+
+#: The shape this facetrail writes.
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY,
+    description VARCHAR NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)"""
+
+
+def current_version(con: Any) -> int:
+    """The file's schema version (0 for a new or pre-versioning file)."""
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+    ).fetchone()
+    if not found or not found[0]:
+        return 0
+    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def migrate(con: Any, path: str = "the database") -> int:
+    """Bring the file to :data:`SCHEMA_VERSION` (inside the caller's transaction); return the version.
+
+    Raises
+    ------
+    SchemaError
+        The file was written by a newer facetrail (its version is above :data:`SCHEMA_VERSION`).
+    """
+    version = current_version(con)
+    if version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"{path} has schema version {version}; this facetrail reads up to {SCHEMA_VERSION}: upgrade facetrail"
+        )
+    if version == SCHEMA_VERSION:
+        return version
+    con.execute(_VERSION_TABLE)
+    for migration in MIGRATIONS:
+        if migration.version > version:
+            for statement in migration.statements:
+                con.execute(statement)
+            con.execute("INSERT INTO schema_version (version, description) VALUES (?, ?)",
+                        [migration.version, migration.description])
+    return SCHEMA_VERSION
+
+
+def table_columns(con: Any, table: str) -> list[str]:
+    """Column names of ``table`` in order (for checks that a store and the schema agree)."""
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    return [str(r[0]) for r in rows]

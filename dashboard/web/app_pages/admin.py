@@ -1,0 +1,55 @@
+"""Administration (admins): accounts and galleries."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from audit import ROLES, AuditContext
+from dashboard.web.app_pages.common import ERRORS, require, runtime, users
+
+user = require("manage_users")
+st.title("Administration")
+
+st.subheader("Accounts")
+st.dataframe(pd.DataFrame([u.to_dict() for u in users().list()]), hide_index=True)
+with st.form("admin_user_form", clear_on_submit=True):
+    c1, c2, c3 = st.columns(3)
+    name = c1.text_input("Account name", key="admin_new_name")
+    role = c2.selectbox("Role", ROLES, key="admin_new_role")
+    password = c3.text_input("Initial password (8+ characters)", type="password", key="admin_new_password")
+    if st.form_submit_button("Create account"):
+        try:
+            created = users().add(name.strip(), role, password)
+        except ERRORS as err:
+            st.error(str(err))
+        else:
+            st.success(f"Created {created.role} {created.name}.")
+
+st.subheader("Galleries")
+galleries = runtime().galleries.list()
+if not galleries:
+    st.info("No gallery yet.")
+else:
+    st.dataframe(pd.DataFrame([g.to_dict() for g in galleries]), hide_index=True)
+    with st.form("admin_erase_form", clear_on_submit=True):
+        st.markdown("**Erase a subject** (right to erasure: the embeddings are deleted; the audit record keeps ids)")
+        c1, c2 = st.columns(2)
+        gallery = c1.selectbox("Gallery", [g.name for g in galleries], key="admin_erase_gallery")
+        subject = c2.text_input("Subject id", key="admin_erase_subject")
+        purpose = st.text_input("Reason (required, recorded)", key="admin_erase_purpose")
+        confirmed = st.checkbox("I understand this cannot be undone", key="admin_erase_confirm")
+        if st.form_submit_button("Erase subject"):
+            if not confirmed:
+                st.error("Tick the confirmation to erase.")
+            else:
+                try:
+                    rt = runtime()
+                    service = rt.audited(rt.engine_for_gallery(gallery), AuditContext(user.name, purpose.strip() or None))
+                    erased = service.delete_subject(gallery, subject.strip())
+                except ERRORS as err:
+                    st.error(str(err))
+                else:
+                    st.success(f"Erased {len(erased.result)} face(s); audit record #{erased.seq}.")
+st.caption("Galleries are created and filled with `facetrail gallery create|enroll`; every change, here or there, "
+           "is recorded in the audit log.")
