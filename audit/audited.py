@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from audit.session import Audited, AuditSession
+from audit.trail.convert import candidate_fields, gallery_fields
 from audit.trail.export import ExportSummary, export_records, load_pseudonym_key, write_excerpt
 from audit.trail.log import AuditLog
 from audit.trail.store import AuditFilter
-from audit.trail.convert import candidate_fields, gallery_fields
+from core.config import check_threshold
 from core.engine import Engine
 from core.enrollment import EnrollReport, enroll_images
 from core.errors import BadInput, EnrollmentFailed, RecognitionError
@@ -79,6 +80,16 @@ class AuditedEngine:
         except RecognitionError:
             return None
 
+    def _check_threshold(self, action: str, threshold: float | None, details: Mapping[str, Any]) -> None:
+        """Refuse (and record) a threshold that is not a cosine distance in [0, 2] before any work."""
+        if threshold is None:
+            return
+        try:
+            check_threshold(threshold)
+        except BadInput as err:
+            self.session.refuse(action, err.code, str(err), {**details, "threshold_requested": str(threshold)})
+            raise
+
     def _run(self, action: str, call: Callable[[], Any], describe: Callable[[Any], dict[str, Any]],
              on_error: Callable[[BaseException], dict[str, Any]]) -> Audited[Any]:
         return self.session.run(action, call, describe, on_error)
@@ -96,6 +107,7 @@ class AuditedEngine:
             Whatever the engine raised (recorded with its ``code``).
         """
         self.session.check("verify")
+        self._check_threshold("verify", threshold, {})
 
         def describe(r: VerifyResult) -> dict[str, Any]:
             return {
@@ -133,6 +145,7 @@ class AuditedEngine:
             Whatever the engine or gallery store raised (recorded with its ``code``).
         """
         self.session.check("search", {"gallery_name": gallery_name})
+        self._check_threshold("search", threshold, {"gallery_name": gallery_name})
         return self._search(gallery_name, probe, top_k, threshold)
 
     def search_many(
@@ -144,6 +157,7 @@ class AuditedEngine:
         A probe that fails is recorded and returned as its error; the others go on.
         """
         self.session.check("search", {"gallery_name": gallery_name})
+        self._check_threshold("search", threshold, {"gallery_name": gallery_name})
         out: list[Audited[SearchResult] | RecognitionError] = []
         for probe in probes:
             try:

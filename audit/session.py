@@ -17,7 +17,6 @@ The session records; it does not compute.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -47,24 +46,6 @@ class AuditContext:
     """Legal basis (optional)."""
     case_required: bool = False
     """Whether this interface requires a case reference (the dashboard does): a missing one is refused."""
-
-    @classmethod
-    def from_env(
-        cls,
-        operator: str | None = None,
-        purpose: str | None = None,
-        case_ref: str | None = None,
-        legal_basis: str | None = None,
-        environ: Mapping[str, str] | None = None,
-    ) -> AuditContext:
-        """Fill missing values from ``FACETRAIL_OPERATOR``, ``FACETRAIL_PURPOSE``, ``FACETRAIL_CASE``, ``FACETRAIL_LEGAL_BASIS``."""
-        env = os.environ if environ is None else environ
-        return cls(
-            operator or env.get("FACETRAIL_OPERATOR") or None,
-            purpose or env.get("FACETRAIL_PURPOSE") or None,
-            case_ref or env.get("FACETRAIL_CASE") or None,
-            legal_basis or env.get("FACETRAIL_LEGAL_BASIS") or None,
-        )
 
     def missing(self) -> list[str]:
         """Return the names of required fields that are empty."""

@@ -10,7 +10,7 @@ config) -> index/gallery/cache (galleries in DuckDB, through :mod:`core.storage`
 
 from core.cache import EmbeddingCache
 from core.config import ALIGNMENTS, DETECTORS, MODELS, ModelConfig, ThresholdSource
-from core.engine import BUILTIN_THRESHOLDS, Engine, default_config
+from core.engine import BUILTIN_THRESHOLDS, DEFAULT_ALIGNMENT, DEFAULT_DETECTOR, Engine, default_config
 from core.enrollment import EnrollReport, FailureSummary, enroll_images
 from core.errors import (
     BadInput,
@@ -39,6 +39,8 @@ from core.storage import Database, DatabaseBusy, SchemaError, StorageError, defa
 __all__ = [
     "ALIGNMENTS",
     "BUILTIN_THRESHOLDS",
+    "DEFAULT_ALIGNMENT",
+    "DEFAULT_DETECTOR",
     "DETECTORS",
     "MODELS",
     "ApproxIndex",

@@ -187,7 +187,7 @@ class FacePipeline:
         from deepface.modules import detection, preprocessing  # noqa: PLC0415
 
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        with _deepface_home():
+        with _BUILD_LOCK, _deepface_home():  # the environment is process-wide: change it under the lock
             detected = detection.detect_faces(detector_backend=self.detector_name, img=bgr, align=True)
         detected = [d for d in detected if d.img.shape[0] > 0 and d.img.shape[1] > 0]
         pairs = sorted(((_face(d.facial_area), d) for d in detected), key=lambda p: p[0].area, reverse=True)

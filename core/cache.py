@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from core.storage.connection import Database
 from core.results import Face
+from core.storage.connection import Database
 
 __all__ = ["CachedOutcome", "EmbeddingCache"]
 

@@ -22,8 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal
+
+from core.errors import BadInput
 
 __all__ = [
     "ALIGNMENTS",
@@ -32,6 +36,7 @@ __all__ = [
     "FacePolicy",
     "ModelConfig",
     "ThresholdSource",
+    "check_threshold",
 ]
 
 #: Recognition models facetrail can run offline, with their embedding size.
@@ -46,6 +51,25 @@ ALIGNMENTS: tuple[str, ...] = ("dlib_5pt", "deepface")
 
 #: What to do when a probe shows several faces: embed the largest, or refuse.
 FacePolicy = Literal["largest", "refuse"]
+
+
+def check_threshold(value: float) -> float:
+    """Return ``value`` as a float if it is a usable decision threshold (a cosine distance in [0, 2]).
+
+    Raises
+    ------
+    BadInput
+        Not a number, not finite (``nan``, ``inf``, ``1e309``), or outside [0, 2].
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as err:
+        raise BadInput(f"threshold {value!r} is not a number") from err
+    if not math.isfinite(number):
+        raise BadInput(f"threshold {value!r} is not a finite number; a cosine distance lies in [0, 2]")
+    if not 0.0 <= number <= 2.0:
+        raise BadInput(f"threshold {number:g} is not a cosine distance in [0, 2]")
+    return number
 
 
 @dataclass(frozen=True)
@@ -136,7 +160,7 @@ class ModelConfig:
             raise ValueError(f"unknown detector {self.detector!r}; facetrail runs {list(DETECTORS)}")
         if self.alignment not in ALIGNMENTS:
             raise ValueError(f"unknown alignment {self.alignment!r}; choose one of {list(ALIGNMENTS)}")
-        if not 0.0 <= self.threshold <= 2.0:
+        if not (math.isfinite(self.threshold) and 0.0 <= self.threshold <= 2.0):
             raise ValueError(f"threshold {self.threshold} is not a cosine distance in [0, 2]")
 
     @property
@@ -149,7 +173,7 @@ class ModelConfig:
         """Short human-readable name, e.g. ``Dlib/dlib/dlib_5pt``."""
         return f"{self.model}/{self.detector}/{self.alignment}"
 
-    @property
+    @cached_property
     def embedding_key(self) -> str:
         """Hash of everything that makes two embeddings comparable (not the threshold)."""
         payload = {

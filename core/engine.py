@@ -23,13 +23,12 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from core._deepface import FacePipeline, library_versions
 from core.cache import CACHEABLE_ERRORS, CachedOutcome, EmbeddingCache
-from core.config import FacePolicy, ModelConfig, ThresholdSource
+from core.config import FacePolicy, ModelConfig, ThresholdSource, check_threshold
 from core.errors import BadInput, ConfigMismatch, RecognitionError, UnreadableImage
 from core.gallery import LoadedGallery
 from core.image import DEFAULT_MAX_PIXELS, ImageSource, load_image, sha256_file
@@ -265,8 +264,7 @@ class Engine:
     def _config_for(self, threshold: float | None) -> ModelConfig:
         if threshold is None:
             return self.config
-        if not 0.0 <= threshold <= 2.0:
-            raise BadInput(f"threshold {threshold} is not a cosine distance in [0, 2]")
+        threshold = check_threshold(threshold)
         return self.config.with_threshold(
             threshold, ThresholdSource(kind="user", description=f"threshold {threshold} named for this query")
         )
@@ -401,10 +399,3 @@ class Engine:
                 bar.close()
         return results
 
-
-def resolve_path(path: str | os.PathLike[str]) -> Path:
-    """Resolve a user-given path, raising :class:`BadInput` when it does not exist."""
-    resolved = Path(path).expanduser()
-    if not resolved.exists():
-        raise BadInput(f"{path}: no such file or folder")
-    return resolved

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from core.engine import Engine
+from core.errors import EnrollmentFailed
 from core.gallery import EnrollItem, GalleryStore
 from core.manifest import SourceImage
-from core.errors import EnrollmentFailed
 from core.results import Failure
 
 __all__ = ["EnrollReport", "FailureSummary", "enroll_images", "FAILURES_KEPT"]

@@ -33,10 +33,11 @@ import pyarrow as pa
 
 from core.cache import EmbeddingCache
 from core.config import MODELS, ModelConfig
-from core.storage.connection import Database
 from core.errors import BadInput, ConfigMismatch, GalleryExists, GalleryNotFound, NotFound
 from core.index import ApproxIndex, ExactIndex, VectorIndex
+from core.manifest import check_subject_id
 from core.results import Embedding, GalleryRef
+from core.storage.connection import Database
 
 __all__ = ["EnrollItem", "GalleryInfo", "LoadedGallery", "GalleryStore", "face_id_for"]
 
@@ -192,9 +193,14 @@ class GalleryStore:
 
         Raises
         ------
+        BadInput
+            A subject id that :func:`core.manifest.check_subject_id` refuses (nothing is enrolled).
         ConfigMismatch
             An embedding was made under another configuration than the gallery's.
         """
+        for item in items:
+            if check_subject_id(item.subject_id, f"{item.image_name}: subject id") != item.subject_id:
+                raise BadInput(f"{item.image_name}: subject id {item.subject_id!r} has surrounding spaces")
         with self._lock, self.db.connect(transaction=True) as con:
             key, count, set_hash = self._state(con, name)
             for item in items:

@@ -27,12 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audit import AuditContext, AuditError, AuditFilter, ReviewRefused
-from core.manifest import SourceImage, read_manifest
-from core import GalleryNotFound, ManifestError, RecognitionError, Settings
-from core.models import install_models
-from audit.accounts import UserStore
-from audit.runtime import Runtime
+from audit import AuditContext, AuditError, AuditFilter, ReviewRefused, Runtime, UserStore
+from core import GalleryNotFound, ManifestError, RecognitionError, Settings, SourceImage, install_models, read_manifest
 
 __all__ = [
     "DEMO_USERS",

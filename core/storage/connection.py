@@ -28,9 +28,9 @@ from pathlib import Path
 
 import duckdb
 
+from core.settings import Settings
 from core.storage.errors import DatabaseBusy, StorageError
 from core.storage.schema import migrate
-from core.settings import Settings
 
 __all__ = ["Database", "default_db_path"]
 

@@ -18,8 +18,8 @@ from audit import (
     AuditFilter,
     AuditLog,
     ChainIntegrityError,
-    audited_export,
     KeyFileError,
+    audited_export,
     verify_excerpt,
 )
 from core import RecognitionError, Settings, StorageError

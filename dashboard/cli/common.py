@@ -58,7 +58,7 @@ def common_parent() -> argparse.ArgumentParser:
 
 def context_parent() -> argparse.ArgumentParser:
     """Who runs an engine action and why (recorded in the audit trail); defaults from the settings."""
-    from core.settings import Settings  # noqa: PLC0415
+    from core import Settings  # noqa: PLC0415
 
     settings = Settings.from_env()
     parent = argparse.ArgumentParser(add_help=False)
@@ -75,7 +75,7 @@ def runtime(args: argparse.Namespace) -> Runtime:
     built = getattr(args, "_runtime", None)
     if built is None:
         from audit import Runtime  # noqa: PLC0415 (keeps `facetrail --help` light)
-        from core.settings import Settings  # noqa: PLC0415
+        from core import Settings  # noqa: PLC0415
 
         built = Runtime(Settings.from_env().with_db(args.db))
         args._runtime = built
@@ -91,8 +91,7 @@ def context(args: argparse.Namespace) -> AuditContext:
 
 def config_args(parser: argparse.ArgumentParser) -> None:
     """Add ``--model``, ``--detector`` and ``--alignment`` (defaults: the engine's default configuration)."""
-    from core.config import ALIGNMENTS, DETECTORS, MODELS  # noqa: PLC0415 (keeps `facetrail --help` light)
-    from core.engine import DEFAULT_ALIGNMENT, DEFAULT_DETECTOR  # noqa: PLC0415
+    from core import ALIGNMENTS, DEFAULT_ALIGNMENT, DEFAULT_DETECTOR, DETECTORS, MODELS  # noqa: PLC0415
 
     parser.add_argument("--model", default="Dlib", choices=sorted(MODELS))
     parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTORS)
@@ -153,9 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "json"):
         args.json = False
     if args.db is None:
-        from core.storage.connection import default_db_path  # noqa: PLC0415
+        from core import Settings  # noqa: PLC0415
 
-        args.db = default_db_path()
+        args.db = Settings.from_env().db
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 

@@ -6,8 +6,17 @@ import argparse
 from typing import Any
 
 from audit import AuditError
-from core import BadInput, RecognitionError, StorageError, install_models, model_statuses, read_folder, read_manifest
-from core.engine import DEFAULT_ALIGNMENT, DEFAULT_DETECTOR
+from core import (
+    DEFAULT_ALIGNMENT,
+    DEFAULT_DETECTOR,
+    BadInput,
+    RecognitionError,
+    StorageError,
+    install_models,
+    model_statuses,
+    read_folder,
+    read_manifest,
+)
 from dashboard.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILURE,
@@ -22,7 +31,7 @@ from dashboard.cli.common import (
 
 __all__ = ["register"]
 
-_ERRORS = (RecognitionError, AuditError)
+_ERRORS = (RecognitionError, AuditError, StorageError)
 
 
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:

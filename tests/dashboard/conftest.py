@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,10 +75,25 @@ def build_fake_scene(path: Path) -> Runtime:
 
 
 @pytest.fixture(scope="session")
-def fake_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+def fake_scene_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fake scene, built once; tests get their own copy (:func:`copy_db`), never this file."""
     path = tmp_path_factory.mktemp("dashboard") / "fake.duckdb"
     build_fake_scene(path)
-    return str(path)
+    return path
+
+
+def copy_db(template: Path, folder: Path) -> str:
+    """Copy a database with its write-ahead log and key files into ``folder``; return the copy's path."""
+    target = folder / template.name
+    for source in template.parent.glob(template.name + "*"):
+        shutil.copy2(source, folder / source.name)
+    return str(target)
+
+
+@pytest.fixture
+def fake_db(fake_scene_template: Path, tmp_path: Path) -> str:
+    """A fresh copy of the fake scene for one test (tests may change it freely)."""
+    return copy_db(fake_scene_template, tmp_path)
 
 
 @pytest.fixture

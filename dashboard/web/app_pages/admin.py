@@ -32,6 +32,7 @@ if not galleries:
     st.info("No gallery yet.")
 else:
     st.dataframe(pd.DataFrame([g.to_dict() for g in galleries]), hide_index=True)
+if galleries and user.can("manage_galleries"):
     with st.form("admin_erase_form", clear_on_submit=True):
         st.markdown("**Erase a subject** (right to erasure: the embeddings are deleted; the audit record keeps ids)")
         c1, c2 = st.columns(2)

@@ -7,7 +7,7 @@ of each, and returns the Streamlit exceptions shown on any page.
 
 Run by hand to make the README screenshots from a demo database::
 
-    .venv/bin/python -m tests.dashboard.browser --db data/facetrail.duckdb --docs docs
+    .venv/bin/python -m tests.dashboard.web.browser --db data/facetrail.duckdb --docs docs
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 APP = REPO / "dashboard" / "web" / "streamlit_app.py"
 ELEMENT = "element-6066-11e4-a52f-4a5c4a5c4a5c"  # W3C element key (chromedriver may answer with its own)
 CHROMIUM_FLAGS = [

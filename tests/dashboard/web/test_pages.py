@@ -217,7 +217,7 @@ def test_excerpt_from_the_page_verifies_with_the_public_key(app_env: str, tmp_pa
     at.button[0].click().run()
     assert not at.exception, at.exception
     name, data, _, count, _, _ = at.session_state["exports_file"]
-    assert count >= 12
+    assert count == 12  # the fake scene's 12 searches, in this test's own copy of it
     path = tmp_path / name
     path.write_bytes(data)
     report = verify_excerpt(path, Runtime(app_env).log.public_key_pem())
@@ -243,3 +243,21 @@ def test_match_log_filters_by_review_status(app_env: str) -> None:
     at.selectbox(key="matchlog_review").set_value("pending").run()
     pending = at.dataframe[0].value["seq"].tolist()
     assert 1 not in pending and 3 not in pending and pending
+
+
+def test_admin_can_erase_a_subject_while_galleries_exist(app_env: str, fake_engine) -> None:
+    """The erase form sits beside the gallery list (it was unreachable whenever a gallery existed)."""
+    from audit import Runtime
+    from core import EnrollItem
+    from tests.conftest import make_config
+    from tests.fakes import face_png
+
+    rt = Runtime(app_env)
+    rt.galleries.create("watchlist", make_config())
+    rt.galleries.enroll("watchlist", [EnrollItem("P1", fake_engine.embed(face_png("P1")), "p1.png")])
+    rt.db.close()
+    at = app_as("admin1")
+    at.switch_page(PAGES["admin"]).run()
+    assert not at.exception, at.exception
+    assert at.text_input(key="admin_erase_subject") is not None
+    assert at.selectbox(key="admin_erase_gallery").options == ["watchlist"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from audit.runtime import Runtime
-from tests.dashboard.browser import REPO, chromium_paths, dashboard, tour
+from tests.dashboard.web.browser import REPO, chromium_paths, dashboard, tour
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from tests.dashboard.browser import REPO, free_port, wait_http
+from tests.dashboard.web.browser import REPO, free_port, wait_http
 
 pytestmark = pytest.mark.slow
 

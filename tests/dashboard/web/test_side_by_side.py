@@ -18,7 +18,7 @@ import pytest
 from audit.runtime import Runtime
 from tests.dashboard.conftest import DATA, data_or_skip
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ def _copy(db: str, tmp_path: Path) -> str:
 
 
 def _reader(db: str, rounds: int) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "tests.dashboard.side_reader", db, str(rounds)], cwd=REPO,
+    return subprocess.Popen([sys.executable, "-m", "tests.dashboard.web.side_reader", db, str(rounds)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

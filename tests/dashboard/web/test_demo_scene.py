@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -13,15 +14,17 @@ from audit.accounts import UserStore
 from dashboard.demo import DEMO_USERS, GALLERY, build_scene, operator_plan, resolve_data_dir
 from dashboard.evaluations import EvaluationStore
 from audit.runtime import Runtime
-from tests.dashboard.conftest import APP, DATA, as_user
+from tests.dashboard.conftest import APP, DATA, as_user, copy_db
 
 pytestmark = [pytest.mark.data, pytest.mark.model, pytest.mark.slow]
 
 
 @pytest.fixture
-def demo_env(demo_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("FACETRAIL_DB", demo_db)
-    yield demo_db
+def demo_env(demo_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """This test's own copy of the demo scene, served to the pages."""
+    copy = copy_db(Path(demo_db), tmp_path)
+    monkeypatch.setenv("FACETRAIL_DB", copy)
+    yield copy
 
 
 def _probe_bytes(n: int = 0) -> bytes:
@@ -51,8 +54,8 @@ def test_scene_contents(demo_db: str) -> None:
     assert rt.log.verify().ok
 
 
-def test_scene_is_idempotent(demo_db: str, tmp_path_factory: pytest.TempPathFactory) -> None:
-    rt = Runtime(demo_db)
+def test_scene_is_idempotent(demo_db: str, tmp_path: Path) -> None:
+    rt = Runtime(copy_db(Path(demo_db), tmp_path))
     size = rt.log.size()
     report = build_scene(rt, DATA, gallery_limit=15, probe_limit=8, bootstrap=20, workers=1, echo=lambda _: None)
     assert report.searches_run == 0 and report.searches_skipped == 8 and not report.users_created

@@ -1,6 +1,6 @@
 """The dashboard side of the side-by-side test, run as its own process.
 
-``python -m tests.dashboard.side_reader DB ROUNDS``: renders the Overview, Match log and
+``python -m tests.dashboard.web.side_reader DB ROUNDS``: renders the Overview, Match log and
 Integrity pages as an auditor ROUNDS times (AppTest) and records one review (or a recorded refusal) per round
 from the dashboard side, while another process writes. Prints a JSON summary; exits 1
 on any page exception or error shown.
@@ -23,7 +23,7 @@ def main() -> int:
     from audit.accounts import User
     from audit.runtime import Runtime
 
-    app = str(Path(__file__).resolve().parents[2] / "dashboard" / "web" / "streamlit_app.py")
+    app = str(Path(__file__).resolve().parents[3] / "dashboard" / "web" / "streamlit_app.py")
     runtime = Runtime(db)
     problems: list[str] = []
     reviews = 0
