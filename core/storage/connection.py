@@ -94,6 +94,8 @@ class Database:
         self._reaper: threading.Thread | None = None
         self._stop = threading.Event()
         self.schema_version: int | None = None
+        self._tx: duckdb.DuckDBPyConnection | None = None
+        self._tx_owner = 0
         if self.in_memory:
             self._shared = duckdb.connect(":memory:")
         else:
@@ -160,8 +162,16 @@ class Database:
         With ``transaction=True`` the work is committed when the block ends and
         rolled back if it raises. Threads of one process take turns (the block
         holds a process-wide lock), which also keeps multi-statement work atomic.
+
+        Units of work nest: inside a transaction, every further ``connect`` of the
+        same thread joins it (same connection, committed or rolled back with the
+        outer block). That is how a gallery change and its audit record commit
+        together or not at all.
         """
         with self._mutex:
+            if self._tx is not None:  # this thread holds the mutex, so the open transaction is its own
+                yield self._tx
+                return
             shared = self._shared if self.in_memory else self._lease()
             assert shared is not None
             if self.schema_version is None:
@@ -171,18 +181,27 @@ class Database:
             try:
                 if transaction:
                     con.begin()
+                    self._tx, self._tx_owner = con, threading.get_ident()
                     try:
                         yield con
                     except BaseException:
+                        self._tx = None
                         con.rollback()
                         raise
+                    self._tx = None
                     con.commit()
                 else:
                     yield con
             finally:
+                self._tx = None
                 con.close()
                 self._depth -= 1
                 self._last_used = time.monotonic()
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the calling thread is inside a :meth:`connect` transaction of this database."""
+        return self._tx is not None and self._tx_owner == threading.get_ident()
 
     def _migrate(self, shared: duckdb.DuckDBPyConnection) -> None:
         """Bring the file to the current schema, once per :class:`Database` (mutex held)."""

@@ -66,3 +66,24 @@ def test_the_evaluation_store_writes_the_columns_the_schema_has() -> None:
     with db.connect() as con:
         for table, columns in store._TABLES.items():
             assert table_columns(con, table) == ["run_id", "row_no", *(c for c, _ in columns)], table
+
+
+def test_units_of_work_nest_into_one_transaction() -> None:
+    """A change and its record commit together: an inner connect joins the outer transaction."""
+    db = Database(":memory:")
+    with db.connect() as con:
+        con.execute("CREATE TABLE t (i INTEGER)")
+    with pytest.raises(RuntimeError), db.connect(transaction=True) as outer:
+        outer.execute("INSERT INTO t VALUES (1)")
+        with db.connect(transaction=True) as inner:
+            assert inner is outer and db.in_transaction
+            inner.execute("INSERT INTO t VALUES (2)")
+        raise RuntimeError("crash after both writes")
+    with db.connect() as con:
+        assert con.execute("SELECT count(*) FROM t").fetchone() == (0,) and not db.in_transaction
+    with db.connect(transaction=True) as outer:
+        outer.execute("INSERT INTO t VALUES (3)")
+        with db.connect() as inner:
+            inner.execute("INSERT INTO t VALUES (4)")
+    with db.connect() as con:
+        assert sorted(r[0] for r in con.execute("SELECT i FROM t").fetchall()) == [3, 4]
