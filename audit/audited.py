@@ -20,7 +20,8 @@ from typing import Any
 
 from audit.session import Audited, AuditSession
 from audit.trail.convert import candidate_fields, gallery_fields
-from audit.trail.export import ExportSummary, export_records, load_pseudonym_key, write_excerpt
+from audit.trail.excerpt import write_excerpt
+from audit.trail.export import ExportSummary, export_records, load_pseudonym_key
 from audit.trail.log import AuditLog
 from audit.trail.store import AuditFilter
 from core.config import check_threshold
@@ -76,7 +77,7 @@ class AuditedEngine:
 
     def _gallery_ref(self, name: str) -> dict[str, Any] | None:
         try:
-            return gallery_fields(self.galleries.info(name).ref)
+            return gallery_fields(self.galleries.ref(name))
         except RecognitionError:
             return None
 

@@ -100,12 +100,12 @@ class Runtime:
         ConfigMismatch
             The gallery was enrolled under other weights or library versions than installed here.
         """
-        info = self.galleries.info(name)
-        engine = self.engine(info.config["model"], info.config["detector"], info.config["alignment"])
-        if engine.config.embedding_key != info.embedding_key:
+        key, config = self.galleries.binding(name)
+        engine = self.engine(config["model"], config["detector"], config["alignment"])
+        if engine.config.embedding_key != key:
             raise ConfigMismatch(
-                f"gallery {name!r} was enrolled under configuration {info.embedding_key} "
-                f"({info.config.get('versions')}); the installed {engine.config.name} is "
+                f"gallery {name!r} was enrolled under configuration {key} "
+                f"({config.get('versions')}); the installed {engine.config.name} is "
                 f"{engine.config.embedding_key} ({dict(engine.config.versions)}); re-enrol the gallery"
             )
         return engine

@@ -167,6 +167,32 @@ class GalleryStore:
             updated_at=updated.isoformat(),
         )
 
+    def ref(self, name: str) -> GalleryRef:
+        """The gallery as it is now (name, fingerprint, size): one small read, for records.
+
+        Raises
+        ------
+        GalleryNotFound
+            No gallery of that name.
+        """
+        with self.db.connect() as con:
+            _, count, set_hash = self._state(con, name)
+        return GalleryRef(name, _fingerprint(count, set_hash), count)
+
+    def binding(self, name: str) -> tuple[str, dict[str, Any]]:
+        """The embedding key and model configuration (as stored) the gallery is bound to.
+
+        Raises
+        ------
+        GalleryNotFound
+            No gallery of that name.
+        """
+        with self.db.connect() as con:
+            rows = con.execute("SELECT embedding_key, config FROM galleries WHERE name = ?", [name]).fetchall()
+        if not rows:
+            raise GalleryNotFound(f"no gallery named {name!r} (see `facetrail gallery list`)")
+        return str(rows[0][0]), json.loads(rows[0][1])
+
     def list(self) -> builtins.list[GalleryInfo]:
         """All galleries, by name."""
         with self.db.connect() as con:
