@@ -21,7 +21,7 @@ import multiprocessing
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -279,6 +279,7 @@ class Engine:
         workers: int | None = None,
         progress: bool = False,
         on_progress: Callable[[int, int], None] | None = None,
+        known_hashes: Mapping[str, str] | None = None,
     ) -> BatchResult:
         """Embed many image files, in parallel, reusing cached embeddings.
 
@@ -298,12 +299,19 @@ class Engine:
             Show a progress bar on stderr.
         on_progress
             Called with ``(done, total)`` as images complete.
+        known_hashes
+            SHA-256 of files' bytes the caller has just computed (``str(path)`` -> hex): those
+            files are not hashed again, and not read at all when their embedding is cached.
         """
         names = [str(p) for p in paths]
         key = self.config.embedding_key
+        known = known_hashes or {}
         hashes: dict[str, str] = {}
         failures: dict[str, Failure] = {}
         for name in names:
+            if name in known:
+                hashes[name] = known[name]
+                continue
             try:
                 hashes[name] = sha256_file(name)
             except FileNotFoundError:
