@@ -1,9 +1,11 @@
 """Regenerate ``core/calibrations.json``: the calibrated default thresholds shipped with facetrail.
 
-For each configuration, runs ``facetrail calibrate`` on ``lfw_small`` (all 1.49
-million impostor pairs; in-the-wild photos) at FMR = 1e-3 (into the benchmarks'
-database, whose embedding cache it reuses), then copies the stored threshold and its provenance (dataset
-fingerprint, date, achieved FMR/FNMR, per-group FMR) into the JSON file.
+For each configuration, calibrates on ``lfw_small`` (all 1.49 million impostor
+pairs; in-the-wild photos) at FMR = 1e-3 through the runner ``facetrail calibrate``
+calls (:func:`audit.run_calibration`, into the benchmarks' database, whose
+embedding cache it reuses, and recorded in its audit log), then copies the stored
+threshold and its provenance (dataset fingerprint, date, achieved FMR/FNMR,
+per-group FMR) into the JSON file.
 A database calibration (``facetrail calibrate`` on your own data) always takes
 precedence over the shipped one.
 
@@ -17,9 +19,8 @@ import json
 import os
 from pathlib import Path
 
-from core.storage.connection import Database
-from core.thresholds import ThresholdStore
-from dashboard.cli import main as facetrail
+from audit import CalibrationRequest, DatasetSource, EvaluationStores, Runtime, run_calibration
+from core import Settings
 
 OUT = Path(__file__).resolve().parent.parent / "core" / "calibrations.json"
 
@@ -35,36 +36,15 @@ def main() -> None:
     manifest = Path(args.data) / "lfw_small" / "labels.csv"
     db_path = args.db
     Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    runtime = Runtime(Settings.from_env().with_db(db_path))
+    session = runtime.session(runtime.context("facetrail-maintainers", "calibrate the shipped default threshold"))
+    stores = EvaluationStores.on(runtime.db)
+    source = DatasetSource(manifest=manifest, subject_column="identity")
     for config_id in args.configs.split(","):
         model, detector, alignment = config_id.split("/")
-        code = facetrail(
-            [
-                "calibrate",
-                "--db",
-                db_path,
-                "--manifest",
-                str(manifest),
-                "--subject-col",
-                "identity",
-                "--by",
-                "sex,race_usc_sail",
-                "--target-fmr",
-                args.target_fmr,
-                "--model",
-                model,
-                "--detector",
-                detector,
-                "--alignment",
-                alignment,
-                "--operator",
-                "facetrail-maintainers",
-                "--purpose",
-                "calibrate the shipped default threshold",
-            ]
-        )
-        if code != 0:
-            raise SystemExit(f"calibration of {config_id} failed (exit {code})")
-        latest = ThresholdStore(Database(db_path)).history()[0]
+        request = CalibrationRequest(source, float(args.target_fmr), by=(("sex",), ("race_usc_sail",)))
+        run_calibration(request, runtime.engine(model, detector, alignment), stores, session)
+        latest = runtime.thresholds.history()[0]
         shipped[config_id] = {"threshold": latest["threshold"], "source": latest["source"]}
         print(f"{config_id}: threshold {latest['threshold']:.6f} ({latest['source']['description']})")
     OUT.write_text(json.dumps(shipped, indent=1, sort_keys=True) + "\n")

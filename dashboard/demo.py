@@ -27,7 +27,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audit import AuditContext, AuditError, AuditFilter, ReviewRefused, Runtime, UserStore
+from audit import (
+    AuditContext,
+    AuditError,
+    AuditFilter,
+    DatasetSource,
+    EvaluationRequest,
+    EvaluationStores,
+    IdentificationRequest,
+    ReviewRefused,
+    Runtime,
+    UserStore,
+    run_evaluation,
+)
 from core import GalleryNotFound, ManifestError, RecognitionError, Settings, SourceImage, install_models, read_manifest
 
 __all__ = [
@@ -308,25 +320,37 @@ def _evaluations(
     runtime: Runtime, folder: Path, report: SceneReport, gallery_limit: int | None, probe_limit: int | None,
     bootstrap: int, workers: int | None, echo: Callable[[str], None],
 ) -> None:
-    from dashboard import evaluations  # noqa: PLC0415  (adapter over the evaluation module)
-
-    gallery = _subset(read_manifest(folder / "lfw_small" / "labels.csv", "identity"), gallery_limit)
-    identify = evaluations.Identification(
-        tuple(i.path for i in gallery), tuple(i.subject_id for i in gallery), "c118.jpg")
+    """Evaluate congress_small (with 1:N against the gallery's source images) and lfw_small, through the runner."""
+    engine = runtime.engine_for_gallery(GALLERY)
+    grid = tuple(round(0.01 + 0.005 * k, 3) for k in range(59))  # the Search page's threshold slider stops
+    gallery = DatasetSource(manifest=folder / "lfw_small" / "labels.csv", subject_column="identity",
+                            label_columns=(), subject_limit=gallery_limit)
+    identify = IdentificationRequest(gallery, probe_glob="*c118.jpg",
+                                     thresholds=(*grid, round(engine.config.threshold, 3)))
     specs = (
         ("congress_small", "bioguide_id", ("sex", "race_house_historian"), probe_limit, identify),
         ("lfw_small", "identity", ("sex", "race_usc_sail"), gallery_limit, None),
     )
-    engine = runtime.engine_for_gallery(GALLERY)
+    stores = EvaluationStores.on(runtime.db)
     for name, subject, labels, limit, identification in specs:
+        request = EvaluationRequest(
+            dataset=DatasetSource(manifest=folder / name / "labels.csv", subject_column=subject, label_columns=labels,
+                                  subject_limit=limit),
+            by=(*((c,) for c in labels), labels),
+            bootstrap=bootstrap,
+            identification=identification,
+            reuse_stored=True,
+            workers=workers,
+        )
+        session = runtime.session(AuditContext(
+            "auditor1", f"demographic evaluation of {name}", "DEMO-EVAL", "demo scene: accuracy testing"))
         try:
-            outcome = evaluations.evaluate_once(
-                runtime, engine, folder / name / "labels.csv", subject, labels, limit=limit,
-                bootstrap=bootstrap, workers=workers, identify=identification,
-            )
+            run = run_evaluation(request, engine, stores, session)
         except (RecognitionError, AuditError) as err:
             report.notes.append(f"evaluation of {name} failed: {err}")
             echo(f"evaluation of {name}: failed: {err}")
             continue
+        outcome = (f"already evaluated (run {run.run_id[:12]})" if run.reused
+                   else f"stored run {run.run_id[:12]} ({run.report.run['images']} images)")
         report.evaluations.append(f"{name}: {outcome}")
         echo(f"evaluation of {name}: {outcome}")

@@ -1,51 +1,100 @@
-"""Measurement of accuracy and demographic error rates (NIST-style), and its one runner.
+"""Measured accuracy and demographic error rates (NIST-style), and the one runner that produces them.
 
-``datasets`` (manifests and LFW folders, read through :mod:`core.manifest`) ->
-``metrics`` (exact pair counts) -> ``evaluate`` (per-group rates with subject-bootstrap
-intervals, disparity, DET, calibration) -> ``store`` (stored runs as tidy tables).
+Read it in this order:
+
+- :mod:`~audit.evaluation.runner`: :func:`run_evaluation` / :func:`run_calibration`, THE way to
+  evaluate (CLI, demo, notebooks): context check, dataset, embedding once, every
+  measurement, the store, one audit record;
+- :mod:`~audit.evaluation.config`: what to measure (:class:`EvaluationConfig`, thresholds,
+  groupings, bands); :mod:`~audit.evaluation.errors`: :class:`EvaluationError`;
+- :mod:`~audit.evaluation.datasets`: manifests (through :mod:`core.manifest`) and LFW folders,
+  validation, fingerprints, the first-N-subjects subset; :mod:`~audit.evaluation.fetch`: LFW download;
+- :mod:`~audit.evaluation.embedding`: a dataset through the engine and its cache;
+- :mod:`~audit.evaluation.metrics` (exact pair counts in one pass), :mod:`~audit.evaluation.groups`
+  (labels, policies, reported cells), :mod:`~audit.evaluation.bootstrap` (subject resampling);
+- :mod:`~audit.evaluation.verification` (per-group FMR/FNMR), :mod:`~audit.evaluation.disparity`,
+  :mod:`~audit.evaluation.curves` (DET, histograms, EER), :mod:`~audit.evaluation.calibration`,
+  :mod:`~audit.evaluation.lfw` (the 10-fold protocol), :mod:`~audit.evaluation.identification` (1:N);
+- :mod:`~audit.evaluation.report`: :class:`EvaluationReport`, the tidy tables of a run;
+  :mod:`~audit.evaluation.store`: the one :class:`EvaluationStore`.
 """
 
-from audit.evaluation.datasets import Dataset, ValidationReport, load_lfw, load_manifest
-from audit.evaluation.evaluate import (
-    Calibration,
-    EmbeddedDataset,
+from audit.evaluation.calibration import Calibration, calibrate
+from audit.evaluation.config import (
+    DEFAULT_THRESHOLDS,
+    BadGrouping,
+    Band,
     EvaluationConfig,
-    EvaluationReport,
-    FalseCandidateChance,
-    GroupFrame,
+    ThresholdKind,
     ThresholdSpec,
-    calibrate,
-    embed_dataset,
-    evaluate_dataset,
-    evaluate_embedded,
-    evaluate_embeddings,
+    parse_band,
+    parse_groupings,
     parse_threshold,
-    ten_fold_accuracy,
+    parse_thresholds,
 )
+from audit.evaluation.curves import eer_from_det
+from audit.evaluation.datasets import Dataset, ValidationReport, first_subjects, load_lfw, load_manifest
+from audit.evaluation.embedding import EmbeddedDataset, embed_dataset, evaluate_embedded
+from audit.evaluation.errors import EvaluationError
 from audit.evaluation.fetch import fetch_lfw
 from audit.evaluation.identification import identification_rates
-from audit.evaluation.store import EvaluationStore
+from audit.evaluation.lfw import ten_fold_accuracy
+from audit.evaluation.report import EvaluationReport, FalseCandidateChance, GroupFrame
+from audit.evaluation.runner import (
+    CalibrationRequest,
+    CalibrationRun,
+    DatasetSource,
+    EvaluationRequest,
+    EvaluationRun,
+    EvaluationStores,
+    IdentificationRequest,
+    load_dataset,
+    run_calibration,
+    run_evaluation,
+)
+from audit.evaluation.store import EvaluationStore, StoredEvaluation
+from audit.evaluation.verification import evaluate_embeddings
 
 __all__ = [
+    "DEFAULT_THRESHOLDS",
+    "BadGrouping",
+    "Band",
     "Calibration",
+    "CalibrationRequest",
+    "CalibrationRun",
     "Dataset",
+    "DatasetSource",
     "EmbeddedDataset",
     "EvaluationConfig",
+    "EvaluationError",
     "EvaluationReport",
+    "EvaluationRequest",
+    "EvaluationRun",
     "EvaluationStore",
+    "EvaluationStores",
     "FalseCandidateChance",
     "GroupFrame",
+    "IdentificationRequest",
+    "StoredEvaluation",
+    "ThresholdKind",
     "ThresholdSpec",
     "ValidationReport",
     "calibrate",
+    "eer_from_det",
     "embed_dataset",
-    "evaluate_dataset",
     "evaluate_embedded",
     "evaluate_embeddings",
     "fetch_lfw",
+    "first_subjects",
     "identification_rates",
+    "load_dataset",
     "load_lfw",
     "load_manifest",
+    "parse_band",
+    "parse_groupings",
     "parse_threshold",
+    "parse_thresholds",
+    "run_calibration",
+    "run_evaluation",
     "ten_fold_accuracy",
 ]

@@ -1,8 +1,9 @@
 """Evaluation datasets: a manifest CSV, or the LFW folder layout with its ``pairs.txt``.
 
 Manifest
-    A CSV with an ``image`` column (a path relative to the CSV's folder), a subject
-    column named by the caller, and any demographic label columns.
+    A CSV with an ``image`` column, a subject column named by the caller, and any
+    demographic label columns, read by :func:`core.manifest.read_manifest` (the one
+    manifest reader: the same path rules and subject-id checks as enrolment).
 LFW
     ``images/<Name>/<Name>_NNNN.jpg`` (or the archive's own ``<Name>/<Name>_NNNN.jpg``
     beside it) and ``pairs.txt`` in the standard 10-fold format:
@@ -15,7 +16,14 @@ duplicate images by SHA-256 of their bytes, single-image subjects, unknown or em
 labels, multi-valued labels). A manifest that cannot be used at all (a missing
 column, a path outside the folder) raises :class:`core.errors.ManifestError`.
 Problems with individual files are reported, not raised: the dataset keeps only
-usable images and the report lists the rest.
+usable images and the report lists the rest. Each file is read once: its SHA-256
+and (with ``check_images``) whether its bytes decode come from the same read, and
+only regular files are read (a device or a pipe named as an image is unreadable).
+
+Both loaders take ``subject_limit=N``: the images of the first N subjects in
+sorted id order (:func:`first_subjects`, the one helper for it), chosen before
+validation, so the report and the fingerprint are the subset's own.
+:func:`with_bands` adds banded numeric columns (:class:`~audit.evaluation.config.Band`).
 
 The dataset *fingerprint* is the SHA-256 over the sorted lines
 ``(image sha256, subject, labels...)``: it changes when any image's bytes, subject
@@ -24,40 +32,99 @@ or labels change, and not when files are renamed or reordered.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import Sequence
+import io
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import pandas as pd
+from PIL import Image, UnidentifiedImageError
 
-from audit.evaluation.groups import UNKNOWN, is_multi_valued, normalise_labels
-from core.errors import ManifestError
-from core.image import sha256_file
+from audit.evaluation.config import Band
+from audit.evaluation.groups import UNKNOWN, add_bands, is_multi_valued, normalise_labels
+from core.errors import BadInput, ManifestError
+from core.image import DEFAULT_MAX_BYTES, open_regular
+from core.manifest import check_subject_id, read_manifest
 
 __all__ = [
     "Dataset",
     "LfwPair",
     "ValidationReport",
-    "load_manifest",
+    "first_subjects",
     "load_lfw",
+    "load_manifest",
     "parse_lfw_pairs",
-    "sha256_file",
+    "with_bands",
 ]
 
 IMAGE_COLUMN = "image"
 
+T = TypeVar("T")
 
-def _readable(path: Path) -> bool:
-    from PIL import Image, UnidentifiedImageError
+_Status = Literal["ok", "missing", "unreadable"]
 
+
+def _decodes(data: bytes) -> bool:
+    """Whether the bytes open as an image and pass PIL's ``verify`` (no pixels are decoded)."""
     try:
-        with Image.open(path) as im:
-            im.verify()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the engine enforces its own limit
+            with Image.open(io.BytesIO(data)) as im:
+                im.verify()
         return True
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError):
         return False
+
+
+def _read_once(path: Path, check_image: bool) -> tuple[_Status, str | None]:
+    """Read a regular file once: its status and the SHA-256 of its bytes (``None`` unless usable)."""
+    digest = hashlib.sha256()
+    kept: list[bytes] = []
+    size = 0
+    try:
+        with open_regular(path) as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+                size += len(block)
+                if check_image and size <= DEFAULT_MAX_BYTES:
+                    kept.append(block)
+    except FileNotFoundError:
+        return "missing", None
+    except OSError:  # a folder, a device, a pipe, no permission: not an image file
+        return "unreadable", None
+    if check_image and (size > DEFAULT_MAX_BYTES or not _decodes(b"".join(kept))):
+        return "unreadable", None
+    return "ok", digest.hexdigest()
+
+
+def first_subjects(items: Sequence[T], limit: int | None, subject: Callable[[T], str] | None = None) -> list[T]:
+    """Return the items of the first ``limit`` subjects, subjects in sorted id order (all when ``limit`` is None).
+
+    Parameters
+    ----------
+    items
+        Images (by default :class:`core.manifest.SourceImage`, whose ``subject_id`` is used).
+    limit
+        How many subjects to keep.
+    subject
+        The subject of an item (default: its ``subject_id``).
+
+    Raises
+    ------
+    BadInput
+        If ``limit`` is below 1.
+    """
+    if limit is None:
+        return list(items)
+    if limit < 1:
+        raise BadInput(f"the number of subjects to keep must be at least 1, got {limit}")
+    key = subject or (lambda item: str(item.subject_id))  # type: ignore[attr-defined]
+    keep = set(sorted({key(i) for i in items})[:limit])
+    return [i for i in items if key(i) in keep]
 
 
 @dataclass(frozen=True)
@@ -144,6 +211,8 @@ class Dataset:
     """The LFW protocol pairs, if the dataset came with ``pairs.txt``."""
     name: str = ""
     """Short name (folder or CSV stem)."""
+    selection: str = ""
+    """Which part of the source this is (``"first 60 subjects"``; empty for all of it)."""
 
     def paths(self) -> list[Path]:
         """Absolute image paths, in table order."""
@@ -184,55 +253,41 @@ def _build(
     check_images: bool,
     name: str,
     pairs: tuple[LfwPair, ...] = (),
+    selection: str = "",
 ) -> Dataset:
     labels_raw = rows[list(label_columns)]
     norm = normalise_labels(labels_raw, list(label_columns))
     unknown = {}
     multi = {}
     for c in label_columns:
-        raw = labels_raw[c]
         unknown[c] = int(
             sum(
                 1
-                for v in raw.tolist()
-                if v is None or (isinstance(v, float) and v != v) or str(v).strip() == "" or str(v).strip() == UNKNOWN
+                for v in labels_raw[c].tolist()
+                if v is None or (isinstance(v, float) and v != v) or str(v).strip() in ("", UNKNOWN)
             )
         )
         multi[c] = tuple(sorted({v for v in norm[c].tolist() if is_multi_valued(v)}))
     table = rows[[IMAGE_COLUMN, subject_column]].copy()
-    table[subject_column] = [
-        "" if v is None or (isinstance(v, float) and v != v) else str(v).strip() for v in table[subject_column]
-    ]
+    table[subject_column] = [str(v).strip() for v in table[subject_column]]
     for c in label_columns:
         table[c] = norm[c].to_numpy()
-    empty_subject = table[subject_column] == ""
-    if empty_subject.any():
-        first = table.loc[empty_subject, IMAGE_COLUMN].iloc[0]
-        raise ManifestError(
-            f"{int(empty_subject.sum())} row(s) have an empty subject in column {subject_column!r} "
-            f"(first: image {first!r})"
-        )
     missing: list[str] = []
     unreadable: list[str] = []
     digests: list[str | None] = []
     for rel in table[IMAGE_COLUMN]:
-        path = root / rel
-        if not path.is_file():
+        status, digest = _read_once(root / rel, check_images)
+        if status == "missing":
             missing.append(rel)
-            digests.append(None)
-            continue
-        if check_images and not _readable(path):
+        elif status == "unreadable":
             unreadable.append(rel)
-            digests.append(None)
-            continue
-        digests.append(sha256_file(path))
+        digests.append(digest)
     table["sha256"] = digests
     table = table[table["sha256"].notna()].reset_index(drop=True)
     dup_groups = tuple(
         tuple(sorted(g[IMAGE_COLUMN].tolist())) for _, g in table.groupby("sha256", sort=True) if len(g) > 1
     )
     counts = table[subject_column].value_counts()
-    single = tuple(sorted(str(s) for s in counts[counts == 1].index))
     report = ValidationReport(
         n_rows=len(rows),
         n_images=len(table),
@@ -240,7 +295,7 @@ def _build(
         missing_files=tuple(missing),
         unreadable_files=tuple(unreadable),
         duplicate_images=dup_groups,
-        single_image_subjects=single,
+        single_image_subjects=tuple(sorted(str(s) for s in counts[counts == 1].index)),
         unknown_labels=unknown,
         multi_valued_labels={k: v for k, v in multi.items() if v},
     )
@@ -253,15 +308,12 @@ def _build(
         validation=report,
         pairs=pairs,
         name=name,
+        selection=selection,
     )
 
 
-def _check_relative(rel: str, root: Path, where: str) -> None:
-    p = Path(rel)
-    if not rel or p.is_absolute() or ".." in p.parts:
-        raise ManifestError(f"{where}: image path {rel!r} must be relative to the manifest's folder, without '..'")
-    if not (root / p).resolve().is_relative_to(root.resolve()):
-        raise ManifestError(f"{where}: image path {rel!r} leaves the manifest's folder")
+def _selection(limit: int | None) -> str:
+    return "" if limit is None else f"first {limit} subjects"
 
 
 def load_manifest(
@@ -270,19 +322,23 @@ def load_manifest(
     label_columns: Sequence[str] | None = None,
     *,
     check_images: bool = True,
+    subject_limit: int | None = None,
 ) -> Dataset:
-    """Load and validate a manifest CSV.
+    """Load and validate a manifest CSV (read by :func:`core.manifest.read_manifest`).
 
     Parameters
     ----------
     csv_path
-        The CSV; ``image`` paths are relative to its folder.
+        The CSV; relative ``image`` paths are relative to its folder and may not leave it.
     subject_column
         The column identifying the person.
     label_columns
         Demographic columns to keep (default: every column except ``image`` and the subject).
     check_images
-        Decode every image header (PIL ``verify``) to find unreadable files.
+        Check that every image's bytes decode (PIL ``verify``, from the same read as the hash).
+    subject_limit
+        Keep only the images of the first N subjects (sorted ids, :func:`first_subjects`);
+        validation and fingerprint are then the subset's.
 
     Returns
     -------
@@ -291,38 +347,57 @@ def load_manifest(
     Raises
     ------
     ManifestError
-        If the file is missing or not a CSV, a required column is absent, or an image
-        path is absolute or leaves the folder.
+        If the file is missing or not a CSV, a required column is absent, a cell is
+        empty, or an image path leaves the folder.
+    BadInput
+        For a subject id :func:`core.manifest.check_subject_id` refuses, or ``subject_limit`` below 1.
     """
-    path = Path(csv_path)
-    if not path.is_file():
-        raise ManifestError(f"manifest {str(path)!r} does not exist or is not a file")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ManifestError(f"manifest {str(path)!r} is not a readable CSV: {err}") from err
-    required = [IMAGE_COLUMN, subject_column]
-    absent = [c for c in required if c not in df.columns]
-    if absent:
-        raise ManifestError(
-            f"manifest {str(path)!r} lacks column(s) {', '.join(repr(c) for c in absent)}; "
-            f"it has: {', '.join(df.columns)}"
-        )
+    path = Path(csv_path).expanduser()
+    images = read_manifest(path, subject_column)
+    header = list(images[0].metadata)
     if label_columns is None:
-        label_columns = [c for c in df.columns if c not in (IMAGE_COLUMN, subject_column)]
-    absent = [c for c in label_columns if c not in df.columns]
+        label_columns = header
+    absent = [c for c in label_columns if c not in header]
     if absent:
         raise ManifestError(
             f"manifest {str(path)!r} lacks label column(s) {', '.join(repr(c) for c in absent)}; "
-            f"it has: {', '.join(df.columns)}"
+            f"it has: {', '.join([IMAGE_COLUMN, subject_column, *header])}"
         )
-    root = path.resolve().parent
-    for i, rel in enumerate(df[IMAGE_COLUMN].tolist()):
-        _check_relative("" if rel is None or rel != rel else str(rel), root, f"{path.name} row {i + 2}")
-    df[IMAGE_COLUMN] = df[IMAGE_COLUMN].astype(str)
-    return _build(
-        root, df, subject_column, list(label_columns), check_images=check_images, name=root.name if path.name == "labels.csv" else f"{root.name}/{path.stem}"
+    chosen = first_subjects(images, subject_limit)
+    rows = pd.DataFrame(
+        {
+            IMAGE_COLUMN: [i.image for i in chosen],
+            subject_column: [i.subject_id for i in chosen],
+            **{c: [i.metadata[c] for i in chosen] for c in label_columns},
+        }
     )
+    root = path.resolve().parent
+    name = root.name if path.name == "labels.csv" else f"{root.name}/{path.stem}"
+    return _build(root, rows, subject_column, list(label_columns), check_images=check_images, name=name,
+                  selection=_selection(subject_limit))
+
+
+def with_bands(dataset: Dataset, bands: Sequence[Band]) -> Dataset:
+    """Return ``dataset`` with a banded label column per band (``<column>_band``).
+
+    The fingerprint is unchanged: bands are a function of labels it covers.
+
+    Raises
+    ------
+    ManifestError
+        If a band's column is not a label column of the dataset.
+    """
+    table = dataset.table
+    columns = list(dataset.label_columns)
+    for band in bands:
+        if band.column not in dataset.label_columns:
+            raise ManifestError(
+                f"band {band.column!r}: not a label column of the dataset (label columns: {list(dataset.label_columns)})"
+            )
+        table = add_bands(table, band.column, band.edges)
+        if band.name not in columns:
+            columns.append(band.name)
+    return dataclasses.replace(dataset, table=table, label_columns=tuple(columns))
 
 
 def parse_lfw_pairs(text: str, source: str = "pairs.txt", image_dir: str = "images") -> tuple[LfwPair, ...]:
@@ -381,6 +456,7 @@ def load_lfw(
     label_columns: Sequence[str] | None = None,
     check_images: bool = True,
     pairs_only: bool = True,
+    subject_limit: int | None = None,
 ) -> Dataset:
     """Load an LFW-layout folder: ``images/<Name>/<Name>_NNNN.jpg``, ``pairs.txt``, optional ``labels.csv``.
 
@@ -395,11 +471,15 @@ def load_lfw(
     pairs_only
         With a ``pairs.txt``, keep only the images its pairs use (LFW's protocol set);
         otherwise every image under ``images/``.
+    subject_limit
+        Keep only the first N people (sorted names) and the protocol pairs between them.
 
     Raises
     ------
     ManifestError
         If the folder or its ``images`` subfolder is missing, or ``pairs.txt``/``labels.csv`` is malformed.
+    BadInput
+        For a person's folder name that is not a usable subject id.
     """
     root = Path(folder).resolve()
     if (root / "images").is_dir():
@@ -413,20 +493,29 @@ def load_lfw(
     pairs: tuple[LfwPair, ...] = ()
     pairs_file = root / "pairs.txt"
     if pairs_file.is_file():
-        pairs = parse_lfw_pairs(pairs_file.read_text(encoding="utf-8"), str(pairs_file), image_dir)
+        try:
+            text = pairs_file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ManifestError(f"{pairs_file} is not UTF-8 text ({err})") from err
+        pairs = parse_lfw_pairs(text, str(pairs_file), image_dir)
     if pairs and pairs_only:
         images = sorted({p.image_a for p in pairs} | {p.image_b for p in pairs})
     else:
         images = sorted(str(p.relative_to(root)) for p in (root / image_dir).glob("*/*.jpg"))
     if not images:
         raise ManifestError(f"{str(folder)!r} has no <Name>/*.jpg images")
-    rows = pd.DataFrame({IMAGE_COLUMN: images, "identity": [Path(i).parent.name for i in images]})
+    people = {i: check_subject_id(Path(i).parent.name, f"LFW person folder {Path(i).parent.name!r}") for i in images}
+    images = first_subjects(images, subject_limit, people.__getitem__)
+    if subject_limit is not None:
+        kept = set(images)
+        pairs = tuple(p for p in pairs if p.image_a in kept and p.image_b in kept)
+    rows = pd.DataFrame({IMAGE_COLUMN: images, "identity": [people[i] for i in images]})
     labels_file = root / "labels.csv"
     cols: list[str] = []
     if labels_file.is_file():
         try:
             lab = pd.read_csv(labels_file, dtype=str, keep_default_na=False, na_values=[""])
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
             raise ManifestError(f"{labels_file} is not a readable CSV: {err}") from err
         if IMAGE_COLUMN not in lab.columns:
             raise ManifestError(f"{labels_file} lacks an 'image' column")
@@ -438,4 +527,5 @@ def load_lfw(
         rows = rows.merge(lab[[IMAGE_COLUMN] + cols].drop_duplicates(IMAGE_COLUMN), on=IMAGE_COLUMN, how="left")
     elif label_columns:
         raise ManifestError(f"label columns {list(label_columns)} requested but {labels_file} does not exist")
-    return _build(root, rows, "identity", cols, check_images=check_images, name=root.name, pairs=pairs)
+    return _build(root, rows, "identity", cols, check_images=check_images, name=root.name, pairs=pairs,
+                  selection=_selection(subject_limit))

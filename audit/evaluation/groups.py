@@ -17,17 +17,23 @@ Internally every image gets one *fine cell*: the joint combination of its
 (normalised, combined) values over all label columns in use. Any group under
 either policy, and any intersection of columns, is a set of fine cells, so all
 counts are computed once per pair of fine cells and then summed.
+
+A :class:`PairCell` is one reported cell of pairs: everyone (``all``), the pairs of
+two people of one group (``within``), or of two different groups (``cross``), as a
+mask over the unordered fine-cell pairs (:func:`pair_cells`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
+
+from audit.evaluation.metrics import cell_pair_index
 
 __all__ = [
     "UNKNOWN",
@@ -40,6 +46,9 @@ __all__ = [
     "fine_cells",
     "groups_for",
     "add_bands",
+    "grouping_name",
+    "PairCell",
+    "pair_cells",
 ]
 
 #: The label used for missing or empty values.
@@ -238,3 +247,90 @@ def add_bands(labels: pd.DataFrame, column: str, edges: Sequence[float], name: s
     result = labels.copy()
     result[name or f"{column}_band"] = out
     return result
+
+
+def grouping_name(columns: Sequence[str]) -> str:
+    """Name of a grouping in results: ``"sex x race"`` (``"all"`` for no columns)."""
+    return " x ".join(columns) if columns else "all"
+
+
+@dataclass(frozen=True, eq=False)
+class PairCell:
+    """One reported cell of pairs and who is in it."""
+
+    pairing: Literal["all", "within", "cross"]
+    """Everyone, two people of :attr:`group`, or one of :attr:`group` and one of :attr:`other`."""
+    columns: tuple[str, ...]
+    """The grouping's label columns (empty for ``all``)."""
+    group: Group
+    """The group (everyone for ``all``)."""
+    other: Group | None
+    """The other group of a ``cross`` cell."""
+    mask: np.ndarray
+    """``(P,)`` bool over unordered fine-cell pairs: the pairs this cell counts."""
+    images: int
+    """Images of the people in the cell."""
+    subjects: int
+    """People in the cell."""
+
+    @property
+    def grouping(self) -> str:
+        """The grouping's name (see :func:`grouping_name`)."""
+        return grouping_name(self.columns)
+
+
+def pair_cells(
+    fine: FineCells,
+    subject_codes: np.ndarray,
+    by: Sequence[Sequence[str]],
+    multi_label: MultiLabel = "combined",
+    cross_group: bool = True,
+) -> list[PairCell]:
+    """List the reported cells: ``all``, then per grouping its ``within`` cells and (``combined`` only) ``cross`` cells.
+
+    Parameters
+    ----------
+    fine
+        Fine cells of the images.
+    subject_codes
+        ``(n_images,)`` subject code per image.
+    by
+        Groupings.
+    multi_label
+        Label policy; cross-group cells need ``"combined"`` (groups that do not overlap).
+    cross_group
+        Report cross-group cells.
+    """
+    f = fine.n_cells
+    pidx = cell_pair_index(f)
+    n_p = f * (f + 1) // 2
+    cell_images = np.bincount(fine.codes, minlength=f)
+    subjects_in: list[set[int]] = [set() for _ in range(f)]
+    for s, c in zip(subject_codes.tolist(), fine.codes.tolist(), strict=True):
+        subjects_in[c].add(s)
+
+    def mask(a: Iterable[int], b: Iterable[int]) -> np.ndarray:
+        m = np.zeros(n_p, dtype=bool)
+        bs = list(b)
+        for x in a:
+            m[pidx[x, bs]] = True
+        return m
+
+    def members(cells: Iterable[int]) -> tuple[int, int]:
+        cs = list(cells)
+        people: set[int] = set()
+        for c in cs:
+            people |= subjects_in[c]
+        return int(cell_images[cs].sum()), len(people)
+
+    everyone = Group(columns=(), values=(), cells=frozenset(range(f)))
+    out = [PairCell("all", (), everyone, None, np.ones(n_p, dtype=bool), *members(everyone.cells))]
+    for spec in by:
+        columns = tuple(spec)
+        groups = groups_for(fine, columns, multi_label)
+        out += [PairCell("within", columns, g, None, mask(g.cells, g.cells), *members(g.cells)) for g in groups]
+        if cross_group and multi_label == "combined":
+            for i, ga in enumerate(groups):
+                for gb in groups[i + 1 :]:
+                    out.append(PairCell("cross", columns, ga, gb, mask(ga.cells, gb.cells), *members(ga.cells | gb.cells)))
+    return out

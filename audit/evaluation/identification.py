@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from audit.evaluation.groups import MultiLabel, fine_cells, groups_for
+from audit.evaluation.errors import EvaluationError
+from audit.evaluation.groups import MultiLabel, fine_cells, grouping_name, groups_for
 from audit.evaluation.metrics import distance_to_q, quantize
 
 __all__ = ["identification_rates", "wilson_interval"]
@@ -43,6 +44,38 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     lo = 0.0 if k == 0 else max(0.0, centre - half)
     hi = 1.0 if k == n else min(1.0, centre + half)
     return lo, hi
+
+
+def _best_scores(
+    pq: np.ndarray, gq: np.ndarray, p_codes: np.ndarray, g_codes: np.ndarray, block_rows: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per probe, the best integer score of a mate and of a non-mate (``-inf`` when there is none)."""
+    n_p = pq.shape[0]
+    best_mate = np.full(n_p, -np.inf)
+    best_non = np.full(n_p, -np.inf)
+    for r0 in range(0, n_p, block_rows):
+        s = pq[r0 : r0 + block_rows] @ gq.T
+        mate = p_codes[r0 : r0 + block_rows, None] == g_codes[None, :]
+        best_mate[r0 : r0 + block_rows] = np.where(mate, s, -np.inf).max(axis=1)
+        best_non[r0 : r0 + block_rows] = np.where(mate, -np.inf, s).max(axis=1)
+    return best_mate, best_non
+
+
+def _probe_groups(
+    n_p: int, probe_labels: pd.DataFrame | None, by: Sequence[Sequence[str]], multi_label: MultiLabel
+) -> list[tuple[str, dict[str, str], str, np.ndarray]]:
+    """Return ``(grouping, group, group name, probe mask)`` for everyone and every group of ``by``."""
+    members: list[tuple[str, dict[str, str], str, np.ndarray]] = [("all", {}, "all", np.ones(n_p, dtype=bool))]
+    columns = list(dict.fromkeys(c for spec in by for c in spec))
+    if not columns:
+        return members
+    if probe_labels is None or len(probe_labels) != n_p:
+        raise ValueError("probe_labels (one row per probe) are needed to group by " + ", ".join(columns))
+    fine = fine_cells(probe_labels.reset_index(drop=True), columns)
+    for spec in by:
+        for g in groups_for(fine, spec, multi_label):
+            members.append((grouping_name(spec), g.as_dict(), g.name, np.isin(fine.codes, list(g.cells))))
+    return members
 
 
 def identification_rates(
@@ -86,13 +119,15 @@ def identification_rates(
 
     Raises
     ------
+    EvaluationError
+        If the gallery is empty.
     ValueError
-        On inconsistent shapes or an empty gallery.
+        On inconsistent shapes.
     """
     pq, scale = quantize(probe_embeddings)
     gq, gscale = quantize(gallery_embeddings)
     if gq.shape[0] == 0:
-        raise ValueError("the gallery is empty")
+        raise EvaluationError("the gallery is empty: none of its images yielded a face")
     if pq.shape[1] != gq.shape[1] or scale != gscale:
         raise ValueError(f"probe and gallery dimensions differ: {pq.shape[1]} vs {gq.shape[1]}")
     n_p = pq.shape[0]
@@ -103,34 +138,17 @@ def identification_rates(
     g_codes = np.asarray(codes[: gq.shape[0]])
     p_codes = np.asarray(codes[gq.shape[0] :])
     in_gallery = np.isin(p_codes, g_codes)
-    best_mate = np.full(n_p, -np.inf)
-    best_non = np.full(n_p, -np.inf)
-    for r0 in range(0, n_p, block_rows):
-        s = pq[r0 : r0 + block_rows] @ gq.T
-        mate = p_codes[r0 : r0 + block_rows, None] == g_codes[None, :]
-        best_mate[r0 : r0 + block_rows] = np.where(mate, s, -np.inf).max(axis=1)
-        best_non[r0 : r0 + block_rows] = np.where(mate, -np.inf, s).max(axis=1)
+    best_mate, best_non = _best_scores(pq, gq, p_codes, g_codes, block_rows)
     rank1 = in_gallery & (best_mate > best_non)
-
-    columns = list(dict.fromkeys(c for spec in by for c in spec))
-    members: list[tuple[str, dict[str, str], str, np.ndarray]] = [("all", {}, "all", np.ones(n_p, dtype=bool))]
-    if columns:
-        if probe_labels is None or len(probe_labels) != n_p:
-            raise ValueError("probe_labels (one row per probe) are needed to group by " + ", ".join(columns))
-        fine = fine_cells(probe_labels.reset_index(drop=True), columns)
-        for spec in by:
-            for g in groups_for(fine, spec, multi_label):
-                members.append((" x ".join(spec), g.as_dict(), g.name, np.isin(fine.codes, list(g.cells))))
+    gallery = {"gallery_size": int(gq.shape[0]), "gallery_subjects": int(len(set(g_codes.tolist())))}
     rows: list[dict[str, Any]] = []
-    for grouping, group, name, m in members:
+    for grouping, group, name, m in _probe_groups(n_p, probe_labels, by, multi_label):
         mated = m & in_gallery
-        n_mated = int(mated.sum())
-        n_non = int(m.sum())
+        n_mated, n_non = int(mated.sum()), int(m.sum())
         hits = int((rank1 & mated).sum())
         for tname, t in named.items():
             tq = distance_to_q(t, scale)
-            found = mated & rank1 & (best_mate >= tq)
-            misses = n_mated - int(found.sum())
+            misses = n_mated - int((mated & rank1 & (best_mate >= tq)).sum())
             false_pos = int((m & (best_non >= tq)).sum())
             fnir_lo, fnir_hi = wilson_interval(misses, n_mated, confidence)
             fpir_lo, fpir_hi = wilson_interval(false_pos, n_non, confidence)
@@ -142,8 +160,7 @@ def identification_rates(
                     "threshold_name": tname,
                     "threshold": float(t),
                     "similarity_threshold": 1.0 - float(t),
-                    "gallery_size": int(gq.shape[0]),
-                    "gallery_subjects": int(len(set(g_codes.tolist()))),
+                    **gallery,
                     "mated_searches": n_mated,
                     "rank1_hits": hits,
                     "rank1_rate": hits / n_mated if n_mated else math.nan,

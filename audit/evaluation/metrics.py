@@ -40,7 +40,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
+
+from audit.evaluation.errors import EvaluationError
 
 __all__ = [
     "PairScores",
@@ -181,18 +182,9 @@ class PairScores:
         return len(self.subjects)
 
     @property
-    def pair_index(self) -> np.ndarray:
-        """``(F, F)`` index of each unordered fine-cell pair."""
-        return cell_pair_index(self.n_cells)
-
-    @property
     def min_distance_threshold(self) -> float:
         """Loosest distance threshold at which impostor counts are exact."""
         return q_to_distance(self.impostor_cutoff_q, self.scale) if self.impostor_q.size else -math.inf
-
-    def similarity(self, q: np.ndarray) -> np.ndarray:
-        """Similarities of integer scores."""
-        return np.asarray(q, dtype=np.float64) * self.scale
 
     def hist_edges(self) -> np.ndarray:
         """Similarity edges of the histogram bins."""
@@ -212,6 +204,192 @@ def _add_counts(hist: np.ndarray, idx: np.ndarray, sign: int = 1) -> None:
         hist[: c.size] += c
     else:
         hist[: c.size] -= c
+
+
+def _codes(
+    n: int, subject_codes: np.ndarray, cell_codes: np.ndarray | None, subjects: Sequence[str] | None
+) -> tuple[np.ndarray, np.ndarray, int, tuple[str, ...]]:
+    """Check the per-image codes; return subject codes, cell codes, number of cells and subject names."""
+    subj = np.asarray(subject_codes, dtype=np.int64)
+    if subj.shape != (n,):
+        raise ValueError(f"subject_codes must have shape ({n},), got {subj.shape}")
+    if n and subj.min() < 0:
+        raise ValueError("subject codes must be non-negative")
+    n_subj = int(subj.max()) + 1 if n else 0
+    cells = np.zeros(n, dtype=np.int64) if cell_codes is None else np.asarray(cell_codes, dtype=np.int64)
+    if cells.shape != (n,):
+        raise ValueError(f"cell_codes must have shape ({n},), got {cells.shape}")
+    f = int(cells.max()) + 1 if n else 1
+    names = tuple(str(s) for s in (subjects if subjects is not None else range(n_subj)))
+    if len(names) < n_subj:
+        raise ValueError("fewer subject names than subject codes")
+    return subj, cells, f, names
+
+
+def _genuine_pairs(xq: np.ndarray, subj: np.ndarray, n_subjects: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every same-subject pair ``(i < j)`` and its exact integer score."""
+    order = np.argsort(subj, kind="stable")
+    sizes = np.bincount(subj, minlength=n_subjects)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    gi_parts: list[np.ndarray] = []
+    gj_parts: list[np.ndarray] = []
+    for s in np.flatnonzero(sizes >= 2):
+        idx = order[starts[s] : starts[s + 1]]
+        a, b = np.triu_indices(idx.size, 1)
+        gi_parts.append(idx[a])
+        gj_parts.append(idx[b])
+    gi = np.concatenate(gi_parts) if gi_parts else np.zeros(0, dtype=np.int64)
+    gj = np.concatenate(gj_parts) if gj_parts else np.zeros(0, dtype=np.int64)
+    gq = np.einsum("ij,ij->i", xq[gi], xq[gj]) if gi.size else np.zeros(0)
+    return gi.astype(np.int64), gj.astype(np.int64), gq
+
+
+class _Histograms:
+    """Score histograms per ordered fine-cell pair, filled block by block, folded at the end."""
+
+    def __init__(self, cells: np.ndarray, n_cells: int, hist_bins: int, scale: float) -> None:
+        f = n_cells
+        nb = int(hist_bins)
+        if f * f * nb > MAX_HIST_COUNTERS:
+            nb = MAX_HIST_COUNTERS // (f * f)
+        if nb < 16:
+            nb = 0
+        self.nb, self.f, self.cells, self.scale = nb, f, cells, scale
+        self.flat = np.zeros(f * f * nb, dtype=np.int64)
+        self._rowoff = cells * (f * nb)
+        self._coloff = cells * nb
+
+    def add_block(self, block: np.ndarray, r0: int, tri: tuple[np.ndarray, np.ndarray]) -> None:
+        """Count the scores of rows ``r0..`` against columns ``r0..`` (the square part's lower triangle removed)."""
+        if not self.nb:
+            return
+        r1 = r0 + block.shape[0]
+        idx = _bins(block, self.scale, self.nb)
+        idx += self._rowoff[r0:r1, None] + self._coloff[None, r0:]
+        _add_counts(self.flat, idx)
+        _add_counts(self.flat, idx[tri], sign=-1)
+
+    def fold(self, gi: np.ndarray, gj: np.ndarray, gq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Impostor and genuine histograms per unordered fine-cell pair, ``(P, nb)`` each."""
+        f, nb = self.f, self.nb
+        n_pairs = f * (f + 1) // 2
+        if not nb:
+            return np.zeros((n_pairs, 0), dtype=np.int64), np.zeros((n_pairs, 0), dtype=np.int64)
+        pidx = cell_pair_index(f)
+        gen_flat = np.zeros_like(self.flat)
+        if gi.size:
+            _add_counts(gen_flat, self.cells[gi] * (f * nb) + self.cells[gj] * nb + _bins(gq, self.scale, nb))
+        imp3 = (self.flat - gen_flat).reshape(f, f, nb)
+        gen3 = gen_flat.reshape(f, f, nb)
+        imp_h = np.zeros((n_pairs, nb), dtype=np.int64)
+        gen_h = np.zeros((n_pairs, nb), dtype=np.int64)
+        for ca in range(f):
+            for cb in range(f):
+                imp_h[pidx[ca, cb]] += imp3[ca, cb]
+                gen_h[pidx[ca, cb]] += gen3[ca, cb]
+        return imp_h, gen_h
+
+
+class _ImpostorKeeper:
+    """Keeps every impostor pair at or above the cut, block by block (see :func:`score_pairs`).
+
+    The cut is the tighter of the loosest fixed threshold and the running ``keep_top``-th
+    highest impostor score seen so far; until ``keep_top`` scores are buffered, a block
+    contributes its own top ``keep_top`` valid impostor scores.
+    """
+
+    def __init__(
+        self, subj: np.ndarray, scale: float, keep_thresholds: Sequence[float], keep_top: int, max_stored: int
+    ) -> None:
+        self.subj = subj
+        self.keep_thresholds = tuple(keep_thresholds)
+        self.fixed_cut = float(min(distance_to_q(t, scale) for t in keep_thresholds)) if keep_thresholds else math.inf
+        self.keep_top = keep_top
+        self.running = -math.inf if keep_top > 0 else math.inf
+        self.max_stored = max_stored
+        self.ci: list[np.ndarray] = []
+        self.cj: list[np.ndarray] = []
+        self.cq: list[np.ndarray] = []
+        self.buffered = 0
+
+    @property
+    def cut(self) -> float:
+        """Scores below this are not kept."""
+        return min(self.fixed_cut, self.running)
+
+    def _first_top(self, block: np.ndarray, r0: int, tri: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Return the block's own top ``keep_top`` valid impostor scores (before any running cut exists)."""
+        valid = block.copy()
+        valid[tri] = -math.inf
+        valid[self.subj[r0 : r0 + block.shape[0], None] == self.subj[None, r0:]] = -math.inf
+        flat = valid.ravel()
+        local_cut = -math.inf
+        if int(np.count_nonzero(flat > -math.inf)) > self.keep_top:
+            local_cut = float(np.partition(flat, flat.size - self.keep_top)[flat.size - self.keep_top])
+        local_cut = min(local_cut, self.fixed_cut)
+        found = np.nonzero(valid >= local_cut) if local_cut > -math.inf else np.nonzero(valid > -math.inf)
+        return found[0], found[1]
+
+    def add_block(self, block: np.ndarray, r0: int, tri: tuple[np.ndarray, np.ndarray]) -> None:
+        """Keep the block's impostor pairs at or above the cut, then tighten the cut.
+
+        Raises
+        ------
+        EvaluationError
+            When more than ``max_stored`` pairs would have to be kept.
+        """
+        cut = self.cut
+        if cut == math.inf:
+            return
+        if cut == -math.inf:
+            rr, cc = self._first_top(block, r0, tri)
+        else:
+            rr, cc = np.nonzero(block >= cut)
+            keep = cc > rr  # drop the lower triangle and diagonal of the square part
+            keep &= self.subj[rr + r0] != self.subj[cc + r0]
+            rr, cc = rr[keep], cc[keep]
+        if rr.size:
+            self.ci.append((rr + r0).astype(np.int64))
+            self.cj.append((cc + r0).astype(np.int64))
+            self.cq.append(block[rr, cc])
+            self.buffered += rr.size
+        if self.keep_top and self.buffered >= self.keep_top:
+            self._tighten()
+        if self.buffered > self.max_stored:
+            loosest = max(self.keep_thresholds) if self.keep_thresholds else "n/a"
+            raise EvaluationError(
+                f"more than {self.max_stored:,} impostor pairs match the loosest threshold (distance {loosest}); "
+                "use a tighter threshold or raise max_stored"
+            )
+
+    def _tighten(self) -> None:
+        allq = np.concatenate(self.cq)
+        top = float(np.partition(allq, allq.size - self.keep_top)[allq.size - self.keep_top])
+        self.running = max(self.running, top)
+        if self.buffered > 2 * self.keep_top:
+            sel = allq >= self.cut
+            self.ci, self.cj = [np.concatenate(self.ci)[sel]], [np.concatenate(self.cj)[sel]]
+            self.cq = [allq[sel]]
+            self.buffered = int(sel.sum())
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Kept pairs by decreasing score (ties by ``i``, ``j``) and the cut they are exact above."""
+        final_cut = self.cut
+        if not self.ci:
+            cutoff = int(final_cut) if math.isfinite(final_cut) else _NO_CUT
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0), cutoff
+        ii, jj, qq = np.concatenate(self.ci), np.concatenate(self.cj), np.concatenate(self.cq)
+        if final_cut > -math.inf:
+            sel = qq >= final_cut
+            ii, jj, qq = ii[sel], jj[sel], qq[sel]
+        else:
+            final_cut = float(qq.min()) if qq.size else math.inf
+        o = np.lexsort((jj, ii, -qq))
+        return ii[o], jj[o], qq[o], int(final_cut) if math.isfinite(final_cut) else _NO_CUT
+
+
+#: Cut of a pass that kept no impostor pair: above every possible score.
+_NO_CUT = 1 << 62
 
 
 def score_pairs(
@@ -253,156 +431,26 @@ def score_pairs(
     Raises
     ------
     ValueError
-        On inconsistent shapes, or when more than ``max_stored`` impostor pairs
-        would have to be stored.
+        On inconsistent shapes.
+    EvaluationError
+        When more than ``max_stored`` impostor pairs would have to be stored.
     """
     xq, scale = quantize(embeddings)
     n = xq.shape[0]
-    subj = np.asarray(subject_codes, dtype=np.int64)
-    if subj.shape != (n,):
-        raise ValueError(f"subject_codes must have shape ({n},), got {subj.shape}")
-    if n and subj.min() < 0:
-        raise ValueError("subject codes must be non-negative")
-    n_subj = int(subj.max()) + 1 if n else 0
-    cells = np.zeros(n, dtype=np.int64) if cell_codes is None else np.asarray(cell_codes, dtype=np.int64)
-    if cells.shape != (n,):
-        raise ValueError(f"cell_codes must have shape ({n},), got {cells.shape}")
-    f = int(cells.max()) + 1 if n else 1
-    names = tuple(str(s) for s in (subjects if subjects is not None else range(n_subj)))
-    if len(names) < n_subj:
-        raise ValueError("fewer subject names than subject codes")
-
-    # --- genuine pairs (exact integer dot products; any summation order is exact)
-    order = np.argsort(subj, kind="stable")
-    sizes = np.bincount(subj, minlength=len(names))
-    starts = np.concatenate([[0], np.cumsum(sizes)])
-    gi_parts: list[np.ndarray] = []
-    gj_parts: list[np.ndarray] = []
-    for s in np.flatnonzero(sizes >= 2):
-        idx = order[starts[s] : starts[s + 1]]
-        a, b = np.triu_indices(idx.size, 1)
-        gi_parts.append(idx[a])
-        gj_parts.append(idx[b])
-    gi = np.concatenate(gi_parts) if gi_parts else np.zeros(0, dtype=np.int64)
-    gj = np.concatenate(gj_parts) if gj_parts else np.zeros(0, dtype=np.int64)
-    gq = np.einsum("ij,ij->i", xq[gi], xq[gj]) if gi.size else np.zeros(0)
+    subj, cells, f, names = _codes(n, subject_codes, cell_codes, subjects)
+    gi, gj, gq = _genuine_pairs(xq, subj, len(names))
     n_impostor = n * (n - 1) // 2 - int(gi.size)
-
-    # --- histogram resolution
-    nb = int(hist_bins)
-    if f * f * nb > MAX_HIST_COUNTERS:
-        nb = MAX_HIST_COUNTERS // (f * f)
-    if nb < 16:
-        nb = 0
-    hist_flat = np.zeros(f * f * max(nb, 1), dtype=np.int64) if nb else np.zeros(0, dtype=np.int64)
-    rowoff = cells * (f * nb)
-    coloff = cells * nb
-
-    # --- the cut below which impostor pairs are not kept
-    fixed_cut = math.inf
-    if keep_thresholds:
-        fixed_cut = float(min(distance_to_q(t, scale) for t in keep_thresholds))
-    keep_top = int(max(0, min(keep_top, n_impostor)))
-    running = -math.inf if keep_top > 0 else math.inf
-
-    ci: list[np.ndarray] = []
-    cj: list[np.ndarray] = []
-    cq: list[np.ndarray] = []
-    buffered = 0
+    histograms = _Histograms(cells, f, hist_bins, scale)
+    keeper = _ImpostorKeeper(subj, scale, keep_thresholds, int(max(0, min(keep_top, n_impostor))), max_stored)
     rows = block_rows or max(32, min(4096, (1 << 23) // max(n, 1)))
     for r0 in range(0, n, rows):
-        r1 = min(n, r0 + rows)
-        block = xq[r0:r1] @ xq[r0:].T  # (b, n - r0), exact integers
-        b = r1 - r0
-        tri_r, tri_c = np.tril_indices(b)
-        if nb:
-            idx = _bins(block, scale, nb)
-            idx += rowoff[r0:r1, None] + coloff[None, r0:]
-            _add_counts(hist_flat, idx)
-            _add_counts(hist_flat, idx[tri_r, tri_c], sign=-1)
-            del idx
-        cut = min(fixed_cut, running)
-        if cut == math.inf:
-            continue
-        if cut == -math.inf:
-            # first block(s) for calibration: take this block's top scores among valid impostors
-            valid = block.copy()
-            valid[tri_r, tri_c] = -math.inf
-            same = subj[r0:r1, None] == subj[None, r0:]
-            valid[same] = -math.inf
-            flat = valid.ravel()
-            n_valid = int(np.count_nonzero(flat > -math.inf))
-            local_cut = -math.inf
-            if n_valid > keep_top:
-                local_cut = float(np.partition(flat, flat.size - keep_top)[flat.size - keep_top])
-            local_cut = min(local_cut, fixed_cut)
-            rr, cc = np.nonzero(valid >= local_cut) if local_cut > -math.inf else np.nonzero(valid > -math.inf)
-            del valid, same
-        else:
-            rr, cc = np.nonzero(block >= cut)
-            keep = cc > rr  # drop the lower triangle and diagonal of the square part
-            keep &= subj[rr + r0] != subj[cc + r0]
-            rr, cc = rr[keep], cc[keep]
-        if rr.size:
-            ci.append((rr + r0).astype(np.int64))
-            cj.append((cc + r0).astype(np.int64))
-            cq.append(block[rr, cc])
-            buffered += rr.size
-        if keep_top and buffered >= keep_top:
-            allq = np.concatenate(cq)
-            running = max(running, float(np.partition(allq, allq.size - keep_top)[allq.size - keep_top]))
-            cut = min(fixed_cut, running)
-            if buffered > 2 * keep_top:
-                alli, allj = np.concatenate(ci), np.concatenate(cj)
-                sel = allq >= cut
-                ci, cj, cq = [alli[sel]], [allj[sel]], [allq[sel]]
-                buffered = int(sel.sum())
-        if buffered > max_stored:
-            raise ValueError(
-                f"more than {max_stored:,} impostor pairs match the loosest threshold "
-                f"(distance {min(keep_thresholds) if keep_thresholds else 'n/a'}); use a tighter "
-                "threshold or raise max_stored"
-            )
+        block = xq[r0 : min(n, r0 + rows)] @ xq[r0:].T  # (b, n - r0), exact integers
+        tri = np.tril_indices(block.shape[0])
+        histograms.add_block(block, r0, tri)
+        keeper.add_block(block, r0, tri)
         del block
-
-    final_cut = min(fixed_cut, running)
-    if ci:
-        ii = np.concatenate(ci)
-        jj = np.concatenate(cj)
-        qq = np.concatenate(cq)
-        if final_cut > -math.inf:
-            sel = qq >= final_cut
-            ii, jj, qq = ii[sel], jj[sel], qq[sel]
-        else:
-            final_cut = float(qq.min()) if qq.size else math.inf
-        o = np.lexsort((jj, ii, -qq))
-        ii, jj, qq = ii[o], jj[o], qq[o]
-    else:
-        ii = jj = np.zeros(0, dtype=np.int64)
-        qq = np.zeros(0)
-    cutoff_q = int(final_cut) if math.isfinite(final_cut) else (1 << 62)
-
-    # --- histograms: drop genuine pairs from the impostor histogram, fold to unordered cell pairs
-    pidx = cell_pair_index(f)
-    n_pairs = f * (f + 1) // 2
-    if nb:
-        gen_idx = cells[gi] * (f * nb) + cells[gj] * nb + _bins(gq, scale, nb)
-        gen_flat = np.zeros_like(hist_flat)
-        if gen_idx.size:
-            _add_counts(gen_flat, gen_idx)
-        hist_flat -= gen_flat
-        imp3 = hist_flat.reshape(f, f, nb)
-        gen3 = gen_flat.reshape(f, f, nb)
-        imp_h = np.zeros((n_pairs, nb), dtype=np.int64)
-        gen_h = np.zeros((n_pairs, nb), dtype=np.int64)
-        for ca in range(f):
-            for cb in range(f):
-                imp_h[pidx[ca, cb]] += imp3[ca, cb]
-                gen_h[pidx[ca, cb]] += gen3[ca, cb]
-    else:
-        imp_h = np.zeros((n_pairs, 0), dtype=np.int64)
-        gen_h = np.zeros((n_pairs, 0), dtype=np.int64)
-
+    ii, jj, qq, cutoff_q = keeper.result()
+    imp_h, gen_h = histograms.fold(gi, gj, gq)
     return PairScores(
         n_images=n,
         scale=scale,
@@ -410,15 +458,15 @@ def score_pairs(
         subjects=names,
         cell_codes=cells,
         n_cells=f,
-        genuine_i=gi.astype(np.int64),
-        genuine_j=gj.astype(np.int64),
+        genuine_i=gi,
+        genuine_j=gj,
         genuine_q=gq.astype(np.int64),
         impostor_i=ii,
         impostor_j=jj,
         impostor_q=qq.astype(np.int64),
         impostor_cutoff_q=cutoff_q,
         n_impostor=n_impostor,
-        hist_bins=nb,
+        hist_bins=histograms.nb,
         impostor_hist=imp_h,
         genuine_hist=gen_h,
     )
@@ -500,6 +548,57 @@ class _WeightedPairs:
         return out
 
 
+class _SparseSum:
+    """``out[r, k] = sum of w[r, row] * value`` over the entries ``(row, k, value)``: a sparse product."""
+
+    def __init__(self, rows: np.ndarray, targets: np.ndarray, values: np.ndarray, n_out: int) -> None:
+        order = np.argsort(targets, kind="stable")
+        self.rows, self.values = rows[order], values[order].astype(np.float64)
+        sorted_targets = targets[order]
+        if sorted_targets.size:
+            self.starts = np.flatnonzero(np.concatenate([[True], sorted_targets[1:] != sorted_targets[:-1]]))
+        else:
+            self.starts = np.zeros(0, dtype=np.int64)
+        self.targets = sorted_targets[self.starts]
+        self.n_out = n_out
+
+    def sums(self, weights: np.ndarray) -> np.ndarray:
+        """``(R, n_out)`` weighted sums for weights ``(R, n_rows)``."""
+        out = np.zeros((weights.shape[0], self.n_out))
+        e = self.rows.size
+        if e == 0:
+            return out
+        step = max(1, (1 << 24) // e)
+        for s in range(0, weights.shape[0], step):
+            vals = weights[s : s + step, self.rows] * self.values
+            out[s : s + step, self.targets] = np.add.reduceat(vals, self.starts, axis=1)
+        return out
+
+
+def _self_products(
+    subjects: np.ndarray, cells: np.ndarray, counts: np.ndarray, pidx: np.ndarray, n_pairs: int
+) -> _SparseSum:
+    """Per subject and unordered cell pair, the product of its image counts in the two cells.
+
+    ``subjects``/``cells``/``counts`` are the (subject, cell, images) entries sorted by subject.
+    """
+    rows: list[int] = []
+    targets: list[int] = []
+    values: list[float] = []
+    bounds: list[int] = []
+    if subjects.size:
+        bounds = np.flatnonzero(np.concatenate([[True], subjects[1:] != subjects[:-1], [True]])).tolist()
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        s, cs, vs = int(subjects[a]), cells[a:b].tolist(), counts[a:b].tolist()
+        for x in range(len(cs)):
+            for y in range(x, len(cs)):
+                rows.append(s)
+                targets.append(int(pidx[cs[x], cs[y]]))
+                values.append(vs[x] * vs[y])
+    return _SparseSum(np.asarray(rows, dtype=np.int64), np.asarray(targets, dtype=np.int64),
+                      np.asarray(values, dtype=np.float64), n_pairs)
+
+
 class CellCounter:
     """Counts per fine-cell pair at fixed thresholds, for any subject weights.
 
@@ -549,20 +648,9 @@ class CellCounter:
         # subject x cell image counts, and the same-subject products per cell pair
         n_s = max(scores.n_subjects, int(subj.max()) + 1 if subj.size else 0)
         self.n_subjects = n_s
-        sc = sp.coo_matrix((np.ones(subj.size), (subj, cells)), shape=(n_s, f)).tocsr()
-        sc.sum_duplicates()
-        self._subject_cells = sc
-        rows, cols, vals = [], [], []
-        dense_rows = sc.tolil().rows
-        dense_vals = sc.tolil().data
-        for s in range(n_s):
-            cs, vs = dense_rows[s], dense_vals[s]
-            for x in range(len(cs)):
-                for y in range(x, len(cs)):
-                    rows.append(s)
-                    cols.append(pidx[cs[x], cs[y]])
-                    vals.append(vs[x] * vs[y])
-        self._self_products = sp.csr_matrix((vals, (rows, cols)), shape=(n_s, self.n_p))
+        (s_of, c_of), per = _aggregate_entries([subj, cells])
+        self._subject_cells = _SparseSum(s_of, c_of, per, f)
+        self._self_products = _self_products(s_of, c_of, per, pidx, self.n_p)
         self._pa = np.array([a for a in range(f) for b in range(a, f)], dtype=np.int64)
         self._pb = np.array([b for a in range(f) for b in range(a, f)], dtype=np.int64)
 
@@ -590,8 +678,8 @@ class CellCounter:
         inv[self.order] = np.arange(self.k)
         gen_match = gen_match_sorted[:, :, inv]
         imp_match = imp_match_sorted[:, :, inv]
-        t = np.asarray(self._subject_cells.T @ w.T).T  # (R, F): weighted images per cell
-        self_terms = np.asarray(self._self_products.T @ (w * w).T).T  # (R, P)
+        t = self._subject_cells.sums(w)  # (R, F): weighted images per cell
+        self_terms = self._self_products.sums(w * w)  # (R, P)
         prod = t[:, self._pa] * t[:, self._pb]
         diag = self._pa == self._pb
         impostor = prod - self_terms
@@ -651,19 +739,20 @@ def calibrate_threshold(scores: PairScores, target_fmr: float) -> ThresholdCalib
 
     Raises
     ------
+    EvaluationError
+        If there are no impostor pairs, or the target admits all of them.
     ValueError
-        If the target is out of range, there are no impostor pairs, or the pass did not
-        keep enough top impostor scores.
+        If the target is out of range or the pass did not keep enough top impostor scores.
     """
     if not 0.0 < target_fmr < 1.0:
         raise ValueError(f"target_fmr must be in (0, 1), got {target_fmr}")
     n = scores.n_impostor
     if n == 0:
-        raise ValueError("no impostor pairs: cannot calibrate (need at least two subjects)")
+        raise EvaluationError("no impostor pairs: cannot calibrate (need at least two subjects)")
     k = int(math.floor(target_fmr * n * (1 + 1e-12)))
     q = scores.impostor_q
     if k >= n:
-        raise ValueError(f"target_fmr {target_fmr} admits every impostor pair ({n}); nothing to calibrate")
+        raise EvaluationError(f"target FMR {target_fmr:g} admits every one of the {n} impostor pairs; nothing to calibrate")
     if q.size <= k:
         raise ValueError(
             f"only {q.size} top impostor scores were kept, calibration to {target_fmr} needs {k + 1}; "

@@ -1,28 +1,60 @@
-"""Evaluation runs in DuckDB, as tidy tables.
+"""Evaluation runs in DuckDB, as tidy tables: the one :class:`EvaluationStore`.
 
-One row per run in ``eval_runs`` (run id, time, dataset fingerprint, model config,
-code version, evaluation config) and one tidy table per kind of result, each row
+One row per run in ``eval_runs`` (run id, time, dataset name and fingerprint,
+model config, code version, evaluation config, and the whole run document, which
+holds the LFW protocol results) and one tidy table per kind of result, each row
 tagged with its ``run_id``: ``eval_rates`` (per-group rates per threshold with
 intervals), ``eval_disparity``, ``eval_det``, ``eval_histograms``, ``eval_fta``,
 ``eval_identification`` and ``eval_calibrations``. Group columns hold JSON objects
-(``{"sex": "F"}``), so any grouping fits one schema. Runs are only ever inserted.
+(``{"sex": "F"}``), so any grouping fits one schema. Runs are only ever inserted,
+so a loaded report is cached per run id. The tables are created by
+:mod:`core.storage.schema`; runs stored with the old threshold-source name
+``"model_default"`` are read in today's vocabulary.
 
-All SQL of the evaluation module passes through this file.
+:meth:`EvaluationStore.list` is what the dashboard's selectors show
+(:class:`StoredEvaluation`: dataset, model, date). All SQL of the evaluation
+package passes through this file.
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 import math
+import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from audit.evaluation.evaluate import EvaluationReport
+from audit.evaluation.report import EvaluationReport, upgrade_rate_rows
 from core.storage.connection import Database
 
-__all__ = ["EvaluationStore"]
+__all__ = ["EvaluationStore", "StoredEvaluation"]
+
+
+@dataclass(frozen=True)
+class StoredEvaluation:
+    """One stored evaluation run, as the dashboard lists it."""
+
+    run_id: str
+    """The run's id."""
+    dataset: str
+    """The dataset's name (``"?"`` if it was stored without one)."""
+    dataset_fingerprint: str
+    """The evaluated data's fingerprint."""
+    embedding_key: str
+    """The model configuration's embedding key."""
+    model: str
+    """The recognition model (``"?"`` if the run had no model configuration)."""
+    created_at: str
+    """When the run was made (ISO 8601)."""
+
+    @property
+    def label(self) -> str:
+        """Short label for selectors: dataset, model, date."""
+        return f"{self.dataset} · {self.model} · {self.created_at[:16]}"
 
 _JSON_COLUMNS = {"group", "other_group"}
 
@@ -197,6 +229,8 @@ class EvaluationStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._reports: dict[str, EvaluationReport] = {}
+        self._lock = threading.Lock()
 
     def save(self, report: EvaluationReport, *, dataset_name: str | None = None) -> str:
         """Insert a run and all its tables in one transaction; return the run id."""
@@ -232,12 +266,56 @@ class EvaluationStore:
         return run_id
 
     def runs(self) -> pd.DataFrame:
-        """All runs, newest first."""
+        """All runs, newest first (run id, time, dataset fingerprint and name, embedding key, model, code)."""
         with self.db.connect() as con:
             return con.execute(
-                "SELECT run_id, created, dataset_fingerprint, dataset_name, embedding_key, code_version "
-                "FROM eval_runs ORDER BY created DESC"
+                "SELECT run_id, created, dataset_fingerprint, dataset_name, embedding_key, "
+                "json_extract_string(model_config, '$.model') AS model, code_version "
+                "FROM eval_runs ORDER BY created DESC, run_id"
             ).df()
+
+    def list(self) -> builtins.list[StoredEvaluation]:
+        """Every stored run, newest first, as the dashboard's selectors show them."""
+        return [
+            StoredEvaluation(
+                run_id=str(r.run_id),
+                dataset=str(r.dataset_name) if isinstance(r.dataset_name, str) else "?",
+                dataset_fingerprint=str(r.dataset_fingerprint) if isinstance(r.dataset_fingerprint, str) else "",
+                embedding_key=str(r.embedding_key) if isinstance(r.embedding_key, str) else "",
+                model=str(r.model) if isinstance(r.model, str) else "?",
+                created_at=str(r.created),
+            )
+            for r in self.runs().itertuples(index=False)
+        ]
+
+    def for_model(self, embedding_key: str, gallery_size: int | None = None) -> builtins.list[StoredEvaluation]:
+        """Return the runs made under ``embedding_key``, newest first, those that measured this gallery size first.
+
+        With ``gallery_size``, the runs that measured 1:N searches of a gallery of that size
+        come first: their chance of a false candidate is measured, not estimated.
+        """
+        measured: set[str] = set()
+        if gallery_size is not None:
+            with self.db.connect() as con:
+                found = con.execute(
+                    "SELECT DISTINCT run_id FROM eval_identification WHERE gallery_size = ?", [int(gallery_size)]
+                ).fetchall()
+            measured = {str(r[0]) for r in found}
+        runs = [r for r in self.list() if r.embedding_key == embedding_key]
+        return sorted(runs, key=lambda r: r.run_id not in measured)  # stable: newest first within each
+
+    def find(self, run_id: str) -> StoredEvaluation:
+        """One run's entry.
+
+        Raises
+        ------
+        KeyError
+            If no run has that id.
+        """
+        for item in self.list():
+            if item.run_id == run_id:
+                return item
+        raise KeyError(f"no evaluation run {run_id!r}")
 
     def table(self, name: str, run_id: str) -> pd.DataFrame:
         """Return one tidy table of one run, JSON group columns decoded.
@@ -260,13 +338,22 @@ class EvaluationStore:
         return frame.drop(columns=["row_no"])
 
     def load(self, run_id: str) -> EvaluationReport:
-        """Rebuild the report of a run.
+        """Rebuild the report of a run (cached: runs are never changed).
 
         Raises
         ------
         KeyError
             If no run has that id.
         """
+        with self._lock:
+            cached = self._reports.get(run_id)
+        if cached is None:
+            cached = self._read(run_id)
+            with self._lock:
+                self._reports[run_id] = cached
+        return cached
+
+    def _read(self, run_id: str) -> EvaluationReport:
         with self.db.connect() as con:
             found = con.execute("SELECT run FROM eval_runs WHERE run_id = ?", [run_id]).fetchall()
             if not found:
@@ -284,10 +371,11 @@ class EvaluationStore:
                     {c: _decode_value(v, c in _JSON_COLUMNS) for c, v in zip(names, rec, strict=True)}
                     for rec in cursor.fetchall()
                 )
-        return EvaluationReport(run=run, **tables)
+        rates = upgrade_rate_rows(tables.pop("rates"), run.get("model_config"))
+        return EvaluationReport(run=run, rates=rates, **tables)
 
     def latest(self, *, embedding_key: str | None = None, dataset_fingerprint: str | None = None) -> str | None:
-        """Return the id of the newest run matching the filters, or ``None``."""
+        """Return the id of the newest run matching the filters (a dataset under a model), or ``None``."""
         sql = "SELECT run_id FROM eval_runs WHERE 1=1"
         params: list[Any] = []
         if embedding_key is not None:
@@ -297,5 +385,5 @@ class EvaluationStore:
             sql += " AND dataset_fingerprint = ?"
             params.append(dataset_fingerprint)
         with self.db.connect() as con:
-            found = con.execute(sql + " ORDER BY created DESC LIMIT 1", params).fetchall()
+            found = con.execute(sql + " ORDER BY created DESC, run_id LIMIT 1", params).fetchall()
         return str(found[0][0]) if found else None

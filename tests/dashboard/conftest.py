@@ -13,10 +13,9 @@ import pandas as pd
 import pytest
 from argon2 import PasswordHasher
 
-from audit import EvaluationConfig, evaluate_embeddings
+from audit import EvaluationConfig, EvaluationStore, evaluate_embeddings
 from audit.accounts import User, UserStore
 from dashboard.demo import DEMO_USERS, demo_password
-from dashboard.evaluations import EvaluationStore
 from audit.runtime import Runtime
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "web" / "streamlit_app.py")
@@ -69,7 +68,7 @@ def build_fake_scene(path: Path) -> Runtime:
         x, subjects, labels, EvaluationConfig(by=(("sex",), ("race",)), default_threshold=0.3, bootstrap=20),
         dataset_fingerprint="fake", model_config=model,
     )
-    EvaluationStore(rt.db).save("fake_set", report)
+    EvaluationStore(rt.db).save(report, dataset_name="fake_set")
     rt.db.close()
     return rt
 

@@ -13,9 +13,8 @@ from typing import Any
 
 import streamlit as st
 
-from audit import AuditError, Runtime, User, UserStore
+from audit import AuditError, EvaluationStore, Runtime, User, UserStore
 from core import RecognitionError, Settings, StorageError
-from dashboard.evaluations import EvaluationStore
 
 __all__ = [
     "ERRORS",
@@ -98,7 +97,7 @@ def users() -> UserStore:
 
 
 def evaluations() -> EvaluationStore:
-    """Return the evaluation report store."""
+    """Return the one evaluation store (runs with dataset, model and date; reports cached per run)."""
     return _evaluations(db_path())
 
 

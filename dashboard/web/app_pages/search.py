@@ -48,13 +48,7 @@ top_k = st.number_input("Candidates to return at most", 1, 50, 5, key="search_to
 threshold = round(threshold, 3)
 
 
-def _measures_this_gallery(run_id: str) -> bool:
-    ident = evaluations().load(run_id).identification()
-    return not ident.empty and bool((ident["gallery_size"] == info.size).any())
-
-
-runs = sorted((r for r in evaluations().list() if r.embedding_key == config.embedding_key),
-              key=lambda r: not _measures_this_gallery(r.run_id))
+runs = evaluations().for_model(config.embedding_key, info.size)  # runs that measured this gallery size first
 report = None
 if runs:
     run_labels = {r.label: r.run_id for r in runs}

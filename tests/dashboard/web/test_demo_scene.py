@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from audit import AuditFilter
+from audit import AuditFilter, EvaluationStore
 from core.errors import ManifestError
 from audit.accounts import UserStore
 from dashboard.demo import DEMO_USERS, GALLERY, build_scene, operator_plan, resolve_data_dir
-from dashboard.evaluations import EvaluationStore
 from audit.runtime import Runtime
 from tests.dashboard.conftest import APP, DATA, as_user, copy_db
 

@@ -13,16 +13,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audit.evaluation.evaluate import (
-    EvaluationConfig,
-    EvaluationReport,
-    calibrate,
-    eer_from_det,
-    evaluate_embeddings,
-    parse_threshold,
-)
+from audit.evaluation.calibration import calibrate
+from audit.evaluation.config import EvaluationConfig, parse_threshold
+from audit.evaluation.curves import eer_from_det
+from audit.evaluation.errors import EvaluationError
 from audit.evaluation.groups import UNKNOWN, add_bands, fine_cells, groups_for, split_multi
 from audit.evaluation.metrics import quantize
+from audit.evaluation.report import EvaluationReport
+from audit.evaluation.verification import evaluate_embeddings
+from core.errors import BadInput
 
 
 def synthetic(n, n_subjects, dim, seed, noise=0.8):
@@ -214,12 +213,12 @@ def test_eer_interpolates_crossing():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError):
+    with pytest.raises(BadInput):
         parse_threshold("fmr=2")
-    with pytest.raises(ValueError):
+    with pytest.raises(BadInput):
         parse_threshold("abc")
     x, subj = synthetic(10, 1, 4, 0)
-    with pytest.raises(ValueError, match="at least two subjects"):
+    with pytest.raises(EvaluationError, match="at least two subjects"):
         evaluate_embeddings(x, np.zeros(10, dtype=int), None)
     with pytest.raises(ValueError, match="labels"):
         evaluate_embeddings(x, subj, None, EvaluationConfig(by=(("sex",),)))
@@ -227,7 +226,8 @@ def test_bad_arguments():
 
 def test_audit_does_not_import_streamlit():
     code = (
-        "import sys, audit.evaluation.datasets, audit.evaluation.store, audit.evaluation.evaluate, audit.evaluation.identification; "
+        "import sys, audit.evaluation.datasets, audit.evaluation.store, audit.evaluation.verification, "
+        "audit.evaluation.runner, audit.evaluation.identification; "
         "assert 'streamlit' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

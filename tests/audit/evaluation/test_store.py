@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audit.evaluation.store import EvaluationStore
-from audit.evaluation.evaluate import EvaluationConfig, evaluate_embeddings, parse_threshold
+from audit.evaluation.config import EvaluationConfig, parse_threshold
 from audit.evaluation.identification import identification_rates
+from audit.evaluation.store import EvaluationStore
+from audit.evaluation.verification import evaluate_embeddings
 from core.storage.connection import Database
 
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from audit.evaluation.errors import EvaluationError
 from audit.evaluation.metrics import (
     CellCounter,
     calibrate_threshold,
@@ -184,5 +185,5 @@ def test_unnormalised_embeddings_are_refused():
 
 def test_too_many_stored_pairs_is_a_clear_error():
     x, subj = synthetic(200, 100, 4, 2)
-    with pytest.raises(ValueError, match="max_stored"):
+    with pytest.raises(EvaluationError, match="max_stored"):
         score_pairs(x, subj, keep_thresholds=[2.0], max_stored=100)

@@ -8,10 +8,11 @@ import math
 import numpy as np
 import pytest
 
+from audit.evaluation.config import EvaluationConfig, parse_threshold
 from audit.evaluation.datasets import load_manifest
-from audit.evaluation.store import EvaluationStore
-from audit.evaluation.evaluate import EvaluationConfig, embed_dataset, evaluate_embedded, parse_threshold
+from audit.evaluation.embedding import embed_dataset, evaluate_embedded
 from audit.evaluation.identification import identification_rates
+from audit.evaluation.store import EvaluationStore
 from core.storage.connection import Database
 
 pytestmark = [pytest.mark.model, pytest.mark.data, pytest.mark.slow]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -9,8 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from audit.evaluation.datasets import load_lfw, load_manifest, parse_lfw_pairs
-from core.errors import ManifestError
+import core.image
+from audit.evaluation.config import Band
+from audit.evaluation.datasets import first_subjects, load_lfw, load_manifest, parse_lfw_pairs, with_bands
+from core.errors import BadInput, ManifestError
+from core.manifest import SourceImage
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -77,12 +81,12 @@ def test_fingerprint_ignores_order_but_sees_labels(manifest: Path, tmp_path: Pat
 @pytest.mark.parametrize(
     ("content", "subject", "labels", "match"),
     [
-        ("img,person\nx.png,a\n", "person", None, "lacks column.*'image'"),
-        ("image,who\nx.png,a\n", "person", None, "lacks column.*'person'"),
+        ("img,person\nx.png,a\n", "person", None, "missing column.*image"),
+        ("image,who\nx.png,a\n", "person", None, "missing column.*person"),
         ("image,person\nx.png,a\n", "person", ["sex"], "lacks label column.*'sex'"),
-        ("image,person\n/etc/passwd,a\n", "person", None, "relative"),
-        ("image,person\n../x.png,a\n", "person", None, "relative"),
-        ("image,person\nx.png,\n", "person", None, "empty subject"),
+        ("image,person\n../x.png,a\n", "person", None, "no '..'"),
+        ("image,person\nx.png,\n", "person", None, "empty 'image' or 'person' on line.*2"),
+        ("image,person\n", "person", None, "no rows"),
     ],
 )
 def test_bad_manifest_raises_manifest_error(tmp_path: Path, content, subject, labels, match):
@@ -92,8 +96,86 @@ def test_bad_manifest_raises_manifest_error(tmp_path: Path, content, subject, la
 
 
 def test_missing_manifest(tmp_path: Path):
-    with pytest.raises(ManifestError, match="does not exist"):
+    with pytest.raises(ManifestError, match="no such manifest"):
         load_manifest(tmp_path / "nope.csv", "person")
+
+
+def test_manifest_rules_are_the_enrolment_rules(tmp_path: Path):
+    """One manifest reader: a link out of the folder is refused, a bad subject id too, an absolute path is read."""
+    outside = tmp_path / "outside"
+    png(outside / "x.png", 9)
+    inside = tmp_path / "set"
+    inside.mkdir()
+    (inside / "link.png").symlink_to(outside / "x.png")
+    (inside / "m.csv").write_text("image,person\nlink.png,a\n")
+    with pytest.raises(ManifestError, match="leaves the manifest's folder"):
+        load_manifest(inside / "m.csv", "person")
+    (inside / "m.csv").write_text("image,person\nx.png,\"a\u202eb\"\n")
+    with pytest.raises(BadInput, match="bidirectional"):
+        load_manifest(inside / "m.csv", "person")
+    png(inside / "own.png", 3)
+    (inside / "m.csv").write_text(f"image,person\n{outside / 'x.png'},a\nown.png,b\n")
+    ds = load_manifest(inside / "m.csv", "person")
+    assert [str(p) for p in ds.paths()] == [str(outside / "x.png"), str(inside / "own.png")]
+
+
+def test_devices_and_pipes_are_unreadable_not_read(tmp_path: Path):
+    png(tmp_path / "a.png", 1)
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "m.csv").write_text("image,person\na.png,a\npipe.png,b\nfolder.png,c\n/dev/zero,d\n")
+    ds = load_manifest(tmp_path / "m.csv", "person")  # returns at once: nothing waits on the pipe or the device
+    assert ds.validation.unreadable_files == ("pipe.png", "folder.png", "/dev/zero")
+    assert ds.table["image"].tolist() == ["a.png"]
+
+
+def test_each_image_is_read_once(manifest: Path, monkeypatch: pytest.MonkeyPatch):
+    opened: list[str] = []
+    real = core.image.open_regular
+
+    def counting(path):
+        opened.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr("audit.evaluation.datasets.open_regular", counting)
+    ds = load_manifest(manifest, "person", ["sex", "race"])
+    assert sorted(opened) == sorted(str(manifest.parent / "img" / n) for n in
+                                    ("a1.png", "a2.png", "b1.png", "b2.png", "c1.png", "bad.png", "missing.png"))
+    # the hash the loader keeps is the bytes' own
+    for rel, digest in zip(ds.table["image"], ds.table["sha256"], strict=True):
+        assert digest == hashlib.sha256((manifest.parent / rel).read_bytes()).hexdigest()
+
+
+def test_first_subjects_subset_has_its_own_provenance(manifest: Path, tmp_path: Path):
+    full = load_manifest(manifest, "person", ["sex", "race"])
+    part = load_manifest(manifest, "person", ["sex", "race"], subject_limit=2)
+    assert sorted(set(part.subjects)) == ["a", "b"]
+    assert part.selection == "first 2 subjects" and full.selection == ""
+    assert part.fingerprint != full.fingerprint
+    # the subset's fingerprint is the one a manifest of just those rows has
+    lines = manifest.read_text().splitlines()
+    (tmp_path / "img" / "ab.csv").parent.mkdir(exist_ok=True)
+    only = tmp_path / "ab.csv"
+    only.write_text("\n".join([lines[0], *[ln for ln in lines[1:] if ln.split(",")[1] in ("a", "b")]]) + "\n")
+    assert load_manifest(only, "person", ["sex", "race"]).fingerprint == part.fingerprint
+    assert part.validation.n_rows == 4 and part.validation.unreadable_files == ()
+    with pytest.raises(BadInput, match="at least 1"):
+        load_manifest(manifest, "person", subject_limit=0)
+
+
+def test_first_subjects_helper():
+    images = [SourceImage(f"{s}{k}.png", s) for s in ("c", "a", "b") for k in range(2)]
+    assert [i.path for i in first_subjects(images, 2)] == ["a0.png", "a1.png", "b0.png", "b1.png"]
+    assert first_subjects(images, None) == images
+    assert first_subjects(["x/1", "y/1", "x/2"], 1, lambda p: p.split("/")[0]) == ["x/1", "x/2"]
+
+
+def test_bands_need_a_label_column(manifest: Path):
+    ds = load_manifest(manifest, "person", ["sex", "race"])
+    with pytest.raises(ManifestError, match="not a label column"):
+        with_bands(ds, [Band("person", (1.0,))])
+    with pytest.raises(BadInput, match="increase"):
+        Band("age", (40.0, 30.0))
 
 
 def lfw_folder(tmp_path: Path) -> Path:
@@ -109,6 +191,16 @@ def lfw_folder(tmp_path: Path) -> Path:
         "images/Bob_B/Bob_B_0001.jpg,Bob_B,M\n"
     )
     return tmp_path
+
+
+def test_lfw_first_subjects_keeps_their_pairs(tmp_path: Path):
+    ds = load_lfw(lfw_folder(tmp_path), subject_limit=2)
+    assert sorted(set(ds.subjects)) == ["Ann_A", "Bob_B"]
+    assert [(p.image_a, p.image_b) for p in ds.pairs] == [
+        ("images/Ann_A/Ann_A_0001.jpg", "images/Ann_A/Ann_A_0002.jpg"),
+        ("images/Ann_A/Ann_A_0001.jpg", "images/Bob_B/Bob_B_0001.jpg"),
+        ("images/Bob_B/Bob_B_0001.jpg", "images/Bob_B/Bob_B_0002.jpg"),
+    ]
 
 
 def test_lfw_layout(tmp_path: Path):

@@ -1,65 +1,29 @@
-"""The evaluate/calibrate commands with a fake engine (no model needed)."""
+"""The evaluate/calibrate commands on a real engine with the fake face pipeline (no model needed)."""
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-from dataclasses import dataclass
+import re
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
+from audit.runtime import Runtime
 from dashboard.cli import evaluate as cli_eval
-
-
-@dataclass
-class _Emb:
-    vector: np.ndarray
-
-
-@dataclass
-class _Failure:
-    image: str
-    code: str
-    message: str
-
-
-@dataclass
-class _Batch:
-    embeddings: dict
-    failures: list
-
-
-class FakeEngine:
-    """Vectors near a per-subject centre (subject = parent folder); files named *noface* fail."""
-
-    def embed_batch(self, paths, **_):
-        out, failures = {}, []
-        for p in paths:
-            if "noface" in p:
-                failures.append(_Failure(p, "no_face", "no face"))
-                continue
-            subj = Path(p).parent.name
-            c = np.random.default_rng(int(hashlib.sha256(subj.encode()).hexdigest()[:8], 16)).standard_normal(16)
-            e = np.random.default_rng(int(hashlib.sha256(p.encode()).hexdigest()[:8], 16)).standard_normal(16)
-            v = c + 0.6 * e
-            out[p] = _Emb((v / np.linalg.norm(v)).astype(np.float32))
-        return _Batch(out, failures)
+from tests.fakes import blank_png, face_png
 
 
 @pytest.fixture(autouse=True)
-def fake_engine():
-    cli_eval.set_engine_factory(lambda args: FakeEngine())
-    yield
-    cli_eval.set_engine_factory(None)
+def runtime_engine(monkeypatch, fake_engine):
+    """The runtime hands every command the real engine whose models are the fake pipeline."""
+    monkeypatch.setattr(Runtime, "engine", lambda self, *names: fake_engine)
+    return fake_engine
 
 
 def make_manifest(tmp_path: Path, n_subjects: int = 30) -> Path:
+    """Three photos per subject (faces the fake pipeline knows); subject s0's third photo has no face."""
     rows = ["image,person,sex,race,age"]
-    rng = np.random.default_rng(0)
     for s in range(n_subjects):
         sex = "F" if s % 2 else "M"
         race = ["a", "b", "a; b", ""][s % 4]
@@ -67,7 +31,7 @@ def make_manifest(tmp_path: Path, n_subjects: int = 30) -> Path:
             name = "noface.png" if (s == 0 and k == 2) else f"{k}.png"
             p = tmp_path / "img" / f"s{s}" / name
             p.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(rng.integers(0, 255, (4, 4, 3), dtype=np.uint8)).save(p)
+            p.write_bytes(blank_png() if name == "noface.png" else face_png(f"s{s}", k))
             rows.append(f"img/s{s}/{name},s{s},{sex},{race},{20 + s}")
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
     return tmp_path / "m.csv"
@@ -87,7 +51,7 @@ def run(argv, capsys):
     parent.add_argument("--json", action="store_true")
     sub = parser.add_subparsers(dest="command")
     cli_eval.register(sub, [parent])
-    args = parser.parse_args(argv)
+    args = parser.parse_args([*argv, "--workers", "1"])  # the fake pipeline lives in this process
     code = args.handler(args)
     out = capsys.readouterr().out
     return code, out
@@ -215,6 +179,7 @@ def test_calibrate_json(tmp_path, capsys):
             "0.01",
             "--by",
             "sex",
+            "--no-save",
             "--json",
             "--db",
             str(tmp_path / "c.duckdb"),
@@ -224,18 +189,18 @@ def test_calibrate_json(tmp_path, capsys):
     assert code == 0, out
     payload = json.loads(out)
     assert payload["achieved_fmr"] <= 0.01
-    assert payload["saved"] is False  # the fake engine has no model config
+    assert payload["saved"] is False  # --no-save
     assert {r["group_name"] for r in payload["per_group"]} >= {"sex=F", "sex=M"}
 
 
-def test_lfw_mode(tmp_path, capsys):
-    rng = np.random.default_rng(1)
+def make_lfw(tmp_path: Path) -> list[str]:
+    """An LFW-layout folder of 8 people, 3 photos each (PNG bytes under LFW's .jpg names)."""
     names = [f"P{i}" for i in range(8)]
     for name in names:
         for k in range(1, 4):
             p = tmp_path / "images" / name / f"{name}_{k:04d}.jpg"
             p.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(rng.integers(0, 255, (4, 4, 3), dtype=np.uint8)).save(p, format="JPEG")
+            p.write_bytes(face_png(name, k))
     lines = ["2 4"]
     for fold in range(2):
         for i in range(4):
@@ -249,6 +214,11 @@ def test_lfw_mode(tmp_path, capsys):
             f"images/{n}/{n}_{k:04d}.jpg,{'F' if i % 2 else 'M'}" for i, n in enumerate(names) for k in range(1, 4)
         )
     )
+    return names
+
+
+def test_lfw_mode(tmp_path, capsys):
+    make_lfw(tmp_path)
     code, out = run(
         [
             "evaluate",
@@ -372,3 +342,96 @@ def test_evaluation_without_operator_is_refused_and_recorded(tmp_path, capsys, m
     entries = AuditLog(Database(db)).list()
     assert [e.record.action for e in entries] == ["refused"]
     assert entries[0].record.details["attempted"] == "evaluate"
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("nan", "not a finite number"), ("1e309", "not a finite number"), ("-0.5", r"lies in \[0, 2\]"),
+     ("2.5", r"lies in \[0, 2\]"), ("fmr=nan", r"must be in \(0, 1\)"), ("close", "neither")],
+)
+def test_unusable_thresholds_are_refused_and_recorded(tmp_path, capsys, value, problem):
+    m = make_manifest(tmp_path, 4)
+    db = str(tmp_path / "t.duckdb")
+    code, out = run(["evaluate", "--manifest", str(m), "--subject-col", "person", "--threshold", value,
+                     "--json", "--db", db], capsys)
+    assert code == 2
+    error = json.loads(out)
+    assert error["code"] == "bad_input" and re.search(problem, error["error"])
+    from audit.trail.log import AuditLog
+    from core.storage.connection import Database
+
+    (entry,) = AuditLog(Database(db)).list()
+    assert (entry.record.action, entry.record.outcome) == ("refused", "bad_input")
+    assert entry.record.details["attempted"] == "evaluate" and re.search(problem, entry.record.details["reason"])
+    assert entry.record.operator == "eval-test"
+
+
+def test_a_malformed_grouping_is_refused_and_recorded(tmp_path, capsys):
+    m = make_manifest(tmp_path, 4)
+    db = str(tmp_path / "g.duckdb")
+    code, out = run(["calibrate", "--manifest", str(m), "--subject-col", "person", "--target-fmr", "0.01",
+                     "--by", "sex*", "--json", "--db", db], capsys)
+    assert code == 2 and "bad grouping 'sex*'" in json.loads(out)["error"]
+    from audit.trail.log import AuditLog
+    from core.storage.connection import Database
+
+    assert [(e.record.action, e.record.details["attempted"]) for e in AuditLog(Database(db)).list()] == [
+        ("refused", "calibrate")]
+
+
+def test_named_thresholds_and_the_default_keyword(tmp_path, capsys, runtime_engine):
+    m = make_manifest(tmp_path, 12)
+    code, out = run(["evaluate", "--manifest", str(m), "--subject-col", "person", "--threshold", "default",
+                     "--threshold", "0.5", "--bootstrap", "0", "--no-store", "--json", "--db",
+                     str(tmp_path / "d.duckdb")], capsys)
+    assert code == 0, out
+    overall = {r["threshold_name"]: r for r in json.loads(out) if r["pairing"] == "all"}
+    assert set(overall) == {"default", "0.5"}
+    assert overall["default"]["threshold"] == runtime_engine.config.threshold
+    assert overall["default"]["threshold_source"] == runtime_engine.config.threshold_source.kind
+    code, out = run(["evaluate", "--manifest", str(m), "--subject-col", "person", "--bootstrap", "0",
+                     "--no-store", "--json", "--db", str(tmp_path / "e.duckdb")], capsys)
+    assert {r["threshold_name"] for r in json.loads(out)} == {"default", "fmr=0.001", "fmr=0.0001"}
+
+
+def test_calibrate_saves_the_default_threshold_with_its_provenance(tmp_path, capsys, runtime_engine):
+    m = make_manifest(tmp_path)
+    db = str(tmp_path / "s.duckdb")
+    code, out = run(["calibrate", "--manifest", str(m), "--subject-col", "person", "--target-fmr", "0.01",
+                     "--by", "sex", "--json", "--db", db], capsys)
+    assert code == 0, out
+    payload = json.loads(out)
+    assert payload["saved"] is True
+    from core.storage.connection import Database
+    from core.thresholds import ThresholdStore
+
+    threshold, source = ThresholdStore(Database(db)).latest(runtime_engine.config)
+    assert threshold == payload["threshold"]
+    assert (source.kind, source.dataset, source.dataset_fingerprint) == (
+        "calibrated", payload["dataset"], payload["dataset_fingerprint"])
+    assert dict(source.per_group_fmr) == {r["group_name"]: r["fmr"] for r in payload["per_group"]
+                                          if r["pairing"] == "within"}
+
+
+def test_lfw_rows_are_stored_and_in_the_audit_record(tmp_path, capsys):
+    make_lfw(tmp_path)
+    db = str(tmp_path / "l.duckdb")
+    code, out = run(["evaluate", "--lfw", str(tmp_path), "--bootstrap", "0", "--threshold", "0.5", "--json",
+                     "--db", db], capsys)
+    assert code == 0, out
+    rows = json.loads(out)
+    ten_fold = next(r for r in rows if r["kind"] == "lfw_10fold")
+    pair_rows = [r for r in rows if r["kind"] == "lfw_pairs"]
+    from audit.evaluation.store import EvaluationStore
+    from audit.trail.log import AuditLog
+    from core.storage.connection import Database
+
+    stored = EvaluationStore(Database(db)).load(ten_fold["run_id"])
+    assert stored.lfw_accuracy()["accuracy"] == ten_fold["accuracy"]
+    assert [r["group"] for r in stored.lfw_pair_rows()] == [r["group"] for r in pair_rows]
+    details = AuditLog(Database(db)).get(ten_fold["audit_seq"]).record.details
+    assert details["lfw_accuracy"] == f"{ten_fold['accuracy']:.6f}" and details["run_id"] == ten_fold["run_id"]
+
+
+def test_the_command_has_no_engine_hook():
+    assert not hasattr(cli_eval, "set_engine_factory")

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from audit.evaluation.errors import EvaluationError
 from audit.evaluation.identification import identification_rates, wilson_interval
 from audit.evaluation.metrics import quantize
 
@@ -60,7 +61,7 @@ def test_wilson_interval():
 
 def test_identification_bad_inputs():
     rng = np.random.default_rng(0)
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(EvaluationError, match="empty"):
         identification_rates(unit(rng, 2, 4), [1, 2], np.zeros((0, 4)), [], [0.5])
     with pytest.raises(ValueError, match="dimensions"):
         identification_rates(unit(rng, 2, 4), [1, 2], unit(rng, 2, 8), [1, 2], [0.5])
