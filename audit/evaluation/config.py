@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast, get_args
 
 from audit.evaluation.groups import MultiLabel
+from core.config import check_threshold
 from core.errors import BadInput
 
 __all__ = [
@@ -35,7 +36,6 @@ __all__ = [
     "EvaluationConfig",
     "ThresholdKind",
     "ThresholdSpec",
-    "check_distance",
     "check_target_fmr",
     "parse_band",
     "parse_groupings",
@@ -71,25 +71,6 @@ def threshold_kind(kind: str, model_config: Mapping[str, Any] | None = None) -> 
         found = source.get("kind")
         return cast(ThresholdKind, found) if found in THRESHOLD_KINDS else "user"
     raise ValueError(f"unknown threshold source {kind!r}; expected one of {THRESHOLD_KINDS}")
-
-
-def check_distance(value: str | float, what: str = "threshold") -> float:
-    """Return ``value`` as a cosine distance in [0, 2].
-
-    Raises
-    ------
-    BadInput
-        Not a number, not finite (``nan``, ``inf``, ``1e309``) or outside [0, 2].
-    """
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as err:
-        raise BadInput(f"{what} {value!r} is neither 'fmr=<rate>' nor a cosine distance") from err
-    if not math.isfinite(number):
-        raise BadInput(f"{what} {value!r} is not a finite number; a cosine distance lies in [0, 2]")
-    if not 0.0 <= number <= 2.0:
-        raise BadInput(f"a cosine-distance {what} lies in [0, 2], got {number:g}")
-    return number
 
 
 def check_target_fmr(value: str | float, what: str = "target FMR") -> float:
@@ -146,7 +127,11 @@ def parse_threshold(text: str) -> ThresholdSpec:
     if raw.lower().startswith("fmr="):
         target = check_target_fmr(raw[4:], f"target FMR in threshold {text!r}")
         return ThresholdSpec(name=f"fmr={target:g}", source="calibrated", target_fmr=target)
-    distance = check_distance(raw)
+    try:
+        value = float(raw)
+    except ValueError as err:
+        raise BadInput(f"threshold {text!r} is neither 'fmr=<rate>' nor a cosine distance") from err
+    distance = check_threshold(value)  # the engine's own rule: finite, in [0, 2]
     return ThresholdSpec(name=f"{distance:g}", source="user", distance=distance)
 
 
@@ -292,7 +277,7 @@ class EvaluationConfig:
         if self.default_source not in THRESHOLD_KINDS:
             raise ValueError(f"default_source must be one of {THRESHOLD_KINDS}, got {self.default_source!r}")
         if self.default_threshold is not None:
-            check_distance(self.default_threshold, "default threshold")
+            check_threshold(self.default_threshold)
 
     def resolved_thresholds(self) -> tuple[ThresholdSpec, ...]:
         """Return the model's threshold (if any) followed by the other thresholds, without duplicates."""

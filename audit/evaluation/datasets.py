@@ -226,11 +226,6 @@ class Dataset:
         """Subject per image, in table order."""
         return [str(s) for s in self.table[self.subject_column]]
 
-    @property
-    def labels(self) -> pd.DataFrame:
-        """Label columns, in table order."""
-        return self.table[list(self.label_columns)].reset_index(drop=True)
-
 
 def _fingerprint(table: pd.DataFrame, subject_column: str, label_columns: Sequence[str]) -> str:
     lines = sorted(

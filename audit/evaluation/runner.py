@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -248,6 +249,8 @@ class EvaluationRun:
     """The evaluated dataset."""
     failures_to_acquire: int
     """Images without a usable face (0 for a reused run: see the report's FTA rows)."""
+    failures_by_code: Mapping[str, int]
+    """Those failures counted by error code (``no_face``, ``unreadable_image`` ...)."""
     computed: int
     """Images embedded by this run (the rest came from the cache)."""
     stored: bool
@@ -330,6 +333,7 @@ def _summary(run: EvaluationRun) -> dict[str, Any]:
         "images": int(report.run["images"]),
         "subjects": int(report.run["subjects"]),
         "failures_to_acquire": run.failures_to_acquire,
+        "failures_by_code": dict(run.failures_by_code),
         "genuine_pairs": int(report.run["genuine_pairs"]),
         "impostor_pairs": int(report.run["impostor_pairs"]),
         "code_version": report.run["code_version"],
@@ -394,7 +398,8 @@ def _evaluate(request: EvaluationRequest, engine: Engine, stores: EvaluationStor
                            request.workers)
     if request.store:
         stores.runs.save(report, dataset_name=dataset.name)
-    return EvaluationRun(report, dataset, failures, embedded.computed, stored=request.store)
+    by_code = dict(Counter(embedded.failure_codes))
+    return EvaluationRun(report, dataset, failures, by_code, embedded.computed, stored=request.store)
 
 
 def _prepare(request: EvaluationRequest) -> tuple[Dataset, Dataset | None]:
@@ -446,7 +451,7 @@ def run_evaluation(
     if request.reuse_stored:
         found = stores.runs.latest(embedding_key=engine.config.embedding_key, dataset_fingerprint=dataset.fingerprint)
         if found is not None:
-            return EvaluationRun(stores.runs.load(found), dataset, 0, 0, stored=True, reused=True)
+            return EvaluationRun(stores.runs.load(found), dataset, 0, {}, 0, stored=True, reused=True)
     model_config = engine.config.to_dict()
     audited = session.run(
         ACTION,

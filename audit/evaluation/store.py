@@ -304,19 +304,6 @@ class EvaluationStore:
         runs = [r for r in self.list() if r.embedding_key == embedding_key]
         return sorted(runs, key=lambda r: r.run_id not in measured)  # stable: newest first within each
 
-    def find(self, run_id: str) -> StoredEvaluation:
-        """One run's entry.
-
-        Raises
-        ------
-        KeyError
-            If no run has that id.
-        """
-        for item in self.list():
-            if item.run_id == run_id:
-                return item
-        raise KeyError(f"no evaluation run {run_id!r}")
-
     def table(self, name: str, run_id: str) -> pd.DataFrame:
         """Return one tidy table of one run, JSON group columns decoded.
 

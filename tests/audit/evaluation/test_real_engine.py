@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -18,15 +17,9 @@ from core.storage.connection import Database
 pytestmark = [pytest.mark.model, pytest.mark.data, pytest.mark.slow]
 
 
-def subset(ds, subjects):
-    table = ds.table[ds.table[ds.subject_column].isin(subjects)].reset_index(drop=True)
-    return dataclasses.replace(ds, table=table)
-
-
 def test_congress_slice_through_engine(data_dir, real_engine):
-    ds = load_manifest(data_dir / "congress_small" / "labels.csv", "bioguide_id", ["sex", "race_house_historian"])
-    members = sorted(set(ds.table["bioguide_id"]))[:40]
-    small = subset(ds, members)
+    small = load_manifest(data_dir / "congress_small" / "labels.csv", "bioguide_id", ["sex", "race_house_historian"],
+                          subject_limit=40)
     embedded = embed_dataset(real_engine, small, workers=2)
     assert embedded.embeddings.shape[1] == 128
     cfg = EvaluationConfig(

@@ -74,7 +74,7 @@ def test_a_run_is_stored_and_recorded_once_with_its_real_start(tmp_path, db, log
     assert (rec.action, rec.outcome, rec.operator, rec.purpose) == ("evaluate", "ok", "auditor-7", CTX.purpose)
     d = rec.details
     assert d["run_id"] == run.run_id and d["dataset_fingerprint"] == run.dataset.fingerprint
-    assert (d["images"], d["subjects"], d["failures_to_acquire"]) == (35, 12, 1)
+    assert (d["images"], d["subjects"], d["failures_to_acquire"], d["failures_by_code"]) == (35, 12, 1, {"no_face": 1})
     assert d["genuine_pairs"] == 11 * 3 + 1 and d["impostor_pairs"] == 35 * 34 // 2 - 34
     assert set(d["overall"]) == {"default", "0.3", "fmr=0.01"}
     assert all(isinstance(v, str) for cell in d["overall"].values() for v in cell.values())

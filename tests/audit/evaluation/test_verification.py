@@ -212,6 +212,16 @@ def test_eer_interpolates_crossing():
     assert eer_from_det([0.4, 0.1], [0.0, 0.2]) == pytest.approx(0.16)
 
 
+def test_threshold_range_is_the_one_its_message_names():
+    assert parse_threshold("0").distance == 0.0 and parse_threshold("2").distance == 2.0
+    assert parse_threshold(" fmr=1e-3 ").target_fmr == 1e-3
+    for text in ("-0.5", "-1", "2.0001", "nan", "inf", "1e309", "fmr=0", "fmr=1", "fmr=inf", "fmr=x"):
+        with pytest.raises(BadInput):
+            parse_threshold(text)
+    with pytest.raises(BadInput, match=r"in \[0, 2\]"):
+        parse_threshold("-0.5")
+
+
 def test_bad_arguments():
     with pytest.raises(BadInput):
         parse_threshold("fmr=2")
@@ -224,6 +234,7 @@ def test_bad_arguments():
         evaluate_embeddings(x, subj, None, EvaluationConfig(by=(("sex",),)))
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_audit_does_not_import_streamlit():
     code = (
         "import sys, audit.evaluation.datasets, audit.evaluation.store, audit.evaluation.verification, "

@@ -346,8 +346,8 @@ def test_evaluation_without_operator_is_refused_and_recorded(tmp_path, capsys, m
 
 @pytest.mark.parametrize(
     ("value", "problem"),
-    [("nan", "not a finite number"), ("1e309", "not a finite number"), ("-0.5", r"lies in \[0, 2\]"),
-     ("2.5", r"lies in \[0, 2\]"), ("fmr=nan", r"must be in \(0, 1\)"), ("close", "neither")],
+    [("nan", "not a finite number"), ("1e309", "not a finite number"), ("-0.5", r"cosine distance in \[0, 2\]"),
+     ("2.5", r"cosine distance in \[0, 2\]"), ("fmr=nan", r"must be in \(0, 1\)"), ("close", "neither")],
 )
 def test_unusable_thresholds_are_refused_and_recorded(tmp_path, capsys, value, problem):
     m = make_manifest(tmp_path, 4)
