@@ -1,4 +1,4 @@
-"""facetrail's recognition engine: detect, embed, verify (1:1) and search (1:N).
+"""facetrail's recognition engine: detect, embed, verify (1:1), search (1:N) and search stored video.
 
 The public names below are the one way in for the audit module, the dashboard
 and the notebooks. ``core`` never imports streamlit and knows no user interface.
@@ -14,6 +14,7 @@ from core.errors import (
     ConfigMismatch,
     DatabaseBusy,
     DatabaseError,
+    FrameTooLarge,
     GalleryExists,
     GalleryNotFound,
     ImageTooLarge,
@@ -24,16 +25,33 @@ from core.errors import (
     NotFound,
     RecognitionError,
     UnreadableImage,
+    UnreadableVideo,
+    VideoTooLong,
 )
 from core.gallery import EnrollItem, GalleryInfo, GalleryStore, LoadedGallery
 from core.image import Image, load_image
 from core.index import ApproxIndex, ExactIndex, Hit
 from core.models import install_models, model_statuses
-from core.results import BatchResult, Candidate, Embedding, Face, Failure, GalleryRef, SearchResult, VerifyResult
+from core.results import (
+    BatchResult,
+    Candidate,
+    Embedding,
+    Face,
+    Failure,
+    GalleryRef,
+    SearchResult,
+    VerifyResult,
+    VideoSampling,
+    VideoSearchResult,
+    VideoTrack,
+)
+from core.video import DEFAULT_MAX_DURATION_S, DEFAULT_MAX_PIXELS_PER_FRAME, VideoInfo, open_video
 
 __all__ = [
     "ALIGNMENTS",
     "BUILTIN_THRESHOLDS",
+    "DEFAULT_MAX_DURATION_S",
+    "DEFAULT_MAX_PIXELS_PER_FRAME",
     "DETECTORS",
     "MODELS",
     "ApproxIndex",
@@ -52,6 +70,7 @@ __all__ = [
     "ExactIndex",
     "Face",
     "Failure",
+    "FrameTooLarge",
     "GalleryExists",
     "GalleryInfo",
     "GalleryNotFound",
@@ -72,13 +91,20 @@ __all__ = [
     "SourceImage",
     "ThresholdSource",
     "UnreadableImage",
+    "UnreadableVideo",
     "VerifyResult",
+    "VideoInfo",
+    "VideoSampling",
+    "VideoSearchResult",
+    "VideoTooLong",
+    "VideoTrack",
     "default_config",
     "default_db_path",
     "enroll_images",
     "install_models",
     "load_image",
     "model_statuses",
+    "open_video",
     "read_folder",
     "read_manifest",
 ]

@@ -6,6 +6,7 @@ Frame ``i`` carries ``i`` in binary blocks so that a sampled frame says which fr
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from pathlib import Path
@@ -13,8 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.errors import FrameTooLarge, UnreadableVideo, VideoTooLong
+from core.config import ModelConfig
+from core.errors import BadInput, ConfigMismatch, FrameTooLarge, UnreadableVideo, VideoTooLong
+from core.gallery import LoadedGallery
+from core.index import ExactIndex
+from core.results import GalleryRef
 from core.video import open_video, sniff_container
+from tests.conftest import make_config
 from tests.core.footage import media_timescale, retime_mp4, rotate_mp4, set_mkv_duration, write_frames
 
 
@@ -240,3 +246,44 @@ def test_sniff_container_families() -> None:
     assert sniff_container(b"\0\0\0\x18ftypavif\0\0\0\0") is None
     assert sniff_container(b"RIFF\0\0\0\0WAVEfmt ") is None
     assert sniff_container(struct.pack(">I", 8)) is None
+
+
+# ---- through the engine (header-level refusals need no model) ---------------------
+
+
+@pytest.fixture
+def fake_engine_and_gallery():
+    from core import Engine
+
+    config: ModelConfig = make_config()
+    gallery = LoadedGallery(GalleryRef("g", "0-" + "0" * 32, 0), config.embedding_key, ExactIndex(128))
+    return Engine(config), gallery
+
+
+def test_engine_refuses_bad_options_and_files_with_typed_errors(fake_engine_and_gallery, tmp_path: Path) -> None:
+    engine, gallery = fake_engine_and_gallery
+    clip = tmp_path / "clip.mp4"
+    write_frames(numbered(4), clip, fps=10.0)
+    for options, message in (
+        ({"fps": 0.0}, "fps 0.0 is not a sampling rate"),
+        ({"fps": math.nan}, "fps nan"),
+        ({"fps": 61.0}, "fps 61.0"),
+        ({"top_k": 0}, "top_k must be at least 1"),
+        ({"threshold": 3.0}, "threshold 3.0 is not a cosine distance"),
+        ({"min_face": 0}, "min_face must be at least 1"),
+        ({"searches_per_track": 0}, "searches_per_track must be at least 1"),
+        ({"max_duration": -1.0}, "max_duration -1.0"),
+        ({"max_pixels_per_frame": 0}, "max_pixels_per_frame must be at least 1"),
+    ):
+        with pytest.raises(BadInput, match=message):
+            engine.search_video(gallery, clip, **options)
+    with pytest.raises(VideoTooLong):
+        engine.search_video(gallery, clip, max_duration=0.1)
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    with pytest.raises(UnreadableVideo, match="not a video file"):
+        engine.search_video(gallery, text)
+    other = LoadedGallery(gallery.ref, "another-key", gallery.index)
+    with pytest.raises(ConfigMismatch, match="holds embeddings of configuration another-key"):
+        engine.search_video(other, clip)
+    assert engine._pipeline is None  # refused before any model was loaded
