@@ -202,13 +202,23 @@ class VideoReader:
     Build it with :func:`open_video` and close it (or use it as a context manager).
     """
 
-    def __init__(self, info: VideoInfo, fd: int, capture: cv2.VideoCapture, snapshot: tuple[int, ...], **limits: float):
+    def __init__(
+        self,
+        info: VideoInfo,
+        fd: int,
+        capture: cv2.VideoCapture,
+        snapshot: tuple[int, ...],
+        *,
+        max_duration_s: float,
+        max_pixels_per_frame: int,
+    ) -> None:
         self.info = info
         self._fd = fd
         self._capture: cv2.VideoCapture | None = capture
         self._snapshot = snapshot
-        self._max_ms = limits["max_duration_s"] * 1000.0
-        self._max_pixels = int(limits["max_pixels_per_frame"])
+        self._max_ms = max_duration_s * 1000.0
+        self._max_pixels = max_pixels_per_frame
+        self._started = False
         #: Frames decoded so far.
         self.frames_decoded = 0
         #: End time of the last decoded frame in ms (its timestamp plus one frame interval), once decoding ended.
@@ -247,6 +257,9 @@ class VideoReader:
         capture = self._capture
         if capture is None:
             raise ValueError("the video is closed")
+        if self._started:
+            raise ValueError("a video is decoded once: open it again to sample it again")
+        self._started = True
         label = self.info.source
         period = 1000.0 / fps
         next_slot = 0

@@ -71,6 +71,19 @@ def test_constant_rate_clips_are_sampled_by_time_in_every_container(tmp_path: Pa
     assert (video.info.width, video.info.height, video.info.rotation) == (160, 120, 0)
 
 
+def test_a_video_is_decoded_once_and_rates_must_be_positive(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    write_frames(numbered(4), path, fps=10.0)
+    with open_video(path) as video:
+        with pytest.raises(ValueError, match="positive"):
+            next(video.samples(0.0))
+        assert len(list(video.samples(2.0))) == 1
+        with pytest.raises(ValueError, match="decoded once"):
+            next(video.samples(2.0))
+    with pytest.raises(ValueError, match="closed"):
+        next(video.samples(2.0))
+
+
 @pytest.mark.parametrize("fps", [3.0, 0.7, 25.0])
 def test_other_rates_follow_the_slot_rule(tmp_path: Path, fps: float) -> None:
     path = tmp_path / "clip.mp4"
