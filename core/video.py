@@ -400,6 +400,7 @@ def open_video(
     path = Path(source).expanduser()
     fd, st = _open_regular(path, label)
     capture: cv2.VideoCapture | None = None
+    opened = False
     try:
         if st.st_size == 0:
             raise UnreadableVideo(f"{label}: the file is empty")
@@ -428,11 +429,12 @@ def open_video(
                 f"{label}: lasts {info.duration_ms_declared / 1000:,.1f} s; "
                 f"the limit (max_duration) is {max_duration_s:,.0f} s"
             )
-    except (UnreadableVideo, FrameTooLarge, VideoTooLong):
-        if capture is not None:
-            capture.release()
-        os.close(fd)
-        raise
+        opened = True
+    finally:
+        if not opened:  # refused (or interrupted): release what was opened, then let the error go on
+            if capture is not None:
+                capture.release()
+            os.close(fd)
     return VideoReader(
         info, fd, capture, _snapshot(st), max_duration_s=max_duration_s, max_pixels_per_frame=max_pixels_per_frame
     )

@@ -300,3 +300,18 @@ def test_engine_refuses_bad_options_and_files_with_typed_errors(fake_engine_and_
     with pytest.raises(ConfigMismatch, match="holds embeddings of configuration another-key"):
         engine.search_video(other, clip)
     assert engine._pipeline is None  # refused before any model was loaded
+
+
+def test_refused_and_finished_videos_leave_no_open_file(tmp_path: Path) -> None:
+    good, text = tmp_path / "clip.mp4", tmp_path / "text.mp4"
+    write_frames(numbered(4), good, fps=10.0)
+    text.write_text("not a video")
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        with pytest.raises(UnreadableVideo):
+            open_video(text)
+        with pytest.raises(FrameTooLarge):
+            open_video(good, max_pixels_per_frame=10)
+        with open_video(good) as video:
+            list(video.samples(2.0))
+    assert len(os.listdir("/proc/self/fd")) == before
