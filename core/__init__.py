@@ -1,11 +1,12 @@
-"""facetrail's recognition engine: detect, embed, verify (1:1) and search (1:N), and the storage it stands on.
+"""facetrail's recognition engine: detect, embed, verify (1:1), search (1:N) and search stored video.
 
 The public names below are the one way in for the audit package, the dashboard
 and the notebooks. ``core`` never imports ``audit``, ``dashboard`` or streamlit,
 and knows no user interface.
 
 image -> _deepface (the only deepface import) -> engine (results carry their
-config) -> index/gallery/cache (galleries in DuckDB, through :mod:`core.storage`).
+config) -> index/gallery/cache (galleries in DuckDB, through :mod:`core.storage`);
+video -> tracking -> video_search for stored footage.
 """
 
 from core.cache import EmbeddingCache
@@ -16,6 +17,7 @@ from core.errors import (
     BadInput,
     ConfigMismatch,
     EnrollmentFailed,
+    FrameTooLarge,
     GalleryExists,
     GalleryNotFound,
     ImageTooLarge,
@@ -26,21 +28,38 @@ from core.errors import (
     NotFound,
     RecognitionError,
     UnreadableImage,
+    UnreadableVideo,
+    VideoTooLong,
 )
 from core.gallery import EnrollItem, GalleryInfo, GalleryStore, LoadedGallery
 from core.image import Image, load_image
 from core.index import ApproxIndex, ExactIndex, Hit
 from core.manifest import SourceImage, check_subject_id, read_folder, read_manifest
 from core.models import install_models, model_statuses
-from core.results import BatchResult, Candidate, Embedding, Face, Failure, GalleryRef, SearchResult, VerifyResult
+from core.results import (
+    BatchResult,
+    Candidate,
+    Embedding,
+    Face,
+    Failure,
+    GalleryRef,
+    SearchResult,
+    VerifyResult,
+    VideoSampling,
+    VideoSearchResult,
+    VideoTrack,
+)
 from core.settings import Settings
 from core.storage import Database, DatabaseBusy, SchemaError, StorageError, default_db_path
+from core.video import DEFAULT_MAX_DURATION_S, DEFAULT_MAX_PIXELS_PER_FRAME, VideoInfo, open_video
 
 __all__ = [
     "ALIGNMENTS",
     "BUILTIN_THRESHOLDS",
     "DEFAULT_ALIGNMENT",
     "DEFAULT_DETECTOR",
+    "DEFAULT_MAX_DURATION_S",
+    "DEFAULT_MAX_PIXELS_PER_FRAME",
     "DETECTORS",
     "MODELS",
     "ApproxIndex",
@@ -60,6 +79,7 @@ __all__ = [
     "Face",
     "Failure",
     "FailureSummary",
+    "FrameTooLarge",
     "GalleryExists",
     "GalleryInfo",
     "GalleryNotFound",
@@ -83,7 +103,13 @@ __all__ = [
     "StorageError",
     "ThresholdSource",
     "UnreadableImage",
+    "UnreadableVideo",
     "VerifyResult",
+    "VideoInfo",
+    "VideoSampling",
+    "VideoSearchResult",
+    "VideoTooLong",
+    "VideoTrack",
     "check_subject_id",
     "default_config",
     "default_db_path",
@@ -91,6 +117,7 @@ __all__ = [
     "install_models",
     "load_image",
     "model_statuses",
+    "open_video",
     "read_folder",
     "read_manifest",
 ]

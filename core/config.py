@@ -68,7 +68,7 @@ def check_threshold(value: float) -> float:
     if not math.isfinite(number):
         raise BadInput(f"threshold {value!r} is not a finite number; a cosine distance lies in [0, 2]")
     if not 0.0 <= number <= 2.0:
-        raise BadInput(f"threshold {number:g} is not a cosine distance in [0, 2]")
+        raise BadInput(f"threshold {number} is not a cosine distance in [0, 2]")
     return number
 
 

@@ -11,6 +11,10 @@ that carries the :class:`~core.config.ModelConfig` that produced it.
 
 Several faces in a probe: the face policy decides (``"largest"`` by default,
 or ``"refuse"``), and every result reports how many faces were found.
+
+Stored video: :meth:`Engine.search_video` decodes, samples, detects, tracks and
+searches each face track (see :mod:`core.video_search`); every face is tracked,
+so the face policy does not apply there.
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ from core.errors import BadInput, ConfigMismatch, RecognitionError, UnreadableIm
 from core.gallery import LoadedGallery
 from core.image import DEFAULT_MAX_PIXELS, ImageSource, load_image, sha256_file
 from core.models import check_available, weights_checksums
-from core.results import BatchResult, Candidate, Embedding, Face, Failure, SearchResult, VerifyResult
+from core.results import BatchResult, Candidate, Embedding, Face, Failure, SearchResult, VerifyResult, VideoSearchResult
+from core.video import DEFAULT_MAX_DURATION_S, DEFAULT_MAX_PIXELS_PER_FRAME
+from core.video_search import run_video_search
 
 __all__ = ["Engine", "default_config", "DEFAULT_DETECTOR", "DEFAULT_ALIGNMENT", "BUILTIN_THRESHOLDS"]
 
@@ -232,11 +238,7 @@ class Engine:
         """
         if top_k < 1:
             raise BadInput(f"top_k must be at least 1, not {top_k}")
-        if gallery.embedding_key != self.config.embedding_key:
-            raise ConfigMismatch(
-                f"gallery {gallery.ref.name!r} holds embeddings of configuration {gallery.embedding_key}; "
-                f"this engine runs {self.config.name} ({self.config.embedding_key})"
-            )
+        self._check_gallery(gallery)
         config = self._config_for(threshold)
         embedding = probe if isinstance(probe, Embedding) else self.embed(probe)
         if embedding.config.embedding_key != self.config.embedding_key:
@@ -260,6 +262,92 @@ class Engine:
             config=config,
             exact=gallery.exact,
         )
+
+    def search_video(
+        self,
+        gallery: LoadedGallery,
+        source: str | os.PathLike[str],
+        *,
+        fps: float = 2.0,
+        top_k: int = 10,
+        threshold: float | None = None,
+        max_duration: float = DEFAULT_MAX_DURATION_S,
+        max_pixels_per_frame: int = DEFAULT_MAX_PIXELS_PER_FRAME,
+        min_face: int = 80,
+        searches_per_track: int = 3,
+        progress: bool = False,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> VideoSearchResult:
+        """Search a stored video against a gallery, one face track at a time (see :mod:`core.video_search`).
+
+        The video is decoded as a stream and sampled at ``fps`` by presentation time;
+        faces are detected in each sampled frame, tracked across frames (one track per
+        appearance), and each track is searched with up to ``searches_per_track`` of its
+        best faces; candidates are aggregated per track (best distance per subject).
+
+        Parameters
+        ----------
+        gallery
+            The gallery to search (its embeddings must be of this engine's configuration).
+        source
+            Path of a regular video file: MP4/MOV, AVI or Matroska/WebM.
+        fps
+            Frames sampled per second of video, in (0, 60].
+        top_k
+            Candidates kept per track.
+        threshold
+            Cosine-distance threshold for this query (default: the configuration's).
+        max_duration
+            Refuse videos longer than this many seconds.
+        max_pixels_per_frame
+            Refuse videos whose frames have more pixels than this.
+        min_face
+            Smallest face side, in frame pixels, to look for; detection runs on frames
+            scaled so that this size is the detector's smallest (smaller is slower).
+        searches_per_track
+            Best faces searched per track.
+        progress
+            Show a progress bar on stderr.
+        on_progress
+            Called with ``(frames sampled, frames expected)`` after each sampled frame.
+
+        Raises
+        ------
+        BadInput
+            An option out of range (``top_k``, ``fps``, ...).
+        ConfigMismatch
+            The gallery holds embeddings of another configuration.
+        UnreadableVideo
+            Not a regular file, not a video read here, truncated, damaged, no frames, or
+            changed while read.
+        VideoTooLong, FrameTooLarge
+            Beyond ``max_duration`` or ``max_pixels_per_frame``.
+        """
+        if top_k < 1:
+            raise BadInput(f"top_k must be at least 1, not {top_k}")
+        self._check_gallery(gallery)
+        return run_video_search(
+            self,
+            gallery,
+            source,
+            query_config=self._config_for(threshold),
+            threshold=threshold,
+            top_k=top_k,
+            fps=fps,
+            max_duration=max_duration,
+            max_pixels_per_frame=max_pixels_per_frame,
+            min_face=min_face,
+            searches_per_track=searches_per_track,
+            progress=progress,
+            on_progress=on_progress,
+        )
+
+    def _check_gallery(self, gallery: LoadedGallery) -> None:
+        if gallery.embedding_key != self.config.embedding_key:
+            raise ConfigMismatch(
+                f"gallery {gallery.ref.name!r} holds embeddings of configuration {gallery.embedding_key}; "
+                f"this engine runs {self.config.name} ({self.config.embedding_key})"
+            )
 
     def _config_for(self, threshold: float | None) -> ModelConfig:
         if threshold is None:

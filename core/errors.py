@@ -18,6 +18,9 @@ __all__ = [
     "BadInput",
     "UnreadableImage",
     "ImageTooLarge",
+    "UnreadableVideo",
+    "VideoTooLong",
+    "FrameTooLarge",
     "NoFaceDetected",
     "MultipleFaces",
     "ModelUnavailable",
@@ -52,6 +55,24 @@ class ImageTooLarge(BadInput):
     """The image has more pixels (or bytes) than the configured limit."""
 
     code = "image_too_large"
+
+
+class UnreadableVideo(BadInput):
+    """The file is not a video facetrail reads, or it is truncated, damaged, empty or changed while read."""
+
+    code = "unreadable_video"
+
+
+class VideoTooLong(BadInput):
+    """The video lasts longer than the configured ``max_duration``."""
+
+    code = "video_too_long"
+
+
+class FrameTooLarge(BadInput):
+    """The video's frames have more pixels than the configured ``max_pixels_per_frame``."""
+
+    code = "frame_too_large"
 
 
 class NoFaceDetected(RecognitionError):

@@ -35,7 +35,7 @@ from PIL import ImageOps, UnidentifiedImageError
 
 from core.errors import ImageTooLarge, UnreadableImage
 
-__all__ = ["Image", "ImageSource", "load_image", "open_regular", "sha256_file", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_BYTES"]
+__all__ = ["Image", "ImageSource", "load_image", "open_regular", "regular_fd", "sha256_file", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_BYTES"]
 
 #: Default pixel limit: 40 megapixels is a large photo; bombs claim billions.
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -76,32 +76,50 @@ class Image:
         return int(self.pixels.shape[0])
 
 
-def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
-    """Open a file for reading only if it is a regular file.
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a file"
 
-    The open itself never blocks (a named pipe is opened non-blocking), and devices,
-    pipes and sockets are refused before a byte is read, so ``/dev/zero`` or a FIFO
-    named as an image fails at once instead of hanging.
+
+def regular_fd(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
+    """Open ``path`` read-only and return ``(fd, stat)`` only if it is a regular file.
+
+    The open itself never blocks (a named pipe is opened non-blocking, then the fd is
+    set blocking again), and devices, pipes, sockets and folders are refused before a
+    byte is read, so ``/dev/zero`` or a FIFO named as an image or a video fails at once
+    instead of hanging. The caller owns the fd.
 
     Raises
     ------
-    FileNotFoundError, IsADirectoryError, PermissionError
-        As :func:`open` does.
+    FileNotFoundError, PermissionError
+        As :func:`os.open` does.
+    IsADirectoryError
+        For a folder.
     OSError
-        ``EINVAL`` with ``strerror`` "not a regular file ..." for anything else.
+        ``EINVAL`` with ``strerror`` "is a FIFO (named pipe); only regular files are read" and the like.
     """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
-        if not stat.S_ISREG(mode):
-            raise OSError(errno.EINVAL, "not a regular file: a device, a pipe or a socket", str(path))
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise
+        code = errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.EINVAL
+        error = IsADirectoryError if code == errno.EISDIR else OSError
+        raise error(code, f"is {_kind(st.st_mode)}; only regular files are read", str(path))
+    os.set_blocking(fd, True)
+    return fd, st
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open a regular file for reading (see :func:`regular_fd`; anything else is refused at once)."""
+    fd, _ = regular_fd(path)
+    return os.fdopen(fd, "rb")
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
