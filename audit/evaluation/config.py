@@ -11,7 +11,7 @@ where its number comes from. Runs stored before this vocabulary say
 ``"model_default"``; :func:`threshold_kind` reads them.
 
 Text forms (the CLI's, also handy in notebooks): :func:`parse_threshold`
-(``"fmr=1e-3"``, ``"0.07"``), :func:`parse_thresholds` (adds the ``"default"``
+(``"fmr=1e-3"``, ``"0.07"``, ``"score=80"`` on a system's own scores), :func:`parse_thresholds` (adds the ``"default"``
 keyword), :func:`parse_groupings` (``"sex,race,sex*race"``) and
 :func:`parse_band` (``"age=40,50,60"``). Every malformed value is a
 :class:`core.errors.BadInput` whose message names it.
@@ -34,6 +34,7 @@ __all__ = [
     "Band",
     "BadGrouping",
     "EvaluationConfig",
+    "ScoreConvention",
     "ThresholdKind",
     "ThresholdSpec",
     "check_target_fmr",
@@ -99,13 +100,28 @@ class ThresholdSpec:
     source: ThresholdKind
     """Where the threshold comes from (see :data:`ThresholdKind`)."""
     distance: float | None = None
-    """Cosine-distance threshold (``None`` until calibrated)."""
+    """Cosine-distance threshold of facetrail's engine (``None`` until calibrated, or for a system's scores)."""
     target_fmr: float | None = None
     """For calibrated thresholds, the overall FMR to reach."""
+    score: float | None = None
+    """A threshold on a system's own scores (``score=80``; a run from a score file), in its units."""
 
     def __post_init__(self) -> None:
         if self.source not in THRESHOLD_KINDS:
             raise ValueError(f"threshold source must be one of {THRESHOLD_KINDS}, got {self.source!r}")
+        if self.distance is not None and self.score is not None:
+            raise ValueError("a threshold is a cosine distance or a system's score, not both")
+
+    @property
+    def value(self) -> float | None:
+        """The threshold in its run's units: the distance, or the system's score (``None`` until calibrated)."""
+        return self.distance if self.distance is not None else self.score
+
+    def resolved(self, value: float, *, system_score: bool) -> ThresholdSpec:
+        """Return this threshold with its value (a calibrated one's, say), in the run's units."""
+        if system_score:
+            return ThresholdSpec(self.name, self.source, None, self.target_fmr, float(value))
+        return ThresholdSpec(self.name, self.source, float(value), self.target_fmr, None)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ThresholdSpec:
@@ -116,21 +132,32 @@ class ThresholdSpec:
 
 
 def parse_threshold(text: str) -> ThresholdSpec:
-    """Parse ``"fmr=1e-3"`` (calibrate on the data) or ``"0.07"`` (a cosine distance).
+    """Parse ``"fmr=1e-3"`` (calibrate on the data), ``"0.07"`` (a cosine distance) or ``"score=80"``.
+
+    ``score=V`` is a threshold on a system's own scores (an evaluation of a score file),
+    in that system's units and direction.
 
     Raises
     ------
     BadInput
-        If the text is neither form, not finite, or out of range (FMR in (0, 1), distance in [0, 2]).
+        If the text is none of these, not finite, or out of range (FMR in (0, 1), distance in [0, 2]).
     """
     raw = text.strip()
     if raw.lower().startswith("fmr="):
         target = check_target_fmr(raw[4:], f"target FMR in threshold {text!r}")
         return ThresholdSpec(name=f"fmr={target:g}", source="calibrated", target_fmr=target)
+    if raw.lower().startswith("score="):
+        try:
+            score = float(raw[6:])
+        except ValueError as err:
+            raise BadInput(f"threshold {text!r}: the score after 'score=' is not a number") from err
+        if not math.isfinite(score):
+            raise BadInput(f"threshold {text!r}: the score is not a finite number")
+        return ThresholdSpec(name=f"score={score:g}", source="user", score=score)
     try:
         value = float(raw)
     except ValueError as err:
-        raise BadInput(f"threshold {text!r} is neither 'fmr=<rate>' nor a cosine distance") from err
+        raise BadInput(f"threshold {text!r} is neither 'fmr=<rate>', 'score=<value>' nor a cosine distance") from err
     distance = check_threshold(value)  # the engine's own rule: finite, in [0, 2]
     return ThresholdSpec(name=f"{distance:g}", source="user", distance=distance)
 
@@ -164,6 +191,45 @@ def parse_thresholds(values: Sequence[str]) -> tuple[tuple[ThresholdSpec, ...], 
         spec = parse_threshold(value)
         specs.setdefault(spec.name, spec)
     return tuple(specs.values()), include_default
+
+
+@dataclass(frozen=True)
+class ScoreConvention:
+    """What a run's scores and thresholds are: facetrail's cosine distances, or a system's own scores."""
+
+    kind: Literal["cosine", "similarity", "distance"] = "cosine"
+    """``cosine``: facetrail's engine (a pair matches iff ``1 - similarity <= threshold``);
+    ``similarity``: a system's scores, higher is more alike (match iff ``score >= threshold``);
+    ``distance``: a system's scores, lower is more alike (match iff ``score <= threshold``)."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("cosine", "similarity", "distance"):
+            raise BadInput(f"score direction must be 'similarity' or 'distance', not {self.kind!r}")
+
+    @property
+    def direction(self) -> Literal[1, -1]:
+        """+1: a pair matches iff its value >= the threshold; -1: iff it is <= the threshold."""
+        return 1 if self.kind == "similarity" else -1
+
+    @property
+    def system_scores(self) -> bool:
+        """Whether thresholds are a system's scores (``ThresholdSpec.score``) rather than cosine distances."""
+        return self.kind != "cosine"
+
+    def similarity_threshold(self, threshold: float) -> float:
+        """Return the threshold as a similarity: ``1 - t`` for cosine distances, ``t`` for similarity scores, else NaN."""
+        if self.kind == "cosine":
+            return 1.0 - threshold
+        return threshold if self.kind == "similarity" else math.nan
+
+    def describe(self) -> dict[str, str]:
+        """Return the run metadata's ``score`` and ``threshold_convention``."""
+        if self.kind == "cosine":
+            return {"score": "cosine similarity of embeddings quantised to integers (exact counts)",
+                    "threshold_convention": "cosine distance; a pair matches iff 1 - similarity <= threshold"}
+        rule = ">=" if self.kind == "similarity" else "<="
+        return {"score": f"the system's own {self.kind} scores, as read from its score file",
+                "threshold_convention": f"the system's {self.kind} score; a pair matches iff score {rule} threshold"}
 
 
 class BadGrouping(BadInput, ValueError):

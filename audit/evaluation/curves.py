@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from audit.evaluation.config import ScoreConvention
 from audit.evaluation.groups import PairCell
-from audit.evaluation.metrics import PairScores
 
 __all__ = ["eer_from_det", "det_and_histograms"]
 
@@ -50,19 +50,30 @@ def eer_from_det(fmr: np.ndarray | Sequence[float], fnmr: np.ndarray | Sequence[
     return float((e0 + e1) / 2.0)
 
 
-def _histogram_rows(cell: PairCell, edges: np.ndarray, ih: np.ndarray, gh: np.ndarray) -> list[dict[str, Any]]:
+def _histogram_rows(cell: PairCell, edges: np.ndarray, ih: np.ndarray, gh: np.ndarray,
+                    convention: ScoreConvention) -> list[dict[str, Any]]:
+    flip = convention.kind == "distance"  # edges are in "more alike is higher" units: -distance
     return [
         {
             "grouping": cell.grouping,
             "group": cell.group.as_dict(),
             "group_name": cell.group.name,
-            "bin_lo": float(edges[b]),
-            "bin_hi": float(edges[b + 1]),
+            "bin_lo": float(-edges[b + 1] if flip else edges[b]),
+            "bin_hi": float(-edges[b] if flip else edges[b + 1]),
             "genuine": int(gh[b]),
             "impostor": int(ih[b]),
         }
         for b in np.flatnonzero((ih > 0) | (gh > 0))
     ]
+
+
+def _threshold_at(edge: float, convention: ScoreConvention) -> tuple[float, float]:
+    """Return the (similarity, threshold) of a bin edge in "more alike is higher" units."""
+    if convention.kind == "cosine":
+        return edge, 1.0 - edge
+    if convention.kind == "similarity":
+        return edge, edge
+    return math.nan, -edge
 
 
 def _det_points(ih: np.ndarray, gh: np.ndarray, nb: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,19 +88,25 @@ def _det_points(ih: np.ndarray, gh: np.ndarray, nb: int) -> tuple[np.ndarray, np
 
 
 def det_and_histograms(
-    scores: PairScores, cells: Sequence[PairCell], max_det_points: int = 400
+    scores: Any, cells: Sequence[PairCell], max_det_points: int = 400, *, convention: ScoreConvention | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[tuple[str, str], float]]:
     """DET rows, histogram rows and EER per ``(grouping, group name)`` for every non-cross cell.
 
     Parameters
     ----------
     scores
-        The scoring pass (its histograms).
+        The scoring pass's histograms: ``hist_bins``, ``impostor_hist``, ``genuine_hist``
+        (``(P, bins)``) and ``hist_edges()`` in "more alike is higher" units (similarity;
+        minus the distance for a system's distance scores).
     cells
         The reported cells; ``cross`` cells have no curve (no genuine pairs).
     max_det_points
         At most this many DET points per group (evenly thinned).
+    convention
+        What the scores are (default: facetrail's cosine similarity): a DET point's
+        ``threshold`` is in the run's threshold units, histogram bins in its score units.
     """
+    convention = convention or ScoreConvention("cosine")
     det: list[dict[str, Any]] = []
     hist: list[dict[str, Any]] = []
     eers: dict[tuple[str, str], float] = {}
@@ -102,7 +119,7 @@ def det_and_histograms(
             continue
         ih = scores.impostor_hist[cell.mask].sum(axis=0)
         gh = scores.genuine_hist[cell.mask].sum(axis=0)
-        hist += _histogram_rows(cell, edges, ih, gh)
+        hist += _histogram_rows(cell, edges, ih, gh, convention)
         key = (cell.grouping, cell.group.name)
         if int(ih.sum()) == 0 or int(gh.sum()) == 0:
             eers[key] = math.nan
@@ -115,13 +132,14 @@ def det_and_histograms(
         if sel.size > max_det_points:
             sel = sel[np.unique(np.linspace(0, sel.size - 1, max_det_points).round().astype(int))]
         for b, a, c in zip(bins[sel], fm_pts[sel], fn_pts[sel], strict=True):
+            similarity, threshold = _threshold_at(float(edges[b]), convention)
             det.append(
                 {
                     "grouping": cell.grouping,
                     "group": cell.group.as_dict(),
                     "group_name": cell.group.name,
-                    "similarity": float(edges[b]),
-                    "threshold": 1.0 - float(edges[b]),
+                    "similarity": similarity,
+                    "threshold": threshold,
                     "fmr": float(a),
                     "fnmr": float(c),
                 }

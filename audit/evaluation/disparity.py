@@ -102,7 +102,7 @@ def _metric_rows(
             "group_name": cells[i].group.name,
             "best_group_name": best_name,
             "threshold_name": spec.name,
-            "threshold": spec.distance,
+            "threshold": spec.value,
             "metric": metric,
             "rate": float(vals[j]),
             "relative_to_best": float(rel_point[j]),

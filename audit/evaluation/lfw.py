@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from audit.evaluation.datasets import LfwPair
-from audit.evaluation.groups import UNKNOWN
+from audit.evaluation.groups import UNKNOWN, grouping_name
 from audit.evaluation.identification import wilson_interval
 from audit.evaluation.metrics import quantize
 from audit.evaluation.report import json_safe
@@ -117,9 +117,12 @@ def _group_rows(
     for values, (gen, fnm, imp, fm) in sorted(keyed.items()):
         fnmr_lo, fnmr_hi = wilson_interval(fnm, gen)
         fmr_lo, fmr_hi = wilson_interval(fm, imp)
+        group = dict(zip(spec, values, strict=True))
         rows.append(
             {
-                "group": dict(zip(spec, values, strict=True)),
+                "grouping": grouping_name(spec),
+                "group": group,
+                "group_name": ", ".join(f"{c}={v}" for c, v in group.items()) or "all",
                 "threshold": threshold,
                 "similarity_threshold": 1.0 - threshold,
                 "genuine_pairs": gen,

@@ -7,13 +7,18 @@ decision threshold ``t`` (a cosine **distance**) iff ``1 - similarity <= t``.
 
 To make every count reproducible to the pair, whatever the BLAS, the chunking or
 the order of the two images, embeddings are first quantised to integers
-(``round(x * 2**b)``, ``b = 20`` for up to 4,096 dimensions) and scores are the
-exact integer dot products ``q``, computed with float64 matrix products (every
-partial sum is an integer below ``2**53``, so the result does not depend on the
-summation order). The similarity is ``q * 2**(-2b)`` and ``1 - similarity`` is
-exact in float64, so a brute-force double loop evaluating
-``1 - q_ij * scale <= t`` gives exactly our counts. The quantisation moves a
-similarity by about ``1e-6`` at most in practice (bounded by ``d * 2**-b``).
+(``round(x * 2**b)``, :data:`QUANT_BITS` ``b = 26``) and scores are the exact
+integer dot products ``q``, computed with float64 matrix products. Rows are unit
+vectors (checked to 1e-3), so by Cauchy-Schwarz every product and every partial sum
+is an integer of magnitude below ``1.01 * 2**52 < 2**53``: exact in float64, whatever
+the summation order. The similarity is ``q * 2**(-2b)`` and ``1 - similarity`` is
+exact in float64, so a brute-force double loop evaluating ``1 - q_ij * scale <= t``
+gives exactly our counts. The quantisation moves a similarity by at most
+``2**-b * (|x|_1 + |y|_1) / 2 + d * 2**(-2b) / 4`` (about ``1.3e-7`` for 128-d unit
+vectors): :func:`quantisation_error` bounds it for a set of embeddings, and
+:mod:`audit.evaluation.cutoffs` keeps every reported threshold further than that
+(plus float32's own error) from every observed score, so the same counts come out
+of the engine's float32 arithmetic and of float64.
 
 One pass
 --------
@@ -41,12 +46,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from audit.evaluation.cutoffs import NoReproducibleCutoff, Precision, float32_dot_error, place_cutoff
 from audit.evaluation.errors import EvaluationError
 
 __all__ = [
     "PairScores",
     "CellCounts",
     "ThresholdCalibration",
+    "QUANT_BITS",
+    "quantisation_error",
     "quantize",
     "score_pairs",
     "distance_to_q",
@@ -62,6 +70,8 @@ DEFAULT_HIST_BINS = 2000
 MAX_HIST_COUNTERS = 1 << 24
 #: Default cap on stored impostor pairs (about 16 bytes each).
 DEFAULT_MAX_STORED = 40_000_000
+#: Bits of the integer quantisation: every product and partial sum of unit vectors stays below 2**53.
+QUANT_BITS = 26
 
 
 def quantize(embeddings: np.ndarray, *, check_norm: bool = True) -> tuple[np.ndarray, float]:
@@ -72,7 +82,8 @@ def quantize(embeddings: np.ndarray, *, check_norm: bool = True) -> tuple[np.nda
     embeddings
         ``(n, d)`` array of L2-normalised vectors.
     check_norm
-        Refuse vectors whose norm is not 1 (within 1e-3).
+        Refuse vectors whose norm is not 1 (within 1e-3); without it, only norms above
+        1 (+1e-3) are refused (the exactness bound needs them).
 
     Returns
     -------
@@ -90,14 +101,27 @@ def quantize(embeddings: np.ndarray, *, check_norm: bool = True) -> tuple[np.nda
         raise ValueError(f"embeddings must be a 2-D array (n, d), got shape {x.shape}")
     if not np.all(np.isfinite(x)):
         raise ValueError("embeddings contain NaN or infinite values")
-    d = max(x.shape[1], 2)
-    if check_norm and len(x):
+    if len(x):
         norms = np.linalg.norm(x, axis=1)
-        bad = np.flatnonzero(np.abs(norms - 1.0) > 1e-3)
-        if bad.size:
+        off = np.abs(norms - 1.0) > 1e-3 if check_norm else norms > 1.0 + 1e-3
+        bad = np.flatnonzero(off)
+        if bad.size:  # exactness needs norms of at most 1 (+1e-3): see the module docstring
             raise ValueError(f"embeddings must be L2-normalised; row {int(bad[0])} has norm {norms[bad[0]]:.4f}")
-    bits = min(20, (52 - math.ceil(math.log2(d))) // 2)
-    return np.rint(x * float(2**bits)), 2.0 ** (-2 * bits)
+    return np.rint(x * float(2**QUANT_BITS)), 2.0 ** (-2 * QUANT_BITS)
+
+
+def quantisation_error(embeddings: np.ndarray) -> float:
+    """Largest possible difference between a quantised similarity and the exact one, for these embeddings.
+
+    With ``x = (xq + e) * 2**-b`` and ``|e_i| <= 1/2``: ``|x.y - xq.yq * 2**(-2b)| <=
+    2**-b * (|x|_1 + |y|_1) / 2 + d * 2**(-2b) / 4``, taken at the largest L1 norm.
+    """
+    x = np.asarray(embeddings, dtype=np.float64)
+    if x.ndim != 2 or not len(x):
+        return 0.0
+    l1 = float(np.abs(x).sum(axis=1).max())
+    b = float(2**-QUANT_BITS)
+    return float((b * l1 + x.shape[1] * b * b / 4.0) * (1.0 + 1e-9))
 
 
 def distance_to_q(threshold: float, scale: float) -> int:
@@ -170,6 +194,9 @@ class PairScores:
     """``(P, hist_bins)`` impostor score counts per unordered fine-cell pair."""
     genuine_hist: np.ndarray
     """``(P, hist_bins)`` genuine score counts per unordered fine-cell pair."""
+    score_error: float = 0.0
+    """How far a similarity recomputed from the embeddings (in float32 or float64, any order) may be
+    from the exact quantised one: :func:`quantisation_error` plus float32's dot-product bound."""
 
     @property
     def n_genuine(self) -> int:
@@ -437,6 +464,7 @@ def score_pairs(
     """
     xq, scale = quantize(embeddings)
     n = xq.shape[0]
+    error = quantisation_error(embeddings) + float32_dot_error(xq.shape[1]) if n else 0.0
     subj, cells, f, names = _codes(n, subject_codes, cell_codes, subjects)
     gi, gj, gq = _genuine_pairs(xq, subj, len(names))
     n_impostor = n * (n - 1) // 2 - int(gi.size)
@@ -469,6 +497,7 @@ def score_pairs(
         hist_bins=histograms.nb,
         impostor_hist=imp_h,
         genuine_hist=gen_h,
+        score_error=error,
     )
 
 
@@ -704,9 +733,12 @@ class ThresholdCalibration:
     target_fmr: float
     """The false-match rate asked for."""
     threshold: float
-    """Cosine-distance threshold: the loosest one whose FMR does not exceed the target."""
+    """The threshold (a cosine distance for facetrail's engine; a system's own score for a score
+    file): the midpoint of the loosest gap between observed scores whose FMR does not exceed
+    the target and that every reproduction decides the same way (:mod:`audit.evaluation.cutoffs`)."""
     similarity_threshold: float
-    """The same threshold as a similarity (``1 - threshold``)."""
+    """The same threshold as a similarity (``1 - threshold``; a score file's similarity threshold
+    itself, NaN for distance scores)."""
     false_matches: int
     """Impostor pairs matching at the threshold."""
     impostor_pairs: int
@@ -719,16 +751,24 @@ class ThresholdCalibration:
     """All genuine pairs."""
     achieved_fnmr: float
     """``false_non_matches / genuine_pairs`` (NaN without genuine pairs)."""
+    nearest_match: float = math.nan
+    """The observed score closest to the threshold that matches (the last pair that must)."""
+    nearest_non_match: float = math.nan
+    """The observed score closest to the threshold that does not match (the next one)."""
+    threshold_margin: float = math.nan
+    """Distance from the threshold to the nearer of the two."""
 
 
 def calibrate_threshold(scores: PairScores, target_fmr: float) -> ThresholdCalibration:
-    """Calibrate a threshold to ``target_fmr`` as an exact order statistic of impostor scores.
+    """Calibrate a distance threshold to ``target_fmr``, strictly between two observed scores.
 
     With ``N`` impostor pairs and ``k = floor(target_fmr * N)`` allowed false matches,
-    the threshold is the score of the lowest-scoring impostor pair that still ranks
-    strictly above the ``(k+1)``-th highest impostor score, so that exactly
-    ``#{q > q_(k+1)} <= k`` impostor pairs match and admitting one more score would
-    exceed the target.
+    the threshold is the midpoint of the loosest gap between observed distances
+    (impostor and genuine) that admits at most ``k`` impostor pairs and is wider than a
+    reproduction can move a score (:attr:`PairScores.score_error`, float32 rounding):
+    applying it with "match iff distance <= threshold" to distances recomputed from the
+    embeddings, in float32 or float64, gives exactly the counts reported
+    (:func:`audit.evaluation.cutoffs.place_cutoff`).
 
     Parameters
     ----------
@@ -740,7 +780,7 @@ def calibrate_threshold(scores: PairScores, target_fmr: float) -> ThresholdCalib
     Raises
     ------
     EvaluationError
-        If there are no impostor pairs, or the target admits all of them.
+        If there are no impostor pairs, the target admits all of them, or no gap is wide enough.
     ValueError
         If the target is out of range or the pass did not keep enough top impostor scores.
     """
@@ -758,13 +798,17 @@ def calibrate_threshold(scores: PairScores, target_fmr: float) -> ThresholdCalib
             f"only {q.size} top impostor scores were kept, calibration to {target_fmr} needs {k + 1}; "
             "score with a larger keep_top"
         )
-    q_next = int(q[k])  # (k+1)-th highest
-    above = q[q > q_next]
-    tq = int(above.min()) if above.size else q_next + 1
-    fm = int(above.size)
+    scale = scores.scale
+    try:
+        cut = place_cutoff(1.0 - q.astype(np.float64) * scale, 1.0 - scores.genuine_q.astype(np.float64) * scale,
+                           k, -1, Precision(scores.score_error), bounds=(0.0, 2.0))
+    except NoReproducibleCutoff as err:
+        raise EvaluationError(f"cannot calibrate to FMR {target_fmr:g}: {err}") from err
+    thr = cut.threshold
+    tq = distance_to_q(thr, scale)
+    fm = int(np.count_nonzero(q >= tq))
     gq = scores.genuine_q
     fnm = int(np.count_nonzero(gq < tq))
-    thr = q_to_distance(tq, scores.scale)
     return ThresholdCalibration(
         target_fmr=float(target_fmr),
         threshold=thr,
@@ -775,4 +819,7 @@ def calibrate_threshold(scores: PairScores, target_fmr: float) -> ThresholdCalib
         false_non_matches=fnm,
         genuine_pairs=int(gq.size),
         achieved_fnmr=fnm / gq.size if gq.size else math.nan,
+        nearest_match=cut.nearest_match,
+        nearest_non_match=cut.nearest_non_match,
+        threshold_margin=cut.margin,
     )

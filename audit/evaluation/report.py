@@ -1,11 +1,13 @@
 """The results of one evaluation run: :class:`EvaluationReport` and its views.
 
 A report is run metadata plus tidy tables, each a tuple of JSON-ready row dicts
-(NaN stored as ``None``): ``rates`` (per cell and threshold, with intervals),
-``disparity_rows``, ``det_rows``, ``histogram_rows``, ``fta_rows``,
-``identification_rows`` and ``calibration_rows``. The LFW protocol results
-(10-fold accuracy and per-group rates on the protocol pairs) live in the run
-metadata under ``"lfw"`` (:meth:`EvaluationReport.with_lfw`). Methods return
+(NaN stored as ``None``): ``rates`` (per cell and threshold, with intervals and the
+threshold's margin), ``disparity_rows``, ``inequity_rows``, ``det_rows``,
+``histogram_rows``, ``fta_rows``, ``identification_rows``, ``calibration_rows`` and
+``lfw_rows`` (the LFW protocol's per-group rates on its pairs; its 10-fold accuracy is
+in the run metadata under ``"lfw"``, :meth:`EvaluationReport.with_lfw`). Runs stored
+before ``lfw_rows`` kept those rows in ``run["lfw"]["pairs"]``: :meth:`lfw_pair_rows`
+reads either. Methods return
 pandas DataFrames; :meth:`EvaluationReport.frame` gives a fairlearn-style
 :class:`GroupFrame`, :meth:`EvaluationReport.chance_of_false_candidate` what a
 1:N search at a gallery size risks (:class:`FalseCandidateChance`).
@@ -117,6 +119,8 @@ _TABLES = (
     ("fta", "fta_rows"),
     ("identification", "identification_rows"),
     ("calibrations", "calibration_rows"),
+    ("inequity", "inequity_rows"),
+    ("lfw_pairs", "lfw_rows"),
 )
 
 
@@ -144,6 +148,10 @@ class EvaluationReport:
     """1:N rates per probe group and threshold (:mod:`audit.evaluation.identification`)."""
     calibration_rows: tuple[Mapping[str, Any], ...] = ()
     """Thresholds calibrated on this data, with what they achieve."""
+    inequity_rows: tuple[Mapping[str, Any], ...] = ()
+    """Inequity measures per grouping and threshold (:mod:`audit.evaluation.inequity`)."""
+    lfw_rows: tuple[Mapping[str, Any], ...] = ()
+    """The LFW protocol's per-group rows (:meth:`lfw_pair_rows` also reads older runs' copies)."""
 
     # -- DataFrames
     def rates_frame(self) -> pd.DataFrame:
@@ -180,9 +188,14 @@ class EvaluationReport:
         return dict(lfw["ten_fold"]) if lfw else None
 
     def lfw_pair_rows(self) -> tuple[dict[str, Any], ...]:
-        """Per-group FMR/FNMR rows on the LFW protocol pairs at the 10-fold threshold (empty if not measured)."""
+        """Per-group FMR/FNMR rows on the LFW protocol pairs at the 10-fold threshold (empty if not measured).
+
+        Runs made before the rows had their own table kept them in ``run["lfw"]["pairs"]``.
+        """
+        if self.lfw_rows:
+            return tuple(dict(r) for r in self.lfw_rows)
         lfw = self.run.get("lfw")
-        return tuple(dict(r) for r in lfw["pairs"]) if lfw else ()
+        return tuple(dict(r) for r in lfw.get("pairs", ())) if lfw else ()
 
     def lfw_pairs(self) -> pd.DataFrame:
         """:meth:`lfw_pair_rows` as a DataFrame."""
@@ -269,9 +282,13 @@ class EvaluationReport:
         )
 
     def with_lfw(self, ten_fold: Mapping[str, Any], pairs: Iterable[Mapping[str, Any]]) -> EvaluationReport:
-        """Return a copy holding the LFW protocol results (10-fold accuracy, per-group protocol-pair rows)."""
-        lfw = {"ten_fold": json_safe(dict(ten_fold)), "pairs": [json_safe(dict(r)) for r in pairs]}
-        return replace(self, run={**self.run, "lfw": lfw})
+        """Return a copy holding the LFW protocol results (10-fold accuracy in ``run``, per-group rows in a table)."""
+        lfw = {"ten_fold": json_safe(dict(ten_fold))}
+        return replace(self, run={**self.run, "lfw": lfw}, lfw_rows=tuple(json_safe(dict(r)) for r in pairs))
+
+    def with_inequity(self, rows: Iterable[Mapping[str, Any]]) -> EvaluationReport:
+        """Return a copy with inequity rows (replacing any)."""
+        return replace(self, inequity_rows=tuple(json_safe(dict(r)) for r in rows))
 
     def with_run(self, fields: Mapping[str, Any]) -> EvaluationReport:
         """Return a copy with more run metadata (the dataset's name and selection, say)."""

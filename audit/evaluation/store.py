@@ -1,11 +1,14 @@
 """Evaluation runs in DuckDB, as tidy tables: the one :class:`EvaluationStore`.
 
 One row per run in ``eval_runs`` (run id, time, dataset name and fingerprint,
-model config, code version, evaluation config, and the whole run document, which
-holds the LFW protocol results) and one tidy table per kind of result, each row
-tagged with its ``run_id``: ``eval_rates`` (per-group rates per threshold with
-intervals), ``eval_disparity``, ``eval_det``, ``eval_histograms``, ``eval_fta``,
-``eval_identification`` and ``eval_calibrations``. Group columns hold JSON objects
+model config, code version, evaluation config, the evaluated system when it is not
+facetrail's engine, and the whole run document, which holds the LFW 10-fold result)
+and one tidy table per kind of result, each row tagged with its ``run_id``:
+``eval_rates`` (per-group rates per threshold with intervals and the threshold's
+margin), ``eval_disparity``, ``eval_inequity`` (max/min, max/geometric mean, GARBE,
+FDR), ``eval_det``, ``eval_histograms``, ``eval_fta``, ``eval_identification``,
+``eval_calibrations`` and ``eval_lfw_pairs`` (the LFW protocol's per-group rows; runs
+stored before that table kept them in the run document, and still read from there). Group columns hold JSON objects
 (``{"sex": "F"}``), so any grouping fits one schema. Runs are only ever inserted,
 so a loaded report is cached per run id. The tables are created by
 :mod:`core.storage.schema`; runs stored with the old threshold-source name
@@ -50,11 +53,16 @@ class StoredEvaluation:
     """The recognition model (``"?"`` if the run had no model configuration)."""
     created_at: str
     """When the run was made (ISO 8601)."""
+    system: str | None = None
+    """The evaluated system, for a run from a system's own scores (``None``: facetrail's engine)."""
+    system_version: str | None = None
+    """That system's version, as the auditor named it."""
 
     @property
     def label(self) -> str:
-        """Short label for selectors: dataset, model, date."""
-        return f"{self.dataset} · {self.model} · {self.created_at[:16]}"
+        """Short label for selectors: dataset, model (or system), date."""
+        who = self.model if self.system is None else " ".join(filter(None, [self.system, self.system_version]))
+        return f"{self.dataset} · {who} · {self.created_at[:16]}"
 
 _JSON_COLUMNS = {"group", "other_group"}
 
@@ -89,6 +97,8 @@ _TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("false_non_match_rate", "DOUBLE"),
         ("eer", "DOUBLE"),
         ("interval_method", "VARCHAR"),
+        ("threshold_margin", "DOUBLE"),
+        ("reproducible", "BOOLEAN"),
     ),
     "eval_disparity": (
         ("grouping", "VARCHAR"),
@@ -166,6 +176,41 @@ _TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("false_non_matches", "BIGINT"),
         ("genuine_pairs", "BIGINT"),
         ("achieved_fnmr", "DOUBLE"),
+        ("nearest_match", "DOUBLE"),
+        ("nearest_non_match", "DOUBLE"),
+        ("threshold_margin", "DOUBLE"),
+    ),
+    "eval_inequity": (
+        ("grouping", "VARCHAR"),
+        ("threshold_name", "VARCHAR"),
+        ("threshold", "DOUBLE"),
+        ("measure", "VARCHAR"),
+        ("metric", "VARCHAR"),
+        ("value", "DOUBLE"),
+        ("lo", "DOUBLE"),
+        ("hi", "DOUBLE"),
+        ("groups", "BIGINT"),
+        ("zero_groups", "BIGINT"),
+        ("excluded_low_count", "BIGINT"),
+        ("alpha", "DOUBLE"),
+    ),
+    "eval_lfw_pairs": (
+        ("grouping", "VARCHAR"),
+        ("group", "JSON"),
+        ("group_name", "VARCHAR"),
+        ("threshold", "DOUBLE"),
+        ("similarity_threshold", "DOUBLE"),
+        ("genuine_pairs", "BIGINT"),
+        ("false_non_matches", "BIGINT"),
+        ("fnmr", "DOUBLE"),
+        ("fnmr_lo", "DOUBLE"),
+        ("fnmr_hi", "DOUBLE"),
+        ("impostor_pairs", "BIGINT"),
+        ("false_matches", "BIGINT"),
+        ("fmr", "DOUBLE"),
+        ("fmr_lo", "DOUBLE"),
+        ("fmr_hi", "DOUBLE"),
+        ("interval", "VARCHAR"),
     ),
 }
 
@@ -178,6 +223,8 @@ _ATTR = {
     "eval_fta": "fta_rows",
     "eval_identification": "identification_rows",
     "eval_calibrations": "calibration_rows",
+    "eval_inequity": "inequity_rows",
+    "eval_lfw_pairs": "lfw_rows",
 }
 
 
@@ -238,8 +285,11 @@ class EvaluationStore:
         run_id = str(run["run_id"])
         model_config = run.get("model_config") or {}
         with self.db.connect(transaction=True) as con:
+            system = dict(run.get("system") or {})
             con.execute(
-                "INSERT INTO eval_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO eval_runs (run_id, created, dataset_fingerprint, dataset_name, model_config, "
+                "embedding_key, code_version, config, run, system, system_version) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     run_id,
                     run["created"],
@@ -250,6 +300,8 @@ class EvaluationStore:
                     run.get("code_version"),
                     json.dumps(run.get("config", {}), sort_keys=True),
                     json.dumps(run, sort_keys=True),
+                    system.get("name"),
+                    system.get("version"),
                 ],
             )
             for table, cols in _TABLES.items():
@@ -270,7 +322,7 @@ class EvaluationStore:
         with self.db.connect() as con:
             return con.execute(
                 "SELECT run_id, created, dataset_fingerprint, dataset_name, embedding_key, "
-                "json_extract_string(model_config, '$.model') AS model, code_version "
+                "json_extract_string(model_config, '$.model') AS model, code_version, system, system_version "
                 "FROM eval_runs ORDER BY created DESC, run_id"
             ).df()
 
@@ -284,6 +336,8 @@ class EvaluationStore:
                 embedding_key=str(r.embedding_key) if isinstance(r.embedding_key, str) else "",
                 model=str(r.model) if isinstance(r.model, str) else "?",
                 created_at=str(r.created),
+                system=str(r.system) if isinstance(r.system, str) else None,
+                system_version=str(r.system_version) if isinstance(r.system_version, str) else None,
             )
             for r in self.runs().itertuples(index=False)
         ]
@@ -307,8 +361,8 @@ class EvaluationStore:
     def table(self, name: str, run_id: str) -> pd.DataFrame:
         """Return one tidy table of one run, JSON group columns decoded.
 
-        Tables: ``rates``, ``disparity``, ``det``, ``histograms``, ``fta``,
-        ``identification``, ``calibrations``.
+        Tables: ``rates``, ``disparity``, ``inequity``, ``det``, ``histograms``, ``fta``,
+        ``identification``, ``calibrations``, ``lfw_pairs``.
 
         Raises
         ------

@@ -13,10 +13,19 @@ id per image, a table of labels per image) and returns an
 3. 95% percentile intervals from a bootstrap over *subjects*
    (:mod:`audit.evaluation.bootstrap`), with the exact zero-event binomial bound
    where a rate has no events;
-4. disparity (:mod:`audit.evaluation.disparity`), DET curves, histograms and EER
-   (:mod:`audit.evaluation.curves`), failures to acquire per group.
+4. disparity (:mod:`audit.evaluation.disparity`), inequity measures
+   (:mod:`audit.evaluation.inequity`: max/min, max/geometric mean, GARBE, FDR), DET
+   curves, histograms and EER (:mod:`audit.evaluation.curves`), failures to acquire
+   per group;
+5. for every threshold, how far it is from the nearest observed score and whether
+   every reproduction (float32 as the engine computes, float64) decides every pair as
+   counted (``threshold_margin``, ``reproducible``; :mod:`audit.evaluation.cutoffs`).
+   Calibrated thresholds are placed so that it does.
 
-Cells with few pairs or subjects are flagged ``low_count``, never hidden.
+Steps 2 to 5 are shared (:func:`assemble_report`) with the evaluation of a system's
+own scores (:mod:`audit.evaluation.listed`), so both give the same rows, intervals,
+flags and calibrations. Cells with few pairs or subjects are flagged ``low_count``,
+never hidden.
 """
 
 from __future__ import annotations
@@ -29,27 +38,61 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from audit.evaluation.bootstrap import percentile_interval, subject_weights
-from audit.evaluation.config import EvaluationConfig, ThresholdSpec
+from audit.evaluation.config import EvaluationConfig, ScoreConvention, ThresholdSpec
 from audit.evaluation.curves import det_and_histograms
+from audit.evaluation.cutoffs import Precision, ThresholdMargin, float32_dot_error, threshold_margin
 from audit.evaluation.disparity import RateArrays, disparity_rows
 from audit.evaluation.errors import EvaluationError
 from audit.evaluation.groups import FineCells, PairCell, fine_cells, grouping_name, groups_for, pair_cells
+from audit.evaluation.inequity import inequity_rows
 from audit.evaluation.metrics import (
     CellCounter,
+    CellCounts,
     PairScores,
     ThresholdCalibration,
     calibrate_threshold,
+    quantisation_error,
     score_pairs,
 )
 from audit.evaluation.report import EvaluationReport, json_safe
 
-__all__ = ["code_version", "evaluate_embeddings"]
+__all__ = ["Counter", "Scored", "assemble_report", "code_version", "evaluate_embeddings"]
+
+COSINE = ScoreConvention("cosine")
+
+
+class Counter(Protocol):
+    """Counts per fine-cell pair at fixed thresholds for any subject weights (:class:`~audit.evaluation.metrics.CellCounter`)."""
+
+    def counts(self, weights: np.ndarray | None = None) -> CellCounts:
+        """Return counts for subject weights ``(R, n_subjects)`` (``None``: every subject once)."""
+        ...
+
+
+@dataclass(frozen=True, eq=False)
+class Scored:
+    """One scoring of a set of pairs, as the shared steps need it (engine or a system's score file)."""
+
+    counter: Counter
+    """Counts at :attr:`thresholds` (in their order)."""
+    thresholds: tuple[ThresholdSpec, ...]
+    """The run's thresholds, calibrated ones resolved to their values."""
+    calibrations: tuple[ThresholdCalibration, ...]
+    """What the calibrated thresholds achieve."""
+    margins: dict[str, ThresholdMargin]
+    """Per threshold name: its distance to the nearest observed score and whether that suffices."""
+    n_subjects: int
+    """Subjects (the bootstrap's units)."""
+    histograms: Any
+    """Anything with ``hist_bins``, ``impostor_hist``, ``genuine_hist``, ``hist_edges()`` (DET, EER)."""
+    convention: ScoreConvention
+    """What the scores and thresholds are."""
 
 
 def code_version() -> str:
@@ -112,21 +155,28 @@ def _inputs(
     return _Inputs(x, subject_codes, tuple(str(s) for s in names), labels, columns, fine_cells(labels, columns), n_imp)
 
 
-def _score(inp: _Inputs, cfg: EvaluationConfig, block_rows: int | None) -> tuple[
-    PairScores, list[ThresholdSpec], list[ThresholdCalibration]
-]:
-    """Score every pair once; calibrate the ``fmr=`` thresholds on the result."""
+def _score(inp: _Inputs, cfg: EvaluationConfig, block_rows: int | None) -> tuple[PairScores, Scored]:
+    """Score every pair once; calibrate the ``fmr=`` thresholds on the result; measure every threshold's margin.
+
+    Impostor pairs are kept down to a little beyond each fixed threshold (a window
+    of a few times the reproduction error), so the nearest non-matching scores are
+    known and the margin is measured, not guessed.
+    """
     specs = cfg.resolved_thresholds()
     if not specs:
         raise ValueError("no thresholds to evaluate")
+    if any(t.score is not None for t in specs):
+        raise ValueError("score=... thresholds are a system's scores; facetrail's engine takes cosine distances")
     targets = [t.target_fmr for t in specs if t.source == "calibrated" and t.target_fmr is not None]
     keep_top = int(math.floor(max(targets) * inp.n_impostor * (1 + 1e-12))) + 1 if targets else 0
+    error = quantisation_error(inp.x) + float32_dot_error(inp.x.shape[1])
+    window = 4.0 * error + 2.0**-20
     scores = score_pairs(
         inp.x,
         inp.subject_codes,
         inp.fine.codes,
         subjects=inp.subject_names,
-        keep_thresholds=[float(t.distance) for t in specs if t.distance is not None],
+        keep_thresholds=[min(2.0, float(t.distance) + window) for t in specs if t.distance is not None],
         keep_top=keep_top,
         hist_bins=cfg.hist_bins,
         block_rows=block_rows,
@@ -137,10 +187,22 @@ def _score(inp: _Inputs, cfg: EvaluationConfig, block_rows: int | None) -> tuple
         if t.source == "calibrated" and t.target_fmr is not None and t.distance is None:
             cal = calibrate_threshold(scores, t.target_fmr)
             calibrations.append(cal)
-            resolved.append(ThresholdSpec(t.name, t.source, cal.threshold, t.target_fmr))
+            resolved.append(t.resolved(cal.threshold, system_score=False))
         else:
             resolved.append(t)
-    return scores, resolved, calibrations
+    values = np.concatenate([1.0 - scores.genuine_q.astype(np.float64) * scores.scale,
+                             1.0 - scores.impostor_q.astype(np.float64) * scores.scale])
+    loosest = scores.min_distance_threshold  # every impostor pair at or below this distance was kept
+    precision = Precision(scores.score_error)
+    margins = {
+        t.name: threshold_margin(values, float(t.distance), -1, precision,
+                                 known_within=max(0.0, loosest - float(t.distance)) if loosest < 2.0 else math.inf)
+        for t in resolved
+        if t.distance is not None
+    }
+    counter = CellCounter(scores, [float(t.distance) for t in resolved if t.distance is not None])
+    scored = Scored(counter, tuple(resolved), tuple(calibrations), margins, scores.n_subjects, scores, COSINE)
+    return scores, scored
 
 
 def _rates(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -163,10 +225,8 @@ class _Counts:
     fmr_hi: np.ndarray
 
 
-def _count(scores: PairScores, thresholds: Sequence[ThresholdSpec], cells: Sequence[PairCell],
-           cfg: EvaluationConfig) -> _Counts:
+def _count(counter: Counter, n_subjects: int, cells: Sequence[PairCell], cfg: EvaluationConfig) -> _Counts:
     """Exact counts per reported cell, and the same under every bootstrap resample of subjects."""
-    counter = CellCounter(scores, [float(t.distance) for t in thresholds if t.distance is not None])
     agg = np.stack([c.mask for c in cells], axis=1).astype(np.float64)  # (P, cells)
 
     def reduce(weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -180,7 +240,7 @@ def _count(scores: PairScores, thresholds: Sequence[ThresholdSpec], cells: Seque
     boot_fnmr: list[np.ndarray] = []
     boot_fmr: list[np.ndarray] = []
     if cfg.bootstrap > 0:
-        for w in subject_weights(scores.n_subjects, cfg.bootstrap, seed=cfg.seed):
+        for w in subject_weights(n_subjects, cfg.bootstrap, seed=cfg.seed):
             bg, bfn, bi, bfm = reduce(w)
             boot_fnmr.append(_rates(bfn, bg[:, :, None]))
             boot_fmr.append(_rates(bfm, bi[:, :, None]))
@@ -218,9 +278,9 @@ def _zero_event_bounds(row: dict[str, Any], subjects: int, cfg: EvaluationConfig
     row["interval_method"] = "subject bootstrap (percentile)" + ("; " + "; ".join(methods) if methods else "")
 
 
-def _rate_rows(cells: Sequence[PairCell], thresholds: Sequence[ThresholdSpec], n: _Counts,
-               cfg: EvaluationConfig) -> list[dict[str, Any]]:
-    """One row per cell and threshold: counts, rates, intervals, ``low_count``."""
+def _rate_rows(cells: Sequence[PairCell], scored: Scored, n: _Counts, cfg: EvaluationConfig) -> list[dict[str, Any]]:
+    """One row per cell and threshold: counts, rates, intervals, ``low_count``, the threshold's margin."""
+    thresholds, convention = scored.thresholds, scored.convention
     out: list[dict[str, Any]] = []
     for si, c in enumerate(cells):
         low = (
@@ -229,7 +289,8 @@ def _rate_rows(cells: Sequence[PairCell], thresholds: Sequence[ThresholdSpec], n
             or c.subjects < cfg.min_subjects
         )
         for ki, t in enumerate(thresholds):
-            distance = float(t.distance) if t.distance is not None else math.nan
+            value = float(t.value) if t.value is not None else math.nan
+            margin = scored.margins.get(t.name)
             row: dict[str, Any] = {
                 "pairing": c.pairing,
                 "grouping": c.grouping,
@@ -240,8 +301,8 @@ def _rate_rows(cells: Sequence[PairCell], thresholds: Sequence[ThresholdSpec], n
                 "threshold_name": t.name,
                 "threshold_source": t.source,
                 "target_fmr": t.target_fmr,
-                "threshold": distance,
-                "similarity_threshold": 1.0 - distance,
+                "threshold": value,
+                "similarity_threshold": convention.similarity_threshold(value),
                 "genuine_pairs": int(round(n.genuine[si])),
                 "false_non_matches": int(round(n.false_non_matches[si, ki])),
                 "fnmr": float(n.rates.fnmr[si, ki]),
@@ -259,6 +320,8 @@ def _rate_rows(cells: Sequence[PairCell], thresholds: Sequence[ThresholdSpec], n
             _zero_event_bounds(row, c.subjects, cfg)
             row["false_match_rate"] = row["fmr"]
             row["false_non_match_rate"] = row["fnmr"]
+            row["threshold_margin"] = margin.margin if margin is not None else math.nan
+            row["reproducible"] = margin.reproducible if margin is not None else None
             out.append(row)
     return out
 
@@ -286,9 +349,10 @@ def _fta_rows(inp: _Inputs, failed_labels: pd.DataFrame | None, cfg: EvaluationC
     return out
 
 
-def _run(scores: PairScores, cfg: EvaluationConfig, dataset_fingerprint: str | None,
+def _run(scored: Scored, counts: Mapping[str, int], cfg: EvaluationConfig, dataset_fingerprint: str | None,
          model_config: Mapping[str, Any] | None) -> dict[str, Any]:
     """Run metadata: identity, provenance, counts and conventions."""
+    bins = scored.histograms.hist_bins
     return {
         "run_id": uuid.uuid4().hex,
         "created": datetime.now(UTC).isoformat(),
@@ -298,15 +362,58 @@ def _run(scores: PairScores, cfg: EvaluationConfig, dataset_fingerprint: str | N
         "python": platform.python_version(),
         "config": cfg.to_dict(),
         "label_policy": {"missing": "kept as 'unknown'", "multi_valued": cfg.multi_label},
-        "images": scores.n_images,
-        "subjects": scores.n_subjects,
-        "genuine_pairs": scores.n_genuine,
-        "impostor_pairs": scores.n_impostor,
-        "score": "cosine similarity of embeddings quantised to integers (exact counts)",
-        "threshold_convention": "cosine distance; a pair matches iff 1 - similarity <= threshold",
-        "hist_bin_width": 2.0 / scores.hist_bins if scores.hist_bins else None,
+        **dict(counts),
+        **scored.convention.describe(),
+        "hist_bin_width": float(np.diff(scored.histograms.hist_edges()[:2])[0]) if bins else None,
         "interval": f"{cfg.confidence:.0%} percentile bootstrap over subjects, {cfg.bootstrap} resamples",
+        "reproduction": "every threshold's margin to the nearest observed score is in its rows "
+                        "(threshold_margin, reproducible): calibrated thresholds lie in the middle of a gap "
+                        "wider than a recomputation in float32 or float64 can move a score",
     }
+
+
+def assemble_report(
+    scored: Scored,
+    cells: Sequence[PairCell],
+    cfg: EvaluationConfig,
+    counts: Mapping[str, int],
+    *,
+    dataset_fingerprint: str | None = None,
+    model_config: Mapping[str, Any] | None = None,
+    fta_rows: Sequence[Mapping[str, Any]] = (),
+) -> EvaluationReport:
+    """Return the report of one scoring: rates with intervals, disparity, inequity, DET/histograms/EER, calibrations.
+
+    Parameters
+    ----------
+    scored
+        The scoring (its counter, resolved thresholds, calibrations, margins, histograms).
+    cells
+        The reported cells.
+    cfg
+        What to evaluate.
+    counts
+        ``images``, ``subjects``, ``genuine_pairs``, ``impostor_pairs`` for the run metadata.
+    dataset_fingerprint, model_config
+        Provenance.
+    fta_rows
+        Failures to acquire per group (none for a system's scores).
+    """
+    n = _count(scored.counter, scored.n_subjects, cells, cfg)
+    rate_rows = _rate_rows(cells, scored, n, cfg)
+    det, hist, eers = det_and_histograms(scored.histograms, cells, convention=scored.convention)
+    for r in rate_rows:
+        r["eer"] = eers.get((r["grouping"], r["group_name"]), math.nan) if r["pairing"] != "cross" else math.nan
+    return EvaluationReport(
+        run=json_safe(_run(scored, counts, cfg, dataset_fingerprint, model_config)),
+        rates=tuple(json_safe(r) for r in rate_rows),
+        disparity_rows=tuple(json_safe(r) for r in disparity_rows(cells, scored.thresholds, n.rates, cfg)),
+        det_rows=tuple(json_safe(r) for r in det),
+        histogram_rows=tuple(json_safe(r) for r in hist),
+        fta_rows=tuple(json_safe(dict(r)) for r in fta_rows),
+        calibration_rows=tuple(json_safe(dict(c.__dict__)) for c in scored.calibrations),
+        inequity_rows=tuple(json_safe(r) for r in inequity_rows(cells, scored.thresholds, n.rates, cfg)),
+    )
 
 
 def evaluate_embeddings(
@@ -353,19 +460,9 @@ def evaluate_embeddings(
     """
     cfg = config or EvaluationConfig()
     inp = _inputs(embeddings, subjects, labels, cfg)
-    scores, thresholds, calibrations = _score(inp, cfg, block_rows)
+    scores, scored = _score(inp, cfg, block_rows)
     cells = pair_cells(inp.fine, inp.subject_codes, cfg.by, cfg.multi_label, cfg.cross_group)
-    counts = _count(scores, thresholds, cells, cfg)
-    rate_rows = _rate_rows(cells, thresholds, counts, cfg)
-    det, hist, eers = det_and_histograms(scores, cells)
-    for r in rate_rows:
-        r["eer"] = eers.get((r["grouping"], r["group_name"]), math.nan) if r["pairing"] != "cross" else math.nan
-    return EvaluationReport(
-        run=json_safe(_run(scores, cfg, dataset_fingerprint, model_config)),
-        rates=tuple(json_safe(r) for r in rate_rows),
-        disparity_rows=tuple(json_safe(r) for r in disparity_rows(cells, thresholds, counts.rates, cfg)),
-        det_rows=tuple(json_safe(r) for r in det),
-        histogram_rows=tuple(json_safe(r) for r in hist),
-        fta_rows=tuple(json_safe(r) for r in _fta_rows(inp, failed_labels, cfg)),
-        calibration_rows=tuple(json_safe(dict(c.__dict__)) for c in calibrations),
-    )
+    counts = {"images": scores.n_images, "subjects": scores.n_subjects, "genuine_pairs": scores.n_genuine,
+              "impostor_pairs": scores.n_impostor}
+    return assemble_report(scored, cells, cfg, counts, dataset_fingerprint=dataset_fingerprint,
+                           model_config=model_config, fta_rows=_fta_rows(inp, failed_labels, cfg))

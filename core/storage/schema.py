@@ -22,6 +22,19 @@ Tables (version 1):
 - eval_runs and eval_rates, eval_disparity, eval_det, eval_histograms, eval_fta,
   eval_identification, eval_calibrations: stored evaluation runs
   (:mod:`audit.evaluation.store`).
+
+Version 2: ``eval_runs`` names the evaluated system (``system``, ``system_version``: a
+vendor's, for a run from its score files); ``eval_rates`` and ``eval_calibrations`` say how
+far each threshold is from the nearest observed score (``threshold_margin``,
+``reproducible``, ``nearest_match``, ``nearest_non_match``); ``eval_inequity`` holds the
+inequity measures (max/min, max/geometric mean, GARBE, FDR) and ``eval_lfw_pairs`` the
+LFW protocol's per-group rows (kept in ``eval_runs.run`` before); ``search_calibrations``
+holds 1:N thresholds calibrated to a target FPIR for a gallery size (:mod:`core.thresholds`).
+
+Version 3 (:mod:`audit.accounts`): ``users`` gains ``disabled_at`` and ``password_changed_at``;
+auth_credentials holds sign-in sessions and API tokens (only a SHA-256 of each secret),
+signin_failures the failed sign-ins in a row and lockouts, database_marks facts about the file
+(``demo``).
 """
 
 from __future__ import annotations
@@ -171,9 +184,91 @@ _V1 = (
     ),
 )
 
+_V2_EVALUATION = (
+    'ALTER TABLE eval_runs ADD COLUMN IF NOT EXISTS "system" VARCHAR',
+    'ALTER TABLE eval_runs ADD COLUMN IF NOT EXISTS "system_version" VARCHAR',
+    'ALTER TABLE eval_rates ADD COLUMN IF NOT EXISTS "threshold_margin" DOUBLE',
+    'ALTER TABLE eval_rates ADD COLUMN IF NOT EXISTS "reproducible" BOOLEAN',
+    'ALTER TABLE eval_calibrations ADD COLUMN IF NOT EXISTS "nearest_match" DOUBLE',
+    'ALTER TABLE eval_calibrations ADD COLUMN IF NOT EXISTS "nearest_non_match" DOUBLE',
+    'ALTER TABLE eval_calibrations ADD COLUMN IF NOT EXISTS "threshold_margin" DOUBLE',
+    _eval_table(
+        "eval_inequity",
+        '"grouping" VARCHAR, "threshold_name" VARCHAR, "threshold" DOUBLE, "measure" VARCHAR, "metric" VARCHAR, '
+        '"value" DOUBLE, "lo" DOUBLE, "hi" DOUBLE, "groups" BIGINT, "zero_groups" BIGINT, '
+        '"excluded_low_count" BIGINT, "alpha" DOUBLE',
+    ),
+    _eval_table(
+        "eval_lfw_pairs",
+        '"grouping" VARCHAR, "group" JSON, "group_name" VARCHAR, "threshold" DOUBLE, "similarity_threshold" DOUBLE, '
+        '"genuine_pairs" BIGINT, "false_non_matches" BIGINT, "fnmr" DOUBLE, "fnmr_lo" DOUBLE, "fnmr_hi" DOUBLE, '
+        '"impostor_pairs" BIGINT, "false_matches" BIGINT, "fmr" DOUBLE, "fmr_lo" DOUBLE, "fmr_hi" DOUBLE, '
+        '"interval" VARCHAR',
+    ),
+    """CREATE TABLE IF NOT EXISTS search_calibrations (
+        id BIGINT PRIMARY KEY,
+        embedding_key VARCHAR NOT NULL,
+        model VARCHAR NOT NULL,
+        detector VARCHAR NOT NULL,
+        alignment VARCHAR NOT NULL,
+        gallery VARCHAR NOT NULL,
+        gallery_fingerprint VARCHAR NOT NULL,
+        gallery_size BIGINT NOT NULL,
+        for_gallery_size BIGINT NOT NULL,
+        method VARCHAR NOT NULL,
+        target_fpir DOUBLE NOT NULL,
+        threshold DOUBLE NOT NULL,
+        searches BIGINT NOT NULL,
+        nonmated_distances DOUBLE[] NOT NULL,
+        source JSON NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    )""",
+)
+
+#: Version 3: authenticated accounts (:mod:`audit.accounts`). Account names are stored normalised
+#: (NFKC, case-folded, single spaces), so the ``users`` primary key keeps them unique after normalisation.
+_V3_ACCOUNTS = (
+    "ALTER TABLE users ADD COLUMN IF NOT EXISTS disabled_at TIMESTAMPTZ",
+    "ALTER TABLE users ADD COLUMN IF NOT EXISTS password_changed_at TIMESTAMPTZ",
+    # sign-in sessions (CLI, dashboard) and API tokens: only the SHA-256 of the secret is stored
+    """CREATE TABLE IF NOT EXISTS auth_credentials (
+        id VARCHAR PRIMARY KEY,
+        secret_sha256 VARCHAR NOT NULL,
+        user_name VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        label VARCHAR,
+        created_by VARCHAR NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL,
+        idle_seconds DOUBLE,
+        last_used_at TIMESTAMPTZ NOT NULL,
+        revoked_at TIMESTAMPTZ,
+        revoked_by VARCHAR,
+        revoke_reason VARCHAR
+    )""",
+    # failed sign-ins in a row per (normalised) name, known account or not, and the lockout they caused
+    """CREATE TABLE IF NOT EXISTS signin_failures (
+        name VARCHAR PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        last_failed_at TIMESTAMPTZ NOT NULL,
+        locked_until TIMESTAMPTZ
+    )""",
+    # facts about the database itself (``demo``: built by ``facetrail demo``, so its sign-in page
+    # may show the demo accounts' password scheme)
+    """CREATE TABLE IF NOT EXISTS database_marks (
+        name VARCHAR PRIMARY KEY,
+        value VARCHAR NOT NULL,
+        set_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    )""",
+)
+
 #: Every migration, oldest first; a released one is never edited.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "galleries, embedding cache, calibrations, audit log and checkpoints, users, evaluation runs", _V1),
+    Migration(2, "evaluation: systems, reproducible thresholds, inequity measures, LFW pair rows; 1:N calibrations",
+              _V2_EVALUATION),
+    Migration(3, "accounts: disabled and password-change times, sessions and API tokens (hashed), "
+                 "failed sign-ins and lockouts, database marks", _V3_ACCOUNTS),
 )
 
 #: The shape this facetrail writes.
