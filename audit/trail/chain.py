@@ -1,32 +1,50 @@
-r"""Hash chain, RFC 6962 Merkle tree, signed checkpoints, and chain verification.
+r"""The hash chain, its RFC 6962 Merkle tree, signed checkpoints, and the one verifier.
 
-* **Entry hash**: ``entry_hash = sha256(b"\x00" + prev_hash + canonical_bytes)``;
-  the genesis ``prev_hash`` is 32 zero bytes (:data:`GENESIS`).
-* **Merkle tree** (RFC 6962 section 2.1) over records ``1..n``. The leaf data
-  of record ``i`` is ``prev_hash || canonical_bytes``, so its RFC 6962 leaf hash
-  ``sha256(0x00 || prev_hash || canonical)`` *is* its entry hash: the tree is
-  built over the record hashes without hashing them again. Interior nodes are
-  ``sha256(0x01 || left || right)``, split at the largest power of two smaller
-  than ``n``; the empty tree's root is ``sha256(b"")``. Inclusion proofs are
-  RFC 6962 audit paths, checked with the RFC 9162 section 2.1.3.2 algorithm.
-  The generic functions take leaf *data*; pass ``hashed=True`` to give leaf
-  hashes (entry hashes) instead.
-* **Checkpoint**: an Ed25519 signature over ``b"facetrail.audit.checkpoint.v1\n"``
-  followed by the canonical JSON of ``{seq, head, root, created_at, key_id}``
-  (hex digests). ``key_id`` is the public key fingerprint.
+Pure functions over bytes: no database, no Arrow, no numpy. The store hands the
+verifier plain columns (:class:`RowBatch`); everything here can be checked by a
+third party with the RFC text and this page.
 
-:func:`verify_chain` reports the *first* sequence number at which the log
-departs from a valid chain, and the kind of fault. Position ``i`` (1-based) of
-the log must hold the record with ``seq == i`` whose ``prev_hash`` is the
-entry hash at ``i - 1`` and whose ``entry_hash`` matches its bytes. Checkpoint
-faults are reported at the checkpoint's ``seq``; when a record fault and a
-checkpoint fault compete, the smaller ``seq`` wins (the record fault on a tie).
-A log rewritten consistently from some record on (all later hashes
+* **Entry hash** (:func:`entry_hashes` / :func:`entry_hash`, the one definition of the formula):
+  ``entry_hash = sha256(0x00 || prev_hash || canonical)``; the ``prev_hash`` of
+  record 1 is 32 zero bytes (:data:`GENESIS`).
+* **Merkle tree** (RFC 6962 section 2.1) over records ``1..n``. The leaf data of
+  record ``i`` is ``prev_hash || canonical``, so its RFC 6962 leaf hash *is* its
+  entry hash: the tree is built over the entry hashes without hashing them again.
+  Interior nodes are ``sha256(0x01 || left || right)`` (:func:`node_hash`), split at
+  the largest power of two smaller than ``n``; the empty tree's root is
+  ``sha256(b"")``. Inclusion proofs are RFC 6962 audit paths, checked with the
+  RFC 9162 section 2.1.3.2 algorithm. The generic functions take leaf *data*; pass
+  ``hashed=True`` to give leaf hashes (entry hashes) instead.
+* **Checkpoint** (:class:`Checkpoint`, the one checkpoint type): an Ed25519
+  signature over ``b"facetrail.audit.checkpoint.v1\n"`` followed by the canonical
+  JSON of ``{seq, head, root, created_at, key_id, prev}`` (hex digests). ``key_id``
+  is the public key fingerprint; ``prev`` is the digest of the checkpoint before,
+  so checkpoints form a chain of their own.
+
+Verification
+------------
+:func:`verify_chain` is the only verifier (the log, the tests and the benchmark
+all use it). It reads :class:`RowBatch` es in storage order and reports the
+*first* sequence number at which the log departs from a valid chain, and the kind
+of fault. Position ``i`` (1-based) must hold the record with ``seq == i`` whose
+``prev_hash`` is the entry hash at ``i - 1`` and whose ``entry_hash`` matches its
+bytes. Checkpoint faults are reported at the checkpoint's ``seq``; when a record
+fault and a checkpoint fault compete, the smaller ``seq`` wins (the record fault on
+a tie). A log rewritten consistently from some record on (all later hashes
 recomputed) can only be caught by a checkpoint: it is reported as
-``checkpoint_mismatch`` at the first checkpoint after the rewrite. Dropping the
-tail of the log *and* the checkpoints covering it cannot be detected from the
-database alone: publish or export checkpoints (``audit checkpoint --json``)
-to anchor them outside it.
+``checkpoint_mismatch`` at the first checkpoint after the rewrite. Dropping the tail
+of the log *and* the checkpoints covering it cannot be detected from the database
+alone: publish or export checkpoints (``audit checkpoint --json``) to anchor them
+outside it.
+
+Each batch is first checked whole (C-level list comparisons); only a batch with a
+fault in it is walked record by record to name the fault, so an untouched log costs
+one hash per record and one per Merkle node. Not every checkpoint signature needs
+checking either: each checkpoint signs the digest of the one before, so the last
+checkpoint's signature is checked, and so is every checkpoint next to a broken link,
+with a head/root mismatch, or beyond the log; every other checkpoint is committed,
+through the unbroken links after it, by a signature that was checked
+(``all_signatures=True`` checks them all).
 """
 
 from __future__ import annotations
@@ -34,26 +52,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NamedTuple
 
-import numpy as np
-import pyarrow as pa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from audit.errors import ChainIntegrityError
 
 __all__ = [
-    "GENESIS",
     "EMPTY_ROOT",
+    "GENESIS",
     "Checkpoint",
-    "ChainVerifier",
     "MerkleFrontier",
+    "RowBatch",
     "VerifyReport",
     "entry_hash",
-    "inclusion_proof",
+    "entry_hashes",
     "inclusion_proofs",
     "leaf_hash",
     "merkle_root",
@@ -74,9 +90,25 @@ _sha256 = hashlib.sha256
 _compare = hmac.compare_digest
 
 
+def entry_hashes(prev_hashes: Sequence[bytes], records: Sequence[bytes]) -> list[bytes]:
+    """Return the entry hash ``sha256(0x00 || prev_hash || canonical)`` of each record.
+
+    The one place the formula is written (:func:`entry_hash` is its one-record form); a
+    batch of records is hashed without a Python call per record. The entry hash is the
+    RFC 6962 leaf hash of ``prev_hash || canonical`` (``leaf_hash(prev_hash + canonical)``),
+    computed without the intermediate copy.
+
+    Raises
+    ------
+    ValueError
+        If the two sequences differ in length.
+    """
+    return [_sha256(b"\x00" + prev + canonical).digest() for prev, canonical in zip(prev_hashes, records, strict=True)]
+
+
 def entry_hash(prev_hash: bytes, canonical: bytes) -> bytes:
-    """Return ``sha256(0x00 || prev_hash || canonical)``."""
-    return _sha256(b"\x00" + prev_hash + canonical).digest()
+    """Return the entry hash of one record (see :func:`entry_hashes`)."""
+    return entry_hashes((prev_hash,), (canonical,))[0]
 
 
 def leaf_hash(data: bytes) -> bytes:
@@ -84,9 +116,17 @@ def leaf_hash(data: bytes) -> bytes:
     return _sha256(b"\x00" + data).digest()
 
 
+def _parents(level: Sequence[bytes]) -> list[bytes]:
+    """Return the node hash of each pair ``level[0:2], level[2:4], ...`` (an unpaired last node is left out)."""
+    return [_sha256(b"\x01" + left + right).digest() for left, right in zip(level[0::2], level[1::2], strict=False)]
+
+
 def node_hash(left: bytes, right: bytes) -> bytes:
     """Return the RFC 6962 interior node hash ``sha256(0x01 || left || right)``."""
-    return _sha256(b"\x01" + left + right).digest()
+    return _parents((left, right))[0]
+
+
+# -- Merkle tree -----------------------------------------------------------------------------------
 
 
 def _levels(leaves: Sequence[bytes], hashed: bool = False) -> list[list[bytes]]:
@@ -94,7 +134,7 @@ def _levels(leaves: Sequence[bytes], hashed: bool = False) -> list[list[bytes]]:
     level = list(leaves) if hashed else [leaf_hash(d) for d in leaves]
     levels = [level]
     while len(level) > 1:
-        nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        nxt = _parents(level)
         if len(level) % 2:
             nxt.append(level[-1])
         levels.append(nxt)
@@ -109,39 +149,28 @@ def merkle_root(leaves: Sequence[bytes], *, hashed: bool = False) -> bytes:
     return _levels(leaves, hashed)[-1][0]
 
 
-def _path(levels: list[list[bytes]], index: int) -> list[bytes]:
-    path: list[bytes] = []
-    for level in levels[:-1]:
-        sibling = index ^ 1
-        if sibling < len(level):
-            path.append(level[sibling])
-        index //= 2
-    return path
-
-
-def inclusion_proof(leaves: Sequence[bytes], index: int, *, hashed: bool = False) -> list[bytes]:
-    """Return the RFC 6962 audit path of leaf ``index`` (0-based) in the tree of ``leaves``.
+def inclusion_proofs(
+    leaves: Sequence[bytes], indices: Iterable[int], *, hashed: bool = False
+) -> dict[int, list[bytes]]:
+    """Return the RFC 6962 audit paths of leaves ``indices`` (0-based) of one tree (built once).
 
     Raises
     ------
     ValueError
-        If ``index`` is outside the tree.
+        If an index is outside the tree.
     """
-    if not 0 <= index < len(leaves):
-        raise ValueError(f"leaf index {index} is outside a tree of {len(leaves)} leaves")
-    return _path(_levels(leaves, hashed), index)
-
-
-def inclusion_proofs(
-    leaves: Sequence[bytes], indices: Iterable[int], *, hashed: bool = False
-) -> dict[int, list[bytes]]:
-    """Return audit paths for many leaves of one tree (the tree is built once)."""
     levels = _levels(leaves, hashed)
     out: dict[int, list[bytes]] = {}
     for index in indices:
         if not 0 <= index < len(leaves):
             raise ValueError(f"leaf index {index} is outside a tree of {len(leaves)} leaves")
-        out[index] = _path(levels, index)
+        path: list[bytes] = []
+        i = index
+        for level in levels[:-1]:
+            if i ^ 1 < len(level):
+                path.append(level[i ^ 1])
+            i //= 2
+        out[index] = path
     return out
 
 
@@ -188,6 +217,11 @@ class MerkleFrontier:
 
     Their sizes are the binary digits of the leaf count, largest first, so a
     frontier serializes as the concatenation of its hashes (:meth:`to_bytes`).
+
+    Raises
+    ------
+    ValueError
+        If the number of hashes does not match ``size``.
     """
 
     __slots__ = ("size", "_stack")
@@ -209,14 +243,14 @@ class MerkleFrontier:
 
     def append(self, data: bytes) -> None:
         """Add one leaf by its data item."""
-        self.append_hash(_sha256(b"\x00" + data).digest())
+        self.append_hash(leaf_hash(data))
 
     def append_hash(self, h: bytes) -> None:
         """Add one leaf by its leaf hash (for the audit log: the entry hash)."""
         stack = self._stack
         n = self.size
         while n & 1:
-            h = _sha256(b"\x01" + stack.pop() + h).digest()
+            h = node_hash(stack.pop(), h)
             n >>= 1
         stack.append(h)
         self.size += 1
@@ -230,14 +264,13 @@ class MerkleFrontier:
             r = node_hash(h, r)
         return r
 
-    def copy(self) -> MerkleFrontier:
-        """Return an independent copy."""
-        return MerkleFrontier(self.size, list(self._stack))
+
+# -- checkpoints -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A signed statement of the log's state at ``seq``."""
+    """A signed statement of the log's state at ``seq`` (the one checkpoint type)."""
 
     seq: int
     """Records covered: 1..seq."""
@@ -292,7 +325,13 @@ class Checkpoint:
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Checkpoint:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`.
+
+        Raises
+        ------
+        KeyError, ValueError, TypeError
+            If a part is missing or not of the right form.
+        """
         return cls(
             seq=int(data["seq"]),  # type: ignore[call-overload]
             head_hash=bytes.fromhex(str(data["head"])),
@@ -311,6 +350,22 @@ def sign_checkpoint(
     """Return a checkpoint signed with ``key``, linked to the previous checkpoint's digest ``prev``."""
     unsigned = Checkpoint(seq, head, root, created_at, key_id, b"", prev)
     return Checkpoint(seq, head, root, created_at, key_id, key.sign(unsigned.message()), prev)
+
+
+# -- verification ----------------------------------------------------------------------------------
+
+
+class RowBatch(NamedTuple):
+    """Consecutive stored rows of the log as parallel columns of plain values (what the verifier reads)."""
+
+    seqs: Sequence[int]
+    """Stored sequence numbers."""
+    prev_hashes: Sequence[bytes]
+    """Stored ``prev_hash`` of each row."""
+    entry_hashes: Sequence[bytes]
+    """Stored ``entry_hash`` of each row."""
+    records: Sequence[bytes]
+    """Stored canonical record bytes of each row."""
 
 
 @dataclass(frozen=True)
@@ -347,36 +402,57 @@ class VerifyReport:
         }
 
     def raise_for_fault(self) -> None:
-        """Raise the recorded :class:`ChainIntegrityError`, if any."""
+        """Raise the recorded fault, if any.
+
+        Raises
+        ------
+        ChainIntegrityError
+            Naming the first bad sequence number and the kind of fault.
+        """
         if self.error is not None:
             raise self.error
 
 
-class ChainVerifier:
-    """Single-pass verifier fed with column batches of the log, in storage order.
+def verify_chain(
+    batches: Iterable[RowBatch],
+    checkpoints: Iterable[Checkpoint] = (),
+    public_key: Ed25519PublicKey | None = None,
+    *,
+    all_signatures: bool = False,
+) -> VerifyReport:
+    """Verify the log read as ``batches`` (storage order) against its signed ``checkpoints``.
+
+    Integrity faults are reported, not raised (:meth:`VerifyReport.raise_for_fault`
+    raises the first one). Reading stops at the first record fault; the caller closes
+    ``batches`` if it holds resources.
 
     Parameters
     ----------
+    batches
+        The stored rows, in the order the store holds them.
     checkpoints
-        Checkpoints to check against the chain.
+        The stored checkpoints.
     public_key
-        Key the checkpoint signatures must verify with; ``None`` makes every
+        Key the checkpoint signatures must verify with; ``None`` makes every checked
         checkpoint a ``bad_signature`` fault.
     all_signatures
-        Check every checkpoint's signature, not only those anchoring the checkpoint chain.
+        Check every checkpoint's signature; by default only the signatures anchoring the
+        checkpoint chain are checked (see the module docstring).
     """
+    verifier = _Verifier(checkpoints, public_key, all_signatures)
+    for batch in batches:
+        if not verifier.feed(batch):
+            break
+    return verifier.finish()
 
-    def __init__(
-        self,
-        checkpoints: Iterable[Checkpoint] = (),
-        public_key: Ed25519PublicKey | None = None,
-        *,
-        all_signatures: bool = False,
-    ) -> None:
+
+class _Verifier:
+    """Single-pass state of :func:`verify_chain`: the chain so far, the Merkle tree in blocks, checkpoints."""
+
+    def __init__(self, checkpoints: Iterable[Checkpoint], key: Ed25519PublicKey | None, all_signatures: bool) -> None:
         self._all_signatures = all_signatures
         self._cps = sorted(checkpoints, key=lambda cp: cp.seq)
-        self.n_checkpoints = len(self._cps)
-        self._key = public_key
+        self._key = key
         self._by_seq: dict[int, list[int]] = {}
         for i, cp in enumerate(self._cps):
             self._by_seq.setdefault(cp.seq, []).append(i)
@@ -393,117 +469,72 @@ class ChainVerifier:
         self._prev = GENESIS
         self._stopped: ChainIntegrityError | None = None
 
-    @property
-    def stopped(self) -> bool:
-        """True once a record fault was found (further batches are ignored)."""
-        return self._stopped is not None
-
-    def feed(
-        self, seqs: Sequence[int], prevs: Sequence[bytes], hashes: Sequence[bytes], blobs: Sequence[bytes]
-    ) -> bool:
-        """Check one batch of records (parallel columns). Return False once a fault was found."""
+    def feed(self, batch: RowBatch) -> bool:
+        """Check one batch of rows; return False once a record fault was found (later batches are ignored)."""
         if self._stopped is not None:
             return False
-        if seqs and self._batch_is_valid(seqs, prevs, hashes, blobs):
-            n = len(seqs)
+        seqs, hashes = batch.seqs, batch.entry_hashes
+        if seqs and self._batch_is_valid(batch):
             if self._expected <= self._last_cp:
                 self._pending.extend(hashes[: self._last_cp - self._expected + 1])
-            self._expected += n
+            self._expected += len(seqs)
             self._prev = bytes(hashes[-1])
-            while len(self._pending) >= _BLOCK:
-                self._merkle_block(_BLOCK)
-            return True
-        # Something is wrong in this batch (or it is empty): walk it record by record to name
-        # the first fault exactly.
-        return self._feed_each(seqs, prevs, hashes, blobs)
-
-    def feed_arrow(self, batch: Any) -> bool:
-        """Check one Arrow record batch with columns ``seq, prev_hash, entry_hash, record``.
-
-        The fast path never turns the columns into Python objects: seqs are checked with
-        numpy, the hash columns are compared as whole buffers, and records are hashed
-        straight from the Arrow data buffer. Any doubt falls back to :meth:`feed`.
-        """
-        if self._stopped is not None:
-            return False
-        hashes = _fast_arrow_hashes(batch, self._expected, self._prev)
-        if hashes is None:
-            return self.feed(*(batch.column(i).to_pylist() for i in range(4)))
-        if self._expected <= self._last_cp:
-            self._pending.extend(hashes[: self._last_cp - self._expected + 1])
-        self._expected += len(hashes)
-        if hashes:
-            self._prev = hashes[-1]
+        else:
+            # Something is wrong in this batch (or it is empty): walk it record by record to name
+            # the first fault exactly.
+            self._walk(batch)
         while len(self._pending) >= _BLOCK:
             self._merkle_block(_BLOCK)
-        return True
+        return self._stopped is None
 
-    def _batch_is_valid(
-        self, seqs: Sequence[int], prevs: Sequence[bytes], hashes: Sequence[bytes], blobs: Sequence[bytes]
-    ) -> bool:
+    def _batch_is_valid(self, batch: RowBatch) -> bool:
         """Whole-batch check with C-level list comparisons; equivalent to the per-record walk.
 
         Seqs run on without gaps, each stored ``prev_hash`` is the stored hash of the row
-        before, and each stored hash is ``sha256(0x00 || stored prev || record)``; by
+        before, and each stored hash is the entry hash of its stored prev and record; by
         induction every hash is then the chained hash from genesis.
         """
+        seqs, prevs, hashes, blobs = batch
         expected = self._expected
         if list(seqs) != list(range(expected, expected + len(seqs))):
             return False
         if prevs[0] != self._prev or list(prevs[1:]) != list(hashes[:-1]):
             return False
-        sha = _sha256
-        return [sha(b"\x00" + p + b).digest() for p, b in zip(prevs, blobs, strict=True)] == list(hashes)
+        return entry_hashes(prevs, blobs) == list(hashes)
 
-    def _feed_each(
-        self, seqs: Sequence[int], prevs: Sequence[bytes], hashes: Sequence[bytes], blobs: Sequence[bytes]
-    ) -> bool:
-        # The per-record walk: local names only. Plain ``!=`` on bytes is fine here (no secret is
-        # compared); proofs use hmac.compare_digest. Merkle leaves are collected and hashed
-        # block by block (list comprehensions), checkpoints are checked per block.
-        expected = self._expected
-        prev = self._prev
-        last_cp = self._last_cp
+    def _walk(self, batch: RowBatch) -> None:
+        # Plain ``!=`` on bytes is fine here (no secret is compared); proofs use hmac.compare_digest.
+        seqs = batch.seqs
+        expected, prev, last_cp = self._expected, self._prev, self._last_cp
         track = expected <= last_cp
-        pend = self._pending.append
-        sha = _sha256
         fault: ChainIntegrityError | None = None
-        for seq, stored_prev, stored_hash, blob in zip(seqs, prevs, hashes, blobs, strict=True):
+        for seq, stored_prev, stored_hash, blob in zip(*batch, strict=True):
             if seq != expected:
-                fault = self._seq_fault(seq, expected, seqs)
+                fault = _seq_fault(seq, expected, seqs)
                 break
             if stored_prev != prev:
                 fault = ChainIntegrityError(seq, "prev_mismatch", prev.hex(), bytes(stored_prev).hex())
                 break
-            h = sha(b"\x00" + prev + blob).digest()
+            h = entry_hash(prev, blob)
             if h != stored_hash:
                 fault = ChainIntegrityError(seq, "hash_mismatch", h.hex(), bytes(stored_hash).hex())
                 break
             if track:
-                pend(h)
-                if seq >= last_cp:
-                    track = False
+                self._pending.append(h)
+                track = seq < last_cp
             prev = h
             expected += 1
-        self._expected = expected
-        self._prev = prev
-        while len(self._pending) >= _BLOCK:
-            self._merkle_block(_BLOCK)
-        if fault is not None:
-            self._stopped = fault
-            return False
-        return True
+        self._expected, self._prev, self._stopped = expected, prev, fault
 
     def _merkle_block(self, count: int) -> None:
         """Hash the next ``count`` pending leaves, check the checkpoints they reach, fold a full block."""
         leaves = self._pending[:count]
         del self._pending[:count]
         start = self._block_start
-        sha = _sha256
         levels = [leaves]  # entry hashes are the leaf hashes
         while len(levels[-1]) > 1:
             lv = levels[-1]
-            levels.append([sha(b"\x01" + a + b).digest() for a, b in zip(lv[0::2], lv[1::2], strict=False)])
+            levels.append(_parents(lv))
         end = start + count
         while self._cp_next < len(self._cp_seqs) and self._cp_seqs[self._cp_next] <= end:
             seq = self._cp_seqs[self._cp_next]
@@ -529,26 +560,8 @@ class ChainVerifier:
             self._prefix.append(node)
             self._block_start = end
 
-    def _seq_fault(self, seq: int, expected: int, batch: Sequence[int]) -> ChainIntegrityError:
-        if seq == expected - 1:
-            return ChainIntegrityError(expected, "duplicate_seq", str(expected), str(seq))
-        if seq < expected or expected in batch:
-            # an earlier seq turns up late, or the expected seq comes later in this batch
-            return ChainIntegrityError(expected, "reordered", str(expected), str(seq))
-        return ChainIntegrityError(expected, "seq_gap", str(expected), str(seq))
-
-    def finish(self, seconds: float = 0.0) -> VerifyReport:
-        """Return the report (the first fault by sequence number, if any).
-
-        Checkpoints form a chain (each signs the digest of the one before), so not every
-        signature needs checking: the last checkpoint's signature is checked, and so is every
-        checkpoint next to a broken link, with a head/root mismatch, or beyond the log. Every
-        other checkpoint is committed, through the unbroken links after it, by a signature
-        that was checked.
-        """
-        while self._pending:
-            self._merkle_block(min(len(self._pending), _BLOCK))
-        records = self._expected - 1
+    def _signatures(self, records: int) -> tuple[dict[int, bool], dict[int, bytes]]:
+        """Check the signatures that matter (module docstring); return ``(ok by index, broken links)``."""
         cps = self._cps
         check: set[int] = set(range(len(cps))) if self._all_signatures else ({len(cps) - 1} if cps else set())
         broken: dict[int, bytes] = {}
@@ -561,12 +574,19 @@ class ChainVerifier:
         check.update(i for i, fault in self._cp_results.items() if fault is not None)
         check.update(i for i, cp in enumerate(cps) if cp.seq > records)
         key = self._key
-        sig_ok = {i: key is not None and cps[i].verify_signature(key) for i in sorted(check)}
+        return {i: key is not None and cps[i].verify_signature(key) for i in sorted(check)}, broken
+
+    def finish(self) -> VerifyReport:
+        """Return the report: the first fault by sequence number, if any."""
+        while self._pending:
+            self._merkle_block(min(len(self._pending), _BLOCK))
+        records = self._expected - 1
+        sig_ok, broken = self._signatures(records)
         errors: list[ChainIntegrityError] = []
-        for i, cp in enumerate(cps):
+        for i, cp in enumerate(self._cps):
             fault = self._cp_results.get(i)
             if not sig_ok.get(i, True):
-                detail = ("no public key to check checkpoints" if key is None
+                detail = ("no public key to check checkpoints" if self._key is None
                           else f"checkpoint {cp.seq} signature does not verify")
                 errors.append(ChainIntegrityError(cp.seq, "bad_signature", detail=detail))
             elif fault is not None:
@@ -575,87 +595,33 @@ class ChainVerifier:
                 errors.append(ChainIntegrityError(
                     cp.seq, "checkpoint_chain", broken[i].hex(), cp.prev.hex(),
                     detail="the checkpoint before it is missing or was altered"))
-        records = self._expected - 1
         if self._stopped is not None:
             errors.append(self._stopped)
         else:
-            beyond = [cp.seq for i, cp in enumerate(cps) if cp.seq > records and sig_ok.get(i)]
+            beyond = [cp.seq for i, cp in enumerate(self._cps) if cp.seq > records and sig_ok.get(i)]
             if beyond:
-                errors.append(
-                    ChainIntegrityError(records + 1, "truncated", str(max(beyond)), str(records),
-                                        detail=f"a signed checkpoint covers {max(beyond)} records")
-                )
-        first = None
-        if errors:
-            # smallest seq; on a tie the record fault (appended last) wins
-            first = min(reversed(errors), key=lambda e: e.seq)
+                errors.append(ChainIntegrityError(records + 1, "truncated", str(max(beyond)), str(records),
+                                                  detail=f"a signed checkpoint covers {max(beyond)} records"))
+        # smallest seq; on a tie the record fault (appended last) wins
+        first = min(reversed(errors), key=lambda e: e.seq) if errors else None
         return VerifyReport(
             ok=first is None,
             records=records,
-            checkpoints=self.n_checkpoints,
+            checkpoints=len(self._cps),
             head_seq=records,
             head_hash=self._prev.hex(),
-            seconds=seconds,
             fault=None if first is None else first.to_dict(),
             error=first,
         )
 
 
-def _binary_parts(array: Any) -> tuple[Any, memoryview] | None:
-    """Offsets (numpy) and data buffer of a null-free Arrow (large_)binary array."""
-    if array.null_count:
-        return None
-    kind = array.type
-    if pa.types.is_binary(kind):
-        dtype: Any = np.int32
-    elif pa.types.is_large_binary(kind):
-        dtype = np.int64
-    else:
-        return None
-    _validity, offsets, data = array.buffers()
-    size = np.dtype(dtype).itemsize
-    offs = np.frombuffer(offsets, dtype=dtype, count=len(array) + 1, offset=array.offset * size)
-    return offs, memoryview(data) if data is not None else memoryview(b"")
-
-
-def _fixed32(array: Any) -> bytes | None:
-    """Return the concatenated values of a binary column whose values are all 32 bytes, else None."""
-    parts = _binary_parts(array)
-    if parts is None:
-        return None
-    offs, data = parts
-    if not bool(np.all(np.diff(offs) == 32)):
-        return None
-    return bytes(data[int(offs[0]): int(offs[-1])])
-
-
-def _fast_arrow_hashes(batch: Any, expected: int, prev: bytes) -> list[bytes] | None:
-    """Entry hashes of a batch if the whole batch is a valid continuation of the chain, else None."""
-    n = batch.num_rows
-    if n == 0 or batch.num_columns != 4:
-        return None
-    seq_col, prev_col, hash_col, rec_col = (batch.column(i) for i in range(4))
-    if seq_col.null_count:
-        return None
-    seqs = seq_col.to_numpy(zero_copy_only=False)
-    if seqs[0] != expected or (n > 1 and not bool(np.all(np.diff(seqs) == 1))):
-        return None
-    prevs = _fixed32(prev_col)
-    stored = _fixed32(hash_col)
-    records = _binary_parts(rec_col)
-    if prevs is None or stored is None or records is None:
-        return None
-    if prevs[:32] != prev or prevs[32:] != stored[:-32]:
-        return None
-    offs, data = records[0].tolist(), records[1]
-    sha = _sha256
-    hashes = [
-        sha(b"\x00" + prevs[j: j + 32] + data[a:b]).digest()
-        for j, a, b in zip(range(0, 32 * n, 32), offs, offs[1:], strict=False)
-    ]
-    if b"".join(hashes) != stored:
-        return None
-    return hashes
+def _seq_fault(seq: int, expected: int, batch: Sequence[int]) -> ChainIntegrityError:
+    if seq == expected - 1:
+        return ChainIntegrityError(expected, "duplicate_seq", str(expected), str(seq))
+    if seq < expected or expected in batch:
+        # an earlier seq turns up late, or the expected seq comes later in this batch
+        return ChainIntegrityError(expected, "reordered", str(expected), str(seq))
+    return ChainIntegrityError(expected, "seq_gap", str(expected), str(seq))
 
 
 def _checkpoint_fault(cp: Checkpoint, head: bytes, root: bytes) -> ChainIntegrityError | None:
@@ -666,40 +632,3 @@ def _checkpoint_fault(cp: Checkpoint, head: bytes, root: bytes) -> ChainIntegrit
         return ChainIntegrityError(cp.seq, "checkpoint_mismatch", cp.merkle_root.hex(), root.hex(),
                                    detail="Merkle root differs from the signed checkpoint")
     return None
-
-
-def verify_chain(
-    entries: Iterable[object],
-    checkpoints: Iterable[Checkpoint] = (),
-    public_key: Ed25519PublicKey | None = None,
-) -> VerifyReport:
-    """Verify entries (objects with ``seq``, ``prev_hash``, ``entry_hash``, ``canonical``) in order.
-
-    Raises
-    ------
-    ChainIntegrityError
-        Naming the first bad sequence number and the kind of fault.
-    """
-    verifier = ChainVerifier(checkpoints, public_key)
-    for batch in _batches(entries, 10_000):
-        if not verifier.feed(*batch):
-            break
-    report = verifier.finish()
-    report.raise_for_fault()
-    return report
-
-
-def _batches(
-    entries: Iterable[object], size: int
-) -> Iterator[tuple[list[int], list[bytes], list[bytes], list[bytes]]]:
-    cols: tuple[list[int], list[bytes], list[bytes], list[bytes]] = ([], [], [], [])
-    for e in entries:
-        cols[0].append(e.seq)  # type: ignore[attr-defined]
-        cols[1].append(e.prev_hash)  # type: ignore[attr-defined]
-        cols[2].append(e.entry_hash)  # type: ignore[attr-defined]
-        cols[3].append(e.canonical)  # type: ignore[attr-defined]
-        if len(cols[0]) >= size:
-            yield cols
-            cols = ([], [], [], [])
-    if cols[0]:
-        yield cols

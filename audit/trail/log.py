@@ -1,23 +1,12 @@
-"""The audit log: append-only, hash-chained, checkpointed records, and human review.
+"""The audit log: append-only, hash-chained, checkpointed records.
 
-:class:`AuditLog` is the API the service, the CLI and the dashboard use. It owns
+:class:`AuditLog` is the API the session, the CLI and the dashboard use. It owns
 the write lock (reading the head and inserting happen under one lock and in one
-transaction, so concurrent threads keep one chain) and the signing key.
-
-Two-person rule (EU AI Act Art. 14(5))
---------------------------------------
-A candidate of a ``search`` (or the pair of a ``verify``) whose outcome is
-``ok`` can be reviewed. Its status, from the review records pointing at it:
-
-* ``rejected`` if **any** eligible reviewer rejected it (a reject is a veto and
-  is final, whatever confirmations came before or after);
-* ``confirmed`` if at least **two different** eligible reviewers confirmed it
-  and nobody rejected it;
-* ``pending`` otherwise.
-
-Eligible means: not the operator of the query. The operator's own review is
-refused, and the refusal is recorded as a ``refused`` record. The same reviewer
-confirming twice counts once.
+transaction, so concurrent threads keep one chain) and the signing key. It encodes
+records (:mod:`audit.trail.records`), chains and checkpoints them
+(:mod:`audit.trail.chain`), stores them (:mod:`audit.trail.store`), verifies the
+stored log with :func:`audit.trail.chain.verify_chain`, and delegates human review
+and the two-person rule to :mod:`audit.trail.review`.
 """
 
 from __future__ import annotations
@@ -25,26 +14,27 @@ from __future__ import annotations
 import builtins
 import contextlib
 import logging
-import queue
 import threading
 import time
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from audit.errors import AuditError, ChainIntegrityError, RecordNotFound, SeqTaken
+from audit.trail import review as _review
 from audit.trail.chain import (
     GENESIS,
-    ChainVerifier,
     Checkpoint,
     MerkleFrontier,
     VerifyReport,
     entry_hash,
     sign_checkpoint,
+    verify_chain,
 )
-from audit.errors import AuditError, ChainIntegrityError, MissingContext, RecordNotFound, ReviewRefused
 from audit.trail.keys import (
     default_key_path,
     fingerprint,
@@ -53,15 +43,14 @@ from audit.trail.keys import (
     load_public_key_pem,
     public_key_pem,
 )
-from audit.trail.records import DECISIONS, AuditRecord, decode_record, utc_now_iso
-from audit.trail.store import AuditFilter, AuditStore, CheckpointRow, SeqTaken, StoreRow, StoreWriter
+from audit.trail.records import AuditRecord, decode_record, utc_now_iso
+from audit.trail.review import MatchStatus
+from audit.trail.store import AuditFilter, AuditStore, StoreRow, StoreWriter
 from core.storage.connection import Database
 
-__all__ = ["AuditEntry", "AuditFilter", "AuditLog", "CandidateStatus", "MatchStatus"]
+__all__ = ["AuditEntry", "AuditLog"]
 
 log = logging.getLogger(__name__)
-
-REVIEWABLE_ACTIONS = ("search", "verify")
 
 
 @dataclass(frozen=True)
@@ -89,95 +78,33 @@ class AuditEntry:
         }
 
 
-@dataclass(frozen=True)
-class CandidateStatus:
-    """Review status of one candidate (``face_id`` None: the pair of a ``verify``)."""
-
-    face_id: str | None
-    subject_id: str | None
-    rank: int
-    status: str
-    """``confirmed``, ``pending`` or ``rejected``."""
-    confirmations: tuple[str, ...]
-    """Distinct eligible reviewers who confirmed, sorted."""
-    rejections: tuple[str, ...]
-    """Distinct eligible reviewers who rejected, sorted."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return {
-            "face_id": self.face_id,
-            "subject_id": self.subject_id,
-            "rank": self.rank,
-            "status": self.status,
-            "confirmations": list(self.confirmations),
-            "rejections": list(self.rejections),
-        }
-
-
-@dataclass(frozen=True)
-class MatchStatus:
-    """Review status of every candidate of one query."""
-
-    seq: int
-    operator: str | None
-    action: str
-    candidates: tuple[CandidateStatus, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return {
-            "seq": self.seq,
-            "operator": self.operator,
-            "action": self.action,
-            "candidates": [c.to_dict() for c in self.candidates],
-        }
-
-
 _DONE = object()
+_T = TypeVar("_T")
 
 
-def _closing_iter(batches: Generator[Any, None, None]) -> Iterator[Any]:
+def _closing_iter(batches: Generator[_T, None, None]) -> Generator[_T, None, None]:
+    """Iterate ``batches`` and close it however the iteration ends (the scan holds a connection)."""
     with contextlib.closing(batches):
         yield from batches
 
 
-def _prefetch(batches: Generator[Any, None, None], depth: int = 2) -> Iterator[Any]:
-    """Iterate ``batches`` produced by a background thread (DuckDB reads while Python hashes)."""
-    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+def _prefetch(batches: Generator[_T, None, None]) -> Generator[_T, None, None]:
+    """Iterate ``batches``, reading the next one in a worker thread while the caller hashes this one.
 
-    def produce() -> None:
-        try:
-            with contextlib.closing(batches):
-                for batch in batches:
-                    if stop.is_set():
-                        return
-                    q.put(batch)
-        except Exception as err:  # handed to the consumer, re-raised there
-            q.put(err)
-        finally:
-            q.put(_DONE)
-
-    worker = threading.Thread(target=produce, name="facetrail-audit-scan", daemon=True)
-    worker.start()
+    A failure of the read is raised here by ``Future.result``. However the iteration ends,
+    ``batches`` is closed in the worker thread after the read in flight: the scan holds the
+    database's (thread-owned) lock, so it must be released by the thread that took it.
+    """
+    pool = ThreadPoolExecutor(1, thread_name_prefix="facetrail-audit-scan")
+    pending = pool.submit(next, batches, _DONE)
     try:
-        while True:
-            item = q.get()
-            if item is _DONE:
-                return
-            if isinstance(item, Exception):
-                raise item
-            yield item
+        while (batch := pending.result()) is not _DONE:
+            pending = pool.submit(next, batches, _DONE)
+            yield batch  # type: ignore[misc]
     finally:
-        stop.set()
-        while worker.is_alive() or not q.empty():
-            try:
-                if q.get(timeout=0.1) is _DONE:
-                    break
-            except queue.Empty:
-                continue
-        worker.join()
+        closed = pool.submit(batches.close)
+        pool.shutdown(wait=True)
+        closed.result()
 
 
 def _entry(row: StoreRow) -> AuditEntry:
@@ -189,10 +116,6 @@ def _entry(row: StoreRow) -> AuditEntry:
         raise ChainIntegrityError(row.seq, "bad_record", str(row.seq), str(record.seq),
                                   detail="stored seq differs from the record's seq")
     return AuditEntry(row.seq, row.prev_hash, row.entry_hash, row.canonical, record)
-
-
-def _checkpoint(row: CheckpointRow) -> Checkpoint:
-    return Checkpoint(row.seq, row.head_hash, row.merkle_root, row.created_at, row.key_id, row.signature, row.prev)
 
 
 class AuditLog:
@@ -306,12 +229,13 @@ class AuditLog:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _sign(self, w: StoreWriter, seq: int, head: bytes) -> Checkpoint:
-        last = w.last_checkpoint()
+        stored = w.last_checkpoint()
+        last = None if stored is None else stored[0]
         if last is not None and last.seq == seq and last.head_hash == head:
-            return _checkpoint(last)
-        if last is not None and last.seq < seq:
-            frontier = MerkleFrontier.from_bytes(last.seq, last.frontier)
-            hashes = w.hashes(last.seq + 1, seq)
+            return last
+        if stored is not None and stored[0].seq < seq:
+            frontier = stored[1]
+            hashes = w.hashes(frontier.size + 1, seq)
         else:
             frontier = MerkleFrontier()
             hashes = w.hashes(1, seq)
@@ -321,12 +245,9 @@ class AuditLog:
         for h in hashes:
             frontier.append_hash(h)
         key = self._private_key()
-        prev = GENESIS if last is None else _checkpoint(last).digest()
+        prev = GENESIS if last is None else last.digest()
         cp = sign_checkpoint(key, fingerprint(key.public_key()), seq, head, frontier.root(), utc_now_iso(), prev)
-        w.insert_checkpoint(
-            CheckpointRow(cp.seq, cp.head_hash, cp.merkle_root, cp.created_at, cp.key_id, cp.signature,
-                          frontier.to_bytes(), cp.prev)
-        )
+        w.insert_checkpoint(cp, frontier)
         log.debug("signed audit checkpoint at seq %d", seq)
         return cp
 
@@ -372,25 +293,30 @@ class AuditLog:
 
     def checkpoints(self) -> builtins.list[Checkpoint]:
         """Return all stored checkpoints in seq order."""
-        return [_checkpoint(r) for r in self.store.checkpoints()]
+        return self.store.checkpoints()
 
     # -- verification ---------------------------------------------------------------------------
 
     def verify(
         self, public_key_pem: str | None = None, *, parallel: bool = False, all_signatures: bool = False
     ) -> VerifyReport:
-        """Recompute the chain and check every checkpoint; never raises for integrity faults.
+        """Recompute the chain and check the checkpoints; integrity faults are reported, never raised.
 
         Parameters
         ----------
         public_key_pem
             Check checkpoints against this key instead of the log's own key file.
         parallel
-            Read the database in a background thread while hashing (helps on idle
+            Read the database in a worker thread while hashing (helps on idle
             multi-core machines; on a busy machine the serial pass was faster).
         all_signatures
             Check the Ed25519 signature of every checkpoint; by default only the
             signatures that anchor the checkpoint chain are checked (see :mod:`audit.trail.chain`).
+
+        Raises
+        ------
+        KeyFileError
+            If ``public_key_pem`` is not an Ed25519 public key, or the key file cannot be read.
         """
         started = time.perf_counter()
         key = load_public_key_pem(public_key_pem) if public_key_pem else self._public_key()
@@ -403,127 +329,34 @@ class AuditLog:
         return replace(report, seconds=time.perf_counter() - started)
 
     def _verify_pass(
-        self, checkpoints: Sequence[Checkpoint], key: Ed25519PublicKey | None, ordered: bool, parallel: bool,
+        self, checkpoints: builtins.list[Checkpoint], key: Ed25519PublicKey | None, ordered: bool, parallel: bool,
         all_signatures: bool,
     ) -> VerifyReport:
-        verifier = ChainVerifier(checkpoints, key, all_signatures=all_signatures)
-        scan = self.store.scan_arrow(ordered=ordered)
-        for batch in _prefetch(scan) if parallel else _closing_iter(scan):
-            if not verifier.feed_arrow(batch):
-                break
-        return verifier.finish()
+        scan = self.store.scan(ordered=ordered)
+        batches = _prefetch(scan) if parallel else _closing_iter(scan)
+        with contextlib.closing(batches):
+            return verify_chain(batches, checkpoints, key, all_signatures=all_signatures)
 
-    def verify_or_raise(self, public_key_pem: str | None = None, *, all_signatures: bool = False) -> VerifyReport:
-        """Like :meth:`verify` but raise the first fault.
-
-        Raises
-        ------
-        ChainIntegrityError
-            Naming the first bad seq and the kind of fault.
-        """
-        report = self.verify(public_key_pem, all_signatures=all_signatures)
-        report.raise_for_fault()
-        return report
-
-    # -- review ---------------------------------------------------------------------------------
-
-    def _refuse(self, code: str, reason: str, fields: Mapping[str, Any]) -> AuditEntry:
-        details = {"attempted": fields.get("attempted", "review"), "reason": reason}
-        data = {k: v for k, v in fields.items() if k != "attempted"}
-        return self.append({**data, "action": "refused", "outcome": code, "details": details})
+    # -- review (:mod:`audit.trail.review`) -----------------------------------------------------
 
     def review(
-        self,
-        seq: int,
-        reviewer: str,
-        decision: str,
-        note: str | None = None,
-        face_id: str | None = None,
+        self, seq: int, reviewer: str, decision: str, note: str | None = None, face_id: str | None = None
     ) -> AuditEntry:
-        """Record a human review of query ``seq`` (one candidate, named by ``face_id``).
-
-        ``face_id`` may be omitted when the query has exactly one candidate (or
-        is a ``verify``). Refusals are recorded before they are raised.
+        """Record a human review of query ``seq``: see :func:`audit.trail.review.review`.
 
         Raises
         ------
-        ValueError
-            If ``decision`` is not ``confirm`` or ``reject``.
-        MissingContext
-            If ``reviewer`` is empty.
-        RecordNotFound
-            If there is no record ``seq``.
-        ReviewRefused
-            If the record is not a reviewable match, the candidate is unknown or
-            ambiguous, or the reviewer is the query's operator.
+        ValueError, MissingContext, RecordNotFound, ReviewRefused
+            As :func:`audit.trail.review.review` (refusals are recorded first).
         """
-        if decision not in DECISIONS:
-            raise ValueError(f"decision must be 'confirm' or 'reject', got {decision!r}")
-        base = {"operator": reviewer or None, "purpose": "human review", "target_seq": seq,
-                "target_face_id": face_id, "reviewer": reviewer or None, "decision": decision, "note": note}
-        if not reviewer or not reviewer.strip():
-            msg = f"a review of record {seq} needs a reviewer name"
-            self._refuse(MissingContext.code, msg, base)
-            raise MissingContext(msg)
-        try:
-            target = self.get(seq).record
-        except RecordNotFound as err:
-            self._refuse(RecordNotFound.code, str(err), base)
-            raise
-        base["case_ref"] = target.case_ref
-
-        def refuse(msg: str) -> ReviewRefused:
-            self._refuse(ReviewRefused.code, msg, base)
-            return ReviewRefused(msg)
-
-        if target.action not in REVIEWABLE_ACTIONS or target.outcome != "ok":
-            raise refuse(f"record {seq} is a {target.action} with outcome {target.outcome!r}; "
-                         "only search and verify results with outcome 'ok' can be reviewed")
-        if target.action == "search":
-            faces = [c.face_id for c in target.candidates]
-            if face_id is None:
-                if len(faces) != 1:
-                    raise refuse(f"record {seq} has {len(faces)} candidates; name one with face_id")
-                face_id = faces[0]
-                base["target_face_id"] = face_id
-            elif face_id not in faces:
-                raise refuse(f"record {seq} has no candidate with face_id {face_id!r}")
-        elif face_id is not None:
-            raise refuse(f"record {seq} is a verify: review the pair without a face_id")
-        if target.operator is not None and reviewer == target.operator:
-            raise refuse(f"{reviewer!r} ran query {seq} and cannot review it (two-person rule)")
-        return self.append({**base, "action": "review", "outcome": "ok"})
+        return _review.review(self, seq, reviewer, decision, note=note, face_id=face_id)
 
     def match_status(self, seq: int) -> MatchStatus:
-        """Return the review status (confirmed / pending / rejected) of each candidate of query ``seq``.
+        """Return the review status of each candidate of query ``seq``: see :func:`audit.trail.review.match_status`.
 
         Raises
         ------
         RecordNotFound
             If there is no record ``seq``.
         """
-        target = self.get(seq).record
-        reviews = [
-            e.record
-            for e in self.list(AuditFilter(action="review", target_seq=seq, after_seq=seq))
-            if e.record.target_seq == seq and e.record.action == "review"
-        ]
-        if target.action not in REVIEWABLE_ACTIONS or target.outcome != "ok":
-            return MatchStatus(seq, target.operator, target.action, ())
-        keys: Sequence[tuple[str | None, str | None, int]]
-        if target.action == "search":
-            keys = [(c.face_id, c.subject_id, c.rank) for c in target.candidates]
-        else:
-            keys = [(None, None, 1)]
-        out = []
-        for face_id, subject_id, rank in keys:
-            confirms: set[str] = set()
-            rejects: set[str] = set()
-            for r in reviews:
-                if r.target_face_id != face_id or r.reviewer is None or r.reviewer == target.operator:
-                    continue
-                (confirms if r.decision == "confirm" else rejects).add(r.reviewer)
-            status = "rejected" if rejects else ("confirmed" if len(confirms) >= 2 else "pending")
-            out.append(CandidateStatus(face_id, subject_id, rank, status, tuple(sorted(confirms)),
-                                       tuple(sorted(rejects))))
-        return MatchStatus(seq, target.operator, target.action, tuple(out))
+        return _review.match_status(self, seq)

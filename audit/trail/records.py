@@ -28,6 +28,15 @@ The store keeps these bytes verbatim beside the hash, so verification hashes
 the stored bytes and never depends on re-encoding; :func:`decode_record`
 checks that the bytes are the canonical encoding of what they decode to.
 Image bytes never enter a record: probes are identified by their SHA-256.
+
+The record's own types
+----------------------
+:class:`Candidate` and :class:`GalleryRef` are this wire format, not the engine's
+types: a change to :mod:`core.results` never changes what was signed. They are
+filled in exactly two ways: from the engine's types by :mod:`audit.trail.convert`,
+and from their own ``to_dict()`` output when a record is decoded. Anything else
+(an object with look-alike attributes, a dict with float distances) is refused
+with a message that names the field.
 """
 
 from __future__ import annotations
@@ -154,9 +163,31 @@ def canonical_bytes(obj: Mapping[str, Any]) -> bytes:
         raise ValueError(f"cannot encode audit record canonically: {err}") from err
 
 
+def _exact_keys(what: str, data: Mapping[str, Any], keys: tuple[str, ...]) -> None:
+    if set(data) != set(keys):
+        raise ValueError(f"{what} must have exactly the fields {list(keys)}, got {sorted(data)}; "
+                         "engine results enter records through audit.trail.convert")
+
+
+def _text(what: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string, got {value!r}")
+    return value
+
+
+def _count(what: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{what} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class GalleryRef:
-    """The reference database as it was when the action ran."""
+    """The reference database as it was when the action ran.
+
+    Filled from :class:`core.results.GalleryRef` by :func:`audit.trail.convert.record_gallery`,
+    or from its own :meth:`to_dict` output when a record is decoded (:meth:`from_dict`).
+    """
 
     name: str
     """Gallery name."""
@@ -165,14 +196,35 @@ class GalleryRef:
     size: int
     """Number of faces in the gallery."""
 
+    def __post_init__(self) -> None:
+        _text("gallery name", self.name)
+        _text("gallery fingerprint", self.fingerprint)
+        _count("gallery size", self.size, 0)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GalleryRef:
+        """Inverse of :meth:`to_dict`.
+
+        Raises
+        ------
+        ValueError
+            If ``data`` is not exactly the :meth:`to_dict` form.
+        """
+        _exact_keys("a record's gallery", data, ("name", "fingerprint", "size"))
+        return cls(data["name"], data["fingerprint"], data["size"])
+
     def to_dict(self) -> dict[str, Any]:
         """Return the canonical dict."""
-        return {"name": self.name, "fingerprint": self.fingerprint, "size": int(self.size)}
+        return {"name": self.name, "fingerprint": self.fingerprint, "size": self.size}
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One candidate returned by a query. Distances are 6-decimal strings (no floats)."""
+    """One candidate returned by a query. Distances are 6-decimal strings (no floats).
+
+    Filled from :class:`core.results.Candidate` by :func:`audit.trail.convert.record_candidate`,
+    or from its own :meth:`to_dict` output when a record is decoded (:meth:`from_dict`).
+    """
 
     subject_id: str
     """Enrolled subject identifier."""
@@ -186,17 +238,26 @@ class Candidate:
     """1-based rank in the result list."""
 
     def __post_init__(self) -> None:
+        _text("candidate subject_id", self.subject_id)
+        _text("candidate face_id", self.face_id)
         for name in ("distance", "similarity"):
             value = getattr(self, name)
             if not isinstance(value, str) or not _DECIMAL.match(value):
                 raise ValueError(f"candidate {name} must be a decimal string like '0.412300', got {value!r}")
+        _count("candidate rank", self.rank, 1)
 
     @classmethod
-    def from_values(
-        cls, subject_id: str, face_id: str, distance: float, similarity: float, rank: int
-    ) -> Candidate:
-        """Build a candidate from float distance and similarity."""
-        return cls(str(subject_id), str(face_id), decimal6(distance), decimal6(similarity), int(rank))
+    def from_dict(cls, data: Mapping[str, Any]) -> Candidate:
+        """Inverse of :meth:`to_dict`.
+
+        Raises
+        ------
+        ValueError
+            If ``data`` is not exactly the :meth:`to_dict` form (floats included: convert
+            engine results with :mod:`audit.trail.convert`).
+        """
+        _exact_keys("a record's candidate", data, ("subject_id", "face_id", "distance", "similarity", "rank"))
+        return cls(data["subject_id"], data["face_id"], data["distance"], data["similarity"], data["rank"])
 
     def to_dict(self) -> dict[str, Any]:
         """Return the canonical dict."""
@@ -209,30 +270,22 @@ class Candidate:
         }
 
 
-def _gallery(value: Any) -> GalleryRef | None:
+def _gallery(value: GalleryRef | Mapping[str, Any] | None) -> GalleryRef | None:
     if value is None or isinstance(value, GalleryRef):
         return value
     if isinstance(value, Mapping):
-        return GalleryRef(str(value["name"]), str(value["fingerprint"]), int(value["size"]))
-    return GalleryRef(str(value.name), str(value.fingerprint), int(value.size))
+        return GalleryRef.from_dict(value)
+    raise ValueError(f"a record's gallery must be an audit.trail.records.GalleryRef or its dict, got "
+                     f"{type(value).__name__}; convert engine results with audit.trail.convert")
 
 
-def _candidate(value: Any) -> Candidate:
+def _candidate(value: Candidate | Mapping[str, Any]) -> Candidate:
     if isinstance(value, Candidate):
         return value
     if isinstance(value, Mapping):
-        get = value.__getitem__
-    else:
-        def get(key: str) -> Any:
-            return getattr(value, key)
-    distance, similarity = get("distance"), get("similarity")
-    return Candidate(
-        str(get("subject_id")),
-        str(get("face_id")),
-        distance if isinstance(distance, str) else decimal6(distance),
-        similarity if isinstance(similarity, str) else decimal6(similarity),
-        int(get("rank")),
-    )
+        return Candidate.from_dict(value)
+    raise ValueError(f"a record's candidate must be an audit.trail.records.Candidate or its dict, got "
+                     f"{type(value).__name__}; convert engine results with audit.trail.convert")
 
 
 def _latency(value: Any) -> str | None:

@@ -1,66 +1,50 @@
-"""Storage of the audit log: the only audit module that speaks SQL (DuckDB via :class:`core.storage.connection.Database`).
+"""Storage of the audit trail: its only SQL (DuckDB via :class:`core.storage.connection.Database`).
 
-Two tables, append-only by construction (this module contains no statement that
-changes or removes a row):
+Two tables (created by :mod:`core.storage.schema`), append-only by construction:
+this module contains no statement that changes or removes a row.
 
 ``audit_log(seq, prev_hash, entry_hash, record)``
     ``record`` holds the canonical encoding verbatim (BLOB); filters read it with
     DuckDB's JSON functions, so there is no second copy of any field to tamper with.
 ``audit_checkpoint_chain(seq, head_hash, merkle_root, created_at, key_id, signature, frontier, prev)``
-    ``frontier`` holds the Merkle subtree roots at ``seq`` so that the next
-    checkpoint costs O(records since); it is a cache, verification recomputes it.
-    ``prev`` is the digest of the previous checkpoint (checkpoints form a chain).
+    One :class:`~audit.trail.chain.Checkpoint` per row, plus ``frontier``: the
+    Merkle subtree roots at ``seq`` (:class:`~audit.trail.chain.MerkleFrontier`), so
+    that the next checkpoint costs O(records since). The frontier is a cache that
+    verification never trusts: it recomputes the tree.
 
-Another database can replace DuckDB by reimplementing this module.
+:meth:`AuditStore.scan` reads the log for verification as Arrow batches (DuckDB's
+fastest way out) and hands them on as plain :class:`~audit.trail.chain.RowBatch`
+columns, so the verifier never sees Arrow. Another database can replace DuckDB by
+reimplementing this module.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
-from audit.errors import AuditError
+from audit.errors import SeqTaken
+from audit.trail.chain import Checkpoint, MerkleFrontier, RowBatch
 from core.storage.connection import Database
 
-__all__ = ["AuditFilter", "AuditStore", "StoreRow", "StoreWriter", "CheckpointRow", "SeqTaken"]
-
-
-class SeqTaken(AuditError):
-    """The sequence number is already taken (another writer appended first); re-read the head and retry."""
-
-    code = "seq_taken"
+__all__ = ["AuditFilter", "AuditStore", "StoreRow", "StoreWriter"]
 
 _ROW = "SELECT seq, prev_hash, entry_hash, record FROM audit_log"
-_CP = "SELECT seq, head_hash, merkle_root, created_at, key_id, signature, frontier, prev FROM audit_checkpoint_chain"
+_CP = "SELECT seq, head_hash, merkle_root, created_at, key_id, signature, prev, frontier FROM audit_checkpoint_chain"
 
 
 @dataclass(frozen=True)
 class StoreRow:
-    """One stored log row."""
+    """One stored log row, as stored (not yet decoded or checked)."""
 
     seq: int
     prev_hash: bytes
     entry_hash: bytes
     canonical: bytes
-
-
-@dataclass(frozen=True)
-class CheckpointRow:
-    """One stored checkpoint row."""
-
-    seq: int
-    head_hash: bytes
-    merkle_root: bytes
-    created_at: str
-    key_id: str
-    signature: bytes
-    frontier: bytes
-    prev: bytes
 
 
 @dataclass(frozen=True)
@@ -90,10 +74,8 @@ def _row(t: tuple[Any, ...]) -> StoreRow:
     return StoreRow(int(t[0]), bytes(t[1]), bytes(t[2]), bytes(t[3]))
 
 
-def _cp(t: tuple[Any, ...]) -> CheckpointRow:
-    return CheckpointRow(
-        int(t[0]), bytes(t[1]), bytes(t[2]), str(t[3]), str(t[4]), bytes(t[5]), bytes(t[6]), bytes(t[7])
-    )
+def _checkpoint(t: tuple[Any, ...]) -> Checkpoint:
+    return Checkpoint(int(t[0]), bytes(t[1]), bytes(t[2]), str(t[3]), str(t[4]), bytes(t[5]), bytes(t[6]))
 
 
 class StoreWriter:
@@ -124,10 +106,13 @@ class StoreWriter:
         except duckdb.ConstraintException as err:
             raise SeqTaken(f"audit record seq {seq} already exists") from err
 
-    def last_checkpoint(self) -> CheckpointRow | None:
-        """Return the checkpoint with the highest seq, or None."""
+    def last_checkpoint(self) -> tuple[Checkpoint, MerkleFrontier] | None:
+        """Return the checkpoint with the highest seq and its stored frontier, or None."""
         row = self._con.execute(_CP + " ORDER BY seq DESC LIMIT 1").fetchone()
-        return None if row is None else _cp(row)
+        if row is None:
+            return None
+        cp = _checkpoint(row)
+        return cp, MerkleFrontier.from_bytes(cp.seq, bytes(row[7]))
 
     def hashes(self, start: int, end: int) -> list[bytes]:
         """Return the stored entry hashes of records ``start..end`` (inclusive), in seq order."""
@@ -136,11 +121,13 @@ class StoreWriter:
         ).fetchall()
         return [bytes(r[0]) for r in rows]
 
-    def insert_checkpoint(self, cp: CheckpointRow) -> None:
-        """Append one checkpoint row."""
+    def insert_checkpoint(self, cp: Checkpoint, frontier: MerkleFrontier) -> None:
+        """Append one checkpoint row with the Merkle frontier at its seq."""
         self._con.execute(
-            "INSERT INTO audit_checkpoint_chain VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [cp.seq, cp.head_hash, cp.merkle_root, cp.created_at, cp.key_id, cp.signature, cp.frontier, cp.prev],
+            "INSERT INTO audit_checkpoint_chain (seq, head_hash, merkle_root, created_at, key_id, signature, "
+            "frontier, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [cp.seq, cp.head_hash, cp.merkle_root, cp.created_at, cp.key_id, cp.signature, frontier.to_bytes(),
+             cp.prev],
         )
 
 
@@ -184,14 +171,6 @@ class AuditStore:
             row = con.execute(_ROW + " WHERE seq = ? LIMIT 1", [seq]).fetchone()
         return None if row is None else _row(row)
 
-    def get_many(self, seqs: Sequence[int]) -> list[StoreRow]:
-        """Return the rows with these seqs, in seq order."""
-        if not seqs:
-            return []
-        with self.db.connect() as con:
-            rows = con.execute(_ROW + " WHERE list_contains(?, seq) ORDER BY seq", [list(seqs)]).fetchall()
-        return [_row(r) for r in rows]
-
     def select(self, filters: AuditFilter, limit: int | None = None) -> list[StoreRow]:
         """Return rows matching ``filters``, in seq order (filters read the canonical JSON)."""
         clauses: list[str] = []
@@ -224,40 +203,28 @@ class AuditStore:
             rows = con.execute(sql, params).fetchall()
         return [_row(r) for r in rows]
 
-    def scan(
-        self, batch_size: int = 100_000, ordered: bool = True
-    ) -> Iterator[tuple[list[int], list[bytes], list[bytes], list[bytes]]]:
-        """Yield the whole log as column batches ``(seqs, prev_hashes, entry_hashes, records)`` in seq order.
+    def scan(self, batch_size: int = 100_000, ordered: bool = True) -> Generator[RowBatch, None, None]:
+        """Yield the whole log as :class:`~audit.trail.chain.RowBatch` es, in seq order.
 
         With ``ordered=False`` rows come in storage (insertion) order, which for an
-        untouched log is seq order, without the cost of a sort; callers must check
-        the order themselves. The scan holds one connection until the generator is
-        exhausted or closed.
+        untouched log is seq order, without the cost of a sort; the verifier checks the
+        order itself. The scan holds one connection until the generator is exhausted
+        or closed.
         """
         with self.db.connect() as con:
             reader = con.sql(_ROW + (" ORDER BY seq" if ordered else "")).to_arrow_reader(batch_size)
             for batch in reader:
-                yield (
-                    batch.column(0).to_pylist(),
-                    batch.column(1).to_pylist(),
-                    batch.column(2).to_pylist(),
-                    batch.column(3).to_pylist(),
-                )
-
-    def scan_arrow(
-        self, batch_size: int = 100_000, ordered: bool = True
-    ) -> Generator[pa.RecordBatch, None, None]:
-        """Like :meth:`scan`, but yield Arrow record batches (``seq, prev_hash, entry_hash, record``)."""
-        with self.db.connect() as con:
-            yield from con.sql(_ROW + (" ORDER BY seq" if ordered else "")).to_arrow_reader(batch_size)
+                # Arrow -> Python lists of int / bytes in C, about a fifth of the hashing cost
+                seqs, prevs, hashes, records = (batch.column(i).to_pylist() for i in range(4))
+                yield RowBatch(seqs, prevs, hashes, records)
 
     def hashes(self, start: int, end: int) -> list[bytes]:
         """Return the stored entry hashes of records ``start..end`` (inclusive), in seq order."""
         with self.db.connect() as con:
             return StoreWriter(con).hashes(start, end)
 
-    def checkpoints(self) -> list[CheckpointRow]:
-        """Return all checkpoints in seq order."""
+    def checkpoints(self) -> list[Checkpoint]:
+        """Return all stored checkpoints in seq order."""
         with self.db.connect() as con:
             rows = con.execute(_CP + " ORDER BY seq, created_at").fetchall()
-        return [_cp(r) for r in rows]
+        return [_checkpoint(r) for r in rows]

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 
 from audit import AuditContext, AuditedEngine, AuditLog, AuditSession
-from core import Database, Embedding, EnrollItem, Engine, Face, GalleryExists, GalleryStore
+from core import Database, Embedding, Engine, EnrollItem, Face, GalleryExists, GalleryStore
 from tests.conftest import make_config, random_unit
 
 

@@ -11,7 +11,7 @@ import pytest
 from audit.trail.log import AuditLog
 from core.storage.connection import Database
 from dashboard.cli import main
-from tests.audit._audit_helpers import record_fields
+from tests.audit.trail._helpers import candidate, record_fields
 
 
 @pytest.fixture
@@ -23,8 +23,7 @@ def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     for i in range(6):
         fields = record_fields(i, operator="alice", case="CASE-1" if i < 4 else "CASE-2")
         if i == 2:
-            fields["candidates"].append({"subject_id": "s99", "face_id": "f99", "distance": 0.2,
-                                         "similarity": 0.8, "rank": 2})
+            fields["candidates"].append(candidate("s99", "f99", 0.2, 2))
         log.append(fields)
     log.db.close()
     return path

@@ -16,7 +16,7 @@ from audit.trail.log import AuditLog
 from core.storage.connection import Database
 
 HELPER = Path(__file__).with_name("crash_writer.py")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.slow
