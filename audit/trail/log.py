@@ -141,7 +141,7 @@ class AuditLog:
         self.store = AuditStore(db)
         self.key_path = Path(key_path).expanduser() if key_path is not None else default_key_path(db.path)
         self.checkpoint_every = checkpoint_every
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant: appends inside transaction() take it again
         self._key: Ed25519PrivateKey | None = None
         self._key_lock = threading.Lock()
         # Head cache: an insert at a stale head hits the seq primary key (SeqTaken) and is retried.
@@ -227,6 +227,24 @@ class AuditLog:
                 self._head = (seq, h)
                 return AuditEntry(seq, prev, h, blob, record)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextlib.contextmanager
+    def transaction(self) -> Generator[None, None, None]:
+        """A unit of work whose appends commit together with the caller's other changes, or not at all.
+
+        A gallery change or an account change and its record run inside one (see
+        :meth:`audit.session.AuditSession.run`). The log's write lock is taken before the
+        database's, the order :meth:`append` takes them in, so two threads cannot deadlock;
+        if the unit rolls back, the cached head (which may name a record that was never
+        committed) is forgotten.
+        """
+        with self._lock:
+            try:
+                with self.db.connect(transaction=True):
+                    yield
+            except BaseException:
+                self._head = None
+                raise
 
     def _sign(self, w: StoreWriter, seq: int, head: bytes) -> Checkpoint:
         stored = w.last_checkpoint()
