@@ -44,7 +44,16 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["Cutoff", "Precision", "ThresholdMargin", "float32_dot_error", "place_cutoff", "threshold_margin"]
+__all__ = [
+    "Cutoff",
+    "NoReproducibleCutoff",
+    "Precision",
+    "ThresholdMargin",
+    "float32_dot_error",
+    "margin_window",
+    "place_cutoff",
+    "threshold_margin",
+]
 
 #: Largest relative rounding error of a float32 (round to nearest).
 F32_UNIT = 2.0**-24
@@ -88,6 +97,11 @@ class Precision:
         need = self.required(v, t)
         matching_ok = signed >= 0 if self.absolute == 0.0 else signed > need
         return np.where(signed >= 0, matching_ok, -signed > need)
+
+
+def margin_window(precision: Precision) -> float:
+    """Return how far beyond a threshold margins are measured and reported: a few reproduction errors."""
+    return 4.0 * precision.absolute + 2.0**-20
 
 
 @dataclass(frozen=True)
@@ -200,7 +214,12 @@ class ThresholdMargin:
 
 
 def threshold_margin(
-    values: np.ndarray, threshold: float, direction: Direction, precision: Precision, known_within: float = math.inf
+    values: np.ndarray,
+    threshold: float,
+    direction: Direction,
+    precision: Precision,
+    known_within: float = math.inf,
+    cap: float = math.inf,
 ) -> ThresholdMargin:
     """Return the margin of a fixed threshold over ``values`` (those within ``known_within`` of it at least).
 
@@ -217,6 +236,9 @@ def threshold_margin(
     known_within
         Values further than this from the threshold may be missing (the scoring pass
         keeps impostor pairs only down to a cut); the margin is then at most this.
+    cap
+        Report a margin beyond this as this (runs report margins up to one window, so
+        an engine run and a score file of the same scores report the same).
     """
     v = np.asarray(values, dtype=np.float64)
     near = v[np.abs(v - threshold) <= known_within] if math.isfinite(known_within) else v
@@ -225,4 +247,4 @@ def threshold_margin(
     if math.isfinite(known_within):
         edge = threshold - direction * known_within  # the nearest value that may be missing: non-matching side
         holds &= bool(precision.holds(np.array([edge]), np.array([threshold]), direction)[0])
-    return ThresholdMargin(min(margin, known_within), holds)
+    return ThresholdMargin(min(margin, known_within, cap), holds)

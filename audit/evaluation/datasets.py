@@ -20,7 +20,10 @@ usable images and the report lists the rest. Each file is read once: its SHA-256
 and (with ``check_images``) whether its bytes decode come from the same read, and
 only regular files are read (a device or a pipe named as an image is unreadable).
 
-Both loaders take ``subject_limit=N``: the images of the first N subjects in
+:func:`load_label_manifest` reads a manifest's names, subjects and labels only (no image
+is opened), for evaluating a system from its own score files.
+
+The loaders take ``subject_limit=N``: the images of the first N subjects in
 sorted id order (:func:`first_subjects`, the one helper for it), chosen before
 validation, so the report and the fingerprint are the subset's own.
 :func:`with_bands` adds banded numeric columns (:class:`~audit.evaluation.config.Band`).
@@ -55,6 +58,7 @@ __all__ = [
     "LfwPair",
     "ValidationReport",
     "first_subjects",
+    "load_label_manifest",
     "load_lfw",
     "load_manifest",
     "parse_lfw_pairs",
@@ -370,6 +374,80 @@ def load_manifest(
     name = root.name if path.name == "labels.csv" else f"{root.name}/{path.stem}"
     return _build(root, rows, subject_column, list(label_columns), check_images=check_images, name=name,
                   selection=_selection(subject_limit))
+
+
+def _labels_fingerprint(table: pd.DataFrame, subject_column: str, label_columns: Sequence[str]) -> str:
+    lines = sorted(
+        "\t".join([str(r[IMAGE_COLUMN]), str(r[subject_column])] + [f"{c}={r[c]}" for c in label_columns])
+        for r in table.to_dict("records")
+    )
+    h = hashlib.sha256()
+    h.update(("facetrail-labels-v1\n" + "\t".join(label_columns) + "\n").encode())
+    for line in lines:
+        h.update(line.encode("utf-8") + b"\n")
+    return h.hexdigest()
+
+
+def load_label_manifest(
+    csv_path: str | Path,
+    subject_column: str,
+    label_columns: Sequence[str] | None = None,
+    *,
+    subject_limit: int | None = None,
+) -> Dataset:
+    """Load a manifest as a table of names, subjects and labels only, for a system's own scores.
+
+    An audit of a system facetrail does not run needs who is in each image and their
+    labels, not the images: nothing is read but the CSV (the same reader and rules as
+    :func:`load_manifest`). The ``sha256`` column is empty and the fingerprint covers
+    ``(image name, subject, labels)`` (``facetrail-labels-v1``); the score file's own
+    SHA-256 is recorded with the run.
+
+    Raises
+    ------
+    ManifestError
+        As :func:`load_manifest`, or an image named twice (its scores could not be told apart).
+    BadInput
+        For a subject id :func:`core.manifest.check_subject_id` refuses, or ``subject_limit`` below 1.
+    """
+    path = Path(csv_path).expanduser()
+    images = read_manifest(path, subject_column)
+    header = list(images[0].metadata)
+    if label_columns is None:
+        label_columns = header
+    absent = [c for c in label_columns if c not in header]
+    if absent:
+        raise ManifestError(
+            f"manifest {str(path)!r} lacks label column(s) {', '.join(repr(c) for c in absent)}; "
+            f"it has: {', '.join([IMAGE_COLUMN, subject_column, *header])}"
+        )
+    seen: dict[str, int] = {}
+    for line, image in enumerate(images, start=2):
+        if image.image in seen:
+            raise ManifestError(f"{path.name} line {line}: image {image.image!r} is listed twice "
+                                f"(first on line {seen[image.image]}); a score names an image once")
+        seen[image.image] = line
+    chosen = first_subjects(images, subject_limit)
+    norm = normalise_labels(pd.DataFrame({c: [i.metadata[c] for i in chosen] for c in label_columns}),
+                            list(label_columns))
+    table = pd.DataFrame({IMAGE_COLUMN: [i.image for i in chosen], subject_column: [i.subject_id for i in chosen]})
+    for c in label_columns:
+        table[c] = norm[c].to_numpy()
+    table["sha256"] = None
+    counts = table[subject_column].value_counts()
+    report = ValidationReport(
+        n_rows=len(chosen),
+        n_images=len(table),
+        n_subjects=int(table[subject_column].nunique()),
+        single_image_subjects=tuple(sorted(str(x) for x in counts[counts == 1].index)),
+        multi_valued_labels={c: v for c in label_columns
+                             if (v := tuple(sorted({x for x in norm[c].tolist() if is_multi_valued(x)})))},
+    )
+    root = path.resolve().parent
+    name = root.name if path.name == "labels.csv" else f"{root.name}/{path.stem}"
+    return Dataset(root=root, table=table, subject_column=subject_column, label_columns=tuple(label_columns),
+                   fingerprint=_labels_fingerprint(table, subject_column, list(label_columns)), validation=report,
+                   name=name, selection=_selection(subject_limit))
 
 
 def with_bands(dataset: Dataset, bands: Sequence[Band]) -> Dataset:

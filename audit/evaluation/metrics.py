@@ -526,9 +526,21 @@ def _threshold_levels(tq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _aggregate_entries(keys: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
-    """Return the unique rows of stacked integer columns with their multiplicity."""
+    """Return the unique rows of stacked integer columns with their multiplicity (sorted, first column leading)."""
     if keys[0].size == 0:
         return [k[:0] for k in keys], np.zeros(0)
+    sizes = [int(k.max()) + 1 for k in keys]
+    if all(int(k.min()) >= 0 for k in keys) and math.prod(sizes) < (1 << 62):
+        # one int64 key per row: a single sort (np.unique) instead of a lexsort of every column
+        combined = np.zeros(keys[0].size, dtype=np.int64)
+        for k, size in zip(keys, sizes, strict=True):
+            combined = combined * size + k.astype(np.int64)
+        uniq, counts = np.unique(combined, return_counts=True)
+        out: list[np.ndarray] = []
+        for size in reversed(sizes):
+            uniq, rest = np.divmod(uniq, size)
+            out.append(rest)
+        return out[::-1], counts.astype(np.float64)
     o = np.lexsort(tuple(reversed(keys)))
     sk = [k[o] for k in keys]
     change = np.zeros(sk[0].size, dtype=bool)

@@ -26,6 +26,16 @@ these two functions, so a fix lands everywhere at once. Each run:
 ``reuse_stored`` (the demo) returns the stored run of the same data under the same
 embedding key instead of evaluating again; nothing is then recorded, as nothing
 was done.
+
+A system facetrail does not run (:class:`SystemScores`: a vendor's pair score file
+and/or candidate lists) goes through the same steps with its own scores in place of
+the engine: the manifest is read for names, subjects and labels only
+(:func:`~audit.evaluation.datasets.load_label_manifest`), the files are read and
+checked in step 2 (a bad file is refused, the refusal recorded, nothing stored:
+:mod:`~audit.evaluation.scorefiles`, :mod:`~audit.evaluation.candidates`), step 4 is
+:func:`~audit.evaluation.listed.evaluate_listed` and
+:func:`~audit.evaluation.candidates.candidate_rates`, and the stored run and its one
+record name the system, its version and the files' SHA-256.
 """
 
 from __future__ import annotations
@@ -36,27 +46,33 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
 from audit.errors import AuditError
 from audit.evaluation.calibration import Calibration, calibrate
+from audit.evaluation.candidates import CandidateLists, candidate_rates, read_candidates
 from audit.evaluation.config import (
     DEFAULT_THRESHOLDS,
     Band,
     EvaluationConfig,
+    ScoreConvention,
     ThresholdSpec,
     check_target_fmr,
 )
-from audit.evaluation.datasets import Dataset, load_lfw, load_manifest, with_bands
+from audit.evaluation.cutoffs import Precision
+from audit.evaluation.datasets import Dataset, load_label_manifest, load_lfw, load_manifest, with_bands
 from audit.evaluation.embedding import EmbeddedDataset, embed_dataset, evaluate_embedded
 from audit.evaluation.errors import EvaluationError
 from audit.evaluation.groups import MultiLabel
 from audit.evaluation.identification import identification_rates
 from audit.evaluation.lfw import lfw_results
-from audit.evaluation.report import EvaluationReport
+from audit.evaluation.listed import evaluate_listed, listed_pairs
+from audit.evaluation.report import EvaluationReport, json_safe
+from audit.evaluation.scorefiles import PairScoreFile, ScoreFormat, read_pair_scores
 from audit.evaluation.store import EvaluationStore
+from audit.evaluation.verification import run_metadata
 from audit.session import AuditSession
 from core.cache import EmbeddingCache
 from core.engine import Engine
@@ -72,6 +88,7 @@ __all__ = [
     "EvaluationRun",
     "EvaluationStores",
     "IdentificationRequest",
+    "SystemScores",
     "load_dataset",
     "run_calibration",
     "run_evaluation",
@@ -156,6 +173,58 @@ class IdentificationRequest:
 
 
 @dataclass(frozen=True)
+class SystemScores:
+    """A system facetrail does not run, evaluated from the scores it produced (a vendor's, say)."""
+
+    name: str
+    """The system (``"Rekognition"``, ``"vendor X"``): stored with the run and in its record."""
+    direction: Literal["similarity", "distance"]
+    """Higher scores mean more alike (``similarity``) or less alike (``distance``)."""
+    version: str | None = None
+    """The system's version, as the auditor knows it."""
+    pairs: Path | None = None
+    """A pair score file (CSV ``image_a,image_b,score`` or bob.measure's 4 or 5 columns)."""
+    pair_format: ScoreFormat | None = None
+    """Its format (default: detected from the first line)."""
+    candidates: Path | None = None
+    """Candidate lists (``probe,candidate_subject,rank,score``): 1:N rates."""
+    gallery: DatasetSource | None = None
+    """The candidates' gallery, a manifest (its subjects and size; no image is read)."""
+    probe_glob: str | None = None
+    """Only manifest images whose ``image`` matches are searches (default: every image)."""
+    tolerance: float = 0.0
+    """How far a score may be from the system's exact one (0: the file's digits are the scores)."""
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.strip():
+            raise BadInput("name the evaluated system (--system NAME)")
+        if self.direction not in ("similarity", "distance"):
+            raise BadInput(f"score direction must be 'similarity' or 'distance', not {self.direction!r}")
+        if self.pairs is None and self.candidates is None:
+            raise BadInput("a system is evaluated from a pair score file, candidate lists, or both")
+        if self.candidates is not None and (self.gallery is None or self.gallery.manifest is None):
+            raise BadInput("candidate lists need their gallery's manifest (--gallery-manifest, --gallery-subject-col)")
+        if not (math.isfinite(self.tolerance) and self.tolerance >= 0):
+            raise BadInput(f"score tolerance must be a finite number >= 0, got {self.tolerance!r}")
+
+    @property
+    def convention(self) -> ScoreConvention:
+        """What the scores are."""
+        return ScoreConvention(self.direction)
+
+    def describe(self) -> dict[str, Any]:
+        """Return what an audit record says about the system and its files (strings, never floats)."""
+        out: dict[str, Any] = {"system": self.name, "score_direction": self.direction}
+        if self.version:
+            out["system_version"] = self.version
+        if self.pairs is not None:
+            out["scores"] = str(self.pairs)
+        if self.candidates is not None:
+            out["candidates"] = str(self.candidates)
+        return out
+
+
+@dataclass(frozen=True)
 class EvaluationRequest:
     """What to evaluate (:func:`run_evaluation`)."""
 
@@ -183,12 +252,31 @@ class EvaluationRequest:
     """Processes for embedding (default: all cores)."""
     progress: bool = False
     """Show a progress bar while embedding."""
+    system: SystemScores | None = None
+    """Evaluate this system from its own scores instead of facetrail's engine."""
 
     def __post_init__(self) -> None:
         if self.bootstrap < 0:
             raise BadInput(f"bootstrap resamples must be >= 0, got {self.bootstrap}")
         if self.identification is not None and self.dataset.lfw is not None:
             raise BadInput("1:N searches take the probes of a manifest, not an LFW folder")
+        if self.system is None:
+            scores = [t.name for t in self.thresholds if t.score is not None]
+            if scores:
+                raise BadInput(f"threshold(s) {scores} are a system's scores: they need its score files (--scores)")
+            return
+        if self.dataset.manifest is None:
+            raise BadInput("a system's scores are evaluated against a manifest (--manifest), not an LFW folder")
+        if self.identification is not None:
+            raise BadInput("a system's 1:N rates come from its candidate lists (--candidates), not facetrail's searches")
+        if self.include_default:
+            raise BadInput("facetrail does not know a system's default threshold: name it as score=<value>")
+        distances = [t.name for t in self.thresholds if t.distance is not None]
+        if distances:
+            raise BadInput(f"threshold(s) {distances} are cosine distances; a system's thresholds are score=<value> "
+                           "(or fmr=<rate>, calibrated on its pair scores)")
+        if self.system.pairs is None and any(t.score is None for t in self.thresholds):
+            raise BadInput("fmr=... thresholds are calibrated on pair scores: give --scores, or name score=<value>")
 
     def config(self, dataset: Dataset) -> EvaluationConfig:
         """Return the evaluation config for the loaded dataset."""
@@ -415,8 +503,110 @@ def _prepare(request: EvaluationRequest) -> tuple[Dataset, Dataset | None]:
     return dataset, gallery
 
 
+@dataclass(frozen=True, eq=False)
+class _SystemInputs:
+    """A system run's checked inputs: the manifest, and the files read against it."""
+
+    dataset: Dataset
+    pairs: PairScoreFile | None
+    gallery: Dataset | None
+    candidates: CandidateLists | None
+
+
+def _prepare_system(request: EvaluationRequest) -> _SystemInputs:
+    """Read the manifest (labels only) and the system's files; every problem is refused with its line."""
+    system, source = request.system, request.dataset
+    manifest, subject_column = source.manifest, source.subject_column
+    assert system is not None and manifest is not None and subject_column
+    dataset = with_bands(load_label_manifest(manifest, subject_column, source.label_columns,
+                                             subject_limit=source.subject_limit), source.bands)
+    _check_columns(dataset, request.config(dataset).by)
+    images = dataset.table["image"].astype(str).tolist()
+    subjects = dataset.subjects
+    pairs = read_pair_scores(system.pairs, images, subjects, format=system.pair_format) if system.pairs else None
+    gallery = lists = None
+    if system.candidates is not None:
+        assert system.gallery is not None and system.gallery.manifest is not None
+        gallery = load_label_manifest(system.gallery.manifest, system.gallery.subject_column or "", ())
+        rows = [i for i, name in enumerate(images) if system.probe_glob is None
+                or fnmatch.fnmatch(name, system.probe_glob)]
+        if not rows:
+            raise BadInput(f"probe pattern {system.probe_glob!r} matches no image of {dataset.name}")
+        lists = read_candidates(system.candidates, images, subjects, rows, set(gallery.subjects), system.convention)
+    return _SystemInputs(dataset, pairs, gallery, lists)
+
+
+def _system_about(system: SystemScores, inputs: _SystemInputs) -> dict[str, Any]:
+    """Return the run metadata's ``system``: who, what files (name, format, SHA-256), how precise."""
+    about: dict[str, Any] = {"name": system.name, "version": system.version, "score_direction": system.direction,
+                             "tolerance": system.tolerance}
+    if inputs.pairs is not None:
+        about |= {"scores": inputs.pairs.path.name, "scores_sha256": inputs.pairs.sha256,
+                  "scores_format": inputs.pairs.format, "scores_lines": inputs.pairs.lines}
+    if inputs.candidates is not None:
+        about |= {"candidates": inputs.candidates.path.name, "candidates_sha256": inputs.candidates.sha256,
+                  "candidate_lines": inputs.candidates.lines}
+    return about
+
+
+def _evaluate_system(request: EvaluationRequest, stores: EvaluationStores, inputs: _SystemInputs) -> EvaluationRun:
+    system = request.system
+    assert system is not None
+    dataset = inputs.dataset
+    cfg = request.config(dataset)
+    convention = system.convention
+    columns = list(dict.fromkeys(c for spec in cfg.by for c in spec))
+    about = {"dataset": dataset.name, "dataset_selection": dataset.selection, "failures_to_acquire": 0,
+             "system": _system_about(system, inputs)}
+    if inputs.pairs is not None:
+        pairs = listed_pairs(inputs.pairs, dataset, columns, convention, cfg.hist_bins)
+        report = evaluate_listed(pairs, cfg, precision=Precision(system.tolerance),
+                                 dataset_fingerprint=dataset.fingerprint, run=about)
+        thresholds = report.thresholds()
+    else:
+        lists = inputs.candidates
+        assert lists is not None
+        counts = {"images": int(lists.probes.size), "subjects": len(set(dataset.subjects)), "genuine_pairs": 0,
+                  "impostor_pairs": 0}
+        meta = run_metadata(cfg, counts, convention, dataset_fingerprint=dataset.fingerprint)
+        report = EvaluationReport(run=json_safe({**meta, **about}), rates=())
+        thresholds = {t.name: float(t.score) for t in cfg.thresholds if t.score is not None}
+    if inputs.candidates is not None and inputs.gallery is not None:
+        lists = inputs.candidates
+        table = dataset.table.reset_index(drop=True)
+        rows = candidate_rates(
+            lists, [str(s) for s in table.loc[lists.probes, dataset.subject_column]], set(inputs.gallery.subjects),
+            len(inputs.gallery), thresholds, convention,
+            probe_labels=table.loc[lists.probes, list(dataset.label_columns)].reset_index(drop=True),
+            by=cfg.by, multi_label=cfg.multi_label,
+        )
+        report = report.with_identification(rows, {
+            "gallery": inputs.gallery.name, "gallery_fingerprint": inputs.gallery.fingerprint,
+            "gallery_faces": len(inputs.gallery), "probe_glob": system.probe_glob, "probes": int(lists.probes.size),
+            "least_alike_candidate_score": lists.least_alike,
+        })
+    if request.store:
+        stores.runs.save(report, dataset_name=dataset.name)
+    return EvaluationRun(report, dataset, 0, {}, 0, stored=request.store)
+
+
+def _run_system(request: EvaluationRequest, stores: EvaluationStores, session: AuditSession) -> EvaluationRun:
+    """Evaluate a system's own scores through the runner's steps (see the module docstring)."""
+    assert request.system is not None
+    attempt = {"command": "evaluate", **request.dataset.describe(), **request.system.describe()}
+    session.check(ACTION, attempt)
+    inputs = _refusing(session, ACTION, attempt, lambda: _prepare_system(request))
+    audited = session.run(
+        ACTION,
+        lambda: _evaluate_system(request, stores, inputs),
+        lambda run: {"details": {**_summary(run), **request.system.describe()}},  # type: ignore[union-attr]
+        lambda err: {"details": {**attempt, "dataset_fingerprint": inputs.dataset.fingerprint}},
+    )
+    return replace(audited.result, audit_seq=audited.seq)
+
+
 def run_evaluation(
-    request: EvaluationRequest, engine: Engine, stores: EvaluationStores, session: AuditSession
+    request: EvaluationRequest, engine: Engine | None, stores: EvaluationStores, session: AuditSession
 ) -> EvaluationRun:
     """Evaluate a labelled dataset under ``engine``, store the run and record it (see the module docstring).
 
@@ -425,7 +615,8 @@ def run_evaluation(
     request
         What to evaluate.
     engine
-        The engine (its configuration's threshold is the ``"default"``).
+        The engine (its configuration's threshold is the ``"default"``); ``None`` for a
+        system's own scores (``request.system``), which need no engine.
     stores
         Runs, embedding cache, thresholds.
     session
@@ -444,7 +635,13 @@ def run_evaluation(
         The dataset, gallery or request cannot be used (refused and recorded).
     EvaluationError
         The data cannot be evaluated as asked (fewer than two faces, say); recorded.
+    ScoreFileError
+        A system's score or candidate file with a problem (its line named; refused and recorded).
     """
+    if request.system is not None:
+        return _run_system(request, stores, session)
+    if engine is None:
+        raise ValueError("evaluating facetrail's engine needs an engine")
     attempt = {"command": "evaluate", **request.dataset.describe()}
     session.check(ACTION, attempt)
     dataset, gallery = _refusing(session, ACTION, attempt, lambda: _prepare(request))

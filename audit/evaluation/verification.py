@@ -46,7 +46,7 @@ import pandas as pd
 from audit.evaluation.bootstrap import percentile_interval, subject_weights
 from audit.evaluation.config import EvaluationConfig, ScoreConvention, ThresholdSpec
 from audit.evaluation.curves import det_and_histograms
-from audit.evaluation.cutoffs import Precision, ThresholdMargin, float32_dot_error, threshold_margin
+from audit.evaluation.cutoffs import Precision, ThresholdMargin, float32_dot_error, margin_window, threshold_margin
 from audit.evaluation.disparity import RateArrays, disparity_rows
 from audit.evaluation.errors import EvaluationError
 from audit.evaluation.groups import FineCells, PairCell, fine_cells, grouping_name, groups_for, pair_cells
@@ -62,7 +62,7 @@ from audit.evaluation.metrics import (
 )
 from audit.evaluation.report import EvaluationReport, json_safe
 
-__all__ = ["Counter", "Scored", "assemble_report", "code_version", "evaluate_embeddings"]
+__all__ = ["Counter", "Scored", "assemble_report", "code_version", "evaluate_embeddings", "run_metadata"]
 
 COSINE = ScoreConvention("cosine")
 
@@ -170,7 +170,7 @@ def _score(inp: _Inputs, cfg: EvaluationConfig, block_rows: int | None) -> tuple
     targets = [t.target_fmr for t in specs if t.source == "calibrated" and t.target_fmr is not None]
     keep_top = int(math.floor(max(targets) * inp.n_impostor * (1 + 1e-12))) + 1 if targets else 0
     error = quantisation_error(inp.x) + float32_dot_error(inp.x.shape[1])
-    window = 4.0 * error + 2.0**-20
+    window = margin_window(Precision(error))
     scores = score_pairs(
         inp.x,
         inp.subject_codes,
@@ -196,7 +196,8 @@ def _score(inp: _Inputs, cfg: EvaluationConfig, block_rows: int | None) -> tuple
     precision = Precision(scores.score_error)
     margins = {
         t.name: threshold_margin(values, float(t.distance), -1, precision,
-                                 known_within=max(0.0, loosest - float(t.distance)) if loosest < 2.0 else math.inf)
+                                 known_within=max(0.0, loosest - float(t.distance)) if loosest < 2.0 else math.inf,
+                                 cap=window)
         for t in resolved
         if t.distance is not None
     }
@@ -349,10 +350,10 @@ def _fta_rows(inp: _Inputs, failed_labels: pd.DataFrame | None, cfg: EvaluationC
     return out
 
 
-def _run(scored: Scored, counts: Mapping[str, int], cfg: EvaluationConfig, dataset_fingerprint: str | None,
-         model_config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Run metadata: identity, provenance, counts and conventions."""
-    bins = scored.histograms.hist_bins
+def run_metadata(cfg: EvaluationConfig, counts: Mapping[str, int], convention: ScoreConvention, *,
+                 dataset_fingerprint: str | None = None, model_config: Mapping[str, Any] | None = None,
+                 hist_bin_width: float | None = None) -> dict[str, Any]:
+    """Return a run's metadata: identity, provenance, counts and conventions."""
     return {
         "run_id": uuid.uuid4().hex,
         "created": datetime.now(UTC).isoformat(),
@@ -363,8 +364,8 @@ def _run(scored: Scored, counts: Mapping[str, int], cfg: EvaluationConfig, datas
         "config": cfg.to_dict(),
         "label_policy": {"missing": "kept as 'unknown'", "multi_valued": cfg.multi_label},
         **dict(counts),
-        **scored.convention.describe(),
-        "hist_bin_width": float(np.diff(scored.histograms.hist_edges()[:2])[0]) if bins else None,
+        **convention.describe(),
+        "hist_bin_width": hist_bin_width,
         "interval": f"{cfg.confidence:.0%} percentile bootstrap over subjects, {cfg.bootstrap} resamples",
         "reproduction": "every threshold's margin to the nearest observed score is in its rows "
                         "(threshold_margin, reproducible): calibrated thresholds lie in the middle of a gap "
@@ -400,12 +401,15 @@ def assemble_report(
         Failures to acquire per group (none for a system's scores).
     """
     n = _count(scored.counter, scored.n_subjects, cells, cfg)
+    source = scored.histograms
+    width = float(np.diff(source.hist_edges()[:2])[0]) if source.hist_bins else None
     rate_rows = _rate_rows(cells, scored, n, cfg)
     det, hist, eers = det_and_histograms(scored.histograms, cells, convention=scored.convention)
     for r in rate_rows:
         r["eer"] = eers.get((r["grouping"], r["group_name"]), math.nan) if r["pairing"] != "cross" else math.nan
     return EvaluationReport(
-        run=json_safe(_run(scored, counts, cfg, dataset_fingerprint, model_config)),
+        run=json_safe(run_metadata(cfg, counts, scored.convention, dataset_fingerprint=dataset_fingerprint,
+                                   model_config=model_config, hist_bin_width=width)),
         rates=tuple(json_safe(r) for r in rate_rows),
         disparity_rows=tuple(json_safe(r) for r in disparity_rows(cells, scored.thresholds, n.rates, cfg)),
         det_rows=tuple(json_safe(r) for r in det),
