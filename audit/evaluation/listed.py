@@ -189,20 +189,26 @@ def listed_pairs(
         A 4-column identity whose subject's labels differ between images.
     """
     n_images = len(dataset.table)
-    used, inverse = np.unique(np.concatenate([scores.side_a, scores.side_b]), return_inverse=True)
-    side_a, side_b = inverse[: scores.side_a.size], inverse[scores.side_a.size :]
+    seen = np.zeros(n_images + len(scores.subjects), dtype=bool)
+    seen[scores.side_a] = True
+    seen[scores.side_b] = True
+    used = np.flatnonzero(seen)  # sorted: images, then 4-column identities
+    renumber = (np.cumsum(seen, dtype=np.int64) - 1).astype(np.int32)
+    side_a, side_b = renumber[scores.side_a], renumber[scores.side_b]
     table = dataset.table.reset_index(drop=True)
     names = table[dataset.subject_column].astype(str).to_numpy()
     side_subject_names = np.array(
         [names[s] if s < n_images else scores.subjects[s - n_images] for s in used.tolist()], dtype=object)
     subjects = tuple(sorted(set(side_subject_names.tolist())))
     code = {s: k for k, s in enumerate(subjects)}
-    side_subjects = np.array([code[s] for s in side_subject_names], dtype=np.int64)
+    side_subjects = np.array([code[s] for s in side_subject_names], dtype=np.int32)
     labels = _side_labels(dataset, used, n_images, scores.subjects, columns)  # sorted: images, then identities
     fine = fine_cells(labels, columns)
-    pidx = cell_pair_index(fine.n_cells)
+    pidx = cell_pair_index(fine.n_cells).astype(np.int32)
+    cells = fine.codes.astype(np.int32)
     su, sv = side_subjects[side_a], side_subjects[side_b]
-    cp = pidx[fine.codes[side_a], fine.codes[side_b]]
+    cp = pidx[cells[side_a], cells[side_b]]
+    del side_a, side_b
     genuine = su == sv
     key = scores.score if convention.direction == 1 else -scores.score
     n_p = fine.n_cells * (fine.n_cells + 1) // 2

@@ -39,11 +39,10 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from core.errors import BadInput
@@ -98,10 +97,10 @@ class PairScoreFile:
     lines: int
     """Lines in the file."""
     side_a: np.ndarray
-    """``(pairs,)`` int64: the first side, an image row of the manifest, or ``images + subject index`` for
+    """``(pairs,)`` int32: the first side, an image row of the manifest, or ``images + subject index`` for
     a 4-column file's enrolled identity."""
     side_b: np.ndarray
-    """``(pairs,)`` int64: the second side (an image row)."""
+    """``(pairs,)`` int32: the second side (an image row)."""
     score: np.ndarray
     """``(pairs,)`` float64: the system's score."""
     line: np.ndarray
@@ -144,30 +143,40 @@ def detect_format(path: Path) -> ScoreFormat:
                               f"bob.measure's 4 or 5 whitespace-separated columns, found {text[:80]!r}")
 
 
-def _blocks(path: Path, digest: Any, block_bytes: int) -> Iterator[tuple[bytes, int]]:
-    """Whole-line blocks of the file with the number of their first line (every byte goes to ``digest``)."""
-    line = 1
-    rest = b""
+def _blocks(path: Path, block_bytes: int) -> Iterator[bytes | memoryview]:
+    """Buffers of whole lines, in file order (a last line gets its newline); large ones are not copied.
+
+    A read usually ends inside a line: the rest of that line goes out with the start of
+    the next read as a small buffer of its own, so the bulk of each read is passed on
+    as a view, never copied.
+    """
+    carry = b""
     with open(path, "rb") as handle:
-        while True:
-            chunk = handle.read(block_bytes)
-            if not chunk:
-                break
-            digest.update(chunk)
-            data = rest + chunk
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                rest = data
+        while chunk := handle.read(block_bytes):
+            view = memoryview(chunk)
+            if carry:
+                head = chunk.find(b"\n")
+                if head < 0:
+                    carry += chunk
+                    continue
+                yield carry + chunk[: head + 1]
+                view = view[head + 1 :]
+                carry = b""
+            cut = chunk.rfind(b"\n")
+            tail = cut + 1 - (len(chunk) - len(view))  # the last newline's end, within the view
+            if tail <= 0:
+                carry = bytes(view)
                 continue
-            block, rest = data[: cut + 1], data[cut + 1 :]
-            yield block, line
-            line += block.count(b"\n")
-    if rest:
-        yield rest + b"\n", line
+            if tail < len(view):
+                carry = bytes(view[tail:])
+            yield view[:tail]
+    if carry:
+        yield carry + b"\n"
 
 
-def _normalise_bob(block: bytes) -> bytes:
+def _normalise_bob(buffer: bytes | memoryview) -> bytes | memoryview:
     """One space between fields, none at the ends, comments blanked (lines keep their numbers)."""
+    block = bytes(buffer)
     if b"\r" in block:
         block = block.replace(b"\r", b"")
     if b"#" in block:
@@ -177,10 +186,10 @@ def _normalise_bob(block: bytes) -> bytes:
     return block
 
 
-def _slow_problem(path: Path, block: bytes, first: int, fmt: ScoreFormat) -> ScoreFileError | None:
+def _slow_problem(path: Path, block: bytes | memoryview, first: int, fmt: ScoreFormat) -> ScoreFileError | None:
     """Return the first malformed line of a block, found line by line (only when the fast parser refused it)."""
     want = len(_COLUMNS[fmt])
-    for k, raw in enumerate(block.split(b"\n")[:-1]):
+    for k, raw in enumerate(bytes(block).split(b"\n")[:-1]):
         text = raw.decode("utf-8", errors="replace").strip()
         if not text or (fmt != "csv" and text.startswith("#")):
             continue
@@ -196,7 +205,7 @@ def _slow_problem(path: Path, block: bytes, first: int, fmt: ScoreFormat) -> Sco
     return None
 
 
-def _parse_block(path: Path, block: bytes, first: int, fmt: ScoreFormat) -> pa.Table:
+def _parse_block(path: Path, block: bytes | memoryview, first: int, fmt: ScoreFormat) -> pa.Table:
     names = _COLUMNS[fmt]
     bad: list[str] = []
 
@@ -211,7 +220,7 @@ def _parse_block(path: Path, block: bytes, first: int, fmt: ScoreFormat) -> pa.T
         ignore_empty_lines=False,
         invalid_row_handler=invalid,
     )
-    types = {n: pa.string() for n in names[:-1]} | {"score": pa.float64()}
+    types = {n: pa.dictionary(pa.int32(), pa.string()) for n in names[:-1]} | {"score": pa.float64()}
     try:
         table = pacsv.read_csv(
             pa.py_buffer(block),
@@ -228,12 +237,18 @@ def _parse_block(path: Path, block: bytes, first: int, fmt: ScoreFormat) -> pa.T
     return table
 
 
-def _codes(column: pa.ChunkedArray, index: Mapping[str, int]) -> tuple[np.ndarray, list[str]]:
-    """Integer codes of a string column through ``index`` (-1 for a name it lacks), and the column's distinct names."""
-    encoded = pc.dictionary_encode(column.combine_chunks())
-    names = encoded.dictionary.to_pylist()
-    lut = np.array([index.get(n, -1) for n in names] + [-1], dtype=np.int64)
-    return lut[encoded.indices.to_numpy(zero_copy_only=False)], names
+def _codes(column: pa.ChunkedArray, index: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of a (dictionary) name column through ``index`` (-1 for a name it lacks), and which are empty."""
+    codes: list[np.ndarray] = []
+    empty: list[np.ndarray] = []
+    for chunk in column.chunks:  # each chunk has its own dictionary
+        names = chunk.dictionary.to_pylist()
+        at = chunk.indices.to_numpy(zero_copy_only=False)
+        codes.append(np.array([index.get(n, -1) for n in names] + [-1], dtype=np.int32)[at])
+        empty.append(np.array([n == "" for n in names] + [True], dtype=bool)[at])
+    if not codes:
+        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=bool)
+    return np.concatenate(codes), np.concatenate(empty)
 
 
 def _first(mask: np.ndarray) -> int | None:
@@ -280,34 +295,51 @@ def read_pair_scores(
     subject_index = {s: k for k, s in enumerate(subjects)}
     subject_of = np.array([subject_index[s] for s in image_subjects] + [-1], dtype=np.int64)
     header_line = _first_line(source)[0] if fmt == "csv" else 0
-    digest = hashlib.sha256()
-    parts: dict[str, list[np.ndarray]] = {"a": [], "b": [], "score": [], "line": []}
-    lines = 0
-    for block, first in _blocks(source, digest, block_bytes):
-        count = block.count(b"\n")
-        lines = first + count - 1
+    capacity, digest = _count_lines(source, block_bytes)  # one pair per line at most: fill arrays, no copies
+    side_a, side_b = np.empty(capacity, dtype=np.int32), np.empty(capacity, dtype=np.int32)
+    score_all, line_all = np.empty(capacity, dtype=np.float64), np.empty(capacity, dtype=np.int64)
+    filled, first = 0, 1
+    for block in _blocks(source, block_bytes):
         if fmt == "csv" and first <= header_line:  # the header (and blank lines before it) are not pairs
+            data = bytes(block)
+            count = data.count(b"\n")
             if header_line >= first + count:
+                first += count
                 continue
             cut = 0
             for _ in range(header_line - first + 1):
-                cut = block.index(b"\n", cut) + 1
-            block, first = block[cut:], header_line + 1
+                cut = data.index(b"\n", cut) + 1
+            block, first = data[cut:], header_line + 1
             if not block:
                 continue
         elif fmt != "csv":
             block = _normalise_bob(block)
-        a, b, score, line = _block_pairs(source, _parse_block(source, block, first, fmt), first, fmt, image_index,
-                                         subject_index, subject_of, len(images))
-        for key, value in (("a", a), ("b", b), ("score", score), ("line", line)):
-            parts[key].append(value)
-    if not parts["a"] or not sum(p.size for p in parts["a"]):
+        table = _parse_block(source, block, first, fmt)
+        a, b, score, line = _block_pairs(source, table, first, fmt, image_index, subject_index, subject_of,
+                                         len(images))
+        first += table.num_rows  # one row per line: blank lines are rows of empty fields
+        end = filled + a.size
+        if end > capacity:
+            raise ScoreFileError(f"{source.name} changed while it was read: more lines than at the start")
+        side_a[filled:end], side_b[filled:end], score_all[filled:end], line_all[filled:end] = a, b, score, line
+        filled = end
+    if not filled:
         raise ScoreFileError(f"{source.name}: no pairs (the file has no line with a score)")
-    side_a, side_b = np.concatenate(parts["a"]), np.concatenate(parts["b"])
-    line = np.concatenate(parts["line"])
-    _check_duplicates(source, side_a, side_b, line, len(images) + len(subjects))
-    return PairScoreFile(source, fmt, digest.hexdigest(), lines, side_a, side_b, np.concatenate(parts["score"]),
-                         line, subjects)
+    side_a, side_b, score_all, line_all = side_a[:filled], side_b[:filled], score_all[:filled], line_all[:filled]
+    _check_duplicates(source, side_a, side_b, line_all, len(images) + len(subjects))
+    return PairScoreFile(source, fmt, digest, capacity, side_a, side_b, score_all, line_all, subjects)
+
+
+def _count_lines(path: Path, block_bytes: int) -> tuple[int, str]:
+    """Return the number of lines (a last line without a newline counts) and the file's SHA-256."""
+    count, last = 0, b"\n"
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(block_bytes):
+            digest.update(chunk)
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count + (last != b"\n"), digest.hexdigest()
 
 
 def _block_pairs(
@@ -325,12 +357,15 @@ def _block_pairs(
     n = table.num_rows
     rows = np.arange(n, dtype=np.int64)
     score_col = table.column("score")
-    blank = np.ones(n, dtype=bool)
+    index = {"image_a": image_index, "image_b": image_index, "test_label": image_index, "model_label": image_index,
+             "claimed_id": subject_index, "real_id": subject_index}
+    code: dict[str, np.ndarray] = {}
+    blank = score_col.is_null().to_numpy(zero_copy_only=False)
+    no_score = blank.copy()
     for c in names[:-1]:
-        blank &= pc.equal(pc.utf8_length(table.column(c)), 0).to_numpy(zero_copy_only=False)
-    no_score = score_col.is_null().to_numpy(zero_copy_only=False)
-    blank &= no_score
-    keep = ~blank
+        code[c], empty = _codes(table.column(c), index[c])
+        blank &= empty
+    keep = ~blank  # a blank line is a row of empty fields
     score = score_col.fill_null(math.nan).to_numpy()
     at = _first(keep & no_score)
     if at is not None:
@@ -339,16 +374,13 @@ def _block_pairs(
     if at is not None:
         raise _fail(path, first + at, f"score {float(score[at])} is not a finite number")
     if fmt == "csv":
-        a, a_names = _codes(table.column("image_a"), image_index)
-        b, b_names = _codes(table.column("image_b"), image_index)
+        a, b = code["image_a"], code["image_b"]
         for side, col in ((a, "image_a"), (b, "image_b")):
             at = _first(keep & (side < 0))
             if at is not None:
                 raise _fail(path, first + at, f"{col} {table.column(col)[at].as_py()!r} is not an image of the manifest")
     else:
-        test, _ = _codes(table.column("test_label"), image_index)
-        real, _ = _codes(table.column("real_id"), subject_index)
-        claimed, _ = _codes(table.column("claimed_id"), subject_index)
+        test, real, claimed = code["test_label"], code["real_id"], code["claimed_id"]
         at = _first(keep & (test < 0))
         if at is not None:
             raise _fail(path, first + at, f"test_label {table.column('test_label')[at].as_py()!r} is not an image of "
@@ -363,7 +395,7 @@ def _block_pairs(
                                           f"test_label {table.column('test_label')[at].as_py()!r} in the manifest")
         b = test
         if fmt == "5-column":
-            a, _ = _codes(table.column("model_label"), image_index)
+            a = code["model_label"]
             at = _first(keep & (a < 0))
             if at is not None:
                 raise _fail(path, first + at, f"model_label {table.column('model_label')[at].as_py()!r} is not an "
@@ -382,8 +414,11 @@ def _block_pairs(
 
 def _check_duplicates(path: Path, a: np.ndarray, b: np.ndarray, line: np.ndarray, n_sides: int) -> None:
     """Refuse a pair listed twice, in either order (the message names both lines)."""
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    key = lo * np.int64(n_sides) + hi
+    key = np.minimum(a, b).astype(np.int64) * np.int64(n_sides) + np.maximum(a, b)
+    ordered = np.sort(key)
+    if not np.any(ordered[1:] == ordered[:-1]):
+        return
+    del ordered
     order = np.argsort(key, kind="stable")
     sk = key[order]
     dup = np.flatnonzero(sk[1:] == sk[:-1])

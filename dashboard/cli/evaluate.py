@@ -9,6 +9,15 @@
 ``facetrail evaluate --lfw DIR --json``
     LFW protocol 10-fold accuracy on ``pairs.txt`` and per-group rates on its pairs
     (labels from ``DIR/labels.csv`` when present), plus all-pairs rates of its images.
+``facetrail evaluate --scores FILE --manifest CSV --subject-col COL --score-direction similarity
+--system NAME [--system-version V] [--threshold score=80 --threshold fmr=1e-3] --json``
+    A system facetrail does not run, from its own pair scores (CSV ``image_a,image_b,score``
+    or bob.measure's 4- and 5-column files): the same rows, intervals, flags and
+    calibrations as for facetrail's engine, thresholds in the system's units
+    (``score=80``: match iff score >= 80 for similarity scores). ``--candidates FILE``
+    (``probe,candidate_subject,rank,score``, with ``--gallery-manifest`` naming the
+    gallery) adds rank-1, FNIR and FPIR per probe group. No model is loaded; a bad file
+    is refused naming its line, and the refusal recorded.
 ``facetrail calibrate --manifest CSV --subject-col COL --target-fmr 1e-3 --json``
     A threshold at an exact overall FMR, with FNMR and per-group FMR; stored as the
     model config's default threshold with its provenance (``--no-save`` to skip).
@@ -41,6 +50,7 @@ from audit import (
     EvaluationRun,
     EvaluationStores,
     IdentificationRequest,
+    SystemScores,
     parse_band,
     parse_groupings,
     parse_thresholds,
@@ -116,6 +126,18 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser] | None = No
     ev.add_argument("--gallery-lfw", help="1:N: gallery from an LFW-layout folder (all its images)")
     ev.add_argument("--probe-glob", help="1:N: use only probe images whose path matches, e.g. '*/c118.jpg'")
     ev.add_argument("--no-store", action="store_true", help="do not record the run in the database")
+    vendor = ev.add_argument_group("a system facetrail does not run, from its own scores (no model is loaded)")
+    vendor.add_argument("--scores", help="pair score file: CSV image_a,image_b,score, or bob.measure 4/5 columns")
+    vendor.add_argument("--score-format", choices=("csv", "4-column", "5-column"),
+                        help="the score file's format (default: detected from its first line)")
+    vendor.add_argument("--candidates", help="candidate lists: CSV probe,candidate_subject,rank,score "
+                                             "(gallery: --gallery-manifest/--gallery-subject-col)")
+    vendor.add_argument("--score-direction", choices=("similarity", "distance"),
+                        help="higher scores mean more alike (similarity) or less alike (distance)")
+    vendor.add_argument("--score-tolerance", type=float, default=0.0,
+                        help="how far a score may be from the system's exact one (default 0: the digits are exact)")
+    vendor.add_argument("--system", help="the evaluated system's name (stored with the run and in its record)")
+    vendor.add_argument("--system-version", help="the evaluated system's version")
     _config_args(ev)
     ev.set_defaults(handler=_evaluate)
 
@@ -157,8 +179,38 @@ def _gallery(args: argparse.Namespace) -> IdentificationRequest | None:
     return None
 
 
+def _system(args: argparse.Namespace) -> SystemScores | None:
+    """Return the system named by ``--scores``/``--candidates`` (``None``: evaluate facetrail's engine)."""
+    if not (args.scores or args.candidates):
+        for flag in ("system", "score_direction", "score_format"):
+            if getattr(args, flag):
+                raise ManifestError(f"--{flag.replace('_', '-')} describes a system's score files: give --scores "
+                                    "or --candidates")
+        return None
+    if not args.manifest:
+        raise ManifestError("a system's scores are evaluated against a manifest: give --manifest and --subject-col")
+    if not args.system:
+        raise ManifestError("name the evaluated system with --system (and its version with --system-version)")
+    if not args.score_direction:
+        raise ManifestError("say what the scores are with --score-direction similarity|distance")
+    gallery = None
+    if args.candidates:
+        if not (args.gallery_manifest and args.gallery_subject_col):
+            raise ManifestError("--candidates needs the gallery's --gallery-manifest and --gallery-subject-col")
+        gallery = DatasetSource(manifest=Path(args.gallery_manifest), subject_column=args.gallery_subject_col)
+    return SystemScores(
+        name=args.system, direction=args.score_direction, version=args.system_version,
+        pairs=Path(args.scores) if args.scores else None, pair_format=args.score_format,
+        candidates=Path(args.candidates) if args.candidates else None, gallery=gallery,
+        probe_glob=args.probe_glob, tolerance=args.score_tolerance,
+    )
+
+
 def _evaluation_request(args: argparse.Namespace) -> EvaluationRequest:
     thresholds, include_default = parse_thresholds(args.threshold)
+    system = _system(args)
+    if system is not None and not any(v.strip().lower() == "default" for v in args.threshold):
+        include_default = False  # a system's own default is not known to facetrail: name it as score=<value>
     return EvaluationRequest(
         dataset=_source(args),
         by=parse_by(args.by) if args.by else None,
@@ -167,9 +219,10 @@ def _evaluation_request(args: argparse.Namespace) -> EvaluationRequest:
         multi_label=args.multi_label,
         bootstrap=args.bootstrap,
         seed=args.seed,
-        identification=_gallery(args),
+        identification=None if system is not None else _gallery(args),
         store=not args.no_store,
         workers=args.workers,
+        system=system,
     )
 
 
@@ -190,6 +243,9 @@ def _parsed(session: AuditSession, args: argparse.Namespace, build: Callable[[ar
         return build(args)
     except _ERRORS as err:
         attempt = {"command": args.command, "dataset": getattr(args, "manifest", None) or getattr(args, "lfw", None)}
+        for flag in ("scores", "candidates", "system"):
+            if getattr(args, flag, None):
+                attempt[flag] = getattr(args, flag)
         session.refuse(args.command, err.code, str(err), attempt)
         raise
 
@@ -202,8 +258,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         rt = runtime(args)
         session = rt.session(context(args))
         request = _parsed(session, args, _evaluation_request)
-        run = run_evaluation(request, rt.engine(args.model, args.detector, args.alignment),
-                             EvaluationStores.on(rt.db), session)
+        engine = None if request.system is not None else rt.engine(args.model, args.detector, args.alignment)
+        run = run_evaluation(request, engine, EvaluationStores.on(rt.db), session)
     except StorageError as err:
         return fail(args, err, EXIT_FAILURE)
     except _ERRORS as err:
@@ -252,10 +308,23 @@ def _fmt(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
+def _rule(run_info: dict[str, Any] | Any) -> str:
+    """Return the match rule's comparison for text rows (``d<=`` for cosine distances, ``score>=``/``score<=``)."""
+    convention = str(run_info.get("threshold_convention", ""))
+    if convention.startswith("the system's similarity"):
+        return "score>="
+    if convention.startswith("the system's distance"):
+        return "score<="
+    return "d<="
+
+
 def _text(run: EvaluationRun, rows: list[dict[str, Any]]) -> str:
     report, run_info = run.report, run.report.run
+    system = dict(run_info.get("system") or {})
+    who = f" of {system['name']}{' ' + system['version'] if system.get('version') else ''}" if system else ""
+    rule = _rule(run_info)
     lines = [
-        f"dataset {run.dataset.name}: {run_info['images']} images, {run_info['subjects']} subjects, "
+        f"dataset {run.dataset.name}{who}: {run_info['images']} images, {run_info['subjects']} subjects, "
         f"{run_info['genuine_pairs']:,} genuine and {run_info['impostor_pairs']:,} impostor pairs; "
         f"run {run.run_id}"
     ]
@@ -263,8 +332,9 @@ def _text(run: EvaluationRun, rows: list[dict[str, Any]]) -> str:
         if r["pairing"] == "cross":
             continue
         flag = "  LOW COUNT" if r["low_count"] else ""
+        flag += "  NOT REPRODUCIBLE IN FLOAT32" if r.get("reproducible") is False else ""
         lines.append(
-            f"{r['group_name']:38} {r['threshold_name']:>10} d<={_fmt(r['threshold'], '.4f')}  "
+            f"{r['group_name']:38} {r['threshold_name']:>10} {rule}{_fmt(r['threshold'], '.7g')}  "
             f"FNMR {_fmt(r['fnmr'], '.4f')} [{_fmt(r['fnmr_lo'], '.4f')}, {_fmt(r['fnmr_hi'], '.4f')}] "
             f"({r['genuine_pairs']:,})  FMR {_fmt(r['fmr'], '.2e')} [{_fmt(r['fmr_lo'], '.2e')}, "
             f"{_fmt(r['fmr_hi'], '.2e')}] ({r['impostor_pairs']:,}){flag}"
