@@ -16,7 +16,8 @@ Read it in this order:
   :mod:`~audit.evaluation.inequity` (max/min, max/geometric mean, GARBE, FDR),
   :mod:`~audit.evaluation.cutoffs` (thresholds anyone can reproduce),
   :mod:`~audit.evaluation.curves` (DET, histograms, EER), :mod:`~audit.evaluation.calibration`,
-  :mod:`~audit.evaluation.lfw` (the 10-fold protocol), :mod:`~audit.evaluation.identification` (1:N);
+  :mod:`~audit.evaluation.lfw` (the 10-fold protocol), :mod:`~audit.evaluation.identification` (1:N),
+  :mod:`~audit.evaluation.fpir` (search thresholds calibrated to a target FPIR for a gallery size);
 - a system facetrail does not run, from its own scores: :mod:`~audit.evaluation.scorefiles`
   (pair score files: CSV, bob.measure's 4 and 5 columns), :mod:`~audit.evaluation.listed`
   (their verification rates, through the same steps), :mod:`~audit.evaluation.candidates`
@@ -53,6 +54,7 @@ from audit.evaluation.datasets import (
 from audit.evaluation.embedding import EmbeddedDataset, embed_dataset, evaluate_embedded
 from audit.evaluation.errors import EvaluationError
 from audit.evaluation.fetch import fetch_lfw
+from audit.evaluation.fpir import FpirCalibration, calibrate_fpir
 from audit.evaluation.identification import identification_rates
 from audit.evaluation.inequity import MEASURES
 from audit.evaluation.lfw import ten_fold_accuracy
@@ -66,10 +68,13 @@ from audit.evaluation.runner import (
     EvaluationRun,
     EvaluationStores,
     IdentificationRequest,
+    SearchCalibrationRequest,
+    SearchCalibrationRun,
     SystemScores,
     load_dataset,
     run_calibration,
     run_evaluation,
+    run_search_calibration,
 )
 from audit.evaluation.scorefiles import ScoreFileError, read_pair_scores
 from audit.evaluation.store import EvaluationStore, StoredEvaluation
@@ -93,18 +98,22 @@ __all__ = [
     "EvaluationStore",
     "EvaluationStores",
     "FalseCandidateChance",
+    "FpirCalibration",
     "GroupFrame",
     "IdentificationRequest",
     "MEASURES",
     "Precision",
     "ScoreConvention",
     "ScoreFileError",
+    "SearchCalibrationRequest",
+    "SearchCalibrationRun",
     "StoredEvaluation",
     "SystemScores",
     "ThresholdKind",
     "ThresholdSpec",
     "ValidationReport",
     "calibrate",
+    "calibrate_fpir",
     "candidate_rates",
     "eer_from_det",
     "embed_dataset",
@@ -127,5 +136,6 @@ __all__ = [
     "read_pair_scores",
     "run_calibration",
     "run_evaluation",
+    "run_search_calibration",
     "ten_fold_accuracy",
 ]

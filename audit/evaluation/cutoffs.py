@@ -190,8 +190,9 @@ def place_cutoff(
     found = np.flatnonzero(ok)
     if not found.size:
         raise NoReproducibleCutoff(
-            f"no gap between observed scores admits at most {allowed} impostor pair(s) and is wider than the "
-            f"precision of a reproduction ({precision.absolute:.3g} plus float32 rounding)"
+            f"no gap between observed scores lets at most {allowed} of the scores that should not match through and "
+            f"is wider than a reproduction can move a score ({precision.absolute:.3g} plus float32 rounding); the "
+            "closest ones are too close together, or to 0"
         )
     g = int(found[0])  # gaps run from the loosest (just above the first non-admitted impostor) up
     admitted = int(np.count_nonzero(keys_imp > lows[g]))

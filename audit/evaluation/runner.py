@@ -45,6 +45,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -65,6 +66,7 @@ from audit.evaluation.cutoffs import Precision
 from audit.evaluation.datasets import Dataset, load_label_manifest, load_lfw, load_manifest, with_bands
 from audit.evaluation.embedding import EmbeddedDataset, embed_dataset, evaluate_embedded
 from audit.evaluation.errors import EvaluationError
+from audit.evaluation.fpir import FpirCalibration, calibrate_fpir
 from audit.evaluation.groups import MultiLabel
 from audit.evaluation.identification import identification_rates
 from audit.evaluation.lfw import lfw_results
@@ -76,7 +78,9 @@ from audit.evaluation.verification import run_metadata
 from audit.session import AuditSession
 from core.cache import EmbeddingCache
 from core.engine import Engine
-from core.errors import BadInput, ManifestError, RecognitionError
+from core.errors import BadInput, ConfigMismatch, ManifestError, RecognitionError
+from core.gallery import GalleryStore
+from core.index import ExactIndex
 from core.storage import Database
 from core.thresholds import ThresholdStore
 
@@ -88,10 +92,13 @@ __all__ = [
     "EvaluationRun",
     "EvaluationStores",
     "IdentificationRequest",
+    "SearchCalibrationRequest",
+    "SearchCalibrationRun",
     "SystemScores",
     "load_dataset",
     "run_calibration",
     "run_evaluation",
+    "run_search_calibration",
 ]
 
 T = TypeVar("T")
@@ -320,11 +327,13 @@ class EvaluationStores:
     """The embedding cache (``None``: embed everything)."""
     thresholds: ThresholdStore
     """Default thresholds with their provenance."""
+    galleries: GalleryStore | None = None
+    """Enrolled galleries (1:N calibrations search one)."""
 
     @classmethod
     def on(cls, db: Database) -> EvaluationStores:
         """Return the stores of one database."""
-        return cls(EvaluationStore(db), EmbeddingCache(db), ThresholdStore(db))
+        return cls(EvaluationStore(db), EmbeddingCache(db), ThresholdStore(db), GalleryStore(db))
 
 
 @dataclass(frozen=True, eq=False)
@@ -695,6 +704,178 @@ def _calibration_summary(run: CalibrationRun) -> dict[str, Any]:
     if run.dataset.selection:
         details["dataset_selection"] = run.dataset.selection
     return details
+
+
+@dataclass(frozen=True)
+class SearchCalibrationRequest:
+    """A search threshold to calibrate to a target FPIR against an enrolled gallery (:func:`run_search_calibration`)."""
+
+    probes: DatasetSource
+    """The probes: people searched against the gallery (a manifest)."""
+    gallery: str
+    """The enrolled gallery searched."""
+    target_fpir: float
+    """The FPIR to reach, in (0, 1)."""
+    for_gallery_size: int | None = None
+    """The gallery size the threshold is for (default: the gallery's; another size is extrapolated, labelled so)."""
+    probe_glob: str | None = None
+    """Only probe images whose ``image`` path matches."""
+    by: tuple[tuple[str, ...], ...] = ()
+    """Probe groupings for the per-group FPIR."""
+    multi_label: MultiLabel = "combined"
+    """Policy for multi-valued labels."""
+    save: bool = True
+    """Store it as the default threshold for searches of such a gallery."""
+    workers: int | None = None
+    """Processes for embedding."""
+    progress: bool = False
+    """Show a progress bar while embedding."""
+
+    def __post_init__(self) -> None:
+        check_target_fmr(self.target_fpir, "target FPIR")
+        if not self.gallery:
+            raise BadInput("name the enrolled gallery to calibrate searches of (--gallery)")
+        if self.for_gallery_size is not None and self.for_gallery_size < 1:
+            raise BadInput(f"the gallery size to calibrate for must be at least 1, got {self.for_gallery_size}")
+        if self.probes.manifest is None:
+            raise BadInput("the probes of an FPIR calibration are a manifest (--manifest, --subject-col)")
+
+
+@dataclass(frozen=True, eq=False)
+class SearchCalibrationRun:
+    """What :func:`run_search_calibration` did."""
+
+    calibration: FpirCalibration
+    """The threshold, what it achieves, per probe group."""
+    dataset: Dataset
+    """The probes."""
+    gallery: str
+    """The gallery searched."""
+    gallery_fingerprint: str
+    """Its fingerprint."""
+    failures_to_acquire: int
+    """Probe images without a usable face."""
+    saved_id: int | None
+    """The stored calibration's id (``None`` if not saved)."""
+    audit_seq: int | None = None
+    """The run's record."""
+
+
+def _gallery_matrix(galleries: GalleryStore, name: str) -> tuple[np.ndarray, list[str], str, int]:
+    """Return the gallery's embeddings, their subjects, its fingerprint and size, as the engine searches them."""
+    loaded = galleries.load(name)
+    if not isinstance(loaded.index, ExactIndex):
+        raise EvaluationError(f"gallery {name!r} loaded as an approximate index; an FPIR calibration needs every face")
+    matrix = np.asarray(loaded.index.matrix)  # the exact index's live rows, which GalleryStore.load orders by face id
+    faces = sorted(galleries.faces(name), key=lambda f: str(f["face_id"]))
+    if len(faces) != matrix.shape[0]:
+        raise EvaluationError(f"gallery {name!r} changed while it was read; run the calibration again")
+    return matrix, [str(f["subject_id"]) for f in faces], loaded.ref.fingerprint, loaded.ref.size
+
+
+def _calibrate_search(request: SearchCalibrationRequest, engine: Engine, stores: EvaluationStores, dataset: Dataset
+                      ) -> SearchCalibrationRun:
+    assert stores.galleries is not None
+    embedded = _embed(engine, dataset, stores, request.workers, request.progress)
+    table = embedded.table
+    keep = np.ones(len(table), dtype=bool)
+    if request.probe_glob:
+        keep = np.array([fnmatch.fnmatch(str(p), request.probe_glob) for p in table["image"]], dtype=bool)
+        if not keep.any():
+            raise EvaluationError(f"probe pattern {request.probe_glob!r} matches no acquired probe image")
+    matrix, subjects, fingerprint, size = _gallery_matrix(stores.galleries, request.gallery)
+    cal = calibrate_fpir(
+        embedded.embeddings[keep], [str(s) for s in table.loc[keep, dataset.subject_column]], matrix, subjects,
+        request.target_fpir, for_gallery_size=request.for_gallery_size,
+        probe_labels=table.loc[keep, list(dataset.label_columns)].reset_index(drop=True), by=request.by,
+        multi_label=request.multi_label,
+    )
+    saved = None
+    if request.save:
+        now = datetime.now(UTC).isoformat()
+        saved = stores.thresholds.save_search(
+            engine.config, threshold=cal.threshold, target_fpir=cal.target_fpir, gallery=request.gallery,
+            gallery_fingerprint=fingerprint, gallery_size=size, for_gallery_size=cal.for_gallery_size,
+            method=cal.method, nonmated_distances=cal.distances,
+            source=cal.threshold_source(dataset.name, request.gallery, now),
+            details={**cal.details(), "probes": dataset.name, "probe_glob": request.probe_glob,
+                     "dataset_fingerprint": dataset.fingerprint},
+        )
+    return SearchCalibrationRun(cal, dataset, request.gallery, fingerprint, int((~embedded.ok).sum()), saved)
+
+
+def _search_calibration_summary(run: SearchCalibrationRun) -> dict[str, Any]:
+    c = run.calibration
+    return {
+        "command": "calibrate",
+        "target_fpir": f"{c.target_fpir:.6g}",
+        "for_gallery_size": c.for_gallery_size,
+        "method": c.method,
+        "threshold": f"{c.threshold:.12f}",
+        "achieved_fpir": f"{c.achieved_fpir:.6g}",
+        "measured_target_fpir": f"{c.measured_target:.6g}",
+        "searches": c.searches,
+        "false_positive_searches": c.false_positive_searches,
+        "gallery_name": run.gallery,
+        "gallery_fingerprint": run.gallery_fingerprint,
+        "gallery_size": c.gallery_size,
+        "dataset": run.dataset.name,
+        "dataset_fingerprint": run.dataset.fingerprint,
+        "failures_to_acquire": run.failures_to_acquire,
+        "per_group_fpir": {str(r["group_name"]): None if r["fpir"] is None else f"{r['fpir']:.6g}"
+                           for r in c.per_group},
+        "saved_as_search_default": run.saved_id is not None,
+        "search_calibration_id": run.saved_id,
+    }
+
+
+def run_search_calibration(
+    request: SearchCalibrationRequest, engine: Engine, stores: EvaluationStores, session: AuditSession
+) -> SearchCalibrationRun:
+    """Calibrate a search threshold to a target FPIR against an enrolled gallery, save it, record it.
+
+    The runner's steps: context check, refusal of unusable input (the probes' manifest,
+    a grouping column, a gallery that does not exist or was enrolled under another
+    configuration than ``engine``'s), the probes embedded once through the cache, the
+    gallery's faces as the engine searches them, :func:`~audit.evaluation.fpir.calibrate_fpir`,
+    the threshold stored with its provenance (:meth:`core.thresholds.ThresholdStore.save_search`)
+    and one ``evaluate`` record (``details.command`` is ``"calibrate"``).
+
+    Raises
+    ------
+    MissingContext
+        No purpose (refused and recorded).
+    ManifestError, BadInput, GalleryNotFound, ConfigMismatch
+        Unusable input (refused and recorded).
+    EvaluationError
+        The data cannot be calibrated on (recorded).
+    """
+    attempt = {"command": "calibrate", "target_fpir": f"{request.target_fpir:.6g}", "gallery_name": request.gallery,
+               **request.probes.describe()}
+    session.check("calibrate", attempt)
+
+    def prepare() -> Dataset:
+        if stores.galleries is None:
+            raise BadInput("an FPIR calibration needs the database's galleries")
+        key, _ = stores.galleries.binding(request.gallery)
+        if key != engine.config.embedding_key:
+            raise ConfigMismatch(f"gallery {request.gallery!r} was enrolled under {key}, not under the engine's "
+                                 f"{engine.config.embedding_key}: calibrate with the gallery's configuration")
+        dataset = load_dataset(request.probes)
+        _check_columns(dataset, request.by)
+        if request.probe_glob and not any(fnmatch.fnmatch(str(p), request.probe_glob) for p in dataset.table["image"]):
+            raise BadInput(f"probe pattern {request.probe_glob!r} matches no image of {dataset.name}")
+        return dataset
+
+    dataset = _refusing(session, "calibrate", attempt, prepare)
+    model_config = engine.config.to_dict()
+    audited = session.run(
+        ACTION,
+        lambda: _calibrate_search(request, engine, stores, dataset),
+        lambda run: {"details": _search_calibration_summary(run), "model_config": model_config},
+        lambda err: {"details": {**attempt, "dataset_fingerprint": dataset.fingerprint}, "model_config": model_config},
+    )
+    return replace(audited.result, audit_seq=audited.seq)
 
 
 def run_calibration(

@@ -21,6 +21,13 @@
 ``facetrail calibrate --manifest CSV --subject-col COL --target-fmr 1e-3 --json``
     A threshold at an exact overall FMR, with FNMR and per-group FMR; stored as the
     model config's default threshold with its provenance (``--no-save`` to skip).
+``facetrail calibrate --target-fpir 0.01 --gallery G --manifest CSV --subject-col COL [--probe-glob P]
+[--for-gallery-size N] --json``
+    A 1:N search threshold: the manifest's people (not enrolled, or searched without
+    their own faces) searched against the enrolled gallery G; the threshold at which at
+    most that share of searches returns a candidate, per probe group too; stored as the
+    default threshold of searches of G (``search`` uses it) with its provenance. With
+    ``--for-gallery-size`` the target is for another size, extrapolated and labelled so.
 
 JSON output of ``evaluate`` is a list of rows; verification rows carry ``group``,
 ``threshold``, ``genuine_pairs``, ``impostor_pairs``, ``fnmr``, ``fmr``, ``fnmr_lo``,
@@ -50,12 +57,15 @@ from audit import (
     EvaluationRun,
     EvaluationStores,
     IdentificationRequest,
+    SearchCalibrationRequest,
+    SearchCalibrationRun,
     SystemScores,
     parse_band,
     parse_groupings,
     parse_thresholds,
     run_calibration,
     run_evaluation,
+    run_search_calibration,
 )
 from core import ManifestError, RecognitionError, StorageError
 from dashboard.cli.common import EXIT_FAILURE, EXIT_OK, config_args, context, context_parent, emit, fail, runtime
@@ -148,7 +158,14 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser] | None = No
     )
     cal.add_argument("--manifest", required=True)
     _data_args(cal)
-    cal.add_argument("--target-fmr", type=float, required=True)
+    target = cal.add_mutually_exclusive_group(required=True)
+    target.add_argument("--target-fmr", type=float, help="1:1: the overall false-match rate to reach")
+    target.add_argument("--target-fpir", type=float,
+                        help="1:N: the share of non-mated searches of --gallery that may return a candidate")
+    cal.add_argument("--gallery", help="1:N: the enrolled gallery the manifest's people are searched against")
+    cal.add_argument("--for-gallery-size", type=int,
+                     help="1:N: the gallery size the threshold is for (default: --gallery's; else extrapolated)")
+    cal.add_argument("--probe-glob", help="1:N: use only probe images whose path matches, e.g. '*/c118.jpg'")
     cal.add_argument("--no-save", action="store_true", help="do not store it as the config's default threshold")
     _config_args(cal)
     cal.set_defaults(handler=_calibrate)
@@ -226,7 +243,26 @@ def _evaluation_request(args: argparse.Namespace) -> EvaluationRequest:
     )
 
 
+def _search_calibration_request(args: argparse.Namespace) -> SearchCalibrationRequest:
+    if not args.gallery:
+        raise ManifestError("--target-fpir calibrates searches of a gallery: name it with --gallery")
+    return SearchCalibrationRequest(
+        probes=_source(args),
+        gallery=args.gallery,
+        target_fpir=args.target_fpir,
+        for_gallery_size=args.for_gallery_size,
+        probe_glob=args.probe_glob,
+        by=parse_by(args.by),
+        multi_label=args.multi_label,
+        save=not args.no_save,
+        workers=args.workers,
+    )
+
+
 def _calibration_request(args: argparse.Namespace) -> CalibrationRequest:
+    for flag in ("gallery", "for_gallery_size", "probe_glob"):
+        if getattr(args, flag) is not None:
+            raise ManifestError(f"--{flag.replace('_', '-')} is for a 1:N calibration (--target-fpir)")
     return CalibrationRequest(
         dataset=_source(args),
         target_fmr=args.target_fmr,
@@ -274,14 +310,21 @@ def _calibrate(args: argparse.Namespace) -> int:
     try:
         rt = runtime(args)
         session = rt.session(context(args))
-        request = _parsed(session, args, _calibration_request)
-        run = run_calibration(request, rt.engine(args.model, args.detector, args.alignment),
-                              EvaluationStores.on(rt.db), session)
+        engine = rt.engine(args.model, args.detector, args.alignment)
+        if args.target_fpir is not None:
+            search_request = _parsed(session, args, _search_calibration_request)
+            search_run = run_search_calibration(search_request, engine, EvaluationStores.on(rt.db), session)
+        else:
+            request = _parsed(session, args, _calibration_request)
+            run = run_calibration(request, engine, EvaluationStores.on(rt.db), session)
     except StorageError as err:
         return fail(args, err, EXIT_FAILURE)
     except _ERRORS as err:
         return fail(args, err)
-    emit(args, _calibration_payload(run), _calibration_text(run))
+    if args.target_fpir is not None:
+        emit(args, _search_calibration_payload(search_run), _search_calibration_text(search_run))
+    else:
+        emit(args, _calibration_payload(run), _calibration_text(run))
     return EXIT_OK
 
 
@@ -360,6 +403,47 @@ def _calibration_payload(run: CalibrationRun) -> dict[str, Any]:
     payload["saved"] = run.saved
     payload["audit_seq"] = run.audit_seq
     return payload
+
+
+def _search_calibration_payload(run: SearchCalibrationRun) -> dict[str, Any]:
+    c = run.calibration
+    return {
+        "kind": "search_calibration",
+        "target_fpir": c.target_fpir,
+        "for_gallery_size": c.for_gallery_size,
+        "method": c.method,
+        "threshold": c.threshold,
+        "achieved_fpir": c.achieved_fpir,
+        "measured_target_fpir": c.measured_target,
+        "searches": c.searches,
+        "false_positive_searches": c.false_positive_searches,
+        "nearest_match": c.nearest_match,
+        "nearest_non_match": c.nearest_non_match,
+        "gallery": run.gallery,
+        "gallery_fingerprint": run.gallery_fingerprint,
+        "gallery_size": c.gallery_size,
+        "dataset": run.dataset.name,
+        "failures_to_acquire": run.failures_to_acquire,
+        "per_group": [dict(r) for r in c.per_group],
+        "saved": run.saved_id is not None,
+        "search_calibration_id": run.saved_id,
+        "audit_seq": run.audit_seq,
+    }
+
+
+def _search_calibration_text(run: SearchCalibrationRun) -> str:
+    c = run.calibration
+    lines = [
+        f"search threshold {c.threshold:.7g} for FPIR <= {c.target_fpir:g} on a {c.for_gallery_size:,}-face gallery "
+        f"({c.method}): {c.false_positive_searches:,} of {c.searches:,} non-mated searches of {run.dataset.name} "
+        f"against {run.gallery} ({c.gallery_size:,} faces) return a candidate (FPIR {c.achieved_fpir:.4f})"
+        + ("; saved as the default threshold of its searches" if run.saved_id is not None else "")
+    ]
+    for r in c.per_group:
+        if r["group"]:
+            lines.append(f"  {r['group_name']:36} FPIR {_fmt(r['fpir'], '.4f')} [{_fmt(r['fpir_lo'], '.4f')}, "
+                         f"{_fmt(r['fpir_hi'], '.4f')}] ({r['false_positive_searches']}/{r['nonmated_searches']})")
+    return "\n".join(lines)
 
 
 def _calibration_text(run: CalibrationRun) -> str:
