@@ -56,7 +56,7 @@ from audit.evaluation.errors import EvaluationError
 from audit.evaluation.fetch import fetch_lfw
 from audit.evaluation.fpir import FpirCalibration, calibrate_fpir
 from audit.evaluation.identification import identification_rates
-from audit.evaluation.inequity import MEASURES
+from audit.evaluation.inequity import MEASURE_EXPLANATIONS, MEASURES
 from audit.evaluation.lfw import ten_fold_accuracy
 from audit.evaluation.listed import evaluate_listed, listed_pairs
 from audit.evaluation.report import EvaluationReport, FalseCandidateChance, GroupFrame
@@ -102,6 +102,7 @@ __all__ = [
     "GroupFrame",
     "IdentificationRequest",
     "MEASURES",
+    "MEASURE_EXPLANATIONS",
     "Precision",
     "ScoreConvention",
     "ScoreFileError",

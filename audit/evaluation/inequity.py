@@ -53,7 +53,16 @@ from audit.evaluation.config import EvaluationConfig, ThresholdSpec
 from audit.evaluation.disparity import RateArrays
 from audit.evaluation.groups import PairCell, grouping_name
 
-__all__ = ["ALPHA", "MEASURES", "gini", "inequity_rows", "max_difference", "max_geomean_ratio", "max_min_ratio"]
+__all__ = [
+    "ALPHA",
+    "MEASURES",
+    "MEASURE_EXPLANATIONS",
+    "gini",
+    "inequity_rows",
+    "max_difference",
+    "max_geomean_ratio",
+    "max_min_ratio",
+]
 
 #: Weight of the FMR term in GARBE and FDR (both papers' choice).
 ALPHA = 0.5
@@ -134,6 +143,22 @@ def max_difference(x: np.ndarray) -> np.ndarray:
     if ok.any():
         out[ok] = np.nanmax(a[ok], axis=1) - np.nanmin(a[ok], axis=1)
     return out
+
+
+#: One sentence per measure, for readers of a report (the dashboard shows them).
+MEASURE_EXPLANATIONS: dict[str, str] = {
+    "max_min_ratio": "Max/min: the worst group's rate over the best group's (1 is parity); one group with a "
+                     "near-zero rate makes it explode.",
+    "max_geomean_ratio": "Max/geometric mean (NIST FRTE's demographic summary): the worst group's rate over the "
+                         "geometric mean of every group's rate (1 is parity), less swayed by one lucky group.",
+    "gini": "Gini coefficient of the groups' rates with Howard et al.'s small-sample correction: 0 when every group "
+            "has the same rate, 1 at the largest inequality; GARBE's A (FMR) and B (FNMR).",
+    "garbe": "GARBE (Howard et al. 2022): half the FMR Gini plus half the FNMR Gini; 0 is parity.",
+    "max_difference": "Max difference: the largest gap between two groups' rates in absolute terms; FDR's A (FMR) "
+                      "and B (FNMR).",
+    "fdr": "FDR (de Freitas Pereira & Marcel 2021): 1 minus half the largest FMR gap minus half the largest FNMR "
+           "gap; 1 is parity, and at everyday thresholds it mostly reflects FNMR gaps.",
+}
 
 
 _SINGLE: dict[str, Callable[[np.ndarray], np.ndarray]] = {

@@ -162,6 +162,10 @@ class EvaluationReport:
         """Each group's FMR and FNMR relative to the best group, with intervals and flags."""
         return pd.DataFrame(list(self.disparity_rows))
 
+    def inequity(self) -> pd.DataFrame:
+        """Inequity measures per grouping and threshold (max/min, max/geometric mean, Gini, GARBE, FDR)."""
+        return pd.DataFrame(list(self.inequity_rows))
+
     def det(self) -> pd.DataFrame:
         """DET points (FMR, FNMR by threshold) per group, at histogram resolution."""
         return pd.DataFrame(list(self.det_rows))
