@@ -13,10 +13,12 @@ import pandas as pd
 import pytest
 from argon2 import PasswordHasher
 
-from audit import EvaluationConfig, EvaluationStore, evaluate_embeddings
-from audit.accounts import User, UserStore
+from audit import AuditContext, EvaluationConfig, EvaluationStore, evaluate_embeddings
+from audit.accounts import Actor, UserStore
 from dashboard.demo import DEMO_USERS, demo_password
 from audit.runtime import Runtime
+from core.storage.connection import Database
+from tests.auth import actor_for
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "web" / "streamlit_app.py")
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
@@ -47,15 +49,15 @@ def build_fake_scene(path: Path) -> Runtime:
     for i in range(12):
         operator = f"operator{1 + i % 3}"
         ok = i % 3 != 1
-        candidates = [{"subject_id": f"Person_{i}", "face_id": f"face{i:02d}", "distance": 0.05, "similarity": 0.95,
+        candidates = [{"subject_id": f"Person_{i}", "face_id": f"face{i:02d}", "distance": "0.050000", "similarity": "0.950000",
                        "rank": 1}] if ok else []
         rt.log.append({"action": "search", "outcome": "ok" if ok else "no_match", "operator": operator,
                        "purpose": "identify a suspect", "case_ref": f"CR-{i % 4}", "gallery": gallery,
                        "model_config": model, "probe_sha256": [_sha(f"probe{i}")], "faces_found": 1,
                        "candidates": candidates, "details": {"top_k": 5, "threshold": 0.07}, "latency_ms": 12.5})
-    rt.log.review(1, "reviewer1", "confirm", "same person")
-    rt.log.review(1, "reviewer2", "confirm", "agree")
-    rt.log.review(3, "reviewer1", "reject", "different person")
+    for seq, name, decision, note in ((1, "reviewer1", "confirm", "same person"), (1, "reviewer2", "confirm", "agree"),
+                                      (3, "reviewer1", "reject", "different person")):
+        rt.session(AuditContext(), actor_for(rt.db, name, "reviewer")).review(seq, decision, note=note)
     rt.log.append({"action": "refused", "outcome": "missing_context", "operator": "operator2",
                    "details": {"attempted": "search", "reason": "no purpose"}})
     rng = np.random.default_rng(0)
@@ -101,8 +103,13 @@ def app_env(fake_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     yield fake_db
 
 
-def as_user(name: str, role: str) -> User:
-    return User(name, role)  # type: ignore[arg-type]
+def as_user(name: str, role: str) -> Actor:
+    """A live dashboard session of account ``name`` (given ``role``) in the database the app serves ($FACETRAIL_DB)."""
+    db = Database(os.environ["FACETRAIL_DB"])
+    try:
+        return actor_for(db, name, role, method="dashboard_session")
+    finally:
+        db.close()
 
 
 @pytest.fixture(scope="session")
