@@ -2,7 +2,8 @@
 
 The rows come from :mod:`core.manifest` (a manifest CSV or a folder per subject);
 :func:`enroll_images` embeds them through the engine (cached, in parallel) and adds
-them to a gallery. Per-image failures are collected, never fatal, and summarised in
+them to a gallery (in two halves, :func:`embed_images` then :func:`enroll_embedded`, for a
+caller that commits the enrolment together with its audit record). Per-image failures are collected, never fatal, and summarised in
 bounded memory (counts by error code and the first :data:`FAILURES_KEPT` in full), so
 a manifest of a million bad paths costs no more than its rows. An enrolment in which
 no image yields a face enrols nothing and raises :class:`~core.errors.EnrollmentFailed`
@@ -23,7 +24,8 @@ from core.gallery import EnrollItem, GalleryStore
 from core.manifest import SourceImage
 from core.results import Failure
 
-__all__ = ["EnrollReport", "FailureSummary", "enroll_images", "FAILURES_KEPT"]
+__all__ = ["EmbeddedImages", "EnrollReport", "FailureSummary", "embed_images", "enroll_embedded",
+           "enroll_images", "FAILURES_KEPT"]
 
 #: Failures kept in full in a summary (the rest are only counted by error code).
 FAILURES_KEPT = 20
@@ -105,7 +107,21 @@ class EnrollReport:
         }
 
 
-def enroll_images(
+@dataclass(frozen=True)
+class EmbeddedImages:
+    """Images embedded for an enrolment that has not happened yet (:func:`embed_images`)."""
+
+    items: tuple[EnrollItem, ...]
+    """One per image with a usable face."""
+    failures: FailureSummary
+    """The images without one."""
+    computed: int
+    """Embeddings computed."""
+    from_cache: int
+    """Embeddings read from the cache."""
+
+
+def embed_images(
     engine: Engine,
     store: GalleryStore,
     gallery: str,
@@ -114,17 +130,17 @@ def enroll_images(
     workers: int | None = None,
     progress: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
-) -> EnrollReport:
-    """Embed ``images`` (cached, in parallel) and enrol the faces found into ``gallery``.
+) -> EmbeddedImages:
+    """Embed ``images`` (cached, in parallel) for an enrolment into ``gallery``; nothing is enrolled yet.
+
+    This is the slow half of :func:`enroll_images`; a caller that commits the enrolment
+    together with something else (its audit record) embeds first, then calls
+    :func:`enroll_embedded` inside its transaction.
 
     Raises
     ------
     GalleryNotFound
         Before any image is read.
-    EnrollmentFailed
-        No image yielded a face (nothing is enrolled; the summary says why).
-    ConfigMismatch
-        The gallery holds embeddings of another configuration.
     """
     store.info(gallery)  # fail early on an unknown gallery
     items: list[EnrollItem] = []
@@ -149,19 +165,58 @@ def enroll_images(
         summary = FailureSummary.of(batch.failures, summary)
         computed += batch.computed
         from_cache += batch.from_cache
-    if not items:
+    return EmbeddedImages(tuple(items), summary, computed, from_cache)
+
+
+def enroll_embedded(store: GalleryStore, gallery: str, embedded: EmbeddedImages) -> EnrollReport:
+    """Enrol the faces :func:`embed_images` found (the quick half of :func:`enroll_images`).
+
+    Raises
+    ------
+    EnrollmentFailed
+        No image yielded a face (nothing is enrolled; the summary says why).
+    ConfigMismatch
+        The gallery holds embeddings of another configuration.
+    """
+    if not embedded.items:
         raise EnrollmentFailed(
-            f"no face enrolled into {gallery!r}: {summary.describe()}", summary.to_dict()
+            f"no face enrolled into {gallery!r}: {embedded.failures.describe()}", embedded.failures.to_dict()
         )
-    new, existing = store.enroll(gallery, items)
+    new, existing = store.enroll(gallery, embedded.items)
     info = store.info(gallery)
     return EnrollReport(
         gallery=gallery,
         enrolled=tuple(new),
         already_enrolled=tuple(existing),
-        failures=summary,
-        computed=computed,
-        from_cache=from_cache,
+        failures=embedded.failures,
+        computed=embedded.computed,
+        from_cache=embedded.from_cache,
         fingerprint=info.fingerprint,
         size=info.size,
     )
+
+
+def enroll_images(
+    engine: Engine,
+    store: GalleryStore,
+    gallery: str,
+    images: Sequence[SourceImage],
+    *,
+    workers: int | None = None,
+    progress: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> EnrollReport:
+    """Embed ``images`` (cached, in parallel) and enrol the faces found into ``gallery``.
+
+    Raises
+    ------
+    GalleryNotFound
+        Before any image is read.
+    EnrollmentFailed
+        No image yielded a face (nothing is enrolled; the summary says why).
+    ConfigMismatch
+        The gallery holds embeddings of another configuration.
+    """
+    embedded = embed_images(engine, store, gallery, images, workers=workers, progress=progress,
+                            on_progress=on_progress)
+    return enroll_embedded(store, gallery, embedded)

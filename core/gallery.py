@@ -125,6 +125,15 @@ class GalleryStore:
         self._loaded: dict[tuple[str, bool], LoadedGallery] = {}
         self._lock = threading.RLock()
 
+    @property
+    def lock(self) -> threading.RLock:
+        """The store's (reentrant) lock.
+
+        Every method takes it before the database's; a caller that commits a gallery change
+        together with other work (its audit record) holds it around its transaction, in that order.
+        """
+        return self._lock
+
     # catalogue -------------------------------------------------------------------
 
     def create(self, name: str, config: ModelConfig) -> GalleryInfo:
@@ -343,8 +352,17 @@ class GalleryStore:
     # search side ---------------------------------------------------------------------
 
     def _erase_cached(self, hashes: builtins.list[str]) -> None:
-        """Purge cached embeddings of erased images and checkpoint, so no copy stays in the WAL."""
+        """Purge cached embeddings of erased images and checkpoint, so no copy stays in the WAL.
+
+        Inside a caller's transaction (a deletion committed with its audit record) the
+        checkpoint cannot run: the caller calls :meth:`flush` once it committed.
+        """
         self.cache.purge(hashes)
+        if not self.db.in_transaction:
+            self.flush()
+
+    def flush(self) -> None:
+        """Checkpoint the database, so that erased rows do not stay in its write-ahead log."""
         with self.db.connect() as con:
             con.execute("CHECKPOINT")
 

@@ -22,6 +22,27 @@ def _path(raw: str | None) -> Path | None:
     return Path(raw).expanduser() if raw else None
 
 
+def _positive(env: Mapping[str, str], name: str, default: float, unit: str, *, integer: bool = False) -> float:
+    """Read a positive number (an integer with ``integer``) from ``env[name]``; unset or empty: ``default``.
+
+    Raises
+    ------
+    ValueError
+        The value is not a positive number (of the right kind); the message names the variable.
+    """
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(int(raw)) if integer else float(raw)
+    except ValueError as err:
+        kind = "a whole number" if integer else "a number"
+        raise ValueError(f"{name}={raw!r} is not {kind} of {unit}") from err
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError(f"{name}={raw!r} must be a positive number of {unit}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """One deployment's settings."""
@@ -35,7 +56,8 @@ class Settings:
     data_dir: Path | None = None
     """``FACETRAIL_DATA``: the folder with the demo's datasets (default: ``../shared/datasets``)."""
     operator: str | None = None
-    """``FACETRAIL_OPERATOR``: who runs engine commands (CLI default)."""
+    """``FACETRAIL_OPERATOR``: a name the CLI checks against the signed-in account (an action is refused if they
+    differ); never recorded as the operator, which is always the signed-in account."""
     purpose: str | None = None
     """``FACETRAIL_PURPOSE``: why (CLI default)."""
     case_ref: str | None = None
@@ -43,7 +65,20 @@ class Settings:
     legal_basis: str | None = None
     """``FACETRAIL_LEGAL_BASIS``: the legal basis (CLI default)."""
     session_minutes: float = 30.0
-    """``FACETRAIL_SESSION_MINUTES``: idle minutes before a dashboard session signs out."""
+    """``FACETRAIL_SESSION_MINUTES``: idle minutes before a session (CLI or dashboard) expires."""
+    session_hours: float = 12.0
+    """``FACETRAIL_SESSION_HOURS``: absolute lifetime of a session (CLI or dashboard), however active."""
+    token_days: float = 90.0
+    """``FACETRAIL_TOKEN_DAYS``: default lifetime of an API token an admin issues for scripts."""
+    signin_max_failures: int = 5
+    """``FACETRAIL_SIGNIN_MAX_FAILURES``: failed sign-ins in a row (per account name) before a lockout."""
+    signin_lockout_minutes: float = 15.0
+    """``FACETRAIL_SIGNIN_LOCKOUT_MINUTES``: how long a locked-out account name stays locked."""
+    token: str | None = None
+    """``FACETRAIL_TOKEN``: a session or API token to act with (overrides the CLI's saved session)."""
+    config_dir: Path = Path("~/.config/facetrail").expanduser()
+    """``FACETRAIL_CONFIG_DIR``: per-user settings and CLI sessions (default ``$XDG_CONFIG_HOME/facetrail``,
+    else ``~/.config/facetrail``)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -69,6 +104,8 @@ class Settings:
         if not session_minutes > 0:
             raise ValueError(f"FACETRAIL_SESSION_MINUTES={minutes!r} must be a positive number of minutes")
         models = _path(text("FACETRAIL_MODELS"))
+        config = _path(text("FACETRAIL_CONFIG_DIR"))
+        xdg = _path(text("XDG_CONFIG_HOME"))
         return cls(
             db=text("FACETRAIL_DB") or base.db,
             models_dir=models.resolve() if models else base.models_dir,
@@ -79,6 +116,14 @@ class Settings:
             case_ref=text("FACETRAIL_CASE"),
             legal_basis=text("FACETRAIL_LEGAL_BASIS"),
             session_minutes=session_minutes,
+            session_hours=_positive(env, "FACETRAIL_SESSION_HOURS", base.session_hours, "hours"),
+            token_days=_positive(env, "FACETRAIL_TOKEN_DAYS", base.token_days, "days"),
+            signin_max_failures=int(_positive(env, "FACETRAIL_SIGNIN_MAX_FAILURES", base.signin_max_failures,
+                                              "failed sign-ins", integer=True)),
+            signin_lockout_minutes=_positive(env, "FACETRAIL_SIGNIN_LOCKOUT_MINUTES", base.signin_lockout_minutes,
+                                             "minutes"),
+            token=text("FACETRAIL_TOKEN"),
+            config_dir=config if config else (xdg / "facetrail" if xdg else base.config_dir),
         )
 
     def with_db(self, db: str | os.PathLike[str] | None) -> Settings:
