@@ -7,16 +7,27 @@ record (outcome ``ok``, ``no_match`` or the error's ``code``) before it returns 
 result or re-raises the error. Records describe results through
 :mod:`audit.trail.convert`, the one conversion from the engine's types.
 
+Who acts is the session's authenticated actor, and its role must allow the action
+(``search``/``verify`` for operators, gallery changes for admins: see
+:data:`audit.accounts.ACTION_PERMISSIONS`); the session refuses (and records) anything else.
+
+A gallery change (create, enrol, delete, drop) and its record commit in one
+transaction (the gallery store's lock, then the log's, then the database's): a crash at
+any point leaves both or neither. Enrolling images embeds them first, outside the
+transaction, so the database is held only for the insert and the record. Erased rows
+are checkpointed out of the write-ahead log after the commit.
+
 Every method returns an :class:`~audit.session.Audited` pair ``(result, entry)``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from audit.session import Audited, AuditSession
 from audit.trail.convert import candidate_fields, gallery_fields
@@ -24,16 +35,19 @@ from audit.trail.excerpt import write_excerpt
 from audit.trail.export import ExportSummary, export_records, load_pseudonym_key
 from audit.trail.log import AuditLog
 from audit.trail.store import AuditFilter
-from core.config import check_threshold
+from core.config import ModelConfig, check_threshold
 from core.engine import Engine
-from core.enrollment import EnrollReport, enroll_images
+from core.enrollment import EmbeddedImages, EnrollReport, embed_images, enroll_embedded
 from core.errors import BadInput, EnrollmentFailed, RecognitionError
-from core.gallery import EnrollItem, GalleryStore
+from core.gallery import EnrollItem, GalleryInfo, GalleryStore
 from core.image import ImageSource, sha256_file
 from core.manifest import SourceImage
 from core.results import Embedding, SearchResult, VerifyResult
 
 __all__ = ["AuditedEngine", "audited_export"]
+
+T = TypeVar("T")
+P = TypeVar("P")
 
 
 def _digest(source: ImageSource | Embedding) -> str | None:
@@ -193,19 +207,67 @@ class AuditedEngine:
 
         return self._run("search", call, describe, on_error)
 
-    # -- changes --------------------------------------------------------------------------------
+    # -- changes: each one and its record commit in one transaction ---------------------------
 
-    def enroll(self, gallery_name: str, items: Sequence[EnrollItem]) -> Audited[tuple[list[str], list[str]]]:
-        """Enrol embedded faces into a gallery and record it.
+    @contextlib.contextmanager
+    def _unit(self) -> Iterator[None]:
+        """One transaction for a gallery change and its record, locks taken in the house's order."""
+        with self.galleries.lock, self.log.transaction():
+            yield
+
+    def _change(
+        self, action: str, details: Mapping[str, Any], prepare: Callable[[], P], change: Callable[[P], T],
+        describe: Callable[[T], dict[str, Any]], on_error: Callable[[BaseException], dict[str, Any]], *,
+        erases: bool = False,
+    ) -> Audited[T]:
+        self.session.check(action, details)
+        return self.session.run_staged(action, prepare, change, describe, on_error, atomic=self._unit,
+                                       after_commit=(lambda _: self.galleries.flush()) if erases else None)
+
+    def create_gallery(self, gallery_name: str, config: ModelConfig) -> Audited[GalleryInfo]:
+        """Create an empty gallery bound to ``config``'s embedding key, and record it.
 
         Raises
         ------
-        MissingContext
-            No operator or purpose.
+        NotAuthenticated, Forbidden, MissingContext
+            Refused (and recorded) before anything is created.
         RecognitionError
-            Whatever the gallery store raised (recorded with its ``code``).
+            A bad or taken name (recorded with its ``code``).
         """
-        self.session.check("enroll", {"gallery_name": gallery_name})
+        def describe(info: GalleryInfo) -> dict[str, Any]:
+            return {"gallery": gallery_fields(info.ref), "model_config": config.to_dict(),
+                    "details": {"embedding_key": info.embedding_key}}
+
+        return self._change("create_gallery", {"gallery_name": gallery_name}, lambda: None,
+                            lambda _: self.galleries.create(gallery_name, config), describe,
+                            lambda _: {"model_config": config.to_dict(), "details": {"gallery_name": gallery_name}})
+
+    def drop_gallery(self, gallery_name: str) -> Audited[int]:
+        """Delete a whole gallery and its faces (embeddings really gone), and record it (ids, never images).
+
+        Raises
+        ------
+        NotAuthenticated, Forbidden, MissingContext
+            Refused (and recorded) before anything is deleted.
+        RecognitionError
+            No such gallery (recorded with its ``code``).
+        """
+        before = self._gallery_ref(gallery_name)
+        return self._change("drop_gallery", {"gallery_name": gallery_name}, lambda: None,
+                            lambda _: self.galleries.drop(gallery_name),
+                            lambda n: {"gallery": before, "details": {"deleted_faces": n}},
+                            lambda _: {"gallery": before, "details": {"gallery_name": gallery_name}}, erases=True)
+
+    def enroll(self, gallery_name: str, items: Sequence[EnrollItem]) -> Audited[tuple[list[str], list[str]]]:
+        """Enrol embedded faces into a gallery and record it, in one transaction.
+
+        Raises
+        ------
+        NotAuthenticated, Forbidden, MissingContext
+            Refused (and recorded) before anything is enrolled.
+        RecognitionError
+            Whatever the gallery store raised (recorded with its ``code``; nothing enrolled).
+        """
         digests = sorted({i.embedding.image_sha256 for i in items})
         subjects = sorted({i.subject_id for i in items})
 
@@ -221,28 +283,29 @@ class AuditedEngine:
             return {"gallery": self._gallery_ref(gallery_name), "probe_sha256": digests or None,
                     "details": {"gallery_name": gallery_name, "subject_ids": subjects}}
 
-        return self._run("enroll", lambda: self.galleries.enroll(gallery_name, items), describe, on_error)
+        return self._change("enroll", {"gallery_name": gallery_name}, lambda: None,
+                            lambda _: self.galleries.enroll(gallery_name, items), describe, on_error)
 
     def enroll_images(
         self, gallery_name: str, images: Sequence[SourceImage], *, workers: int | None = None,
         progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
     ) -> Audited[EnrollReport]:
-        """Embed ``images`` and enrol the faces found: one ``enroll`` record, failures summarised in it.
+        """Embed ``images``, then enrol the faces found and record it (one ``enroll`` record, failures in it).
+
+        The embedding runs before the transaction; the enrolment and its record commit together.
 
         Raises
         ------
-        MissingContext
-            No operator or purpose (checked before any image is read).
+        NotAuthenticated, Forbidden, MissingContext
+            Refused (and recorded) before any image is read.
         EnrollmentFailed
             No image yielded a face (recorded as ``enroll_failed`` with the summary).
         RecognitionError
             The gallery is unknown, or the store refused the faces (recorded).
         """
-        self.session.check("enroll", {"gallery_name": gallery_name})
-
-        def call() -> EnrollReport:
-            return enroll_images(self.engine, self.galleries, gallery_name, images, workers=workers,
-                                 progress=progress, on_progress=on_progress)
+        def prepare() -> EmbeddedImages:
+            return embed_images(self.engine, self.galleries, gallery_name, images, workers=workers,
+                                progress=progress, on_progress=on_progress)
 
         def describe(r: EnrollReport) -> dict[str, Any]:
             return {
@@ -259,10 +322,11 @@ class AuditedEngine:
                 details["failures"] = err.summary
             return {"gallery": self._gallery_ref(gallery_name), "details": details}
 
-        return self._run("enroll", call, describe, on_error)
+        return self._change("enroll", {"gallery_name": gallery_name}, prepare,
+                            lambda embedded: enroll_embedded(self.galleries, gallery_name, embedded),
+                            describe, on_error)
 
     def _delete(self, gallery_name: str, what: str, value: str) -> Audited[list[str]]:
-        self.session.check("delete", {"gallery_name": gallery_name, what: value})
         method = self.galleries.delete_subject if what == "subject_id" else self.galleries.delete_face
 
         def describe(r: list[str]) -> dict[str, Any]:
@@ -272,14 +336,15 @@ class AuditedEngine:
         def on_error(_: BaseException) -> dict[str, Any]:
             return {"gallery": self._gallery_ref(gallery_name), "details": {"gallery_name": gallery_name, what: value}}
 
-        return self._run("delete", lambda: method(gallery_name, value), describe, on_error)
+        return self._change("delete", {"gallery_name": gallery_name, what: value}, lambda: None,
+                            lambda _: method(gallery_name, value), describe, on_error, erases=True)
 
     def delete_subject(self, gallery_name: str, subject_id: str) -> Audited[list[str]]:
-        """Erase every face of a subject and record it (the record keeps ids, never images)."""
+        """Erase every face of a subject and record it, in one transaction (the record keeps ids, never images)."""
         return self._delete(gallery_name, "subject_id", subject_id)
 
     def delete_face(self, gallery_name: str, face_id: str) -> Audited[list[str]]:
-        """Erase one face and record it."""
+        """Erase one face and record it, in one transaction."""
         return self._delete(gallery_name, "face_id", face_id)
 
 
@@ -292,7 +357,7 @@ def audited_export(
     Raises
     ------
     MissingContext
-        No operator or purpose (refused and recorded before anything is written).
+        No purpose (refused and recorded before anything is written).
     BadInput
         An excerpt with ``pseudonymize`` (an excerpt carries the original records).
     AuditError

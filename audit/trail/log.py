@@ -355,19 +355,7 @@ class AuditLog:
         with contextlib.closing(batches):
             return verify_chain(batches, checkpoints, key, all_signatures=all_signatures)
 
-    # -- review (:mod:`audit.trail.review`) -----------------------------------------------------
-
-    def review(
-        self, seq: int, reviewer: str, decision: str, note: str | None = None, face_id: str | None = None
-    ) -> AuditEntry:
-        """Record a human review of query ``seq``: see :func:`audit.trail.review.review`.
-
-        Raises
-        ------
-        ValueError, MissingContext, RecordNotFound, ReviewRefused
-            As :func:`audit.trail.review.review` (refusals are recorded first).
-        """
-        return _review.review(self, seq, reviewer, decision, note=note, face_id=face_id)
+    # -- review (:mod:`audit.trail.review`; reviews are recorded through AuditSession.review) ---
 
     def match_status(self, seq: int) -> MatchStatus:
         """Return the review status of each candidate of query ``seq``: see :func:`audit.trail.review.match_status`.

@@ -3,39 +3,53 @@
 A candidate of a ``search`` (or the pair of a ``verify``) whose outcome is ``ok``
 can be reviewed. A review is itself a record of the log (action ``review``,
 pointing at the query by ``target_seq`` and at the candidate by
-``target_face_id``); the status of a candidate is read from those records:
+``target_face_id``), made by an authenticated reviewer account through the gate
+(:meth:`audit.session.AuditSession.review`); the status of a candidate is read
+from those records:
 
 * ``rejected`` if **any** eligible reviewer rejected it (a reject is a veto and
   is final, whatever confirmations came before or after);
-* ``confirmed`` if at least **two different** eligible reviewers confirmed it
-  and nobody rejected it;
+* ``confirmed`` if at least **two different** eligible reviewer accounts confirmed
+  it and nobody rejected it;
 * ``pending`` otherwise.
 
-Eligible means: not the operator of the query. The operator's own review is
-refused, and the refusal is recorded as a ``refused`` record. The same reviewer
-confirming twice counts once.
+Eligible means: a review made by an authenticated person (its record says how the
+account signed in, ``details.auth``: with its own password, on the CLI or the dashboard;
+not with an API token, which an admin can issue for any account, and not a review
+written before accounts signed in, with a name typed as free text), by an account that
+is not the operator of the query. Names are compared normalised (:func:`audit.accounts.normalize_name`), so
+``"Operator3 "`` and ``"OPERATOR3"`` are operator3: the operator's own review is
+refused (and the refusal recorded), and one account confirming twice, under any
+spelling, counts once. Who may review at all is the gate's business: the ``review``
+permission (reviewers), each with their own password or token, so one person at a
+terminal cannot be two reviewers.
 
-:class:`~audit.trail.log.AuditLog` offers :func:`review` and :func:`match_status`
-as methods; this module holds the rule.
+:class:`~audit.trail.log.AuditLog` offers :func:`match_status` as a method; this
+module holds the rule.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from audit.errors import MissingContext, RecordNotFound, ReviewRefused
-from audit.trail.records import DECISIONS
+from audit.accounts import normalize_name
+from audit.errors import RecordNotFound, ReviewRefused
+from audit.trail.records import DECISIONS, AuditRecord
 from audit.trail.store import AuditFilter
 
 if TYPE_CHECKING:
+    from audit.session import AuditSession
     from audit.trail.log import AuditEntry, AuditLog
 
 __all__ = ["REVIEWABLE_ACTIONS", "CandidateStatus", "MatchStatus", "match_status", "review"]
 
 #: Actions whose ``ok`` results can be reviewed.
 REVIEWABLE_ACTIONS = ("search", "verify")
+
+#: The purpose recorded with every review.
+REVIEW_PURPOSE = "human review"
 
 
 @dataclass(frozen=True)
@@ -48,9 +62,9 @@ class CandidateStatus:
     status: str
     """``confirmed``, ``pending`` or ``rejected``."""
     confirmations: tuple[str, ...]
-    """Distinct eligible reviewers who confirmed, sorted."""
+    """Distinct eligible reviewer accounts who confirmed, sorted."""
     rejections: tuple[str, ...]
-    """Distinct eligible reviewers who rejected, sorted."""
+    """Distinct eligible reviewer accounts who rejected, sorted."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -83,49 +97,48 @@ class MatchStatus:
         }
 
 
-def _refuse(log: AuditLog, code: str, reason: str, fields: Mapping[str, Any]) -> AuditEntry:
-    return log.append({**fields, "action": "refused", "outcome": code,
-                       "details": {"attempted": "review", "reason": reason}})
-
-
 def review(
-    log: AuditLog, seq: int, reviewer: str, decision: str, note: str | None = None, face_id: str | None = None
+    session: AuditSession, seq: int, decision: str, *, note: str | None = None, face_id: str | None = None
 ) -> AuditEntry:
-    """Record a human review of query ``seq`` (one candidate, named by ``face_id``).
+    """Record the session's actor's review of query ``seq`` (one candidate, named by ``face_id``).
 
-    ``face_id`` may be omitted when the query has exactly one candidate (or
-    is a ``verify``). Refusals are recorded before they are raised.
+    ``face_id`` may be omitted when the query has exactly one candidate (or is a
+    ``verify``). Refusals are recorded before they are raised.
 
     Raises
     ------
     ValueError
         If ``decision`` is not ``confirm`` or ``reject``.
-    MissingContext
-        If ``reviewer`` is empty.
+    NotAuthenticated, OperatorMismatch, Forbidden
+        Nobody signed in, a ``--reviewer`` that is another account, or an account that is not
+        a reviewer (refused and recorded by the gate).
     RecordNotFound
         If there is no record ``seq``.
     ReviewRefused
         If the record is not a reviewable match, the candidate is unknown or
-        ambiguous, or the reviewer is the query's operator.
+        ambiguous, the reviewer is the query's operator, or signed in with an API token.
     """
     if decision not in DECISIONS:
         raise ValueError(f"decision must be 'confirm' or 'reject', got {decision!r}")
-    base: dict[str, Any] = {"operator": reviewer or None, "purpose": "human review", "target_seq": seq,
-                            "target_face_id": face_id, "reviewer": reviewer or None, "decision": decision,
-                            "note": note}
-    if not reviewer or not reviewer.strip():
-        msg = f"a review of record {seq} needs a reviewer name"
-        _refuse(log, MissingContext.code, msg, base)
-        raise MissingContext(msg)
+    gate = session.with_context(replace(session.context, purpose=REVIEW_PURPOSE, case_ref=None, case_required=False))
+    asked = {"target_seq": seq, "target_face_id": face_id, "decision": decision}
+    actor = gate.check("review", asked)
+    fields: dict[str, Any] = {"target_seq": seq, "target_face_id": face_id, "reviewer": actor.name,
+                              "decision": decision, "note": note}
+    if actor.method == "api_token":
+        reason = (f"a review is a person's decision: {actor.name} must sign in with their own password "
+                  "(API tokens are for scripts, and an admin issues them)")
+        gate.refuse("review", ReviewRefused.code, reason, **fields)
+        raise ReviewRefused(reason)
     try:
-        target = log.get(seq).record
+        target = gate.log.get(seq).record
     except RecordNotFound as err:
-        _refuse(log, RecordNotFound.code, str(err), base)
+        gate.refuse("review", RecordNotFound.code, str(err), **fields)
         raise
-    base["case_ref"] = target.case_ref
+    gate = gate.with_context(replace(gate.context, case_ref=target.case_ref))
 
     def refuse(msg: str) -> ReviewRefused:
-        _refuse(log, ReviewRefused.code, msg, base)
+        gate.refuse("review", ReviewRefused.code, msg, **fields)
         return ReviewRefused(msg)
 
     if target.action not in REVIEWABLE_ACTIONS or target.outcome != "ok":
@@ -136,15 +149,27 @@ def review(
         if face_id is None:
             if len(faces) != 1:
                 raise refuse(f"record {seq} has {len(faces)} candidates; name one with face_id")
-            face_id = faces[0]
-            base["target_face_id"] = face_id
+            fields["target_face_id"] = faces[0]
         elif face_id not in faces:
             raise refuse(f"record {seq} has no candidate with face_id {face_id!r}")
     elif face_id is not None:
         raise refuse(f"record {seq} is a verify: review the pair without a face_id")
-    if target.operator is not None and reviewer == target.operator:
-        raise refuse(f"{reviewer!r} ran query {seq} and cannot review it (two-person rule)")
-    return log.append({**base, "action": "review", "outcome": "ok"})
+    if target.operator is not None and normalize_name(target.operator) == actor.name:
+        raise refuse(f"{actor.name!r} ran query {seq} and cannot review it (two-person rule)")
+    return gate.record("review", {**fields, "outcome": "ok"})
+
+
+def _eligible_reviewer(r: AuditRecord, operator: str | None) -> str | None:
+    """The normalised account of a review that counts, or ``None`` (free text, a script's token, the operator's)."""
+    auth = r.details.get("auth")
+    if r.action != "review" or not r.reviewer or not r.operator or not isinstance(auth, dict):
+        return None
+    if auth.get("method") not in ("password_session", "dashboard_session"):
+        return None
+    name = normalize_name(r.reviewer)
+    if name != normalize_name(r.operator) or (operator is not None and name == normalize_name(operator)):
+        return None
+    return name
 
 
 def match_status(log: AuditLog, seq: int) -> MatchStatus:
@@ -161,7 +186,7 @@ def match_status(log: AuditLog, seq: int) -> MatchStatus:
     reviews = [
         e.record
         for e in log.list(AuditFilter(action="review", target_seq=seq, after_seq=seq))
-        if e.record.target_seq == seq and e.record.action == "review"
+        if e.record.target_seq == seq
     ]
     keys: Sequence[tuple[str | None, str | None, int]]
     if target.action == "search":
@@ -173,9 +198,9 @@ def match_status(log: AuditLog, seq: int) -> MatchStatus:
         confirms: set[str] = set()
         rejects: set[str] = set()
         for r in reviews:
-            if r.target_face_id != face_id or r.reviewer is None or r.reviewer == target.operator:
-                continue
-            (confirms if r.decision == "confirm" else rejects).add(r.reviewer)
+            name = _eligible_reviewer(r, target.operator) if r.target_face_id == face_id else None
+            if name is not None:
+                (confirms if r.decision == "confirm" else rejects).add(name)
         status = "rejected" if rejects else ("confirmed" if len(confirms) >= 2 else "pending")
         out.append(CandidateStatus(face_id, subject_id, rank, status, tuple(sorted(confirms)),
                                    tuple(sorted(rejects))))

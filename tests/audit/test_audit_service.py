@@ -1,4 +1,8 @@
-"""AuditedEngine: every action leaves a record before the result is returned (real engine, fake models)."""
+"""AuditedEngine: every action leaves a record before the result is returned (real engine, fake models).
+
+Who acts is an authenticated account (operator alice for queries, admin root for gallery
+changes); the gate refuses, and records, anyone else.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from audit import AuditContext, AuditedEngine, AuditLog, AuditSession, MissingContext
+from audit import Actor, AuditContext, AuditedEngine, AuditLog, AuditSession, Forbidden, MissingContext, NotAuthenticated
 from core import Database, EnrollItem, GalleryStore, NoFaceDetected, NotFound
+from tests.auth import actor_for
 from tests.conftest import make_config
 from tests.fakes import blank_png, face_png
 
-CTX = AuditContext("alice", "robbery investigation", "CASE-7", legal_basis="warrant 12")
+CTX = AuditContext(purpose="robbery investigation", case_ref="CASE-7", legal_basis="warrant 12")
 
 
 def sha(data: bytes) -> str:
@@ -41,8 +46,23 @@ def galleries(db: Database, fake_engine) -> GalleryStore:
 
 
 @pytest.fixture
-def audited(log: AuditLog, fake_engine, galleries: GalleryStore) -> AuditedEngine:
-    return AuditedEngine(AuditSession(log, CTX), fake_engine, galleries)
+def alice(db: Database) -> Actor:
+    return actor_for(db, "alice", "operator")
+
+
+@pytest.fixture
+def root(db: Database) -> Actor:
+    return actor_for(db, "root", "admin")
+
+
+@pytest.fixture
+def audited(log: AuditLog, fake_engine, galleries: GalleryStore, alice: Actor) -> AuditedEngine:
+    return AuditedEngine(AuditSession(log, CTX, alice), fake_engine, galleries)
+
+
+@pytest.fixture
+def admin(log: AuditLog, fake_engine, galleries: GalleryStore, root: Actor) -> AuditedEngine:
+    return AuditedEngine(AuditSession(log, CTX, root), fake_engine, galleries)
 
 
 def test_search_is_recorded_before_it_returns(audited: AuditedEngine, log: AuditLog) -> None:
@@ -53,6 +73,7 @@ def test_search_is_recorded_before_it_returns(audited: AuditedEngine, log: Audit
     assert rec.action == "search" and rec.outcome == "ok"
     assert (rec.operator, rec.purpose, rec.case_ref, rec.legal_basis) == (
         "alice", "robbery investigation", "CASE-7", "warrant 12")
+    assert rec.details["auth"] == {"method": "password_session", "credential": audited.session.actor.credential_id}
     assert rec.gallery is not None and (rec.gallery.name, rec.gallery.size) == ("g", 2)
     assert rec.gallery.fingerprint == out.result.gallery.fingerprint
     assert rec.probe_sha256 == (sha(probe),)
@@ -91,9 +112,10 @@ def test_engine_errors_are_recorded_then_raised(audited: AuditedEngine, log: Aud
     assert log.verify().ok
 
 
-@pytest.mark.parametrize("ctx", [AuditContext(None, "p"), AuditContext("alice", ""), AuditContext(" ", None)])
-def test_missing_context_is_refused_and_recorded(log: AuditLog, fake_engine, galleries, ctx: AuditContext) -> None:
-    audited = AuditedEngine(AuditSession(log, ctx), fake_engine, galleries)
+@pytest.mark.parametrize("ctx", [AuditContext(purpose=None), AuditContext(purpose=""), AuditContext(purpose=" ")])
+def test_missing_context_is_refused_and_recorded(log: AuditLog, fake_engine, galleries, ctx: AuditContext,
+                                                 alice: Actor) -> None:
+    audited = AuditedEngine(AuditSession(log, ctx, alice), fake_engine, galleries)
     calls = fake_engine.pipeline.calls
     with pytest.raises(MissingContext):
         audited.search("g", face_png("s1"))
@@ -101,19 +123,56 @@ def test_missing_context_is_refused_and_recorded(log: AuditLog, fake_engine, gal
         audited.verify(face_png("a"), face_png("a"))
     assert fake_engine.pipeline.calls == calls  # refused before any work
     recs = [e.record for e in log.list()]
-    assert [(r.action, r.outcome) for r in recs] == [("refused", "missing_context")] * 2
+    assert [(r.action, r.outcome, r.operator) for r in recs] == [("refused", "missing_context", "alice")] * 2
     assert [r.details["attempted"] for r in recs] == ["search", "verify"]
 
 
-def test_a_required_case_reference_is_refused_and_recorded(log: AuditLog, fake_engine, galleries) -> None:
-    ctx = AuditContext("alice", "identify", None, case_required=True)
+def test_a_required_case_reference_is_refused_and_recorded(log: AuditLog, fake_engine, galleries, alice) -> None:
+    ctx = AuditContext(purpose="identify", case_required=True)
     with pytest.raises(MissingContext, match="case reference"):
-        AuditedEngine(AuditSession(log, ctx), fake_engine, galleries).search("g", face_png("s1"))
+        AuditedEngine(AuditSession(log, ctx, alice), fake_engine, galleries).search("g", face_png("s1"))
     rec = log.get(1).record
     assert (rec.action, rec.outcome, rec.operator) == ("refused", "missing_context", "alice")
 
 
-def test_enroll_delete_export_evaluate(audited: AuditedEngine, log: AuditLog, fake_engine) -> None:
+def test_nobody_signed_in_is_refused_and_recorded_before_any_work(log: AuditLog, fake_engine, galleries) -> None:
+    audited = AuditedEngine(AuditSession(log, CTX), fake_engine, galleries)
+    calls = fake_engine.pipeline.calls
+    with pytest.raises(NotAuthenticated, match="not signed in"):
+        audited.search("g", face_png("s1"))
+    with pytest.raises(NotAuthenticated):
+        audited.delete_subject("g", "s1")
+    assert fake_engine.pipeline.calls == calls and galleries.info("g").size == 2
+    recs = [e.record for e in log.list()]
+    assert [(r.action, r.outcome, r.operator, r.details["attempted"]) for r in recs] == [
+        ("refused", "not_authenticated", None, "search"), ("refused", "not_authenticated", None, "delete")]
+
+
+def test_a_hand_made_actor_is_refused(log: AuditLog, fake_engine, galleries, alice: Actor) -> None:
+    forged = Actor("alice", "operator", "password_session", alice.credential_id, alice.expires_at, "ft_" + "x" * 43)
+    with pytest.raises(NotAuthenticated, match="unknown session"):
+        AuditedEngine(AuditSession(log, CTX, forged), fake_engine, galleries).search("g", face_png("s1"))
+    assert log.get(1).record.outcome == "not_authenticated"
+
+
+def test_roles_are_enforced_in_the_service(log: AuditLog, fake_engine, galleries, alice, root) -> None:
+    operator = AuditedEngine(AuditSession(log, CTX, alice), fake_engine, galleries)
+    admin = AuditedEngine(AuditSession(log, CTX, root), fake_engine, galleries)
+    item = EnrollItem("s9", fake_engine.embed(face_png("s9")), "s9.png")
+    with pytest.raises(Forbidden, match="manage_galleries"):
+        operator.enroll("g", [item])
+    with pytest.raises(Forbidden):
+        operator.delete_subject("g", "s1")
+    with pytest.raises(Forbidden, match="'search'"):
+        admin.search("g", face_png("s1"))
+    assert galleries.info("g").size == 2
+    recs = [e.record for e in log.list()]
+    assert [(r.outcome, r.operator, r.details["attempted"]) for r in recs] == [
+        ("forbidden", "alice", "enroll"), ("forbidden", "alice", "delete"), ("forbidden", "root", "search")]
+
+
+def test_enroll_delete_export_evaluate(admin: AuditedEngine, log: AuditLog, fake_engine) -> None:
+    audited = admin
     img = face_png("s9")
     out = audited.enroll("g", [EnrollItem("s9", fake_engine.embed(img), "s9.png")])
     rec = log.get(out.seq).record

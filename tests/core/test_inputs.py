@@ -24,6 +24,7 @@ from core import (
 from core.config import check_threshold
 from core.enrollment import FAILURES_KEPT
 from core.image import sha256_file
+from tests.auth import actor_for
 from tests.conftest import make_config
 from tests.fakes import face_png
 
@@ -125,7 +126,14 @@ def service(fake_engine, tmp_path: Path):
     galleries = GalleryStore(db)
     galleries.create("g", make_config())
     log = AuditLog(db, key_path=tmp_path / "key")
-    return AuditedEngine(AuditSession(log, AuditContext("op", "test", "C-1")), fake_engine, galleries), log
+    return AuditedEngine(AuditSession(log, AuditContext(purpose="test", case_ref="C-1"), actor_for(db, "op", "operator")),
+                         fake_engine, galleries), log
+
+
+def as_admin(audited: AuditedEngine) -> AuditedEngine:
+    """The same service acting as an admin (enrolments are gallery changes)."""
+    return AuditedEngine(AuditSession(audited.log, audited.session.context, actor_for(audited.log.db, "root", "admin")),
+                         audited.engine, audited.galleries)
 
 
 def test_a_non_finite_threshold_is_refused_and_recorded(service, tmp_path: Path) -> None:
@@ -144,6 +152,7 @@ def test_a_non_finite_threshold_is_refused_and_recorded(service, tmp_path: Path)
 
 def test_an_enrolment_where_every_image_fails_is_recorded_as_failed_and_summarised(service, tmp_path: Path) -> None:
     audited, log = service
+    audited = as_admin(audited)
     folder = tmp_path / "dir_row"
     folder.mkdir()
     missing = [tmp_path / f"missing-{i}.jpg" for i in range(3 * FAILURES_KEPT)]
@@ -162,6 +171,7 @@ def test_an_enrolment_where_every_image_fails_is_recorded_as_failed_and_summaris
 
 def test_an_enrolment_with_some_failures_enrols_the_rest(service, tmp_path: Path) -> None:
     audited, log = service
+    audited = as_admin(audited)
     good = tmp_path / "good.png"
     good.write_bytes(face_png("a"))
     from core import SourceImage

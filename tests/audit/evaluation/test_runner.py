@@ -29,9 +29,15 @@ from audit import (
 from audit.evaluation.config import THRESHOLD_KINDS, threshold_kind
 from core import Database, ManifestError, ThresholdSource
 from core.thresholds import ThresholdStore
+from tests.auth import actor_for
 from tests.fakes import blank_png, face_png
 
-CTX = AuditContext("auditor-7", "bias audit before procurement", "EVAL-1")
+CTX = AuditContext(purpose="bias audit before procurement", case_ref="EVAL-1")
+
+
+def signed(log: AuditLog, role: str = "auditor"):
+    """Who runs it: auditor-7 (evaluations), or admin-7 (calibrations change the default threshold)."""
+    return actor_for(log.db, "auditor-7" if role == "auditor" else "admin-7", role)
 
 
 def write_set(folder: Path, subjects: int = 12, per: int = 3, blank: tuple[int, int] | None = (0, 2)) -> Path:
@@ -67,7 +73,7 @@ def test_a_run_is_stored_and_recorded_once_with_its_real_start(tmp_path, db, log
     manifest = write_set(tmp_path)
     stores = EvaluationStores.on(db)
     before = log.size()
-    run = run_evaluation(request_for(manifest), fake_engine, stores, AuditSession(log, CTX))
+    run = run_evaluation(request_for(manifest), fake_engine, stores, AuditSession(log, CTX, signed(log)))
     assert log.size() == before + 1
     entry = log.get(run.audit_seq)
     rec = entry.record
@@ -93,7 +99,7 @@ def test_missing_context_is_refused_before_any_work(tmp_path, db, log, fake_engi
     manifest = write_set(tmp_path)
     with pytest.raises(MissingContext):
         run_evaluation(request_for(manifest), fake_engine, EvaluationStores.on(db),
-                       AuditSession(log, AuditContext("auditor-7", None)))
+                       AuditSession(log, AuditContext(purpose=None), signed(log)))
     assert fake_pipeline.calls == 0
     assert [e.record.action for e in log.list()] == ["refused"]
     assert log.list()[0].record.details["attempted"] == "evaluate"
@@ -101,7 +107,7 @@ def test_missing_context_is_refused_before_any_work(tmp_path, db, log, fake_engi
 
 def test_unusable_input_is_refused_and_recorded_without_embedding(tmp_path, db, log, fake_engine, fake_pipeline):
     manifest = write_set(tmp_path)
-    session = AuditSession(log, CTX)
+    session = AuditSession(log, CTX, signed(log))
     bad = EvaluationRequest(DatasetSource(manifest=manifest, subject_column="person"), by=(("height",),),
                             bootstrap=0)
     with pytest.raises(ManifestError, match="height"):
@@ -123,7 +129,7 @@ def test_data_that_cannot_be_evaluated_is_a_recorded_failure(tmp_path, db, log, 
     folder.mkdir()
     manifest = write_set(folder, subjects=1, per=3, blank=None)
     with pytest.raises(EvaluationError, match="at least two subjects"):
-        run_evaluation(request_for(manifest), fake_engine, EvaluationStores.on(db), AuditSession(log, CTX))
+        run_evaluation(request_for(manifest), fake_engine, EvaluationStores.on(db), AuditSession(log, CTX, signed(log)))
     (entry,) = log.list()
     assert (entry.record.action, entry.record.outcome) == ("evaluate", "evaluation_error")
     assert EvaluationStores.on(db).runs.list() == []
@@ -141,7 +147,7 @@ def test_each_image_is_read_once_when_cached_and_twice_when_embedded(tmp_path, d
     monkeypatch.setattr(core.image, "open_regular", counting)
     monkeypatch.setattr("audit.evaluation.datasets.open_regular", counting)
     stores = EvaluationStores.on(db)
-    session = AuditSession(log, CTX)
+    session = AuditSession(log, CTX, signed(log))
     run_evaluation(request_for(manifest), fake_engine, stores, session)
     images = [str(tmp_path / "img" / f"s{s:02d}" / f"{k}.png") for s in range(12) for k in range(3)]
     assert {p: opened[p] for p in images} == {p: 2 for p in images}  # the loader's one read, the embedding's one
@@ -154,14 +160,14 @@ def test_each_image_is_read_once_when_cached_and_twice_when_embedded(tmp_path, d
 def test_reuse_returns_the_stored_run_and_records_nothing(tmp_path, db, log, fake_engine, fake_pipeline):
     manifest = write_set(tmp_path)
     stores = EvaluationStores.on(db)
-    first = run_evaluation(request_for(manifest, reuse_stored=True), fake_engine, stores, AuditSession(log, CTX))
+    first = run_evaluation(request_for(manifest, reuse_stored=True), fake_engine, stores, AuditSession(log, CTX, signed(log)))
     calls, size = fake_pipeline.calls, log.size()
-    again = run_evaluation(request_for(manifest, reuse_stored=True), fake_engine, stores, AuditSession(log, CTX))
+    again = run_evaluation(request_for(manifest, reuse_stored=True), fake_engine, stores, AuditSession(log, CTX, signed(log)))
     assert again.reused and again.run_id == first.run_id and again.audit_seq is None
     assert log.size() == size and fake_pipeline.calls == calls
     subset = EvaluationRequest(DatasetSource(manifest=manifest, subject_column="person", subject_limit=5),
                                bootstrap=0, workers=1, reuse_stored=True)
-    other = run_evaluation(subset, fake_engine, stores, AuditSession(log, CTX))
+    other = run_evaluation(subset, fake_engine, stores, AuditSession(log, CTX, signed(log)))
     assert not other.reused and other.run_id != first.run_id  # a subset is other data
     assert other.report.run["dataset_fingerprint"] != first.report.run["dataset_fingerprint"]
     assert log.get(other.audit_seq).record.details["dataset_selection"] == "first 5 subjects"
@@ -172,7 +178,7 @@ def test_identification_against_a_gallery_dataset(tmp_path, db, log, fake_engine
     gallery = write_set(tmp_path / "gallery", subjects=6, per=2, blank=None)
     request = request_for(probes, identification=IdentificationRequest(
         DatasetSource(manifest=gallery, subject_column="person"), probe_glob="*/0.png", thresholds=(0.25,)))
-    run = run_evaluation(request, fake_engine, EvaluationStores.on(db), AuditSession(log, CTX))
+    run = run_evaluation(request, fake_engine, EvaluationStores.on(db), AuditSession(log, CTX, signed(log)))
     overall = [r for r in run.report.identification_rows if not r["group"]]
     assert {r["threshold_name"] for r in overall} == {"default", "0.3", "fmr=0.01", "0.250"}
     # two datasets: subject ids live in different namespaces, so every probe is non-mated
@@ -191,7 +197,7 @@ def test_calibration_is_saved_as_the_default_with_its_provenance(tmp_path, db, l
     stores = EvaluationStores.on(db)
     request = CalibrationRequest(DatasetSource(manifest=manifest, subject_column="person"), 0.01, by=(("sex",),),
                                  workers=1)
-    run = run_calibration(request, fake_engine, stores, AuditSession(log, CTX))
+    run = run_calibration(request, fake_engine, stores, AuditSession(log, CTX, signed(log, "admin")))
     threshold, source = ThresholdStore(db).latest(fake_engine.config)
     r = run.calibration.result
     assert threshold == r.threshold and run.saved
@@ -207,7 +213,7 @@ def test_the_default_threshold_says_where_it_comes_from(tmp_path, db, log, fake_
     manifest = write_set(tmp_path)
     calibrated = fake_engine.with_config(fake_engine.config.with_threshold(
         0.2, ThresholdSource(kind="calibrated", description="FMR=1e-3 on a set", target_fmr=1e-3)))
-    run = run_evaluation(request_for(manifest), calibrated, EvaluationStores.on(db), AuditSession(log, CTX))
+    run = run_evaluation(request_for(manifest), calibrated, EvaluationStores.on(db), AuditSession(log, CTX, signed(log)))
     sources = {r["threshold_name"]: r["threshold_source"] for r in run.report.rates if r["pairing"] == "all"}
     assert sources == {"default": "calibrated", "0.3": "user", "fmr=0.01": "calibrated"}
 
@@ -224,7 +230,7 @@ def test_one_threshold_vocabulary():
 def test_runs_stored_with_the_old_vocabulary_are_read(tmp_path, db, log, fake_engine):
     manifest = write_set(tmp_path)
     stores = EvaluationStores.on(db)
-    run = run_evaluation(request_for(manifest), fake_engine, stores, AuditSession(log, CTX))
+    run = run_evaluation(request_for(manifest), fake_engine, stores, AuditSession(log, CTX, signed(log)))
     with db.connect(transaction=True) as con:  # as an older facetrail wrote it
         con.execute("UPDATE eval_rates SET threshold_source = 'model_default' WHERE threshold_name = 'default'")
         config = json.loads(con.execute("SELECT run FROM eval_runs").fetchall()[0][0])["config"]
@@ -245,7 +251,7 @@ def test_lfw_results_are_stored_with_the_run(tmp_path, db, log, fake_engine):
     (root / "pairs.txt").write_text("2 2\nP0 1 2\nP1 1 2\nP0 1 P2 1\nP1 2 P3 1\n"
                                     "P2 1 2\nP3 1 2\nP4 1 P5 2\nP5 1 P0 2\n")
     request = EvaluationRequest(DatasetSource(lfw=root), thresholds=(parse_threshold("0.3"),), bootstrap=0, workers=1)
-    run = run_evaluation(request, fake_engine, EvaluationStores.on(db), AuditSession(log, CTX))
+    run = run_evaluation(request, fake_engine, EvaluationStores.on(db), AuditSession(log, CTX, signed(log)))
     stored = EvaluationStores.on(db).runs.load(run.run_id)
     assert stored.lfw_accuracy() == run.report.lfw_accuracy()
     assert stored.lfw_accuracy()["accuracy"] == 1.0  # the fake separates people perfectly

@@ -12,6 +12,7 @@ import numpy as np
 
 from audit import AuditContext, AuditedEngine, AuditLog, AuditSession
 from core import Database, Embedding, Engine, EnrollItem, Face, GalleryExists, GalleryStore
+from tests.auth import actor_for
 from tests.conftest import make_config, random_unit
 
 
@@ -29,7 +30,9 @@ def main() -> None:
     except GalleryExists:
         pass
     log = AuditLog(db, key_path=key_path, checkpoint_every=7)
-    audited = AuditedEngine(AuditSession(log, AuditContext("crash", "crash test", "K")), Engine(config), galleries)
+    actor = actor_for(db, "crash", "operator")
+    audited = AuditedEngine(AuditSession(log, AuditContext(purpose="crash test", case_ref="K"), actor),
+                            Engine(config), galleries)
     rng = np.random.default_rng(0)
     i = 0
     while True:
