@@ -1,9 +1,8 @@
-"""App commands: ``demo``, ``dashboard``, ``users add/list``, ``datasets fetch lfw``."""
+"""App commands: ``demo``, ``dashboard``, ``datasets fetch lfw`` (accounts: :mod:`dashboard.cli.accounts`)."""
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import signal
 import subprocess
@@ -42,17 +41,6 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     dash.add_argument("--port", type=int, default=8501, help="port (default 8501)")
     dash.add_argument("--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     dash.set_defaults(handler=_dashboard)
-
-    users = subparsers.add_parser("users", help="dashboard accounts")
-    usub = users.add_subparsers(dest="users_command", metavar="ACTION")
-    usub.required = True
-    add = usub.add_parser("add", parents=parents, help="create an account (password prompted, or --password-stdin)")
-    add.add_argument("name")
-    add.add_argument("--role", required=True, choices=("operator", "reviewer", "auditor", "admin"))
-    add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
-    add.set_defaults(handler=_users_add)
-    ulist = usub.add_parser("list", parents=parents, help="list accounts")
-    ulist.set_defaults(handler=_users_list)
 
     datasets = subparsers.add_parser("datasets", help="download evaluation datasets")
     dsub = datasets.add_subparsers(dest="datasets_command", metavar="ACTION")
@@ -110,36 +98,6 @@ def _dashboard(args: argparse.Namespace) -> int:
     if not Path(args.db).expanduser().is_file():
         return fail(args, BadInput(f"no database at {args.db}; build one with `facetrail demo --no-serve`"))
     return serve(args.db, args.port, address=args.address)
-
-
-def _read_password(args: argparse.Namespace) -> str:
-    if args.password_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass(f"password for {args.name}: ")
-    if getpass.getpass("again: ") != first:
-        raise BadInput("the passwords differ")
-    return first
-
-
-def _users_add(args: argparse.Namespace) -> int:
-    from audit import UserStore  # noqa: PLC0415
-
-    try:
-        password = _read_password(args)
-        user = UserStore(runtime(args).db).add(args.name, args.role, password)
-    except RecognitionError as err:
-        return fail(args, err)
-    emit(args, user.to_dict(), f"created {user.role} {user.name}")
-    return EXIT_OK
-
-
-def _users_list(args: argparse.Namespace) -> int:
-    from audit import UserStore  # noqa: PLC0415
-
-    users = UserStore(runtime(args).db).list()
-    text = "\n".join(f"{u.name:20} {u.role:9} {u.created_at}" for u in users) or "no accounts yet: facetrail users add"
-    emit(args, [u.to_dict() for u in users], text)
-    return EXIT_OK
 
 
 def _datasets_fetch(args: argparse.Namespace) -> int:

@@ -196,14 +196,16 @@ def _checkpoint(args: argparse.Namespace) -> int:
 
 
 def _review(args: argparse.Namespace) -> int:
+    """Review as the signed-in account; a ``--reviewer`` that names another account is refused (exit 2)."""
     try:
         log = _log(args)
-        entry = log.review(args.seq, args.reviewer or "", args.decision, note=args.note, face_id=args.face_id)
+        session = runtime(args).session(AuditContext(claimed_operator=args.reviewer), log=log)
+        entry = session.review(args.seq, args.decision, note=args.note, face_id=args.face_id)
         status = log.match_status(args.seq)
     except _ERRORS as err:
         return fail(args, err)
     payload = {"audit_seq": entry.seq, "review": entry.to_dict(), "status": status.to_dict()}
-    lines = [f"recorded review #{entry.seq}: {args.reviewer} {args.decision}s #{args.seq}"] + [
+    lines = [f"recorded review #{entry.seq}: {entry.record.reviewer} {args.decision}s #{args.seq}"] + [
         f"  candidate {c.rank} {c.subject_id or 'pair'}: {c.status} ({len(c.confirmations)} confirmation(s))"
         for c in status.candidates
     ]
@@ -268,10 +270,10 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=_checkpoint)
 
     p = subparsers.add_parser("review", parents=common,
-                              help="record a human review of a match (two-person rule)")
+                              help="record a human review of a match as the signed-in reviewer (two-person rule)")
     p.add_argument("seq", type=int, help="the query's record seq")
     p.add_argument("--reviewer", default=Settings.from_env().operator,
-                   help="who reviews ($FACETRAIL_OPERATOR)")
+                   help="if given, must be the signed-in account, or the review is refused ($FACETRAIL_OPERATOR)")
     p.add_argument("--decision", choices=["confirm", "reject"], required=True)
     p.add_argument("--note", default=None)
     p.add_argument("--face-id", default=None, help="which candidate (needed when the query has several)")

@@ -1,4 +1,10 @@
-"""Engine commands: ``models``, ``verify``, ``gallery ...``, ``search``."""
+"""Engine commands: ``models``, ``verify``, ``gallery ...``, ``search``.
+
+``verify`` and ``search`` (operators) and the gallery changes ``create``, ``enroll``,
+``delete``, ``drop`` (admins) act as the signed-in account (``facetrail login``, or
+``$FACETRAIL_TOKEN``); without one, or with a role that may not, they are refused,
+recorded, and exit 2. ``models``, ``gallery list`` and ``gallery show`` only read.
+"""
 
 from __future__ import annotations
 
@@ -80,6 +86,10 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     what.add_argument("--subject", help="erase every face of this subject")
     what.add_argument("--face", help="erase this face id")
     delete.set_defaults(handler=_gallery_delete)
+    drop = gsub.add_parser("drop", parents=ctx, help="delete a whole gallery and its faces (embeddings really gone)")
+    drop.add_argument("name")
+    drop.add_argument("--yes", action="store_true", required=True, help="confirm: this cannot be undone")
+    drop.set_defaults(handler=_gallery_drop)
 
     search = subparsers.add_parser("search", parents=ctx, help="search images against a gallery (1:N)")
     search.add_argument("images", nargs="+", metavar="IMG")
@@ -147,11 +157,13 @@ def _verify(args: argparse.Namespace) -> int:
 def _gallery_create(args: argparse.Namespace) -> int:
     try:
         rt = runtime(args)
-        config = rt.config(args.model, args.detector, args.alignment)
-        info = rt.galleries.create(args.name, config)
+        engine = rt.engine(args.model, args.detector, args.alignment)
+        done = rt.audited(engine, context(args)).create_gallery(args.name, engine.config)
     except _ERRORS as err:
         return fail(args, err)
-    emit(args, info.to_dict(), f"created gallery {info.name} ({config.name}, key {info.embedding_key})")
+    info = done.result
+    emit(args, {**info.to_dict(), "audit_seq": done.seq},
+         f"created gallery {info.name} ({engine.config.name}, key {info.embedding_key})")
     return EXIT_OK
 
 
@@ -232,6 +244,17 @@ def _gallery_delete(args: argparse.Namespace) -> int:
         "audit_seq": audited.seq,
     }
     emit(args, payload, f"erased {payload['deleted_faces']} face(s) from {args.name}")
+    return EXIT_OK
+
+
+def _gallery_drop(args: argparse.Namespace) -> int:
+    try:
+        rt = runtime(args)
+        done = rt.audited(rt.engine(), context(args)).drop_gallery(args.name)  # any engine: nothing is embedded
+    except _ERRORS as err:
+        return fail(args, err)
+    emit(args, {"gallery": args.name, "deleted_faces": done.result, "audit_seq": done.seq},
+         f"dropped gallery {args.name} ({done.result} face(s) erased)")
     return EXIT_OK
 
 

@@ -12,12 +12,14 @@ from audit.trail.log import AuditLog
 from core.storage.connection import Database
 from dashboard.cli import main
 from tests.audit.trail._helpers import candidate, record_fields
+from tests.auth import session_token_for
 
 
 @pytest.fixture
 def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name in ("FACETRAIL_OPERATOR", "FACETRAIL_PURPOSE", "FACETRAIL_CASE", "FACETRAIL_AUDIT_KEY"):
+    for name in ("FACETRAIL_OPERATOR", "FACETRAIL_PURPOSE", "FACETRAIL_CASE", "FACETRAIL_AUDIT_KEY", "FACETRAIL_TOKEN"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FACETRAIL_CONFIG_DIR", str(tmp_path / "config"))
     path = str(tmp_path / "cli.duckdb")
     log = AuditLog(Database(path), checkpoint_every=4)
     for i in range(6):
@@ -57,13 +59,24 @@ def test_verify_exits_1_and_names_the_fault(db_path: str, capsys: pytest.Capture
     assert out["fault"]["seq"] == 5 and out["fault"]["kind"] == "hash_mismatch"
 
 
-def test_review_two_person_rule(db_path: str, capsys: pytest.CaptureFixture[str]) -> None:
+def signed_in(monkeypatch: pytest.MonkeyPatch, db_path: str, name: str, role: str) -> None:
+    monkeypatch.setenv("FACETRAIL_TOKEN", session_token_for(db_path, name, role))
+
+
+def test_review_two_person_rule(db_path: str, capsys: pytest.CaptureFixture[str],
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out = run(capsys, "review", "3", "--reviewer", "bob", "--decision", "confirm", "--face-id", "f2",
+                    "--db", db_path, "--json")
+    assert code == 2 and out["code"] == "not_authenticated"  # a name is not a reviewer: signing in is
+    signed_in(monkeypatch, db_path, "alice", "reviewer")  # alice ran #3
     code, out = run(capsys, "review", "3", "--reviewer", "alice", "--decision", "confirm", "--face-id", "f2",
                     "--db", db_path, "--json")
     assert code == 2 and out["code"] == "review_refused"
+    signed_in(monkeypatch, db_path, "bob", "reviewer")
     code, out = run(capsys, "review", "3", "--reviewer", "bob", "--decision", "confirm", "--face-id", "f2",
                     "--db", db_path, "--json")
     assert code == 0 and out["status"]["candidates"][0]["status"] == "pending"
+    signed_in(monkeypatch, db_path, "carol", "reviewer")
     code, out = run(capsys, "review", "3", "--reviewer", "carol", "--decision", "confirm", "--face-id", "f2",
                     "--note", "checked", "--db", db_path, "--json")
     assert code == 0 and out["status"]["candidates"][0]["status"] == "confirmed"
@@ -72,12 +85,16 @@ def test_review_two_person_rule(db_path: str, capsys: pytest.CaptureFixture[str]
     assert code == 2
 
 
-def test_export_excerpt_and_verify_excerpt(db_path: str, tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_excerpt_and_verify_excerpt(db_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     key = tmp_path / "pub.pem"
     code, out = run(capsys, "audit", "public-key", "--out", str(key), "--db", db_path, "--json")
     assert code == 0 and key.read_text().startswith("-----BEGIN PUBLIC KEY")
-    # exports need an operator and a purpose; the refusal is recorded
+    # exports need a signed-in auditor and a purpose; the refusals are recorded
+    code, out = run(capsys, "audit", "export", "--format", "csv", "--out", str(tmp_path / "a.csv"),
+                    "--purpose", "oversight", "--db", db_path, "--json")
+    assert code == 2 and out["code"] == "not_authenticated"
+    signed_in(monkeypatch, db_path, "dpo", "auditor")
     code, out = run(capsys, "audit", "export", "--format", "csv", "--out", str(tmp_path / "a.csv"),
                     "--db", db_path, "--json")
     assert code == 2 and out["code"] == "missing_context"
@@ -99,8 +116,9 @@ def test_export_excerpt_and_verify_excerpt(db_path: str, tmp_path: Path,
     code, out = run(capsys, "audit", "list", "--action", "export", "--db", db_path, "--json")
     assert [e["record"]["details"]["format"] for e in out] == ["parquet", "excerpt"]
     code, out = run(capsys, "audit", "list", "--action", "refused", "--db", db_path, "--json")
-    assert len(out) == 1 and out[0]["record"]["outcome"] == "missing_context"
+    assert [e["record"]["outcome"] for e in out] == ["not_authenticated", "missing_context"]
+    assert [e["record"]["operator"] for e in out] == [None, "dpo"]
     code, out = run(capsys, "audit", "checkpoint", "--db", db_path, "--json")
-    assert code == 0 and out["seq"] >= 9
+    assert code == 0 and out["seq"] >= 10
     code, out = run(capsys, "audit", "verify", "--public-key", str(key), "--db", db_path, "--json")
     assert code == 0 and out["ok"]

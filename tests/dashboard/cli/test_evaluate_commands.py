@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 from audit.runtime import Runtime
+from core.settings import Settings
 from dashboard.cli import evaluate as cli_eval
+from dashboard.cli.common import SIGN_IN_HINT
+from tests.auth import token_for
 from tests.fakes import blank_png, face_png
 
 
@@ -39,12 +42,14 @@ def make_manifest(tmp_path: Path, n_subjects: int = 30) -> Path:
 
 @pytest.fixture(autouse=True)
 def audit_context(monkeypatch):
-    """Every evaluation is an audited action: give the runs an operator and a purpose."""
-    monkeypatch.setenv("FACETRAIL_OPERATOR", "eval-test")
+    """Every evaluation is an audited action: a purpose here, and a signed-in account per run (see run)."""
+    monkeypatch.delenv("FACETRAIL_OPERATOR", raising=False)
+    monkeypatch.delenv("FACETRAIL_TOKEN", raising=False)
     monkeypatch.setenv("FACETRAIL_PURPOSE", "testing")
 
 
-def run(argv, capsys):
+def run(argv, capsys, as_: str | None = "eval-test"):
+    """Run the command signed in as admin ``as_`` of the ``--db`` database (``None``: nobody signed in)."""
     parser = argparse.ArgumentParser()
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--db")
@@ -52,6 +57,10 @@ def run(argv, capsys):
     sub = parser.add_subparsers(dest="command")
     cli_eval.register(sub, [parent])
     args = parser.parse_args([*argv, "--workers", "1"])  # the fake pipeline lives in this process
+    if args.db is not None:  # the runtime common.runtime(args) would build, signed in as the CLI would be
+        runtime = Runtime(Settings.from_env().with_db(args.db))
+        runtime.use_token(None if as_ is None else token_for(args.db, as_, "admin"), hint=SIGN_IN_HINT)
+        args._runtime = runtime
     code = args.handler(args)
     out = capsys.readouterr().out
     return code, out
@@ -295,6 +304,7 @@ def test_evaluation_is_recorded_in_the_audit_trail(tmp_path, capsys):
             db,
         ],
         capsys,
+        as_="alice",
     )
     assert code == 0, out
     rows = json.loads(out)
@@ -325,17 +335,22 @@ def test_evaluation_is_recorded_in_the_audit_trail(tmp_path, capsys):
             db,
         ],
         capsys,
+        as_="alice",
     )
     assert code == 0, out
     assert json.loads(out)["audit_seq"] == seq + 1
+    code, out = run(["evaluate", "--manifest", str(m), "--subject-col", "person", "--bootstrap", "0",
+                     "--operator", "alice", "--json", "--db", db], capsys, as_="bob")
+    assert code == 2 and json.loads(out)["code"] == "operator_mismatch"  # --operator is not who signed in
 
 
-def test_evaluation_without_operator_is_refused_and_recorded(tmp_path, capsys, monkeypatch):
-    monkeypatch.delenv("FACETRAIL_OPERATOR")
+def test_evaluation_without_sign_in_is_refused_and_recorded(tmp_path, capsys, monkeypatch):
     m = make_manifest(tmp_path)
     db = str(tmp_path / "r.duckdb")
-    code, out = run(["evaluate", "--manifest", str(m), "--subject-col", "person", "--json", "--db", db], capsys)
-    assert code == 2 and json.loads(out)["code"] == "missing_context"
+    code, out = run(["evaluate", "--manifest", str(m), "--subject-col", "person", "--json", "--db", db], capsys,
+                    as_=None)
+    assert code == 2 and json.loads(out)["code"] == "not_authenticated"
+    assert json.loads(out)["error"] == f"not signed in: {SIGN_IN_HINT}"
     from audit.trail.log import AuditLog
     from core.storage.connection import Database
 
