@@ -18,6 +18,8 @@ import dashboard.demo as demo
 from audit import AuditFilter, EvaluationStore
 from audit.runtime import Runtime
 from dashboard.cli import main as facetrail
+from audit.accounts import UserStore
+from tests.auth import FAST_HASHER, token_for
 from tests.conftest import make_config
 from tests.fakes import blank_png, face_png
 
@@ -65,6 +67,7 @@ def test_the_cli_and_the_demo_evaluate_through_the_runner(tmp_path, monkeypatch,
     monkeypatch.setattr(Runtime, "engine", lambda self, *names: fake_engine)
     monkeypatch.setattr(Runtime, "engine_for_gallery", lambda self, name: fake_engine)
     data = write_demo_data(tmp_path / "data")
+    monkeypatch.setenv("FACETRAIL_TOKEN", token_for(tmp_path / "cli.duckdb", "auditor-3", "auditor"))
     code = facetrail(["evaluate", "--db", str(tmp_path / "cli.duckdb"), "--manifest", str(data / "lfw_small" / "labels.csv"),
                       "--subject-col", "identity", "--by", "sex", "--bootstrap", "0", "--workers", "1",
                       "--operator", "auditor-3", "--purpose", "walk", "--json"])
@@ -73,8 +76,10 @@ def test_the_cli_and_the_demo_evaluate_through_the_runner(tmp_path, monkeypatch,
 
     rt = Runtime(str(tmp_path / "demo.duckdb"))
     rt.galleries.create(demo.GALLERY, make_config())
+    UserStore(rt.db, hasher=FAST_HASHER).add("auditor1", "auditor", demo.demo_password("auditor1"))
+    actors = demo._DemoActors(rt)  # the demo's evaluations run as auditor1, signed in with its demo password
     scene = demo.SceneReport(data_dir=str(data))
-    demo._evaluations(rt, data, scene, None, None, 0, 1, lambda _: None)
+    demo._evaluations(rt, data, scene, None, None, 0, 1, lambda _: None, actors)
     assert [r.dataset.path.parent.name for r in runner_calls[1:]] == ["congress_small", "lfw_small"]
     assert not scene.notes and len(scene.evaluations) == 2
 
@@ -84,7 +89,8 @@ def test_the_cli_and_the_demo_evaluate_through_the_runner(tmp_path, monkeypatch,
     overall = [r for r in congress.identification_rows if not r["group"]]
     assert overall and all(r["gallery_size"] == 18 and r["nonmated_searches"] == 5 for r in overall)
     assert len(rt.log.list(AuditFilter(action="evaluate"))) == 2
+    assert {e.record.operator for e in rt.log.list(AuditFilter(action="evaluate"))} == {"auditor1"}
 
     size = rt.log.size()
-    demo._evaluations(rt, data, demo.SceneReport(data_dir=str(data)), None, None, 0, 1, lambda _: None)
+    demo._evaluations(rt, data, demo.SceneReport(data_dir=str(data)), None, None, 0, 1, lambda _: None, actors)
     assert len(runner_calls) == 5 and rt.log.size() == size  # again through the runner, which reuses both runs

@@ -17,6 +17,7 @@ import pytest
 from nbclient import NotebookClient
 
 from audit import AuditFilter, EvaluationStore, Runtime
+from tests.auth import token_for
 from tests.dashboard.conftest import data_or_skip
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -29,7 +30,7 @@ import audit.evaluation.runner as _runner
 _original = _runner.run_evaluation
 def _walked(request, engine, stores, session):
     with open({calls!r}, "a", encoding="utf-8") as out:
-        out.write(json.dumps({{"dataset": str(request.dataset.path), "operator": session.context.operator}}) + "\\n")
+        out.write(json.dumps({{"dataset": str(request.dataset.path), "operator": session.actor.name}}) + "\\n")
     return _original(request, engine, stores, session)
 for _module in list(sys.modules.values()):
     if getattr(_module, "run_evaluation", None) is _original:
@@ -53,7 +54,8 @@ def test_notebook_runs_through_the_runner(name: str, evaluated: str, tmp_path: P
     db = tmp_path / "notebooks.duckdb"
     monkeypatch.setenv("FACETRAIL_DATA", str(data))
     monkeypatch.setenv("FACETRAIL_DB", str(db))
-    monkeypatch.setenv("FACETRAIL_OPERATOR", "notebook-ci")
+    monkeypatch.delenv("FACETRAIL_OPERATOR", raising=False)
+    monkeypatch.setenv("FACETRAIL_TOKEN", token_for(db, "notebook-ci", "admin"))  # the notebook reads it
     client = NotebookClient(notebook, timeout=900, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOKS)}})
     client.execute()

@@ -1,8 +1,16 @@
-"""What every page shares: the cached runtime, the signed-in user, role checks.
+"""What every page shares: the cached runtime, the signed-in account, role checks.
 
-Resources (the :class:`~audit.runtime.Runtime` with its database, stores and
-engines, the account store) are built once per server process with
-``st.cache_resource`` and never mutated by pages.
+Resources (the :class:`~audit.runtime.Runtime` with its database, stores, engines
+and account service) are built once per server process with ``st.cache_resource``
+and never mutated by pages. The runtime is never signed in itself: each browser
+session signs in (:func:`sign_in`, recorded in the trail) and keeps its own
+:class:`~audit.accounts.Actor`, which pages pass to every audited call; the audited
+service checks that actor's session and role again at every action.
+
+A session ends when its user signs out, after ``Settings.session_minutes`` without
+activity, or ``Settings.session_hours`` after sign-in (both checked against the
+database at every page run, so a session an admin revoked, or of an account since
+disabled, ends at the next click).
 """
 
 from __future__ import annotations
@@ -13,13 +21,14 @@ from typing import Any
 
 import streamlit as st
 
-from audit import AuditError, EvaluationStore, Runtime, User, UserStore
+from audit import AccountService, Actor, AuditError, EvaluationStore, NotAuthenticated, Runtime
 from core import RecognitionError, Settings, StorageError
 
 __all__ = [
     "ERRORS",
     "PLOT_CONFIG",
     "USER_KEY",
+    "accounts",
     "chart",
     "current_user",
     "db_path",
@@ -28,7 +37,6 @@ __all__ = [
     "runtime",
     "sign_in",
     "sign_out",
-    "users",
 ]
 
 #: The only errors pages catch and show (anything else is a bug and propagates).
@@ -37,7 +45,7 @@ ERRORS = (RecognitionError, AuditError, StorageError)
 #: Plotly options for every chart: no mode bar, no logo.
 PLOT_CONFIG = {"displayModeBar": False, "displaylogo": False}
 
-#: Session key of the signed-in :class:`~audit.accounts.User`.
+#: Session key of the signed-in :class:`~audit.accounts.Actor` (server-side state; holds the session's secret).
 USER_KEY = "auth_user"
 #: Session key of the last activity time (monotonic seconds).
 SEEN_KEY = "auth_last_seen"
@@ -73,12 +81,9 @@ def db_path() -> str:
 
 @st.cache_resource(show_spinner=False)
 def _runtime(path: str) -> Runtime:
-    return Runtime(settings().with_db(path))
-
-
-@st.cache_resource(show_spinner=False)
-def _users(path: str) -> UserStore:
-    return UserStore(_runtime(path).db)
+    rt = Runtime(settings().with_db(path))
+    rt.use_token(None, hint="sign in again on the Sign in page")  # a server's runtime acts for nobody itself
+    return rt
 
 
 @st.cache_resource(show_spinner=False)
@@ -91,9 +96,9 @@ def runtime() -> Runtime:
     return _runtime(db_path())
 
 
-def users() -> UserStore:
-    """Return the account store."""
-    return _users(db_path())
+def accounts() -> AccountService:
+    """Return the account service (sign-in, sessions, account changes; each recorded)."""
+    return runtime().accounts
 
 
 def evaluations() -> EvaluationStore:
@@ -106,41 +111,63 @@ def chart(figure: Any, where: Any = None) -> None:
     (where or st).plotly_chart(figure, config=PLOT_CONFIG)
 
 
-def current_user() -> User | None:
-    """Return the signed-in user of this session, if any (signing out a session idle too long)."""
-    user = st.session_state.get(USER_KEY)
-    if not isinstance(user, User):
+def current_user() -> Actor | None:
+    """Return this browser session's signed-in account, its session checked now (signing out one that ended)."""
+    actor = st.session_state.get(USER_KEY)
+    if not isinstance(actor, Actor):
         return None
     now = time.monotonic()
-    last = st.session_state.get(SEEN_KEY, now)
     idle = settings().session_minutes
-    if now - last > idle * 60:
+    if now - st.session_state.get(SEEN_KEY, now) > idle * 60:
         sign_out()
         st.session_state["signin_notice"] = f"Signed out after {idle:g} minutes without activity."
         return None
+    try:
+        fresh = accounts().authenticate(actor.token)
+    except NotAuthenticated as err:  # expired, revoked or disabled: the session is over
+        _forget()
+        st.session_state["signin_notice"] = f"Signed out: {err}."
+        return None
+    st.session_state[USER_KEY] = fresh
     st.session_state[SEEN_KEY] = now
-    return user
+    return fresh
 
 
-def sign_in(name: str, password: str) -> User | None:
-    """Check the credentials; on success remember the user in this session."""
-    user = users().authenticate(name.strip(), password)
-    if user is not None:
-        st.session_state[USER_KEY] = user
-        st.session_state[SEEN_KEY] = time.monotonic()
-    return user
+def sign_in(name: str, password: str) -> Actor:
+    """Sign in (recorded; a failure too) and remember the account in this browser session.
+
+    Raises
+    ------
+    SignInRefused, LockedOut, AccountDisabled
+        As :meth:`audit.access.AccountService.sign_in` (the page shows the message).
+    """
+    actor = accounts().sign_in(name, password, method="dashboard_session")
+    st.session_state[USER_KEY] = actor
+    st.session_state[SEEN_KEY] = time.monotonic()
+    return actor
 
 
-def sign_out() -> None:
-    """Forget the session's user and every page's state."""
+def _forget() -> None:
     for key in list(st.session_state.keys()):
         del st.session_state[key]
 
 
-def require(action: str) -> User:
-    """Return the signed-in user if their role may do ``action``; otherwise explain and stop the page.
+def sign_out() -> None:
+    """Sign the session out (recorded, and revoked in the database) and forget every page's state."""
+    actor = st.session_state.get(USER_KEY)
+    if isinstance(actor, Actor):
+        try:
+            accounts().sign_out(actor)
+        except NotAuthenticated:  # it had ended already (expired, revoked): nothing left to revoke
+            pass
+    _forget()
 
-    This runs on the server at the top of every page, whatever the navigation shows.
+
+def require(action: str) -> Actor:
+    """Return the signed-in account if its role may do ``action``; otherwise explain and stop the page.
+
+    This runs on the server at the top of every page, whatever the navigation shows; the
+    audited service checks the account and its role again for every action a page runs.
     """
     user = current_user()
     if user is None:

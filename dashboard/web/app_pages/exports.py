@@ -49,7 +49,7 @@ if submitted:
     filters = AuditFilter(operator=operator.strip() or None, case_ref=case_ref.strip() or None,
                           action=None if action == "(any)" else action, since=since.strip() or None,
                           until=until.strip() or None)
-    session = rt.session(AuditContext(user.name, purpose.strip() or None))
+    session = rt.session(AuditContext(purpose=purpose.strip() or None), user)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"facetrail-audit.{'json' if fmt == 'excerpt' else fmt}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from audit import AuditFilter
+from audit import AuditContext, AuditFilter, normalize_name
 from dashboard.web.app_pages.common import ERRORS, match_statuses, require, runtime
 from dashboard.web.views import records_frame, status_frame
 
@@ -92,7 +92,7 @@ if record.action in ("search", "verify") and record.outcome == "ok":
         st.dataframe(reviews[["seq", "time", "action", "outcome", "reviewer", "decision"]], hide_index=True)
 
     if user.can("review"):
-        if user.name == record.operator:
+        if record.operator is not None and normalize_name(record.operator) == user.name:
             st.info("You ran this query, so you cannot review it (two-person rule).")
         with st.form("matchlog_review_form"):
             labels = {f"#{c.rank} {c.subject_id} (similarity {c.similarity})": c.face_id for c in record.candidates}
@@ -101,7 +101,8 @@ if record.action in ("search", "verify") and record.outcome == "ok":
             note = st.text_input("Note", key="matchlog_note")
             if st.form_submit_button("Record review", type="primary"):
                 try:
-                    review = log.review(record.seq, user.name, decision, note.strip() or None, labels.get(choice))
+                    review = runtime().session(AuditContext(), user).review(
+                        record.seq, decision, note=note.strip() or None, face_id=labels.get(choice))
                 except ERRORS as err:
                     st.error(f"Review refused: {err}")
                 else:

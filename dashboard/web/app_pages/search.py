@@ -90,15 +90,15 @@ with st.form("search_form"):
     submitted = st.form_submit_button("Search", type="primary")
 
 if submitted:
-    context = AuditContext(user.name, purpose.strip() or None, case_ref.strip() or None,
-                           legal_basis.strip() or None, case_required=True)
+    context = AuditContext(purpose=purpose.strip() or None, case_ref=case_ref.strip() or None,
+                           legal_basis=legal_basis.strip() or None, case_required=True)
     if upload is None:
         st.error("Choose a probe photo to search.")
     else:
         try:  # a missing purpose or case is refused by the audited service, which records the refusal
             named = None if threshold == round(config.threshold, 3) else threshold  # keep the default's provenance
-            audited = rt.audited(engine, context).search(gallery_name, upload.getvalue(), top_k=int(top_k),
-                                                         threshold=named)
+            audited = rt.audited(engine, context, user).search(gallery_name, upload.getvalue(), top_k=int(top_k),
+                                                               threshold=named)
         except ERRORS as err:
             st.error(f"Search refused or failed: {err}")
         else:

@@ -35,10 +35,10 @@ if submitted:
     if first is None or second is None:
         st.error("Choose two photos.")
     else:
-        context = AuditContext(user.name, purpose.strip() or None, case_ref.strip() or None, case_required=True)
+        context = AuditContext(purpose=purpose.strip() or None, case_ref=case_ref.strip() or None, case_required=True)
         try:  # a missing purpose or case is refused by the audited service, which records the refusal
             named = None if round(threshold, 3) == round(config.threshold, 3) else round(threshold, 3)
-            st.session_state["verify_last"] = rt.audited(engine, context).verify(
+            st.session_state["verify_last"] = rt.audited(engine, context, user).verify(
                 first.getvalue(), second.getvalue(), threshold=named)
         except ERRORS as err:
             st.error(f"Verification refused or failed: {err}")

@@ -58,8 +58,25 @@ def test_scene_is_idempotent(demo_db: str, tmp_path: Path) -> None:
     size = rt.log.size()
     report = build_scene(rt, DATA, gallery_limit=15, probe_limit=8, bootstrap=20, workers=1, echo=lambda _: None)
     assert report.searches_run == 0 and report.searches_skipped == 8 and not report.users_created
-    assert rt.log.size() == size
+    # nothing is added but the sign-in (and sign-out) of the auditor whose evaluations the runner found stored
+    added = [(e.record.action, e.record.operator) for e in rt.log.list()][size:]
+    assert added == [("sign_in", "auditor1"), ("sign_out", "auditor1")]
     rt.db.close()
+
+
+def test_the_scene_acts_through_signed_in_accounts_and_marks_the_demo(demo_db: str) -> None:
+    rt = Runtime(demo_db)
+    assert rt.accounts.is_demo()
+    records = [e.record for e in rt.log.list()]
+    assert records[0].action == "add_user" and records[0].details["first_account"] is True
+    acted = {r.operator for r in records if r.action in ("search", "enroll", "create_gallery", "review", "evaluate")}
+    assert acted <= {n for n, _ in DEMO_USERS}
+    signed_in = {r.operator for r in records if r.action == "sign_in"}
+    assert acted <= signed_in  # every account that acted signed in first (its records say how: details.auth)
+    assert all(r.details["auth"]["method"] == "password_session" for r in records
+               if r.action in ("search", "review", "evaluate"))
+    refused = [r for r in records if r.action == "refused" and r.details["attempted"] == "review"]
+    assert refused and refused[0].outcome == "forbidden"  # the operator's own confirmation of their match
 
 
 def test_missing_data_folder_names_the_fetch_command(tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -8,6 +8,7 @@ and no record may be lost.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from audit.runtime import Runtime
+from tests.auth import token_for
 from tests.dashboard.conftest import DATA, data_or_skip
 
 REPO = Path(__file__).resolve().parents[3]
@@ -82,6 +84,7 @@ def test_cli_search_while_dashboard_watches(demo_db: str, tmp_path: Path) -> Non
         [sys.executable, "-m", "dashboard.cli", "--db", db, "search", *probes, "--gallery", "arrest_photos",
          "--operator", "operator2", "--purpose", "side-by-side test", "--case", "CR-side", "--json"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "FACETRAIL_TOKEN": token_for(db, "operator2", "operator")},
     )
     reader = _reader(db, 3)
     s = _finish(search, 900)
