@@ -24,15 +24,18 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from argon2 import PasswordHasher
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from audit import AuditContext, AuditedEngine, AuditSession  # noqa: E402
+from audit.accounts import CredentialStore, UserStore  # noqa: E402
 from audit.trail.chain import GENESIS, MerkleFrontier, entry_hash, sign_checkpoint, verify_chain  # noqa: E402
 from audit.trail.convert import candidate_fields, gallery_fields  # noqa: E402
 from audit.trail.keys import fingerprint, load_or_create_private_key, load_public_key_pem  # noqa: E402
@@ -80,7 +83,12 @@ def bench_overhead(folder: Path, queries: int) -> dict[str, float]:
     galleries.create("g", CONFIG)
     galleries.enroll("g", [EnrollItem(f"s{i}", Embedding(v, f"{i:064x}", FACE, 1, CONFIG), f"{i}.jpg")
                            for i, v in enumerate(_units(1000, 1))])
-    audited = AuditedEngine(AuditSession(log, AuditContext("bench", "benchmark", "B-1")), engine, galleries)
+    bench = UserStore(db, PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)).add("bench", "operator",
+                                                                                          "bench-password")
+    actor = CredentialStore(db).issue(bench, "password_session", lifetime=timedelta(hours=1),
+                                      idle=timedelta(minutes=30), created_by="bench")
+    audited = AuditedEngine(AuditSession(log, AuditContext(purpose="benchmark", case_ref="B-1"), actor), engine,
+                            galleries)
     plain, logged = [], []
     probes = _units(queries + 20, 2)
     for i in range(queries + 20):

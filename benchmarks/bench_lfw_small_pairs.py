@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import secrets
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -56,6 +57,20 @@ def write_pairs(images: Path, out: Path, seed: int = 0, folds: int = 10, per_fol
     out.write_text("\n".join(lines) + "\n")
 
 
+def sign_in_maintainer(runtime: Runtime) -> None:
+    """Act as FACETRAIL_TOKEN's account; in a new working database, as a maintainer admin created now.
+
+    Raises
+    ------
+    NotAuthenticated
+        The working database has accounts and no token was given: set FACETRAIL_TOKEN
+        (``facetrail --db DB login NAME --password-stdin --json`` prints one).
+    """
+    password = secrets.token_urlsafe(24)  # nobody needs it again: the next run signs in with a token
+    runtime.accounts.add_user(None, "facetrail-maintainers", "admin", password)
+    runtime.sign_in("facetrail-maintainers", password)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=os.environ.get("FACETRAIL_TEST_DATA", "../shared/datasets"))
@@ -68,7 +83,11 @@ def main() -> None:
         (root / "images").symlink_to(source, target_is_directory=True)
         write_pairs(source, root / "pairs.txt")
         runtime = Runtime(Settings.from_env().with_db(args.db))
-        session = runtime.session(runtime.context("facetrail-maintainers", "LFW-style accuracy proxy"))
+        if runtime.settings.token:
+            runtime.authenticate(runtime.settings.token)
+        else:
+            sign_in_maintainer(runtime)
+        session = runtime.session(runtime.context(purpose="LFW-style accuracy proxy"))
         stores = EvaluationStores.on(runtime.db)
         request = EvaluationRequest(DatasetSource(lfw=root), thresholds=(parse_threshold("fmr=1e-3"),),
                                     include_default=False, bootstrap=0, store=False)
