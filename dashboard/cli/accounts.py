@@ -3,8 +3,8 @@
 ``facetrail login NAME --password-stdin [--json]``
     Signs in (recorded; failed sign-ins too, and locked out after too many) and prints
     the session token (JSON: ``token``, ``expires_at``, ...); the token is kept in a 0600
-    file under the user's config directory, one per database. ``$FACETRAIL_TOKEN``
-    overrides that file.
+    file under the user's config directory, one per database (the session it replaces
+    there is signed out). ``$FACETRAIL_TOKEN`` overrides that file.
 ``facetrail logout``
     Signs the saved session out (recorded) and deletes its file.
 ``facetrail users add NAME --role ROLE --password-stdin``
@@ -123,10 +123,18 @@ def _new_password(args: argparse.Namespace, name: str) -> str:
 
 
 def _login(args: argparse.Namespace) -> int:
+    settings = _settings(args)
     try:
         password = _read_lines(1)[0] if args.password_stdin else getpass.getpass(f"password for {args.name}: ")
-        actor = runtime(args).sign_in(args.name, password)
-        path = save_session(_settings(args), actor)
+        rt = runtime(args)
+        previous = saved_session(settings)[0]
+        actor = rt.sign_in(args.name, password)
+        path = save_session(settings, actor)
+        if previous is not None:  # the session this one replaces in the file is signed out, not left live
+            try:
+                rt.accounts.sign_out(rt.accounts.authenticate(previous))
+            except NotAuthenticated:  # it had ended already: nothing left to sign out
+                pass
     except _ERRORS as err:
         return fail(args, err)
     payload = {"token": actor.token, "expires_at": actor.expires_at, "name": actor.name, "role": actor.role,

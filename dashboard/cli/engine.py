@@ -174,8 +174,8 @@ def _gallery_enroll(args: argparse.Namespace) -> int:
         if args.folder and args.subject_col:
             raise BadInput("--subject-col goes with --manifest; with --folder each sub-folder is a subject")
         rt = runtime(args)
+        rt.session(context(args)).check("enroll", {"gallery_name": args.name})  # who, before the gallery is read
         service = rt.audited(rt.engine_for_gallery(args.name), context(args))
-        service.session.check("enroll", {"gallery_name": args.name})
         images = (
             read_folder(args.folder) if args.folder else read_manifest(args.manifest, args.subject_col, args.image_col)
         )
@@ -227,6 +227,9 @@ def _gallery_show(args: argparse.Namespace) -> int:
 def _gallery_delete(args: argparse.Namespace) -> int:
     try:
         rt = runtime(args)
+        what = {"gallery_name": args.name, **({"subject_id": args.subject} if args.subject is not None
+                                             else {"face_id": args.face})}
+        rt.session(context(args)).check("delete", what)  # who, before the gallery is read
         service = rt.audited(rt.engine_for_gallery(args.name), context(args))
         if args.subject is not None:
             audited = service.delete_subject(args.name, args.subject)
@@ -261,6 +264,7 @@ def _gallery_drop(args: argparse.Namespace) -> int:
 def _search(args: argparse.Namespace) -> int:
     try:
         rt = runtime(args)
+        rt.session(context(args)).check("search", {"gallery_name": args.gallery})  # who, before the gallery is read
         service = rt.audited(rt.engine_for_gallery(args.gallery), context(args))
         outcomes = service.search_many(args.gallery, args.images, top_k=args.top_k, threshold=args.threshold)
     except _ERRORS as err:
