@@ -99,9 +99,14 @@ class Precision:
         return np.where(signed >= 0, matching_ok, -signed > need)
 
 
-def margin_window(precision: Precision) -> float:
-    """Return how far beyond a threshold margins are measured and reported: a few reproduction errors."""
-    return 4.0 * precision.absolute + 2.0**-20
+def margin_window(precision: Precision, threshold: float) -> float:
+    """Return how far from a threshold margins are measured and reported (beyond it, a margin reads as this).
+
+    A few reproduction errors plus a thousandth of the threshold's magnitude (at least
+    1e-3): enough to tell a comfortable margin from a tight one, small enough that the
+    engine keeps few extra impostor pairs to measure it.
+    """
+    return 4.0 * precision.absolute + 1e-3 * max(1.0, abs(threshold))
 
 
 @dataclass(frozen=True)

@@ -351,9 +351,9 @@ def evaluate_listed(
             resolved.append(t.resolved(cal.threshold, system_score=True))
         else:
             resolved.append(t)
-    window = margin_window(precision)
     margins = {t.name: threshold_margin(pairs.value, float(t.score), pairs.convention.direction, precision,
-                                        cap=window) for t in resolved if t.score is not None}
+                                        cap=margin_window(precision, float(t.score)))
+               for t in resolved if t.score is not None}
     values = [float(t.score) for t in resolved if t.score is not None]
     scored = Scored(ListedCounter(pairs, values), tuple(resolved), tuple(calibrations), margins, pairs.n_subjects,
                     pairs, pairs.convention)

@@ -169,14 +169,14 @@ def _score(inp: _Inputs, cfg: EvaluationConfig, block_rows: int | None) -> tuple
         raise ValueError("score=... thresholds are a system's scores; facetrail's engine takes cosine distances")
     targets = [t.target_fmr for t in specs if t.source == "calibrated" and t.target_fmr is not None]
     keep_top = int(math.floor(max(targets) * inp.n_impostor * (1 + 1e-12))) + 1 if targets else 0
-    error = quantisation_error(inp.x) + float32_dot_error(inp.x.shape[1])
-    window = margin_window(Precision(error))
+    precision = Precision(quantisation_error(inp.x) + float32_dot_error(inp.x.shape[1]))
     scores = score_pairs(
         inp.x,
         inp.subject_codes,
         inp.fine.codes,
         subjects=inp.subject_names,
-        keep_thresholds=[min(2.0, float(t.distance) + window) for t in specs if t.distance is not None],
+        keep_thresholds=[min(2.0, float(t.distance) + margin_window(precision, float(t.distance)))
+                         for t in specs if t.distance is not None],
         keep_top=keep_top,
         hist_bins=cfg.hist_bins,
         block_rows=block_rows,
@@ -193,11 +193,10 @@ def _score(inp: _Inputs, cfg: EvaluationConfig, block_rows: int | None) -> tuple
     values = np.concatenate([1.0 - scores.genuine_q.astype(np.float64) * scores.scale,
                              1.0 - scores.impostor_q.astype(np.float64) * scores.scale])
     loosest = scores.min_distance_threshold  # every impostor pair at or below this distance was kept
-    precision = Precision(scores.score_error)
     margins = {
         t.name: threshold_margin(values, float(t.distance), -1, precision,
                                  known_within=max(0.0, loosest - float(t.distance)) if loosest < 2.0 else math.inf,
-                                 cap=window)
+                                 cap=margin_window(precision, float(t.distance)))
         for t in resolved
         if t.distance is not None
     }

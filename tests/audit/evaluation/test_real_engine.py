@@ -49,3 +49,33 @@ def test_congress_slice_through_engine(data_dir, real_engine):
     assert not math.isnan(top["fpir"])
     store = EvaluationStore(Database(":memory:"))
     assert store.load(store.save(report)) == report
+
+
+def test_congress_counts_reproduce_from_the_reported_thresholds_in_float32_and_float64(data_dir, real_engine):
+    """The issue's case: apply each reported threshold to the engine's own distances and count; get every row back."""
+    small = load_manifest(data_dir / "congress_small" / "labels.csv", "bioguide_id", ["sex"], subject_limit=150)
+    embedded = embed_dataset(real_engine, small, workers=2)
+    cfg = EvaluationConfig(by=(("sex",),), thresholds=(parse_threshold("fmr=1e-3"), parse_threshold("fmr=1e-2")),
+                           bootstrap=0)
+    report = evaluate_embedded(embedded, cfg)
+    x = embedded.embeddings
+    subj = np.array(embedded.subjects)
+    sex = embedded.table["sex"].to_numpy()
+    i, j = np.triu_indices(len(x), 1)
+    impostor = subj[i] != subj[j]
+    d32 = np.array([1.0 - float(np.dot(x[a], x[b])) for a, b in zip(i, j, strict=True)])  # as Engine.verify
+    x64 = x.astype(np.float64)
+    d64 = 1.0 - np.einsum("ij,ij->i", x64[i], x64[j])
+    checked = 0
+    for row in report.rates:
+        if row["pairing"] == "cross" or not row["reproducible"]:
+            continue
+        member = np.ones(i.size, dtype=bool) if row["pairing"] == "all" else (
+            (sex[i] == row["group"]["sex"]) & (sex[j] == row["group"]["sex"]))
+        for d in (d32, d64):
+            match = d <= row["threshold"]
+            assert int((member & impostor & match).sum()) == row["false_matches"], row["threshold_name"]
+            assert int((member & ~impostor & ~match).sum()) == row["false_non_matches"], row["threshold_name"]
+        checked += 1
+    calibrated = [r for r in report.rates if r["threshold_source"] == "calibrated" and r["pairing"] != "cross"]
+    assert calibrated and all(r["reproducible"] for r in calibrated) and checked >= len(calibrated)
