@@ -43,6 +43,7 @@ from audit import (
     IdentificationRequest,
     ReviewRefused,
     Runtime,
+    first_subjects,
     run_evaluation,
 )
 from core import (
@@ -164,12 +165,8 @@ def _same_person(congress_name: str, lfw_identity: str) -> bool:
 
 
 def _subset(images: Sequence[SourceImage], limit: int | None) -> list[SourceImage]:
-    """Return the images of the first ``limit`` subjects (all when ``limit`` is None)."""
-    if limit is None:
-        return list(images)
-    keep = sorted({i.subject_id for i in images})[:limit]
-    chosen = set(keep)
-    return [i for i in images if i.subject_id in chosen]
+    """Return the images of the first ``limit`` subjects (all when ``limit`` is None): the one helper's rule."""
+    return first_subjects(images, limit)
 
 
 def build_scene(
