@@ -43,6 +43,7 @@ from core.gallery import EnrollItem, GalleryInfo, GalleryStore
 from core.image import ImageSource, sha256_file
 from core.manifest import SourceImage
 from core.results import Embedding, SearchResult, VerifyResult
+from core.thresholds import ThresholdStore
 
 __all__ = ["AuditedEngine", "audited_export"]
 
@@ -196,7 +197,7 @@ class AuditedEngine:
                 "probe_sha256": [r.image_sha256],
                 "faces_found": r.faces_detected,
                 "candidates": [candidate_fields(c) for c in r.candidates],
-                "details": {"top_k": top_k, "threshold": r.threshold},
+                "details": {"top_k": top_k, "threshold": r.threshold, "expected_fpir": self._expected_fpir(r)},
             }
 
         def on_error(_: BaseException) -> dict[str, Any]:
@@ -206,6 +207,12 @@ class AuditedEngine:
                     "details": {"gallery_name": gallery_name, "top_k": top_k, "threshold_requested": threshold}}
 
         return self._run("search", call, describe, on_error)
+
+    def _expected_fpir(self, r: SearchResult) -> dict[str, Any] | None:
+        """Return the FPIR a search at its threshold of a gallery its size should expect, labelled (core.thresholds)."""
+        found = ThresholdStore(self.galleries.db).expected_fpir(r.config, r.gallery.size, r.threshold,
+                                                                r.gallery.fingerprint)
+        return None if found is None else found.to_dict()
 
     # -- changes: each one and its record commit in one transaction ---------------------------
 

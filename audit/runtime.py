@@ -29,7 +29,7 @@ from core.errors import ConfigMismatch
 from core.gallery import GalleryStore
 from core.settings import Settings
 from core.storage import Database
-from core.thresholds import ThresholdStore, apply_default_threshold
+from core.thresholds import ThresholdStore, apply_default_threshold, apply_search_threshold
 
 __all__ = ["Runtime"]
 
@@ -201,6 +201,9 @@ class Runtime:
     def engine_for_gallery(self, name: str) -> Engine:
         """Return the engine whose embeddings are comparable with gallery ``name``.
 
+        Its default threshold is the FPIR calibration for this gallery (or its size) when
+        one exists (:func:`core.thresholds.apply_search_threshold`), else the 1:1 default.
+
         Raises
         ------
         GalleryNotFound
@@ -216,7 +219,9 @@ class Runtime:
                 f"({config.get('versions')}); the installed {engine.config.name} is "
                 f"{engine.config.embedding_key} ({dict(engine.config.versions)}); re-enrol the gallery"
             )
-        return engine
+        ref = self.galleries.ref(name)
+        searching = apply_search_threshold(engine.config, self.thresholds, ref.size, ref.fingerprint)
+        return engine if searching == engine.config else engine.with_config(searching)
 
     def close(self) -> None:
         """Close the database connection (a file database reopens on next use)."""

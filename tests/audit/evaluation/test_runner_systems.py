@@ -164,3 +164,39 @@ def test_an_fpir_calibration_for_a_gallery_of_another_configuration_is_refused(t
     with pytest.raises(ConfigMismatch, match="enrolled under"):
         run_search_calibration(request, other, EvaluationStores.on(db), session(log, "admin"))
     assert [e.record.action for e in log.list()][-1] == "refused"
+
+
+def test_searches_default_to_the_galleries_fpir_calibration_and_records_carry_the_expected_fpir(
+        tmp_path, monkeypatch, fake_engine):
+    from audit.runtime import Runtime
+    from core import ThresholdSource
+
+    rt = Runtime(str(tmp_path / "rt.duckdb"))
+    one_to_one = ThresholdSource(kind="calibrated", description="FMR=1e-3 (1:1, test)", achieved_fmr=1e-3)
+    fake_engine = fake_engine.with_config(fake_engine.config.with_threshold(0.3, one_to_one))  # the same pipeline
+    monkeypatch.setattr(Runtime, "engine", lambda self, *names: fake_engine)
+    enrol(rt.db, fake_engine, range(30))
+    before = rt.engine_for_gallery("mugshots")
+    assert before.config == fake_engine.config  # no 1:N calibration yet: the 1:1 default
+    manifest = probes_manifest(tmp_path)
+    admin = actor_for(rt.db, "admin-1", "admin")
+    run = run_search_calibration(
+        SearchCalibrationRequest(DatasetSource(manifest=manifest, subject_column="person"), "mugshots", 0.1,
+                                 workers=1),
+        fake_engine, EvaluationStores.on(rt.db), rt.session(CTX, admin))
+    engine = rt.engine_for_gallery("mugshots")
+    assert engine.config.threshold == run.calibration.threshold
+    assert engine.config.threshold_source.kind == "calibrated" and "FPIR=0.1" in engine.config.threshold_source.description
+    operator = actor_for(rt.db, "operator-1", "operator")
+    service = rt.audited(engine, AuditContext(purpose="lead in case 7", case_ref="C-7"), operator)
+    probes = sorted((tmp_path / "probes").glob("*.png"))
+    results = [service.search("mugshots", str(p), top_k=3) for p in probes]
+    with_candidates = sum(1 for r in results if r.result.candidates)
+    assert with_candidates == run.calibration.false_positive_searches  # the stored threshold reproduces its FPIR
+    record = rt.log.get(results[0].seq).record
+    expected = record.details["expected_fpir"]
+    assert expected["method"] == "measured" and expected["gallery_size"] == 60
+    assert float(expected["fpir"]) == pytest.approx(run.calibration.achieved_fpir)
+    named = service.search("mugshots", str(probes[0]), top_k=3, threshold=0.01)  # a named threshold: still stated
+    assert rt.log.get(named.seq).record.details["expected_fpir"]["method"] == "measured"
+    rt.close()
