@@ -210,6 +210,8 @@ class AuditedEngine:
 
     def _expected_fpir(self, r: SearchResult) -> dict[str, Any] | None:
         """Return the FPIR a search at its threshold of a gallery its size should expect, labelled (core.thresholds)."""
+        if r.threshold is None:
+            return None
         found = ThresholdStore(self.galleries.db).expected_fpir(r.config, r.gallery.size, r.threshold,
                                                                 r.gallery.fingerprint)
         return None if found is None else found.to_dict()
