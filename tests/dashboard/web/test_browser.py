@@ -78,4 +78,8 @@ def test_two_browser_sessions_while_the_cli_writes(fake_db: str, browser: tuple[
         _, err = writer.communicate(timeout=600)
     assert writer.returncode == 0, err[-2000:]
     assert not [r.exceptions for r in results if r.exceptions]
-    assert Runtime(db).log.size() == before + 150
+    # the writer's 150 records, and the two sign-ins (each sign-in is a record)
+    added = [e.record for e in Runtime(db).log.list()][before:]
+    assert len(added) == 150 + 2
+    assert sorted(r.operator for r in added if r.action == "sign_in") == ["auditor1", "reviewer1"]
+    assert all(r.details["method"] == "dashboard_session" for r in added if r.action == "sign_in")
