@@ -31,7 +31,9 @@
 
 JSON output of ``evaluate`` is a list of rows; verification rows carry ``group``,
 ``threshold``, ``genuine_pairs``, ``impostor_pairs``, ``fnmr``, ``fmr``, ``fnmr_lo``,
-``fnmr_hi``, ``fmr_lo``, ``fmr_hi`` (``kind: "verification"``); other kinds are
+``fnmr_hi``, ``fmr_lo``, ``fmr_hi``, ``threshold_margin``, ``reproducible``
+(``kind: "verification"``); other kinds are ``"inequity"`` (``grouping``,
+``threshold_name``, ``measure``, ``metric``, ``value``, ``lo``, ``hi``, ``groups``),
 ``"identification"``, ``"lfw_10fold"`` and ``"lfw_pairs"``. Exit code 2 on bad input
 (refused and recorded in the audit trail), 1 when the database is unavailable.
 
@@ -332,9 +334,10 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _rows(run: EvaluationRun) -> list[dict[str, Any]]:
-    """Return the JSON rows: verification, LFW protocol, identification; each with run id and audit record."""
+    """Return the JSON rows: verification, inequity, LFW protocol, identification; each with run id and record."""
     report, run_id = run.report, run.run_id
     rows = [{**r, "kind": "verification", "run_id": run_id} for r in report.json_rows()]
+    rows += [{**dict(r), "kind": "inequity", "run_id": run_id} for r in report.inequity_rows]
     ten_fold = report.lfw_accuracy()
     if ten_fold is not None:
         rows.append({"kind": "lfw_10fold", "run_id": run_id, "group": {}, **ten_fold})
@@ -382,6 +385,13 @@ def _text(run: EvaluationRun, rows: list[dict[str, Any]]) -> str:
             f"({r['genuine_pairs']:,})  FMR {_fmt(r['fmr'], '.2e')} [{_fmt(r['fmr_lo'], '.2e')}, "
             f"{_fmt(r['fmr_hi'], '.2e')}] ({r['impostor_pairs']:,}){flag}"
         )
+    summary = ("max_geomean_ratio", "garbe", "fdr")
+    for r in rows:
+        if r["kind"] == "inequity" and r["measure"] in summary and r["metric"] in ("false_match_rate", "combined"):
+            lines.append(
+                f"inequity {r['grouping']:26} {r['threshold_name']:>10} {r['measure']:>17} {r['metric']:>16} "
+                f"{_fmt(r['value'], '.3g')} [{_fmt(r['lo'], '.3g')}, {_fmt(r['hi'], '.3g')}] over {r['groups']} groups"
+            )
     for r in rows:
         if r["kind"] == "lfw_10fold":
             lines.append(f"LFW 10-fold accuracy {_fmt(r['accuracy'], '.4f')} ± {_fmt(r['accuracy_std'], '.4f')}")

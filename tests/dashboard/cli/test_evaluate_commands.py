@@ -108,8 +108,11 @@ def test_evaluate_manifest_json(tmp_path, capsys):
         "fmr_lo",
         "fmr_hi",
     }
-    assert all(keys <= set(r) for r in rows)
+    assert {r["kind"] for r in rows} == {"verification", "inequity"}
+    assert all(keys <= set(r) for r in rows if r["kind"] == "verification")
     assert {r["threshold_name"] for r in rows} == {"fmr=0.01", "0.5"}
+    inequity = {(r["grouping"], r["threshold_name"], r["measure"], r["metric"]) for r in rows if r["kind"] == "inequity"}
+    assert ("sex", "fmr=0.01", "garbe", "combined") in inequity and ("race", "0.5", "fdr", "combined") in inequity
     assert any(r["group"] == {"sex": "M", "race": "a"} for r in rows)
     assert any(r["group"] == {"race": "unknown"} for r in rows)
     assert any(r["group"] == {"age_band": "<30"} for r in rows)

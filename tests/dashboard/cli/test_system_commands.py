@@ -61,8 +61,10 @@ def test_evaluate_scores_gives_the_engines_rows_in_the_systems_units(tmp_path, c
     code, out = run(vendor_args(manifest, scores, db, "--json"), capsys)
     assert code == 0, out
     rows = json.loads(out)
-    assert {r["kind"] for r in rows} == {"verification"}
+    assert {r["kind"] for r in rows} == {"verification", "inequity"}
     assert {r["threshold_name"] for r in rows} == {"score=80", "fmr=0.01"}
+    garbe = next(r for r in rows if r["kind"] == "inequity" and r["measure"] == "garbe" and r["threshold"] == 80.0)
+    assert garbe["grouping"] == "sex" and garbe["groups"] == 2
     at80 = next(r for r in rows if r["pairing"] == "all" and r["threshold_name"] == "score=80")
     assert at80["threshold"] == 80.0 and at80["similarity_threshold"] == 80.0 and at80["reproducible"] is True
     calibrated = next(r for r in rows if r["pairing"] == "all" and r["threshold_name"] == "fmr=0.01")
