@@ -91,6 +91,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "evaluate": frozenset({"auditor", "admin"}),
     "calibrate": frozenset({"admin"}),
     "export": frozenset({"auditor"}),
+    "report": frozenset({"auditor"}),
     "integrity": frozenset({"auditor", "admin"}),
     "manage_galleries": frozenset({"admin"}),
     "manage_users": frozenset({"admin"}),
@@ -101,6 +102,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
 #: out). An action missing here is refused: a new action must say who may run it.
 ACTION_PERMISSIONS: dict[str, str | None] = {
     "search": "search",
+    "search_video": "search",
     "verify": "verify",
     "review": "review",
     "enroll": "manage_galleries",
@@ -108,6 +110,7 @@ ACTION_PERMISSIONS: dict[str, str | None] = {
     "create_gallery": "manage_galleries",
     "drop_gallery": "manage_galleries",
     "export": "export",
+    "report": "report",
     "evaluate": "evaluate",
     "calibrate": "calibrate",
     "add_user": "manage_users",

@@ -17,6 +17,30 @@ any point leaves both or neither. Enrolling images embeds them first, outside th
 transaction, so the database is held only for the insert and the record. Erased rows
 are checkpointed out of the write-ahead log after the commit.
 
+A video search (:meth:`AuditedEngine.search_video`) is one ``search_video`` record per
+job, whatever the length of the footage. It names the video by its SHA-256
+(``probe_sha256``; the footage is never stored, nor its path), and holds:
+
+- ``candidates``: every track's candidates, track after track, each track's in rank
+  order (ranks restart at 1 in each track). Keeping them in the record's own
+  candidate field, in the one wire format of every search, is what lets exports
+  pseudonymise their subject ids, and the match log, the overview and the CLI count
+  and list them, with no code of their own for video.
+- ``details.tracks``: one entry per track (``track_id``, ``start_ms``, ``end_ms``,
+  ``faces``, ``best_ms``, ``best_face``, ``searches``) with ``candidates``: the face ids
+  of its candidates in rank order, which assigns each record candidate to its track.
+  A candidate is reviewed by its candidate id ``"<track_id>:<face_id>"``
+  (:mod:`audit.trail.review`).
+- ``details``: the sampling (fps, detection scale, searches per track, the limits),
+  the video's duration, frame counts and size, the query (``top_k``, ``threshold``,
+  exact or not), the expected FPIR of one search at that threshold of this gallery
+  (each track is searched up to ``searches_per_track`` times), and ``retained``: what
+  was kept of the footage (nothing: the best crops of tracks with candidates are held
+  in the returned result, in memory, for an evidence store to take).
+
+A failed job is recorded with the error's code and what is known of the file
+(:func:`core.video.video_facts`: its SHA-256, size, container and declared length).
+
 Every method returns an :class:`~audit.session.Audited` pair ``(result, entry)``.
 """
 
@@ -24,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -38,12 +63,13 @@ from audit.trail.store import AuditFilter
 from core.config import ModelConfig, check_threshold
 from core.engine import Engine
 from core.enrollment import EmbeddedImages, EnrollReport, embed_images, enroll_embedded
-from core.errors import BadInput, EnrollmentFailed, RecognitionError
+from core.errors import BadInput, EnrollmentFailed, FrameTooLarge, RecognitionError, UnreadableVideo, VideoTooLong
 from core.gallery import EnrollItem, GalleryInfo, GalleryStore
 from core.image import ImageSource, sha256_file
 from core.manifest import SourceImage
-from core.results import Embedding, SearchResult, VerifyResult
+from core.results import Embedding, SearchResult, VerifyResult, VideoSearchResult
 from core.thresholds import ThresholdStore
+from core.video import DEFAULT_MAX_DURATION_S, DEFAULT_MAX_PIXELS_PER_FRAME, video_facts
 
 __all__ = ["AuditedEngine", "audited_export"]
 
@@ -65,6 +91,13 @@ def _digest(source: ImageSource | Embedding) -> str | None:
             except OSError:
                 return None
     return None
+
+
+def _recordable(value: Any) -> Any:
+    """Return a requested option as a record can hold it (a non-finite number, refused by the engine, as text)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 class AuditedEngine:
@@ -212,6 +245,98 @@ class AuditedEngine:
         """Return the FPIR a search at its threshold of a gallery its size should expect, labelled (core.thresholds)."""
         if r.threshold is None:
             return None
+        found = ThresholdStore(self.galleries.db).expected_fpir(r.config, r.gallery.size, r.threshold,
+                                                                r.gallery.fingerprint)
+        return None if found is None else found.to_dict()
+
+    # -- video ----------------------------------------------------------------------------------
+
+    def search_video(
+        self, gallery_name: str, video: str | os.PathLike[str], *, fps: float = 2.0, top_k: int = 10,
+        threshold: float | None = None, max_duration: float = DEFAULT_MAX_DURATION_S,
+        max_pixels_per_frame: int = DEFAULT_MAX_PIXELS_PER_FRAME, min_face: int = 80, searches_per_track: int = 3,
+        progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
+    ) -> Audited[VideoSearchResult]:
+        """Search a stored video against a gallery, track by track, and record the job (one ``search_video`` record).
+
+        The parameters are those of :meth:`core.engine.Engine.search_video`. The outcome
+        is ``ok`` when a track has a candidate, else ``no_match``; the module docstring
+        says what the record holds. The result's tracks with candidates carry their best
+        crop in memory (``VideoTrack.crop``); nothing of the footage is written anywhere.
+
+        Raises
+        ------
+        NotAuthenticated, Forbidden, MissingContext
+            Refused (and recorded) before the gallery or the video is read.
+        UnreadableVideo, VideoTooLong, FrameTooLarge
+            The file is not a video read here, is truncated or damaged, holds no frame,
+            or is beyond a limit (recorded with its code and what is known of the file).
+        RecognitionError
+            Whatever else the engine or the gallery store raised (recorded with its ``code``).
+        """
+        asked = {"gallery_name": gallery_name}
+        self.session.check("search_video", asked)
+        self._check_threshold("search_video", threshold, asked)
+        options: dict[str, Any] = {"fps": fps, "top_k": top_k, "max_duration_s": max_duration,
+                                   "max_pixels_per_frame": max_pixels_per_frame, "min_face": min_face,
+                                   "searches_per_track": searches_per_track}
+
+        def call() -> VideoSearchResult:
+            loaded = self.galleries.load(gallery_name)
+            return self.engine.search_video(
+                loaded, video, fps=fps, top_k=top_k, threshold=threshold, max_duration=max_duration,
+                max_pixels_per_frame=max_pixels_per_frame, min_face=min_face,
+                searches_per_track=searches_per_track, progress=progress, on_progress=on_progress,
+            )
+
+        def on_error(err: BaseException) -> dict[str, Any]:
+            details: dict[str, Any] = {"gallery_name": gallery_name, "threshold_requested": threshold,
+                                       "requested": {k: _recordable(v) for k, v in options.items()}}
+            digest = None
+            if isinstance(err, UnreadableVideo | VideoTooLong | FrameTooLarge):  # the file was read: say what it is
+                facts = video_facts(video)
+                details["video"] = facts.to_dict()
+                digest = facts.sha256
+            details["retained"] = {"video": False, "crops": 0}
+            return {"gallery": self._gallery_ref(gallery_name), "model_config": self.engine.config.to_dict(),
+                    "probe_sha256": None if digest is None else [digest], "details": details}
+
+        return self._run("search_video", call, self._video_fields, on_error)
+
+    def _video_fields(self, r: VideoSearchResult) -> dict[str, Any]:
+        """Return the record fields of a finished video search (see the module docstring)."""
+        candidates: list[dict[str, Any]] = []
+        tracks: list[dict[str, Any]] = []
+        for t in r.tracks:
+            candidates += [candidate_fields(c) for c in t.candidates]
+            tracks.append({"track_id": t.track_id, "start_ms": t.start_ms, "end_ms": t.end_ms, "faces": t.faces,
+                           "best_ms": t.best_ms, "best_face": t.best_face.to_dict(), "searches": t.searches,
+                           "candidates": [c.face_id for c in t.candidates]})
+        return {
+            "outcome": "ok" if candidates else "no_match",
+            "gallery": gallery_fields(r.gallery),
+            "model_config": r.config.to_dict(),
+            "probe_sha256": [r.video_sha256],
+            "faces_found": r.faces_detected,
+            "candidates": candidates,
+            "details": {
+                "top_k": r.top_k,
+                "threshold": r.threshold,
+                "exact": r.exact,
+                "expected_fpir": self._video_expected_fpir(r),
+                "expected_fpir_per": "search",
+                "searches": r.searches,
+                "video": {"duration_ms": r.duration_ms, "frames_decoded": r.frames_decoded,
+                          "frames_sampled": r.frames_sampled, "width": r.width, "height": r.height,
+                          "rotation": r.rotation},
+                "sampling": r.sampling.to_dict(),
+                "tracks": tracks,
+                "retained": {"video": False, "crops": 0},
+            },
+        }
+
+    def _video_expected_fpir(self, r: VideoSearchResult) -> dict[str, Any] | None:
+        """Return the expected FPIR of one of the job's searches, as :meth:`_expected_fpir` states a search's."""
         found = ThresholdStore(self.galleries.db).expected_fpir(r.config, r.gallery.size, r.threshold,
                                                                 r.gallery.fingerprint)
         return None if found is None else found.to_dict()

@@ -82,10 +82,12 @@ __all__ = [
     "DEFAULT_MAX_PIXELS_PER_FRAME",
     "CONTAINERS",
     "VideoInfo",
+    "VideoFacts",
     "SampledFrame",
     "VideoReader",
     "ReadAhead",
     "open_video",
+    "video_facts",
     "sniff_container",
 ]
 
@@ -435,6 +437,86 @@ def _probe(capture: cv2.VideoCapture, label: str, sha256: str, size: int, contai
     duration = frames / fps * 1000.0 if fps > 0 and frames > 0 else None
     rotation = int(capture.get(cv2.CAP_PROP_ORIENTATION_META)) % 360
     return VideoInfo(label, sha256, size, container, width, height, rotation, fps, frames, duration)
+
+
+@dataclass(frozen=True)
+class VideoFacts:
+    """What is known of a file whose video search failed: for the record of the failed job.
+
+    :func:`video_facts` fills what it can learn without decoding a frame; a field is
+    ``None`` when it could not be learnt (a FIFO or a device is never read, a file that
+    is not a container read here has no header to probe).
+
+    Attributes
+    ----------
+    sha256
+        Hex SHA-256 of the file's bytes, for a regular file that could be read.
+    size_bytes
+        File size, for a regular file.
+    container
+        Container family (see :data:`CONTAINERS`), when the first bytes name one.
+    width, height
+        Frame size the header declares (after rotation), when FFmpeg opens the header.
+    duration_ms_declared
+        Length the header declares, in milliseconds, when it declares one.
+    """
+
+    sha256: str | None = None
+    size_bytes: int | None = None
+    container: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration_ms_declared: float | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dict."""
+        return {
+            "sha256": self.sha256,
+            "size_bytes": self.size_bytes,
+            "container": self.container,
+            "width": self.width,
+            "height": self.height,
+            "duration_ms_declared": self.duration_ms_declared,
+        }
+
+
+def video_facts(source: str | os.PathLike[str]) -> VideoFacts:
+    """Learn what can be known of ``source`` without decoding a frame (hash, size, container, header).
+
+    Meant for the record of a job that failed: it never raises for what the file holds,
+    and it reads only regular files (a FIFO, a device or a folder gives empty facts at once).
+    The file is read once more to hash it.
+    """
+    label = str(source)
+    path = Path(source).expanduser()
+    try:
+        fd, st = regular_fd(path)
+    except OSError:
+        return VideoFacts()
+    capture: cv2.VideoCapture | None = None
+    try:
+        try:
+            sha256, head = _hash(fd, label)
+        except UnreadableVideo:
+            return VideoFacts(size_bytes=st.st_size)
+        container = sniff_container(head)
+        if container is None:
+            return VideoFacts(sha256, st.st_size)
+        capture = cv2.VideoCapture(
+            _decoder_path(fd, path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_HW_ACCELERATION, cv2.VIDEO_ACCELERATION_NONE]
+        )
+        if not capture.isOpened():
+            return VideoFacts(sha256, st.st_size, container)
+        capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+        try:
+            info = _probe(capture, label, sha256, st.st_size, container)
+        except UnreadableVideo:  # the header declares no frame size
+            return VideoFacts(sha256, st.st_size, container)
+        return VideoFacts(sha256, st.st_size, container, info.width, info.height, info.duration_ms_declared)
+    finally:
+        if capture is not None:
+            capture.release()
+        os.close(fd)
 
 
 T = TypeVar("T")

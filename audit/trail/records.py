@@ -68,10 +68,10 @@ FORMAT_VERSION = 1
 
 #: Actions a record may describe.
 ACTIONS = frozenset(
-    {"verify", "search", "enroll", "delete", "export", "evaluate", "review", "refused", "checkpoint",
+    {"verify", "search", "search_video", "enroll", "delete", "export", "evaluate", "review", "refused", "checkpoint",
      # galleries created and dropped, and accounts (audit.access): sign-in, sign-out, changes, API tokens
      "create_gallery", "drop_gallery", "sign_in", "sign_out", "add_user", "change_role", "change_password",
-     "disable_user", "enable_user", "issue_token", "revoke_token"}
+     "disable_user", "enable_user", "issue_token", "revoke_token", "report"}
 )
 
 #: Review decisions.

@@ -6,7 +6,7 @@ column ...), 1 on other failures (an integrity fault, say). Human-readable
 messages go to stderr. ``--db PATH`` works on every command (default
 ``$FACETRAIL_DB``, else ``data/facetrail.duckdb``).
 
-Command groups live beside this module (``engine``, ``audit``, ``evaluate``,
+Command groups live beside this module (``engine``, ``video``, ``audit``, ``evaluate``,
 ``accounts``, ``app``); each offers ``register(subparsers, parents)``.
 
 Who acts is the signed-in account: ``facetrail login NAME --password-stdin`` keeps a
@@ -58,8 +58,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 
-_GROUPS = ("dashboard.cli.engine", "dashboard.cli.audit", "dashboard.cli.evaluate", "dashboard.cli.accounts",
-           "dashboard.cli.app")
+_GROUPS = ("dashboard.cli.engine", "dashboard.cli.video", "dashboard.cli.audit", "dashboard.cli.evaluate",
+           "dashboard.cli.accounts", "dashboard.cli.app")
 
 #: What to do when a command needs a signed-in account and there is none.
 SIGN_IN_HINT = "run `facetrail login NAME --password-stdin` or set FACETRAIL_TOKEN"
@@ -214,12 +214,7 @@ def _build_parser() -> tuple[argparse.ArgumentParser, list[Any]]:
     subparsers.required = True
     modules = []
     for name in _GROUPS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name != name:
-                raise
-            continue
+        module = importlib.import_module(name)
         module.register(subparsers, [common_parent()])
         modules.append(module)
     return parser, modules

@@ -6,16 +6,17 @@ show: they add nothing to a record and decide nothing about it.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
-from audit import AuditEntry, MatchStatus
+from audit import AuditEntry, AuditRecord, MatchStatus
 
-__all__ = ["records_frame", "status_frame", "QUERY_ACTIONS"]
+__all__ = ["records_frame", "status_frame", "video_candidates_frame", "video_tracks_frame", "QUERY_ACTIONS"]
 
-QUERY_ACTIONS = ("search", "verify")
+QUERY_ACTIONS = ("search", "verify", "search_video")
 
 _COLUMNS = (
     "seq", "time", "action", "outcome", "operator", "purpose", "case_ref", "gallery", "candidates",
@@ -28,7 +29,7 @@ def records_frame(entries: Sequence[AuditEntry]) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for e in entries:
         r = e.record
-        top = r.candidates[0] if r.candidates else None
+        top = max(r.candidates, key=lambda c: float(c.similarity)) if r.candidates else None  # a video's: any track
         threshold = (r.details or {}).get("threshold")
         rows.append({
             "seq": r.seq,
@@ -70,3 +71,58 @@ def status_frame(statuses: Sequence[MatchStatus]) -> pd.DataFrame:
     return pd.DataFrame(
         rows, columns=["seq", "operator", "rank", "subject_id", "face_id", "status", "confirmations", "rejections"]
     )
+
+
+def video_tracks_frame(record: AuditRecord, status: MatchStatus) -> pd.DataFrame:
+    """One row per track of a ``search_video`` record: its time range in seconds and its first candidate.
+
+    ``chart_label`` is that candidate's subject id, HTML-escaped for chart legends (plotly reads
+    tags in labels), or ``(no candidate)``.
+    """
+    first: dict[int, str | None] = {}
+    for c in status.candidates:  # each track's candidates in rank order
+        if c.track_id is not None:
+            first.setdefault(c.track_id, c.subject_id)
+    rows = []
+    for t in record.details.get("tracks") or []:
+        top = first.get(t["track_id"])
+        rows.append({
+            "track": f"track {t['track_id']}",
+            "track_id": t["track_id"],
+            "start_s": t["start_ms"] / 1000.0,
+            "end_s": t["end_ms"] / 1000.0,
+            "duration_s": (t["end_ms"] - t["start_ms"]) / 1000.0,
+            "best_s": t["best_ms"] / 1000.0,
+            "faces": t["faces"],
+            "searches": t["searches"],
+            "candidates": len(t["candidates"]),
+            "top_subject": top,
+            "chart_label": "(no candidate)" if top is None else html.escape(top),
+        })
+    columns = ["track", "track_id", "start_s", "end_s", "duration_s", "best_s", "faces", "searches", "candidates",
+               "top_subject", "chart_label"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def video_candidates_frame(record: AuditRecord, status: MatchStatus) -> pd.DataFrame:
+    """One row per track candidate of a ``search_video`` record, with its two-person-rule status.
+
+    ``candidate_id`` is what a review names the candidate (``"<track_id>:<face_id>"``).
+    """
+    rows = [
+        {
+            "track_id": s.track_id,
+            "rank": s.rank,
+            "subject_id": s.subject_id,
+            "similarity": float(c.similarity),
+            "distance": float(c.distance),
+            "status": s.status,
+            "confirmations": ", ".join(s.confirmations),
+            "rejections": ", ".join(s.rejections),
+            "candidate_id": s.candidate_id,
+        }
+        for s, c in zip(status.candidates, record.candidates, strict=True)
+    ]
+    columns = ["track_id", "rank", "subject_id", "similarity", "distance", "status", "confirmations", "rejections",
+               "candidate_id"]
+    return pd.DataFrame(rows, columns=columns)
