@@ -6,7 +6,13 @@ import streamlit as st
 
 from audit import AuditContext, AuditFilter, normalize_name
 from dashboard.web.app_pages.common import ERRORS, match_statuses, require, runtime
-from dashboard.web.views import records_frame, status_frame
+from dashboard.web.views import (
+    QUERY_ACTIONS,
+    records_frame,
+    status_frame,
+    video_candidates_frame,
+    video_tracks_frame,
+)
 
 user = require("read_log")
 log = runtime().log
@@ -45,7 +51,7 @@ table = records_frame(log.list(selected))
 if outcome != "(any)":
     table = table[table["outcome"] == outcome]
 if review != "(any)":
-    reviewable = table.loc[table["action"].isin(["search", "verify"]) & (table["outcome"] == "ok"), "seq"].tolist()
+    reviewable = table.loc[table["action"].isin(QUERY_ACTIONS) & (table["outcome"] == "ok"), "seq"].tolist()
     keep = {s["seq"] for s in match_statuses(reviewable) if any(c["status"] == review for c in s["candidates"])}
     table = table[table["seq"].isin(keep)]
 st.dataframe(
@@ -80,12 +86,23 @@ flash = st.session_state.pop("matchlog_flash", None)
 if flash:
     st.success(flash)
 
-if record.action in ("search", "verify") and record.outcome == "ok":
+if record.action in QUERY_ACTIONS and record.outcome == "ok":
     st.markdown("**Candidates and their review status**")
-    frame = status_frame([log.match_status(record.seq)])
-    scores = {c.face_id: c.similarity for c in record.candidates}
-    frame["similarity"] = frame["face_id"].map(scores)
-    st.dataframe(frame.drop(columns=["seq", "operator"]), hide_index=True)
+    status = log.match_status(record.seq)
+    if record.action == "search_video":  # a lead per track: named "<track>:<face id>" in a review
+        st.markdown("**Tracks of the video** (times in seconds from the start of the footage)")
+        st.dataframe(video_tracks_frame(record, status).drop(columns=["track", "chart_label"]), hide_index=True)
+        st.dataframe(video_candidates_frame(record, status), hide_index=True,
+                     column_config={"similarity": st.column_config.NumberColumn(format="%.4f"),
+                                    "distance": st.column_config.NumberColumn(format="%.4f")})
+        labels = {f"track {c.track_id} · #{c.rank} {c.subject_id} (similarity {r.similarity})": c.candidate_id
+                  for c, r in zip(status.candidates, record.candidates, strict=True)}
+    else:
+        frame = status_frame([status])
+        scores = {c.face_id: c.similarity for c in record.candidates}
+        frame["similarity"] = frame["face_id"].map(scores)
+        st.dataframe(frame.drop(columns=["seq", "operator"]), hide_index=True)
+        labels = {f"#{c.rank} {c.subject_id} (similarity {c.similarity})": c.face_id for c in record.candidates}
     reviews = records_frame(log.list(AuditFilter(target_seq=record.seq)))
     if not reviews.empty:
         st.markdown("**Reviews and refusals recorded for this query**")
@@ -95,7 +112,6 @@ if record.action in ("search", "verify") and record.outcome == "ok":
         if record.operator is not None and normalize_name(record.operator) == user.name:
             st.info("You ran this query, so you cannot review it (two-person rule).")
         with st.form("matchlog_review_form"):
-            labels = {f"#{c.rank} {c.subject_id} (similarity {c.similarity})": c.face_id for c in record.candidates}
             choice = st.selectbox("Candidate", list(labels) or ["(the verified pair)"], key="matchlog_candidate")
             decision = st.radio("Decision", ["confirm", "reject"], horizontal=True, key="matchlog_decision")
             note = st.text_input("Note", key="matchlog_note")

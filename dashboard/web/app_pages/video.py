@@ -35,7 +35,7 @@ st.caption("Search stored footage (MP4/MOV, AVI, Matroska/WebM) against a galler
 
 @contextlib.contextmanager
 def private_copy(upload: Any) -> Iterator[Path]:
-    """The upload as a private temporary file (0600), deleted on the way out whatever happens."""
+    """Yield the upload as a private temporary file (0600), deleted on the way out whatever happens."""
     fd, name = tempfile.mkstemp(prefix="facetrail-video-", suffix=".upload")
     try:
         with os.fdopen(fd, "wb") as out:
@@ -92,6 +92,7 @@ if submitted:
         bar = st.progress(0.0, text="Decoding and searching the video…")
 
         def progress(done: int, expected: int) -> None:
+            """Move the bar to ``done`` of about ``expected`` sampled frames."""
             bar.progress(min(1.0, done / max(expected, 1)), text=f"{done} of about {expected} frames sampled")
 
         st.session_state.pop("video_last", None)
