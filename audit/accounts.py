@@ -96,6 +96,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "manage_galleries": frozenset({"admin"}),
     "manage_users": frozenset({"admin"}),
     "overview": frozenset({"operator", "reviewer", "auditor", "admin"}),
+    "audit_reviewers": frozenset({"auditor"}),  # blind batches with fillers, reviewers' own error rates
 }
 
 #: The permission each audited action needs (``None``: any authenticated account, e.g. to sign
@@ -105,6 +106,10 @@ ACTION_PERMISSIONS: dict[str, str | None] = {
     "search_video": "search",
     "verify": "verify",
     "review": "review",
+    "blind_review": "review",
+    "blind_batch": "audit_reviewers",
+    "blind_reveal": "audit_reviewers",
+    "review_rates": "audit_reviewers",
     "enroll": "manage_galleries",
     "delete": "manage_galleries",
     "create_gallery": "manage_galleries",

@@ -1,0 +1,523 @@
+"""Blind review with fillers: one (probe, candidate) item at a time, no score, rank or earlier verdict.
+
+Seeing an algorithm's score or a colleague's verdict shifts a reviewer's criterion, and nobody
+knows a reviewer's own error rate unless some of the candidates they judge are known
+non-matches. A **blind batch** does both:
+
+1. An auditor opens a batch (:func:`open_batch`, action ``blind_batch``) over ``search``
+   queries with candidates, naming a **filler gallery**: faces of people known not to be the
+   probe (another gallery than the searched one). A share of the batch's items
+   (``filler_share``) are **fillers**: a probe of the batch with a face of the filler gallery
+   whose subject is none of that query's candidates and whose image is not the probe.
+2. Each reviewer asks for their next item (:func:`next_item`): one item at a time, in an
+   order of their own (a keyed hash of the reviewer's name and the item, so it is fixed for a
+   reviewer and a batch and differs between reviewers), without score, rank, query, case,
+   subject or anyone's verdict. Items of a query the reviewer ran are not in their queue. A
+   reviewer decides each item once (:func:`decide`, action ``blind_review``, ``details.mode``
+   ``"blind"``); the record's latency is the time from serving the item to the decision.
+3. The auditor closes the batch (:func:`reveal`, action ``blind_reveal``): the record
+   publishes the batch's key and plan and maps every decision to its query, face and
+   whether it was a filler. From then on the two-person rule counts the blind decisions on
+   real candidates (:func:`audit.trail.review.match_status`), never those on fillers, and
+   :mod:`audit.evaluation.reviewers` measures each reviewer.
+
+What a reviewer reading the log can learn
+-----------------------------------------
+Reviewers may read the log, so nothing written while a batch is open tells fillers apart:
+
+* the ``blind_batch`` record holds the plan (which face goes with which probe, which are
+  fillers) only sealed: AES-GCM under the batch's key, plus the SHA-256 of the plan (which
+  holds a random salt) as a commitment. The key is derived (HMAC-SHA256) from a key file
+  outside the database, ``<signing key>.blind``, so whoever reads or rewrites the database
+  cannot open a plan;
+* a ``blind_review`` record names no query, face or case: only the batch, the reviewer's own
+  item id (a keyed hash of reviewer and item, so two reviewers' records of one item cannot be
+  linked) and ``details.filler_seal``, an HMAC of the item id and whether it is a filler under
+  the batch key, which says "filler or not" to anyone holding the key and nothing to anyone
+  else;
+* only the ``blind_reveal`` record, written when the batch is over, says which items were
+  fillers, and publishes the key so that anyone can check the seals and the commitment.
+
+After the reveal a reviewer can read which of their past decisions were on fillers: the trail
+must be checkable without trusting facetrail, and the batch is over. Fillers are drawn afresh
+for every batch (from a filler gallery large enough that its faces are not learnt). The
+match log still shows the scores of queries to anyone with ``read_log``: a deployment that
+reviews blind should let its reviewers review only here.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from audit.accounts import normalize_name
+from audit.errors import AuditError, RecordNotFound
+from audit.trail.keys import load_or_create_pseudonym_key
+from audit.trail.records import DECISIONS, AuditRecord, canonical_bytes
+from audit.trail.store import AuditFilter
+from core.errors import NotFound
+
+if TYPE_CHECKING:
+    from audit.session import AuditSession
+    from audit.trail.log import AuditEntry, AuditLog
+    from core.gallery import GalleryStore
+
+__all__ = [
+    "BLIND_MODE",
+    "NON_BLIND_MODE",
+    "BlindBatch",
+    "BlindItem",
+    "BlindPlanItem",
+    "BlindReviewRefused",
+    "blind_batches",
+    "decide",
+    "next_item",
+    "open_batch",
+    "reveal",
+]
+
+#: ``details.mode`` of a blind decision (``blind_review``) and of an ordinary review (``review``).
+BLIND_MODE = "blind"
+NON_BLIND_MODE = "non_blind"
+
+#: The purpose recorded with blind decisions (the same as ordinary reviews).
+REVIEW_PURPOSE = "human review"
+#: The purpose recorded when an auditor opens or closes a batch.
+AUDIT_PURPOSE = "measuring reviewers (blind review with fillers)"
+
+_TICKET_PARTS = 4
+
+
+class BlindReviewRefused(AuditError):
+    """A blind batch, item or decision is refused (the refusal is recorded first)."""
+
+    code = "blind_review_refused"
+
+
+@dataclass(frozen=True)
+class BlindPlanItem:
+    """One item of a batch's plan (never shown to a reviewer while the batch is open)."""
+
+    index: int
+    """Position in the plan (which is shuffled, so it says nothing about fillers)."""
+    seq: int
+    """The query whose probe the item shows."""
+    face_id: str
+    """The face shown beside the probe."""
+    subject_id: str
+    """That face's subject."""
+    gallery: str
+    """The face's gallery: the query's, or the filler gallery."""
+    filler: bool
+    """Whether the face is a filler (a known non-match)."""
+    operator: str | None
+    """The query's operator (their own items are not in their queue)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the plan entry as recorded at the reveal."""
+        return {"index": self.index, "seq": self.seq, "face_id": self.face_id, "subject_id": self.subject_id,
+                "gallery": self.gallery, "filler": self.filler, "operator": self.operator}
+
+
+@dataclass(frozen=True)
+class BlindBatch:
+    """A batch as facetrail knows it (the key and the plan: for the service and auditors only)."""
+
+    batch_id: str
+    """Random id, named in every record of the batch."""
+    seq: int
+    """Seq of the ``blind_batch`` record."""
+    queries: tuple[int, ...]
+    """The queries whose candidates are reviewed."""
+    filler_gallery: str
+    """Where the fillers come from."""
+    items: tuple[BlindPlanItem, ...]
+    """The plan."""
+    key: bytes
+    """The batch's key (seals, item ids, order)."""
+    revealed_seq: int | None
+    """Seq of the ``blind_reveal`` record, None while the batch is open."""
+
+    def item_id(self, reviewer: str, index: int) -> str:
+        """Return the id reviewer ``reviewer`` knows plan item ``index`` by (unlinkable across reviewers)."""
+        return _mac(self.key, f"item:{reviewer}:{index}")[:20]
+
+    def filler_seal(self, item_id: str, filler: bool) -> str:
+        """Return the seal a decision on ``item_id`` records: an HMAC of the item and whether it is a filler."""
+        return _mac(self.key, f"filler:{item_id}:{int(filler)}")
+
+    def queue(self, reviewer: str) -> list[BlindPlanItem]:
+        """Return the items ``reviewer`` reviews, in their own order (none of a query they ran)."""
+        mine = [i for i in self.items if i.operator is None or normalize_name(i.operator) != reviewer]
+        return sorted(mine, key=lambda i: _mac(self.key, f"order:{reviewer}:{i.index}"))
+
+
+@dataclass(frozen=True)
+class BlindItem:
+    """What a reviewer is shown: an item to decide, and nothing about it but where it is in their queue."""
+
+    batch_id: str
+    item_id: str
+    """The reviewer's own id of the item."""
+    ticket: str
+    """What :func:`decide` takes: batch, item and the time it was served, with a MAC."""
+    position: int
+    """1-based position in the reviewer's queue."""
+    total: int
+    """Items in the reviewer's queue."""
+    photos: None = None
+    """Probe and candidate photos: not available in this version (no evidence store yet)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (no score, rank, query, face, subject or verdict)."""
+        return {"mode": BLIND_MODE, "batch_id": self.batch_id, "item": self.item_id, "ticket": self.ticket,
+                "position": self.position, "total": self.total, "photos": self.photos}
+
+
+def _mac(key: bytes, text: str) -> str:
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _master_key(log: AuditLog) -> bytes:
+    """Load the key the batch keys are derived from: ``<signing key>.blind`` (outside the database)."""
+    return load_or_create_pseudonym_key(Path(str(log.key_path) + ".blind"))
+
+
+def _batch_key(log: AuditLog, batch_id: str) -> bytes:
+    return hmac.new(_master_key(log), b"facetrail blind batch\x00" + batch_id.encode("ascii"),
+                    hashlib.sha256).digest()
+
+
+def _gate(session: AuditSession, purpose: str) -> AuditSession:
+    return session.with_context(replace(session.context, purpose=purpose, case_ref=None, case_required=False))
+
+
+def _refuser(gate: AuditSession, action: str, fields: dict[str, Any]) -> Callable[[str], BlindReviewRefused]:
+    def refuse(msg: str) -> BlindReviewRefused:
+        gate.refuse(action, BlindReviewRefused.code, msg, details=fields)
+        return BlindReviewRefused(msg)
+    return refuse
+
+
+# -- opening a batch -----------------------------------------------------------------------------------
+
+
+def _query(log: AuditLog, seq: int, refuse: Callable[[str], BlindReviewRefused]) -> AuditRecord:
+    try:
+        record = log.get(seq).record
+    except RecordNotFound as err:
+        raise refuse(str(err)) from err
+    if record.action != "search" or record.outcome != "ok" or not record.candidates or record.gallery is None:
+        raise refuse(f"record {seq} is a {record.action} with outcome {record.outcome!r}; a blind batch reviews "
+                     "search results with candidates (outcome 'ok')")
+    return record
+
+
+def _filler_count(n_real: int, share: float) -> int:
+    """Fillers such that they are ``share`` of all items (rounded to the nearest whole item)."""
+    return round(share * n_real / (1.0 - share)) if share > 0 else 0
+
+
+def _plan(queries: list[AuditRecord], faces: list[dict[str, Any]], filler_gallery: str, share: float,
+          refuse: Callable[[str], BlindReviewRefused]) -> list[BlindPlanItem]:
+    """Every candidate of every query, and fillers drawn at random for probes taken in turn (then shuffled)."""
+    rng = secrets.SystemRandom()
+    real = [(q, c.face_id, c.subject_id, q.gallery.name if q.gallery else "") for q in queries for c in q.candidates]
+    n_fillers = _filler_count(len(real), share)
+    fillers: list[tuple[AuditRecord, str, str, str]] = []
+    used: set[str] = set()
+    turns = [queries[i % len(queries)] for i in rng.sample(range(n_fillers), n_fillers)] if n_fillers else []
+    for q in turns:
+        excluded = {c.subject_id for c in q.candidates}
+        probes = set(q.probe_sha256 or ())
+        taken = {f for p, f, _, _ in fillers if p.seq == q.seq}
+        eligible = [f for f in faces if f["subject_id"] not in excluded and f["image_sha256"] not in probes
+                    and f["face_id"] not in taken]
+        if not eligible:
+            raise refuse(f"filler gallery {filler_gallery!r} has too few faces for {n_fillers} fillers: none left "
+                         f"for query {q.seq} (faces of its candidates' subjects and of its probe are excluded)")
+        fresh = [f for f in eligible if f["face_id"] not in used] or eligible
+        face = rng.choice(fresh)
+        used.add(face["face_id"])
+        fillers.append((q, face["face_id"], face["subject_id"], filler_gallery))
+    chosen = [(*r, False) for r in real] + [(*f, True) for f in fillers]
+    rng.shuffle(chosen)
+    return [BlindPlanItem(i, q.seq, face, subject, gallery, filler, q.operator)
+            for i, (q, face, subject, gallery, filler) in enumerate(chosen)]
+
+
+def open_batch(
+    session: AuditSession, galleries: GalleryStore, queries: Sequence[int], filler_gallery: str, *,
+    filler_share: float = 0.25,
+) -> AuditEntry:
+    """Open a blind batch over the candidates of ``queries`` with fillers from ``filler_gallery`` (auditors).
+
+    Parameters
+    ----------
+    session
+        The auditor's gate.
+    galleries
+        Where the filler gallery's faces are read.
+    queries
+        Seqs of ``search`` records with outcome ``ok``.
+    filler_gallery
+        A gallery of people known not to be any probe (not a gallery any of the queries searched).
+    filler_share
+        Share of the batch's items that are fillers, ``0 <= share < 1`` (rounded to whole items).
+
+    Returns
+    -------
+    AuditEntry
+        The ``blind_batch`` record (``details.batch_id`` names the batch).
+
+    Raises
+    ------
+    NotAuthenticated, Forbidden, MissingContext
+        From the gate (recorded).
+    BlindReviewRefused
+        No queries, a query that is not a search with candidates, a repeated query, a bad share,
+        an unknown filler gallery, the searched gallery as filler gallery, or too few filler faces
+        (recorded first).
+    """
+    gate = _gate(session, AUDIT_PURPOSE)
+    asked = {"queries": list(queries), "filler_gallery": filler_gallery, "filler_share": float(filler_share)}
+    gate.check("blind_batch", asked)
+    refuse = _refuser(gate, "blind_batch", asked)
+    if not queries:
+        raise refuse("a blind batch needs at least one query")
+    if len(set(queries)) != len(queries):
+        raise refuse("a query is listed twice")
+    if not 0.0 <= filler_share < 1.0:
+        raise refuse(f"filler_share must be at least 0 and below 1, got {filler_share!r}")
+    records = [_query(gate.log, int(seq), refuse) for seq in queries]
+    searched = sorted({r.gallery.name for r in records if r.gallery is not None})
+    if filler_gallery in searched:
+        raise refuse(f"the filler gallery {filler_gallery!r} is a gallery the queries searched: its faces are not "
+                     "known non-matches of the probes")
+    try:
+        faces = galleries.faces(filler_gallery)
+        ref = galleries.ref(filler_gallery)
+    except NotFound as err:
+        raise refuse(f"unknown filler gallery {filler_gallery!r}: {err}") from err
+    plan_items = _plan(records, faces, filler_gallery, filler_share, refuse)
+    batch_id = secrets.token_hex(8)
+    plan = {"batch_id": batch_id, "salt": secrets.token_hex(32), "items": [i.to_dict() for i in plan_items]}
+    plan_bytes = canonical_bytes(plan)
+    nonce = secrets.token_bytes(12)
+    sealed = AESGCM(_batch_key(gate.log, batch_id)).encrypt(nonce, plan_bytes, batch_id.encode("ascii"))
+    n_fillers = sum(i.filler for i in plan_items)
+    return gate.record("blind_batch", {"outcome": "ok", "details": {
+        "batch_id": batch_id, "queries": [r.seq for r in records],
+        "filler_gallery": {"name": ref.name, "fingerprint": ref.fingerprint, "size": ref.size},
+        "filler_share": float(filler_share), "items": len(plan_items), "fillers": n_fillers,
+        "plan_sha256": hashlib.sha256(plan_bytes).hexdigest(),
+        "sealed_plan": base64.b64encode(nonce + sealed).decode("ascii"),
+    }})
+
+
+# -- reading batches -----------------------------------------------------------------------------------
+
+
+def _open_plan(log: AuditLog, record: AuditRecord) -> tuple[bytes, dict[str, Any]]:
+    """Return the batch's key and its plan (decrypted, checked against the recorded SHA-256)."""
+    details = record.details
+    batch_id = str(details["batch_id"])
+    key = _batch_key(log, batch_id)
+    blob = base64.b64decode(str(details["sealed_plan"]))
+    try:
+        plan_bytes = AESGCM(key).decrypt(blob[:12], blob[12:], batch_id.encode("ascii"))
+    except InvalidTag as err:
+        raise BlindReviewRefused(f"the plan of blind batch {batch_id} (record {record.seq}) cannot be opened with "
+                                 "this installation's blind key file (<signing key>.blind)") from err
+    if hashlib.sha256(plan_bytes).hexdigest() != details["plan_sha256"]:
+        raise BlindReviewRefused(f"the plan of blind batch {batch_id} does not match its recorded SHA-256")
+    plan: dict[str, Any] = json.loads(plan_bytes)
+    return key, plan
+
+
+def blind_batches(log: AuditLog, *, batch_id: str | None = None) -> list[BlindBatch]:
+    """Every blind batch of the log (or the one named), oldest first, with its plan opened.
+
+    Raises
+    ------
+    BlindReviewRefused
+        If ``batch_id`` names no batch, or a plan cannot be opened with this installation's key.
+    """
+    records = [e.record for e in log.list(AuditFilter(action="blind_batch"))
+               if batch_id is None or e.record.details.get("batch_id") == batch_id]
+    if batch_id is not None and not records:
+        raise BlindReviewRefused(f"no blind batch {batch_id!r}")
+    reveals = {str(e.record.details.get("batch_id")): e.seq
+               for e in log.list(AuditFilter(action="blind_reveal"))}
+    out = []
+    for r in records:
+        key, plan = _open_plan(log, r)
+        items = [BlindPlanItem(**item) for item in plan["items"]]
+        bid = str(r.details["batch_id"])
+        out.append(BlindBatch(bid, r.seq, tuple(int(q) for q in r.details["queries"]),
+                              str(r.details["filler_gallery"]["name"]), tuple(items), key, reveals.get(bid)))
+    return out
+
+
+def _decided(log: AuditLog, batch: BlindBatch, reviewer: str) -> dict[str, AuditEntry]:
+    """Return the reviewer's decisions in ``batch``, by their item id."""
+    return {str(e.record.details.get("item")): e
+            for e in log.list(AuditFilter(action="blind_review", operator=reviewer, after_seq=batch.seq))
+            if e.record.details.get("batch_id") == batch.batch_id}
+
+
+def _ticket(batch: BlindBatch, reviewer: str, item_id: str, served_ms: int) -> str:
+    mac = _mac(batch.key, f"ticket:{reviewer}:{item_id}:{served_ms}")[:16]
+    return f"{batch.batch_id}.{item_id}.{served_ms}.{mac}"
+
+
+def _reviewer(session: AuditSession, action: str, asked: dict[str, Any]) -> tuple[AuditSession, str]:
+    """Return the gate for a reviewer's blind action, and the reviewer's name (API tokens refused, recorded)."""
+    gate = _gate(session, REVIEW_PURPOSE)
+    actor = gate.check(action, asked)
+    if actor.method == "api_token":
+        reason = (f"a review is a person's decision: {actor.name} must sign in with their own password "
+                  "(API tokens are for scripts, and an admin issues them)")
+        gate.refuse(action, BlindReviewRefused.code, reason, details=asked)
+        raise BlindReviewRefused(reason)
+    return gate, actor.name
+
+
+def next_item(session: AuditSession, batch_id: str | None = None) -> BlindItem | None:
+    """Return the signed-in reviewer's next undecided item (of ``batch_id``, else of the oldest open batch that has one).
+
+    Serving an item is not recorded; the decision's record carries the time it was served.
+
+    Raises
+    ------
+    NotAuthenticated, Forbidden
+        From the gate (recorded): only reviewers review.
+    BlindReviewRefused
+        An API token, an unknown or closed batch (recorded).
+    """
+    gate, reviewer = _reviewer(session, "blind_review", {"batch_id": batch_id})
+    refuse = _refuser(gate, "blind_review", {"batch_id": batch_id})
+    try:
+        batches = blind_batches(gate.log, batch_id=batch_id)
+    except BlindReviewRefused as err:
+        raise refuse(str(err)) from err
+    if batch_id is not None and batches[0].revealed_seq is not None:
+        raise refuse(f"blind batch {batch_id} is closed (revealed in record {batches[0].revealed_seq})")
+    for batch in batches:
+        if batch.revealed_seq is not None:
+            continue
+        queue = batch.queue(reviewer)
+        decided = _decided(gate.log, batch, reviewer)
+        for position, item in enumerate(queue, start=1):
+            item_id = batch.item_id(reviewer, item.index)
+            if item_id not in decided:
+                ticket = _ticket(batch, reviewer, item_id, int(time.time() * 1000))
+                return BlindItem(batch.batch_id, item_id, ticket, position, len(queue))
+    return None
+
+
+def _parse_ticket(ticket: str, refuse: Callable[[str], BlindReviewRefused]) -> tuple[str, str, int, str]:
+    parts = ticket.split(".")
+    if len(parts) != _TICKET_PARTS or not parts[2].isdigit():
+        raise refuse(f"not a blind review ticket: {ticket!r} (take one from the next item)")
+    return parts[0], parts[1], int(parts[2]), parts[3]
+
+
+def decide(session: AuditSession, ticket: str, decision: str, *, note: str | None = None) -> AuditEntry:
+    """Record the signed-in reviewer's decision on the item of ``ticket`` (action ``blind_review``).
+
+    Raises
+    ------
+    ValueError
+        If ``decision`` is not ``confirm`` or ``reject``.
+    NotAuthenticated, Forbidden
+        From the gate (recorded).
+    BlindReviewRefused
+        An API token, a ticket that is malformed, forged or not this reviewer's, a closed batch, or
+        an item the reviewer already decided (recorded first).
+    """
+    if decision not in DECISIONS:
+        raise ValueError(f"decision must be 'confirm' or 'reject', got {decision!r}")
+    asked = {"ticket": ticket, "decision": decision}
+    gate, reviewer = _reviewer(session, "blind_review", asked)
+    refuse = _refuser(gate, "blind_review", asked)
+    batch_id, item_id, served_ms, mac = _parse_ticket(ticket, refuse)
+    try:
+        batch = blind_batches(gate.log, batch_id=batch_id)[0]
+    except BlindReviewRefused as err:
+        raise refuse(str(err)) from err
+    if batch.revealed_seq is not None:
+        raise refuse(f"blind batch {batch_id} is closed (revealed in record {batch.revealed_seq})")
+    now_ms = int(time.time() * 1000)
+    if not hmac.compare_digest(mac, _ticket(batch, reviewer, item_id, served_ms).rsplit(".", 1)[1]) \
+            or served_ms > now_ms:
+        raise refuse(f"ticket {ticket!r} was not served to {reviewer} (take one from the next item)")
+    item = next((i for i in batch.queue(reviewer) if batch.item_id(reviewer, i.index) == item_id), None)
+    if item is None:
+        raise refuse(f"item {item_id} is not in {reviewer}'s queue of batch {batch_id}")
+    previous = _decided(gate.log, batch, reviewer).get(item_id)
+    if previous is not None:
+        raise refuse(f"{reviewer} already decided item {item_id} (record {previous.seq}); a decision is final")
+    served = datetime.fromtimestamp(served_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return gate.record("blind_review", {
+        "outcome": "ok", "reviewer": reviewer, "decision": decision, "note": note,
+        "details": {"mode": BLIND_MODE, "batch_id": batch_id, "item": item_id,
+                    "filler_seal": batch.filler_seal(item_id, item.filler)},
+    }, started_at=served, latency_ms=float(now_ms - served_ms))
+
+
+# -- closing a batch -----------------------------------------------------------------------------------
+
+
+def reveal(session: AuditSession, batch_id: str) -> AuditEntry:
+    """Close ``batch_id`` and publish its key, its plan and which decision was on which face (auditors).
+
+    After this record the two-person rule counts the batch's decisions on real candidates, and
+    no more decisions are taken in the batch.
+
+    Raises
+    ------
+    NotAuthenticated, Forbidden, MissingContext
+        From the gate (recorded).
+    BlindReviewRefused
+        An unknown batch, or one already revealed (recorded first).
+    """
+    gate = _gate(session, AUDIT_PURPOSE)
+    asked = {"batch_id": batch_id}
+    gate.check("blind_reveal", asked)
+    refuse = _refuser(gate, "blind_reveal", asked)
+    try:
+        batch = blind_batches(gate.log, batch_id=batch_id)[0]
+    except BlindReviewRefused as err:
+        raise refuse(str(err)) from err
+    if batch.revealed_seq is not None:
+        raise refuse(f"blind batch {batch_id} was revealed already (record {batch.revealed_seq})")
+    _, plan = _open_plan(gate.log, gate.log.get(batch.seq).record)
+    decisions = []
+    for e in gate.log.list(AuditFilter(action="blind_review", after_seq=batch.seq)):
+        r = e.record
+        if r.details.get("batch_id") != batch_id or r.reviewer is None:
+            continue
+        item = next((i for i in batch.queue(r.reviewer) if batch.item_id(r.reviewer, i.index) == r.details["item"]),
+                    None)
+        if item is None:
+            continue
+        decisions.append({"review_seq": e.seq, "reviewer": r.reviewer, "item": r.details["item"],
+                          "index": item.index, "seq": item.seq, "face_id": item.face_id,
+                          "filler": item.filler})
+    return gate.record("blind_reveal", {"outcome": "ok", "details": {
+        "batch_id": batch_id, "batch_seq": batch.seq, "queries": list(batch.queries), "key": batch.key.hex(),
+        "plan": plan, "decisions": decisions,
+    }})

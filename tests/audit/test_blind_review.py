@@ -1,0 +1,255 @@
+"""Blind review with fillers (audit.blind), from the reviewer's and the auditor's side.
+
+Queries are search records of operator alice on gallery ``g``; the filler gallery ``fillers``
+holds faces of other people. Reviewers rev1 and rev2 decide items one at a time; auditor
+carol opens and reveals batches.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from audit import (
+    AuditContext,
+    AuditLog,
+    AuditSession,
+    BlindReviewRefused,
+    Forbidden,
+    blind_batches,
+    blind_decide,
+    blind_next,
+    open_batch,
+    reveal,
+)
+from audit.trail.store import AuditFilter
+from core import Database, EnrollItem, GalleryStore
+from tests.audit.trail._helpers import candidate, record_fields
+from tests.auth import actor_for
+from tests.conftest import make_config
+from tests.fakes import face_png
+
+FILLER_SUBJECTS = [f"filler{i}" for i in range(8)] + ["s1-0"]  # s1-0 is also a candidate of query 1
+
+
+@pytest.fixture
+def db() -> Database:
+    return Database(":memory:")
+
+
+@pytest.fixture
+def log(db: Database, tmp_path: Path) -> AuditLog:
+    return AuditLog(db, key_path=tmp_path / "audit-key")
+
+
+@pytest.fixture
+def galleries(db: Database, fake_engine) -> GalleryStore:
+    store = GalleryStore(db)
+    store.create("fillers", make_config())
+    store.enroll("fillers", [EnrollItem(s, fake_engine.embed(face_png(s)), f"{s}.png") for s in FILLER_SUBJECTS])
+    return store
+
+
+def gate(log: AuditLog, name: str, role: str, *, method: str = "password_session") -> AuditSession:
+    return AuditSession(log, AuditContext(purpose="reviewer audit"), actor_for(log.db, name, role, method=method))
+
+
+def queries(log: AuditLog, n: int = 3, per: int = 2, operator: str = "alice") -> list[int]:
+    """``n`` search records with ``per`` candidates each (subjects s<i>-<r>, faces f<i>-<r>)."""
+    seqs = []
+    for i in range(1, n + 1):
+        fields = record_fields(i, operator=operator)
+        fields["candidates"] = [candidate(f"s{i}-{r}", f"f{i}-{r}", 0.05 * (r + 1), r + 1) for r in range(per)]
+        seqs.append(log.append(fields).seq)
+    return seqs
+
+
+def drain(log: AuditLog, name: str, decide=lambda item: "confirm") -> list[int]:
+    """Let reviewer ``name`` decide every item of their queue; return the plan indices in the order served."""
+    batch = blind_batches(log)[0]
+    session = gate(log, name, "reviewer")
+    served = []
+    while (item := blind_next(session)) is not None:
+        plan = next(i for i in batch.items if batch.item_id(name, i.index) == item.item_id)
+        served.append(plan.index)
+        blind_decide(session, item.ticket, decide(plan))
+    return served
+
+
+def test_the_reviewer_sees_no_score_rank_query_face_or_earlier_verdict(log: AuditLog, galleries) -> None:
+    seqs = queries(log)
+    open_batch(gate(log, "carol", "auditor"), galleries, seqs, "fillers", filler_share=0.25)
+    drain(log, "rev1")  # an earlier verdict on every item
+    item = blind_next(gate(log, "rev2", "reviewer"))
+    assert item is not None
+    shown = item.to_dict()
+    assert set(shown) == {"mode", "batch_id", "item", "ticket", "position", "total", "photos"}
+    assert shown["mode"] == "blind" and shown["position"] == 1 and shown["total"] == 8 and shown["photos"] is None
+    text = json.dumps(shown)
+    batch = blind_batches(log)[0]
+    for plan in batch.items:
+        assert plan.face_id not in text and plan.subject_id not in text
+    for seq in seqs:
+        for c in log.get(seq).record.candidates:
+            assert c.distance not in text and c.similarity not in text
+    assert "confirm" not in text and "rev1" not in text
+
+
+def test_filler_share_and_fillers_are_known_non_matches(log: AuditLog, galleries) -> None:
+    seqs = queries(log)  # 6 real candidates
+    open_batch(gate(log, "carol", "auditor"), galleries, seqs, "fillers", filler_share=0.5)
+    batch = blind_batches(log)[0]
+    fillers = [i for i in batch.items if i.filler]
+    assert len(fillers) == 6 and len(batch.items) == 12
+    assert {(i.seq, i.face_id) for i in batch.items if not i.filler} == {
+        (s, c.face_id) for s in seqs for c in log.get(s).record.candidates}
+    for f in fillers:
+        assert f.gallery == "fillers"
+        assert f.subject_id not in {c.subject_id for c in log.get(f.seq).record.candidates}
+    assert len({(f.seq, f.face_id) for f in fillers}) == 6  # never the same filler twice for one probe
+
+
+def test_order_differs_per_reviewer_and_is_fixed_for_each(log: AuditLog, galleries) -> None:
+    open_batch(gate(log, "carol", "auditor"), galleries, queries(log, n=4, per=3), "fillers", filler_share=0.25)
+    batch = blind_batches(log)[0]
+    first = blind_next(gate(log, "rev1", "reviewer"))
+    again = blind_next(gate(log, "rev1", "reviewer"))
+    assert first is not None and again is not None and first.item_id == again.item_id  # nothing decided: same item
+    order1, order2 = drain(log, "rev1"), drain(log, "rev2")
+    assert order1 == [i.index for i in batch.queue("rev1")] and order2 == [i.index for i in batch.queue("rev2")]
+    assert sorted(order1) == sorted(order2) == list(range(16)) and order1 != order2
+
+
+def test_nothing_in_the_log_tells_fillers_apart_until_the_reveal(log: AuditLog, galleries) -> None:
+    seqs = queries(log)
+    open_batch(gate(log, "carol", "auditor"), galleries, seqs, "fillers", filler_share=0.4)
+    drain(log, "rev1")
+    batch = blind_batches(log)[0]
+    filler_faces = {i.face_id for i in batch.items if i.filler}
+    reviews = log.list(AuditFilter(action="blind_review"))
+    written = b"".join(e.record.canonical() for e in log.list())
+    for face in filler_faces:
+        assert face.encode() not in written
+    for e in reviews:  # same fields for every item: the seal is all that differs, and it needs the key
+        assert e.record.target_seq is None and e.record.target_face_id is None and e.record.case_ref is None
+        assert set(e.record.details) == {"mode", "batch_id", "item", "filler_seal", "auth"}
+    assert b'"filler":' not in written
+    revealed = reveal(gate(log, "carol", "auditor"), batch.batch_id).record
+    key = bytes.fromhex(revealed.details["key"])
+    assert key == batch.key
+    by_item = {d["item"]: d for d in revealed.details["decisions"]}
+    assert len(by_item) == len(batch.items)
+    for e in reviews:  # anyone can now check each seal against the published key
+        d = by_item[e.record.details["item"]]
+        assert batch.filler_seal(d["item"], d["filler"]) == e.record.details["filler_seal"]
+        assert batch.filler_seal(d["item"], not d["filler"]) != e.record.details["filler_seal"]
+
+
+def test_fillers_never_become_matches_and_blind_confirmations_count_after_the_reveal(log: AuditLog,
+                                                                                     galleries) -> None:
+    seqs = queries(log)
+    open_batch(gate(log, "carol", "auditor"), galleries, seqs, "fillers", filler_share=0.5)
+    batch = blind_batches(log)[0]
+    drain(log, "rev1")  # both confirm everything, fillers included
+    drain(log, "rev2")
+    assert {c.status for s in seqs for c in log.match_status(s).candidates} == {"pending"}  # sealed: not yet
+    reveal(gate(log, "carol", "auditor"), batch.batch_id)
+    filler_faces = {i.face_id for i in batch.items if i.filler}
+    for s in seqs:
+        status = log.match_status(s)
+        assert [c.face_id for c in status.candidates] == [c.face_id for c in log.get(s).record.candidates]
+        assert not filler_faces & {c.face_id for c in status.candidates}
+        assert {c.status for c in status.candidates} == {"confirmed"}
+        assert {c.confirmations for c in status.candidates} == {("rev1", "rev2")}
+
+
+def test_a_blind_reject_vetoes_and_one_blind_confirmation_is_not_enough(log: AuditLog, galleries) -> None:
+    seqs = queries(log, n=1, per=2)
+    open_batch(gate(log, "carol", "auditor"), galleries, seqs, "fillers", filler_share=0.0)
+    batch = blind_batches(log)[0]
+    drain(log, "rev1")
+    drain(log, "rev2", decide=lambda plan: "reject" if plan.face_id == "f1-0" else "confirm")
+    reveal(gate(log, "carol", "auditor"), batch.batch_id)
+    assert {c.face_id: c.status for c in log.match_status(seqs[0]).candidates} == {"f1-0": "rejected",
+                                                                                   "f1-1": "confirmed"}
+
+
+def test_the_queries_operator_gets_none_of_its_items(log: AuditLog, galleries) -> None:
+    mine = queries(log, n=1, per=2, operator="rev3")
+    others = queries(log, n=1, per=2)
+    open_batch(gate(log, "carol", "auditor"), galleries, mine + others, "fillers", filler_share=0.0)
+    batch = blind_batches(log)[0]
+    assert {i.seq for i in batch.queue("rev3")} == set(others)
+    served = drain(log, "rev3")
+    assert {batch.items[i].seq for i in served} == set(others)
+
+
+def test_refused_decisions_are_recorded(log: AuditLog, galleries) -> None:
+    open_batch(gate(log, "carol", "auditor"), galleries, queries(log), "fillers")
+    rev1, rev2 = gate(log, "rev1", "reviewer"), gate(log, "rev2", "reviewer")
+    item = blind_next(rev1)
+    assert item is not None
+    with pytest.raises(BlindReviewRefused, match="not served to rev2"):
+        blind_decide(rev2, item.ticket, "confirm")  # another reviewer's ticket
+    batch_id, item_id, served, mac = item.ticket.split(".")
+    with pytest.raises(BlindReviewRefused, match="not served"):
+        blind_decide(rev1, f"{batch_id}.{item_id}.{int(served) - 60000}.{mac}", "confirm")  # a forged time
+    with pytest.raises(BlindReviewRefused, match="not a blind review ticket"):
+        blind_decide(rev1, "garbage", "confirm")
+    blind_decide(rev1, item.ticket, "reject")
+    with pytest.raises(BlindReviewRefused, match="already decided"):
+        blind_decide(rev1, item.ticket, "confirm")
+    with pytest.raises(BlindReviewRefused, match="password"):
+        blind_next(gate(log, "rev4", "reviewer", method="api_token"))
+    with pytest.raises(Forbidden):
+        blind_next(gate(log, "carol", "auditor"))
+    refused = [e.record for e in log.list(AuditFilter(action="refused"))]
+    assert [r.details["attempted"] for r in refused] == ["blind_review"] * 6
+    assert [r.outcome for r in refused] == ["blind_review_refused"] * 5 + ["forbidden"]
+    reveal(gate(log, "carol", "auditor"), blind_batches(log)[0].batch_id)
+    second = blind_next(rev2)
+    assert second is None  # the only batch is closed
+    with pytest.raises(BlindReviewRefused, match="closed"):
+        blind_decide(rev1, item.ticket, "confirm")
+
+
+def test_bad_batches_are_refused_and_recorded(log: AuditLog, galleries, fake_engine) -> None:
+    seqs = queries(log)
+    carol = gate(log, "carol", "auditor")
+    galleries.create("g", make_config())
+    verify = log.append({**record_fields(9), "action": "verify", "candidates": []}).seq
+    cases = [
+        (dict(queries=seqs, filler_gallery="g"), "is a gallery the queries searched"),
+        (dict(queries=seqs, filler_gallery="fillers", filler_share=1.0), "below 1"),
+        (dict(queries=seqs, filler_gallery="fillers", filler_share=-0.1), "at least 0"),
+        (dict(queries=[*seqs, verify], filler_gallery="fillers"), "search results with candidates"),
+        (dict(queries=[seqs[0], seqs[0]], filler_gallery="fillers"), "twice"),
+        (dict(queries=[], filler_gallery="fillers"), "at least one query"),
+        (dict(queries=seqs, filler_gallery="nowhere"), "unknown filler gallery"),
+        (dict(queries=seqs, filler_gallery="fillers", filler_share=0.9), "too few faces"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(BlindReviewRefused, match=message):
+            open_batch(carol, galleries, **kwargs)
+    refused = log.list(AuditFilter(action="refused"))
+    assert [e.record.outcome for e in refused] == ["blind_review_refused"] * len(cases)
+    assert not log.list(AuditFilter(action="blind_batch"))
+    with pytest.raises(Forbidden):
+        open_batch(gate(log, "rev1", "reviewer"), galleries, seqs, "fillers")
+    with pytest.raises(Forbidden):
+        open_batch(gate(log, "root", "admin"), galleries, seqs, "fillers")
+
+
+def test_a_plan_needs_this_installations_key(log: AuditLog, galleries, db: Database, tmp_path: Path) -> None:
+    open_batch(gate(log, "carol", "auditor"), galleries, queries(log), "fillers")
+    elsewhere = AuditLog(db, key_path=tmp_path / "other-key")
+    with pytest.raises(BlindReviewRefused, match="cannot be opened"):
+        blind_batches(elsewhere)
+
+
+def test_a_non_blind_review_says_its_mode(log: AuditLog) -> None:
+    seq = queries(log, n=1, per=1)[0]
+    entry = gate(log, "rev1", "reviewer").review(seq, "confirm", face_id="f1-0")
+    assert entry.record.action == "review" and entry.record.details["mode"] == "non_blind"
