@@ -79,6 +79,11 @@ class Settings:
     config_dir: Path = Path("~/.config/facetrail").expanduser()
     """``FACETRAIL_CONFIG_DIR``: per-user settings and CLI sessions (default ``$XDG_CONFIG_HOME/facetrail``,
     else ``~/.config/facetrail``)."""
+    keystore: Path | None = None
+    """``FACETRAIL_KEYSTORE``: the key store of per-subject gallery keys (default ``<db file>.keys``; see
+    :mod:`core.keystore`)."""
+    evaluation_cache_days: float = 30.0
+    """``FACETRAIL_EVALUATION_CACHE_DAYS``: days an evaluation embedding is kept in the evaluation cache."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -124,6 +129,9 @@ class Settings:
                                              "minutes"),
             token=text("FACETRAIL_TOKEN"),
             config_dir=config if config else (xdg / "facetrail" if xdg else base.config_dir),
+            keystore=_path(text("FACETRAIL_KEYSTORE")),
+            evaluation_cache_days=_positive(env, "FACETRAIL_EVALUATION_CACHE_DAYS", base.evaluation_cache_days,
+                                            "days"),
         )
 
     def with_db(self, db: str | os.PathLike[str] | None) -> Settings:
