@@ -22,6 +22,7 @@ PAGES = (
     ("app_pages/video.py", "Video search", ":material/videocam:", "search"),
     ("app_pages/verify.py", "Verify", ":material/compare:", "verify"),
     ("app_pages/match_log.py", "Match log", ":material/fact_check:", "read_log"),
+    ("app_pages/blind_review.py", "Blind review", ":material/visibility_off:", "read_log"),
     ("app_pages/demographics.py", "Demographic performance", ":material/balance:", "read_evaluations"),
     ("app_pages/integrity.py", "Integrity", ":material/verified:", "integrity"),
     ("app_pages/exports.py", "Exports", ":material/download:", "export"),
