@@ -476,25 +476,23 @@ class GalleryStore:
         if not self.db.in_transaction:
             self.flush()
 
-    def flush(self) -> int:
-        """Destroy the keys of erased subjects no row uses any more, and checkpoint; return keys destroyed.
+    def flush(self) -> None:
+        """Destroy the keys of erased subjects no row uses any more, and checkpoint.
 
         Called after a deletion commits (by :meth:`_erase_cached` or the caller of a unit of
         work): a key whose deletion was rolled back is still used by its rows and is kept.
         """
         with self._lock:
-            destroyed = 0
             if self._pending_keys and not self.db.in_transaction:
                 pending = sorted(self._pending_keys)
                 with self.db.connect() as con:
                     used = {str(r[0]) for r in con.execute(
                         "SELECT DISTINCT key_id FROM gallery_faces WHERE list_contains(?, key_id)", [pending]
                     ).fetchall()}
-                destroyed = self.keys.destroy([k for k in pending if k not in used])
+                self.keys.destroy([k for k in pending if k not in used])
                 self._pending_keys.clear()
             with self.db.connect() as con:
                 con.execute("CHECKPOINT")
-            return destroyed
 
     def _cached(self, name: str) -> builtins.list[tuple[tuple[str, bool], LoadedGallery]]:
         return [(k, v) for k, v in self._loaded.items() if k[0] == name]

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from audit.privacy_csv import safe_rows
 from audit.trail.keys import load_or_create_pseudonym_key
 from audit.trail.log import AuditEntry, AuditLog
 from audit.trail.store import AuditFilter
@@ -178,7 +179,7 @@ def export_records(
             with out.open("w", encoding="utf-8", newline="") as fh:
                 writer = csv.DictWriter(fh, fieldnames=list(_COLUMNS))
                 writer.writeheader()
-                writer.writerows(rows)
+                writer.writerows(safe_rows(rows))  # formula injection (audit.privacy_csv)
         else:
             schema = pa.schema([(c, pa.int64() if c in _INT_COLUMNS else pa.string()) for c in _COLUMNS])
             table = pa.Table.from_pylist(rows, schema=schema)
