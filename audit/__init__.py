@@ -40,10 +40,12 @@ from audit.blind import (
     NON_BLIND_MODE,
     BlindBatch,
     BlindItem,
+    BlindRevealMismatch,
     BlindReviewRefused,
     blind_batches,
     open_batch,
     reveal,
+    verify_reveal,
 )
 from audit.blind import decide as blind_decide
 from audit.blind import next_item as blind_next
@@ -80,6 +82,7 @@ __all__ = [
     "BlindBatch",
     "BlindItem",
     "BlindReviewRefused",
+    "BlindRevealMismatch",
     "ChainIntegrityError",
     "Credential",
     "ExcerptError",
@@ -107,6 +110,7 @@ __all__ = [
     "open_batch",
     "reveal",
     "reviewer_rates",
+    "verify_reveal",
     *_evaluation.__all__,
     *_reports.__all__,
     *_trail.__all__,

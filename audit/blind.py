@@ -81,11 +81,13 @@ __all__ = [
     "BlindItem",
     "BlindPlanItem",
     "BlindReviewRefused",
+    "BlindRevealMismatch",
     "blind_batches",
     "decide",
     "next_item",
     "open_batch",
     "reveal",
+    "verify_reveal",
 ]
 
 #: ``details.mode`` of a blind decision (``blind_review``) and of an ordinary review (``review``).
@@ -104,6 +106,12 @@ class BlindReviewRefused(AuditError):
     """A blind batch, item or decision is refused (the refusal is recorded first)."""
 
     code = "blind_review_refused"
+
+
+class BlindRevealMismatch(AuditError):
+    """A revealed batch does not check out against its own records (:func:`verify_reveal`)."""
+
+    code = "blind_reveal_mismatch"
 
 
 @dataclass(frozen=True)
@@ -521,3 +529,63 @@ def reveal(session: AuditSession, batch_id: str) -> AuditEntry:
         "batch_id": batch_id, "batch_seq": batch.seq, "queries": list(batch.queries), "key": batch.key.hex(),
         "plan": plan, "decisions": decisions,
     }})
+
+
+# -- checking a reveal from the trail alone ------------------------------------------------------------
+
+
+def _only(entries: list[AuditEntry], what: str) -> AuditEntry:
+    if len(entries) != 1:
+        raise BlindRevealMismatch(f"{len(entries)} {what} record(s), expected exactly one")
+    return entries[0]
+
+
+def verify_reveal(log: AuditLog, batch_id: str) -> int:
+    """Check a revealed batch from its records alone (no key file); return the number of decisions checked.
+
+    The published key must open the sealed plan, the plan must be the published one and hash to the
+    SHA-256 committed when the batch opened, and every ``blind_review`` of the batch must be listed
+    exactly once, on the item its reviewer's item id names, with the filler flag its seal commits to.
+
+    Raises
+    ------
+    BlindRevealMismatch
+        On the first thing that does not check out (named in the message).
+    """
+    opened = _only([e for e in log.list(AuditFilter(action="blind_batch"))
+                    if e.record.details.get("batch_id") == batch_id], f"blind_batch {batch_id}")
+    revealed = _only([e for e in log.list(AuditFilter(action="blind_reveal", after_seq=opened.seq))
+                      if e.record.details.get("batch_id") == batch_id], f"blind_reveal {batch_id}")
+    details = revealed.record.details
+    key = bytes.fromhex(str(details["key"]))
+    blob = base64.b64decode(str(opened.record.details["sealed_plan"]))
+    try:
+        plan_bytes = AESGCM(key).decrypt(blob[:12], blob[12:], batch_id.encode("ascii"))
+    except InvalidTag as err:
+        raise BlindRevealMismatch(f"the key published in record {revealed.seq} does not open the plan sealed in "
+                                  f"record {opened.seq}") from err
+    if hashlib.sha256(plan_bytes).hexdigest() != opened.record.details["plan_sha256"]:
+        raise BlindRevealMismatch(f"the plan of batch {batch_id} does not hash to the SHA-256 committed in record "
+                                  f"{opened.seq}")
+    if canonical_bytes(details["plan"]) != plan_bytes:
+        raise BlindRevealMismatch(f"the plan published in record {revealed.seq} is not the plan sealed in record "
+                                  f"{opened.seq}")
+    items = [BlindPlanItem(**i) for i in json.loads(plan_bytes)["items"]]
+    batch = BlindBatch(batch_id, opened.seq, (), "", tuple(items), key, revealed.seq)
+    listed = {int(d["review_seq"]): d for d in details.get("decisions") or ()}
+    reviews = [e for e in log.list(AuditFilter(action="blind_review", after_seq=opened.seq))
+               if e.seq < revealed.seq and e.record.details.get("batch_id") == batch_id]
+    if sorted(listed) != [e.seq for e in reviews]:
+        raise BlindRevealMismatch(f"record {revealed.seq} lists decisions {sorted(listed)}, the batch has "
+                                  f"{[e.seq for e in reviews]}")
+    for e in reviews:
+        r, d = e.record, listed[e.seq]
+        item = next((i for i in items if r.reviewer and batch.item_id(r.reviewer, i.index) == r.details["item"]), None)
+        if item is None or batch.filler_seal(str(r.details["item"]), item.filler) != r.details.get("filler_seal"):
+            raise BlindRevealMismatch(f"decision {e.seq} names no item of {r.reviewer}'s queue, or its seal does not "
+                                      "match the plan")
+        expected = {"review_seq": e.seq, "reviewer": r.reviewer, "item": r.details["item"], "index": item.index,
+                    "seq": item.seq, "face_id": item.face_id, "filler": item.filler}
+        if d != expected:
+            raise BlindRevealMismatch(f"record {revealed.seq} lists decision {e.seq} as {d}, the plan says {expected}")
+    return len(reviews)

@@ -7,15 +7,18 @@ carol opens and reveals batches.
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from audit import (
     AuditContext,
     AuditLog,
     AuditSession,
+    BlindRevealMismatch,
     BlindReviewRefused,
     Forbidden,
     blind_batches,
@@ -23,6 +26,7 @@ from audit import (
     blind_next,
     open_batch,
     reveal,
+    verify_reveal,
 )
 from audit.trail.store import AuditFilter
 from core import Database, EnrollItem, GalleryStore
@@ -253,3 +257,48 @@ def test_a_non_blind_review_says_its_mode(log: AuditLog) -> None:
     seq = queries(log, n=1, per=1)[0]
     entry = gate(log, "rev1", "reviewer").review(seq, "confirm", face_id="f1-0")
     assert entry.record.action == "review" and entry.record.details["mode"] == "non_blind"
+
+
+def test_anyone_checks_a_reveal_from_the_records_alone(log: AuditLog, galleries, db: Database,
+                                                       tmp_path: Path) -> None:
+    open_batch(gate(log, "carol", "auditor"), galleries, queries(log), "fillers", filler_share=0.5)
+    batch = blind_batches(log)[0]
+    drain(log, "rev1")
+    drain(log, "rev2")
+    reveal(gate(log, "carol", "auditor"), batch.batch_id)
+    elsewhere = AuditLog(db, key_path=tmp_path / "no-blind-key-here")  # a reader without the key file
+    assert verify_reveal(elsewhere, batch.batch_id) == 24  # 12 items, each decided by two reviewers
+    assert not (tmp_path / "no-blind-key-here.blind").exists()
+
+
+@pytest.mark.parametrize("forgery", ["filler_as_candidate", "other_face", "dropped", "wrong_key", "other_plan"])
+def test_a_forged_reveal_is_caught(log: AuditLog, galleries, forgery: str) -> None:
+    """A reveal that maps a decision on a filler to a real candidate (to push a match through), and others."""
+    carol = gate(log, "carol", "auditor")
+    open_batch(carol, galleries, queries(log), "fillers", filler_share=0.5)
+    batch = blind_batches(log)[0]
+    drain(log, "rev1")
+    # what reveal() would write, written by hand with one change
+    decisions = []
+    for e in log.list(AuditFilter(action="blind_review")):
+        item = next(i for i in batch.items if batch.item_id("rev1", i.index) == e.record.details["item"])
+        decisions.append({"review_seq": e.seq, "reviewer": "rev1", "item": e.record.details["item"],
+                          "index": item.index, "seq": item.seq, "face_id": item.face_id, "filler": item.filler})
+    filler = next(d for d in decisions if d["filler"])
+    real = next(d for d in decisions if not d["filler"])
+    if forgery == "filler_as_candidate":
+        filler.update(filler=False, face_id=real["face_id"], seq=real["seq"])
+    elif forgery == "other_face":
+        real["face_id"] = "f9-9"
+    elif forgery == "dropped":
+        decisions.remove(real)
+    key = batch.key.hex() if forgery != "wrong_key" else "00" * 32
+    blob = base64.b64decode(log.get(batch.seq).record.details["sealed_plan"])
+    plan = json.loads(AESGCM(batch.key).decrypt(blob[:12], blob[12:], batch.batch_id.encode()))
+    if forgery == "other_plan":
+        plan["items"][0]["filler"] = not plan["items"][0]["filler"]
+    carol.with_context(AuditContext(purpose="audit")).record("blind_reveal", {"outcome": "ok", "details": {
+        "batch_id": batch.batch_id, "batch_seq": batch.seq, "queries": list(batch.queries), "key": key,
+        "plan": plan, "decisions": decisions}})
+    with pytest.raises(BlindRevealMismatch):
+        verify_reveal(log, batch.batch_id)
