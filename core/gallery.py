@@ -263,12 +263,7 @@ class GalleryStore:
                     )
             self._seal_legacy(con)
             ids = [face_id_for(name, i.subject_id, i.embedding.image_sha256) for i in items]
-            existing = {
-                r[0]
-                for r in con.execute(
-                    "SELECT face_id FROM gallery_faces WHERE gallery = ? AND list_contains(?, face_id)", [name, ids]
-                ).fetchall()
-            }
+            existing = set(_matching(con, name, "face_id", ids))
             fresh: dict[str, EnrollItem] = {}
             for face_id, item in zip(ids, items, strict=True):
                 if face_id not in existing and face_id not in fresh:
@@ -298,13 +293,7 @@ class GalleryStore:
 
     def _subject_keys(self, con: Any, name: str, refs: builtins.list[str]) -> dict[str, tuple[str, bytes]]:
         """Each subject's (key id, key) by subject ref, making keys for subjects new to the gallery."""
-        found = {
-            str(r[0]): str(r[1])
-            for r in con.execute(
-                "SELECT DISTINCT subject_ref, key_id FROM gallery_faces WHERE gallery = ? AND list_contains(?, subject_ref)",
-                [name, sorted(set(refs))],
-            ).fetchall()
-        }
+        found = _matching(con, name, "subject_ref", sorted(set(refs)), "key_id")
         keys = self.keys.get_many(found.values())
         missing = sorted({r for r in refs if r not in found or found[r] not in keys})
         fresh = iter(self.keys.create(len(missing)).items())
@@ -553,6 +542,26 @@ class GalleryStore:
             for r, (fields, _) in zip(rows, opened, strict=True)
         ]
         return sorted(faces, key=lambda f: (f["subject_id"], f["face_id"]))
+
+
+def _matching(con: Any, gallery: str, column: str, values: list[str], other: str | None = None) -> dict[str, str]:
+    """Return ``{value: other column}`` for the rows of ``gallery`` whose ``column`` is among ``values``.
+
+    A join with the values (not ``list_contains``, which costs the list's length per row).
+    """
+    if not values:
+        return {}
+    con.register("wanted_values", pa.table({"v": values}))
+    try:
+        pick = f"f.{other}" if other else "f." + column
+        rows = con.execute(
+            f"SELECT DISTINCT f.{column}, {pick} FROM gallery_faces f JOIN wanted_values w ON w.v = f.{column} "
+            "WHERE f.gallery = ?",
+            [gallery],
+        ).fetchall()
+    finally:
+        con.unregister("wanted_values")
+    return {str(r[0]): str(r[1]) for r in rows}
 
 
 def _aad(gallery: str, face_id: str) -> bytes:
