@@ -32,7 +32,7 @@ def _layout(fig: go.Figure, title: str, height: int = _HEIGHT) -> go.Figure:
 def usage_over_time(months: Sequence[str], series: Mapping[str, Sequence[int]]) -> go.Figure:
     """Draw uses per month, stacked by action."""
     fig = go.Figure([go.Bar(x=list(months), y=list(values), name=name) for name, values in series.items()])
-    fig.update_layout(barmode="stack", xaxis_title="month (UTC)", yaxis_title="uses")
+    fig.update_layout(barmode="stack", xaxis={"title": "month (UTC)", "type": "category"}, yaxis_title="uses")
     return _layout(fig, "Uses per month")
 
 

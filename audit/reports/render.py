@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 import shutil
 import subprocess
 import tempfile
@@ -50,7 +51,7 @@ h1 { font-size: 18pt; margin-bottom: 2pt; } h2 { font-size: 13pt; border-bottom:
   page-break-after: avoid; } h3 { font-size: 10.5pt; margin: 8pt 0 3pt; page-break-after: avoid; }
 .refs { color: #555; font-size: 8.5pt; margin-top: -4pt; }
 table { border-collapse: collapse; width: 100%; font-size: 8pt; margin: 3pt 0 6pt; page-break-inside: auto; }
-th, td { border: 1px solid #bbb; padding: 2pt 4pt; text-align: left; vertical-align: top; word-break: break-word; }
+th, td { border: 1px solid #bbb; padding: 2pt 4pt; text-align: left; vertical-align: top; overflow-wrap: break-word; }
 th { background: #eef1f4; } tr { page-break-inside: avoid; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.facts td:first-child { width: 55%; }
@@ -59,10 +60,17 @@ table.facts td:first-child { width: 55%; }
 .note { color: #444; font-size: 8.5pt; } .figure { page-break-inside: avoid; margin: 6pt 0; }
 .about td:first-child { width: 35%; } pre { white-space: pre-wrap; font-size: 8pt; }
 nav ol { columns: 2; font-size: 9pt; }
+table.wide { font-size: 6.5pt; } td.long { word-break: break-all; }
 """
 
 
+_TIMESTAMP = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d+)?Z$")
+
+
 def _fmt(value: Any) -> str:
+    if isinstance(value, str):
+        stamp = _TIMESTAMP.match(value)  # a record's UTC time, to the second (the JSON keeps it whole)
+        return f"{stamp[1]} {stamp[2]}" if stamp else value
     if value is None:
         return "n/a"
     if isinstance(value, bool):
@@ -80,6 +88,8 @@ def _fmt(value: Any) -> str:
 
 def _cell(value: Any) -> str:
     cls = ' class="num"' if isinstance(value, int | float) and not isinstance(value, bool) else ""
+    if isinstance(value, str) and any(len(word) > 24 for word in value.split()):
+        cls = ' class="long"'  # a hash or a fingerprint: may break anywhere
     return f"<td{cls}>{html.escape(_fmt(value))}</td>"
 
 
@@ -97,7 +107,8 @@ def _table(block: Table) -> str:
     else:
         body = f'<tr><td colspan="{len(block.columns)}">{html.escape(block.empty)}</td></tr>'
     note = f'<p class="note">{html.escape(block.note)}</p>' if block.note else ""
-    return (f"<h3>{html.escape(block.title)}</h3><table id=\"{html.escape(block.id)}\"><thead><tr>{head}</tr></thead>"
+    wide = ' class="wide"' if len(block.columns) >= 8 else ""
+    return (f"<h3>{html.escape(block.title)}</h3><table id=\"{html.escape(block.id)}\"{wide}><thead><tr>{head}</tr></thead>"
             f"<tbody>{body}</tbody></table>{note}")
 
 

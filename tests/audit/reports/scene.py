@@ -28,10 +28,13 @@ from audit import (
     AuditContext,
     EvaluationConfig,
     EvaluationStore,
+    ReportRequest,
     ReviewRefused,
     SignInRefused,
     audited_export,
     evaluate_embeddings,
+    generate_report,
+    load_report_config,
 )
 from audit.runtime import Runtime
 from core.storage.connection import Database
@@ -49,6 +52,7 @@ GALLERIES = ({"name": "arrest_photos", "fingerprint": "200-" + "a" * 32, "size":
 PURPOSES = ("identify a suspect", "identify a suspect", "identify a suspect", "find a missing person")
 PERSON = ("password_session", "dashboard_session")
 QUERIES = ("search", "verify", "search_video")
+EXAMPLE_TOML = Path(__file__).resolve().parents[3] / "docs" / "report.toml"
 
 
 def _sha(text: str) -> str:
@@ -290,3 +294,31 @@ def independent_out_of_hours(records: list[tuple[int, dict[str, Any]]], since: d
         t = dt.datetime.strptime(r["started_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC).astimezone(zone)
         n += t.weekday() >= 5 or not start * 60 <= t.hour * 60 + t.minute < end * 60
     return n
+
+
+# -- generating and reading reports ----------------------------------------------------------------------------
+
+
+def make(db: str, template: str = "full", fmt: str = "json", *, toml: Path | None = None, who: str = AUDITOR,
+         role: str = "auditor", **kw: Any) -> Any:
+    rt = Runtime(db)
+    try:
+        since, until = period()
+        session = rt.session(AuditContext(purpose="annual report"), actor_for(rt.db, who, role))
+        return generate_report(session, EvaluationStore(rt.db), ReportRequest(since, until, template,
+                                                                              load_report_config(toml)), fmt, **kw)
+    finally:
+        rt.db.close()
+
+
+def as_json(done: Any) -> dict[str, Any]:
+    return json.loads(done.result.data)
+
+
+def block(report: dict[str, Any], section: str, block_id: str) -> dict[str, Any]:
+    s = next(s for s in report["sections"] if s["id"] == section)
+    return next(b for b in s["blocks"] if b.get("id") == block_id)
+
+
+def facts(report: dict[str, Any], section: str, block_id: str) -> dict[str, Any]:
+    return {f["id"]: f["value"] for f in block(report, section, block_id)["items"]}

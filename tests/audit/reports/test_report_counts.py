@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,61 +17,17 @@ import pytest
 
 from audit import (
     REPORT_TEMPLATES,
-    AuditContext,
     EvaluationStore,
     Forbidden,
     ReportConfigError,
     ReportOutputRefused,
     ReportRequest,
-    generate_report,
     load_report_config,
     parse_report_config,
 )
 from audit.runtime import Runtime
 from tests.audit.reports import scene
-from tests.auth import actor_for
-
-ROOT = Path(__file__).resolve().parents[3]
-EXAMPLE_TOML = ROOT / "docs" / "report.toml"
-
-
-@pytest.fixture(scope="module")
-def scene_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("report_scene") / "scene.duckdb"
-    scene.build_scene(path)
-    return path
-
-
-@pytest.fixture
-def scene_db(scene_template: Path, tmp_path: Path) -> str:
-    for source in scene_template.parent.glob(scene_template.name + "*"):
-        shutil.copy2(source, tmp_path / source.name)
-    return str(tmp_path / scene_template.name)
-
-
-def make(db: str, template: str = "full", fmt: str = "json", *, toml: Path | None = None, who: str = scene.AUDITOR,
-         role: str = "auditor", **kw: Any) -> Any:
-    rt = Runtime(db)
-    try:
-        since, until = scene.period()
-        session = rt.session(AuditContext(purpose="annual report"), actor_for(rt.db, who, role))
-        return generate_report(session, EvaluationStore(rt.db), ReportRequest(since, until, template,
-                                                                              load_report_config(toml)), fmt, **kw)
-    finally:
-        rt.db.close()
-
-
-def as_json(done: Any) -> dict[str, Any]:
-    return json.loads(done.result.data)
-
-
-def block(report: dict[str, Any], section: str, block_id: str) -> dict[str, Any]:
-    s = next(s for s in report["sections"] if s["id"] == section)
-    return next(b for b in s["blocks"] if b.get("id") == block_id)
-
-
-def facts(report: dict[str, Any], section: str, block_id: str) -> dict[str, Any]:
-    return {f["id"]: f["value"] for f in block(report, section, block_id)["items"]}
+from tests.audit.reports.scene import EXAMPLE_TOML, as_json, block, facts, make
 
 
 def test_usage_equals_independent_counts(scene_db: str) -> None:
