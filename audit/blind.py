@@ -475,15 +475,21 @@ def decide(session: AuditSession, ticket: str, decision: str, *, note: str | Non
     item = next((i for i in batch.queue(reviewer) if batch.item_id(reviewer, i.index) == item_id), None)
     if item is None:
         raise refuse(f"item {item_id} is not in {reviewer}'s queue of batch {batch_id}")
-    previous = _decided(gate.log, batch, reviewer).get(item_id)
-    if previous is not None:
-        raise refuse(f"{reviewer} already decided item {item_id} (record {previous.seq}); a decision is final")
     served = datetime.fromtimestamp(served_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return gate.record("blind_review", {
-        "outcome": "ok", "reviewer": reviewer, "decision": decision, "note": note,
-        "details": {"mode": BLIND_MODE, "batch_id": batch_id, "item": item_id,
-                    "filler_seal": batch.filler_seal(item_id, item.filler)},
-    }, started_at=served, latency_ms=float(now_ms - served_ms))
+    with gate.log.transaction():  # no second decision, and none after the reveal, even from another session
+        closed = _revealed_seq(gate.log, batch)
+        previous = None if closed is not None else _decided(gate.log, batch, reviewer).get(item_id)
+        entry = None if closed is not None or previous is not None else gate.record("blind_review", {
+            "outcome": "ok", "reviewer": reviewer, "decision": decision, "note": note,
+            "details": {"mode": BLIND_MODE, "batch_id": batch_id, "item": item_id,
+                        "filler_seal": batch.filler_seal(item_id, item.filler)},
+        }, started_at=served, latency_ms=float(now_ms - served_ms))
+    if closed is not None:
+        raise refuse(f"blind batch {batch_id} is closed (revealed in record {closed})")
+    if previous is not None or entry is None:
+        raise refuse(f"{reviewer} already decided item {item_id} (record {previous and previous.seq}); "
+                     "a decision is final")
+    return entry
 
 
 # -- closing a batch -----------------------------------------------------------------------------------
@@ -513,10 +519,29 @@ def reveal(session: AuditSession, batch_id: str) -> AuditEntry:
     if batch.revealed_seq is not None:
         raise refuse(f"blind batch {batch_id} was revealed already (record {batch.revealed_seq})")
     _, plan = _open_plan(gate.log, gate.log.get(batch.seq).record)
+    with gate.log.transaction():  # every decision recorded before the reveal is in it, and there is one reveal
+        closed = _revealed_seq(gate.log, batch)
+        entry = None if closed is not None else gate.record("blind_reveal", {"outcome": "ok", "details": {
+            "batch_id": batch_id, "batch_seq": batch.seq, "queries": list(batch.queries), "key": batch.key.hex(),
+            "plan": plan, "decisions": _revealed_decisions(gate.log, batch),
+        }})
+    if closed is not None or entry is None:
+        raise refuse(f"blind batch {batch_id} was revealed already (record {closed})")
+    return entry
+
+
+def _revealed_seq(log: AuditLog, batch: BlindBatch) -> int | None:
+    """Return the seq of the batch's ``blind_reveal`` record, None while it is open (read now)."""
+    return next((e.seq for e in log.list(AuditFilter(action="blind_reveal", after_seq=batch.seq))
+                 if e.record.details.get("batch_id") == batch.batch_id), None)
+
+
+def _revealed_decisions(log: AuditLog, batch: BlindBatch) -> list[dict[str, Any]]:
+    """Return every decision of the batch with its item, query, face and filler flag (what a reveal lists)."""
     decisions = []
-    for e in gate.log.list(AuditFilter(action="blind_review", after_seq=batch.seq)):
+    for e in log.list(AuditFilter(action="blind_review", after_seq=batch.seq)):
         r = e.record
-        if r.details.get("batch_id") != batch_id or r.reviewer is None:
+        if r.details.get("batch_id") != batch.batch_id or r.reviewer is None:
             continue
         item = next((i for i in batch.queue(r.reviewer) if batch.item_id(r.reviewer, i.index) == r.details["item"]),
                     None)
@@ -525,10 +550,7 @@ def reveal(session: AuditSession, batch_id: str) -> AuditEntry:
         decisions.append({"review_seq": e.seq, "reviewer": r.reviewer, "item": r.details["item"],
                           "index": item.index, "seq": item.seq, "face_id": item.face_id,
                           "filler": item.filler})
-    return gate.record("blind_reveal", {"outcome": "ok", "details": {
-        "batch_id": batch_id, "batch_seq": batch.seq, "queries": list(batch.queries), "key": batch.key.hex(),
-        "plan": plan, "decisions": decisions,
-    }})
+    return decisions
 
 
 # -- checking a reveal from the trail alone ------------------------------------------------------------

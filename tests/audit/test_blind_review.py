@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -302,3 +304,25 @@ def test_a_forged_reveal_is_caught(log: AuditLog, galleries, forgery: str) -> No
         "plan": plan, "decisions": decisions}})
     with pytest.raises(BlindRevealMismatch):
         verify_reveal(log, batch.batch_id)
+
+
+def test_two_sessions_deciding_one_item_at_once_leave_one_decision(log: AuditLog, galleries) -> None:
+    open_batch(gate(log, "carol", "auditor"), galleries, queries(log), "fillers")
+    item = blind_next(gate(log, "rev1", "reviewer"))
+    assert item is not None
+    sessions = [gate(log, "rev1", "reviewer") for _ in range(4)]  # four tabs of one reviewer
+    barrier = threading.Barrier(len(sessions))
+
+    def attempt(session: AuditSession) -> str:
+        barrier.wait()
+        try:
+            blind_decide(session, item.ticket, "confirm")
+        except BlindReviewRefused:
+            return "refused"
+        return "recorded"
+
+    with ThreadPoolExecutor(len(sessions)) as pool:
+        outcomes = sorted(pool.map(attempt, sessions))
+    assert outcomes == ["recorded", "refused", "refused", "refused"]
+    assert len(log.list(AuditFilter(action="blind_review"))) == 1
+    assert len(log.list(AuditFilter(action="refused"))) == 3
