@@ -6,6 +6,8 @@
   rank, query, face or anyone's verdict; its ``ticket`` is what ``decide`` takes;
 * ``facetrail blind decide TICKET --decision confirm|reject [--note TEXT]`` (reviewers);
 * ``facetrail blind reveal BATCH`` (auditors): close the batch, publish its key and plan;
+* ``facetrail blind verify BATCH`` (anyone with the log, no key file): check a revealed batch
+  (exit 1 if it does not check out);
 * ``facetrail review-rates [--batch ID ...]`` (auditors): each reviewer's false-confirm rate on
   fillers, agreement with the other reviewers and time per decision, with intervals (recorded).
 
@@ -20,14 +22,16 @@ from typing import Any
 
 from audit import (
     AuditError,
+    BlindRevealMismatch,
     audited_reviewer_rates,
     blind_decide,
     blind_next,
     open_batch,
     reveal,
+    verify_reveal,
 )
 from core import RecognitionError, StorageError
-from dashboard.cli.common import EXIT_OK, emit, fail, runtime
+from dashboard.cli.common import EXIT_FAILURE, EXIT_OK, emit, fail, runtime
 
 __all__ = ["register"]
 
@@ -89,6 +93,18 @@ def _reveal(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _verify(args: argparse.Namespace) -> int:
+    try:
+        checked = verify_reveal(runtime(args).log, args.batch)
+    except BlindRevealMismatch as err:
+        return fail(args, err, EXIT_FAILURE)
+    except _ERRORS as err:
+        return fail(args, err)
+    emit(args, {"batch_id": args.batch, "ok": True, "decisions": checked},
+         f"blind batch {args.batch} OK: {checked} decision(s) match the sealed plan and their seals")
+    return EXIT_OK
+
+
 def _rate_line(r: dict[str, Any]) -> str:
     def pct(x: Any) -> str:
         return "-" if x is None else f"{100 * x:.1f}%"
@@ -114,7 +130,7 @@ def _rates(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
-    """Add ``blind`` (open, next, decide, reveal) and ``review-rates`` to the ``facetrail`` parser."""
+    """Add ``blind`` (open, next, decide, reveal, verify) and ``review-rates`` to the ``facetrail`` parser."""
     blind = subparsers.add_parser("blind", help="blind review with fillers: one item at a time, no score or rank")
     sub = blind.add_subparsers(dest="blind_command", metavar="BLIND_COMMAND")
     sub.required = True
@@ -138,6 +154,10 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("reveal", parents=parents, help="close a batch and publish its plan (auditors)")
     p.add_argument("batch")
     p.set_defaults(handler=_reveal)
+
+    p = sub.add_parser("verify", parents=parents, help="check a revealed batch against its records (no key needed)")
+    p.add_argument("batch")
+    p.set_defaults(handler=_verify)
 
     p = subparsers.add_parser("review-rates", parents=parents,
                               help="reviewers' own error rates on revealed blind batches (auditors; recorded)")

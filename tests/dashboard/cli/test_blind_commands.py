@@ -85,6 +85,8 @@ def test_a_blind_session_end_to_end(cli) -> None:
     assert code == 2 and out["code"] == "forbidden"
     code, out, err = cli("carol", "blind", "reveal", opened["batch_id"])
     assert code == 0 and out["decisions"] == 16, err
+    code, checked, err = cli("rev2", "blind", "verify", opened["batch_id"])
+    assert code == 0 and checked == {"batch_id": opened["batch_id"], "ok": True, "decisions": 16}, err
     code, shown, _ = cli("rev1", "audit", "show", str(q1))
     assert code == 0 and [c["status"] for c in shown["review"]["candidates"]] == ["confirmed", "confirmed"]
     assert [c["face_id"] for c in shown["review"]["candidates"]] == ["f1-1", "f1-2"]  # no filler among them
@@ -107,6 +109,8 @@ def test_refusals_exit_2_and_the_non_blind_review_still_works(cli) -> None:
     assert code == 2 and out["code"] == "blind_review_refused"
     code, out, _ = cli("rev1", "blind", "next")
     assert code == 0 and out == {"item": None}
+    code, out, _ = cli("rev1", "blind", "verify", "0123456789abcdef")
+    assert code == 1 and out["code"] == "blind_reveal_mismatch"
     code, out, err = cli("rev1", "review", str(q1), "--decision", "confirm", "--face-id", "f1-1")
     assert code == 0, err
     assert out["review"]["record"]["details"]["mode"] == "non_blind"
