@@ -26,6 +26,7 @@ PAGES = (
     ("app_pages/demographics.py", "Demographic performance", ":material/balance:", "read_evaluations"),
     ("app_pages/integrity.py", "Integrity", ":material/verified:", "integrity"),
     ("app_pages/exports.py", "Exports", ":material/download:", "export"),
+    ("app_pages/reports.py", "Reports", ":material/summarize:", "report"),
     ("app_pages/admin.py", "Administration", ":material/admin_panel_settings:", "manage_users"),
 )
 
