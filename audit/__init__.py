@@ -60,6 +60,7 @@ from audit.errors import (
 )
 from audit.evaluation import *  # noqa: F403 (the evaluation package's public names)
 from audit.evaluation.reviewers import ReviewerRate, ReviewerRates, audited_reviewer_rates, reviewer_rates
+from audit.privacy import DataHolding, privacy_inventory, purge_evaluation_cache
 from audit.reports import *  # noqa: F403 (accountability reports)
 from audit.runtime import Runtime
 from audit.session import AuditContext, Audited, AuditSession
@@ -67,6 +68,9 @@ from audit.trail import *  # noqa: F403 (the trail's public names)
 
 __all__ = [
     "ACTION_PERMISSIONS",
+    "DataHolding",
+    "privacy_inventory",
+    "purge_evaluation_cache",
     "BLIND_MODE",
     "NON_BLIND_MODE",
     "PERMISSIONS",

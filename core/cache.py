@@ -40,7 +40,8 @@ from core.results import Face
 from core.settings import Settings
 from core.storage.connection import Database
 
-__all__ = ["CachedOutcome", "EmbeddingCache", "EvaluationCache", "pack_sealed", "unpack_head", "unpack_sealed"]
+__all__ = ["CachedOutcome", "EmbeddingCache", "EvaluationCache", "PurgeReport", "pack_sealed", "unpack_head",
+           "unpack_sealed"]
 
 #: Failures that belong to the image itself and can be cached.
 CACHEABLE_ERRORS = frozenset({"no_face", "multiple_faces"})
