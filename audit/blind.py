@@ -25,11 +25,12 @@ What a reviewer reading the log can learn
 -----------------------------------------
 Reviewers may read the log, so nothing written while a batch is open tells fillers apart:
 
-* the ``blind_batch`` record holds the plan (which face goes with which probe, which are
-  fillers) only sealed: AES-GCM under the batch's key, plus the SHA-256 of the plan (which
-  holds a random salt) as a commitment. The key is derived (HMAC-SHA256) from a key file
-  outside the database, ``<signing key>.blind``, so whoever reads or rewrites the database
-  cannot open a plan;
+* the ``blind_batch`` record holds the plan (which queries, which face goes with which probe,
+  which are fillers) only sealed: AES-GCM under the batch's key, plus the SHA-256 of the plan
+  (which holds a random salt) as a commitment; in the clear it says only how many queries,
+  items and fillers the batch has (so a reviewer cannot look the batch's searches up in the
+  match log). The key is derived (HMAC-SHA256) from a key file outside the database,
+  ``<signing key>.blind``, so whoever reads or rewrites the database cannot open a plan;
 * a ``blind_review`` record names no query, face or case: only the batch, the reviewer's own
   item id (a keyed hash of reviewer and item, so two reviewers' records of one item cannot be
   linked) and ``details.filler_seal``, an HMAC of the item id and whether it is a filler under
@@ -300,7 +301,8 @@ def open_batch(
         (recorded first).
     """
     gate = _gate(session, AUDIT_PURPOSE)
-    asked = {"queries": list(queries), "filler_gallery": filler_gallery, "filler_share": float(filler_share)}
+    # the queries are not named in the trail while the batch is open (reviewers read the log): only their number
+    asked = {"n_queries": len(queries), "filler_gallery": filler_gallery, "filler_share": float(filler_share)}
     gate.check("blind_batch", asked)
     refuse = _refuser(gate, "blind_batch", asked)
     if not queries:
@@ -321,13 +323,14 @@ def open_batch(
         raise refuse(f"unknown filler gallery {filler_gallery!r}: {err}") from err
     plan_items = _plan(records, faces, filler_gallery, filler_share, refuse)
     batch_id = secrets.token_hex(8)
-    plan = {"batch_id": batch_id, "salt": secrets.token_hex(32), "items": [i.to_dict() for i in plan_items]}
+    plan = {"batch_id": batch_id, "salt": secrets.token_hex(32), "queries": [r.seq for r in records],
+            "items": [i.to_dict() for i in plan_items]}
     plan_bytes = canonical_bytes(plan)
     nonce = secrets.token_bytes(12)
     sealed = AESGCM(_batch_key(gate.log, batch_id)).encrypt(nonce, plan_bytes, batch_id.encode("ascii"))
     n_fillers = sum(i.filler for i in plan_items)
     return gate.record("blind_batch", {"outcome": "ok", "details": {
-        "batch_id": batch_id, "queries": [r.seq for r in records],
+        "batch_id": batch_id, "n_queries": len(records),
         "filler_gallery": {"name": ref.name, "fingerprint": ref.fingerprint, "size": ref.size},
         "filler_share": float(filler_share), "items": len(plan_items), "fillers": n_fillers,
         "plan_sha256": hashlib.sha256(plan_bytes).hexdigest(),
@@ -374,7 +377,7 @@ def blind_batches(log: AuditLog, *, batch_id: str | None = None) -> list[BlindBa
         key, plan = _open_plan(log, r)
         items = [BlindPlanItem(**item) for item in plan["items"]]
         bid = str(r.details["batch_id"])
-        out.append(BlindBatch(bid, r.seq, tuple(int(q) for q in r.details["queries"]),
+        out.append(BlindBatch(bid, r.seq, tuple(int(q) for q in plan["queries"]),
                               str(r.details["filler_gallery"]["name"]), tuple(items), key, reveals.get(bid)))
     return out
 

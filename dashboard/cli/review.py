@@ -49,9 +49,9 @@ def _open(args: argparse.Namespace) -> int:
     except _ERRORS as err:
         return fail(args, err)
     d = entry.record.details
-    payload = {"audit_seq": entry.seq, "batch_id": d["batch_id"], "queries": d["queries"], "items": d["items"],
+    payload = {"audit_seq": entry.seq, "batch_id": d["batch_id"], "queries": args.query, "items": d["items"],
                "fillers": d["fillers"], "filler_gallery": d["filler_gallery"]["name"]}
-    emit(args, payload, f"opened blind batch {d['batch_id']}: {d['items']} item(s) over {len(d['queries'])} "
+    emit(args, payload, f"opened blind batch {d['batch_id']}: {d['items']} item(s) over {d['n_queries']} "
                         f"query(ies), {d['fillers']} of them filler(s); recorded as #{entry.seq}")
     return EXIT_OK
 

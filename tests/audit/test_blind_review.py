@@ -326,3 +326,11 @@ def test_two_sessions_deciding_one_item_at_once_leave_one_decision(log: AuditLog
     assert outcomes == ["recorded", "refused", "refused", "refused"]
     assert len(log.list(AuditFilter(action="blind_review"))) == 1
     assert len(log.list(AuditFilter(action="refused"))) == 3
+
+
+def test_the_open_batch_names_none_of_its_queries(log: AuditLog, galleries) -> None:
+    seqs = queries(log, n=3, per=1)
+    opened = open_batch(gate(log, "carol", "auditor"), galleries, seqs, "fillers", filler_share=0.5).record
+    assert opened.details["n_queries"] == 3 and opened.details["items"] == 6 and opened.details["fillers"] == 3
+    assert "queries" not in opened.details and opened.target_seq is None and opened.case_ref is None
+    assert blind_batches(log)[0].queries == tuple(seqs)  # in the sealed plan
