@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+from audit.evaluation.reviewers import reviewer_rates
 from audit.evaluation.store import EvaluationStore
 from audit.reports.accuracy import accuracy_blocks
 from audit.reports.config import SCHEMA, ReportConfig
@@ -207,6 +208,27 @@ def _effectiveness(ctx: _Context) -> list[Block]:
     ))]
 
 
+def _reviewer_rates(ctx: _Context) -> list[Block]:
+    rates, p = reviewer_rates(ctx.log), ctx.privacy
+    if not rates.reviewers:
+        return [Missing("reviewer_rates", "reviewers' own error rates", not_available(
+            "reviewers' error rates from blind review with fillers: no blind review batch has been revealed yet "
+            "(`facetrail blind open` ... `facetrail blind reveal`)"))]
+    rows = tuple({"reviewer": p.operator(r.reviewer), "decisions": p.count(r.decisions),
+                  "fillers": p.count(r.filler_decisions), "false_confirms": p.count(r.false_confirms),
+                  "false_confirm_rate": r.false_confirm_rate, "fcr_lo": r.false_confirm_interval[0],
+                  "fcr_hi": r.false_confirm_interval[1], "agreement_rate": r.agreement_rate,
+                  "median_seconds": r.median_seconds} for r in rates.reviewers)
+    return [Table("reviewer_rates", "Reviewers' own error rates (blind review with fillers)"
+                  + (" (pseudonymised)" if p.public else ""),
+                  (("reviewer", "reviewer"), ("decisions", "decisions"), ("fillers", "on fillers"),
+                   ("false_confirms", "fillers confirmed"), ("false_confirm_rate", "false-confirm rate"),
+                   ("fcr_lo", f"{rates.confidence:.0%} low"), ("fcr_hi", f"{rates.confidence:.0%} high"),
+                   ("agreement_rate", "agreement with other reviewers"), ("median_seconds", "median s per decision")),
+                  rows, note=f"Over the {len(rates.batches)} revealed blind batch(es) of the whole log (not only "
+                             "this period); fillers are known non-matches, so confirming one is an error.")]
+
+
 def _summary(ctx: _Context) -> list[Block]:
     return [Facts("integrity_summary", (Fact("verified", "the audit log verifies",
                                              "yes" if ctx.state.verified else "NO"),))]
@@ -227,6 +249,7 @@ _PARTS: dict[str, Callable[[_Context], list[Block]]] = {
     "exports": _exports,
     "effectiveness": _effectiveness,
     "integrity_summary": _summary,
+    "reviewer_rates": _reviewer_rates,
 }
 
 

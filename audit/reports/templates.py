@@ -9,7 +9,7 @@
 
 A section is a list of *parts*: ``("toml", keys)`` (the deployer's ``report.toml`` items,
 printed as missing when absent), a name of log/evaluation blocks (``usage``, ``review``,
-``anomalies``, ``accuracy``, ``integrity``, ``uses``, ``authorisation``), or
+``anomalies``, ``accuracy``, ``integrity``, ``uses``, ``authorisation``, ``reviewer_rates``), or
 ``("waits", what)`` for data this deployment does not have yet (printed as
 "not yet available in this deployment: ...").
 """
@@ -24,7 +24,6 @@ __all__ = ["TEMPLATES", "TEMPLATE_TITLES", "SectionSpec"]
 SectionSpec = tuple[str, str, tuple[str, ...], tuple[Any, ...]]
 
 _RETENTION = ("waits", "retention schedules, erasures and their signed receipts (issue 11, privacy that holds)")
-_REVIEWERS = ("waits", "reviewers' own error rates from blind review with fillers (issue 12, blind review)")
 
 _SYSTEM: SectionSpec = ("system", "The system: name, vendor, version", ("RCW 43.386.020(2)(a)",),
                         (("toml", ("system.name", "system.vendor", "system.version")), "configurations"))
@@ -50,7 +49,7 @@ _USAGE: SectionSpec = ("usage", "How the system was used, and how much",
                        ("RCW 43.386.070", "EU AI Act Art. 26(10)", "OMC 9.64 (use)"), ("period", "usage"))
 _REVIEW: SectionSpec = ("review", "Human review of matches (two-person rule)",
                         ("EU AI Act Art. 14(5)", "EU AI Act Art. 12(3)(d)", "OMC 9.64 (effectiveness)"),
-                        ("review", _REVIEWERS))
+                        ("review", "reviewer_rates"))
 _ANOMALIES: SectionSpec = ("anomalies", "Refusals, anomalies and violations",
                            ("RCW 43.386.070", "OMC 9.64 (audits and violations)"),
                            ("anomalies", ("toml", ("oversight.audits",))))

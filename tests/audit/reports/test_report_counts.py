@@ -280,3 +280,20 @@ def test_period_bounds_and_formats_are_checked() -> None:
         ReportRequest(dt.date(2026, 2, 1), dt.date(2026, 1, 1), "full", config)
     with pytest.raises(ValueError, match="unknown report template"):
         ReportRequest(dt.date(2026, 1, 1), dt.date(2026, 2, 1), "gdpr", config)
+
+
+def test_reviewers_rates_wait_for_a_revealed_blind_batch_and_are_pseudonymised_in_public(
+        scene_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    report = as_json(make(scene_db))
+    waiting = block(report, "review", "reviewer_rates")
+    assert waiting["kind"] == "missing" and waiting["reason"].startswith("not yet available in this deployment")
+    from audit import ReviewerRate, ReviewerRates
+    from audit.reports import build
+
+    rate = ReviewerRate("rev_dan", 40, 10, 1, 0.1, (0.02, 0.4), 30, 20, 12, 11, 11 / 12, (0.6, 0.99), 9.5, 8.0,
+                        (7.0, 12.0))
+    monkeypatch.setattr(build, "reviewer_rates", lambda log: ReviewerRates(("b1",), 0.95, (rate,)))
+    full = block(as_json(make(scene_db)), "review", "reviewer_rates")
+    assert full["rows"][0]["reviewer"] == "rev_dan" and full["rows"][0]["false_confirm_rate"] == 0.1
+    public = block(as_json(make(scene_db, public=True)), "review", "reviewer_rates")
+    assert public["rows"][0]["reviewer"].startswith("operator-") and public["rows"][0]["false_confirms"] == "< 5"
