@@ -17,6 +17,7 @@
 from audit import evaluation as _evaluation
 from audit import reports as _reports
 from audit import trail as _trail
+from audit import witness as _witness
 from audit.access import AccountService, IssuedToken
 from audit.accounts import (
     ACTION_PERMISSIONS,
@@ -60,11 +61,13 @@ from audit.errors import (
 )
 from audit.evaluation import *  # noqa: F403 (the evaluation package's public names)
 from audit.evaluation.reviewers import ReviewerRate, ReviewerRates, audited_reviewer_rates, reviewer_rates
+from audit.outputs import OutputRefused, check_out_path, protected_paths
 from audit.privacy import DataHolding, privacy_inventory, purge_evaluation_cache
 from audit.reports import *  # noqa: F403 (accountability reports)
 from audit.runtime import Runtime
 from audit.session import AuditContext, Audited, AuditSession
 from audit.trail import *  # noqa: F403 (the trail's public names)
+from audit.witness import *  # noqa: F403 (the witness and the log's witness client)
 
 __all__ = [
     "ACTION_PERMISSIONS",
@@ -118,4 +121,8 @@ __all__ = [
     *_evaluation.__all__,
     *_reports.__all__,
     *_trail.__all__,
+    *_witness.__all__,
+    "OutputRefused",
+    "check_out_path",
+    "protected_paths",
 ]

@@ -36,7 +36,13 @@ auth_credentials holds sign-in sessions and API tokens (only a SHA-256 of each s
 signin_failures the failed sign-ins in a row and lockouts, database_marks facts about the file
 (``demo``).
 
-Version 4 (privacy, :mod:`core.gallery`, :mod:`core.cache`, :mod:`core.keystore`): ``gallery_faces``
+Version 4 (:mod:`audit.trail.store`): every record is signed: ``audit_log`` gains ``note`` (the
+signed checkpoint note of the tree ending at the record) and ``frontier`` (Merkle subtree roots,
+stored every 1024 records); ``audit_log_meta`` holds the log's id (its origin), ``audit_log_keys``
+every public key that signed the log and from which tree size, ``audit_cosignatures`` the
+witnesses' cosignatures of checkpoints.
+
+Version 5 (privacy, :mod:`core.gallery`, :mod:`core.cache`, :mod:`core.keystore`): ``gallery_faces``
 rows are sealed (``sealed``: AES-GCM under the subject's key ``key_id``, found by ``subject_ref``, a
 keyed HMAC of gallery and subject id); the clear ``subject_id``, ``image_name``, ``metadata`` and
 ``embedding`` columns stay only for files written before, and are emptied when the gallery store
@@ -270,7 +276,7 @@ _V3_ACCOUNTS = (
     )""",
 )
 
-#: Version 4: privacy (see the module docstring). Cached embeddings are not kept (they are recomputable);
+#: Version 5: privacy (see the module docstring). Cached embeddings are not kept (they are recomputable);
 #: rows of galleries are sealed by :class:`core.gallery.GalleryStore` on first use (it needs the key store).
 _V5_PRIVACY = (
     "ALTER TABLE gallery_faces ADD COLUMN IF NOT EXISTS subject_ref VARCHAR",
@@ -296,6 +302,28 @@ _V5_PRIVACY = (
     )""",
 )
 
+_V4_SIGNED_LOG = (
+    "ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS note VARCHAR",
+    "ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS frontier BLOB",
+    """CREATE TABLE IF NOT EXISTS audit_log_meta (
+        name VARCHAR PRIMARY KEY,
+        value VARCHAR NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS audit_log_keys (
+        vkey VARCHAR PRIMARY KEY,
+        from_size BIGINT NOT NULL,
+        added_at VARCHAR NOT NULL,
+        statement VARCHAR
+    )""",
+    """CREATE TABLE IF NOT EXISTS audit_cosignatures (
+        size BIGINT NOT NULL,
+        witness VARCHAR NOT NULL,
+        signature VARCHAR NOT NULL,
+        received_at VARCHAR NOT NULL,
+        PRIMARY KEY (size, witness, signature)
+    )""",
+)
+
 #: Every migration, oldest first; a released one is never edited.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "galleries, embedding cache, calibrations, audit log and checkpoints, users, evaluation runs", _V1),
@@ -303,7 +331,9 @@ MIGRATIONS: tuple[Migration, ...] = (
               _V2_EVALUATION),
     Migration(3, "accounts: disabled and password-change times, sessions and API tokens (hashed), "
                  "failed sign-ins and lockouts, database marks", _V3_ACCOUNTS),
-    Migration(4, "privacy: sealed gallery rows (per-subject keys), no cached embeddings outside galleries, "
+    Migration(4, "audit: a signed checkpoint note with every record, the log's id, its keys, witness cosignatures",
+              _V4_SIGNED_LOG),
+    Migration(5, "privacy: sealed gallery rows (per-subject keys), no cached embeddings outside galleries, "
                  "evaluation cache with day keys", _V5_PRIVACY),
 )
 
