@@ -54,6 +54,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from audit.privacy_export import export_pseudonym_key
 from audit.session import Audited, AuditSession
 from audit.trail.convert import candidate_fields, gallery_fields
 from audit.trail.excerpt import write_excerpt
@@ -509,7 +510,8 @@ def audited_export(
     def call() -> ExportSummary:
         if excerpt:
             return write_excerpt(log, out, filters)
-        key = load_pseudonym_key(log, pseudonym_key_path) if pseudonymize else None
+        key = None if not pseudonymize else (
+            load_pseudonym_key(log, pseudonym_key_path) if pseudonym_key_path else export_pseudonym_key(log))
         return export_records(log, out, fmt, filters, key)  # type: ignore[arg-type]
 
     return session.run("export", call, lambda s: {"details": {**s.to_dict(), "path": Path(s.path).name}},
