@@ -358,8 +358,8 @@ def _open_plan(log: AuditLog, record: AuditRecord) -> tuple[bytes, dict[str, Any
     return key, plan
 
 
-def blind_batches(log: AuditLog, *, batch_id: str | None = None) -> list[BlindBatch]:
-    """Every blind batch of the log (or the one named), oldest first, with its plan opened.
+def blind_batches(log: AuditLog, *, batch_id: str | None = None, open_only: bool = False) -> list[BlindBatch]:
+    """Return every blind batch of the log (or the one named; or only those still open), oldest first, plans opened.
 
     Raises
     ------
@@ -374,6 +374,8 @@ def blind_batches(log: AuditLog, *, batch_id: str | None = None) -> list[BlindBa
                for e in log.list(AuditFilter(action="blind_reveal"))}
     out = []
     for r in records:
+        if open_only and str(r.details["batch_id"]) in reveals:
+            continue
         key, plan = _open_plan(log, r)
         items = [BlindPlanItem(**item) for item in plan["items"]]
         bid = str(r.details["batch_id"])
@@ -421,7 +423,7 @@ def next_item(session: AuditSession, batch_id: str | None = None) -> BlindItem |
     gate, reviewer = _reviewer(session, "blind_review", {"batch_id": batch_id})
     refuse = _refuser(gate, "blind_review", {"batch_id": batch_id})
     try:
-        batches = blind_batches(gate.log, batch_id=batch_id)
+        batches = blind_batches(gate.log, batch_id=batch_id, open_only=batch_id is None)
     except BlindReviewRefused as err:
         raise refuse(str(err)) from err
     if batch_id is not None and batches[0].revealed_seq is not None:

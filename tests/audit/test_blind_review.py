@@ -334,3 +334,18 @@ def test_the_open_batch_names_none_of_its_queries(log: AuditLog, galleries) -> N
     assert opened.details["n_queries"] == 3 and opened.details["items"] == 6 and opened.details["fillers"] == 3
     assert "queries" not in opened.details and opened.target_seq is None and opened.case_ref is None
     assert blind_batches(log)[0].queries == tuple(seqs)  # in the sealed plan
+
+
+def test_the_next_item_comes_from_the_oldest_open_batch(log: AuditLog, galleries) -> None:
+    carol = gate(log, "carol", "auditor")
+    first = open_batch(carol, galleries, queries(log, n=1, per=1), "fillers", filler_share=0.0).record
+    second = open_batch(carol, galleries, queries(log, n=1, per=1), "fillers", filler_share=0.0).record
+    rev1 = gate(log, "rev1", "reviewer")
+    item = blind_next(rev1)
+    assert item is not None and item.batch_id == first.details["batch_id"]
+    reveal(carol, first.details["batch_id"])
+    item = blind_next(rev1)
+    assert item is not None and item.batch_id == second.details["batch_id"]
+    assert [b.batch_id for b in blind_batches(log, open_only=True)] == [second.details["batch_id"]]
+    with pytest.raises(BlindReviewRefused, match="closed"):
+        blind_next(rev1, first.details["batch_id"])
