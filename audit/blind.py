@@ -239,9 +239,36 @@ def _filler_count(n_real: int, share: float) -> int:
     return round(share * n_real / (1.0 - share)) if share > 0 else 0
 
 
+def _templates(galleries: GalleryStore, queries: list[AuditRecord], match_on: Sequence[str],
+               refuse: Callable[[str], BlindReviewRefused]) -> dict[int, list[dict[str, Any]]]:
+    """Per query, the ``match_on`` metadata of its candidates (read from the searched gallery): what fillers match."""
+    if not match_on:
+        return {q.seq: [{}] for q in queries}
+    metadata: dict[str, dict[str, dict[str, Any]]] = {}
+    out: dict[int, list[dict[str, Any]]] = {}
+    for q in queries:
+        name = q.gallery.name if q.gallery else ""
+        if name not in metadata:
+            try:
+                metadata[name] = {f["face_id"]: f["metadata"] for f in galleries.faces(name)}
+            except NotFound as err:
+                raise refuse(f"fillers cannot be matched on {list(match_on)} for query {q.seq}: its gallery "
+                             f"{name!r} is gone ({err})") from err
+        known = [metadata[name].get(c.face_id) or {} for c in q.candidates]
+        out[q.seq] = [{k: m[k] for k in match_on} for m in known if all(k in m for k in match_on)]
+        if not out[q.seq]:
+            raise refuse(f"fillers cannot be matched on {list(match_on)} for query {q.seq}: none of its candidates "
+                         f"has that metadata in gallery {name!r}")
+    return out
+
+
 def _plan(queries: list[AuditRecord], faces: list[dict[str, Any]], filler_gallery: str, share: float,
-          refuse: Callable[[str], BlindReviewRefused]) -> list[BlindPlanItem]:
-    """Every candidate of every query, and fillers drawn at random for probes taken in turn (then shuffled)."""
+          templates: dict[int, list[dict[str, Any]]], refuse: Callable[[str], BlindReviewRefused]
+          ) -> list[BlindPlanItem]:
+    """Every candidate of every query, and fillers drawn at random for probes taken in turn (then shuffled).
+
+    A filler of a query matches the metadata of one of its candidates, picked at random (``templates``).
+    """
     rng = secrets.SystemRandom()
     real = [(q, c.face_id, c.subject_id, q.gallery.name if q.gallery else "") for q in queries for c in q.candidates]
     n_fillers = _filler_count(len(real), share)
@@ -252,11 +279,13 @@ def _plan(queries: list[AuditRecord], faces: list[dict[str, Any]], filler_galler
         excluded = {c.subject_id for c in q.candidates}
         probes = set(q.probe_sha256 or ())
         taken = {f for p, f, _, _ in fillers if p.seq == q.seq}
+        template = rng.choice(templates[q.seq])
         eligible = [f for f in faces if f["subject_id"] not in excluded and f["image_sha256"] not in probes
-                    and f["face_id"] not in taken]
+                    and f["face_id"] not in taken and all(f["metadata"].get(k) == v for k, v in template.items())]
         if not eligible:
+            alike = f" with metadata {template}" if template else ""
             raise refuse(f"filler gallery {filler_gallery!r} has too few faces for {n_fillers} fillers: none left "
-                         f"for query {q.seq} (faces of its candidates' subjects and of its probe are excluded)")
+                         f"for query {q.seq}{alike} (faces of its candidates' subjects and of its probe are excluded)")
         fresh = [f for f in eligible if f["face_id"] not in used] or eligible
         face = rng.choice(fresh)
         used.add(face["face_id"])
@@ -269,7 +298,7 @@ def _plan(queries: list[AuditRecord], faces: list[dict[str, Any]], filler_galler
 
 def open_batch(
     session: AuditSession, galleries: GalleryStore, queries: Sequence[int], filler_gallery: str, *,
-    filler_share: float = 0.25,
+    filler_share: float = 0.25, match_on: Sequence[str] = (),
 ) -> AuditEntry:
     """Open a blind batch over the candidates of ``queries`` with fillers from ``filler_gallery`` (auditors).
 
@@ -285,6 +314,10 @@ def open_batch(
         A gallery of people known not to be any probe (not a gallery any of the queries searched).
     filler_share
         Share of the batch's items that are fillers, ``0 <= share < 1`` (rounded to whole items).
+    match_on
+        Gallery metadata keys (``sex``, ``race``, ...) a filler must share with one of its query's
+        candidates (read from the searched gallery), so that fillers are not told apart by looking
+        unlike the probe's candidates. Empty: fillers drawn from the whole gallery.
 
     Returns
     -------
@@ -297,12 +330,13 @@ def open_batch(
         From the gate (recorded).
     BlindReviewRefused
         No queries, a query that is not a search with candidates, a repeated query, a bad share,
-        an unknown filler gallery, the searched gallery as filler gallery, or too few filler faces
-        (recorded first).
+        an unknown filler gallery, the searched gallery as filler gallery, too few filler faces, or
+        ``match_on`` metadata that the candidates lack (recorded first).
     """
     gate = _gate(session, AUDIT_PURPOSE)
     # the queries are not named in the trail while the batch is open (reviewers read the log): only their number
-    asked = {"n_queries": len(queries), "filler_gallery": filler_gallery, "filler_share": float(filler_share)}
+    asked = {"n_queries": len(queries), "filler_gallery": filler_gallery, "filler_share": float(filler_share),
+             "match_on": list(match_on)}
     gate.check("blind_batch", asked)
     refuse = _refuser(gate, "blind_batch", asked)
     if not queries:
@@ -321,7 +355,8 @@ def open_batch(
         ref = galleries.ref(filler_gallery)
     except NotFound as err:
         raise refuse(f"unknown filler gallery {filler_gallery!r}: {err}") from err
-    plan_items = _plan(records, faces, filler_gallery, filler_share, refuse)
+    plan_items = _plan(records, faces, filler_gallery, filler_share, _templates(galleries, records, match_on, refuse),
+                       refuse)
     batch_id = secrets.token_hex(8)
     plan = {"batch_id": batch_id, "salt": secrets.token_hex(32), "queries": [r.seq for r in records],
             "items": [i.to_dict() for i in plan_items]}
@@ -332,7 +367,8 @@ def open_batch(
     return gate.record("blind_batch", {"outcome": "ok", "details": {
         "batch_id": batch_id, "n_queries": len(records),
         "filler_gallery": {"name": ref.name, "fingerprint": ref.fingerprint, "size": ref.size},
-        "filler_share": float(filler_share), "items": len(plan_items), "fillers": n_fillers,
+        "filler_share": float(filler_share), "match_on": list(match_on), "items": len(plan_items),
+        "fillers": n_fillers,
         "plan_sha256": hashlib.sha256(plan_bytes).hexdigest(),
         "sealed_plan": base64.b64encode(nonce + sealed).decode("ascii"),
     }})

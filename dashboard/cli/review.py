@@ -1,6 +1,6 @@
 """``facetrail blind ...`` and ``facetrail review-rates``: blind review with fillers on the command line.
 
-* ``facetrail blind open --query SEQ [--query SEQ ...] --filler-gallery G [--filler-share 0.25]``
+* ``facetrail blind open --query SEQ [--query SEQ ...] --filler-gallery G [--filler-share 0.25] [--match-on KEY]``
   (auditors): open a batch over those searches' candidates, with fillers from ``G``;
 * ``facetrail blind next [--batch ID]`` (reviewers): the next item to decide, without score,
   rank, query, face or anyone's verdict; its ``ticket`` is what ``decide`` takes;
@@ -45,7 +45,7 @@ def _session(args: argparse.Namespace) -> Any:
 def _open(args: argparse.Namespace) -> int:
     try:
         entry = open_batch(_session(args), runtime(args).galleries, args.query, args.filler_gallery,
-                           filler_share=args.filler_share)
+                           filler_share=args.filler_share, match_on=args.match_on)
     except _ERRORS as err:
         return fail(args, err)
     d = entry.record.details
@@ -139,6 +139,8 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--query", type=int, action="append", required=True, help="a search record's seq (repeat)")
     p.add_argument("--filler-gallery", required=True, help="gallery of people known not to be any probe")
     p.add_argument("--filler-share", type=float, default=0.25, help="share of the items that are fillers")
+    p.add_argument("--match-on", action="append", default=[], metavar="KEY",
+                   help="gallery metadata a filler shares with one of its query's candidates (repeat: sex, race, ...)")
     p.set_defaults(handler=_open)
 
     p = sub.add_parser("next", parents=parents, help="your next item to decide (reviewers)")

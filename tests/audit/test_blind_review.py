@@ -349,3 +349,34 @@ def test_the_next_item_comes_from_the_oldest_open_batch(log: AuditLog, galleries
     assert [b.batch_id for b in blind_batches(log, open_only=True)] == [second.details["batch_id"]]
     with pytest.raises(BlindReviewRefused, match="closed"):
         blind_next(rev1, first.details["batch_id"])
+
+
+def test_fillers_can_be_matched_to_the_candidates_metadata(log: AuditLog, db: Database, fake_engine) -> None:
+    store = GalleryStore(db)
+    store.create("g", make_config())
+    store.create("volunteers", make_config())
+    made = {}
+    for subject, sex in (("a1", "F"), ("a2", "F"), ("b1", "M"), ("b2", "M")):
+        made[subject] = store.enroll("g", [EnrollItem(subject, fake_engine.embed(face_png(subject)), f"{subject}.png",
+                                                      {"sex": sex})])[0][0]
+    sex_of = {}
+    for k in range(10):
+        sex_of[f"v{k}"] = "F" if k % 2 else "M"
+        store.enroll("volunteers", [EnrollItem(f"v{k}", fake_engine.embed(face_png(f"v{k}")), f"v{k}.png",
+                                               {"sex": sex_of[f"v{k}"]})])
+    seqs = []
+    for i, pair in ((1, ("a1", "a2")), (2, ("b1", "b2"))):
+        fields = record_fields(i)
+        fields["candidates"] = [candidate(s, made[s], 0.05 * r, r) for r, s in enumerate(pair, start=1)]
+        seqs.append(log.append(fields).seq)
+    carol = gate(log, "carol", "auditor")
+    opened = open_batch(carol, store, seqs, "volunteers", filler_share=0.6, match_on=["sex"]).record
+    assert opened.details["match_on"] == ["sex"] and opened.details["fillers"] == 6
+    batch = blind_batches(log)[0]
+    for item in batch.items:
+        if item.filler:
+            assert sex_of[item.subject_id] == ("F" if item.seq == seqs[0] else "M")
+    with pytest.raises(BlindReviewRefused, match="none of its candidates has that metadata"):
+        open_batch(carol, store, seqs, "volunteers", match_on=["race"])
+    with pytest.raises(BlindReviewRefused, match="with metadata"):
+        open_batch(carol, store, seqs, "volunteers", filler_share=0.8, match_on=["sex"])  # 16 fillers: 8 a query, 5 faces a sex

@@ -109,9 +109,13 @@ with st.expander("Open a batch"):
         filler_gallery = st.selectbox("Filler gallery", galleries, key="blind_open_fillers")
         share = st.number_input("Share of fillers", min_value=0.0, max_value=0.9, value=0.25, step=0.05,
                                 key="blind_open_share")
+        match_on = st.text_input("Match fillers on (gallery metadata keys, comma-separated)", key="blind_open_match",
+                                 help="A filler shares these with one of its query's candidates, e.g. sex, race")
         if st.form_submit_button("Open batch"):
             try:
-                entry = open_batch(session, runtime().galleries, queries, filler_gallery or "", filler_share=share)
+                keys = [k.strip() for k in match_on.split(",") if k.strip()]
+                entry = open_batch(session, runtime().galleries, queries, filler_gallery or "", filler_share=share,
+                                   match_on=keys)
             except ERRORS as err:
                 st.error(f"Refused: {err}")
             else:

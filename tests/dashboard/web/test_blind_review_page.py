@@ -110,3 +110,25 @@ def test_an_operator_cannot_open_the_page(batch_db: str) -> None:
     at = page_as("operator1", "operator")
     assert any("Access denied" in e.value for e in at.error)
     assert not at.radio and not at.button
+
+
+def test_the_auditor_opens_a_batch_on_the_page(app_env: str, fake_engine) -> None:
+    rt = Runtime(app_env)
+    try:
+        rt.galleries.create("volunteers", make_config())
+        rt.galleries.enroll("volunteers", [EnrollItem(f"vol{k}", fake_engine.embed(face_png(f"vol{k}")), f"v{k}.png")
+                                           for k in range(4)])
+    finally:
+        rt.close()
+    at = page_as("auditor1", "auditor")
+    assert "No blind batch yet." in shown(at)
+    at.multiselect(key="blind_open_queries").set_value([1, 3])
+    at.selectbox(key="blind_open_fillers").set_value("volunteers")
+    at.number_input(key="blind_open_share").set_value(0.5)
+    at.button(key="FormSubmitter:blind_open_form-Open batch").click().run()
+    assert not at.exception, at.exception
+    assert any("opened as audit record" in s.value for s in at.success)
+    table = at.dataframe[0].value
+    assert table["items"].tolist() == [4] and table["status"].tolist() == ["open"]
+    reviewer = page_as("reviewer2", "reviewer")
+    assert "Item 1 of 4" in shown(reviewer)
