@@ -424,6 +424,8 @@ class AuditLog:
         ChainIntegrityError
             If the log's tail is not what it signed (nothing is signed over it).
         """
+        with self._lock, self.store.writing() as w:
+            self._load_head(w)  # the head's note verifies and the stored tail reproduces it, or this raises
         latest = self.store.latest_note()
         if latest is None or latest[0] != self.store.size():
             if self.size() == 0:

@@ -299,6 +299,17 @@ class AuditStore:
             for batch in reader:
                 yield list(zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True))
 
+    def records_of_action(self, action: str) -> list[StoreRow]:
+        """Return the rows whose record is JSON with this ``action``.
+
+        Rows that are not JSON are skipped here: the verifier names them through :meth:`first_undecodable`.
+        """
+        with self.db.connect() as con:
+            found = con.execute(
+                _ROW + " WHERE try(json_extract_string(try(decode(record)), '$.action')) = ? ORDER BY seq", [action]
+            ).fetchall()
+        return [_row(r) for r in found]
+
     def first_undecodable(self, start: int, end: int) -> int | None:
         """Return the first seq in ``start..end`` whose bytes are not a JSON object of its seq (in SQL), or None."""
         with self.db.connect() as con:

@@ -98,7 +98,7 @@ class _Notes:
 def _rotations(log: AuditLog) -> list[tuple[int, str, str]]:
     """``(seq, old vkey, new vkey)`` of the rotation records, read from the store (not yet trusted)."""
     out = []
-    for row in log.store.select(AuditFilter(action="rotate_key")):
+    for row in log.store.records_of_action("rotate_key"):
         try:
             details = json.loads(row.canonical).get("details") or {}
             out.append((row.seq, str(details["old_vkey"]), str(details["new_vkey"])))
