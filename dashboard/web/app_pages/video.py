@@ -128,7 +128,8 @@ if last is not None:
                                     "duration_s": False})
         figure.add_scatter(x=tracks["best_s"], y=tracks["track"], mode="markers", name="best face",
                            marker={"symbol": "diamond", "size": 9, "color": "black"})
-        figure.update_yaxes(autorange="reversed", title=None)
+        figure.update_yaxes(autorange="reversed", title=None, categoryorder="array",
+                            categoryarray=tracks["track"].tolist())  # track 1 on top, whatever its candidate
         figure.update_xaxes(title="time in the video (s)", range=[0, result.duration_ms / 1000])
         chart(figure)
     if candidates.empty:
