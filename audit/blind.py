@@ -26,10 +26,10 @@ What a reviewer reading the log can learn
 Reviewers may read the log, so nothing written while a batch is open tells fillers apart:
 
 * the ``blind_batch`` record holds the plan (which queries, which face goes with which probe,
-  which are fillers) only sealed: AES-GCM under the batch's key, plus the SHA-256 of the plan
-  (which holds a random salt) as a commitment; in the clear it says only how many queries,
-  items and fillers the batch has (so a reviewer cannot look the batch's searches up in the
-  match log). The key is derived (HMAC-SHA256) from a key file outside the database,
+  which are fillers, the share of fillers) only sealed: AES-GCM under the batch's key, plus the
+  SHA-256 of the plan (which holds a random salt) as a commitment; in the clear it says only
+  how many queries and items the batch has (so a reviewer cannot look the batch's searches up
+  in the match log, nor learn how many items are fillers). The key is derived (HMAC-SHA256) from a key file outside the database,
   ``<signing key>.blind``, so whoever reads or rewrites the database cannot open a plan;
 * a ``blind_review`` record names no query, face or case: only the batch, the reviewer's own
   item id (a keyed hash of reviewer and item, so two reviewers' records of one item cannot be
@@ -66,7 +66,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from audit.accounts import normalize_name
 from audit.errors import AuditError, RecordNotFound
 from audit.trail.keys import load_or_create_pseudonym_key
-from audit.trail.records import DECISIONS, AuditRecord, canonical_bytes
+from audit.trail.records import DECISIONS, AuditRecord, canonical_bytes, decimal6
 from audit.trail.store import AuditFilter
 from core.errors import NotFound
 
@@ -335,8 +335,8 @@ def open_batch(
     """
     gate = _gate(session, AUDIT_PURPOSE)
     # the queries are not named in the trail while the batch is open (reviewers read the log): only their number
-    asked = {"n_queries": len(queries), "filler_gallery": filler_gallery, "filler_share": float(filler_share),
-             "match_on": list(match_on)}
+    # nor the share of fillers (knowing it would shift a reviewer's criterion): the reveal publishes both
+    asked = {"n_queries": len(queries), "filler_gallery": filler_gallery, "match_on": list(match_on)}
     gate.check("blind_batch", asked)
     refuse = _refuser(gate, "blind_batch", asked)
     if not queries:
@@ -359,16 +359,14 @@ def open_batch(
                        refuse)
     batch_id = secrets.token_hex(8)
     plan = {"batch_id": batch_id, "salt": secrets.token_hex(32), "queries": [r.seq for r in records],
-            "items": [i.to_dict() for i in plan_items]}
+            "filler_share": decimal6(filler_share), "items": [i.to_dict() for i in plan_items]}
     plan_bytes = canonical_bytes(plan)
     nonce = secrets.token_bytes(12)
     sealed = AESGCM(_batch_key(gate.log, batch_id)).encrypt(nonce, plan_bytes, batch_id.encode("ascii"))
-    n_fillers = sum(i.filler for i in plan_items)
     return gate.record("blind_batch", {"outcome": "ok", "details": {
         "batch_id": batch_id, "n_queries": len(records),
         "filler_gallery": {"name": ref.name, "fingerprint": ref.fingerprint, "size": ref.size},
-        "filler_share": float(filler_share), "match_on": list(match_on), "items": len(plan_items),
-        "fillers": n_fillers,
+        "match_on": list(match_on), "items": len(plan_items),
         "plan_sha256": hashlib.sha256(plan_bytes).hexdigest(),
         "sealed_plan": base64.b64encode(nonce + sealed).decode("ascii"),
     }})

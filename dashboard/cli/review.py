@@ -24,6 +24,7 @@ from audit import (
     AuditError,
     BlindRevealMismatch,
     audited_reviewer_rates,
+    blind_batches,
     blind_decide,
     blind_next,
     open_batch,
@@ -49,10 +50,11 @@ def _open(args: argparse.Namespace) -> int:
     except _ERRORS as err:
         return fail(args, err)
     d = entry.record.details
+    fillers = sum(i.filler for i in blind_batches(runtime(args).log, batch_id=d["batch_id"])[0].items)
     payload = {"audit_seq": entry.seq, "batch_id": d["batch_id"], "queries": args.query, "items": d["items"],
-               "fillers": d["fillers"], "filler_gallery": d["filler_gallery"]["name"]}
+               "fillers": fillers, "filler_gallery": d["filler_gallery"]["name"]}
     emit(args, payload, f"opened blind batch {d['batch_id']}: {d['items']} item(s) over {d['n_queries']} "
-                        f"query(ies), {d['fillers']} of them filler(s); recorded as #{entry.seq}")
+                        f"query(ies), {fillers} of them filler(s) (sealed until the reveal); recorded as #{entry.seq}")
     return EXIT_OK
 
 

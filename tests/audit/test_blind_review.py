@@ -328,11 +328,13 @@ def test_two_sessions_deciding_one_item_at_once_leave_one_decision(log: AuditLog
     assert len(log.list(AuditFilter(action="refused"))) == 3
 
 
-def test_the_open_batch_names_none_of_its_queries(log: AuditLog, galleries) -> None:
+def test_the_open_batch_names_none_of_its_queries_nor_its_share_of_fillers(log: AuditLog, galleries) -> None:
     seqs = queries(log, n=3, per=1)
     opened = open_batch(gate(log, "carol", "auditor"), galleries, seqs, "fillers", filler_share=0.5).record
-    assert opened.details["n_queries"] == 3 and opened.details["items"] == 6 and opened.details["fillers"] == 3
-    assert "queries" not in opened.details and opened.target_seq is None and opened.case_ref is None
+    assert opened.details["n_queries"] == 3 and opened.details["items"] == 6
+    assert not {"queries", "fillers", "filler_share"} & set(opened.details)
+    assert opened.target_seq is None and opened.case_ref is None
+    assert sum(i.filler for i in blind_batches(log)[0].items) == 3
     assert blind_batches(log)[0].queries == tuple(seqs)  # in the sealed plan
 
 
@@ -371,7 +373,7 @@ def test_fillers_can_be_matched_to_the_candidates_metadata(log: AuditLog, db: Da
         seqs.append(log.append(fields).seq)
     carol = gate(log, "carol", "auditor")
     opened = open_batch(carol, store, seqs, "volunteers", filler_share=0.6, match_on=["sex"]).record
-    assert opened.details["match_on"] == ["sex"] and opened.details["fillers"] == 6
+    assert opened.details["match_on"] == ["sex"] and opened.details["items"] == 10
     batch = blind_batches(log)[0]
     for item in batch.items:
         if item.filler:

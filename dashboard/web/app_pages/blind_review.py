@@ -83,6 +83,7 @@ st.subheader("Batches")
 if batches:
     st.dataframe(pd.DataFrame([{
         "batch": b.batch_id, "opened (record)": b.seq, "queries": len(b.queries), "items": len(b.items),
+        "fillers": sum(i.filler for i in b.items),
         "filler gallery": b.filler_gallery, "status": "open" if b.revealed_seq is None else "revealed",
     } for b in batches]), hide_index=True)
 else:
