@@ -8,7 +8,9 @@ non-matches. A **blind batch** does both:
    queries with candidates, naming a **filler gallery**: faces of people known not to be the
    probe (another gallery than the searched one). A share of the batch's items
    (``filler_share``) are **fillers**: a probe of the batch with a face of the filler gallery
-   whose subject is none of that query's candidates and whose image is not the probe.
+   whose subject is none of that query's candidates and whose image is not the probe, drawn at
+   random (with ``match_on``, among faces sharing gallery metadata such as ``sex`` with one of
+   the query's candidates, so that fillers do not stand out by looking unlike them).
 2. Each reviewer asks for their next item (:func:`next_item`): one item at a time, in an
    order of their own (a keyed hash of the reviewer's name and the item, so it is fixed for a
    reviewer and a batch and differs between reviewers), without score, rank, query, case,
