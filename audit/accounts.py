@@ -129,6 +129,7 @@ ACTION_PERMISSIONS: dict[str, str | None] = {
     "mark_demo": "manage_users",
     "change_password": None,  # one's own; another account's needs manage_users (audit.access)
     "sign_out": None,
+    "evidence": "integrity",  # destroying review evidence that is due (audit.evidence)
 }
 
 AuthMethod = Literal["password_session", "dashboard_session", "api_token"]

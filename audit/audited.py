@@ -48,12 +48,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+from PIL import Image
+
+from audit.evidence import EvidenceStore
 from audit.privacy_export import export_pseudonym_key
 from audit.session import Audited, AuditSession
 from audit.trail.convert import candidate_fields, gallery_fields
@@ -94,6 +99,19 @@ def _digest(source: ImageSource | Embedding) -> str | None:
     return None
 
 
+def _probe_bytes(source: ImageSource | Embedding) -> bytes | None:
+    """Return the image a probe was given as (file bytes, bytes, or pixels as PNG); None for an embedding."""
+    if isinstance(source, bytes | bytearray):
+        return bytes(source)
+    if isinstance(source, str | os.PathLike):
+        return Path(source).read_bytes()
+    if isinstance(source, np.ndarray):
+        buffer = io.BytesIO()
+        Image.fromarray(source).save(buffer, format="PNG")
+        return buffer.getvalue()
+    return None
+
+
 def _recordable(value: Any) -> Any:
     """Return a requested option as a record can hold it (a non-finite number, refused by the engine, as text)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -118,6 +136,8 @@ class AuditedEngine:
         self.session = session
         self.engine = engine
         self.galleries = galleries
+        self._evidence: EvidenceStore | None = None
+        self._unlinked: list[str] = []
 
     @property
     def log(self) -> Any:
@@ -142,7 +162,11 @@ class AuditedEngine:
 
     def _run(self, action: str, call: Callable[[], Any], describe: Callable[[Any], dict[str, Any]],
              on_error: Callable[[BaseException], dict[str, Any]]) -> Audited[Any]:
-        return self.session.run(action, call, describe, on_error)
+        done = self.session.run(action, call, describe, on_error)
+        kept, self._unlinked = self._unlinked, []
+        for evidence_id in kept:  # images kept by ``describe`` are evidence for this record
+            self.evidence.link(evidence_id, done.seq)
+        return done
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -240,7 +264,41 @@ class AuditedEngine:
                     "probe_sha256": None if digest is None else [digest],
                     "details": {"gallery_name": gallery_name, "top_k": top_k, "threshold_requested": threshold}}
 
-        return self._run("search", call, describe, on_error)
+        def recorded(r: SearchResult) -> dict[str, Any]:  # the probe image kept for review is named in the record
+            fields = describe(r)
+            fields["details"]["retained"] = self._keep_probe(probe, r)
+            return fields
+
+        return self._run("search", call, recorded, on_error)
+
+    @property
+    def evidence(self) -> EvidenceStore:
+        """The evidence store beside the database (images kept for review: :mod:`audit.evidence`)."""
+        if self._evidence is None:
+            self._evidence = EvidenceStore.beside(self.galleries.db.path, self.galleries.keys)
+        return self._evidence
+
+    def _keep_probe(self, probe: ImageSource | Embedding, r: SearchResult) -> dict[str, Any]:
+        """Keep the probe image of a search with candidates (sealed, for its review); say what was kept."""
+        data = _probe_bytes(probe) if r.candidates else None
+        if data is None:
+            return {"probe_image": None}
+        item = self.evidence.keep(data, "probe_image")
+        self._unlinked.append(item.evidence_id)
+        return {"probe_image": item.evidence_id, "until": item.expires_at}
+
+    def _keep_crops(self, r: VideoSearchResult) -> dict[str, Any]:
+        """Keep the best crop of each track with candidates (sealed, for its review); say what was kept."""
+        crops: dict[str, str] = {}
+        until = None
+        for t in r.tracks:
+            if t.candidates and t.crop is not None:
+                buffer = io.BytesIO()
+                Image.fromarray(t.crop).save(buffer, format="PNG")
+                item = self.evidence.keep(buffer.getvalue(), "track_crop")
+                self._unlinked.append(item.evidence_id)
+                crops[str(t.track_id)], until = item.evidence_id, item.expires_at
+        return {"video": False, "crops": len(crops), "crop_evidence": crops, "until": until}
 
     def _expected_fpir(self, r: SearchResult) -> dict[str, Any] | None:
         """Return the FPIR a search at its threshold of a gallery its size should expect, labelled (core.thresholds)."""
@@ -332,7 +390,7 @@ class AuditedEngine:
                           "rotation": r.rotation},
                 "sampling": r.sampling.to_dict(),
                 "tracks": tracks,
-                "retained": {"video": False, "crops": 0},
+                "retained": self._keep_crops(r),
             },
         }
 

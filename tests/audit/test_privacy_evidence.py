@@ -1,0 +1,109 @@
+"""The evidence store from both sides: a probe image kept sealed only for a search with candidates,
+readable by reviewers and auditors, destroyed when its review ends or its retention expires (recorded)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from audit import AuditContext, AuditedEngine, AuditLog, AuditSession, Forbidden
+from audit.evidence import EvidenceStore
+from core import Database, EnrollItem, GalleryStore
+from tests.auth import actor_for
+from tests.fakes import face_png
+
+CTX = AuditContext(purpose="robbery investigation", case_ref="CASE-3")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 5, 1, 9, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def world(tmp_path: Path, fake_engine):
+    db = Database(tmp_path / "ft.duckdb")
+    log = AuditLog(db, key_path=tmp_path / "audit-key")
+    galleries = GalleryStore(db)
+    admin = AuditedEngine(AuditSession(log, CTX, actor_for(db, "root", "admin")), fake_engine, galleries)
+    admin.create_gallery("g", fake_engine.config)
+    admin.enroll("g", [EnrollItem(s, fake_engine.embed(face_png(s)), f"{s}.png") for s in ("s1", "s2")])
+    operator = AuditedEngine(AuditSession(log, CTX, actor_for(db, "olga", "operator")), fake_engine, galleries)
+    clock = Clock()
+    operator._evidence = EvidenceStore(tmp_path / "ft.duckdb.evidence", galleries.keys, clock=clock)
+    return tmp_path, db, log, operator, clock
+
+
+def session(log: AuditLog, name: str, role: str) -> AuditSession:
+    return AuditSession(log, CTX, actor_for(log.db, name, role))
+
+
+def test_only_a_search_with_candidates_keeps_its_probe_sealed(world) -> None:
+    root, _, log, operator, _ = world
+    hit_png, miss_png = face_png("s1", 4), face_png("stranger", 1)
+    hit = operator.search("g", hit_png, top_k=2)
+    miss = operator.search("g", miss_png, top_k=2)
+    kept = log.get(hit.seq).record.details["retained"]
+    assert kept["probe_image"] and kept["until"].startswith("2026-05-31")
+    assert log.get(miss.seq).record.details["retained"] == {"probe_image": None}
+    (item,) = operator.evidence.items()
+    assert (item.seq, item.kind, item.evidence_id) == (hit.seq, "probe_image", kept["probe_image"])
+    raw = b"".join(p.read_bytes() for p in root.rglob("*") if p.is_file())
+    assert hit_png not in raw and miss_png not in raw  # sealed, and the miss never kept
+    assert operator.evidence.read(session(log, "rita", "reviewer"), item.evidence_id) == hit_png
+    assert operator.evidence.read(session(log, "audrey", "auditor"), item.evidence_id) == hit_png
+
+
+def test_an_operator_may_not_read_evidence_and_is_recorded(world) -> None:
+    _, _, log, operator, _ = world
+    operator.search("g", face_png("s2", 2))
+    (item,) = operator.evidence.items()
+    with pytest.raises(Forbidden):
+        operator.evidence.read(session(log, "olga", "operator"), item.evidence_id)
+    last = log.get(log.size()).record
+    assert last.action == "refused" and last.details["evidence_id"] == item.evidence_id
+
+
+def test_evidence_is_destroyed_when_its_review_ends(world) -> None:
+    root, _, log, operator, _ = world
+    done = operator.search("g", face_png("s1", 6), top_k=1)
+    (item,) = operator.evidence.items()
+    auditor = session(log, "audrey", "auditor")
+    assert operator.evidence.purge_due(auditor) == []  # pending review: kept
+    for name in ("rita", "ravi"):
+        session(log, name, "reviewer").review(done.seq, "confirm", note="same person")
+    dry = operator.evidence.purge_due(auditor, dry_run=True)
+    assert [(d["evidence_id"], d["reason"]) for d in dry] == [(item.evidence_id, "review_ended")]
+    assert len(operator.evidence.items()) == 1
+    before = log.size()
+    operator.evidence.purge_due(auditor)
+    assert operator.evidence.items() == [] and item.key_id not in operator.galleries.keys.key_ids()
+    record = log.get(before + 1).record
+    assert record.action == "evidence" and record.details["destroyed"][0]["reason"] == "review_ended"
+    assert operator.evidence.purge_due(auditor) == [] and log.size() == before + 1  # idempotent
+    assert list((root / "ft.duckdb.evidence").iterdir()) == []
+    with pytest.raises(KeyError):
+        operator.evidence.read(auditor, item.evidence_id)
+    assert log.verify().ok
+
+
+def test_evidence_is_destroyed_when_its_retention_expires(world) -> None:
+    _, _, log, operator, clock = world
+    operator.search("g", face_png("s2", 8), top_k=1)
+    auditor = session(log, "audrey", "auditor")
+    clock.now += timedelta(days=29, hours=23)
+    assert operator.evidence.purge_due(auditor) == []
+    clock.now += timedelta(hours=2)
+    assert [d["reason"] for d in operator.evidence.purge_due(auditor)] == ["retention_expired"]
+    assert operator.evidence.items() == []
+
+
+def test_only_auditors_and_admins_purge(world) -> None:
+    _, _, log, operator, _ = world
+    with pytest.raises(Forbidden):
+        operator.evidence.purge_due(session(log, "rita", "reviewer"))
