@@ -27,6 +27,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from audit.outputs import check_out_path
 from audit.privacy_csv import safe_rows
 from audit.privacy_export import pseudonymize_record
 from audit.trail.keys import load_or_create_pseudonym_key
@@ -146,11 +147,13 @@ def export_records(
     ------
     ValueError
         For an unknown format.
+    OutputRefused
+        ``path`` is the database, its WAL or a key file.
     """
     if fmt not in ("csv", "jsonl", "parquet"):
         raise ValueError(f"unknown export format {fmt!r}; use csv, jsonl or parquet")
     filters = filters or AuditFilter()
-    out = Path(path)
+    out = check_out_path(path, log.protected_paths(), force=True)  # the CLI checks for existing files first
     out.parent.mkdir(parents=True, exist_ok=True)
     entries = log.list(filters)
 
