@@ -107,6 +107,7 @@ ACTION_PERMISSIONS: dict[str, str | None] = {
     "verify": "verify",
     "review": "review",
     "blind_review": "review",
+    "blind_serve": "review",
     "blind_batch": "audit_reviewers",
     "blind_reveal": "audit_reviewers",
     "review_rates": "audit_reviewers",

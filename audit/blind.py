@@ -16,7 +16,8 @@ non-matches. A **blind batch** does both:
    reviewer and a batch and differs between reviewers), without score, rank, query, case,
    subject or anyone's verdict. Items of a query the reviewer ran are not in their queue. A
    reviewer decides each item once (:func:`decide`, action ``blind_review``, ``details.mode``
-   ``"blind"``); the record's latency is the time from serving the item to the decision.
+   ``"blind"``); the record's latency is the time from the item's first serving (a
+   ``blind_serve`` record) to the decision.
 3. The auditor closes the batch (:func:`reveal`, action ``blind_reveal``): the record
    publishes the batch's key and plan and maps every decision to its query, face and
    whether it was a filler. From then on the two-person rule counts the blind decisions on
@@ -447,7 +448,9 @@ def _reviewer(session: AuditSession, action: str, asked: dict[str, Any]) -> tupl
 def next_item(session: AuditSession, batch_id: str | None = None) -> BlindItem | None:
     """Return the signed-in reviewer's next undecided item (of ``batch_id``, else of the oldest open batch that has one).
 
-    Serving an item is not recorded; the decision's record carries the time it was served.
+    The first serving of an item to the reviewer is recorded (action ``blind_serve``: batch and the
+    reviewer's item id, nothing more); serving it again (a reload, another session) gives the same
+    ticket, so the time per decision runs from the first serving and cannot be reset.
 
     Raises
     ------
@@ -472,9 +475,22 @@ def next_item(session: AuditSession, batch_id: str | None = None) -> BlindItem |
         for position, item in enumerate(queue, start=1):
             item_id = batch.item_id(reviewer, item.index)
             if item_id not in decided:
-                ticket = _ticket(batch, reviewer, item_id, int(time.time() * 1000))
-                return BlindItem(batch.batch_id, item_id, ticket, position, len(queue))
+                served_ms = _serve(gate, batch, reviewer, item_id)
+                return BlindItem(batch.batch_id, item_id, _ticket(batch, reviewer, item_id, served_ms), position,
+                                 len(queue))
     return None
+
+
+def _serve(gate: AuditSession, batch: BlindBatch, reviewer: str, item_id: str) -> int:
+    """Return when ``item_id`` was first served to ``reviewer`` (ms since the epoch), recording it if it is now."""
+    with gate.log.transaction():  # two sessions serving one item at once record one serving
+        for e in gate.log.list(AuditFilter(action="blind_serve", operator=reviewer, after_seq=batch.seq)):
+            if e.record.details.get("batch_id") == batch.batch_id and e.record.details.get("item") == item_id:
+                return int(e.record.details["served_ms"])
+        served_ms = int(time.time() * 1000)
+        gate.record("blind_serve", {"outcome": "ok", "details": {
+            "mode": BLIND_MODE, "batch_id": batch.batch_id, "item": item_id, "served_ms": served_ms}})
+        return served_ms
 
 
 def _parse_ticket(ticket: str, refuse: Callable[[str], BlindReviewRefused]) -> tuple[str, str, int, str]:

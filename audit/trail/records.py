@@ -74,7 +74,7 @@ ACTIONS = frozenset(
      "disable_user", "enable_user", "issue_token", "revoke_token", "report",
      "evidence",  # images kept for review destroyed (audit.evidence)
      "rotate_key", "publish",  # the log's own key rotation, a checkpoint published to witnesses
-     "blind_batch", "blind_review", "blind_reveal", "review_rates"}  # blind review with fillers (audit.blind)
+     "blind_batch", "blind_serve", "blind_review", "blind_reveal", "review_rates"}  # blind review (audit.blind)
 )
 
 #: Review decisions.

@@ -20,6 +20,7 @@ from audit import (
     reviewer_rates,
 )
 from audit.evaluation.identification import wilson_interval
+from audit.trail.store import AuditFilter
 from core import Database
 from tests.audit.test_blind_review import galleries as galleries  # noqa: F401 (fixture)
 from tests.audit.test_blind_review import gate, queries
@@ -136,3 +137,18 @@ def test_the_computation_is_recorded_without_the_rates_and_only_auditors_run_it(
         with pytest.raises(Forbidden):
             audited_reviewer_rates(gate(log, name, role))
     assert rates.sha256() == reviewer_rates(log, [batch_id]).sha256()  # anyone with the log reproduces it
+
+
+def test_time_per_decision_runs_from_the_first_serving(log: AuditLog, galleries, clock: Clock) -> None:  # noqa: F811
+    carol = gate(log, "carol", "auditor")
+    open_batch(carol, galleries, queries(log, n=1, per=1), "fillers", filler_share=0.0)
+    first = blind_next(gate(log, "rev1", "reviewer"))
+    clock.now += 5.0
+    again = blind_next(gate(log, "rev1", "reviewer"))  # a reload, or another session: the same ticket
+    assert first is not None and again is not None and again.ticket == first.ticket
+    clock.now += 3.0
+    decision = blind_decide(gate(log, "rev1", "reviewer"), again.ticket, "confirm").record
+    assert decision.latency_ms == "8000.000"
+    served = log.list(AuditFilter(action="blind_serve"))
+    assert len(served) == 1 and set(served[0].record.details) == {"mode", "batch_id", "item", "served_ms", "auth"}
+    assert served[0].record.details["item"] == first.item_id and served[0].record.target_seq is None
