@@ -62,7 +62,7 @@ from audit.errors import (
 from audit.evaluation import *  # noqa: F403 (the evaluation package's public names)
 from audit.evaluation.reviewers import ReviewerRate, ReviewerRates, audited_reviewer_rates, reviewer_rates
 from audit.outputs import OutputRefused, check_out_path, protected_paths
-from audit.privacy import DataHolding, privacy_inventory, purge_evaluation_cache
+from audit.privacy import DataHolding, privacy_inventory, purge_evaluation_cache, retention_run
 from audit.reports import *  # noqa: F403 (accountability reports)
 from audit.runtime import Runtime
 from audit.session import AuditContext, Audited, AuditSession
@@ -74,6 +74,7 @@ __all__ = [
     "DataHolding",
     "privacy_inventory",
     "purge_evaluation_cache",
+    "retention_run",
     "BLIND_MODE",
     "NON_BLIND_MODE",
     "PERMISSIONS",

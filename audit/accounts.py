@@ -131,6 +131,7 @@ ACTION_PERMISSIONS: dict[str, str | None] = {
     "change_password": None,  # one's own; another account's needs manage_users (audit.access)
     "sign_out": None,
     "evidence": "integrity",  # destroying review evidence that is due (audit.evidence)
+    "retention": "integrity",  # facetrail retention run (audit.privacy)
 }
 
 AuthMethod = Literal["password_session", "dashboard_session", "api_token"]

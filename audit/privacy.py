@@ -10,21 +10,26 @@ admins); a refusal is recorded by the gate.
 period (``FACETRAIL_EVALUATION_CACHE_DAYS``), or all of them, and destroys their day
 keys (:class:`core.cache.EvaluationCache`); ``dry_run`` only counts. It needs the
 ``evaluate`` permission (whoever may fill the cache may empty it); a refusal is
-recorded. The purge itself is not yet a record of its own: the trail's actions are
-a closed list (:data:`audit.trail.records.ACTIONS`) that has no retention action yet.
+recorded. The purge alone is not a record of its own; :func:`retention_run` (``facetrail
+retention run``) applies every retention rule at once and is recorded as a
+``retention`` record.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from audit.accounts import Actor
+from audit.evidence import EvidenceStore
 from audit.runtime import Runtime
 from audit.session import AuditContext
 from core.cache import EvaluationCache, PurgeReport
 
-__all__ = ["DataHolding", "PurgeReport", "privacy_inventory", "purge_evaluation_cache"]
+__all__ = ["DataHolding", "PurgeReport", "privacy_inventory", "purge_evaluation_cache", "retention_run"]
 
 
 @dataclass(frozen=True)
@@ -142,3 +147,47 @@ def purge_evaluation_cache(runtime: Runtime, context: AuditContext | None = None
     cache = EvaluationCache(runtime.db, runtime.galleries.keys,
                             retention_days=runtime.settings.evaluation_cache_days)
     return cache.purge_expired(everything=everything, dry_run=dry_run)
+
+
+def retention_run(runtime: Runtime, context: AuditContext | None = None, *, dry_run: bool = False,
+                  actor: Actor | None = None, evidence: EvidenceStore | None = None,
+                  clock: Callable[[], datetime] | None = None) -> dict[str, Any]:
+    """Apply every retention rule now: expired evaluation embeddings, evidence whose review ended or expired.
+
+    A dry run lists what is due and changes nothing (no record). A run destroys what is due and
+    is recorded as one ``retention`` record (what was purged, by rule); running it again purges
+    nothing (its record says so).
+
+    Parameters
+    ----------
+    actor
+        Who runs it (default: the runtime's signed-in account).
+    evidence
+        The evidence store (default: the one beside the database).
+    clock
+        The current time (tests pass a fake one).
+
+    Raises
+    ------
+    NotAuthenticated, Forbidden
+        Refused (and recorded): retention is integrity work (auditors, admins).
+    """
+    session = runtime.session(context or AuditContext(purpose="retention schedule"), actor)
+    session.check("retention", {"dry_run": dry_run})
+    cache = EvaluationCache(runtime.db, runtime.galleries.keys,
+                            retention_days=runtime.settings.evaluation_cache_days, clock=clock)
+    store = evidence or EvidenceStore.beside(runtime.db.path, runtime.galleries.keys, clock=clock)
+    items = [{**item.to_dict(), "reason": why} for item, why in store.due(session.log)]
+    planned = cache.purge_expired(dry_run=True)
+    if dry_run:
+        return {"dry_run": True, "evaluation_cache": planned.to_dict(), "evidence": items}
+
+    def call() -> dict[str, Any]:
+        purged = cache.purge_expired()
+        for item in items:
+            store.destroy(item["evidence_id"])
+        return {"dry_run": False, "evaluation_cache": purged.to_dict(), "evidence": items}
+
+    done = session.run("retention", call, lambda r: {"details": {k: v for k, v in r.items() if k != "dry_run"}},
+                       lambda _: {"details": {"evaluation_cache": planned.to_dict(), "evidence": items}})
+    return {**done.result, "audit_seq": done.seq}

@@ -72,7 +72,7 @@ ACTIONS = frozenset(
      # galleries created and dropped, and accounts (audit.access): sign-in, sign-out, changes, API tokens
      "create_gallery", "drop_gallery", "sign_in", "sign_out", "add_user", "change_role", "change_password",
      "disable_user", "enable_user", "issue_token", "revoke_token", "report",
-     "evidence",  # images kept for review destroyed (audit.evidence)
+     "evidence", "retention",  # review evidence destroyed (audit.evidence), retention run (audit.privacy)
      "rotate_key", "publish",  # the log's own key rotation, a checkpoint published to witnesses
      "blind_batch", "blind_serve", "blind_review", "blind_reveal", "review_rates"}  # blind review (audit.blind)
 )

@@ -1,4 +1,4 @@
-"""Privacy commands: ``privacy inventory`` and ``privacy purge-evaluation-cache``.
+"""Privacy commands: ``privacy inventory``, ``privacy purge-evaluation-cache``, ``retention run``.
 
 ``facetrail privacy inventory [--json]`` (auditors, admins) lists every table and file of
 this deployment that keeps personal or biometric data: ``place``, ``kind``, ``rows``,
@@ -10,6 +10,11 @@ admins) deletes the evaluation embeddings older than ``FACETRAIL_EVALUATION_CACH
 ``entries``, ``keys_destroyed``, ``oldest_kept`` and ``dry_run``. Running it twice purges
 nothing the second time.
 
+``facetrail retention run [--dry-run] [--json]`` (auditors, admins) applies every retention
+rule now (expired evaluation embeddings; review evidence whose review ended or whose 30 days
+passed) and is recorded as one ``retention`` record (``audit_seq``); ``--dry-run`` lists what
+is due (``evaluation_cache``, ``evidence``) and changes nothing. A second run purges nothing.
+
 Exit codes: 0 done, 2 refused (not signed in, a role without the permission), 1 any other failure.
 """
 
@@ -18,7 +23,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from audit import AuditError, privacy_inventory, purge_evaluation_cache
+from audit import AuditError, privacy_inventory, purge_evaluation_cache, retention_run
 from core import RecognitionError, StorageError
 from dashboard.cli.common import EXIT_OK, context, context_parent, emit, fail, runtime
 
@@ -40,6 +45,13 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--all", action="store_true", help="purge every entry, not only expired ones")
     p.add_argument("--dry-run", action="store_true", help="count what would be purged; change nothing")
     p.set_defaults(handler=_purge)
+    retention = subparsers.add_parser("retention", help="apply the retention schedules (audited)")
+    rsub = retention.add_subparsers(dest="retention_command", metavar="ACTION")
+    rsub.required = True
+    p = rsub.add_parser("run", parents=[*parents, context_parent()],
+                        help="destroy what is due: expired evaluation embeddings, review evidence (recorded)")
+    p.add_argument("--dry-run", action="store_true", help="list what is due; change nothing")
+    p.set_defaults(handler=_retention)
 
 
 def _inventory(args: argparse.Namespace) -> int:
@@ -64,4 +76,18 @@ def _purge(args: argparse.Namespace) -> int:
     emit(args, {**report.to_dict(), "dry_run": args.dry_run},
          f"{verb} {report.entries:,} evaluation-cache entr{'y' if report.entries == 1 else 'ies'} and "
          f"{report.keys_destroyed} day key(s); oldest kept: {report.oldest_kept or 'none'}")
+    return EXIT_OK
+
+
+def _retention(args: argparse.Namespace) -> int:
+    try:
+        done = retention_run(runtime(args), context(args) if args.purpose else None, dry_run=args.dry_run)
+    except _ERRORS as err:
+        return fail(args, err)
+    cache, evidence = done["evaluation_cache"], done["evidence"]
+    verb = "due" if args.dry_run else "destroyed"
+    text = (f"{verb}: {cache['entries']:,} evaluation-cache entr{'y' if cache['entries'] == 1 else 'ies'} "
+            f"({cache['keys_destroyed']} day key(s)), {len(evidence)} evidence item(s)"
+            + ("" if args.dry_run else f" (audit record #{done['audit_seq']})"))
+    emit(args, done, text)
     return EXIT_OK

@@ -87,3 +87,15 @@ def test_an_operator_may_not_purge_nor_read_the_inventory(db_path: Path) -> None
     with db.connect() as con:
         assert con.execute("SELECT count(*) FROM evaluation_cache").fetchall()[0][0] == 4
     db.close()
+
+
+def test_retention_run_dry_run_then_run_then_nothing(db_path: Path) -> None:
+    dry = run(["retention", "run", "--dry-run", "--json"], db_path, "auditor1", "auditor")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["evaluation_cache"]["entries"] == 3 and json.loads(dry.stdout)["dry_run"] is True
+    done = json.loads(run(["retention", "run", "--json"], db_path, "auditor1", "auditor").stdout)
+    assert done["evaluation_cache"]["entries"] == 3 and done["audit_seq"] > 0
+    again = json.loads(run(["retention", "run", "--json"], db_path, "auditor1", "auditor").stdout)
+    assert again["evaluation_cache"]["entries"] == 0 and again["audit_seq"] == done["audit_seq"] + 1
+    shown = run(["audit", "show", str(done["audit_seq"]), "--json"], db_path, "auditor1", "auditor")
+    assert json.loads(shown.stdout)["record"]["action"] == "retention"
