@@ -104,6 +104,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
 ACTION_PERMISSIONS: dict[str, str | None] = {
     "search": "search",
     "search_video": "search",
+    "threshold_policy": "manage_galleries",  # admins set how loose operators may search (audit.policy)
     "verify": "verify",
     "review": "review",
     "blind_review": "review",

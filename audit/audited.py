@@ -52,6 +52,7 @@ import io
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -59,6 +60,16 @@ import numpy as np
 from PIL import Image
 
 from audit.evidence import EvidenceStore
+from audit.policy import (
+    ThresholdBeyondLimit,
+    ThresholdCheck,
+    ThresholdPolicy,
+    ThresholdReasonRequired,
+    check_policy_values,
+    check_threshold_policy,
+    current_policy,
+    policy_fields,
+)
 from audit.privacy_export import export_pseudonym_key
 from audit.session import Audited, AuditSession
 from audit.trail.convert import candidate_fields, gallery_fields
@@ -207,41 +218,50 @@ class AuditedEngine:
         return self._run("verify", lambda: self.engine.verify(a, b, threshold=threshold), describe, on_error)
 
     def search(
-        self, gallery_name: str, probe: ImageSource | Embedding, *, top_k: int = 10, threshold: float | None = None
+        self, gallery_name: str, probe: ImageSource | Embedding, *, top_k: int = 10, threshold: float | None = None,
+        threshold_reason: str | None = None,
     ) -> Audited[SearchResult]:
         """Search a gallery (1:N) and record it; outcome ``ok`` with candidates, else ``no_match``.
+
+        A threshold looser than the deployment's policy needs ``threshold_reason``
+        (:mod:`audit.policy`); the record's ``details.threshold_policy`` says where it stood.
 
         Raises
         ------
         MissingContext
             No operator or purpose (a ``refused`` record was appended).
+        ThresholdReasonRequired, ThresholdBeyondLimit
+            Looser than the policy without a reason, or past its hard limit (refused and recorded).
         RecognitionError
             Whatever the engine or gallery store raised (recorded with its ``code``).
         """
         self.session.check("search", {"gallery_name": gallery_name})
         self._check_threshold("search", threshold, {"gallery_name": gallery_name})
-        return self._search(gallery_name, probe, top_k, threshold)
+        policy = self._policy("search", gallery_name, threshold, threshold_reason)
+        return self._search(gallery_name, probe, top_k, threshold, policy)
 
     def search_many(
         self, gallery_name: str, probes: Sequence[ImageSource | Embedding], *, top_k: int = 10,
-        threshold: float | None = None,
+        threshold: float | None = None, threshold_reason: str | None = None,
     ) -> list[Audited[SearchResult] | RecognitionError]:
-        """Search several probes against one gallery: one check, one record per probe.
+        """Search several probes against one gallery: one check (of the context and the policy), one record per probe.
 
         A probe that fails is recorded and returned as its error; the others go on.
         """
         self.session.check("search", {"gallery_name": gallery_name})
         self._check_threshold("search", threshold, {"gallery_name": gallery_name})
+        policy = self._policy("search", gallery_name, threshold, threshold_reason)
         out: list[Audited[SearchResult] | RecognitionError] = []
         for probe in probes:
             try:
-                out.append(self._search(gallery_name, probe, top_k, threshold))
+                out.append(self._search(gallery_name, probe, top_k, threshold, policy))
             except RecognitionError as err:  # recorded by the session; reported per probe
                 out.append(err)
         return out
 
     def _search(
-        self, gallery_name: str, probe: ImageSource | Embedding, top_k: int, threshold: float | None
+        self, gallery_name: str, probe: ImageSource | Embedding, top_k: int, threshold: float | None,
+        policy: ThresholdCheck,
     ) -> Audited[SearchResult]:
         def call() -> SearchResult:
             loaded = self.galleries.load(gallery_name)
@@ -255,14 +275,16 @@ class AuditedEngine:
                 "probe_sha256": [r.image_sha256],
                 "faces_found": r.faces_detected,
                 "candidates": [candidate_fields(c) for c in r.candidates],
-                "details": {"top_k": top_k, "threshold": r.threshold, "expected_fpir": self._expected_fpir(r)},
+                "details": {"top_k": top_k, "threshold": r.threshold, "expected_fpir": self._expected_fpir(r),
+                            "threshold_policy": policy.to_dict()},
             }
 
         def on_error(_: BaseException) -> dict[str, Any]:
             digest = _digest(probe)
             return {"gallery": self._gallery_ref(gallery_name), "model_config": self.engine.config.to_dict(),
                     "probe_sha256": None if digest is None else [digest],
-                    "details": {"gallery_name": gallery_name, "top_k": top_k, "threshold_requested": threshold}}
+                    "details": {"gallery_name": gallery_name, "top_k": top_k, "threshold_requested": threshold,
+                                "threshold_policy": policy.to_dict()}}
 
         def recorded(r: SearchResult) -> dict[str, Any]:  # the probe image kept for review is named in the record
             fields = describe(r)
@@ -308,6 +330,77 @@ class AuditedEngine:
                                                                 r.gallery.fingerprint)
         return None if found is None else found.to_dict()
 
+    # -- threshold policy (audit.policy) ------------------------------------------------------
+
+    def threshold_policy(self, gallery_name: str | None = None) -> ThresholdPolicy:
+        """Return the threshold policy in force for ``gallery_name`` (the latest policy record, or the built-in)."""
+        return current_policy(self.log, gallery_name)
+
+    def threshold_check(self, gallery_name: str, threshold: float | None) -> ThresholdCheck:
+        """Return where ``threshold`` (None: the default) stands against the policy, with the warning to show.
+
+        Nothing is recorded: interfaces call this to show the operator the warning (and ask
+        for a reason) before the search, which checks again and records the same text.
+        """
+        config = self.engine.config
+        expected = None
+        try:
+            ref = self.galleries.ref(gallery_name)
+        except RecognitionError:  # an unknown gallery: the search itself refuses and records it
+            ref = None
+        if ref is not None:
+            found = ThresholdStore(self.galleries.db).expected_fpir(
+                config, ref.size, config.threshold if threshold is None else threshold, ref.fingerprint)
+            expected = None if found is None else found.to_dict()
+        return check_threshold_policy(self.threshold_policy(gallery_name), threshold, config.threshold,
+                                      config.threshold_source.description, expected)
+
+    def _policy(self, action: str, gallery_name: str, threshold: float | None, reason: str | None
+                ) -> ThresholdCheck:
+        """Return the search's policy check, or refuse (and record, with the warning) a search the policy forbids."""
+        check = self.threshold_check(gallery_name, threshold)
+        try:
+            return check.require(reason)
+        except (ThresholdBeyondLimit, ThresholdReasonRequired) as err:
+            given = (reason or "").strip() or None
+            self.session.refuse(action, err.code, str(err), {"gallery_name": gallery_name,
+                                                             "threshold_policy": {**check.to_dict(), "reason": given}})
+            raise
+
+    def set_threshold_policy(self, loosest: float | None, hard_limit: float | None, *, reason: str,
+                             gallery_name: str | None = None) -> Audited[ThresholdPolicy]:
+        """Set the threshold policy (admins), for ``gallery_name`` or every gallery; the record *is* the policy.
+
+        ``loosest`` None: the gallery's default threshold; ``hard_limit`` None: a factor of the
+        loosest (:mod:`audit.policy`).
+
+        Raises
+        ------
+        NotAuthenticated, Forbidden, MissingContext
+            Refused (and recorded): only administrators set the policy, for a purpose.
+        BadInput
+            A value that is not a cosine distance in (0, 2], a hard limit stricter than the
+            loosest threshold, or no reason (refused and recorded).
+        """
+        asked = {"loosest": _recordable(loosest), "hard_limit": _recordable(hard_limit),
+                 "gallery_name": gallery_name, "reason": reason}
+        actor = self.session.check("threshold_policy", asked)
+        try:
+            check_policy_values(loosest, hard_limit)
+            if not reason.strip():
+                raise ValueError("a threshold policy needs a reason")
+        except ValueError as err:
+            self.session.refuse("threshold_policy", BadInput.code, str(err), asked)
+            raise BadInput(str(err)) from err
+
+        def call() -> ThresholdPolicy:
+            return ThresholdPolicy(loosest, hard_limit, gallery_name, None, actor.name, reason.strip())
+
+        done = self._run("threshold_policy", call, lambda p: policy_fields(loosest, hard_limit, gallery_name,
+                                                                           reason.strip()),
+                         lambda _: {"details": asked})
+        return Audited(replace(done.result, seq=done.seq), done.entry)
+
     # -- video ----------------------------------------------------------------------------------
 
     def search_video(
@@ -315,6 +408,7 @@ class AuditedEngine:
         threshold: float | None = None, max_duration: float = DEFAULT_MAX_DURATION_S,
         max_pixels_per_frame: int = DEFAULT_MAX_PIXELS_PER_FRAME, min_face: int = 80, searches_per_track: int = 3,
         progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
+        threshold_reason: str | None = None,
     ) -> Audited[VideoSearchResult]:
         """Search a stored video against a gallery, track by track, and record the job (one ``search_video`` record).
 
@@ -322,10 +416,11 @@ class AuditedEngine:
         is ``ok`` when a track has a candidate, else ``no_match``; the module docstring
         says what the record holds. The result's tracks with candidates carry their best
         crop in memory (``VideoTrack.crop``); nothing of the footage is written anywhere.
+        A threshold looser than the policy needs ``threshold_reason``, as for :meth:`search`.
 
         Raises
         ------
-        NotAuthenticated, Forbidden, MissingContext
+        NotAuthenticated, Forbidden, MissingContext, ThresholdReasonRequired, ThresholdBeyondLimit
             Refused (and recorded) before the gallery or the video is read.
         UnreadableVideo, VideoTooLong, FrameTooLarge
             The file is not a video read here, is truncated or damaged, holds no frame,
@@ -336,6 +431,7 @@ class AuditedEngine:
         asked = {"gallery_name": gallery_name}
         self.session.check("search_video", asked)
         self._check_threshold("search_video", threshold, asked)
+        policy = self._policy("search_video", gallery_name, threshold, threshold_reason)
         options: dict[str, Any] = {"fps": fps, "top_k": top_k, "max_duration_s": max_duration,
                                    "max_pixels_per_frame": max_pixels_per_frame, "min_face": min_face,
                                    "searches_per_track": searches_per_track}
@@ -357,10 +453,16 @@ class AuditedEngine:
                 details["video"] = facts.to_dict()
                 digest = facts.sha256
             details["retained"] = {"video": False, "crops": 0}
+            details["threshold_policy"] = policy.to_dict()
             return {"gallery": self._gallery_ref(gallery_name), "model_config": self.engine.config.to_dict(),
                     "probe_sha256": None if digest is None else [digest], "details": details}
 
-        return self._run("search_video", call, self._video_fields, on_error)
+        def describe(r: VideoSearchResult) -> dict[str, Any]:
+            fields = self._video_fields(r)
+            fields["details"]["threshold_policy"] = policy.to_dict()
+            return fields
+
+        return self._run("search_video", call, describe, on_error)
 
     def _video_fields(self, r: VideoSearchResult) -> dict[str, Any]:
         """Return the record fields of a finished video search (see the module docstring)."""

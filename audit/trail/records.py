@@ -74,7 +74,8 @@ ACTIONS = frozenset(
      "disable_user", "enable_user", "issue_token", "revoke_token", "report",
      "evidence", "retention",  # review evidence destroyed (audit.evidence), retention run (audit.privacy)
      "rotate_key", "publish",  # the log's own key rotation, a checkpoint published to witnesses
-     "blind_batch", "blind_serve", "blind_review", "blind_reveal", "review_rates"}  # blind review (audit.blind)
+     "blind_batch", "blind_serve", "blind_review", "blind_reveal", "review_rates",  # blind review (audit.blind)
+     "threshold_policy"}  # the loosest threshold operators may search at (audit.policy)
 )
 
 #: Review decisions.
