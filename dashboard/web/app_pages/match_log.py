@@ -29,7 +29,7 @@ if everything.empty:
     st.stop()
 
 with st.expander("Filters", expanded=True):
-    c1, c2, c3, c4, c5 = st.columns(5)
+    c1, c2, c3, c4, c5, c6 = st.columns(6)
     actions = ["(any)"] + sorted(everything["action"].dropna().unique())
     action = c1.selectbox("Action", actions, index=actions.index("search") if "search" in actions else 0,
                           key="matchlog_action")
@@ -41,6 +41,10 @@ with st.expander("Filters", expanded=True):
     outcome = c4.selectbox("Outcome", outcomes, key="matchlog_outcome")
     review = c5.selectbox("Review status", ["(any)", "pending", "confirmed", "rejected"], key="matchlog_review",
                           help="Queries with at least one candidate in this two-person-rule status")
+    policies = ["(any)", "looser", "within", "beyond_limit"]
+    policy_filter = c6.selectbox("Threshold policy", policies, key="matchlog_policy",
+                                 help="looser: run at a threshold looser than the deployment's policy, with a "
+                                      "written reason; beyond_limit: refused")
 
 selected = AuditFilter(
     operator=None if operator == "(any)" else operator,
@@ -50,6 +54,8 @@ selected = AuditFilter(
 table = records_frame(log.list(selected))
 if outcome != "(any)":
     table = table[table["outcome"] == outcome]
+if policy_filter != "(any)":
+    table = table[table["threshold_policy"] == policy_filter]
 if review != "(any)":
     reviewable = table.loc[table["action"].isin(QUERY_ACTIONS) & (table["outcome"] == "ok"), "seq"].tolist()
     keep = {s["seq"] for s in match_statuses(reviewable) if any(c["status"] == review for c in s["candidates"])}
@@ -79,6 +85,16 @@ c2.markdown(f"**Gallery** {record.gallery.name if record.gallery else '–'}  \n
             f"**Started** {record.started_at}")
 c3.markdown(f"**Entry hash** `{entry.entry_hash.hex()[:16]}…`  \n**Previous** `{entry.prev_hash.hex()[:16]}…`  \n"
             f"**Latency** {record.latency_ms or '–'} ms")
+flag = record.details.get("threshold_policy")
+if isinstance(flag, dict) and flag.get("status") in ("looser", "beyond_limit"):
+    # user-supplied text (the reason) is shown as text, never as markup
+    st.warning(f"Threshold {flag.get('threshold')} is looser than the deployment's policy (loosest "
+               f"{flag.get('loosest')}, hard limit {flag.get('hard_limit')}). The operator's reason and the warning "
+               "they were shown are below.", icon=":material/warning:")
+    st.text(f"Reason given: {flag.get('reason') or '(none)'}")
+    st.text(f"Warning shown: {flag.get('warning') or '(none)'}")
+elif isinstance(flag, dict):
+    st.caption(f"Threshold {flag.get('threshold')}: within the deployment's policy (loosest {flag.get('loosest')}).")
 with st.expander("Everything recorded (canonical record)"):
     st.json(entry.to_dict())
 

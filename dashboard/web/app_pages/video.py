@@ -74,6 +74,12 @@ top_k = c2.number_input("Candidates per track at most", 1, 50, 5, key="video_top
 fps = c3.number_input("Frames sampled per second", 0.5, 10.0, 2.0, step=0.5, key="video_fps",
                       help="More frames find briefer appearances and cost more time.")
 threshold = round(threshold, 3)
+named = None if threshold == round(config.threshold, 3) else threshold  # keep the default's provenance
+policy = rt.audited(engine, None, user).threshold_check(gallery_name, named)  # the deployment's threshold policy
+if policy.status == "beyond_limit":
+    st.error(policy.warning, icon=":material/block:")
+elif policy.status == "looser":
+    st.warning(policy.warning, icon=":material/warning:")
 
 with st.form("video_form"):
     purpose = st.text_input("Purpose (required)", key="video_purpose",
@@ -81,6 +87,8 @@ with st.form("video_form"):
     case_ref = st.text_input("Case reference (required)", key="video_case", placeholder="e.g. CR-2024-0117")
     legal_basis = st.text_input("Legal basis (optional)", key="video_legal_basis")
     upload = st.file_uploader("Video", type=["mp4", "mov", "m4v", "avi", "mkv", "webm"], key="video_upload")
+    reason = (st.text_area("Reason for the looser threshold (required; recorded with the warning above)",
+                           key="video_threshold_reason") if policy.status == "looser" else None)
     submitted = st.form_submit_button("Search the video", type="primary")
 
 if submitted:
@@ -97,10 +105,10 @@ if submitted:
 
         st.session_state.pop("video_last", None)
         with private_copy(upload) as path:
-            try:  # a missing purpose or case is refused by the audited service, which records the refusal
-                named = None if threshold == round(config.threshold, 3) else threshold  # keep the default's provenance
+            try:  # a missing purpose, case or reason is refused by the audited service, which records the refusal
                 audited = rt.audited(engine, context, user).search_video(
-                    gallery_name, path, fps=float(fps), top_k=int(top_k), threshold=named, on_progress=progress)
+                    gallery_name, path, fps=float(fps), top_k=int(top_k), threshold=named, on_progress=progress,
+                    threshold_reason=reason)
             except ERRORS as err:
                 st.error(f"Video search refused or failed (recorded): {str(err).replace(str(path), 'the upload')}")
             else:
