@@ -35,11 +35,17 @@ job, whatever the length of the footage. It names the video by its SHA-256
   the video's duration, frame counts and size, the query (``top_k``, ``threshold``,
   exact or not), the expected FPIR of one search at that threshold of this gallery
   (each track is searched up to ``searches_per_track`` times), and ``retained``: what
-  was kept of the footage (nothing: the best crops of tracks with candidates are held
-  in the returned result, in memory, for an evidence store to take).
+  was kept of the footage (never the video; the best crop of each track with candidates,
+  sealed in the evidence store until its review ends or its retention expires:
+  :mod:`audit.evidence`, with the ids of the kept crops and when they expire).
 
 A failed job is recorded with the error's code and what is known of the file
 (:func:`core.video.video_facts`: its SHA-256, size, container and declared length).
+
+Searches and video searches follow the deployment's threshold policy (:mod:`audit.policy`):
+a threshold looser than the policy's loosest needs a written reason, past its hard limit
+it is refused (both refusals recorded, with the warning the operator was shown), and
+every search record says where its threshold stood (``details.threshold_policy``).
 
 Every method returns an :class:`~audit.session.Audited` pair ``(result, entry)``.
 """

@@ -13,8 +13,8 @@ operator may go, and every search says where it stood:
     written reason (``--threshold-reason`` on the CLI, a text field on the pages); the
     record holds the reason and the warning the operator was shown (:attr:`ThresholdCheck.warning`,
     the one text every interface shows, made here).
-past the hard limit
-    Refused whatever the reason, with a ``refused`` record (code ``threshold_beyond_limit``).
+``beyond_limit``
+    Past ``hard_limit``: refused whatever the reason, with a ``refused`` record (code ``threshold_beyond_limit``).
     A looser search without a reason is refused the same way (``threshold_reason_required``).
 
 Every search and video search records its check as ``details.threshold_policy``
