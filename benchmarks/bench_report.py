@@ -2,8 +2,8 @@
 
 A synthetic log of N valid records (searches, verifications, video jobs and refusals by six
 operators over twelve months, three galleries, some without a case reference) is written in
-bulk straight into the store, chained and checkpointed as :meth:`AuditLog.append` would (the
-way ``bench_audit.py`` builds its log). Then, in the same run:
+bulk straight into the store, chained and signed so that it verifies (:func:`build_log`).
+Then, in the same run:
 
 * **baseline**: reading the records once (``SELECT seq, record FROM audit_log`` fetched as
   Arrow, every byte out of DuckDB);
@@ -38,10 +38,12 @@ from audit.reports.build import build_report  # noqa: E402
 from audit.reports.privacy import Privacy  # noqa: E402
 from audit.reports.query import count_log  # noqa: E402
 from audit.reports.render import to_html, to_json  # noqa: E402
-from audit.trail.chain import GENESIS, MerkleFrontier, entry_hash, sign_checkpoint  # noqa: E402
-from audit.trail.keys import fingerprint, load_or_create_private_key  # noqa: E402
+from audit.trail.chain import GENESIS, MerkleFrontier, entry_hash  # noqa: E402
+from audit.trail.keys import load_or_create_private_key  # noqa: E402
 from audit.trail.log import AuditLog  # noqa: E402
+from audit.trail.notes import sign_checkpoint_note  # noqa: E402
 from audit.trail.records import AuditRecord  # noqa: E402
+from audit.trail.store import FRONTIER_EVERY  # noqa: E402
 from core import Database  # noqa: E402
 
 MARKER = 987654321987
@@ -79,18 +81,23 @@ def _template(i: int) -> tuple[bytes, bytes]:
     return head, tail
 
 
-def build_log(folder: Path, n: int, every: int = 100) -> AuditLog:
-    """Write n valid records (and a checkpoint every ``every``) straight into the store, in bulk."""
+def build_log(folder: Path, n: int) -> AuditLog:
+    """Write n valid records straight into the store, in bulk, signed as the log signs them.
+
+    Each record is chained (``prev_hash``, ``entry_hash``) and the Merkle frontier is stored every
+    :data:`~audit.trail.store.FRONTIER_EVERY` records, as :meth:`AuditLog.append` does; the last
+    record carries the signed C2SP checkpoint note of the whole tree, which is what the verifier
+    checks every record against (a per-record note would only cost a million signatures here).
+    """
     db = Database(folder / "report.duckdb")
-    log = AuditLog(db, key_path=folder / "report.key", checkpoint_every=every)
+    log = AuditLog(db, key_path=folder / "report.key")
+    origin = log.origin
     templates = [_template(i) for i in range(84)]
     key = load_or_create_private_key(log.key_path)
-    key_id = fingerprint(key.public_key())
-    prev, cp_prev, frontier = GENESIS, GENESIS, MerkleFrontier()
+    prev, frontier = GENESIS, MerkleFrontier()
     with db.connect(transaction=True) as con:
         for start in range(1, n + 1, 100_000):
-            seqs, prevs, hashes, blobs = [], [], [], []
-            cps: list[tuple[object, ...]] = []
+            seqs, prevs, hashes, blobs, notes, frontiers = [], [], [], [], [], []
             for seq in range(start, min(start + 100_000, n + 1)):
                 head, tail = templates[seq % len(templates)]
                 blob = head + str(seq).encode() + tail
@@ -100,19 +107,16 @@ def build_log(folder: Path, n: int, every: int = 100) -> AuditLog:
                 hashes.append(h)
                 blobs.append(blob)
                 frontier.append_hash(h)
-                if seq % every == 0:
-                    cp = sign_checkpoint(key, key_id, seq, h, frontier.root(), "2026-12-31T00:00:00.000000Z", cp_prev)
-                    cps.append((seq, h, cp.merkle_root, cp.created_at, key_id, cp.signature, frontier.to_bytes(),
-                                cp_prev))
-                    cp_prev = cp.digest()
+                notes.append(sign_checkpoint_note(origin, seq, frontier.root(), key) if seq == n else None)
+                frontiers.append(frontier.to_bytes() if seq % FRONTIER_EVERY == 0 or seq == n else None)
                 prev = h
             rows = pa.table({"seq": pa.array(seqs, pa.int64()), "prev_hash": pa.array(prevs, pa.binary()),
-                             "entry_hash": pa.array(hashes, pa.binary()), "record": pa.array(blobs, pa.binary())})
+                             "entry_hash": pa.array(hashes, pa.binary()), "record": pa.array(blobs, pa.binary()),
+                             "note": pa.array(notes, pa.string()), "frontier": pa.array(frontiers, pa.binary())})
             con.register("bench_rows", rows)
-            con.execute("INSERT INTO audit_log (seq, prev_hash, entry_hash, record) SELECT * FROM bench_rows")
+            con.execute("INSERT INTO audit_log (seq, prev_hash, entry_hash, record, note, frontier) "
+                        "SELECT * FROM bench_rows")
             con.unregister("bench_rows")
-            if cps:
-                con.executemany("INSERT INTO audit_checkpoint_chain VALUES (?, ?, ?, ?, ?, ?, ?, ?)", cps)
     return log
 
 

@@ -17,7 +17,7 @@ Data model -> sections -> renderers:
 from audit.reports.build import ReportRequest
 from audit.reports.config import SCHEMA as REPORT_TOML_KEYS
 from audit.reports.config import ReportConfig, ReportConfigError, load_report_config, parse_report_config
-from audit.reports.generate import GeneratedReport, ReportOutputRefused, generate_report
+from audit.reports.generate import GeneratedReport, generate_report
 from audit.reports.model import NOT_AVAILABLE, Report
 from audit.reports.render import FORMATS as REPORT_FORMATS
 from audit.reports.render import RenderError, draw_figure
@@ -35,7 +35,6 @@ __all__ = [
     "Report",
     "ReportConfig",
     "ReportConfigError",
-    "ReportOutputRefused",
     "ReportRequest",
     "draw_figure",
     "generate_report",

@@ -111,9 +111,14 @@ def _evaluation_blocks(prefix: str, what: str, report: EvaluationReport, counts:
         f"{prefix}_groups", "False match and false non-match rates by group", _GROUP_COLUMNS, tuple(rows),
         note="Labels are annotations by others; small groups have wide intervals (low count: too few pairs or "
              "people for a reliable rate); 'error rate >= 1%' is where RCW 43.386.020 asks for a plan.")]
-    blocks.append(Figure(f"{prefix}_figure", "Error rates by group (95% intervals)", "group_rates",
-                         {"rows": [r for r in rows if r["group"] != "all"]},
-                         f"FMR and FNMR per group at threshold {threshold}."))
+    charted = [r for r in rows if r["group"] != "all" and r["low_count"] == "no"]
+    if not charted:
+        blocks.append(Text("No group has enough pairs and people for a reliable rate: the table above is all."))
+    else:
+        blocks.append(Figure(f"{prefix}_figure", "Error rates by group (95% intervals)", "group_rates",
+                             {"rows": charted},
+                             f"FMR and FNMR per group at threshold {threshold}; groups with too few pairs or "
+                             "people for a reliable rate are in the table only."))
     flagged = [d for d in report.disparity_rows if d["threshold_name"] == threshold and d.get("flag")]
     blocks.append(Table(f"{prefix}_disparity", "Disparity flags (a group's rate relative to the best group's, "
                         "outside 0.8-1.25)",

@@ -102,11 +102,10 @@ def _integrity(ctx: _Context) -> list[Block]:
         Fact("tree_size", "records this report counts (tree size)", s.tree_size),
         Fact("root", "Merkle root of those records (RFC 6962, hex)", s.root or "no checkpoint"),
         Fact("checkpoint_seq", "signed checkpoint at record", cp.get("seq", "none")),
+        Fact("origin", "log origin (first line of its checkpoints)", cp.get("origin", "no checkpoint")),
+        Fact("signing_key", "the log's signing key (verifier key)", ctx.log.vkey()),
+        Fact("witnessed", "records covered by a witness cosignature", v.get("witnessed", 0)),
     ]
-    if "created_at" in cp:
-        facts.append(Fact("checkpoint_created", "checkpoint signed at", cp["created_at"]))
-    if "key_id" in cp:
-        facts.append(Fact("key_id", "signing key", cp["key_id"]))
     blocks: list[Block] = [Facts("integrity_state", tuple(facts), "Verification and checkpoint")]
     if not s.verified:
         blocks.append(Text(f"The audit log FAILS verification at record {fault.get('seq')} ({fault.get('kind')}): "
@@ -120,9 +119,10 @@ def _integrity(ctx: _Context) -> list[Block]:
     else:
         blocks.append(Table("cosignatures", "Witness cosignatures", tuple((k, k) for k in s.cosignatures[0]),
                             tuple(s.cosignatures)))
-    blocks.append(Text(f"To check: `facetrail audit verify` recomputes the chain; the checkpoint above signs records "
-                       f"1 to {s.tree_size} with the log's key (`facetrail audit public-key`), so anyone holding it can "
-                       "confirm these counts come from that state of the log."))
+    blocks.append(Text(f"To check: the checkpoint above signs the Merkle root of records 1 to {s.tree_size} with the "
+                       "log's key (`facetrail audit public-key`); `facetrail audit verify --checkpoint FILE` with this "
+                       "note saved as FILE confirms that the log still contains exactly that tree, so these counts "
+                       "come from that state of the log."))
     return blocks
 
 

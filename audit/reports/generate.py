@@ -10,12 +10,10 @@ format, whether it is public, the log state it was computed from (tree size, roo
 and the SHA-256 of the bytes produced, so a copy of the report found later can be matched to
 its record. That record comes after the counted state, so a report never counts itself.
 
-Output files: :func:`write_output` is this package's one call site for writing a report file.
-It refuses to overwrite an existing file unless ``force`` is given, and never writes over the
-database, its write-ahead log, or a key file of the log (signing key, public key, pseudonym key),
-whatever the spelling of the path (symlinks resolved). The project-wide output guard of the
-signed-checkpoint work (``audit/outputs.py``) replaces it when that lands: only this function
-changes.
+Output files go through the one ``--out`` guard (:func:`audit.outputs.check_out_path`): never the
+database, its write-ahead log or a key file of the log; an existing file only with ``force``.
+:func:`write_output` then writes atomically (a temporary file linked into place, so a file that
+appears meanwhile is not overwritten either).
 """
 
 from __future__ import annotations
@@ -27,23 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audit.errors import AuditError
 from audit.evaluation.store import EvaluationStore
+from audit.outputs import OutputRefused, check_out_path
 from audit.reports.build import ReportRequest, build_report
 from audit.reports.model import Report
 from audit.reports.privacy import Privacy
 from audit.reports.render import FORMATS, render
 from audit.session import Audited, AuditSession
-from audit.trail.export import load_pseudonym_key, pseudonym_key_path
+from audit.trail.export import load_pseudonym_key
 from audit.trail.log import AuditLog
 
-__all__ = ["GeneratedReport", "ReportOutputRefused", "generate_report", "protected_paths", "write_output"]
-
-
-class ReportOutputRefused(AuditError):
-    """The output file exists (and ``force`` was not given) or is the database or a key file."""
-
-    code = "output_refused"
+__all__ = ["GeneratedReport", "generate_report", "write_output"]
 
 
 @dataclass(frozen=True)
@@ -70,50 +62,34 @@ class GeneratedReport:
                 "bytes": len(self.data), "out": None if self.path is None else Path(self.path).name}
 
 
-def protected_paths(log: AuditLog) -> set[Path]:
-    """Return the files a report must never overwrite: the database (its WAL, its key store), the log's keys."""
-    out = {log.key_path, Path(str(log.key_path) + ".pub"), pseudonym_key_path(log)}
-    if log.db.path != ":memory:":
-        db = Path(log.db.path).expanduser()
-        out |= {db, Path(str(db) + ".wal"), Path(str(db) + ".keys")}
-    return {p.resolve() for p in out}
-
-
-def write_output(path: str | os.PathLike[str], data: bytes, *, force: bool, protected: set[Path]) -> Path:
-    """Write ``data`` to ``path`` atomically: never a half-written file, never over a protected or existing one.
+def write_output(path: str | os.PathLike[str], data: bytes, *, force: bool, log: AuditLog) -> Path:
+    """Write ``data`` to ``path`` atomically, after the one ``--out`` guard (:func:`audit.outputs.check_out_path`).
 
     Raises
     ------
-    ReportOutputRefused
-        ``path`` is protected, is a directory, or exists and ``force`` is false.
+    OutputRefused
+        ``path`` is the database, its WAL or a key file, a folder, or exists and ``force`` is false.
     OSError
         The folder cannot be written.
     """
-    target = Path(path).expanduser()
-    resolved = target.resolve()
-    if resolved in protected:
-        raise ReportOutputRefused(f"refusing to write the report over {target.name}: it is the database or a key "
-                                  "file of the audit log")
-    if resolved.is_dir():
-        raise ReportOutputRefused(f"{target} is a folder; give a file name")
-    if resolved.exists() and not force:
-        raise ReportOutputRefused(f"{target.name} exists; pass --force to replace it")
-    fd, temporary = tempfile.mkstemp(prefix=".report-", dir=resolved.parent)
+    target = check_out_path(path, log.protected_paths(), force=force).resolve()
+    fd, temporary = tempfile.mkstemp(prefix=".report-", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         if force:
-            os.replace(temporary, resolved)
+            os.replace(temporary, target)
         else:
             try:
-                os.link(temporary, resolved)  # fails if the file appeared meanwhile: never overwrite
+                os.link(temporary, target)  # fails if the file appeared since the check: never overwrite
             except FileExistsError as err:
-                raise ReportOutputRefused(f"{target.name} exists; pass --force to replace it") from err
+                raise OutputRefused(f"refusing to overwrite the existing file {str(path)!r}; pass --force to "
+                                    "replace it") from err
     finally:
         Path(temporary).unlink(missing_ok=True)
-    return resolved
+    return target
 
 
 def generate_report(
@@ -150,7 +126,7 @@ def generate_report(
         An unknown format, or privacy parameters that do not fit (refused and recorded).
     NotAuthenticated, Forbidden, MissingContext
         The gate refused (recorded).
-    ReportOutputRefused, RenderError, AuditError, OSError
+    OutputRefused, RenderError, AuditError, OSError
         The report could not be made or written (recorded with its code).
     """
     log = session.log
@@ -172,7 +148,7 @@ def generate_report(
         privacy = Privacy(public=public, k=k, epsilon=epsilon, key=key)
         report = build_report(log, request, privacy, evaluations)
         data = render(report, fmt, chromium=chromium)
-        written = None if out is None else write_output(out, data, force=force, protected=protected_paths(log))
+        written = None if out is None else write_output(out, data, force=force, log=log)
         return GeneratedReport(report, fmt, data, hashlib.sha256(data).hexdigest(),
                                None if written is None else str(written))
 

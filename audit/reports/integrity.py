@@ -1,8 +1,10 @@
 """The state of the log a report is computed from: verified, then pinned by a signed checkpoint.
 
 :func:`pin_log_state` verifies the whole log (:meth:`audit.trail.log.AuditLog.verify`, the one
-verifier) and, if it verifies, has the log sign a checkpoint at its head
-(:meth:`~audit.trail.log.AuditLog.checkpoint`; the one already there is reused). The report
+verifier) and, if it verifies, takes the signed checkpoint at its head
+(:meth:`~audit.trail.log.AuditLog.checkpoint`: every record carries the C2SP checkpoint note of
+the tree it ends; a log written before that gets one first), with the witnesses'
+cosignatures of that checkpoint (:meth:`~audit.trail.log.AuditLog.cosignatures`). The report
 counts records ``1..tree_size`` of that checkpoint and prints its tree size and Merkle root,
 so a reader holding the log's public key (or a published checkpoint) can check that the
 numbers come from that state of the log. A log that fails verification is never signed
@@ -39,7 +41,7 @@ class LogState:
     root: str | None
     """The Merkle root (hex) of records ``1..tree_size`` as the checkpoint signs it."""
     cosignatures: list[dict[str, Any]] | str
-    """The witnesses' cosignatures of the checkpoint, or why there are none."""
+    """The witnesses' cosignatures of the checkpoint (witness, signature line, received at), or why there are none."""
 
 
 def _root(cp: dict[str, Any]) -> str | None:
@@ -48,12 +50,17 @@ def _root(cp: dict[str, Any]) -> str | None:
     return None if value is None else str(value)
 
 
-def _cosignatures(cp: dict[str, Any] | None) -> list[dict[str, Any]] | str:
-    found = None if cp is None else cp.get("cosignatures")
-    if isinstance(found, list) and found:
-        return [dict(c) for c in found]
-    return not_available("witness cosignatures (an independent witness cosigning the log's checkpoints, issue 10 "
-                         "part A, is not deployed here); check the checkpoint against the log's public key")
+def _cosignatures(log: AuditLog, size: int | None) -> list[dict[str, Any]] | str:
+    """Return the witnesses' cosignatures of the checkpoint at ``size``, or why there are none (never a blank)."""
+    if size is None:
+        return not_available("witness cosignatures: there is no signed checkpoint to cosign")
+    found = log.cosignatures(size)
+    if found:
+        return [{"witness": c["witness"], "signature": c["signature"], "received_at": c["received_at"]}
+                for c in found]
+    return not_available(f"witness cosignatures: no witness has cosigned the checkpoint at tree size {size} "
+                         "(set FACETRAIL_WITNESSES and run `facetrail audit publish`); check it against the "
+                         "log's public key meanwhile")
 
 
 def pin_log_state(log: AuditLog) -> LogState:
@@ -72,12 +79,13 @@ def pin_log_state(log: AuditLog) -> LogState:
             stored = log.checkpoints()
             last = stored[-1].to_dict() if stored else None
             return LogState(tree_size=log.size(), verified=False, verify=report.to_dict(), checkpoint=last,
-                            root=None if last is None else _root(last), cosignatures=_cosignatures(last))
+                            root=None if last is None else _root(last),
+                            cosignatures=_cosignatures(log, stored[-1].seq if stored else None))
         if report.records == 0:
             return LogState(0, True, report.to_dict(), None, None, not_available("checkpoints of an empty log"))
         cp = log.checkpoint()
         if cp.seq == report.records:
             signed = cp.to_dict()
             return LogState(tree_size=cp.seq, verified=True, verify=report.to_dict(), checkpoint=signed,
-                            root=_root(signed), cosignatures=_cosignatures(signed))
+                            root=_root(signed), cosignatures=_cosignatures(log, cp.seq))
     raise AuditError("the audit log kept growing while it was verified; generate the report again")

@@ -16,7 +16,7 @@ What is counted, and how (the same rules as the rest of the trail):
   record ``tree_size`` (:mod:`audit.trail.review`: a review counts when a person signed in
   with their own password, is not the query's operator, and confirms or rejects once
   however often they do; two distinct confirmations confirm, any rejection is final).
-  ``vetoed`` is a rejection of a candidate someone had confirmed; the time to review is
+  ``vetoed`` is a rejection of a candidate another reviewer confirmed (before or after); the time to review is
   from the query's end to the review that decided it;
 * **anomalies**: refusals by attempted action and code; queries without a case reference
   and refusals for a missing one; self-review attempts (a refused review of one's own

@@ -98,8 +98,10 @@ def usage_blocks(counts: LogCounts, p: Privacy) -> list[Block]:
     return blocks
 
 
-def _percentile(values: pd.Series, q: float) -> float | None:
-    return None if values.empty else round(float(values.quantile(q)) / 3600.0, 2)
+def _durations(seconds: pd.Series) -> tuple[list[float], str]:
+    """Median, 90th percentile and longest, in hours (minutes when the longest is under two hours)."""
+    unit, per = ("hours", 3600.0) if float(seconds.max()) >= 7200.0 else ("minutes", 60.0)
+    return [round(float(v) / per, 2) for v in (seconds.quantile(0.5), seconds.quantile(0.9), seconds.max())], unit
 
 
 def review_blocks(counts: LogCounts, p: Privacy) -> list[Block]:
@@ -111,21 +113,23 @@ def review_blocks(counts: LogCounts, p: Privacy) -> list[Block]:
     facts = [Fact("candidates", "candidates (and verified pairs) to review", p.count(total))]
     facts += [Fact(s, {"confirmed": "confirmed by two reviewers (neither the operator)",
                        "rejected": "rejected by a reviewer",
-                       "vetoed": "vetoed: rejected after a reviewer had confirmed",
+                       "vetoed": "vetoed: rejected by a reviewer though another had confirmed",
                        "pending": "pending (fewer than two confirmations, no rejection)"}[s], p.count(v))
               for s, v in n.items()]
     share = round(100.0 * decided / total, 1) if total else None
     facts.append(Fact("share_completed", "share completed under the two-person rule (confirmed, rejected or vetoed)",
                       "no candidate" if share is None else share, "" if share is None else "%"))
     seconds = items.loc[items["review_seconds"].notna(), "review_seconds"].astype(float)
+    values: list[float] | list[str]
+    if decided and not seconds.empty:
+        values, unit = _durations(seconds)
+    else:
+        values, unit = ["no decision"] * 3, ""
     time_facts = (
         Fact("decided", "candidates decided", p.count(decided)),
-        Fact("median_hours", "median time from query to decision",
-             _percentile(seconds, 0.5) if decided else "no decision", "hours" if decided else ""),
-        Fact("p90_hours", "90th percentile", _percentile(seconds, 0.9) if decided else "no decision",
-             "hours" if decided else ""),
-        Fact("max_hours", "longest", round(float(seconds.max()) / 3600.0, 2) if decided else "no decision",
-             "hours" if decided else ""),
+        Fact("median", "median time from query to decision", values[0], unit),
+        Fact("p90", "90th percentile", values[1], unit),
+        Fact("longest", "longest", values[2], unit),
     )
     return [
         Facts("review_outcomes", tuple(facts), "Review outcomes (status as of the log state this report counts)"),
