@@ -19,8 +19,8 @@ from audit import (
     REPORT_TEMPLATES,
     EvaluationStore,
     Forbidden,
+    OutputRefused,
     ReportConfigError,
-    ReportOutputRefused,
     ReportRequest,
     load_report_config,
     parse_report_config,
@@ -252,7 +252,7 @@ def test_a_report_is_an_audited_action_for_auditors_only(scene_db: str, tmp_path
 def test_out_never_overwrites_a_file_the_database_or_a_key(scene_db: str, tmp_path: Path) -> None:
     existing = tmp_path / "existing.json"
     existing.write_text("keep me")
-    with pytest.raises(ReportOutputRefused, match="exists"):
+    with pytest.raises(OutputRefused, match="existing file"):
         make(scene_db, out=existing)
     assert existing.read_text() == "keep me"
     make(scene_db, out=existing, force=True)
@@ -264,7 +264,7 @@ def test_out_never_overwrites_a_file_the_database_or_a_key(scene_db: str, tmp_pa
     link = tmp_path / "looks-harmless.json"
     link.symlink_to(key)
     for protected in (scene_db, str(key), str(link)):
-        with pytest.raises(ReportOutputRefused, match="database or a key file"):
+        with pytest.raises(OutputRefused, match="must never overwrite"):
             make(scene_db, out=protected, force=True)
     assert key.read_bytes() == before
     rt = Runtime(scene_db)
