@@ -50,6 +50,7 @@ from audit.blind import (
 )
 from audit.blind import decide as blind_decide
 from audit.blind import next_item as blind_next
+from audit.blind import probe_image as blind_probe_image
 from audit.errors import (
     AuditError,
     ChainIntegrityError,
@@ -113,6 +114,7 @@ __all__ = [
     "blind_batches",
     "blind_decide",
     "blind_next",
+    "blind_probe_image",
     "can",
     "normalize_name",
     "open_batch",

@@ -54,6 +54,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import json
 import secrets
 import time
@@ -65,13 +66,17 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from PIL import Image as PILImage
+from PIL.PngImagePlugin import PngInfo
 
 from audit.accounts import normalize_name
 from audit.errors import AuditError, RecordNotFound
+from audit.evidence import EvidenceStore
 from audit.trail.keys import load_or_create_pseudonym_key
 from audit.trail.records import DECISIONS, AuditRecord, canonical_bytes, decimal6
 from audit.trail.store import AuditFilter
 from core.errors import NotFound
+from core.image import load_image
 
 if TYPE_CHECKING:
     from audit.session import AuditSession
@@ -90,6 +95,7 @@ __all__ = [
     "decide",
     "next_item",
     "open_batch",
+    "probe_image",
     "reveal",
     "verify_reveal",
 ]
@@ -190,7 +196,7 @@ class BlindItem:
     total: int
     """Items in the reviewer's queue."""
     photos: None = None
-    """Probe and candidate photos: not available in this version (no evidence store yet)."""
+    """Not carried here: the probe photo is fetched with :func:`probe_image`; candidate photos are not kept."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (no score, rank, query, face, subject or verdict)."""
@@ -500,6 +506,69 @@ def _parse_ticket(ticket: str, refuse: Callable[[str], BlindReviewRefused]) -> t
     return parts[0], parts[1], int(parts[2]), parts[3]
 
 
+def _ticket_item(gate: AuditSession, reviewer: str, ticket: str, refuse: Callable[[str], BlindReviewRefused]
+                 ) -> tuple[BlindBatch, BlindPlanItem, int, int]:
+    """Return the open batch, the plan item, the serving time and now (ms) of a ticket served to ``reviewer``."""
+    batch_id, item_id, served_ms, mac = _parse_ticket(ticket, refuse)
+    try:
+        batch = blind_batches(gate.log, batch_id=batch_id)[0]
+    except BlindReviewRefused as err:
+        raise refuse(str(err)) from err
+    if batch.revealed_seq is not None:
+        raise refuse(f"blind batch {batch_id} is closed (revealed in record {batch.revealed_seq})")
+    now_ms = int(time.time() * 1000)
+    if not hmac.compare_digest(mac, _ticket(batch, reviewer, item_id, served_ms).rsplit(".", 1)[1]) \
+            or served_ms > now_ms:
+        raise refuse(f"ticket {ticket!r} was not served to {reviewer} (take one from the next item)")
+    item = next((i for i in batch.queue(reviewer) if batch.item_id(reviewer, i.index) == item_id), None)
+    if item is None:
+        raise refuse(f"item {item_id} is not in {reviewer}'s queue of batch {batch_id}")
+    return batch, item, served_ms, now_ms
+
+
+def probe_image(session: AuditSession, galleries: GalleryStore, ticket: str, *,
+                evidence: EvidenceStore | None = None) -> bytes | None:
+    """Return the probe photo of the item of ``ticket`` as PNG, or None when no image is kept for it.
+
+    The photo is the one the evidence store kept for the search's review (:mod:`audit.evidence`;
+    destroyed when the review ends or its retention expires), decoded and encoded again as PNG: its
+    bytes are not those whose SHA-256 the search recorded, nor the same at two servings (a random
+    text chunk), so the photo does not lead a reviewer to the search and its scores; nothing of the
+    file's metadata is shown. Candidate photos are not
+    kept by facetrail (galleries hold embeddings, not images), so an item shows only the probe.
+
+    Parameters
+    ----------
+    evidence
+        The evidence store (default: the one beside the galleries' database).
+
+    Raises
+    ------
+    NotAuthenticated, Forbidden
+        From the gate (recorded).
+    BlindReviewRefused
+        As :func:`decide` for the ticket (recorded).
+    """
+    asked = {"ticket": ticket, "what": "probe image"}
+    gate, reviewer = _reviewer(session, "blind_review", asked)
+    refuse = _refuser(gate, "blind_review", asked)
+    _, item, _, _ = _ticket_item(gate, reviewer, ticket, refuse)
+    retained = gate.log.get(item.seq).record.details.get("retained")
+    evidence_id = retained.get("probe_image") if isinstance(retained, dict) else None
+    if not isinstance(evidence_id, str):
+        return None
+    store = evidence if evidence is not None else EvidenceStore.beside(galleries.db.path, galleries.keys)
+    try:
+        data = store.read(gate, evidence_id)
+    except KeyError:  # destroyed: the review ended or the retention expired
+        return None
+    info = PngInfo()
+    info.add_text("serving", secrets.token_hex(16))  # never the same bytes twice, whatever the encoder does
+    buffer = io.BytesIO()
+    PILImage.fromarray(load_image(data).pixels).save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
 def decide(session: AuditSession, ticket: str, decision: str, *, note: str | None = None) -> AuditEntry:
     """Record the signed-in reviewer's decision on the item of ``ticket`` (action ``blind_review``).
 
@@ -518,20 +587,8 @@ def decide(session: AuditSession, ticket: str, decision: str, *, note: str | Non
     asked = {"ticket": ticket, "decision": decision}
     gate, reviewer = _reviewer(session, "blind_review", asked)
     refuse = _refuser(gate, "blind_review", asked)
-    batch_id, item_id, served_ms, mac = _parse_ticket(ticket, refuse)
-    try:
-        batch = blind_batches(gate.log, batch_id=batch_id)[0]
-    except BlindReviewRefused as err:
-        raise refuse(str(err)) from err
-    if batch.revealed_seq is not None:
-        raise refuse(f"blind batch {batch_id} is closed (revealed in record {batch.revealed_seq})")
-    now_ms = int(time.time() * 1000)
-    if not hmac.compare_digest(mac, _ticket(batch, reviewer, item_id, served_ms).rsplit(".", 1)[1]) \
-            or served_ms > now_ms:
-        raise refuse(f"ticket {ticket!r} was not served to {reviewer} (take one from the next item)")
-    item = next((i for i in batch.queue(reviewer) if batch.item_id(reviewer, i.index) == item_id), None)
-    if item is None:
-        raise refuse(f"item {item_id} is not in {reviewer}'s queue of batch {batch_id}")
+    batch, item, served_ms, now_ms = _ticket_item(gate, reviewer, ticket, refuse)
+    batch_id, item_id = batch.batch_id, batch.item_id(reviewer, item.index)
     served = datetime.fromtimestamp(served_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     with gate.log.transaction():  # no second decision, and none after the reveal, even from another session
         closed = _revealed_seq(gate.log, batch)

@@ -8,13 +8,17 @@ carol opens and reveals batches.
 from __future__ import annotations
 
 import base64
+import hashlib
+import io
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from PIL import Image
 
 from audit import (
     AuditContext,
@@ -30,6 +34,8 @@ from audit import (
     reveal,
     verify_reveal,
 )
+from audit.blind import probe_image as blind_probe_image
+from audit.evidence import EvidenceStore
 from audit.trail.store import AuditFilter
 from core import Database, EnrollItem, GalleryStore
 from tests.audit.trail._helpers import candidate, record_fields
@@ -382,3 +388,36 @@ def test_fillers_can_be_matched_to_the_candidates_metadata(log: AuditLog, db: Da
         open_batch(carol, store, seqs, "volunteers", match_on=["race"])
     with pytest.raises(BlindReviewRefused, match="with metadata"):
         open_batch(carol, store, seqs, "volunteers", filler_share=0.8, match_on=["sex"])  # 16 fillers: 8 a query, 5 faces a sex
+
+
+def test_the_probe_photo_is_shown_but_does_not_lead_to_its_search(log: AuditLog, galleries, db: Database) -> None:
+    evidence = EvidenceStore.beside(":memory:", galleries.keys)
+    original = face_png("the-probe")
+    kept = evidence.keep(original, "probe_image")
+    fields = record_fields(1)
+    fields["probe_sha256"] = [hashlib.sha256(original).hexdigest()]
+    fields["details"] = {"retained": {"probe_image": kept.evidence_id}}
+    seq = log.append(fields).seq
+    evidence.link(kept.evidence_id, seq)
+    open_batch(gate(log, "carol", "auditor"), galleries, [seq], "fillers", filler_share=0.5)
+    rev1 = gate(log, "rev1", "reviewer")
+    item = blind_next(rev1)
+    assert item is not None
+    shown = [blind_probe_image(rev1, galleries, item.ticket, evidence=evidence) for _ in range(2)]
+    assert shown[0] is not None and shown[1] is not None
+    assert (np.asarray(Image.open(io.BytesIO(shown[0])).convert("RGB"))
+            == np.asarray(Image.open(io.BytesIO(original)).convert("RGB"))).all()  # the same photo ...
+    digests = {hashlib.sha256(s).hexdigest() for s in shown}
+    assert len(digests) == 2 and not digests & {hashlib.sha256(original).hexdigest()}  # ... never the same bytes
+    with pytest.raises(BlindReviewRefused, match="not served"):
+        blind_probe_image(gate(log, "rev2", "reviewer"), galleries, item.ticket, evidence=evidence)
+    evidence.destroy(kept.evidence_id)
+    assert blind_probe_image(rev1, galleries, item.ticket, evidence=evidence) is None  # destroyed: not shown
+
+
+def test_an_item_without_a_kept_probe_has_no_photo(log: AuditLog, galleries) -> None:
+    open_batch(gate(log, "carol", "auditor"), galleries, queries(log, n=1, per=1), "fillers")
+    rev1 = gate(log, "rev1", "reviewer")
+    item = blind_next(rev1)
+    assert item is not None
+    assert blind_probe_image(rev1, galleries, item.ticket) is None

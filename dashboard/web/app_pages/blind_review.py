@@ -12,6 +12,7 @@ from audit import (
     blind_batches,
     blind_decide,
     blind_next,
+    blind_probe_image,
     open_batch,
     reveal,
 )
@@ -41,8 +42,19 @@ if user.can("review"):
         st.info("Nothing to review: no open blind batch has an item for you.")
         st.stop()
     st.subheader(f"Item {item.position} of {item.total}")
-    st.warning("Probe and candidate photos are not available in this version of facetrail: this item cannot be "
-               "judged here yet.")
+    try:
+        probe = blind_probe_image(session, runtime().galleries, item.ticket)
+    except ERRORS as err:
+        st.session_state.pop("blind_item", None)
+        st.error(f"Refused: {err}")
+        st.stop()
+    left, right = st.columns(2)
+    if probe is None:
+        left.warning("Probe photo: not kept for this search (or destroyed when its retention ended).")
+    else:
+        left.image(probe, caption="Probe")
+    right.warning("Candidate photo: not available (facetrail keeps the gallery's embeddings, not its images), so "
+                  "this item cannot be judged here yet.")
     with st.form("blind_form"):
         decision = st.radio("Is the face the same person as the probe?", ["confirm", "reject"], index=None,
                             horizontal=True, key="blind_decision")

@@ -13,6 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from audit import AuditContext, AuditFilter, Runtime, blind_batches, open_batch
+from audit.evidence import EvidenceStore
 from core import EnrollItem
 from tests.auth import actor_for
 from tests.conftest import make_config
@@ -61,7 +62,7 @@ def test_the_reviewer_sees_no_score_rank_or_earlier_verdict(batch_db: str) -> No
                    "rejected", "pending", "operator1", "operator3", "CR-", "arrest_photos", "vol", "seq"):
         assert hidden not in text, hidden  # no score, rank, candidate, verdict, query or case
     assert not re.search(r"rank\W*\d|similarity\W*\d|distance\W*\d", text, re.IGNORECASE)
-    assert "photos are not available" in text
+    assert "Probe photo: not kept" in text and "Candidate photo: not available" in text
     radio = at.radio(key="blind_decision")
     assert radio.options == ["confirm", "reject"] and radio.value is None  # no pre-selected answer
 
@@ -132,3 +133,27 @@ def test_the_auditor_opens_a_batch_on_the_page(app_env: str, fake_engine) -> Non
     assert table["items"].tolist() == [4] and table["status"].tolist() == ["open"]
     reviewer = page_as("reviewer2", "reviewer")
     assert "Item 1 of 4" in shown(reviewer)
+
+
+def test_the_probe_photo_kept_for_review_is_shown(app_env: str, fake_engine) -> None:
+    rt = Runtime(app_env)
+    try:
+        rt.galleries.create("volunteers", make_config())
+        rt.galleries.enroll("volunteers", [EnrollItem(f"vol{k}", fake_engine.embed(face_png(f"vol{k}")), f"v{k}.png")
+                                           for k in range(2)])
+        evidence = EvidenceStore.beside(app_env, rt.galleries.keys)
+        photo = face_png("someone")
+        kept = evidence.keep(photo, "probe_image")
+        search = {**rt.log.get(1).record.to_dict(), "details": {"retained": {"probe_image": kept.evidence_id}}}
+        for key in ("v", "seq"):
+            del search[key]
+        seq = rt.log.append(search).seq
+        evidence.link(kept.evidence_id, seq)
+        auditor = rt.session(AuditContext(), actor_for(rt.db, "auditor1", "auditor"))
+        open_batch(auditor, rt.galleries, [seq], "volunteers", filler_share=0.5)
+    finally:
+        rt.close()
+    at = page_as("reviewer2", "reviewer")
+    assert not at.exception, at.exception
+    assert len(at.get("image")) == 1  # the probe, in the left column
+    assert "Probe photo: not kept" not in shown(at) and "Candidate photo: not available" in shown(at)
