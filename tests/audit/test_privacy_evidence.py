@@ -3,16 +3,21 @@ readable by reviewers and auditors, destroyed when its review ends or its retent
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from audit import AuditContext, AuditedEngine, AuditLog, AuditSession, Forbidden
 from audit.evidence import EvidenceStore
-from core import Database, EnrollItem, GalleryStore
+from core import Database, Engine, EnrollItem, GalleryStore
 from tests.auth import actor_for
+from tests.conftest import make_config
 from tests.fakes import face_png
+from tests.video_fakes import VideoFakePipeline, Walk, enroll_fake, write_footage
 
 CTX = AuditContext(purpose="robbery investigation", case_ref="CASE-3")
 
@@ -107,3 +112,27 @@ def test_only_auditors_and_admins_purge(world) -> None:
     _, _, log, operator, _ = world
     with pytest.raises(Forbidden):
         operator.evidence.purge_due(session(log, "rita", "reviewer"))
+
+
+def test_a_video_job_keeps_the_best_crop_of_each_track_with_candidates(tmp_path: Path) -> None:
+    db = Database(tmp_path / "v.duckdb")
+    log = AuditLog(db, key_path=tmp_path / "audit-key")
+    engine = Engine(make_config(threshold=0.3))
+    engine._pipeline = VideoFakePipeline()  # type: ignore[assignment]
+    galleries = GalleryStore(db)
+    enroll_fake(galleries, "g", engine.config, ["subject-alpha", "subject-bravo"])
+    footage = tmp_path / "cam.mp4"
+    write_footage(footage, [Walk("subject-alpha", 1.0, 4.0, (0, 40), (200, 60)),
+                            Walk("stranger-echo", 5.0, 8.0, (100, 80), (140, 80))], 9.0)
+    operator = AuditedEngine(AuditSession(log, CTX, actor_for(db, "olga", "operator")), engine, galleries)
+    done = operator.search_video("g", footage)
+    retained = log.get(done.seq).record.details["retained"]
+    with_candidates = [t for t in done.result.tracks if t.candidates]
+    assert len(with_candidates) == 1 and retained["crops"] == 1 and retained["video"] is False
+    (evidence_id,) = retained["crop_evidence"].values()
+    (item,) = operator.evidence.items()
+    assert (item.evidence_id, item.seq, item.kind) == (evidence_id, done.seq, "track_crop")
+    png = operator.evidence.read(session(log, "rita", "reviewer"), evidence_id)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), with_candidates[0].crop)
+    raw = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".mp4")
+    assert png not in raw
