@@ -297,3 +297,25 @@ def test_reviewers_rates_wait_for_a_revealed_blind_batch_and_are_pseudonymised_i
     assert full["rows"][0]["reviewer"] == "rev_dan" and full["rows"][0]["false_confirm_rate"] == 0.1
     public = block(as_json(make(scene_db, public=True)), "review", "reviewer_rates")
     assert public["rows"][0]["reviewer"].startswith("operator-") and public["rows"][0]["false_confirms"] == "< 5"
+
+
+def test_the_integrity_section_prints_the_signed_note_and_a_witness_cosignature(scene_db: str) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from audit.trail.notes import cosign
+
+    rt = Runtime(scene_db)
+    try:
+        cp = rt.log.checkpoint()
+        rt.log.add_cosignatures(cp.size, [cosign(cp.body, "witness.example/w1", Ed25519PrivateKey.generate(),
+                                                 1_700_000_000)])
+        note = cp.note
+    finally:
+        rt.db.close()
+    report = as_json(make(scene_db))
+    integrity = next(s for s in report["sections"] if s["id"] == "integrity")
+    state = facts(report, "integrity", "integrity_state")
+    assert state["tree_size"] == cp.size and state["root"] == cp.root.hex()
+    assert any(b["kind"] == "text" and note.strip() in b["text"] for b in integrity["blocks"])
+    cosignatures = block(report, "integrity", "cosignatures")
+    assert cosignatures["kind"] == "table" and cosignatures["rows"][0]["witness"] == "witness.example/w1"

@@ -66,3 +66,22 @@ def test_an_operator_is_refused(db: str, tmp_path: Path, monkeypatch: pytest.Mon
     assert main(_args(db, tmp_path / "r.json")) == 2
     assert "lacks the permission 'report'" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()
+
+
+def test_a_log_that_fails_verification_exits_1_and_the_report_says_so(db: str, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from core.storage.connection import Database
+
+    monkeypatch.setenv("FACETRAIL_TOKEN", token_for(db, scene.AUDITOR, "auditor"))
+    raw = Database(db)
+    try:
+        with raw.connect() as con:
+            blob = bytes(con.execute("SELECT record FROM audit_log WHERE seq = 3").fetchone()[0])
+            con.execute("UPDATE audit_log SET record = ? WHERE seq = 3", [blob.replace(b'"top_k":5', b'"top_k":9')])
+    finally:
+        raw.close()
+    out = tmp_path / "r.json"
+    assert main(_args(db, out)) == 1
+    assert "FAILS verification" in capsys.readouterr().out
+    assert json.loads(out.read_bytes())["warnings"][0].startswith("The audit log FAILS verification at record 3")
