@@ -109,6 +109,13 @@ def _files(runtime: Runtime, cache: EvaluationCache) -> list[DataHolding]:
         out.append(DataHolding(f"file:{keys.path.name}", "keys: one per enrolled subject and per evaluation-cache day",
                                len(keys.key_ids()), None, None, "a key is destroyed with its subject or its day",
                                "file mode 0600, rewritten whole on every change (old version zeroed)"))
+    evidence = EvidenceStore.beside(runtime.db.path, keys).items()
+    if evidence:
+        out.append(DataHolding(
+            f"file:{Path(runtime.db.path).name}.evidence/", "biometric: probe images and video-track crops kept for "
+            "review", len(evidence), None, evidence[0].kept_at,
+            "until its review ends or 30 days pass (facetrail retention run)",
+            "AES-256-GCM, a key per item in the key store; destruction destroys the key"))
     db_path = Path(runtime.db.path)
     wal = Path(str(db_path) + ".wal")
     if runtime.db.path != ":memory:" and wal.is_file():
@@ -118,15 +125,18 @@ def _files(runtime: Runtime, cache: EvaluationCache) -> list[DataHolding]:
     return out
 
 
-def privacy_inventory(runtime: Runtime, context: AuditContext | None = None) -> list[DataHolding]:
+def privacy_inventory(runtime: Runtime, context: AuditContext | None = None, *,
+                      actor: Actor | None = None) -> list[DataHolding]:
     """Return every place this deployment keeps personal or biometric data (see the module docstring).
+
+    ``actor``: who asks (default: the runtime's signed-in account).
 
     Raises
     ------
     NotAuthenticated, Forbidden
         Refused (and recorded): the signed-in account may not read integrity facts.
     """
-    runtime.session(context or AuditContext(purpose="privacy inventory")).check(
+    runtime.session(context or AuditContext(purpose="privacy inventory"), actor).check(
         "report", {"what": "privacy inventory"}, permission="integrity")
     cache = EvaluationCache(runtime.db, runtime.galleries.keys,
                             retention_days=runtime.settings.evaluation_cache_days)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from audit import AuditContext, AuditedEngine, AuditLog, AuditSession, Forbidden
+from audit import AuditContext, AuditedEngine, AuditLog, AuditSession, Forbidden, Runtime, privacy_inventory
 from audit.evidence import EvidenceStore
 from core import Database, Engine, EnrollItem, GalleryStore
 from tests.auth import actor_for
@@ -136,3 +136,11 @@ def test_a_video_job_keeps_the_best_crop_of_each_track_with_candidates(tmp_path:
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), with_candidates[0].crop)
     raw = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".mp4")
     assert png not in raw
+
+
+def test_the_inventory_lists_the_evidence_kept(world) -> None:
+    root, _, log, operator, _ = world
+    operator.search("g", face_png("s1", 11))
+    rt = Runtime(str(root / "ft.duckdb"))
+    places = {h.place: h for h in privacy_inventory(rt, actor=actor_for(rt.db, "dpo", "auditor"))}
+    assert places["file:ft.duckdb.evidence/"].rows == 1
