@@ -4,6 +4,8 @@
   (auditors): open a batch over those searches' candidates, with fillers from ``G``;
 * ``facetrail blind next [--batch ID]`` (reviewers): the next item to decide, without score,
   rank, query, face or anyone's verdict; its ``ticket`` is what ``decide`` takes;
+* ``facetrail blind probe TICKET --out FILE`` (reviewers): write the item's probe photo (PNG), when
+  one was kept for the search's review (candidate photos are not kept);
 * ``facetrail blind decide TICKET --decision confirm|reject [--note TEXT]`` (reviewers);
 * ``facetrail blind reveal BATCH`` (auditors): close the batch, publish its key and plan;
 * ``facetrail blind verify BATCH`` (anyone with the log, no key file): check a revealed batch
@@ -18,6 +20,7 @@ Exit codes follow :mod:`dashboard.cli.common`: 0 ok, 2 refused or bad input.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from audit import (
@@ -27,6 +30,8 @@ from audit import (
     blind_batches,
     blind_decide,
     blind_next,
+    blind_probe_image,
+    check_out_path,
     open_batch,
     reveal,
     verify_reveal,
@@ -68,6 +73,22 @@ def _next(args: argparse.Namespace) -> int:
         return EXIT_OK
     emit(args, item.to_dict(), f"item {item.position} of {item.total} (batch {item.batch_id}); photos are not "
                                f"available in this version\nticket: {item.ticket}")
+    return EXIT_OK
+
+
+def _probe(args: argparse.Namespace) -> int:
+    try:
+        log = runtime(args).log
+        out = check_out_path(args.out, [*log.protected_paths(), Path(str(log.key_path) + ".blind")], force=args.force)
+        image = blind_probe_image(_session(args), runtime(args).galleries, args.ticket)
+        if image is not None:
+            out.write_bytes(image)
+    except (OSError, *_ERRORS) as err:
+        return fail(args, err)
+    if image is None:
+        emit(args, {"probe": None}, "no probe photo is kept for this item (candidate photos are never kept)")
+        return EXIT_OK
+    emit(args, {"probe": str(out), "bytes": len(image)}, f"wrote the probe photo to {out}")
     return EXIT_OK
 
 
@@ -132,7 +153,7 @@ def _rates(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
-    """Add ``blind`` (open, next, decide, reveal, verify) and ``review-rates`` to the ``facetrail`` parser."""
+    """Add ``blind`` (open, next, probe, decide, reveal, verify) and ``review-rates`` to the ``facetrail`` parser."""
     blind = subparsers.add_parser("blind", help="blind review with fillers: one item at a time, no score or rank")
     sub = blind.add_subparsers(dest="blind_command", metavar="BLIND_COMMAND")
     sub.required = True
@@ -148,6 +169,12 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("next", parents=parents, help="your next item to decide (reviewers)")
     p.add_argument("--batch", default=None, help="a batch id (default: the oldest open batch with items for you)")
     p.set_defaults(handler=_next)
+
+    p = sub.add_parser("probe", parents=parents, help="write the probe photo of an item, when one is kept (reviewers)")
+    p.add_argument("ticket", help="the ticket `facetrail blind next` gave")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.set_defaults(handler=_probe)
 
     p = sub.add_parser("decide", parents=parents, help="record your decision on an item (reviewers)")
     p.add_argument("ticket", help="the ticket `facetrail blind next` gave")

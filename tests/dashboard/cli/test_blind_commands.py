@@ -54,6 +54,8 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
         return code, json.loads(lines[-1]) if lines else None, captured.err
 
     run.seqs = seqs  # type: ignore[attr-defined]
+    run.db = db_path  # type: ignore[attr-defined]
+    run.tmp = tmp_path  # type: ignore[attr-defined]
     return run
 
 
@@ -75,6 +77,8 @@ def test_a_blind_session_end_to_end(cli) -> None:
             text = json.dumps(item)
             assert not any(s in text for s in ("f1-", "f2-", "s1-", "s2-", "0.050000", "0.100000", "0.950000", "0.900000", "rev", "confirm"))
             seen[name].add(item["item"])
+            code, probe, err = cli(name, "blind", "probe", item["ticket"], "--out", str(cli.tmp / "probe.png"))
+            assert code == 0 and probe == {"probe": None}, err  # no probe image was kept for these searches
             code, done, err = cli(name, "blind", "decide", item["ticket"], "--decision", "confirm")
             assert code == 0 and done["mode"] == "blind", err
         assert len(seen[name]) == 8
@@ -109,6 +113,8 @@ def test_refusals_exit_2_and_the_non_blind_review_still_works(cli) -> None:
     assert code == 2 and out["code"] == "blind_review_refused"
     code, out, _ = cli("rev1", "blind", "next")
     assert code == 0 and out == {"item": None}
+    code, out, _ = cli("rev1", "blind", "probe", "not-a-ticket", "--out", cli.db)
+    assert code == 2 and out["code"] == "output_refused"  # never over the database
     code, out, _ = cli("rev1", "blind", "verify", "0123456789abcdef")
     assert code == 1 and out["code"] == "blind_reveal_mismatch"
     code, out, err = cli("rev1", "review", str(q1), "--decision", "confirm", "--face-id", "f1-1")
