@@ -20,7 +20,8 @@ What is counted, and how (the same rules as the rest of the trail):
   from the query's end to the review that decided it;
 * **anomalies**: refusals by attempted action and code; queries without a case reference
   and refusals for a missing one; self-review attempts (a refused review of one's own
-  query); lockouts begun and sign-ins refused while locked; exports that carried
+  query); lockouts begun and sign-ins refused while locked; searches looser than the threshold
+  policy (:mod:`audit.policy`: run with a written reason) and searches it refused; exports that carried
   candidates not confirmed at the time; subjects returned by several searches and probes
   searched several times; queries per UTC hour (the caller converts to local time).
 
@@ -56,7 +57,7 @@ _STRUCTURE = (
     '"model_config":{"embedding_key":"VARCHAR","model":"VARCHAR","detector":"VARCHAR","alignment":"VARCHAR",'
     '"threshold":"VARCHAR","threshold_source":{"kind":"VARCHAR"}},'
     '"probe_sha256":["VARCHAR"],"candidates":[{"subject_id":"VARCHAR","face_id":"VARCHAR","rank":"BIGINT"}],'
-    '"details":{"threshold":"VARCHAR","attempted":"VARCHAR","reason":"VARCHAR","account":"VARCHAR",'
+    '"details":{"threshold":"VARCHAR","threshold_policy":{"status":"VARCHAR"},"attempted":"VARCHAR","reason":"VARCHAR","account":"VARCHAR",'
     '"locked_until":"VARCHAR","auth":{"method":"VARCHAR"},"expected_fpir":{"fpir":"VARCHAR","method":"VARCHAR"},'
     '"format":"VARCHAR","tracks":[{"track_id":"BIGINT","candidates":["VARCHAR"]}],"filters":{"operator":"VARCHAR","case_ref":"VARCHAR","gallery":"VARCHAR","action":"VARCHAR",'
     '"since":"VARCHAR","until":"VARCHAR"}},'
@@ -188,6 +189,9 @@ def _anomalies(con: Any) -> dict[str, int]:
         "refused_while_locked": "action = 'refused' AND in_period AND outcome = 'locked_out'",
         "failed_sign_ins": "action = 'refused' AND in_period AND details.attempted = 'sign_in'",
         "user_thresholds": f"action IN {_QUERIES} AND in_period AND model_config.threshold_source.kind = 'user'",
+        "policy_looser": f"action IN {_QUERIES} AND in_period AND details.threshold_policy.status = 'looser'",
+        "policy_refused": "action = 'refused' AND in_period AND outcome IN ('threshold_beyond_limit', "
+                          "'threshold_reason_required')",
         "reports": "action = 'report' AND in_period",
     }
     sql = "SELECT " + ", ".join(f"count(*) FILTER (WHERE {cond}) AS {name}" for name, cond in one.items())

@@ -218,6 +218,10 @@ def anomaly_blocks(counts: LogCounts, config: ReportConfig, policy: ThresholdPol
         Fact("refused_while_locked", "sign-ins refused during a lockout", p.count(a["refused_while_locked"])),
         Fact("user_thresholds", "queries at a threshold named by the operator", p.count(a["user_thresholds"])),
         Fact("looser_thresholds", "of which looser than the deployment's calibrated default", p.count(looser)),
+        Fact("policy_looser", "searches looser than the threshold policy allows without a reason (run with a "
+                              "written reason)", p.count(a["policy_looser"])),
+        Fact("policy_refused", "searches refused by the threshold policy (past its hard limit, or looser without "
+                               "a reason)", p.count(a["policy_refused"])),
         Fact("exports_unconfirmed", "exports that carried candidates not yet confirmed then", p.count(len(carrying))),
         Fact("unconfirmed_exported", "unconfirmed candidates in those exports",
              p.count(int(carrying["unconfirmed"].sum()))),

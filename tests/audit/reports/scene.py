@@ -87,9 +87,14 @@ def _queries(rt: Runtime) -> dict[str, list[int]]:
             "case_ref": None if i % 9 == 4 else f"CR-{i % 6}", "gallery": gallery,
             "model_config": USER_MODEL if i % 8 == 3 else MODEL, "probe_sha256": [_sha(f"probe{i % 13}")],
             "faces_found": 0 if outcome == "no_face" else 1, "candidates": candidates,
-            "details": {"top_k": 5}, "started_at": _iso(t), "ended_at": _iso(t + dt.timedelta(seconds=2)),
+            "details": {"top_k": 5, **({"threshold_policy": {"status": "looser", "reason": "poor image"}}
+                                       if i % 8 == 3 else {})},
+            "started_at": _iso(t), "ended_at": _iso(t + dt.timedelta(seconds=2)),
         })
         seqs["search" if outcome == "ok" else "other"].append(e.seq)
+    rt.log.append({"action": "refused", "outcome": "threshold_beyond_limit", "operator": OPERATORS[0],
+                   "purpose": PURPOSES[0], "details": {"attempted": "search", "reason": "past the hard limit"},
+                   "started_at": _iso(now - dt.timedelta(days=5)), "ended_at": _iso(now - dt.timedelta(days=5))})
     for i in range(6):
         t = now - dt.timedelta(days=70 - 10 * i, hours=3 * i)
         e = rt.log.append({
@@ -225,6 +230,8 @@ def independent_usage(records: list[tuple[int, dict[str, Any]]], since: dt.date,
             out["anomaly"]["queries_without_case"] += 1
         if ((r.get("model_config") or {}).get("threshold_source") or {}).get("kind") == "user":
             out["anomaly"]["user_thresholds"] += 1
+        if ((r.get("details") or {}).get("threshold_policy") or {}).get("status") == "looser":
+            out["anomaly"]["policy_looser"] += 1
     return out
 
 
@@ -277,6 +284,7 @@ def independent_refusals(records: list[tuple[int, dict[str, Any]]], since: dt.da
             out["failed_sign_ins"] += 1
             out["lockouts_begun"] += "locked_until" in d
         out["refused_while_locked"] += r["outcome"] == "locked_out"
+        out["policy_refused"] += r["outcome"] in ("threshold_beyond_limit", "threshold_reason_required")
         target = by_seq.get(r.get("target_seq") or -1)
         if d.get("attempted") == "review" and target is not None and target.get("operator") == r.get("operator"):
             out["self_review_attempts"] += 1

@@ -87,10 +87,13 @@ def test_refusals_and_anomalies_equal_independent_counts(scene_db: str) -> None:
     usage = scene.independent_usage(records, since, until, upto)
     got = facts(report, "anomalies", "anomalies")
     assert want["self_review_attempts"] == 1 and want["lockouts_begun"] == 1 and want["refused_while_locked"] == 1
-    for name in ("refusals", "self_review_attempts", "failed_sign_ins", "lockouts_begun", "refused_while_locked"):
+    assert want["policy_refused"] == 1
+    for name in ("refusals", "self_review_attempts", "failed_sign_ins", "lockouts_begun", "refused_while_locked",
+                 "policy_refused"):
         assert got[name] == want[name], name
     assert got["queries_without_case"] == usage["anomaly"]["queries_without_case"] > 0
     assert got["user_thresholds"] == usage["anomaly"]["user_thresholds"] > 0
+    assert got["policy_looser"] == usage["anomaly"]["policy_looser"] > 0
     by_kind = {f"refused:{r['attempted']}:{r['outcome']}": r["refusals"]
                for r in block(report, "anomalies", "refusals_by_kind")["rows"]}
     assert by_kind == {k: v for k, v in want.items() if k.startswith("refused:")}
