@@ -229,6 +229,20 @@ def _reviewer_rates(ctx: _Context) -> list[Block]:
                              "this period); fillers are known non-matches, so confirming one is an error.")]
 
 
+def _retention(ctx: _Context) -> list[Block]:
+    a, p = ctx.counts.anomalies, ctx.privacy
+    return [Facts("retention_counts", (
+        Fact("retention_runs", "retention runs (every rule applied, `facetrail retention run`)",
+             p.count(a["retention_runs"])),
+        Fact("evidence_records", "review evidence destroyed or kept past its date (records)",
+             p.count(a["evidence_records"])),
+        Fact("deletions", "subjects deleted from a gallery (their keys destroyed)", p.count(a["deletions"])),
+        Fact("gallery_drops", "galleries dropped", p.count(a["gallery_drops"])),
+    ), "Retention and erasure in the period (from the log)"),
+        Missing("erasure_receipts", "signed erasure receipts", not_available(
+            "signed receipts handed to the people whose data was erased (issue 11, privacy that holds)"))]
+
+
 def _summary(ctx: _Context) -> list[Block]:
     return [Facts("integrity_summary", (Fact("verified", "the audit log verifies",
                                              "yes" if ctx.state.verified else "NO"),))]
@@ -250,6 +264,7 @@ _PARTS: dict[str, Callable[[_Context], list[Block]]] = {
     "effectiveness": _effectiveness,
     "integrity_summary": _summary,
     "reviewer_rates": _reviewer_rates,
+    "retention": _retention,
 }
 
 

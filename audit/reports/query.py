@@ -193,6 +193,10 @@ def _anomalies(con: Any) -> dict[str, int]:
         "policy_refused": "action = 'refused' AND in_period AND outcome IN ('threshold_beyond_limit', "
                           "'threshold_reason_required')",
         "reports": "action = 'report' AND in_period",
+        "retention_runs": "action = 'retention' AND in_period AND outcome = 'ok'",
+        "evidence_records": "action = 'evidence' AND in_period AND outcome = 'ok'",
+        "deletions": "action = 'delete' AND in_period AND outcome = 'ok'",
+        "gallery_drops": "action = 'drop_gallery' AND in_period AND outcome = 'ok'",
     }
     sql = "SELECT " + ", ".join(f"count(*) FILTER (WHERE {cond}) AS {name}" for name, cond in one.items())
     row = con.execute(sql + " FROM report_rows").fetchone()

@@ -9,7 +9,7 @@
 
 A section is a list of *parts*: ``("toml", keys)`` (the deployer's ``report.toml`` items,
 printed as missing when absent), a name of log/evaluation blocks (``usage``, ``review``,
-``anomalies``, ``accuracy``, ``integrity``, ``uses``, ``authorisation``, ``reviewer_rates``), or
+``anomalies``, ``accuracy``, ``integrity``, ``uses``, ``authorisation``, ``reviewer_rates``, ``retention``), or
 ``("waits", what)`` for data this deployment does not have yet (printed as
 "not yet available in this deployment: ...").
 """
@@ -23,7 +23,6 @@ __all__ = ["TEMPLATES", "TEMPLATE_TITLES", "SectionSpec"]
 #: (id, title, references, parts)
 SectionSpec = tuple[str, str, tuple[str, ...], tuple[Any, ...]]
 
-_RETENTION = ("waits", "retention schedules, erasures and their signed receipts (issue 11, privacy that holds)")
 
 _SYSTEM: SectionSpec = ("system", "The system: name, vendor, version", ("RCW 43.386.020(2)(a)",),
                         (("toml", ("system.name", "system.vendor", "system.version")), "configurations"))
@@ -35,7 +34,7 @@ _PURPOSE: SectionSpec = ("purpose", "Purpose and the decisions it supports", ("R
                          (("toml", ("purpose.statement", "purpose.decisions", "purpose.benefits")),))
 _POLICY: SectionSpec = ("policy", "Use and data-management policy", ("RCW 43.386.020(2)(f)",),
                         (("toml", ("policy.use", "policy.data_minimisation", "policy.data_integrity",
-                                   "policy.retention", "policy.security", "policy.sharing")), _RETENTION))
+                                   "policy.retention", "policy.security", "policy.sharing")), "retention"))
 _TESTING: SectionSpec = ("testing", "Testing", ("RCW 43.386.020(2)(g)", "RCW 43.386.030"),
                          (("toml", ("testing.description",)),))
 _ACCURACY: SectionSpec = ("accuracy", "Accuracy: false-match rates and their impact on subpopulations",

@@ -92,6 +92,10 @@ def _queries(rt: Runtime) -> dict[str, list[int]]:
             "started_at": _iso(t), "ended_at": _iso(t + dt.timedelta(seconds=2)),
         })
         seqs["search" if outcome == "ok" else "other"].append(e.seq)
+    for action in ("delete", "delete", "retention", "evidence"):
+        rt.log.append({"action": action, "outcome": "ok", "operator": AUDITOR, "purpose": "retention schedule",
+                       "details": {}, "started_at": _iso(now - dt.timedelta(days=4)),
+                       "ended_at": _iso(now - dt.timedelta(days=4))})
     rt.log.append({"action": "refused", "outcome": "threshold_beyond_limit", "operator": OPERATORS[0],
                    "purpose": PURPOSES[0], "details": {"attempted": "search", "reason": "past the hard limit"},
                    "started_at": _iso(now - dt.timedelta(days=5)), "ended_at": _iso(now - dt.timedelta(days=5))})
@@ -289,6 +293,12 @@ def independent_refusals(records: list[tuple[int, dict[str, Any]]], since: dt.da
         if d.get("attempted") == "review" and target is not None and target.get("operator") == r.get("operator"):
             out["self_review_attempts"] += 1
     return out
+
+
+def independent_actions(records: list[tuple[int, dict[str, Any]]], since: dt.date, until: dt.date,
+                        upto: int) -> Counter[str]:
+    """Records with outcome ok by action, in the period."""
+    return Counter(r["action"] for seq, r in records if seq <= upto and r["outcome"] == "ok" and _in(r, since, until))
 
 
 def independent_out_of_hours(records: list[tuple[int, dict[str, Any]]], since: dt.date, until: dt.date,

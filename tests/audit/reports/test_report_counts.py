@@ -322,3 +322,14 @@ def test_the_integrity_section_prints_the_signed_note_and_a_witness_cosignature(
     assert any(b["kind"] == "text" and note.strip() in b["text"] for b in integrity["blocks"])
     cosignatures = block(report, "integrity", "cosignatures")
     assert cosignatures["kind"] == "table" and cosignatures["rows"][0]["witness"] == "witness.example/w1"
+
+
+def test_retention_and_erasure_counts_equal_independent_counts(scene_db: str) -> None:
+    report = as_json(make(scene_db))
+    since, until = scene.period()
+    want = scene.independent_actions(scene.raw_records(scene_db), since, until, report["about"]["tree_size"])
+    got = facts(report, "policy", "retention_counts")
+    assert (got["retention_runs"], got["evidence_records"], got["deletions"], got["gallery_drops"]) == (
+        want["retention"], want["evidence"], want["delete"], want["drop_gallery"])
+    assert want["delete"] == 2
+    assert block(report, "policy", "erasure_receipts")["reason"].startswith("not yet available in this deployment")
