@@ -171,6 +171,92 @@ def video_job(url: str, footage: Path, chromium: str, chromedriver: str, *, time
         driver.quit()
 
 
+REVIEWER = "reviewer1"
+REVIEWER_PASSWORD = "reviewer1-video-demo"
+ARROW_RIGHT = "\ue014"
+ENTER = "\ue007"
+
+
+def add_reviewer(db: Path) -> None:
+    """Add the reviewer account (:data:`REVIEWER_PASSWORD`) to a database made by :func:`build_video_db`."""
+    from argon2 import PasswordHasher
+
+    from audit import Runtime
+    from audit.accounts import UserStore
+
+    rt = Runtime(str(db))
+    UserStore(rt.db, hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)).add(REVIEWER, "reviewer",
+                                                                                            REVIEWER_PASSWORD)
+    rt.close()
+
+
+def _sign_in(driver: WebDriver, url: str, account: str, password: str) -> None:
+    driver.get(url)
+    settle(driver, "facetrail")
+    driver.type('input[aria-label="Account"]', account)
+    driver.type('input[aria-label="Password"]', password)
+    driver.click_text("button", "Sign in")
+
+
+def _main_text(driver: WebDriver) -> str:
+    return str(driver.js("return document.querySelector('[data-testid=\"stMain\"]').innerText;"))
+
+
+def _choose(driver: WebDriver, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox labelled ``label`` (a combobox: type the option, press Enter)."""
+    box = driver.find(f'input[role="combobox"][aria-label="{label}"]')
+    driver.cmd("POST", f"/element/{box}/click", {})
+    driver.cmd("POST", f"/element/{box}/clear", {})
+    driver.cmd("POST", f"/element/{box}/value", {"text": option + ENTER})
+
+
+def looser_search_then_review(url: str, still: Path, steps: int, reason: str, chromium: str, chromedriver: str,
+                              *, timeout: float = 120) -> dict[str, str]:
+    """As the operator, search ``still`` ``steps`` slider steps looser than the default: first without a reason,
+    then with ``reason``; then, as the reviewer, open the looser searches in the match log.
+
+    Returns the page text after each stage (``refused``, ``searched``, ``match_log``).
+    """
+    seen: dict[str, str] = {}
+    driver = WebDriver(chromium, chromedriver)
+    try:
+        driver.cmd("POST", "/window/rect", {"width": 1400, "height": 1400})
+        _sign_in(driver, url, OPERATOR, PASSWORD)
+        driver.click_text('a[data-testid="stSidebarNavLink"]', "Search")
+        settle(driver, "Search a gallery")
+        slider = driver.find('[data-testid="stSlider"] input[type="range"]')  # the thumb's (visually hidden) input
+        driver.cmd("POST", f"/element/{slider}/value", {"text": ARROW_RIGHT * steps})
+        _wait_for(driver, "return !!document.querySelector('textarea');", "the reason field", 30)
+        driver.type('input[aria-label="Purpose (required)"]', "identify the person on the depot still")
+        driver.type('input[aria-label="Case reference (required)"]', "CR-2026-0042")
+        upload = driver.find('[data-testid="stFileUploader"] input[type="file"]')
+        driver.cmd("POST", f"/element/{upload}/value", {"text": str(still.resolve())})
+        _wait_for(driver, "return document.querySelectorAll('[data-testid=\"stFileChip\"]').length > 0;",
+                  "the uploaded file", 60)
+        time.sleep(2.0)
+        driver.click_text("button", "Search")
+        _wait_for(driver, "return [...document.querySelectorAll('[data-testid=\"stAlertContentError\"]')]"
+                          ".some(e => e.innerText.includes('written reason'));", "the refusal", timeout)
+        seen["refused"] = _main_text(driver)
+        driver.type("textarea", reason)
+        driver.click_text("button", "Search")
+        _wait_for(driver, "return [...document.querySelectorAll('h3')].some(h => h.innerText.startsWith('Result'));",
+                  "the result", timeout)
+        seen["searched"] = _main_text(driver)
+        driver.click_text("button", "Sign out")
+        _sign_in(driver, url, REVIEWER, REVIEWER_PASSWORD)
+        driver.click_text('a[data-testid="stSidebarNavLink"]', "Match log")
+        settle(driver, "Match log")
+        _choose(driver, "Threshold policy", "looser")
+        _wait_for(driver, "return document.querySelector('[data-testid=\"stMain\"]').innerText"
+                          ".includes('Reason given:');", "the looser search's reason", timeout)
+        seen["match_log"] = _main_text(driver)
+        seen["exceptions"] = "\n".join(exceptions_on_page(driver))
+    finally:
+        driver.quit()
+    return seen
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=Path, default=REPO / "docs")
