@@ -57,7 +57,7 @@ SCHEMA: dict[str, tuple[str, str]] = {
     "policy.sharing": ("text", "data sharing (RCW 43.386.020(2)(f); OMC 9.64)"),
     "policy.error_rate_plan": ("text", "plan for when an error rate is 1% or more (RCW 43.386.020(2)(g))"),
     "policy.timezone": ("text", "IANA time zone of the working hours (e.g. America/Los_Angeles)"),
-    "policy.working_hours": ("text", "working hours, local time, 'HH:MM-HH:MM'"),
+    "policy.working_hours": ("text", "working hours, local time, 'HH:MM-HH:MM' on quarter hours"),
     "policy.working_days": ("texts", "working days: Mon, Tue, Wed, Thu, Fri, Sat, Sun"),
     "policy.repeated_subject_searches": ("int", "flag a subject returned by at least this many searches (default 3)"),
     "testing.description": ("text", "how the system is tested (RCW 43.386.020(2)(g), 43.386.030)"),
@@ -194,6 +194,9 @@ def _semantic_checks(values: Mapping[str, Any]) -> None:
         if m is None or int(m[1]) * 60 + int(m[2]) >= int(m[3]) * 60 + int(m[4]):
             raise ReportConfigError(f"report.toml: policy.working_hours must be 'HH:MM-HH:MM' with the start "
                                     f"before the end (e.g. '07:00-19:00'), got {hours!r}")
+        if m is not None and (int(m[2]) % 15 or int(m[4]) % 15):
+            raise ReportConfigError(f"report.toml: policy.working_hours starts and ends on a quarter hour (:00, :15, "
+                                    f":30 or :45), got {hours!r}")
         if tz is None:
             raise ReportConfigError("report.toml: policy.working_hours needs policy.timezone (the hours' time zone)")
     for day in values.get("policy.working_days") or ():

@@ -23,7 +23,7 @@ What is counted, and how (the same rules as the rest of the trail):
   query); lockouts begun and sign-ins refused while locked; searches looser than the threshold
   policy (:mod:`audit.policy`: run with a written reason) and searches it refused; exports that carried
   candidates not confirmed at the time; subjects returned by several searches and probes
-  searched several times; queries per UTC hour (the caller converts to local time).
+  searched several times; queries per UTC quarter hour (the caller converts to local time).
 
 Names are compared as :func:`audit.accounts.normalize_name` makes them: the distinct names
 of the log are normalised once in Python and joined as a small table.
@@ -79,7 +79,8 @@ class LogCounts:
     usage: pd.DataFrame
     """``month, action, outcome, operator, purpose, gallery, uses``: queries in the period (the finest grain)."""
     hours: pd.DataFrame
-    """``hour`` (UTC ``YYYY-MM-DDTHH``), ``action``, ``uses``: queries per UTC hour."""
+    """``hour`` (UTC ``YYYY-MM-DDTHH:MM``, MM 00/15/30/45), ``action``, ``uses``: queries per UTC quarter hour
+    (every time zone's offset is a whole number of quarter hours, so local working hours are exact)."""
     items: pd.DataFrame
     """One row per reviewable candidate of a query in the period, with its status and decision time."""
     refusals: pd.DataFrame
@@ -232,7 +233,8 @@ def _frames(con: Any, repeated: int) -> dict[str, pd.DataFrame]:
         "usage": con.execute(
             "SELECT substr(started_at, 1, 7) AS month, action, outcome, operator, purpose, gallery.name AS gallery, "
             f"count(*) AS uses {q} GROUP BY ALL ORDER BY ALL").df(),
-        "hours": con.execute(f"SELECT substr(started_at, 1, 13) AS hour, action, count(*) AS uses {q} "
+        "hours": con.execute("SELECT substr(started_at, 1, 14) || lpad((CAST(substr(started_at, 15, 2) AS INTEGER) "
+                             f"// 15 * 15)::VARCHAR, 2, '0') AS hour, action, count(*) AS uses {q} "
                              "GROUP BY ALL ORDER BY ALL").df(),
         "refusals": con.execute(
             "SELECT coalesce(details.attempted, '?') AS attempted, outcome, count(*) AS refusals FROM report_rows "

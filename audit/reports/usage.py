@@ -192,8 +192,8 @@ def _out_of_hours(counts: LogCounts, config: ReportConfig, p: Privacy) -> Fact |
     days = set(config.working_days)
     out = 0
     for hour, uses in counts.hours.groupby("hour")["uses"].sum().items():
-        local = dt.datetime.strptime(str(hour), "%Y-%m-%dT%H").replace(tzinfo=dt.UTC).astimezone(tz)
-        minute = local.hour * 60
+        local = dt.datetime.strptime(str(hour), "%Y-%m-%dT%H:%M").replace(tzinfo=dt.UTC).astimezone(tz)
+        minute = local.hour * 60 + local.minute
         if local.weekday() not in days or not start <= minute < end:
             out += int(uses)
     return Fact("out_of_hours", f"queries out of working hours ({config.get('policy.working_hours')} "

@@ -303,14 +303,14 @@ def independent_actions(records: list[tuple[int, dict[str, Any]]], since: dt.dat
 
 def independent_out_of_hours(records: list[tuple[int, dict[str, Any]]], since: dt.date, until: dt.date,
                              upto: int, tz: str, start: int, end: int) -> int:
-    """Queries whose local start time is outside ``start..end`` hours or on a weekend."""
+    """Queries whose local start time is outside minutes ``start..end`` of the day or on a weekend."""
     zone = zoneinfo.ZoneInfo(tz)
     n = 0
     for seq, r in records:
         if seq > upto or r["action"] not in QUERIES or not _in(r, since, until):
             continue
         t = dt.datetime.strptime(r["started_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC).astimezone(zone)
-        n += t.weekday() >= 5 or not start * 60 <= t.hour * 60 + t.minute < end * 60
+        n += t.weekday() >= 5 or not start <= t.hour * 60 + t.minute < end
     return n
 
 

@@ -97,7 +97,7 @@ def test_refusals_and_anomalies_equal_independent_counts(scene_db: str) -> None:
     by_kind = {f"refused:{r['attempted']}:{r['outcome']}": r["refusals"]
                for r in block(report, "anomalies", "refusals_by_kind")["rows"]}
     assert by_kind == {k: v for k, v in want.items() if k.startswith("refused:")}
-    night = scene.independent_out_of_hours(records, since, until, upto, "America/Los_Angeles", 7, 19)
+    night = scene.independent_out_of_hours(records, since, until, upto, "America/Los_Angeles", 7 * 60, 19 * 60)
     assert 0 < got["out_of_hours"] == night
     uses = block(report, "uses", "uses_list")["rows"]
     with_candidates = {seq for seq, _ in scene.independent_review(records, since, until, upto)}
@@ -333,3 +333,17 @@ def test_retention_and_erasure_counts_equal_independent_counts(scene_db: str) ->
         want["retention"], want["evidence"], want["delete"], want["drop_gallery"])
     assert want["delete"] == 2
     assert block(report, "policy", "erasure_receipts")["reason"].startswith("not yet available in this deployment")
+
+
+@pytest.mark.parametrize(("tz", "hours"), [("Asia/Kolkata", "09:30-17:45"), ("Australia/Eucla", "08:15-16:00")])
+def test_out_of_hours_is_exact_in_time_zones_off_the_hour(scene_db: str, tmp_path: Path, tz: str, hours: str) -> None:
+    toml = tmp_path / "report.toml"
+    toml.write_text(f'[policy]\ntimezone = "{tz}"\nworking_hours = "{hours}"\n')
+    report = as_json(make(scene_db, toml=toml))
+    since, until = scene.period()
+    start, end = ((int(t[:2]) * 60 + int(t[3:])) for t in hours.split("-"))
+    want = scene.independent_out_of_hours(scene.raw_records(scene_db), since, until, report["about"]["tree_size"],
+                                          tz, start, end)
+    assert 0 < facts(report, "anomalies", "anomalies")["out_of_hours"] == want
+    with pytest.raises(ReportConfigError, match="quarter hour"):
+        parse_report_config('[policy]\ntimezone = "UTC"\nworking_hours = "07:10-19:00"\n')
