@@ -214,7 +214,7 @@ def _reviewer_rates(ctx: _Context) -> list[Block]:
         return [Missing("reviewer_rates", "reviewers' own error rates", not_available(
             "reviewers' error rates from blind review with fillers: no blind review batch has been revealed yet "
             "(`facetrail blind open` ... `facetrail blind reveal`)"))]
-    rows = tuple({"reviewer": p.operator(r.reviewer), "decisions": p.count(r.decisions),
+    rows = tuple({"reviewer": p.reviewer(r.reviewer), "decisions": p.count(r.decisions),
                   "fillers": p.count(r.filler_decisions), "false_confirms": p.count(r.false_confirms),
                   "false_confirm_rate": r.false_confirm_rate, "fcr_lo": r.false_confirm_interval[0],
                   "fcr_hi": r.false_confirm_interval[1], "agreement_rate": r.agreement_rate,

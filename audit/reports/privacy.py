@@ -78,6 +78,13 @@ class Privacy:
         assert self.key is not None
         return "operator-" + pseudonym("operator:" + name, self.key)[3:13]
 
+    def reviewer(self, name: str) -> str:
+        """Return the reviewer account as shown (a pseudonym in a public report, unlinkable to its operator one)."""
+        if not self.public:
+            return name
+        assert self.key is not None
+        return "reviewer-" + pseudonym("reviewer:" + name, self.key)[3:13]
+
     def subject(self, subject_id: str | None) -> str:
         """Return the subject as shown (a pseudonym in a public report)."""
         if subject_id is None:

@@ -299,7 +299,7 @@ def test_reviewers_rates_wait_for_a_revealed_blind_batch_and_are_pseudonymised_i
     full = block(as_json(make(scene_db)), "review", "reviewer_rates")
     assert full["rows"][0]["reviewer"] == "rev_dan" and full["rows"][0]["false_confirm_rate"] == 0.1
     public = block(as_json(make(scene_db, public=True)), "review", "reviewer_rates")
-    assert public["rows"][0]["reviewer"].startswith("operator-") and public["rows"][0]["false_confirms"] == "< 5"
+    assert public["rows"][0]["reviewer"].startswith("reviewer-") and public["rows"][0]["false_confirms"] == "< 5"
 
 
 def test_the_integrity_section_prints_the_signed_note_and_a_witness_cosignature(scene_db: str) -> None:
