@@ -349,17 +349,17 @@ class AuditedEngine:
         for a reason) before the search, which checks again and records the same text.
         """
         config = self.engine.config
-        expected = None
+        policy = self.threshold_policy(gallery_name)
+        check = check_threshold_policy(policy, threshold, config.threshold, config.threshold_source.description)
+        if check.status == "within" or threshold is None:
+            return check  # no warning to show: the expected FPIR is not needed (the record states it anyway)
         try:
             ref = self.galleries.ref(gallery_name)
         except RecognitionError:  # an unknown gallery: the search itself refuses and records it
-            ref = None
-        if ref is not None:
-            found = ThresholdStore(self.galleries.db).expected_fpir(
-                config, ref.size, config.threshold if threshold is None else threshold, ref.fingerprint)
-            expected = None if found is None else found.to_dict()
-        return check_threshold_policy(self.threshold_policy(gallery_name), threshold, config.threshold,
-                                      config.threshold_source.description, expected)
+            return check
+        found = ThresholdStore(self.galleries.db).expected_fpir(config, ref.size, threshold, ref.fingerprint)
+        return check_threshold_policy(policy, threshold, config.threshold, config.threshold_source.description,
+                                      None if found is None else found.to_dict())
 
     def _policy(self, action: str, gallery_name: str, threshold: float | None, reason: str | None
                 ) -> ThresholdCheck:
