@@ -4,7 +4,10 @@
   (``operator-<10 hex>``, ``subject-<10 hex>``: HMAC-SHA256 under the log's pseudonymisation
   key, :func:`audit.trail.export.pseudonym`), stable across reports made with the same
   key and not reversible without it. Account names in refusals are never listed.
-* **Small cells.** A count from 1 to ``k - 1`` is shown as ``"< k"`` (zero is shown).
+* **Small cells.** A count from 1 to ``k - 1`` is shown as ``"< k"`` (zero is shown). In the
+  usage tables by operator, gallery and purpose, whose total is printed, a lone suppressed
+  cell takes the smallest other cell with it (``"suppressed"``), so subtraction does not
+  recover it. Other tables and the review facts are suppressed cell by cell only.
 * **Differential privacy** (``epsilon`` given): the counts of uses (the usage tables and
   totals) are released through OpenDP's discrete Laplace mechanism
   (``opendp.measurements.make_laplace`` on integers). The privacy unit is one use (one
@@ -103,15 +106,35 @@ class Privacy:
 
     def usage(self, value: int) -> int | str:
         """Return a count of uses as shown: with noise when ``epsilon`` is set, then suppressed like any count."""
+        return self.count(self.noisy(value))
+
+    def protect(self, rows: list[dict[str, Any]], column: str) -> list[dict[str, Any]]:
+        """Return rows whose ``column`` adds up to a published total, with complementary suppression.
+
+        In a public report, a single suppressed cell of a table whose total is shown elsewhere
+        could be recovered by subtraction: the smallest other non-zero cell is then hidden too
+        (shown as ``"suppressed"``), so only the sum of the two is known.
+        """
+        if not self.public:
+            return rows
+        hidden = [r for r in rows if isinstance(r[column], str)]
+        shown = [r for r in rows if isinstance(r[column], int) and r[column] > 0]
+        if len(hidden) == 1 and shown:
+            smallest = min(shown, key=lambda r: int(r[column]))
+            return [{**r, column: "suppressed"} if r is smallest else r for r in rows]
+        return rows
+
+    def noisy(self, value: int) -> int:
+        """Return a count of uses with discrete Laplace noise when ``epsilon`` is set (clamped at 0), else as is."""
         if self.epsilon is None:
-            return self.count(value)
+            return int(value)
         if self._noise is None:
             assert self.scale is not None
             import opendp.prelude as dp  # noqa: PLC0415 (only a report with epsilon loads it)
 
             dp.enable_features("contrib")
             self._noise = dp.m.make_laplace(dp.atom_domain(T=int), dp.absolute_distance(T=int), scale=self.scale)
-        return self.count(max(0, int(self._noise(int(value)))))
+        return max(0, int(self._noise(int(value))))
 
     def statement(self) -> dict[str, Any]:
         """Return what the report says about its privacy protection."""

@@ -44,15 +44,15 @@ def _by(frame: pd.DataFrame, key: str, p: Privacy, show: Callable[[Any], str] = 
     sums = frame.groupby(frame[key].fillna("(none)"), dropna=False)["uses"].sum().sort_values(ascending=False)
     rows, other, merged = [], 0, 0
     for value, uses in sums.items():
-        shown = p.usage(int(uses))
-        if p.public and key == "purpose" and (isinstance(shown, str) or shown < p.k):
-            other += int(shown) if isinstance(shown, int) else 0
+        noisy = p.noisy(int(uses))
+        if p.public and key == "purpose" and noisy < p.k:
+            other += noisy
             merged += 1
             continue
-        rows.append({key: show(value), "uses": shown})
+        rows.append({key: show(value), "uses": p.count(noisy)})
     if merged:
         rows.append({key: f"other purposes, each with fewer than {p.k} uses ({merged})", "uses": p.count(other)})
-    return rows
+    return p.protect(rows, "uses")
 
 
 def usage_blocks(counts: LogCounts, p: Privacy) -> list[Block]:

@@ -182,8 +182,11 @@ def test_public_version_leaks_no_operator_or_subject_and_suppresses_small_cells(
     since, until = scene.period()
     true = scene.independent_usage(records, since, until, report["about"]["tree_size"])["operator"]
     shown = sorted(str(r["uses"]) for r in block(report, "usage", "usage_by_operator")["rows"])
-    assert shown == sorted(str(v) if v >= 5 else "< 5" for v in true.values())
-    assert "< 5" in shown  # the reviewer account's single search is a small cell
+    small = [v for v in true.values() if v < 5]
+    assert len(small) == 1  # the reviewer account's single search
+    big = sorted(v for v in true.values() if v >= 5)
+    expected = ["< 5", "suppressed", *map(str, big[1:])]  # the smallest other cell hidden with it
+    assert shown == sorted(expected)
 
     def small_counts(value: Any, key: str = "") -> list[tuple[str, Any]]:
         if isinstance(value, dict):
@@ -347,3 +350,18 @@ def test_out_of_hours_is_exact_in_time_zones_off_the_hour(scene_db: str, tmp_pat
     assert 0 < facts(report, "anomalies", "anomalies")["out_of_hours"] == want
     with pytest.raises(ReportConfigError, match="quarter hour"):
         parse_report_config('[policy]\ntimezone = "UTC"\nworking_hours = "07:10-19:00"\n')
+
+
+def test_small_purposes_merge_into_one_row_that_counts_them_all() -> None:
+    import pandas as pd
+
+    from audit.reports.privacy import Privacy
+    from audit.reports.usage import _by
+
+    frame = pd.DataFrame({"purpose": ["a", "b", "c", "d"], "uses": [10, 4, 4, 7]})
+    public = Privacy(public=True, k=5, key=b"k" * 32)
+    rows = {r["purpose"]: r["uses"] for r in _by(frame, "purpose", public)}
+    assert rows == {"a": 10, "d": 7, "other purposes, each with fewer than 5 uses (2)": 8}
+    rows = {r["purpose"]: r["uses"] for r in _by(frame.iloc[[0, 2, 3]], "purpose", public)}
+    assert rows == {"a": 10, "d": "suppressed", "other purposes, each with fewer than 5 uses (1)": "< 5"}
+    assert {r["purpose"]: r["uses"] for r in _by(frame, "purpose", Privacy())} == {"a": 10, "b": 4, "c": 4, "d": 7}
