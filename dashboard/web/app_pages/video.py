@@ -4,8 +4,11 @@ The upload is copied to a private temporary file (mode 0600) for the job and del
 the job ends, whatever its outcome: the footage is never kept, and the record names it only
 by its SHA-256. The page shows the job's record (its tracks on a timeline, each track's
 candidates) and, from the in-memory result of this job only, the best crop of each track
-that has candidates; "Forget this result" drops them. A candidate is a lead for two
-reviewers (Match log), not an identification.
+that has candidates; "Forget this result" drops them from the session. The audited service
+keeps a sealed copy of those crops for the reviewers (:mod:`audit.evidence`), destroyed
+when the review ends or after its retention period. A candidate is a lead for two
+reviewers (Match log), not an identification. A threshold looser than the deployment's
+policy shows the policy's warning and needs a written reason (:mod:`audit.policy`).
 """
 
 from __future__ import annotations
@@ -147,7 +150,10 @@ if last is not None:
         st.dataframe(candidates.drop(columns=["confirmations", "rejections"]), hide_index=True,
                      column_config={"similarity": st.column_config.NumberColumn(format="%.4f"),
                                     "distance": st.column_config.NumberColumn(format="%.4f")})
-        st.markdown("**Best face of each track with candidates** (held in memory for this result only)")
+        kept = record.details.get("retained") or {}
+        st.markdown("**Best face of each track with candidates** (shown from this job's result in memory; "
+                    f"{int(kept.get('crops') or 0)} sealed for the reviewers until their review ends, at the "
+                    "latest the retention date)")
         crops = [t for t in result.tracks if t.crop is not None]
         for row in range(0, len(crops), 6):
             for column, track in zip(st.columns(6), crops[row : row + 6], strict=False):

@@ -160,6 +160,9 @@ def test_a_job_shows_its_timeline_candidates_and_crops_and_deletes_the_upload(
     # the best crop of each track with a candidate, from this job's result in memory
     captions = [c for image in at.image for c in image.captions]
     assert [c.split(" at ")[0] for c in captions] == ["Track 1", "Track 3", "Track 4"]
+    # and sealed for the reviewers by the audited service (audit.evidence), never the video
+    assert record.details["retained"]["video"] is False and record.details["retained"]["crops"] == 3
+    assert any("3 sealed for the reviewers" in m.value for m in at.markdown)
 
 
 def test_crops_are_of_this_job_only_and_forgotten_on_request(
