@@ -1,15 +1,18 @@
 """Benchmarks of the audit trail.
 
-(a) Logging overhead per query: an audited fake-engine search vs the same search
-    unaudited, interleaved in the same run, on a file database (target p50 <= 2 ms).
-(b) ``AuditLog.verify`` throughput on a synthetic log of 1,000,000 records with a
-    checkpoint every 100 (target >= 200,000 records/s), against a baseline measured
-    in the same run: plain SHA-256 over the same record bytes, already in memory.
-    Verify reads the records from DuckDB, recomputes every chained hash, the Merkle
-    tree and every checkpoint's head and root, and checks the signatures anchoring the
-    checkpoint chain (``all_signatures``: every one of the 10,000). The same verifier
-    (``audit.trail.chain.verify_chain``) is also timed on the rows already in memory,
-    which separates the hashing from the DuckDB read.
+(a) Logging overhead per query: an audited fake-engine search (its record signed: a
+    checkpoint note per record) vs the same search unaudited, interleaved in the same
+    run, on a file database (target p50 <= 2 ms), and a bare committed insert of the
+    same bytes as the floor.
+(b) ``AuditLog.verify`` throughput on a synthetic log of 1,000,000 records, each with
+    its signed note (target >= 200,000 records/s), against a baseline measured in the
+    same run: plain SHA-256 over the same record bytes, already in memory. Verify reads
+    the records from DuckDB, recomputes every chained hash and the Merkle tree, checks
+    the latest note's signature and root, and checks in SQL that every record is a JSON
+    object of its seq. ``all_signatures`` (every note's signature, every record decoded in
+    Python) is timed on a smaller log. The chain walk is also timed on rows in memory.
+(c) Consistency proofs on the 1M log: size and time from half the size and from one short.
+(d) Witness add-checkpoint p50, in process and over HTTP on loopback, vs a bare HTTP request.
 
 Usage: .venv/bin/python benchmarks/bench_audit.py [--records N] [--queries Q] [--dir DIR] [--json]
 """
@@ -17,13 +20,17 @@ Usage: .venv/bin/python benchmarks/bench_audit.py [--records N] [--queries Q] [-
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
@@ -36,11 +43,14 @@ sys.path.insert(0, str(ROOT))
 
 from audit import AuditContext, AuditedEngine, AuditSession  # noqa: E402
 from audit.accounts import CredentialStore, UserStore  # noqa: E402
-from audit.trail.chain import GENESIS, MerkleFrontier, entry_hash, sign_checkpoint, verify_chain  # noqa: E402
+from audit.trail.chain import GENESIS, MerkleFrontier, entry_hash, verify_chain, verify_consistency  # noqa: E402
 from audit.trail.convert import candidate_fields, gallery_fields  # noqa: E402
-from audit.trail.keys import fingerprint, load_or_create_private_key, load_public_key_pem  # noqa: E402
+from audit.trail.keys import load_or_create_private_key  # noqa: E402
 from audit.trail.log import AuditLog  # noqa: E402
+from audit.trail.notes import sign_checkpoint_note  # noqa: E402
 from audit.trail.records import AuditRecord  # noqa: E402
+from audit.trail.store import FRONTIER_EVERY  # noqa: E402
+from audit.witness import WitnessServer, WitnessState  # noqa: E402
 from core import (  # noqa: E402
     Database,
     Embedding,
@@ -112,6 +122,19 @@ def bench_overhead(folder: Path, queries: int) -> dict[str, float]:
         with db.connect() as con:
             con.execute("INSERT INTO bench_floor VALUES (?, ?, ?)", [i, bytes(32), blob])
         floor.append(time.perf_counter() - t0)
+    # the trail's own share: one signed append (encode, chain, Merkle root, Ed25519 note, insert) and the
+    # signing alone (root + note), against the bare insert above
+    appends, signing = [], []
+    key = load_or_create_private_key(log.key_path)
+    for i in range(min(queries, 300)):
+        t0 = time.perf_counter()
+        log.append(record_fields(i))
+        appends.append(time.perf_counter() - t0)
+        frontier = MerkleFrontier(0)
+        t0 = time.perf_counter()
+        frontier.append_hash(bytes(32))
+        sign_checkpoint_note(log.origin, i + 1, frontier.root(), key)
+        signing.append(time.perf_counter() - t0)
     p50_plain = statistics.median(plain) * 1e3
     p50_logged = statistics.median(logged) * 1e3
     over = sorted(b - a for a, b in zip(plain, logged, strict=True))
@@ -122,26 +145,27 @@ def bench_overhead(folder: Path, queries: int) -> dict[str, float]:
         "overhead_p50_ms": round(statistics.median(over) * 1e3, 4),
         "overhead_p95_ms": round(over[int(len(over) * 0.95)] * 1e3, 4),
         "bare_committed_insert_p50_ms": round(statistics.median(floor) * 1e3, 4),
+        "signed_append_p50_ms": round(statistics.median(appends) * 1e3, 4),
+        "signing_p50_ms": round(statistics.median(signing) * 1e3, 4),
     }
 
 
-def build_log(folder: Path, n: int, every: int = 100) -> AuditLog:
-    """Write n valid records (and a checkpoint every ``every``) straight into the store, in bulk."""
-    db = Database(folder / "verify.duckdb")
-    log = AuditLog(db, key_path=folder / "verify.key", checkpoint_every=every)
+def build_log(folder: Path, n: int, name: str = "verify") -> AuditLog:
+    """Write n valid records, each with its signed checkpoint note, straight into the store, in bulk."""
+    db = Database(folder / f"{name}.duckdb")
+    log = AuditLog(db, key_path=folder / f"{name}.key")
+    origin = log.origin
     marker = 987654321987
     template = AuditRecord.from_dict({**record_fields(7), "seq": marker}).canonical()
     head, tail = template.split(str(marker).encode())
     key = load_or_create_private_key(log.key_path)
-    key_id = fingerprint(key.public_key())
+    log.vkey()  # records the key
     prev = GENESIS
-    cp_prev = GENESIS
     frontier = MerkleFrontier()
     chunk = 100_000
     with db.connect(transaction=True) as con:
         for start in range(1, n + 1, chunk):
-            seqs, prevs, hashes, blobs = [], [], [], []
-            cps: list[tuple[object, ...]] = []
+            seqs, prevs, hashes, blobs, notes, fronts = [], [], [], [], [], []
             for seq in range(start, min(start + chunk, n + 1)):
                 blob = head + str(seq).encode() + tail
                 h = entry_hash(prev, blob)
@@ -150,24 +174,20 @@ def build_log(folder: Path, n: int, every: int = 100) -> AuditLog:
                 hashes.append(h)
                 blobs.append(blob)
                 frontier.append_hash(h)
-                if seq % every == 0:
-                    cp = sign_checkpoint(key, key_id, seq, h, frontier.root(), "2026-01-01T00:00:00.000000Z",
-                                         cp_prev)
-                    cps.append((seq, h, cp.merkle_root, cp.created_at, key_id, cp.signature, frontier.to_bytes(),
-                                cp_prev))
-                    cp_prev = cp.digest()
+                notes.append(sign_checkpoint_note(origin, seq, frontier.root(), key))
+                fronts.append(frontier.to_bytes() if seq % FRONTIER_EVERY == 0 else None)
                 prev = h
             rows = pa.table({"seq": pa.array(seqs, pa.int64()), "prev_hash": pa.array(prevs, pa.binary()),
-                             "entry_hash": pa.array(hashes, pa.binary()), "record": pa.array(blobs, pa.binary())})
+                             "entry_hash": pa.array(hashes, pa.binary()), "record": pa.array(blobs, pa.binary()),
+                             "note": pa.array(notes, pa.string()), "frontier": pa.array(fronts, pa.binary())})
             con.register("bench_rows", rows)
-            con.execute("INSERT INTO audit_log SELECT * FROM bench_rows")
+            con.execute("INSERT INTO audit_log (seq, prev_hash, entry_hash, record, note, frontier) "
+                        "SELECT * FROM bench_rows")
             con.unregister("bench_rows")
-            if cps:
-                con.executemany("INSERT INTO audit_checkpoint_chain VALUES (?, ?, ?, ?, ?, ?, ?, ?)", cps)
     return log
 
 
-def bench_verify(folder: Path, n: int) -> dict[str, float]:
+def bench_verify(folder: Path, n: int, every_n: int) -> tuple[dict[str, float], AuditLog]:
     t0 = time.perf_counter()
     log = build_log(folder, n)
     build = time.perf_counter() - t0
@@ -179,26 +199,27 @@ def bench_verify(folder: Path, n: int) -> dict[str, float]:
     baseline = time.perf_counter() - t0
     del blobs
     report = log.verify()
-    assert report.ok and report.records == n, report
+    assert report.ok and report.records == n and report.signed == n, report
     prefetch = log.verify(parallel=True)
     assert prefetch.ok and prefetch.records == n, prefetch
-    every = log.verify(all_signatures=True)
-    assert every.ok and every.records == n, every
-    # the same verifier on the rows already in memory: the hashing without the DuckDB read
+    # every note's signature and every record decoded in Python, on a smaller log (linear: records/s carry over)
+    small = build_log(folder, every_n, "every")
+    every = small.verify(all_signatures=True)
+    assert every.ok and every.records == every_n, every
+    # the chain walk alone on rows already in memory: the hashing without the DuckDB read
     rows = list(log.store.scan())
-    checkpoints, key = log.checkpoints(), load_public_key_pem(log.public_key_pem())
     t0 = time.perf_counter()
-    in_memory = verify_chain(rows, checkpoints, key)
+    in_memory = verify_chain(rows, root_sizes=[n])
     in_memory_s = time.perf_counter() - t0
     assert in_memory.ok and in_memory.records == n, in_memory
     del rows
     return {
+        "verify_all_signatures_records": every_n,
         "verify_all_signatures_s": round(every.seconds, 3),
-        "verify_all_signatures_records_per_s": round(n / every.seconds),
+        "verify_all_signatures_records_per_s": round(every_n / every.seconds),
         "verify_prefetch_s": round(prefetch.seconds, 3),
         "verify_prefetch_records_per_s": round(n / prefetch.seconds),
         "records": n,
-        "checkpoints": report.checkpoints,
         "build_s": round(build, 2),
         "verify_s": round(report.seconds, 3),
         "verify_records_per_s": round(n / report.seconds),
@@ -207,20 +228,92 @@ def bench_verify(folder: Path, n: int) -> dict[str, float]:
         "verify_vs_baseline": round(report.seconds / baseline, 2),
         "verify_in_memory_s": round(in_memory_s, 3),
         "verify_in_memory_records_per_s": round(n / in_memory_s),
-    }
+    }, log
+
+
+def bench_consistency(log: AuditLog) -> dict[str, float]:
+    """Consistency proofs on the big log: from half its size, and from one record short, to the head."""
+    n = log.size()
+    out: dict[str, float] = {"records": n}
+    for label, old in (("half", n // 2), ("head_minus_1", n - 1)):
+        t0 = time.perf_counter()
+        proof = log.prove_consistency(old, n)
+        took = time.perf_counter() - t0
+        new_root = log.note(n).root
+        assert verify_consistency(old, n, log.note(old).root, new_root, proof)
+        out[f"{label}_hashes"] = len(proof)
+        out[f"{label}_bytes"] = 32 * len(proof)
+        out[f"{label}_s"] = round(took, 3)
+    t0 = time.perf_counter()
+    hashes = log.store.hashes(1, n)
+    out["read_hashes_s"] = round(time.perf_counter() - t0, 3)
+    del hashes
+    return out
+
+
+def bench_witness(folder: Path, pushes: int) -> dict[str, float]:
+    """add-checkpoint p50: in the witness process's code (no HTTP) and over HTTP on loopback, vs a bare HTTP POST."""
+    log = AuditLog(Database(folder / "witness-log.duckdb"), key_path=folder / "witness-log.key")
+    state = WitnessState(folder / "witness", [log.vkey()])
+    server = WitnessServer(state, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.port}"
+    direct, http, bare = [], [], []
+    try:
+        for i in range(pushes):
+            old = log.size()
+            for _ in range(10):
+                log.append(record_fields(i))
+            cp = log.checkpoint()
+            proof = log.prove_consistency(old, cp.size) if old else []
+            body = ("".join([f"old {old}\n", *(base64.b64encode(p).decode() + "\n" for p in proof), "\n",
+                             cp.note])).encode()
+            if i % 2:
+                t0 = time.perf_counter()
+                r = state.add_checkpoint(body)
+                direct.append(time.perf_counter() - t0)
+                assert r.status == 200, r
+            else:
+                t0 = time.perf_counter()
+                req = urllib.request.Request(url + "/add-checkpoint", data=body, method="POST")
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    assert resp.status == 200
+                    resp.read()
+                http.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            try:
+                with urllib.request.urlopen(url + "/nothing-here", timeout=10):
+                    pass
+            except urllib.error.HTTPError:
+                pass
+            bare.append(time.perf_counter() - t0)
+    finally:
+        server.shutdown()
+        log.db.close()
+    return {"pushes": pushes,
+            "add_checkpoint_p50_ms": round(statistics.median(direct) * 1e3, 3),
+            "add_checkpoint_http_p50_ms": round(statistics.median(http) * 1e3, 3),
+            "bare_http_request_p50_ms": round(statistics.median(bare) * 1e3, 3)}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--all-signatures-records", type=int, default=50_000,
+                        help="size of the log verified with --all-signatures (every note checked)")
+    parser.add_argument("--pushes", type=int, default=200, help="add-checkpoint calls timed")
     parser.add_argument("--dir", type=Path, default=None, help="folder for the databases (default: a temp dir)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)
         load_before = os.getloadavg()[0]
-        result = {"overhead": bench_overhead(folder, args.queries), "verify": bench_verify(folder, args.records)}
+        verify, big = bench_verify(folder, args.records, args.all_signatures_records)
+        result = {"overhead": bench_overhead(folder, args.queries), "verify": verify,
+                  "consistency": bench_consistency(big), "witness": bench_witness(folder, args.pushes)}
+        big.db.close()
         shm = Path("/dev/shm")
         if shm.is_dir():
             with tempfile.TemporaryDirectory(dir=shm) as mem:
@@ -234,13 +327,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"logging overhead per query: p50 {o['overhead_p50_ms']:.3f} ms (p95 {o['overhead_p95_ms']:.3f} ms); "
               f"unaudited p50 {o['unaudited_p50_ms']:.3f} ms, audited p50 {o['audited_p50_ms']:.3f} ms "
               f"over {o['queries']} queries (target <= 2 ms); a bare committed DuckDB insert on the same disk "
-              f"takes p50 {o['bare_committed_insert_p50_ms']:.3f} ms")
-        print(f"verify: {v['records']:,} records + {v['checkpoints']:,} checkpoints in {v['verify_s']:.2f} s = "
+              f"takes p50 {o['bare_committed_insert_p50_ms']:.3f} ms; one signed append alone p50 "
+              f"{o['signed_append_p50_ms']:.3f} ms, of which root + Ed25519 note p50 {o['signing_p50_ms']:.3f} ms")
+        print(f"verify: {v['records']:,} records, each with a signed note, in {v['verify_s']:.2f} s = "
               f"{v['verify_records_per_s']:,.0f} records/s (target >= 200,000); baseline plain sha256 "
               f"{v['baseline_records_per_s']:,.0f} records/s; verify/baseline time ratio {v['verify_vs_baseline']}; "
-              f"verify with a prefetch thread {v['verify_prefetch_records_per_s']:,.0f} records/s; checking all "
-              f"{v['checkpoints']:,} signatures {v['verify_all_signatures_records_per_s']:,.0f} records/s; "
-              f"the same verifier on rows already in memory {v['verify_in_memory_records_per_s']:,.0f} records/s")
+              f"verify with a prefetch thread {v['verify_prefetch_records_per_s']:,.0f} records/s; checking every "
+              f"note and decoding every record ({v['verify_all_signatures_records']:,} records) "
+              f"{v['verify_all_signatures_records_per_s']:,.0f} records/s; the chain walk on rows already in "
+              f"memory {v['verify_in_memory_records_per_s']:,.0f} records/s")
+        c, w = result["consistency"], result["witness"]
+        print(f"consistency proof at {c['records']:,} records: from half {c['half_hashes']} hashes "
+              f"({c['half_bytes']} bytes) in {c['half_s']:.2f} s; from head-1 {c['head_minus_1_hashes']} hashes in "
+              f"{c['head_minus_1_s']:.2f} s (reading the {c['records']:,} entry hashes alone: {c['read_hashes_s']} s)")
+        print(f"witness add-checkpoint p50 {w['add_checkpoint_p50_ms']:.3f} ms in process, "
+              f"{w['add_checkpoint_http_p50_ms']:.3f} ms over HTTP on loopback (a bare HTTP request there: "
+              f"{w['bare_http_request_p50_ms']:.3f} ms) over {w['pushes']} pushes")
         if "overhead_tmpfs" in result:
             t = result["overhead_tmpfs"]
             print(f"logging overhead on tmpfs (no disk flush; the software's own cost): p50 "

@@ -47,9 +47,10 @@ __all__ = ["FRONTIER_EVERY", "AuditFilter", "AuditStore", "StoreRow", "StoreWrit
 FRONTIER_EVERY = 1024
 
 _ROW = "SELECT seq, prev_hash, entry_hash, record FROM audit_log"
+# one JSON parse per record, in C: not UTF-8, not JSON, or not carrying its own seq (json_extract fails on bad JSON)
 _UNDECODABLE = (
     "SELECT min(seq) FROM audit_log WHERE seq BETWEEN ? AND ? AND NOT coalesce("
-    "try(json_valid(decode(record))) AND try(json_extract(decode(record), '$.seq')::BIGINT) = seq, false)"
+    "try(json_extract(try(decode(record)), '$.seq')::BIGINT) = seq, false)"
 )
 _CP = "SELECT seq, head_hash, merkle_root, created_at, key_id, signature, prev, frontier FROM audit_checkpoint_chain"
 
@@ -298,17 +299,6 @@ class AuditStore:
             reader = con.sql("SELECT seq, note FROM audit_log ORDER BY seq").to_arrow_reader(batch_size)
             for batch in reader:
                 yield list(zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True))
-
-    def records_of_action(self, action: str) -> list[StoreRow]:
-        """Return the rows whose record is JSON with this ``action``.
-
-        Rows that are not JSON are skipped here: the verifier names them through :meth:`first_undecodable`.
-        """
-        with self.db.connect() as con:
-            found = con.execute(
-                _ROW + " WHERE try(json_extract_string(try(decode(record)), '$.action')) = ? ORDER BY seq", [action]
-            ).fetchall()
-        return [_row(r) for r in found]
 
     def first_undecodable(self, start: int, end: int) -> int | None:
         """Return the first seq in ``start..end`` whose bytes are not a JSON object of its seq (in SQL), or None."""

@@ -96,12 +96,21 @@ class _Notes:
 
 
 def _rotations(log: AuditLog) -> list[tuple[int, str, str]]:
-    """``(seq, old vkey, new vkey)`` of the rotation records, read from the store (not yet trusted)."""
+    """``(seq, old vkey, new vkey)`` of the key rotations ``audit_log_keys`` points at (not yet trusted).
+
+    The key table only says where to look: each rotation counts only if its record says so
+    and its note verifies with a key already trusted (see :func:`verify_log`).
+    """
     out = []
-    for row in log.store.records_of_action("rotate_key"):
+    for _vkey, seq, _at, statement in log.store.keys():
+        row = log.store.get(seq) if statement is not None else None
+        if row is None:
+            continue
         try:
-            details = json.loads(row.canonical).get("details") or {}
-            out.append((row.seq, str(details["old_vkey"]), str(details["new_vkey"])))
+            rec = json.loads(row.canonical)
+            details = rec.get("details") or {}
+            if rec.get("action") == "rotate_key":
+                out.append((row.seq, str(details["old_vkey"]), str(details["new_vkey"])))
         except (ValueError, KeyError, AttributeError):
             continue  # a mangled rotation record is a fault the decode check names
     return out
