@@ -5,6 +5,11 @@ configuration. Outcomes that are properties of the image (no face found, several
 faces under the ``refuse`` policy) are cached too, so a re-run reports them
 without recomputing. Entries of one image are purged when that image is erased
 from every gallery (see :meth:`core.gallery.GalleryStore.delete_subject`).
+
+Every cached face names the detector that found it. An entry written before
+faces named their detector is treated as absent and replaced when the image is
+embedded again (its key is the same: a configuration without fallback
+detectors computes the same embeddings as before).
 """
 
 from __future__ import annotations
@@ -71,7 +76,10 @@ class EmbeddingCache:
         out: dict[str, CachedOutcome] = {}
         for row in table.to_pylist():
             vector = np.asarray(row["embedding"], dtype=np.float32) if row["embedding"] is not None else None
-            face = Face(**json.loads(row["face"])) if row["face"] else None
+            face_data = json.loads(row["face"]) if row["face"] else None
+            if face_data is not None and "detector" not in face_data:
+                continue  # written before faces named their detector: recompute (put_many replaces it)
+            face = Face.from_dict(face_data) if face_data is not None else None
             out[row["image_sha256"]] = CachedOutcome(
                 image_sha256=row["image_sha256"],
                 vector=vector,
@@ -83,7 +91,7 @@ class EmbeddingCache:
         return out
 
     def put_many(self, embedding_key: str, outcomes: Iterable[CachedOutcome]) -> None:
-        """Store outcomes (an existing entry for the same image and key is kept)."""
+        """Store outcomes (an existing entry for the same image and key is kept, unless its face names no detector)."""
         items = list(outcomes)
         if not items:
             return
@@ -102,6 +110,11 @@ class EmbeddingCache:
             }
         )
         with self.db.connect(transaction=True) as con:
+            con.execute(
+                "DELETE FROM embedding_cache WHERE embedding_key = $1 AND list_contains($2, image_sha256) "
+                "AND face IS NOT NULL AND json_extract(face, '$.detector') IS NULL",
+                [embedding_key, [o.image_sha256 for o in items]],
+            )
             con.register("cache_rows", rows)
             con.execute(
                 "INSERT INTO embedding_cache (image_sha256, embedding_key, embedding, face, faces_detected, "

@@ -9,6 +9,11 @@ The engine knows nothing of storage or user interfaces: galleries reach it as
 :class:`~core.cache.EmbeddingCache`, and every result is a frozen dataclass
 that carries the :class:`~core.config.ModelConfig` that produced it.
 
+Faces are found by the configuration's detector cascade: the first detector on
+every image, each fallback only where those before it found none; every
+:class:`~core.results.Face` names the detector that found it, and no detector
+finding a face is :class:`~core.errors.NoFaceDetected`.
+
 Several faces in a probe: the face policy decides (``"largest"`` by default,
 or ``"refuse"``), and every result reports how many faces were found.
 """
@@ -24,6 +29,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +42,15 @@ from core.image import DEFAULT_MAX_PIXELS, ImageSource, load_image, sha256_file
 from core.models import check_available, weights_checksums
 from core.results import BatchResult, Candidate, Embedding, Face, Failure, SearchResult, VerifyResult
 
-__all__ = ["Engine", "default_config", "DEFAULT_DETECTOR", "DEFAULT_ALIGNMENT", "BUILTIN_THRESHOLDS"]
+__all__ = [
+    "Engine",
+    "default_config",
+    "default_fallbacks",
+    "DEFAULT_DETECTOR",
+    "DEFAULT_ALIGNMENT",
+    "DEFAULT_FALLBACKS",
+    "BUILTIN_THRESHOLDS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +58,24 @@ log = logging.getLogger(__name__)
 DEFAULT_DETECTOR = "dlib"
 #: Default alignment: dlib's 5-point face chips (issue 5 measured +1.9 points on LFW over deepface's).
 DEFAULT_ALIGNMENT = "dlib_5pt"
+#: The default detector cascade after :data:`DEFAULT_DETECTOR` (alignment ``dlib_5pt``).
+DEFAULT_FALLBACKS: tuple[str, ...] = ()
 
 #: deepface's hard-coded cosine thresholds. Never measured by facetrail: used only when no
 #: calibration exists, and every result then says so (threshold_source.kind == "deepface_builtin").
 BUILTIN_THRESHOLDS = {"Dlib": 0.07, "Facenet": 0.40}
+
+
+def default_fallbacks(detector: str, alignment: str) -> tuple[str, ...]:
+    """Return the fallback detectors :func:`default_config` gives a detector and alignment.
+
+    :data:`DEFAULT_FALLBACKS` after the default detector with the ``dlib_5pt``
+    alignment; none otherwise (a named non-default detector runs alone unless
+    fallbacks are named too).
+    """
+    if detector == DEFAULT_DETECTOR and alignment == "dlib_5pt":
+        return DEFAULT_FALLBACKS
+    return ()
 
 
 def default_config(
@@ -55,20 +83,25 @@ def default_config(
     detector: str = DEFAULT_DETECTOR,
     alignment: str = DEFAULT_ALIGNMENT,
     *,
+    fallback_detectors: tuple[str, ...] | None = None,
     threshold: float | None = None,
     threshold_source: ThresholdSource | None = None,
 ) -> ModelConfig:
-    """Build the configuration for a model, detector and alignment installed here.
+    """Build the configuration for a model, detector cascade and alignment installed here.
 
-    Without a ``threshold`` the decision threshold is deepface's built-in value,
-    labelled as such; callers with a calibration pass it (see ``core.calibration``).
+    ``fallback_detectors=None`` gives the default cascade for the detector (see
+    :func:`default_fallbacks`); ``()`` runs the detector alone. Without a
+    ``threshold`` the decision threshold is deepface's built-in value, labelled
+    as such; callers with a calibration pass it (see ``core.thresholds``).
 
     Raises
     ------
     ModelUnavailable
-        When the weights or packages are missing (the message names the command to run).
+        When the weights or packages are missing, or the cascade cannot run with
+        the alignment (the message names the command to run or the problem).
     """
-    check_available(model, detector, alignment)
+    fallbacks = default_fallbacks(detector, alignment) if fallback_detectors is None else tuple(fallback_detectors)
+    check_available(model, detector, alignment, fallbacks)
     if threshold is None:
         threshold = BUILTIN_THRESHOLDS[model]
         threshold_source = ThresholdSource(
@@ -83,8 +116,9 @@ def default_config(
         alignment=alignment,
         threshold=float(threshold),
         threshold_source=threshold_source,
-        weights_sha256=weights_checksums(model, detector, alignment),
-        versions=library_versions(model, detector),
+        weights_sha256=weights_checksums(model, detector, alignment, fallbacks),
+        versions=library_versions(model, detector, fallbacks),
+        fallback_detectors=fallbacks,
     )
 
 
@@ -93,6 +127,7 @@ class _WorkerSpec:
     model: str
     detector: str
     alignment: str
+    fallback_detectors: tuple[str, ...]
     max_pixels: int
     policy: FacePolicy
     models_dir: str | None
@@ -107,10 +142,10 @@ def _worker_init(spec: _WorkerSpec) -> None:
     if spec.models_dir:
         os.environ["FACETRAIL_MODELS"] = spec.models_dir
     _WORKER_SPEC = spec
-    _WORKER_PIPELINE = FacePipeline(spec.model, spec.detector, spec.alignment)
+    _WORKER_PIPELINE = FacePipeline(spec.model, spec.detector, spec.alignment, spec.fallback_detectors)
 
 
-_Raw = tuple[str, str, bytes | None, dict[str, float] | None, int, str | None, str | None]
+_Raw = tuple[str, str, bytes | None, dict[str, Any] | None, int, str | None, str | None]
 
 
 def _embed_path(pipeline: FacePipeline, path: str, max_pixels: int, policy: FacePolicy) -> _Raw:
@@ -170,13 +205,13 @@ class Engine:
         with self._lock:
             if self._pipeline is None:
                 c = self.config
-                self._pipeline = FacePipeline(c.model, c.detector, c.alignment)
+                self._pipeline = FacePipeline(c.model, c.detector, c.alignment, c.fallback_detectors)
             return self._pipeline
 
     # single images -------------------------------------------------------------------
 
     def detect(self, image: ImageSource) -> list[Face]:
-        """Return every face in the image, largest first (may be empty)."""
+        """Return the faces the first successful detector of the cascade finds, largest first (may be empty)."""
         loaded = load_image(image, max_pixels=self.max_pixels)
         return self.pipeline.detect(loaded.pixels)
 
@@ -257,6 +292,7 @@ class Engine:
         return SearchResult(
             image_sha256=embedding.image_sha256,
             faces_detected=embedding.faces_detected,
+            detector=embedding.face.detector,
             candidates=tuple(candidates),
             gallery=gallery.ref,
             threshold=config.threshold,
@@ -340,7 +376,7 @@ class Engine:
                 continue
             assert vector_bytes is not None and face_dict is not None
             vector = np.frombuffer(vector_bytes, dtype=np.float32).copy()
-            face = Face(**face_dict)  # type: ignore[arg-type]
+            face = Face.from_dict(face_dict)
             embeddings[path] = Embedding(vector, sha, face, count, self.config)
             fresh.append(CachedOutcome(sha, vector, face, count, None, None))
         if cache is not None and fresh:
@@ -389,6 +425,7 @@ class Engine:
                     c.model,
                     c.detector,
                     c.alignment,
+                    c.fallback_detectors,
                     self.max_pixels,
                     self.face_policy,
                     os.environ.get("FACETRAIL_MODELS"),

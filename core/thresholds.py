@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from core.config import ModelConfig, ThresholdSource
+from core.config import ModelConfig, ThresholdSource, config_id
 from core.db import Database
 
 __all__ = ["ThresholdStore", "shipped_calibration", "apply_default_threshold"]
@@ -37,16 +37,14 @@ _SCHEMA = (
 )
 
 
-def _config_id(model: str, detector: str, alignment: str) -> str:
-    return f"{model}/{detector}/{alignment}"
-
-
-def shipped_calibration(model: str, detector: str, alignment: str) -> tuple[float, ThresholdSource] | None:
-    """Return the calibration shipped with facetrail for this configuration, if any."""
+def shipped_calibration(
+    model: str, detector: str, alignment: str, fallback_detectors: tuple[str, ...] = ()
+) -> tuple[float, ThresholdSource] | None:
+    """Return the calibration shipped with facetrail for this configuration (and detector cascade), if any."""
     if not _SHIPPED.is_file():
         return None
     entries: dict[str, Any] = json.loads(_SHIPPED.read_text(encoding="utf-8"))
-    entry = entries.get(_config_id(model, detector, alignment))
+    entry = entries.get(config_id(model, (detector, *fallback_detectors), alignment))
     if entry is None:
         return None
     return float(entry["threshold"]), ThresholdSource.from_dict(entry["source"])
@@ -119,7 +117,7 @@ def apply_default_threshold(config: ModelConfig, store: ThresholdStore | None) -
         return config
     found = store.latest(config) if store is not None else None
     if found is None:
-        found = shipped_calibration(config.model, config.detector, config.alignment)
+        found = shipped_calibration(config.model, config.detector, config.alignment, config.fallback_detectors)
     if found is None:
         return config
     threshold, source = found

@@ -17,7 +17,7 @@ from core.index import ApproxIndex, ExactIndex
 from core.results import Embedding, Face
 from tests.conftest import make_config, random_unit
 
-FACE = Face(0, 0, 10, 10, 1.0)
+FACE = Face(0, 0, 10, 10, 1.0, "dlib")
 
 
 def _items(n: int, config=None, seed: int = 0, subjects: int | None = None) -> list[EnrollItem]:

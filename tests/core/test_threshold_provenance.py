@@ -62,7 +62,7 @@ def test_search_record_stores_threshold_and_its_provenance(memory_db, tmp_path: 
     galleries = GalleryStore(memory_db)
     galleries.create("g", config)
     vectors = random_unit(5, seed=3)
-    face = Face(0, 0, 10, 10, 1.0)
+    face = Face(0, 0, 10, 10, 1.0, "dlib")
     galleries.enroll(
         "g", [EnrollItem(f"s{i}", Embedding(vectors[i], f"{i:064d}", face, 1, config), f"{i}.jpg") for i in range(5)]
     )
