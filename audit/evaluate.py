@@ -1211,6 +1211,37 @@ def ten_fold_accuracy(distances: np.ndarray, same: np.ndarray, folds: np.ndarray
     }
 
 
+def ten_fold_accuracy_both_found(distances: np.ndarray, same: np.ndarray, folds: np.ndarray) -> dict[str, Any]:
+    """LFW protocol accuracy over the pairs whose two images were both acquired.
+
+    The companion of :func:`ten_fold_accuracy`, which scores a pair with an image
+    that failed to acquire as "no match": reporting both separates failure to
+    acquire from recognition error. Same folds and threshold rule, on the pairs
+    with a finite distance only.
+
+    Parameters
+    ----------
+    distances
+        Cosine distance per pair, ``inf`` where an image failed to acquire.
+    same
+        Whether each pair is matched.
+    folds
+        Fold number per pair.
+
+    Returns
+    -------
+    dict
+        What :func:`ten_fold_accuracy` returns, computed on the both-found pairs, plus
+        ``pairs`` (both-found pairs counted) and ``pairs_excluded`` (pairs left out).
+    """
+    d = np.asarray(distances, dtype=np.float64)
+    found = np.isfinite(d)
+    out = ten_fold_accuracy(d[found], np.asarray(same, dtype=bool)[found], np.asarray(folds)[found])
+    out["pairs"] = int(found.sum())
+    out["pairs_excluded"] = int((~found).sum())
+    return out
+
+
 def _max_min_ratio(draws: np.ndarray) -> np.ndarray:
     """Per bootstrap draw (row), max/min over groups ignoring NaN: inf when only the min is 0, NaN when undefined."""
     out = np.full(draws.shape[0], np.nan)
