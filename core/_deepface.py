@@ -34,6 +34,9 @@ every image, the next one only where every detector before it found no face.
 Fallback detectors are built on first use, so an image set the first detector
 handles never pays for loading them. ``dlib_cnn`` is dlib's CNN face detector,
 which deepface does not offer; it is run here directly.
+
+With mirror averaging, the aligned face and its left-right mirror image are
+embedded and the normalised mean of the two vectors is the embedding.
 """
 
 from __future__ import annotations
@@ -171,6 +174,8 @@ class FacePipeline:
         As in :class:`core.config.ModelConfig`.
     fallback_detectors
         Detectors tried in order on an image where every detector before them found no face.
+    mirror_average
+        Average the embeddings of the aligned face and of its mirror image.
 
     Raises
     ------
@@ -180,13 +185,22 @@ class FacePipeline:
         An invalid cascade (see :func:`core.config.check_cascade`).
     """
 
-    def __init__(self, model: str, detector: str, alignment: str, fallback_detectors: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        model: str,
+        detector: str,
+        alignment: str,
+        fallback_detectors: tuple[str, ...] = (),
+        *,
+        mirror_average: bool = False,
+    ) -> None:
         check_cascade(detector, fallback_detectors, alignment)
         model_files.check_available(model, detector, alignment, fallback_detectors)
         self.model_name = model
         self.detector_name = detector
         self.fallback_detectors = tuple(fallback_detectors)
         self.alignment = alignment
+        self.mirror_average = mirror_average
         cascade = (detector, *fallback_detectors)
         if model == "Facenet" or "mtcnn" in cascade:
             # TensorFlow's C++ logging goes to stderr at import; keep it to errors unless the user chose
@@ -243,11 +257,16 @@ class FacePipeline:
         return []
 
     @staticmethod
-    def _choose(faces: list[Face], policy: FacePolicy) -> Face:
+    def _choose(faces: list[Face], policy: FacePolicy, shape: tuple[int, ...]) -> Face:
+        """Pick the face to embed from ``faces`` (largest first) of an image of ``shape``."""
         if not faces:
             raise NoFaceDetected("no face was found in the image")
         if len(faces) > 1 and policy == "refuse":
             raise MultipleFaces(f"{len(faces)} faces were found and the face policy is 'refuse'")
+        if policy == "central":
+            cy, cx = shape[0] / 2.0, shape[1] / 2.0
+            # min() keeps the first of equals: among faces equally near the centre, the largest
+            return min(faces, key=lambda f: (f.x + f.w / 2.0 - cx) ** 2 + (f.y + f.h / 2.0 - cy) ** 2)
         return faces[0]
 
     # embedding -----------------------------------------------------------------
@@ -269,7 +288,7 @@ class FacePipeline:
         """
         if self.alignment == "dlib_5pt":
             faces = self.detect(rgb)
-            face = self._choose(faces, policy)
+            face = self._choose(faces, policy, rgb.shape)
             vector = self._embed_dlib_chip(rgb, face)
             return vector, face, len(faces)
         return self._embed_deepface_aligned(rgb, policy)
@@ -280,10 +299,15 @@ class FacePipeline:
         shape = self._shape_predictor(rgb, rect)
         size = self._input_size[0]
         chip = np.ascontiguousarray(np.asarray(dlib.get_face_chip(rgb, shape, size=size, padding=0.25), dtype=np.uint8))
-        if self._dlib_net is not None:
+        if self._dlib_net is None:
+            chip_bgr = np.ascontiguousarray(chip[:, :, ::-1])
+            return self._forward(chip_bgr.astype(np.float32)[None, ...] / 255.0)
+        if not self.mirror_average:
             return _unit(np.asarray(self._dlib_net.compute_face_descriptor(chip), dtype=np.float32), self.model_name)
-        chip_bgr = np.ascontiguousarray(chip[:, :, ::-1])
-        return self._forward(chip_bgr.astype(np.float32)[None, ...] / 255.0)
+        mirrored = np.ascontiguousarray(chip[:, ::-1])
+        pair = self._dlib_net.compute_face_descriptor([chip, mirrored])
+        vectors = [_unit(np.asarray(v, dtype=np.float32), self.model_name) for v in pair]
+        return _unit(vectors[0] + vectors[1], self.model_name)
 
     def _embed_deepface_aligned(self, rgb: np.ndarray, policy: FacePolicy) -> tuple[np.ndarray, Face, int]:
         from deepface.modules import detection, preprocessing  # noqa: PLC0415
@@ -295,15 +319,21 @@ class FacePipeline:
         pairs = sorted(
             ((_face(d.facial_area, self.detector_name), d) for d in detected), key=lambda p: p[0].area, reverse=True
         )
-        face = self._choose([p[0] for p in pairs], policy)
-        crop = pairs[0][1].img.astype(np.float32)
+        face = self._choose([p[0] for p in pairs], policy, rgb.shape)
+        crop = next(d for f, d in pairs if f is face).img.astype(np.float32)
         if crop.max() > 1.0:
             crop = crop / 255.0
         resized = preprocessing.resize_image(img=crop, target_size=self._input_size)
         return self._forward(resized), face, len(pairs)
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
-        """Run the model on a (1, H, W, 3) BGR batch scaled to [0, 1]; return a unit vector."""
+        """Run the model on a (1, H, W, 3) BGR batch scaled to [0, 1] (and its mirror image); return a unit vector."""
+        vector = self._forward_one(batch)
+        if not self.mirror_average:
+            return vector
+        return _unit(vector + self._forward_one(np.ascontiguousarray(batch[:, :, ::-1, :])), self.model_name)
+
+    def _forward_one(self, batch: np.ndarray) -> np.ndarray:
         from deepface.modules import preprocessing  # noqa: PLC0415
 
         normalized = preprocessing.normalize_input(img=batch.copy(), normalization=_NORMALIZATION[self.model_name])

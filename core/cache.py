@@ -90,11 +90,18 @@ class EmbeddingCache:
             )
         return out
 
-    def put_many(self, embedding_key: str, outcomes: Iterable[CachedOutcome]) -> None:
-        """Store outcomes (an existing entry for the same image and key is kept, unless its face names no detector)."""
+    def put_many(
+        self, embedding_key: str, outcomes: Iterable[CachedOutcome], *, replace: Sequence[str] = ()
+    ) -> None:
+        """Store outcomes.
+
+        An existing entry for the same image and key is kept, unless its face names
+        no detector or its image is in ``replace`` (entries the caller found stale).
+        """
         items = list(outcomes)
         if not items:
             return
+        stale = sorted(set(replace) & {o.image_sha256 for o in items})
         rows = pa.table(
             {
                 "image_sha256": [o.image_sha256 for o in items],
@@ -115,6 +122,11 @@ class EmbeddingCache:
                 "AND face IS NOT NULL AND json_extract(face, '$.detector') IS NULL",
                 [embedding_key, [o.image_sha256 for o in items]],
             )
+            if stale:
+                con.execute(
+                    "DELETE FROM embedding_cache WHERE embedding_key = $1 AND list_contains($2, image_sha256)",
+                    [embedding_key, stale],
+                )
             con.register("cache_rows", rows)
             con.execute(
                 "INSERT INTO embedding_cache (image_sha256, embedding_key, embedding, face, faces_detected, "

@@ -2,14 +2,15 @@
 
 A :class:`ModelConfig` names everything that decides what an embedding is and
 what a decision means: the recognition model, the face detector and its
-fallbacks (the detector cascade), the alignment, the weights (by checksum), the
-library versions, the metric and the decision threshold with its provenance. It
-is frozen and hashable.
+fallbacks (the detector cascade), the alignment, whether a face's embedding is
+averaged with its mirror image's, the weights (by checksum), the library
+versions, the metric and the decision threshold with its provenance. It is
+frozen and hashable.
 
 Two parts matter differently:
 
 - :attr:`ModelConfig.embedding_key` hashes what makes two embeddings comparable
-  (model, detector cascade, alignment, weights, library versions). Galleries and the
+  (model, detector cascade, alignment, mirror averaging, weights, library versions). Galleries and the
   embedding cache are keyed by it: embeddings of different keys never mix.
 - The threshold and its provenance decide matches, not embeddings; changing the
   threshold (say, after a calibration) leaves galleries valid.
@@ -31,6 +32,7 @@ __all__ = [
     "CASCADE_ALIGNMENTS",
     "DETECTORS",
     "MODELS",
+    "FACE_POLICIES",
     "FacePolicy",
     "ModelConfig",
     "ThresholdSource",
@@ -57,8 +59,12 @@ CASCADE_ALIGNMENTS: tuple[str, ...] = ("dlib_5pt",)
 #: Detectors that only facetrail's own chip pipeline runs (deepface has no backend for them).
 _CHIP_ONLY_DETECTORS = frozenset({"dlib_cnn"})
 
-#: What to do when a probe shows several faces: embed the largest, or refuse.
-FacePolicy = Literal["largest", "refuse"]
+#: What to do when an image shows several faces: embed the largest, embed the one nearest the
+#: image centre (the subject of a photo cropped around its subject, as in LFW), or refuse.
+FacePolicy = Literal["largest", "central", "refuse"]
+
+#: The face policies, in the order the CLI lists them.
+FACE_POLICIES: tuple[str, ...] = ("largest", "central", "refuse")
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,9 @@ class ModelConfig:
         The rest of the detector cascade, in order: each runs on an image only when
         every detector before it found no face (empty: :attr:`detector` alone). Which
         detector found a face is recorded on every :class:`~core.results.Face`.
+    mirror_average
+        Embed the aligned face and its mirror image and use the normalised mean of
+        the two embeddings (twice the recognition cost; measured in benchmarks/bench_variants.py).
     """
 
     model: str
@@ -146,6 +155,7 @@ class ModelConfig:
     weights_sha256: tuple[tuple[str, str], ...] = ()
     versions: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     fallback_detectors: tuple[str, ...] = ()
+    mirror_average: bool = False
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -169,15 +179,15 @@ class ModelConfig:
     @property
     def name(self) -> str:
         """Short human-readable name, e.g. ``Dlib/dlib/dlib_5pt`` or, with a cascade, ``Dlib/dlib>dlib_cnn/dlib_5pt``."""
-        return config_id(self.model, self.detectors, self.alignment)
+        return config_id(self.model, self.detectors, self.alignment, self.mirror_average)
 
     @property
     def embedding_key(self) -> str:
         """Hash of everything that makes two embeddings comparable (not the threshold).
 
-        The fallback detectors enter the hash only when there are some, so a
-        configuration without a cascade keeps the key it had before cascades
-        existed (its embeddings are the same).
+        The fallback detectors and mirror averaging enter the hash only when they are
+        used, so a configuration with neither keeps the key it had before they existed
+        (its embeddings are the same).
         """
         payload: dict[str, Any] = {
             "model": self.model,
@@ -188,6 +198,8 @@ class ModelConfig:
         }
         if self.fallback_detectors:
             payload["fallback_detectors"] = list(self.fallback_detectors)  # order matters: it is the cascade
+        if self.mirror_average:
+            payload["mirror_average"] = True
         encoded = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(encoded).hexdigest()[:24]
 
@@ -202,6 +214,7 @@ class ModelConfig:
             "detector": self.detector,
             "fallback_detectors": list(self.fallback_detectors),
             "alignment": self.alignment,
+            "mirror_average": self.mirror_average,
             "metric": self.metric,
             "threshold": self.threshold,
             "similarity_threshold": round(1.0 - self.threshold, 12),
@@ -224,15 +237,16 @@ class ModelConfig:
             weights_sha256=tuple(sorted(data.get("weights_sha256", {}).items())),
             versions=tuple(sorted(data.get("versions", {}).items())),
             fallback_detectors=tuple(data.get("fallback_detectors") or ()),
+            mirror_average=bool(data.get("mirror_average", False)),
         )
 
 
-def config_id(model: str, detectors: tuple[str, ...], alignment: str) -> str:
-    """Readable id of a configuration: ``model/detector[>fallback...]/alignment``.
+def config_id(model: str, detectors: tuple[str, ...], alignment: str, mirror_average: bool = False) -> str:
+    """Readable id of a configuration: ``model/detector[>fallback...]/alignment[+mirror]``.
 
     It names shipped calibrations (``core/calibrations.json``) and :attr:`ModelConfig.name`.
     """
-    return f"{model}/{'>'.join(detectors)}/{alignment}"
+    return f"{model}/{'>'.join(detectors)}/{alignment}{'+mirror' if mirror_average else ''}"
 
 
 def check_cascade(detector: str, fallback_detectors: tuple[str, ...], alignment: str) -> None:

@@ -15,7 +15,10 @@ every image, each fallback only where those before it found none; every
 finding a face is :class:`~core.errors.NoFaceDetected`.
 
 Several faces in a probe: the face policy decides (``"largest"`` by default,
-or ``"refuse"``), and every result reports how many faces were found.
+``"central"`` for the face nearest the image centre, or ``"refuse"``), and
+every result reports how many faces were found. The policy decides which face
+an image's embedding is of, so the embedding cache keeps each policy's
+outcomes apart (see :meth:`Engine.cache_key`); galleries do not depend on it.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import numpy as np
 
 from core._deepface import FacePipeline, library_versions
 from core.cache import CACHEABLE_ERRORS, CachedOutcome, EmbeddingCache
-from core.config import FacePolicy, ModelConfig, ThresholdSource
+from core.config import FACE_POLICIES, FacePolicy, ModelConfig, ThresholdSource
 from core.errors import BadInput, ConfigMismatch, RecognitionError, UnreadableImage
 from core.gallery import LoadedGallery
 from core.image import DEFAULT_MAX_PIXELS, ImageSource, load_image, sha256_file
@@ -49,6 +52,7 @@ __all__ = [
     "DEFAULT_DETECTOR",
     "DEFAULT_ALIGNMENT",
     "DEFAULT_FALLBACKS",
+    "DEFAULT_MIRROR_AVERAGE",
     "BUILTIN_THRESHOLDS",
 ]
 
@@ -60,22 +64,26 @@ DEFAULT_DETECTOR = "dlib"
 DEFAULT_ALIGNMENT = "dlib_5pt"
 #: The default detector cascade after :data:`DEFAULT_DETECTOR` (alignment ``dlib_5pt``).
 DEFAULT_FALLBACKS: tuple[str, ...] = ()
+#: Whether the default detector and alignment average each face's embedding with its mirror image's.
+DEFAULT_MIRROR_AVERAGE = False
 
 #: deepface's hard-coded cosine thresholds. Never measured by facetrail: used only when no
 #: calibration exists, and every result then says so (threshold_source.kind == "deepface_builtin").
 BUILTIN_THRESHOLDS = {"Dlib": 0.07, "Facenet": 0.40}
 
 
+def _is_default_pipeline(detector: str, alignment: str) -> bool:
+    return detector == DEFAULT_DETECTOR and alignment == DEFAULT_ALIGNMENT
+
+
 def default_fallbacks(detector: str, alignment: str) -> tuple[str, ...]:
     """Return the fallback detectors :func:`default_config` gives a detector and alignment.
 
-    :data:`DEFAULT_FALLBACKS` after the default detector with the ``dlib_5pt``
+    :data:`DEFAULT_FALLBACKS` after the default detector with the default
     alignment; none otherwise (a named non-default detector runs alone unless
-    fallbacks are named too).
+    fallbacks are named too, and keeps the embeddings it always had).
     """
-    if detector == DEFAULT_DETECTOR and alignment == "dlib_5pt":
-        return DEFAULT_FALLBACKS
-    return ()
+    return DEFAULT_FALLBACKS if _is_default_pipeline(detector, alignment) else ()
 
 
 def default_config(
@@ -84,13 +92,16 @@ def default_config(
     alignment: str = DEFAULT_ALIGNMENT,
     *,
     fallback_detectors: tuple[str, ...] | None = None,
+    mirror_average: bool | None = None,
     threshold: float | None = None,
     threshold_source: ThresholdSource | None = None,
 ) -> ModelConfig:
     """Build the configuration for a model, detector cascade and alignment installed here.
 
     ``fallback_detectors=None`` gives the default cascade for the detector (see
-    :func:`default_fallbacks`); ``()`` runs the detector alone. Without a
+    :func:`default_fallbacks`); ``()`` runs the detector alone.
+    ``mirror_average=None`` is :data:`DEFAULT_MIRROR_AVERAGE` for the default
+    detector and alignment and off for any other. Without a
     ``threshold`` the decision threshold is deepface's built-in value, labelled
     as such; callers with a calibration pass it (see ``core.thresholds``).
 
@@ -101,6 +112,8 @@ def default_config(
         the alignment (the message names the command to run or the problem).
     """
     fallbacks = default_fallbacks(detector, alignment) if fallback_detectors is None else tuple(fallback_detectors)
+    if mirror_average is None:
+        mirror_average = DEFAULT_MIRROR_AVERAGE and _is_default_pipeline(detector, alignment)
     check_available(model, detector, alignment, fallbacks)
     if threshold is None:
         threshold = BUILTIN_THRESHOLDS[model]
@@ -119,6 +132,7 @@ def default_config(
         weights_sha256=weights_checksums(model, detector, alignment, fallbacks),
         versions=library_versions(model, detector, fallbacks),
         fallback_detectors=fallbacks,
+        mirror_average=mirror_average,
     )
 
 
@@ -128,6 +142,7 @@ class _WorkerSpec:
     detector: str
     alignment: str
     fallback_detectors: tuple[str, ...]
+    mirror_average: bool
     max_pixels: int
     policy: FacePolicy
     models_dir: str | None
@@ -142,7 +157,9 @@ def _worker_init(spec: _WorkerSpec) -> None:
     if spec.models_dir:
         os.environ["FACETRAIL_MODELS"] = spec.models_dir
     _WORKER_SPEC = spec
-    _WORKER_PIPELINE = FacePipeline(spec.model, spec.detector, spec.alignment, spec.fallback_detectors)
+    _WORKER_PIPELINE = FacePipeline(
+        spec.model, spec.detector, spec.alignment, spec.fallback_detectors, mirror_average=spec.mirror_average
+    )
 
 
 _Raw = tuple[str, str, bytes | None, dict[str, Any] | None, int, str | None, str | None]
@@ -174,6 +191,8 @@ class Engine:
         The configuration; :func:`default_config` when omitted.
     face_policy
         ``"largest"`` (default): embed the largest face and report the count;
+        ``"central"``: embed the face nearest the image centre (the subject of a
+        photo cropped around its subject, as LFW's are);
         ``"refuse"``: raise :class:`MultipleFaces` when there are several.
     max_pixels
         Pixel limit for every image (decompression-bomb guard).
@@ -186,6 +205,8 @@ class Engine:
         face_policy: FacePolicy = "largest",
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
+        if face_policy not in FACE_POLICIES:
+            raise BadInput(f"unknown face policy {face_policy!r}; choose one of {list(FACE_POLICIES)}")
         self.config = config if config is not None else default_config()
         self.face_policy: FacePolicy = face_policy
         self.max_pixels = max_pixels
@@ -200,12 +221,26 @@ class Engine:
         return other
 
     @property
+    def cache_key(self) -> str:
+        """Key of this engine's outcomes in the embedding cache.
+
+        The configuration's embedding key under the ``largest`` policy (as before
+        policies were part of it); with another policy, the key and the policy,
+        since the policy decides which face of a several-face image is embedded,
+        or whether it is refused.
+        """
+        key = self.config.embedding_key
+        return key if self.face_policy == "largest" else f"{key}/{self.face_policy}"
+
+    @property
     def pipeline(self) -> FacePipeline:
         """The loaded models (built on first use)."""
         with self._lock:
             if self._pipeline is None:
                 c = self.config
-                self._pipeline = FacePipeline(c.model, c.detector, c.alignment, c.fallback_detectors)
+                self._pipeline = FacePipeline(
+                    c.model, c.detector, c.alignment, c.fallback_detectors, mirror_average=c.mirror_average
+                )
             return self._pipeline
 
     # single images -------------------------------------------------------------------
@@ -341,7 +376,7 @@ class Engine:
             Called with ``(done, total)`` as images complete.
         """
         names = [str(p) for p in paths]
-        key = self.config.embedding_key
+        key = self.cache_key
         hashes: dict[str, str] = {}
         failures: dict[str, Failure] = {}
         for name in names:
@@ -356,8 +391,12 @@ class Engine:
         cached = cache.get_many(list(hashes.values()), key) if cache is not None else {}
         embeddings: dict[str, Embedding] = {}
         todo: list[str] = []
+        stale: list[str] = []
         for name, sha in hashes.items():
             hit = cached.get(sha)
+            if hit is not None and hit.error_code == "multiple_faces" and self.face_policy != "refuse":
+                hit = None  # written under the embedding key by a 'refuse' engine before policies had keys
+                stale.append(sha)
             if hit is None:
                 todo.append(name)
             elif hit.error_code is not None:
@@ -380,7 +419,7 @@ class Engine:
             embeddings[path] = Embedding(vector, sha, face, count, self.config)
             fresh.append(CachedOutcome(sha, vector, face, count, None, None))
         if cache is not None and fresh:
-            cache.put_many(key, fresh)
+            cache.put_many(key, fresh, replace=stale)
         ordered_failures = tuple(failures[n] for n in names if n in failures)
         return BatchResult(
             embeddings=embeddings,
@@ -426,6 +465,7 @@ class Engine:
                     c.detector,
                     c.alignment,
                     c.fallback_detectors,
+                    c.mirror_average,
                     self.max_pixels,
                     self.face_policy,
                     os.environ.get("FACETRAIL_MODELS"),

@@ -38,13 +38,20 @@ _SCHEMA = (
 
 
 def shipped_calibration(
-    model: str, detector: str, alignment: str, fallback_detectors: tuple[str, ...] = ()
+    model: str,
+    detector: str,
+    alignment: str,
+    fallback_detectors: tuple[str, ...] = (),
+    mirror_average: bool = False,
 ) -> tuple[float, ThresholdSource] | None:
-    """Return the calibration shipped with facetrail for this configuration (and detector cascade), if any."""
+    """Return the calibration shipped with facetrail for this configuration, if any.
+
+    Entries are named by :func:`core.config.config_id` (detector cascade and mirror averaging included).
+    """
     if not _SHIPPED.is_file():
         return None
     entries: dict[str, Any] = json.loads(_SHIPPED.read_text(encoding="utf-8"))
-    entry = entries.get(config_id(model, (detector, *fallback_detectors), alignment))
+    entry = entries.get(config_id(model, (detector, *fallback_detectors), alignment, mirror_average))
     if entry is None:
         return None
     return float(entry["threshold"]), ThresholdSource.from_dict(entry["source"])
@@ -117,7 +124,9 @@ def apply_default_threshold(config: ModelConfig, store: ThresholdStore | None) -
         return config
     found = store.latest(config) if store is not None else None
     if found is None:
-        found = shipped_calibration(config.model, config.detector, config.alignment, config.fallback_detectors)
+        found = shipped_calibration(
+            config.model, config.detector, config.alignment, config.fallback_detectors, config.mirror_average
+        )
     if found is None:
         return config
     threshold, source = found

@@ -118,3 +118,102 @@ def test_face_and_embedding_dicts_name_the_detector() -> None:
     assert data["detector"] == "dlib_cnn" and data["face"]["detector"] == "dlib_cnn"
     assert data["embedding_key"] == CASCADE.embedding_key and "vector" not in data
     assert Face.from_dict(embedding.face.to_dict()) == embedding.face
+
+
+def test_mirror_averaging_is_part_of_the_key_the_name_and_the_record() -> None:
+    mirrored = replace(CASCADE, mirror_average=True)
+    assert mirrored.embedding_key not in {PLAIN.embedding_key, CASCADE.embedding_key}
+    assert replace(PLAIN, mirror_average=True).embedding_key != PLAIN.embedding_key
+    assert mirrored.name == "Dlib/dlib>dlib_cnn>mtcnn/dlib_5pt+mirror"
+    assert mirrored.to_dict()["mirror_average"] is True
+    assert ModelConfig.from_dict(mirrored.to_dict()) == mirrored
+
+
+def _faces(*boxes: tuple[int, int, int, int]) -> list[Face]:
+    faces = [Face(x, y, w, h, 0.9, "dlib") for x, y, w, h in boxes]
+    return sorted(faces, key=lambda f: f.area, reverse=True)
+
+
+def test_central_policy_embeds_the_face_nearest_the_centre_largest_the_biggest() -> None:
+    from core._deepface import FacePipeline
+
+    # a 250 x 250 photo cropped around its subject (76, 86, 90, 91), with a larger bystander at the edge
+    faces = _faces((76, 86, 90, 91), (127, 32, 109, 109))
+    assert FacePipeline._choose(faces, "largest", (250, 250, 3)) == Face(127, 32, 109, 109, 0.9, "dlib")
+    assert FacePipeline._choose(faces, "central", (250, 250, 3)) == Face(76, 86, 90, 91, 0.9, "dlib")
+    one = _faces((0, 0, 40, 40))
+    assert FacePipeline._choose(one, "central", (250, 250, 3)) == one[0]  # one face: that face, wherever it is
+
+
+class _TwoFacePipeline:
+    """Stands in for the models: every image shows two faces; the vector says which one was embedded."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def embed(self, rgb: np.ndarray, policy: str) -> tuple[np.ndarray, Face, int]:
+        from core._deepface import FacePipeline
+
+        self.calls += 1
+        faces = _faces((0, 0, 60, 60), (rgb.shape[1] // 2 - 10, rgb.shape[0] // 2 - 10, 20, 20))
+        face = FacePipeline._choose(faces, policy, rgb.shape)  # type: ignore[arg-type]
+        vector = np.zeros(128, dtype=np.float32)
+        vector[0 if face.w == 60 else 1] = 1.0
+        return vector, face, len(faces)
+
+
+def _engine(policy: str, pipeline: _TwoFacePipeline):
+    from core.engine import Engine
+
+    engine = Engine(PLAIN, face_policy=policy)  # type: ignore[arg-type]
+    engine._pipeline = pipeline  # type: ignore[assignment]
+    return engine
+
+
+def test_each_face_policy_has_its_own_cache_entries(memory_db, tmp_path) -> None:
+    from PIL import Image as PILImage
+
+    path = tmp_path / "two.png"
+    PILImage.new("RGB", (100, 100), "gray").save(path)
+    cache = EmbeddingCache(memory_db)
+    pipeline = _TwoFacePipeline()
+    largest, central, refuse = (_engine(p, pipeline) for p in ("largest", "central", "refuse"))
+    assert largest.cache_key == PLAIN.embedding_key
+    assert len({largest.cache_key, central.cache_key, refuse.cache_key}) == 3
+
+    refused = refuse.embed_batch([str(path)], cache=cache, workers=1)
+    assert [f.code for f in refused.failures] == ["multiple_faces"]
+    big = largest.embed_batch([str(path)], cache=cache, workers=1).embeddings[str(path)]
+    small = central.embed_batch([str(path)], cache=cache, workers=1).embeddings[str(path)]
+    assert (big.face.w, small.face.w) == (60, 20) and float(big.vector @ small.vector) == 0.0
+    assert pipeline.calls == 3
+    again = [e.embed_batch([str(path)], cache=cache, workers=1) for e in (largest, central, refuse)]
+    assert pipeline.calls == 3 and [b.from_cache for b in again] == [1, 1, 1]
+    assert again[0].embeddings[str(path)].face.w == 60 and again[1].embeddings[str(path)].face.w == 20
+
+
+def test_a_refusal_cached_under_the_embedding_key_by_an_older_version_does_not_stop_largest(
+    memory_db, tmp_path
+) -> None:
+    from PIL import Image as PILImage
+
+    from core.image import sha256_file
+
+    path = tmp_path / "two.png"
+    PILImage.new("RGB", (100, 100), "gray").save(path)
+    cache = EmbeddingCache(memory_db)
+    sha = sha256_file(path)
+    cache.put_many(PLAIN.embedding_key, [CachedOutcome(sha, None, None, 2, "multiple_faces", "2 faces")])
+    pipeline = _TwoFacePipeline()
+    batch = _engine("largest", pipeline).embed_batch([str(path)], cache=cache, workers=1)
+    assert batch.failures == () and batch.embeddings[str(path)].face.w == 60
+    hit = cache.get_many([sha], PLAIN.embedding_key)[sha]
+    assert hit.error_code is None and hit.face is not None and hit.face.w == 60  # the stale refusal was replaced
+
+
+def test_an_unknown_face_policy_is_refused() -> None:
+    from core.engine import Engine
+    from core.errors import BadInput
+
+    with pytest.raises(BadInput, match="unknown face policy 'center'"):
+        Engine(PLAIN, face_policy="center")  # type: ignore[arg-type]
