@@ -21,7 +21,9 @@ For each variant, with HOG alone and with the cascade, and with the ``largest`` 
 - lfw_small failures to acquire, and FNMR at FMR = 1e-3 over all of lfw_small's pairs;
 - congress_small rank-1 (2023 photos against the 2019 gallery) and FNMR at FMR = 1e-3
   over its cross-person pairs (as ``bench_detectors.py``);
-- milliseconds of embedding per face (median, 1 process) and the cost relative to ``base``.
+- milliseconds of embedding per face and the cost relative to ``base``: medians over a
+  timing pass in this process that runs every variant on the same ``--timing-sample``
+  faces, interleaved (so load from other processes falls on all variants alike).
 
 Then the configuration facetrail ships as default is run end to end through
 ``Engine.embed_batch`` (the code users run) and must reproduce its variant's row.
@@ -141,6 +143,17 @@ def _embed(task: tuple[str, dict[str, Any], str]) -> tuple[str, np.ndarray, floa
     return path, vector, time.perf_counter() - t0
 
 
+def _timings(tasks: list[tuple[str, dict[str, Any]]], variants: list[str], sample: int) -> dict[str, float]:
+    """Median seconds per face of each variant, all timed on the same faces, interleaved, in this process."""
+    _init()
+    step = max(1, len(tasks) // sample)
+    seconds: dict[str, list[float]] = {v: [] for v in variants}
+    for path, face in tasks[::step][:sample]:
+        for v in variants:
+            seconds[v].append(_embed((path, face, v))[2])
+    return {v: statistics.median(t) for v, t in seconds.items()}
+
+
 def _unit(raw: Any) -> np.ndarray:
     v = np.asarray(raw, dtype=np.float64)
     return (v / np.linalg.norm(v)).astype(np.float32)
@@ -186,7 +199,7 @@ def _faces(paths: list[str], workers: int) -> tuple[dict[str, list[dict[str, Any
 def _vectors(
     variant: str, tasks: list[tuple[str, dict[str, Any]]], workers: int
 ) -> tuple[dict[tuple[str, str], np.ndarray], list[float]]:
-    """Embeddings of (image, face) under ``variant``, keyed by (path, face box), with seconds per face."""
+    """Embeddings of (image, face) under ``variant``, keyed by (path, face box), with seconds per face (in workers)."""
     cache = OUT / f"{variant}.npz"
     have: dict[tuple[str, str], np.ndarray] = {}
     seconds: list[float] = []
@@ -280,6 +293,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--skip-engine", action="store_true", help="do not re-run the default through the engine")
+    parser.add_argument("--timing-sample", type=int, default=60, help="faces in the interleaved timing pass")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     data = Path(args.data).resolve()
@@ -302,20 +316,20 @@ def main() -> None:
         f"median detection {statistics.median(detect_seconds[p] for p in hog_only) * 1000:.1f} ms (HOG), "
         f"{statistics.median(detect_seconds[p] for p in fallback) * 1000 if fallback else float('nan'):.0f} ms (HOG then CNN)"
     )
+    names = args.variants.split(",")
+    tasks = sorted({(p, _box(f)): (p, f) for pol in chosen.values() for p, f in pol.items()}.values(), key=str)
+    vectors = {name: _vectors(name, tasks, args.workers)[0] for name in names}
+    timing = _timings(tasks, sorted(set(names) | {"base"}), args.timing_sample)
+    print(f"timing pass: {args.timing_sample} faces x {len(timing)} variants, interleaved; load {os.getloadavg()[0]:.2f}")
     print(HEADER)
-    base_ms: float | None = None
     rows: dict[str, dict[str, float]] = {}
-    for name in args.variants.split(","):
-        tasks = sorted({(p, _box(f)): (p, f) for pol in chosen.values() for p, f in pol.items()}.values(), key=str)
-        have, seconds = _vectors(name, tasks, args.workers)
-        ms = statistics.median(seconds) * 1000
-        base_ms = ms if name == "base" else base_ms
+    for name in names:
+        ms, rel = timing[name] * 1000, timing[name] / timing["base"]
         for detection, keep in (("HOG", hog_only), ("HOG>CNN", set(chosen["largest"]))):
             for policy in ("largest", "central"):
-                vec = {p: have[(p, _box(f))] for p, f in chosen[policy].items() if p in keep}
+                vec = {p: vectors[name][(p, _box(f))] for p, f in chosen[policy].items() if p in keep}
                 m = metrics(vec, lfw, congress, pairs)
                 rows[f"{name}/{detection}/{policy}"] = m
-                rel = ms / base_ms if base_ms else None
                 print(_row(f"{name} / {detection} / {policy}", m, ms, rel), flush=True)
     if not args.skip_engine:
         _engine_check(lfw, congress, pairs, rows)

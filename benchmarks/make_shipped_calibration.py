@@ -7,6 +7,12 @@ fingerprint, date, achieved FMR/FNMR, per-group FMR) into the JSON file.
 A database calibration (``facetrail calibrate`` on your own data) always takes
 precedence over the shipped one.
 
+Each ``--configs`` item names what the CLI is given (``model/detector/alignment``);
+the entry is written under the full name of the configuration the CLI builds from
+it (:attr:`core.config.ModelConfig.name`: detector cascade and mirror averaging
+included, e.g. ``Dlib/dlib>dlib_cnn/dlib_5pt+mirror`` for the default). Entries of
+other configurations already in the file are kept.
+
 Usage: ``python benchmarks/make_shipped_calibration.py [--data DIR] [--configs Dlib/dlib/dlib_5pt,...]``
 """
 
@@ -18,6 +24,7 @@ import os
 from pathlib import Path
 
 from core.db import Database
+from core.engine import default_config
 from core.thresholds import ThresholdStore
 from dashboard.cli import main as facetrail
 
@@ -64,9 +71,12 @@ def main() -> None:
         )
         if code != 0:
             raise SystemExit(f"calibration of {config_id} failed (exit {code})")
+        config = default_config(model, detector, alignment)
         latest = ThresholdStore(Database(db_path)).history()[0]
-        shipped[config_id] = {"threshold": latest["threshold"], "source": latest["source"]}
-        print(f"{config_id}: threshold {latest['threshold']:.6f} ({latest['source']['description']})")
+        if latest["embedding_key"] != config.embedding_key:
+            raise SystemExit(f"the newest calibration is not of {config.name} ({latest['embedding_key']})")
+        shipped[config.name] = {"threshold": latest["threshold"], "source": latest["source"]}
+        print(f"{config.name}: threshold {latest['threshold']:.6f} ({latest['source']['description']})")
     OUT.write_text(json.dumps(shipped, indent=1, sort_keys=True) + "\n")
     print(f"wrote {OUT}")
 
