@@ -1,18 +1,36 @@
-"""facetrail's audit trail and measurement of error rates.
+"""facetrail's accountability: the audit trail, who acts, the audited engine, and measured error rates.
 
-- The trail: :class:`AuditLog` (append-only, hash-chained, Ed25519-signed
-  checkpoints over RFC 6962 Merkle trees), :class:`AuditedEngine` (the audited
-  front door to the engine), exports and verifiable excerpts.
-- The measurement: datasets (:func:`load_manifest`, :func:`load_lfw`),
-  NIST-style per-group FMR/FNMR with subject-bootstrap intervals
-  (:func:`evaluate_dataset`, :class:`EvaluationReport`), calibration
-  (:func:`calibrate`) and stored evaluation runs (:class:`EvaluationStore`).
+- :mod:`audit.trail`: the append-only, hash-chained, signed log, review, exports.
+- :mod:`audit.accounts`: users, roles, permissions, credentials, the authenticated :class:`Actor`.
+- :mod:`audit.access`: :class:`AccountService`: sign-in, sessions, API tokens, account changes (recorded).
+- :mod:`audit.session`: :class:`AuditSession`, the one gate every action passes.
+- :mod:`audit.audited`: :class:`AuditedEngine`, the engine and galleries behind the gate.
+- :mod:`audit.evaluation`: NIST-style error rates per group, calibration, stored runs.
+- :mod:`audit.runtime`: :class:`Runtime`, the composition root the interfaces build once.
 
-``audit`` never imports streamlit.
+``audit`` never imports streamlit or ``dashboard``.
 """
 
-from audit.chain import VerifyReport
-from audit.datasets import Dataset, ValidationReport, load_lfw, load_manifest
+from audit import evaluation as _evaluation
+from audit import trail as _trail
+from audit.access import AccountService, IssuedToken
+from audit.accounts import (
+    ACTION_PERMISSIONS,
+    PERMISSIONS,
+    ROLES,
+    AccountDisabled,
+    Actor,
+    Credential,
+    Forbidden,
+    LockedOut,
+    NotAuthenticated,
+    OperatorMismatch,
+    SignInRefused,
+    User,
+    can,
+    normalize_name,
+)
+from audit.audited import AuditedEngine, audited_export
 from audit.errors import (
     AuditError,
     ChainIntegrityError,
@@ -21,81 +39,42 @@ from audit.errors import (
     MissingContext,
     RecordNotFound,
     ReviewRefused,
-    StoreClosed,
 )
-from audit.eval_store import EvaluationStore
-from audit.evaluate import (
-    Calibration,
-    EmbeddedDataset,
-    EvaluationConfig,
-    EvaluationReport,
-    FalseCandidateChance,
-    GroupFrame,
-    ThresholdSpec,
-    calibrate,
-    embed_dataset,
-    evaluate_dataset,
-    evaluate_embedded,
-    evaluate_embeddings,
-    parse_threshold,
-    ten_fold_accuracy,
-)
-from audit.export import (
-    ExcerptReport,
-    ExportSummary,
-    export_records,
-    load_pseudonym_key,
-    verify_excerpt,
-    write_excerpt,
-)
-from audit.identification import identification_rates
-from audit.log import AuditEntry, AuditFilter, AuditLog, CandidateStatus, MatchStatus
-from audit.records import AuditRecord
-from audit.service import AuditContext, Audited, AuditedEngine
+from audit.evaluation import *  # noqa: F403 (the evaluation package's public names)
+from audit.runtime import Runtime
+from audit.session import AuditContext, Audited, AuditSession
+from audit.trail import *  # noqa: F403 (the trail's public names)
 
 __all__ = [
+    "ACTION_PERMISSIONS",
+    "PERMISSIONS",
+    "ROLES",
+    "AccountDisabled",
+    "AccountService",
+    "Actor",
     "AuditContext",
-    "AuditEntry",
     "AuditError",
-    "AuditFilter",
-    "AuditLog",
-    "AuditRecord",
+    "AuditSession",
     "Audited",
     "AuditedEngine",
-    "Calibration",
-    "CandidateStatus",
     "ChainIntegrityError",
-    "Dataset",
-    "EmbeddedDataset",
-    "EvaluationConfig",
-    "EvaluationReport",
-    "EvaluationStore",
+    "Credential",
     "ExcerptError",
-    "ExcerptReport",
-    "ExportSummary",
-    "FalseCandidateChance",
-    "GroupFrame",
+    "Forbidden",
+    "IssuedToken",
     "KeyFileError",
-    "MatchStatus",
+    "LockedOut",
     "MissingContext",
+    "NotAuthenticated",
+    "OperatorMismatch",
     "RecordNotFound",
     "ReviewRefused",
-    "StoreClosed",
-    "ThresholdSpec",
-    "ValidationReport",
-    "VerifyReport",
-    "calibrate",
-    "embed_dataset",
-    "evaluate_dataset",
-    "evaluate_embedded",
-    "evaluate_embeddings",
-    "export_records",
-    "identification_rates",
-    "load_lfw",
-    "load_manifest",
-    "load_pseudonym_key",
-    "parse_threshold",
-    "ten_fold_accuracy",
-    "verify_excerpt",
-    "write_excerpt",
+    "Runtime",
+    "SignInRefused",
+    "User",
+    "audited_export",
+    "can",
+    "normalize_name",
+    *_evaluation.__all__,
+    *_trail.__all__,
 ]

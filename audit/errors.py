@@ -1,6 +1,6 @@
-"""Errors of the audit trail.
+"""Errors of the audit package: the trail, the session gate, reviews, key files.
 
-Every failure of the audit trail is an :class:`AuditError`. Like
+Every failure the audit package raises on purpose is an :class:`AuditError`. Like
 :mod:`core.errors`, each class has a short, stable ``code`` used in JSON output
 and in the ``outcome`` of audit records. Domain failures deliberately do not
 subclass :class:`ValueError`; ``ValueError`` stays for bad arguments.
@@ -16,7 +16,7 @@ __all__ = [
     "ReviewRefused",
     "RecordNotFound",
     "KeyFileError",
-    "StoreClosed",
+    "SeqTaken",
 ]
 
 
@@ -35,9 +35,10 @@ class ChainIntegrityError(AuditError):
         The first sequence number at which the log departs from a valid chain
         (for checkpoint faults: the checkpoint's sequence number).
     kind
-        What is wrong: ``hash_mismatch``, ``prev_mismatch``, ``seq_gap``,
-        ``duplicate_seq``, ``reordered``, ``truncated``, ``bad_signature``,
-        ``checkpoint_mismatch``, ``bad_proof``, ``bad_record``.
+        What is wrong. In the log: ``hash_mismatch``, ``prev_mismatch``, ``seq_gap``,
+        ``duplicate_seq``, ``reordered``, ``truncated``, ``bad_record``; in its
+        checkpoints: ``bad_signature``, ``checkpoint_mismatch``, ``checkpoint_chain``;
+        in an excerpt also ``bad_proof``, ``missing_record``, ``unexpected_record``.
     expected, found
         What verification expected and what it found (hex digests, numbers).
     """
@@ -98,7 +99,7 @@ class KeyFileError(AuditError):
     code = "key_file_error"
 
 
-class StoreClosed(AuditError):
-    """The audit log was used after it was closed."""
+class SeqTaken(AuditError):
+    """The sequence number is already taken (another writer appended first); re-read the head and retry."""
 
-    code = "store_closed"
+    code = "seq_taken"

@@ -19,8 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from audit.datasets import load_manifest
-from audit.evaluate import EvaluationConfig, embed_dataset, evaluate_embedded, parse_threshold
+from audit.evaluation.config import EvaluationConfig, parse_threshold
+from audit.evaluation.datasets import load_manifest
+from audit.evaluation.embedding import embed_dataset, evaluate_embedded
 from core import Database, Engine, GalleryStore, default_config
 
 DATASETS = {

@@ -21,8 +21,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from audit.evaluate import EvaluationConfig, evaluate_embeddings, parse_threshold
-from audit.metrics import quantize
+from audit.evaluation.config import EvaluationConfig, parse_threshold
+from audit.evaluation.metrics import quantize
+from audit.evaluation.verification import evaluate_embeddings
 
 
 def synthetic(n: int, n_subjects: int, dim: int = 128, seed: int = 0) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:

@@ -6,8 +6,10 @@ neither, and this machine has no internet. As the nearest measurable proxy,
 this script writes an LFW-layout folder (a link to ``lfw_small/images`` and a
 ``pairs.txt`` in the official format: 10 folds with people split across
 folds, as many matched pairs per fold as the smallest fold allows (lfw_small
-has too few people for 300) and as many mismatched, seeded) and runs the real command
-on it for each alignment, printing the 10-fold accuracy.
+has too few people for 300) and as many mismatched, seeded) and evaluates it
+for each alignment through the runner ``facetrail evaluate --lfw`` calls
+(:func:`audit.run_evaluation`, recorded in the working database's audit log),
+printing the 10-fold accuracy.
 
 Usage: ``python benchmarks/bench_lfw_small_pairs.py [--data DIR] [--db PATH]``
 """
@@ -15,16 +17,16 @@ Usage: ``python benchmarks/bench_lfw_small_pairs.py [--data DIR] [--db PATH]``
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import random
+import secrets
 import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from dashboard.cli import main as facetrail
+from audit import DatasetSource, EvaluationRequest, EvaluationStores, Runtime, parse_threshold, run_evaluation
+from core import Settings
 
 
 def write_pairs(images: Path, out: Path, seed: int = 0, folds: int = 10, per_fold: int = 300) -> None:
@@ -55,6 +57,20 @@ def write_pairs(images: Path, out: Path, seed: int = 0, folds: int = 10, per_fol
     out.write_text("\n".join(lines) + "\n")
 
 
+def sign_in_maintainer(runtime: Runtime) -> None:
+    """Act as FACETRAIL_TOKEN's account; in a new working database, as a maintainer admin created now.
+
+    Raises
+    ------
+    NotAuthenticated
+        The working database has accounts and no token was given: set FACETRAIL_TOKEN
+        (``facetrail --db DB login NAME --password-stdin --json`` prints one).
+    """
+    password = secrets.token_urlsafe(24)  # nobody needs it again: the next run signs in with a token
+    runtime.accounts.add_user(None, "facetrail-maintainers", "admin", password)
+    runtime.sign_in("facetrail-maintainers", password)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=os.environ.get("FACETRAIL_TEST_DATA", "../shared/datasets"))
@@ -66,35 +82,21 @@ def main() -> None:
         root.mkdir()
         (root / "images").symlink_to(source, target_is_directory=True)
         write_pairs(source, root / "pairs.txt")
+        runtime = Runtime(Settings.from_env().with_db(args.db))
+        if runtime.settings.token:
+            runtime.authenticate(runtime.settings.token)
+        else:
+            sign_in_maintainer(runtime)
+        session = runtime.session(runtime.context(purpose="LFW-style accuracy proxy"))
+        stores = EvaluationStores.on(runtime.db)
+        request = EvaluationRequest(DatasetSource(lfw=root), thresholds=(parse_threshold("fmr=1e-3"),),
+                                    include_default=False, bootstrap=0, store=False)
         for alignment in ("dlib_5pt", "deepface"):
-            out = io.StringIO()
-            with contextlib.redirect_stdout(out):
-                code = facetrail(
-                    [
-                        "evaluate",
-                        "--lfw",
-                        str(root),
-                        "--db",
-                        args.db,
-                        "--alignment",
-                        alignment,
-                        "--bootstrap",
-                        "0",
-                        "--no-store",
-                        "--operator",
-                        "facetrail-maintainers",
-                        "--purpose",
-                        "LFW-style accuracy proxy",
-                        "--json",
-                    ]
-                )
-            if code != 0:
-                raise SystemExit(f"evaluate --lfw failed for {alignment} (exit {code}): {out.getvalue()[-500:]}")
-            rows = json.loads(out.getvalue())
-            accuracy = [r for r in rows if r.get("kind") == "lfw_10fold"]
+            run = run_evaluation(request, runtime.engine("Dlib", "dlib", alignment), stores, session)
+            ten_fold = run.report.lfw_accuracy() or {}
             keep = ("accuracy", "accuracy_std", "pairs", "pairs_with_failed_image", "threshold")
-            summary = {k: accuracy[0].get(k) for k in keep} if accuracy else rows[-1]
-            print(f"{alignment:9} {json.dumps(summary)}")
+            print(f"{alignment:9} {json.dumps({k: ten_fold.get(k) for k in keep})}")
+        runtime.close()
 
 
 if __name__ == "__main__":

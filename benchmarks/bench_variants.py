@@ -49,8 +49,8 @@ from typing import Any
 import numpy as np
 from bench_lfw_small_pairs import write_pairs
 
-from audit.datasets import parse_lfw_pairs
-from audit.evaluate import ten_fold_accuracy, ten_fold_accuracy_both_found
+from audit.evaluation.datasets import parse_lfw_pairs
+from audit.evaluation.lfw import ten_fold_accuracy, ten_fold_accuracy_both_found
 from core import Database, Engine, GalleryStore, default_config
 from core.models import DLIB_LANDMARKS, DLIB_RECOGNITION, weights_dir
 

@@ -1,9 +1,11 @@
 """Regenerate ``core/calibrations.json``: the calibrated default thresholds shipped with facetrail.
 
-For each configuration, runs ``facetrail calibrate`` on ``lfw_small`` (all 1.49
-million impostor pairs; in-the-wild photos) at FMR = 1e-3 (into the benchmarks'
-database, whose embedding cache it reuses), then copies the stored threshold and its provenance (dataset
-fingerprint, date, achieved FMR/FNMR, per-group FMR) into the JSON file.
+For each configuration, calibrates on ``lfw_small`` (all 1.49 million impostor
+pairs; in-the-wild photos) at FMR = 1e-3 through the runner ``facetrail calibrate``
+calls (:func:`audit.run_calibration`, into the benchmarks' database, whose
+embedding cache it reuses, and recorded in its audit log), then copies the stored
+threshold and its provenance (dataset fingerprint, date, achieved FMR/FNMR,
+per-group FMR) into the JSON file.
 A database calibration (``facetrail calibrate`` on your own data) always takes
 precedence over the shipped one.
 
@@ -21,14 +23,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 from pathlib import Path
 
-from core.db import Database
-from core.engine import default_config
-from core.thresholds import ThresholdStore
-from dashboard.cli import main as facetrail
+from audit import CalibrationRequest, DatasetSource, EvaluationStores, Runtime, run_calibration
+from core import Settings
 
 OUT = Path(__file__).resolve().parent.parent / "core" / "calibrations.json"
+
+
+def sign_in_maintainer(runtime: Runtime) -> None:
+    """Act as FACETRAIL_TOKEN's account; in a new working database, as a maintainer admin created now.
+
+    Raises
+    ------
+    NotAuthenticated
+        The working database has accounts and no token was given: set FACETRAIL_TOKEN
+        (``facetrail --db DB login NAME --password-stdin --json`` prints one).
+    """
+    password = secrets.token_urlsafe(24)  # nobody needs it again: the next run signs in with a token
+    runtime.accounts.add_user(None, "facetrail-maintainers", "admin", password)
+    runtime.sign_in("facetrail-maintainers", password)
 
 
 def main() -> None:
@@ -42,37 +57,21 @@ def main() -> None:
     manifest = Path(args.data) / "lfw_small" / "labels.csv"
     db_path = args.db
     Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    runtime = Runtime(Settings.from_env().with_db(db_path))
+    if runtime.settings.token:
+        runtime.authenticate(runtime.settings.token)
+    else:
+        sign_in_maintainer(runtime)
+    session = runtime.session(runtime.context(purpose="calibrate the shipped default threshold"))
+    stores = EvaluationStores.on(runtime.db)
+    source = DatasetSource(manifest=manifest, subject_column="identity")
     for config_id in args.configs.split(","):
         model, detector, alignment = config_id.split("/")
-        code = facetrail(
-            [
-                "calibrate",
-                "--db",
-                db_path,
-                "--manifest",
-                str(manifest),
-                "--subject-col",
-                "identity",
-                "--by",
-                "sex,race_usc_sail",
-                "--target-fmr",
-                args.target_fmr,
-                "--model",
-                model,
-                "--detector",
-                detector,
-                "--alignment",
-                alignment,
-                "--operator",
-                "facetrail-maintainers",
-                "--purpose",
-                "calibrate the shipped default threshold",
-            ]
-        )
-        if code != 0:
-            raise SystemExit(f"calibration of {config_id} failed (exit {code})")
-        config = default_config(model, detector, alignment)
-        latest = ThresholdStore(Database(db_path)).history()[0]
+        request = CalibrationRequest(source, float(args.target_fmr), by=(("sex",), ("race_usc_sail",)))
+        engine = runtime.engine(model, detector, alignment)
+        run_calibration(request, engine, stores, session)
+        config = engine.config
+        latest = runtime.thresholds.history()[0]
         if latest["embedding_key"] != config.embedding_key:
             raise SystemExit(f"the newest calibration is not of {config.name} ({latest['embedding_key']})")
         shipped[config.name] = {"threshold": latest["threshold"], "source": latest["source"]}

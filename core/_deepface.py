@@ -293,6 +293,24 @@ class FacePipeline:
             return vector, face, len(faces)
         return self._embed_deepface_aligned(rgb, policy)
 
+    def embed_face(self, rgb: np.ndarray, face: Face) -> np.ndarray:
+        """Embed a face that :meth:`detect` already found in ``rgb`` (detect once, embed the chosen faces).
+
+        Under ``dlib_5pt`` the box is used as detected: landmarks, chip, model. Under
+        ``deepface`` alignment deepface needs its detector's eye points, which a
+        :class:`Face` does not carry, so deepface's pipeline runs again on the pixels
+        around the box (pass a crop with a margin) and embeds the largest face there.
+
+        Raises
+        ------
+        NoFaceDetected
+            ``deepface`` alignment only: the detector found no face around the box.
+        """
+        if self.alignment == "dlib_5pt":
+            return self._embed_dlib_chip(rgb, face)
+        vector, _, _ = self._embed_deepface_aligned(rgb, "largest")
+        return vector
+
     def _embed_dlib_chip(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         dlib = self._dlib
         rect = dlib.rectangle(face.x, face.y, face.x + face.w, face.y + face.h)
@@ -313,7 +331,7 @@ class FacePipeline:
         from deepface.modules import detection, preprocessing  # noqa: PLC0415
 
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        with _deepface_home():
+        with _BUILD_LOCK, _deepface_home():  # the environment is process-wide: change it under the lock
             detected = detection.detect_faces(detector_backend=self.detector_name, img=bgr, align=True)
         detected = [d for d in detected if d.img.shape[0] > 0 and d.img.shape[1] > 0]
         pairs = sorted(

@@ -21,24 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from core.db import Database
 from core.results import Face
+from core.storage.connection import Database
 
 __all__ = ["CachedOutcome", "EmbeddingCache"]
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS embedding_cache (
-        image_sha256 VARCHAR NOT NULL,
-        embedding_key VARCHAR NOT NULL,
-        embedding FLOAT[],
-        face JSON,
-        faces_detected INTEGER NOT NULL,
-        error_code VARCHAR,
-        error_message VARCHAR,
-        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-        PRIMARY KEY (image_sha256, embedding_key)
-    )""",
-)
 
 #: Failures that belong to the image itself and can be cached.
 CACHEABLE_ERRORS = frozenset({"no_face", "multiple_faces"})
@@ -61,7 +47,6 @@ class EmbeddingCache:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.ensure_schema("embedding_cache", _SCHEMA)
 
     def get_many(self, hashes: Sequence[str], embedding_key: str) -> dict[str, CachedOutcome]:
         """Return the cached outcomes for ``hashes`` under ``embedding_key``."""

@@ -24,8 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal
+
+from core.errors import BadInput
 
 __all__ = [
     "ALIGNMENTS",
@@ -37,6 +41,7 @@ __all__ = [
     "ModelConfig",
     "ThresholdSource",
     "check_cascade",
+    "check_threshold",
     "config_id",
 ]
 
@@ -65,6 +70,25 @@ FacePolicy = Literal["largest", "central", "refuse"]
 
 #: The face policies, in the order the CLI lists them.
 FACE_POLICIES: tuple[str, ...] = ("largest", "central", "refuse")
+
+
+def check_threshold(value: float) -> float:
+    """Return ``value`` as a float if it is a usable decision threshold (a cosine distance in [0, 2]).
+
+    Raises
+    ------
+    BadInput
+        Not a number, not finite (``nan``, ``inf``, ``1e309``), or outside [0, 2].
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as err:
+        raise BadInput(f"threshold {value!r} is not a number") from err
+    if not math.isfinite(number):
+        raise BadInput(f"threshold {value!r} is not a finite number; a cosine distance lies in [0, 2]")
+    if not 0.0 <= number <= 2.0:
+        raise BadInput(f"threshold {number} is not a cosine distance in [0, 2]")
+    return number
 
 
 @dataclass(frozen=True)
@@ -163,7 +187,7 @@ class ModelConfig:
         if self.alignment not in ALIGNMENTS:
             raise ValueError(f"unknown alignment {self.alignment!r}; choose one of {list(ALIGNMENTS)}")
         check_cascade(self.detector, self.fallback_detectors, self.alignment)
-        if not 0.0 <= self.threshold <= 2.0:
+        if not (math.isfinite(self.threshold) and 0.0 <= self.threshold <= 2.0):
             raise ValueError(f"threshold {self.threshold} is not a cosine distance in [0, 2]")
 
     @property
@@ -181,7 +205,7 @@ class ModelConfig:
         """Short human-readable name, e.g. ``Dlib/dlib/dlib_5pt`` or, with a cascade, ``Dlib/dlib>dlib_cnn/dlib_5pt``."""
         return config_id(self.model, self.detectors, self.alignment, self.mirror_average)
 
-    @property
+    @cached_property
     def embedding_key(self) -> str:
         """Hash of everything that makes two embeddings comparable (not the threshold).
 

@@ -19,6 +19,10 @@ Several faces in a probe: the face policy decides (``"largest"`` by default,
 every result reports how many faces were found. The policy decides which face
 an image's embedding is of, so the embedding cache keeps each policy's
 outcomes apart (see :meth:`Engine.cache_key`); galleries do not depend on it.
+
+Stored video: :meth:`Engine.search_video` decodes, samples, detects, tracks and
+searches each face track (see :mod:`core.video_search`); every face is tracked,
+so the face policy does not apply there.
 """
 
 from __future__ import annotations
@@ -29,21 +33,22 @@ import multiprocessing
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core._deepface import FacePipeline, library_versions
 from core.cache import CACHEABLE_ERRORS, CachedOutcome, EmbeddingCache
-from core.config import FACE_POLICIES, FacePolicy, ModelConfig, ThresholdSource
+from core.config import FACE_POLICIES, FacePolicy, ModelConfig, ThresholdSource, check_threshold
 from core.errors import BadInput, ConfigMismatch, RecognitionError, UnreadableImage
 from core.gallery import LoadedGallery
 from core.image import DEFAULT_MAX_PIXELS, ImageSource, load_image, sha256_file
 from core.models import check_available, weights_checksums
-from core.results import BatchResult, Candidate, Embedding, Face, Failure, SearchResult, VerifyResult
+from core.results import BatchResult, Candidate, Embedding, Face, Failure, SearchResult, VerifyResult, VideoSearchResult
+from core.video import DEFAULT_MAX_DURATION_S, DEFAULT_MAX_PIXELS_PER_FRAME
+from core.video_search import run_video_search
 
 __all__ = [
     "Engine",
@@ -145,7 +150,6 @@ class _WorkerSpec:
     mirror_average: bool
     max_pixels: int
     policy: FacePolicy
-    models_dir: str | None
 
 
 _WORKER_PIPELINE: FacePipeline | None = None
@@ -154,8 +158,6 @@ _WORKER_SPEC: _WorkerSpec | None = None
 
 def _worker_init(spec: _WorkerSpec) -> None:
     global _WORKER_PIPELINE, _WORKER_SPEC
-    if spec.models_dir:
-        os.environ["FACETRAIL_MODELS"] = spec.models_dir
     _WORKER_SPEC = spec
     _WORKER_PIPELINE = FacePipeline(
         spec.model, spec.detector, spec.alignment, spec.fallback_detectors, mirror_average=spec.mirror_average
@@ -306,11 +308,7 @@ class Engine:
         """
         if top_k < 1:
             raise BadInput(f"top_k must be at least 1, not {top_k}")
-        if gallery.embedding_key != self.config.embedding_key:
-            raise ConfigMismatch(
-                f"gallery {gallery.ref.name!r} holds embeddings of configuration {gallery.embedding_key}; "
-                f"this engine runs {self.config.name} ({self.config.embedding_key})"
-            )
+        self._check_gallery(gallery)
         config = self._config_for(threshold)
         embedding = probe if isinstance(probe, Embedding) else self.embed(probe)
         if embedding.config.embedding_key != self.config.embedding_key:
@@ -336,11 +334,96 @@ class Engine:
             exact=gallery.exact,
         )
 
+    def search_video(
+        self,
+        gallery: LoadedGallery,
+        source: str | os.PathLike[str],
+        *,
+        fps: float = 2.0,
+        top_k: int = 10,
+        threshold: float | None = None,
+        max_duration: float = DEFAULT_MAX_DURATION_S,
+        max_pixels_per_frame: int = DEFAULT_MAX_PIXELS_PER_FRAME,
+        min_face: int = 80,
+        searches_per_track: int = 3,
+        progress: bool = False,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> VideoSearchResult:
+        """Search a stored video against a gallery, one face track at a time (see :mod:`core.video_search`).
+
+        The video is decoded as a stream and sampled at ``fps`` by presentation time;
+        faces are detected in each sampled frame, tracked across frames (one track per
+        appearance), and each track is searched with up to ``searches_per_track`` of its
+        best faces; candidates are aggregated per track (best distance per subject).
+
+        Parameters
+        ----------
+        gallery
+            The gallery to search (its embeddings must be of this engine's configuration).
+        source
+            Path of a regular video file: MP4/MOV, AVI or Matroska/WebM.
+        fps
+            Frames sampled per second of video, in (0, 60].
+        top_k
+            Candidates kept per track.
+        threshold
+            Cosine-distance threshold for this query (default: the configuration's).
+        max_duration
+            Refuse videos longer than this many seconds.
+        max_pixels_per_frame
+            Refuse videos whose frames have more pixels than this.
+        min_face
+            Smallest face side, in frame pixels, to look for; detection runs on frames
+            scaled so that this size is the detector's smallest (smaller is slower).
+        searches_per_track
+            Best faces searched per track.
+        progress
+            Show a progress bar on stderr.
+        on_progress
+            Called with ``(frames sampled, frames expected)`` after each sampled frame.
+
+        Raises
+        ------
+        BadInput
+            An option out of range (``top_k``, ``fps``, ...).
+        ConfigMismatch
+            The gallery holds embeddings of another configuration.
+        UnreadableVideo
+            Not a regular file, not a video read here, truncated, damaged, no frames, or
+            changed while read.
+        VideoTooLong, FrameTooLarge
+            Beyond ``max_duration`` or ``max_pixels_per_frame``.
+        """
+        if top_k < 1:
+            raise BadInput(f"top_k must be at least 1, not {top_k}")
+        self._check_gallery(gallery)
+        return run_video_search(
+            self,
+            gallery,
+            source,
+            query_config=self._config_for(threshold),
+            threshold=threshold,
+            top_k=top_k,
+            fps=fps,
+            max_duration=max_duration,
+            max_pixels_per_frame=max_pixels_per_frame,
+            min_face=min_face,
+            searches_per_track=searches_per_track,
+            progress=progress,
+            on_progress=on_progress,
+        )
+
+    def _check_gallery(self, gallery: LoadedGallery) -> None:
+        if gallery.embedding_key != self.config.embedding_key:
+            raise ConfigMismatch(
+                f"gallery {gallery.ref.name!r} holds embeddings of configuration {gallery.embedding_key}; "
+                f"this engine runs {self.config.name} ({self.config.embedding_key})"
+            )
+
     def _config_for(self, threshold: float | None) -> ModelConfig:
         if threshold is None:
             return self.config
-        if not 0.0 <= threshold <= 2.0:
-            raise BadInput(f"threshold {threshold} is not a cosine distance in [0, 2]")
+        threshold = check_threshold(threshold)
         return self.config.with_threshold(
             threshold, ThresholdSource(kind="user", description=f"threshold {threshold} named for this query")
         )
@@ -355,6 +438,7 @@ class Engine:
         workers: int | None = None,
         progress: bool = False,
         on_progress: Callable[[int, int], None] | None = None,
+        known_hashes: Mapping[str, str] | None = None,
     ) -> BatchResult:
         """Embed many image files, in parallel, reusing cached embeddings.
 
@@ -374,12 +458,19 @@ class Engine:
             Show a progress bar on stderr.
         on_progress
             Called with ``(done, total)`` as images complete.
+        known_hashes
+            SHA-256 of files' bytes the caller has just computed (``str(path)`` -> hex): those
+            files are not hashed again, and not read at all when their embedding is cached.
         """
         names = [str(p) for p in paths]
         key = self.cache_key
+        known = known_hashes or {}
         hashes: dict[str, str] = {}
         failures: dict[str, Failure] = {}
         for name in names:
+            if name in known:
+                hashes[name] = known[name]
+                continue
             try:
                 hashes[name] = sha256_file(name)
             except FileNotFoundError:
@@ -468,7 +559,6 @@ class Engine:
                     c.mirror_average,
                     self.max_pixels,
                     self.face_policy,
-                    os.environ.get("FACETRAIL_MODELS"),
                 )
                 context = multiprocessing.get_context("spawn")
                 with futures.ProcessPoolExecutor(
@@ -482,10 +572,3 @@ class Engine:
                 bar.close()
         return results
 
-
-def resolve_path(path: str | os.PathLike[str]) -> Path:
-    """Resolve a user-given path, raising :class:`BadInput` when it does not exist."""
-    resolved = Path(path).expanduser()
-    if not resolved.exists():
-        raise BadInput(f"{path}: no such file or folder")
-    return resolved

@@ -1,50 +1,96 @@
-"""Enrolment sources: a folder per subject, or a manifest CSV.
+"""Enrolment: embed a list of :class:`~core.manifest.SourceImage` rows and add them to a gallery.
 
-Both produce :class:`SourceImage` rows (path, subject, metadata) that
-:func:`enroll_images` embeds through the engine (cached, in parallel) and adds
-to a gallery. Per-image failures are collected, never fatal.
+The rows come from :mod:`core.manifest` (a manifest CSV or a folder per subject);
+:func:`enroll_images` embeds them through the engine (cached, in parallel) and adds
+them to a gallery (in two halves, :func:`embed_images` then :func:`enroll_embedded`, for a
+caller that commits the enrolment together with its audit record). Per-image failures are collected, never fatal, and summarised in
+bounded memory (counts by error code and the first :data:`FAILURES_KEPT` in full), so
+a manifest of a million bad paths costs no more than its rows. An enrolment in which
+no image yields a face enrols nothing and raises :class:`~core.errors.EnrollmentFailed`
+with that summary.
 """
 
 from __future__ import annotations
 
-import csv
-import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.engine import Engine
-from core.errors import ManifestError
+from core.errors import EnrollmentFailed
 from core.gallery import EnrollItem, GalleryStore
+from core.manifest import SourceImage
 from core.results import Failure
 
-__all__ = ["SourceImage", "EnrollReport", "read_folder", "read_manifest", "enroll_images", "IMAGE_SUFFIXES"]
+__all__ = ["EmbeddedImages", "EnrollReport", "FailureSummary", "embed_images", "enroll_embedded",
+           "enroll_images", "FAILURES_KEPT"]
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+#: Failures kept in full in a summary (the rest are only counted by error code).
+FAILURES_KEPT = 20
+#: Images embedded per batch (bounds what one batch holds in memory).
+CHUNK = 5_000
 
 
 @dataclass(frozen=True)
-class SourceImage:
-    """An image to enrol or evaluate, with its subject and any other columns."""
+class FailureSummary:
+    """Images that could not be used, summarised: counts by error code and the first few in full."""
 
-    path: str
-    subject_id: str
-    metadata: dict[str, str] = field(default_factory=dict)
+    count: int = 0
+    """How many images failed."""
+    by_code: tuple[tuple[str, int], ...] = ()
+    """``(error code, count)``, most frequent first."""
+    first: tuple[Failure, ...] = ()
+    """The first :data:`FAILURES_KEPT` failures, in input order."""
+
+    @classmethod
+    def of(cls, failures: Iterable[Failure], previous: FailureSummary | None = None) -> FailureSummary:
+        """Add ``failures`` to ``previous`` (or to an empty summary)."""
+        counts = Counter(dict(previous.by_code) if previous else {})
+        first = list(previous.first) if previous else []
+        count = previous.count if previous else 0
+        for failure in failures:
+            count += 1
+            counts[failure.code] += 1
+            if len(first) < FAILURES_KEPT:
+                first.append(failure)
+        return cls(count, tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))), tuple(first))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (also the ``failures`` details of the enrolment's audit record)."""
+        return {
+            "count": self.count,
+            "by_code": dict(self.by_code),
+            "first": [f.to_dict() for f in self.first],
+            "not_shown": max(0, self.count - len(self.first)),
+        }
+
+    def describe(self) -> str:
+        """One line: ``3 images failed (no_face 2, unreadable_image 1)``."""
+        if not self.count:
+            return "no image failed"
+        codes = ", ".join(f"{code} {n:,}" for code, n in self.by_code)
+        return f"{self.count:,} image(s) failed ({codes})"
 
 
 @dataclass(frozen=True)
 class EnrollReport:
-    """What an enrolment did: new face ids, already-enrolled ones, failures."""
+    """What an enrolment did: new face ids, already-enrolled ones, failures (summarised)."""
 
     gallery: str
     enrolled: tuple[str, ...]
     already_enrolled: tuple[str, ...]
-    failed: tuple[Failure, ...]
+    failures: FailureSummary
     computed: int
     from_cache: int
     fingerprint: str
     size: int
+
+    @property
+    def failed(self) -> tuple[Failure, ...]:
+        """The failures kept in full (the first :data:`FAILURES_KEPT`)."""
+        return self.failures.first
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (the ``facetrail gallery enroll --json`` shape)."""
@@ -52,7 +98,8 @@ class EnrollReport:
             "gallery": self.gallery,
             "enrolled": len(self.enrolled),
             "already_enrolled": len(self.already_enrolled),
-            "failed": [{"image": f.image, "error": f.message, "code": f.code} for f in self.failed],
+            "failed": [f.to_dict() for f in self.failures.first],
+            "failures": self.failures.to_dict(),
             "computed": self.computed,
             "from_cache": self.from_cache,
             "fingerprint": self.fingerprint,
@@ -60,69 +107,93 @@ class EnrollReport:
         }
 
 
-def read_folder(folder: str | os.PathLike[str]) -> list[SourceImage]:
-    """List ``<folder>/<subject>/<image>`` files (image suffixes only, sorted).
+@dataclass(frozen=True)
+class EmbeddedImages:
+    """Images embedded for an enrolment that has not happened yet (:func:`embed_images`)."""
+
+    items: tuple[EnrollItem, ...]
+    """One per image with a usable face."""
+    failures: FailureSummary
+    """The images without one."""
+    computed: int
+    """Embeddings computed."""
+    from_cache: int
+    """Embeddings read from the cache."""
+
+
+def embed_images(
+    engine: Engine,
+    store: GalleryStore,
+    gallery: str,
+    images: Sequence[SourceImage],
+    *,
+    workers: int | None = None,
+    progress: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> EmbeddedImages:
+    """Embed ``images`` (cached, in parallel) for an enrolment into ``gallery``; nothing is enrolled yet.
+
+    This is the slow half of :func:`enroll_images`; a caller that commits the enrolment
+    together with something else (its audit record) embeds first, then calls
+    :func:`enroll_embedded` inside its transaction.
 
     Raises
     ------
-    ManifestError
-        The folder does not exist or holds no subject folders with images.
+    GalleryNotFound
+        Before any image is read.
     """
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise ManifestError(f"{folder}: not a folder")
-    rows = [
-        SourceImage(str(image), subject.name)
-        for subject in sorted(p for p in root.iterdir() if p.is_dir())
-        for image in sorted(subject.iterdir())
-        if image.is_file() and image.suffix.lower() in IMAGE_SUFFIXES
-    ]
-    if not rows:
-        raise ManifestError(f"{folder}: no images found in subject folders (expected {folder}/<subject>/<image>)")
-    return rows
+    store.info(gallery)  # fail early on an unknown gallery
+    items: list[EnrollItem] = []
+    summary = FailureSummary()
+    computed = from_cache = 0
+    total = len(images)
+    for start in range(0, total, CHUNK):
+        chunk = images[start : start + CHUNK]
+
+        def tick(done: int, _: int, offset: int = start) -> None:
+            if on_progress is not None:
+                on_progress(offset + done, total)
+
+        batch = engine.embed_batch(
+            [i.path for i in chunk], cache=store.cache, workers=workers, progress=progress, on_progress=tick
+        )
+        items += [
+            EnrollItem(i.subject_id, batch.embeddings[i.path], i.image or Path(i.path).name, i.metadata)
+            for i in chunk
+            if i.path in batch.embeddings
+        ]
+        summary = FailureSummary.of(batch.failures, summary)
+        computed += batch.computed
+        from_cache += batch.from_cache
+    return EmbeddedImages(tuple(items), summary, computed, from_cache)
 
 
-def read_manifest(path: str | os.PathLike[str], subject_col: str, image_col: str = "image") -> list[SourceImage]:
-    """Read a manifest CSV: ``image`` (relative to the CSV), a subject column, other columns as metadata.
+def enroll_embedded(store: GalleryStore, gallery: str, embedded: EmbeddedImages) -> EnrollReport:
+    """Enrol the faces :func:`embed_images` found (the quick half of :func:`enroll_images`).
 
     Raises
     ------
-    ManifestError
-        Missing file, missing columns, or empty subject or image cells (with line numbers).
+    EnrollmentFailed
+        No image yielded a face (nothing is enrolled; the summary says why).
+    ConfigMismatch
+        The gallery holds embeddings of another configuration.
     """
-    csv_path = Path(path).expanduser()
-    if not csv_path.is_file():
-        raise ManifestError(f"{path}: no such manifest file")
-    base = csv_path.parent
-    try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            columns = reader.fieldnames or []
-            missing = [c for c in (image_col, subject_col) if c not in columns]
-            if missing:
-                raise ManifestError(
-                    f"{path}: missing column(s) {', '.join(missing)}; the manifest has {', '.join(columns) or 'no header'}"
-                )
-            rows = []
-            problems = []
-            for line, record in enumerate(reader, start=2):
-                image = (record.get(image_col) or "").strip()
-                subject = (record.get(subject_col) or "").strip()
-                if not image or not subject:
-                    problems.append(line)
-                    continue
-                metadata = {k: (v or "") for k, v in record.items() if k not in (image_col, subject_col) and k}
-                rows.append(SourceImage(str(base / image), subject, metadata))
-    except UnicodeDecodeError as err:
-        raise ManifestError(f"{path}: not a UTF-8 CSV file ({err})") from err
-    except csv.Error as err:
-        raise ManifestError(f"{path}: not a valid CSV file ({err})") from err
-    if problems:
-        shown = ", ".join(map(str, problems[:10]))
-        raise ManifestError(f"{path}: empty {image_col!r} or {subject_col!r} on line(s) {shown}")
-    if not rows:
-        raise ManifestError(f"{path}: the manifest has no rows")
-    return rows
+    if not embedded.items:
+        raise EnrollmentFailed(
+            f"no face enrolled into {gallery!r}: {embedded.failures.describe()}", embedded.failures.to_dict()
+        )
+    new, existing = store.enroll(gallery, embedded.items)
+    info = store.info(gallery)
+    return EnrollReport(
+        gallery=gallery,
+        enrolled=tuple(new),
+        already_enrolled=tuple(existing),
+        failures=embedded.failures,
+        computed=embedded.computed,
+        from_cache=embedded.from_cache,
+        fingerprint=info.fingerprint,
+        size=info.size,
+    )
 
 
 def enroll_images(
@@ -134,31 +205,18 @@ def enroll_images(
     workers: int | None = None,
     progress: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
-    enroll: Callable[[str, list[EnrollItem]], tuple[list[str], list[str]]] | None = None,
 ) -> EnrollReport:
-    """Embed ``images`` (cached, in parallel) and enrol them into ``gallery``.
+    """Embed ``images`` (cached, in parallel) and enrol the faces found into ``gallery``.
 
-    ``enroll`` replaces ``store.enroll`` for the final step (the audited service
-    passes its own, so the enrolment is recorded).
+    Raises
+    ------
+    GalleryNotFound
+        Before any image is read.
+    EnrollmentFailed
+        No image yielded a face (nothing is enrolled; the summary says why).
+    ConfigMismatch
+        The gallery holds embeddings of another configuration.
     """
-    store.info(gallery)  # fail early on an unknown gallery
-    batch = engine.embed_batch(
-        [i.path for i in images], cache=store.cache, workers=workers, progress=progress, on_progress=on_progress
-    )
-    items = [
-        EnrollItem(i.subject_id, batch.embeddings[i.path], Path(i.path).name, i.metadata)
-        for i in images
-        if i.path in batch.embeddings
-    ]
-    new, existing = (enroll or store.enroll)(gallery, items)
-    info = store.info(gallery)
-    return EnrollReport(
-        gallery=gallery,
-        enrolled=tuple(new),
-        already_enrolled=tuple(existing),
-        failed=batch.failures,
-        computed=batch.computed,
-        from_cache=batch.from_cache,
-        fingerprint=info.fingerprint,
-        size=info.size,
-    )
+    embedded = embed_images(engine, store, gallery, images, workers=workers, progress=progress,
+                            on_progress=on_progress)
+    return enroll_embedded(store, gallery, embedded)

@@ -18,6 +18,9 @@ __all__ = [
     "BadInput",
     "UnreadableImage",
     "ImageTooLarge",
+    "UnreadableVideo",
+    "VideoTooLong",
+    "FrameTooLarge",
     "NoFaceDetected",
     "MultipleFaces",
     "ModelUnavailable",
@@ -26,8 +29,7 @@ __all__ = [
     "GalleryExists",
     "NotFound",
     "ManifestError",
-    "DatabaseError",
-    "DatabaseBusy",
+    "EnrollmentFailed",
 ]
 
 
@@ -53,6 +55,24 @@ class ImageTooLarge(BadInput):
     """The image has more pixels (or bytes) than the configured limit."""
 
     code = "image_too_large"
+
+
+class UnreadableVideo(BadInput):
+    """The file is not a video facetrail reads, or it is truncated, damaged, empty or changed while read."""
+
+    code = "unreadable_video"
+
+
+class VideoTooLong(BadInput):
+    """The video lasts longer than the configured ``max_duration``."""
+
+    code = "video_too_long"
+
+
+class FrameTooLarge(BadInput):
+    """The video's frames have more pixels than the configured ``max_pixels_per_frame``."""
+
+    code = "frame_too_large"
 
 
 class NoFaceDetected(RecognitionError):
@@ -103,13 +123,11 @@ class ManifestError(BadInput):
     code = "bad_manifest"
 
 
-class DatabaseError(RecognitionError):
-    """The database file cannot be opened or used."""
+class EnrollmentFailed(BadInput):
+    """No image of an enrolment yielded a face; ``summary`` counts the failures by code."""
 
-    code = "database_error"
+    code = "enroll_failed"
 
-
-class DatabaseBusy(DatabaseError):
-    """Another process held the database lock for longer than the lock timeout."""
-
-    code = "database_busy"
+    def __init__(self, message: str, summary: dict[str, object]) -> None:
+        super().__init__(message)
+        self.summary = summary

@@ -33,35 +33,13 @@ import pyarrow as pa
 
 from core.cache import EmbeddingCache
 from core.config import MODELS, ModelConfig
-from core.db import Database
 from core.errors import BadInput, ConfigMismatch, GalleryExists, GalleryNotFound, NotFound
 from core.index import ApproxIndex, ExactIndex, VectorIndex
+from core.manifest import check_subject_id
 from core.results import Embedding, GalleryRef
+from core.storage.connection import Database
 
 __all__ = ["EnrollItem", "GalleryInfo", "LoadedGallery", "GalleryStore", "face_id_for"]
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS galleries (
-        name VARCHAR PRIMARY KEY,
-        embedding_key VARCHAR NOT NULL,
-        config JSON NOT NULL,
-        face_count BIGINT NOT NULL DEFAULT 0,
-        set_hash VARCHAR NOT NULL,
-        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-        updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
-    )""",
-    """CREATE TABLE IF NOT EXISTS gallery_faces (
-        gallery VARCHAR NOT NULL,
-        face_id VARCHAR NOT NULL,
-        subject_id VARCHAR NOT NULL,
-        image_sha256 VARCHAR NOT NULL,
-        image_name VARCHAR,
-        metadata JSON,
-        embedding FLOAT[] NOT NULL,
-        enrolled_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-        PRIMARY KEY (gallery, face_id)
-    )""",
-)
 
 _MOD = 1 << 128
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
@@ -103,6 +81,11 @@ class GalleryInfo:
     created_at: str
     updated_at: str
 
+    @property
+    def ref(self) -> GalleryRef:
+        """The gallery as it is now: name, fingerprint and size."""
+        return GalleryRef(self.name, self.fingerprint, self.size)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return {
@@ -134,14 +117,22 @@ class LoadedGallery:
 
 
 class GalleryStore:
-    """Create, fill, list and prune galleries in a :class:`~core.db.Database`."""
+    """Create, fill, list and prune galleries in a :class:`~core.storage.connection.Database`."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.ensure_schema("galleries", _SCHEMA)
         self.cache = EmbeddingCache(db)
         self._loaded: dict[tuple[str, bool], LoadedGallery] = {}
         self._lock = threading.RLock()
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The store's (reentrant) lock.
+
+        Every method takes it before the database's; a caller that commits a gallery change
+        together with other work (its audit record) holds it around its transaction, in that order.
+        """
+        return self._lock
 
     # catalogue -------------------------------------------------------------------
 
@@ -185,6 +176,32 @@ class GalleryStore:
             updated_at=updated.isoformat(),
         )
 
+    def ref(self, name: str) -> GalleryRef:
+        """The gallery as it is now (name, fingerprint, size): one small read, for records.
+
+        Raises
+        ------
+        GalleryNotFound
+            No gallery of that name.
+        """
+        with self.db.connect() as con:
+            _, count, set_hash = self._state(con, name)
+        return GalleryRef(name, _fingerprint(count, set_hash), count)
+
+    def binding(self, name: str) -> tuple[str, dict[str, Any]]:
+        """The embedding key and model configuration (as stored) the gallery is bound to.
+
+        Raises
+        ------
+        GalleryNotFound
+            No gallery of that name.
+        """
+        with self.db.connect() as con:
+            rows = con.execute("SELECT embedding_key, config FROM galleries WHERE name = ?", [name]).fetchall()
+        if not rows:
+            raise GalleryNotFound(f"no gallery named {name!r} (see `facetrail gallery list`)")
+        return str(rows[0][0]), json.loads(rows[0][1])
+
     def list(self) -> builtins.list[GalleryInfo]:
         """All galleries, by name."""
         with self.db.connect() as con:
@@ -211,9 +228,14 @@ class GalleryStore:
 
         Raises
         ------
+        BadInput
+            A subject id that :func:`core.manifest.check_subject_id` refuses (nothing is enrolled).
         ConfigMismatch
             An embedding was made under another configuration than the gallery's.
         """
+        for item in items:
+            if check_subject_id(item.subject_id, f"{item.image_name}: subject id") != item.subject_id:
+                raise BadInput(f"{item.image_name}: subject id {item.subject_id!r} has surrounding spaces")
         with self._lock, self.db.connect(transaction=True) as con:
             key, count, set_hash = self._state(con, name)
             for item in items:
@@ -330,8 +352,17 @@ class GalleryStore:
     # search side ---------------------------------------------------------------------
 
     def _erase_cached(self, hashes: builtins.list[str]) -> None:
-        """Purge cached embeddings of erased images and checkpoint, so no copy stays in the WAL."""
+        """Purge cached embeddings of erased images and checkpoint, so no copy stays in the WAL.
+
+        Inside a caller's transaction (a deletion committed with its audit record) the
+        checkpoint cannot run: the caller calls :meth:`flush` once it committed.
+        """
         self.cache.purge(hashes)
+        if not self.db.in_transaction:
+            self.flush()
+
+    def flush(self) -> None:
+        """Checkpoint the database, so that erased rows do not stay in its write-ahead log."""
         with self.db.connect() as con:
             con.execute("CHECKPOINT")
 

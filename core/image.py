@@ -19,12 +19,15 @@ RGB/BGR conversion happens here and in the deepface adapter only.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image as PILImage
@@ -32,7 +35,7 @@ from PIL import ImageOps, UnidentifiedImageError
 
 from core.errors import ImageTooLarge, UnreadableImage
 
-__all__ = ["Image", "ImageSource", "load_image", "sha256_file", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_BYTES"]
+__all__ = ["Image", "ImageSource", "load_image", "open_regular", "regular_fd", "sha256_file", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_BYTES"]
 
 #: Default pixel limit: 40 megapixels is a large photo; bombs claim billions.
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -73,10 +76,56 @@ class Image:
         return int(self.pixels.shape[0])
 
 
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a file"
+
+
+def regular_fd(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
+    """Open ``path`` read-only and return ``(fd, stat)`` only if it is a regular file.
+
+    The open itself never blocks (a named pipe is opened non-blocking, then the fd is
+    set blocking again), and devices, pipes, sockets and folders are refused before a
+    byte is read, so ``/dev/zero`` or a FIFO named as an image or a video fails at once
+    instead of hanging. The caller owns the fd.
+
+    Raises
+    ------
+    FileNotFoundError, PermissionError
+        As :func:`os.open` does.
+    IsADirectoryError
+        For a folder.
+    OSError
+        ``EINVAL`` with ``strerror`` "is a FIFO (named pipe); only regular files are read" and the like.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        code = errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.EINVAL
+        error = IsADirectoryError if code == errno.EISDIR else OSError
+        raise error(code, f"is {_kind(st.st_mode)}; only regular files are read", str(path))
+    os.set_blocking(fd, True)
+    return fd, st
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open a regular file for reading (see :func:`regular_fd`; anything else is refused at once)."""
+    fd, _ = regular_fd(path)
+    return os.fdopen(fd, "rb")
+
+
 def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Return the hex SHA-256 of a file's bytes (streamed)."""
+    """Return the hex SHA-256 of a regular file's bytes (streamed; see :func:`open_regular`)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -84,19 +133,20 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 def _read_path(path: Path, max_bytes: int) -> bytes:
     try:
-        size = path.stat().st_size
+        with open_regular(path) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > max_bytes:
+                raise ImageTooLarge(f"{path}: file is {size:,} bytes; the limit is {max_bytes:,}")
+            data = handle.read(max_bytes + 1)
     except FileNotFoundError as err:
         raise UnreadableImage(f"{path}: no such file") from err
+    except IsADirectoryError as err:
+        raise UnreadableImage(f"{path}: is a folder, not an image file") from err
     except OSError as err:
         raise UnreadableImage(f"{path}: cannot read ({err.strerror or err})") from err
-    if path.is_dir():
-        raise UnreadableImage(f"{path}: is a folder, not an image file")
-    if size > max_bytes:
-        raise ImageTooLarge(f"{path}: file is {size:,} bytes; the limit is {max_bytes:,}")
-    try:
-        return path.read_bytes()
-    except OSError as err:
-        raise UnreadableImage(f"{path}: cannot read ({err.strerror or err})") from err
+    if len(data) > max_bytes:  # it grew while being read
+        raise ImageTooLarge(f"{path}: file is over {max_bytes:,} bytes, the limit")
+    return data
 
 
 def _to_rgb(img: PILImage.Image) -> np.ndarray:

@@ -23,7 +23,6 @@ command otherwise.
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 from core.config import ALIGNMENTS, DETECTORS, MODELS, check_cascade
 from core.errors import ModelUnavailable
 from core.image import sha256_file
+from core.settings import Settings
 
 __all__ = [
     "ModelStatus",
@@ -49,7 +49,6 @@ __all__ = [
     "weights_checksums",
 ]
 
-_PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 DLIB_RECOGNITION = "dlib_face_recognition_resnet_model_v1.dat"
 DLIB_LANDMARKS = "shape_predictor_5_face_landmarks.dat"
@@ -67,8 +66,7 @@ FACENET_HINT = "facetrail models install --facenet"
 
 def models_dir() -> Path:
     """Folder deepface treats as its home (``$FACETRAIL_MODELS``, default ``data/models``)."""
-    raw = os.environ.get("FACETRAIL_MODELS")
-    return Path(raw).expanduser().resolve() if raw else _PROJECT_ROOT / "data" / "models"
+    return Settings.from_env().models_dir
 
 
 def weights_dir() -> Path:

@@ -18,6 +18,9 @@ __all__ = [
     "SearchResult",
     "Failure",
     "BatchResult",
+    "VideoSampling",
+    "VideoTrack",
+    "VideoSearchResult",
 ]
 
 
@@ -236,3 +239,156 @@ class BatchResult:
     computed: int = 0
     from_cache: int = 0
     hashes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VideoSampling:
+    """How a video was sampled and tracked (what an audit record calls "sampling").
+
+    Attributes
+    ----------
+    fps
+        Frames sampled per second of presentation time.
+    min_face
+        Smallest face side, in frame pixels, the detection was scaled to find.
+    detection_scale
+        Factor frames were resized by for detection (boxes are mapped back; faces are
+        embedded from the full frame).
+    searches_per_track
+        Most searches a track gets (its best faces).
+    track_gap_ms
+        A track unseen for longer ended.
+    max_duration_s, max_pixels_per_frame
+        The limits the video was checked against.
+    """
+
+    fps: float
+    min_face: int
+    detection_scale: float
+    searches_per_track: int
+    track_gap_ms: float
+    max_duration_s: float
+    max_pixels_per_frame: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "fps": self.fps,
+            "min_face": self.min_face,
+            "detection_scale": self.detection_scale,
+            "searches_per_track": self.searches_per_track,
+            "track_gap_ms": self.track_gap_ms,
+            "max_duration_s": self.max_duration_s,
+            "max_pixels_per_frame": self.max_pixels_per_frame,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class VideoTrack:
+    """One appearance of a face in a video: its time range, its best face and its candidates.
+
+    Attributes
+    ----------
+    track_id
+        1, 2, ... in order of first appearance.
+    start_ms, end_ms
+        Presentation times of the track's first and last sighting.
+    faces
+        Sightings (sampled frames in which the face was detected).
+    best_ms
+        Time of the best face (highest detection confidence x size x sharpness).
+    best_face
+        Its box in frame coordinates.
+    candidates
+        Gallery subjects within the threshold, best distance per subject over the
+        track's searches, ranked; at most ``top_k``.
+    searches
+        Gallery searches run for this track (its best faces, up to ``searches_per_track``).
+    crop
+        The best face with a quarter-side margin, RGB uint8 (longer side at most 256 px,
+        read-only), when the track has candidates; ``None`` otherwise. Held in memory
+        only: the engine never writes it anywhere, the caller decides whether to keep it.
+    """
+
+    track_id: int
+    start_ms: int
+    end_ms: int
+    faces: int
+    best_ms: int
+    best_face: Face
+    candidates: tuple[Candidate, ...]
+    searches: int
+    crop: np.ndarray | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (one element of ``tracks`` in ``facetrail search-video --json``)."""
+        return {
+            "track_id": self.track_id,
+            "start_ms": self.start_ms,
+            "end_ms": self.end_ms,
+            "faces": self.faces,
+            "best_ms": self.best_ms,
+            "candidates": [c.to_dict() for c in self.candidates],
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class VideoSearchResult:
+    """A stored video searched against one gallery, face track by face track.
+
+    Attributes
+    ----------
+    video
+        The path as given.
+    video_sha256
+        Hex SHA-256 of the file's bytes (the video itself is never stored).
+    duration_ms
+        End of the last decoded frame (its timestamp plus one frame interval).
+    frames_sampled, frames_decoded
+        Frames searched for faces, and frames decoded to find them.
+    faces_detected
+        Faces detected over all sampled frames.
+    tracks
+        Every track, with or without candidates, by ``track_id``.
+    gallery
+        The gallery as it was (name, fingerprint, size).
+    config
+        The configuration that decided, with the threshold's provenance.
+    threshold, top_k, exact
+        The query: cosine-distance threshold, candidates per track, exact search.
+    searches
+        Gallery searches run in all (the sum over tracks).
+    sampling
+        How frames were sampled and faces tracked.
+    width, height, rotation
+        Frame size as searched (upright) and the rotation the container asked for.
+    """
+
+    video: str
+    video_sha256: str
+    duration_ms: int
+    frames_sampled: int
+    frames_decoded: int
+    faces_detected: int
+    tracks: tuple[VideoTrack, ...]
+    gallery: GalleryRef
+    config: ModelConfig
+    threshold: float
+    top_k: int
+    exact: bool
+    searches: int
+    sampling: VideoSampling
+    width: int
+    height: int
+    rotation: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict with the keys of ``facetrail search-video --json`` (the caller adds ``audit_seq``)."""
+        return {
+            "video": self.video,
+            "video_sha256": self.video_sha256,
+            "duration_ms": self.duration_ms,
+            "frames_sampled": self.frames_sampled,
+            "faces_detected": self.faces_detected,
+            "tracks": [t.to_dict() for t in self.tracks],
+        }

@@ -12,9 +12,13 @@ people of colour. The demo replays that shape on the shared data:
   self-review, to show the two-person rule);
 * evaluations of ``congress_small`` and ``lfw_small`` (per-group FMR/FNMR).
 
-Every step goes through the public APIs of ``core`` and ``audit``; re-running the
-scene adds nothing that is already there. Demo accounts use role-like handles and
-documented passwords (:data:`DEMO_USERS`, :func:`demo_password`).
+Every step goes through the public APIs of ``core`` and ``audit`` as an authenticated
+demo account: the scene creates ``admin1`` as the first account of a new database, which
+creates the others and marks the database as the demo's; each account signs in with its
+documented password (:data:`DEMO_USERS`, :func:`demo_password`) when it first acts, and
+signs out at the end (all of it recorded). Only the demo database shows that password
+scheme on its sign-in page; the scene refuses a database that has accounts but is not a
+demo database. Re-running the scene adds nothing that is already there.
 """
 
 from __future__ import annotations
@@ -27,12 +31,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audit import AuditContext, AuditError, AuditFilter, ReviewRefused
-from core.enrollment import SourceImage, enroll_images, read_manifest
-from core.errors import GalleryNotFound, ManifestError, RecognitionError
-from core.models import install_models
-from dashboard.auth import UserStore
-from dashboard.runtime import Runtime
+from audit import (
+    Actor,
+    AuditContext,
+    AuditError,
+    AuditFilter,
+    DatasetSource,
+    EvaluationRequest,
+    EvaluationStores,
+    Forbidden,
+    IdentificationRequest,
+    ReviewRefused,
+    Runtime,
+    first_subjects,
+    run_evaluation,
+)
+from core import (
+    BadInput,
+    GalleryNotFound,
+    ManifestError,
+    RecognitionError,
+    Settings,
+    SourceImage,
+    install_models,
+    read_manifest,
+)
 
 __all__ = [
     "DEMO_USERS",
@@ -87,8 +110,8 @@ def resolve_data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     candidates: list[tuple[str, Path]] = []
     if explicit:
         candidates.append(("--data", Path(explicit).expanduser()))
-    elif os.environ.get("FACETRAIL_DATA"):
-        candidates.append(("$FACETRAIL_DATA", Path(os.environ["FACETRAIL_DATA"]).expanduser()))
+    elif Settings.from_env().data_dir is not None:
+        candidates.append(("$FACETRAIL_DATA", Settings.from_env().data_dir))
     else:
         candidates.append(("default", (_REPO_ROOT.parent / "shared" / "datasets").resolve()))
     where, folder = candidates[0]
@@ -142,12 +165,8 @@ def _same_person(congress_name: str, lfw_identity: str) -> bool:
 
 
 def _subset(images: Sequence[SourceImage], limit: int | None) -> list[SourceImage]:
-    """Return the images of the first ``limit`` subjects (all when ``limit`` is None)."""
-    if limit is None:
-        return list(images)
-    keep = sorted({i.subject_id for i in images})[:limit]
-    chosen = set(keep)
-    return [i for i in images if i.subject_id in chosen]
+    """Return the images of the first ``limit`` subjects (all when ``limit`` is None): the one helper's rule."""
+    return first_subjects(images, limit)
 
 
 def build_scene(
@@ -193,20 +212,56 @@ def build_scene(
     folder = resolve_data_dir(data_dir)
     report = SceneReport(data_dir=str(folder))
     install_models()  # Dlib's weights come from an installed package: linked, never downloaded
-    _users(runtime, report, echo)
-    _gallery(runtime, folder, report, gallery_limit, workers, progress, echo)
-    truth = _searches(runtime, folder, report, probe_limit, workers, progress, echo)
-    _reviews(runtime, truth, report, echo)
+    actors = _DemoActors(runtime)
+    _users(runtime, actors, report, echo)
+    _gallery(runtime, actors, folder, report, gallery_limit, workers, progress, echo)
+    truth = _searches(runtime, actors, folder, report, probe_limit, workers, progress, echo)
+    _reviews(runtime, actors, truth, report, echo)
     if evaluate:
-        _evaluations(runtime, folder, report, gallery_limit, probe_limit, bootstrap, workers, echo)
+        _evaluations(runtime, folder, report, gallery_limit, probe_limit, bootstrap, workers, echo, actors)
+    actors.sign_out()
     return report
 
 
-def _users(runtime: Runtime, report: SceneReport, echo: Callable[[str], None]) -> None:
-    users = UserStore(runtime.db)
+class _DemoActors:
+    """The demo accounts' sessions: each signs in with its documented password when it first acts (recorded)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._signed_in: dict[str, Actor] = {}
+
+    def __getitem__(self, name: str) -> Actor:
+        if name not in self._signed_in:
+            self._signed_in[name] = self.runtime.accounts.sign_in(name, demo_password(name))
+        return self._signed_in[name]
+
+    def sign_out(self) -> None:
+        """Sign every session the scene opened out (recorded)."""
+        for actor in self._signed_in.values():
+            self.runtime.accounts.sign_out(actor)
+        self._signed_in.clear()
+
+
+def _users(runtime: Runtime, actors: _DemoActors, report: SceneReport, echo: Callable[[str], None]) -> None:
+    """Create the demo accounts: admin1 first (the database's first account), then the others by admin1.
+
+    Raises
+    ------
+    BadInput
+        The database has accounts but is not a demo database (the scene never adds accounts with
+        documented passwords to a real deployment).
+    """
+    accounts = runtime.accounts
+    if accounts.users.count() == 0:
+        accounts.add_user(None, "admin1", "admin", demo_password("admin1"))
+        report.users_created.append("admin1")
+        accounts.mark_demo(actors["admin1"])
+    elif not accounts.is_demo():
+        raise BadInput(f"{runtime.db.path} has accounts and is not a demo database: the demo builds its scene "
+                       "(with documented passwords) only in a new database or one it built; pass another --db")
     for name, role in DEMO_USERS:
-        if not users.exists(name):
-            users.add(name, role, demo_password(name))
+        if not accounts.users.exists(name):
+            accounts.add_user(actors["admin1"], name, role, demo_password(name))
             report.users_created.append(name)
     if report.users_created:
         echo("demo accounts (password = <name>-demo): " + ", ".join(
@@ -214,13 +269,16 @@ def _users(runtime: Runtime, report: SceneReport, echo: Callable[[str], None]) -
 
 
 def _gallery(
-    runtime: Runtime, folder: Path, report: SceneReport, limit: int | None, workers: int | None,
-    progress: bool, echo: Callable[[str], None],
+    runtime: Runtime, actors: _DemoActors, folder: Path, report: SceneReport, limit: int | None,
+    workers: int | None, progress: bool, echo: Callable[[str], None],
 ) -> None:
+    setup = AuditContext(purpose="demo: build the stand-in arrest-photo gallery from lfw_small",
+                         case_ref="DEMO-SETUP", legal_basis=_LEGAL_BASIS)
     try:
         info = runtime.galleries.info(GALLERY)
     except GalleryNotFound:
-        info = runtime.galleries.create(GALLERY, runtime.config())
+        info = runtime.audited(runtime.engine(), setup, actors["admin1"]).create_gallery(
+            GALLERY, runtime.config()).result
     if info.size > 0:
         report.gallery_size = info.size
         echo(f"gallery {GALLERY}: already enrolled ({info.size} faces)")
@@ -228,12 +286,8 @@ def _gallery(
     images = _subset(read_manifest(folder / "lfw_small" / "labels.csv", "identity"), limit)
     echo(f"gallery {GALLERY}: enrolling {len(images)} lfw_small images (the first run embeds them: minutes)")
     engine = runtime.engine_for_gallery(GALLERY)
-    service = runtime.audited(engine, AuditContext(
-        "admin1", "demo: build the stand-in arrest-photo gallery from lfw_small", "DEMO-SETUP", _LEGAL_BASIS))
-    enrolled = enroll_images(
-        engine, runtime.galleries, GALLERY, images, workers=workers, progress=progress,
-        enroll=lambda name, items: service.enroll(name, items).result,
-    )
+    service = runtime.audited(engine, setup, actors["admin1"])
+    enrolled = service.enroll_images(GALLERY, images, workers=workers, progress=progress).result
     report.enrolled = len(enrolled.enrolled)
     report.gallery_size = enrolled.size
     echo(f"gallery {GALLERY}: {enrolled.size} faces ({len(enrolled.failed)} images without a usable face)")
@@ -246,8 +300,8 @@ def _probes(folder: Path, limit: int | None) -> list[SourceImage]:
 
 
 def _searches(
-    runtime: Runtime, folder: Path, report: SceneReport, limit: int | None, workers: int | None,
-    progress: bool, echo: Callable[[str], None],
+    runtime: Runtime, actors: _DemoActors, folder: Path, report: SceneReport, limit: int | None,
+    workers: int | None, progress: bool, echo: Callable[[str], None],
 ) -> dict[str, str]:
     """Run the Congress searches not run yet; return probe sha256 -> member name (for reviews)."""
     probes = _probes(folder, limit)
@@ -268,7 +322,8 @@ def _searches(
             continue
         key = (operator, purpose, case)
         if key not in services:
-            services[key] = runtime.audited(engine, AuditContext(operator, purpose, case, _LEGAL_BASIS))
+            services[key] = runtime.audited(
+                engine, AuditContext(purpose=purpose, case_ref=case, legal_basis=_LEGAL_BASIS), actors[operator])
         source = batch.embeddings.get(probe.path)
         try:
             services[key].search(GALLERY, source if source is not None else probe.path, top_k=5)
@@ -279,61 +334,80 @@ def _searches(
     return names
 
 
-def _reviews(runtime: Runtime, names: dict[str, str], report: SceneReport, echo: Callable[[str], None]) -> None:
-    """Reviewers decide on the rank-1 candidate of two thirds of the matches (once per database)."""
+def _reviews(runtime: Runtime, actors: _DemoActors, names: dict[str, str], report: SceneReport,
+             echo: Callable[[str], None]) -> None:
+    """Reviewers decide on the rank-1 candidate of two thirds of the matches (once per database).
+
+    The first match's operator also tries to confirm it: refused (operators may not review,
+    and nobody reviews their own query) and recorded, to show the two-person rule.
+    """
     if runtime.log.list(AuditFilter(action="review"), limit=1):
         echo("reviews: already recorded")
         return
     matches = [e for e in runtime.log.list(AuditFilter(action="search", gallery=GALLERY))
                if e.record.outcome == "ok" and e.record.candidates]
+    context = AuditContext()
+
+    def review(name: str, seq: int, decision: str, note: str, face_id: str) -> None:
+        runtime.session(context, actors[name]).review(seq, decision, note=note, face_id=face_id)
+        report.reviews += 1
+
     for i, entry in enumerate(matches):
         record = entry.record
         top = record.candidates[0]
         member = names.get(record.probe_sha256[0] if record.probe_sha256 else "", "")
         if i == 0 and record.operator:
             try:  # the operator trying to confirm their own match: refused and recorded
-                runtime.log.review(entry.seq, record.operator, "confirm", "looks like the suspect", top.face_id)
-            except ReviewRefused:
+                review(record.operator, entry.seq, "confirm", "looks like the suspect", top.face_id)
+            except (Forbidden, ReviewRefused):
                 report.reviews += 1
         if i % 3 == 2:
             continue  # left pending for the reviewers on the dashboard
         if _same_person(member, top.subject_id):
-            runtime.log.review(entry.seq, "reviewer1", "confirm", "same person (checked against the case file)",
-                               top.face_id)
-            report.reviews += 1
+            review("reviewer1", entry.seq, "confirm", "same person (checked against the case file)", top.face_id)
             if i % 2 == 0:
-                runtime.log.review(entry.seq, "reviewer2", "confirm", "agree: same person", top.face_id)
-                report.reviews += 1
+                review("reviewer2", entry.seq, "confirm", "agree: same person", top.face_id)
         else:
-            runtime.log.review(entry.seq, "reviewer1", "reject", "different person: features do not match",
-                               top.face_id)
-            report.reviews += 1
+            review("reviewer1", entry.seq, "reject", "different person: features do not match", top.face_id)
     echo(f"reviews: {report.reviews} recorded on {len(matches)} searches with candidates")
 
 
 def _evaluations(
     runtime: Runtime, folder: Path, report: SceneReport, gallery_limit: int | None, probe_limit: int | None,
-    bootstrap: int, workers: int | None, echo: Callable[[str], None],
+    bootstrap: int, workers: int | None, echo: Callable[[str], None], actors: _DemoActors,
 ) -> None:
-    from dashboard import evaluations  # noqa: PLC0415  (adapter over the evaluation module)
-
-    gallery = _subset(read_manifest(folder / "lfw_small" / "labels.csv", "identity"), gallery_limit)
-    identify = evaluations.Identification(
-        tuple(i.path for i in gallery), tuple(i.subject_id for i in gallery), "c118.jpg")
+    """Evaluate congress_small (with 1:N against the gallery's source images) and lfw_small, through the runner."""
+    engine = runtime.engine_for_gallery(GALLERY)
+    grid = tuple(round(0.01 + 0.005 * k, 3) for k in range(59))  # the Search page's threshold slider stops
+    gallery = DatasetSource(manifest=folder / "lfw_small" / "labels.csv", subject_column="identity",
+                            label_columns=(), subject_limit=gallery_limit)
+    identify = IdentificationRequest(gallery, probe_glob="*c118.jpg",
+                                     thresholds=(*grid, round(engine.config.threshold, 3)))
     specs = (
         ("congress_small", "bioguide_id", ("sex", "race_house_historian"), probe_limit, identify),
         ("lfw_small", "identity", ("sex", "race_usc_sail"), gallery_limit, None),
     )
-    engine = runtime.engine_for_gallery(GALLERY)
+    stores = EvaluationStores.on(runtime.db)
     for name, subject, labels, limit, identification in specs:
+        request = EvaluationRequest(
+            dataset=DatasetSource(manifest=folder / name / "labels.csv", subject_column=subject, label_columns=labels,
+                                  subject_limit=limit),
+            by=(*((c,) for c in labels), labels),
+            bootstrap=bootstrap,
+            identification=identification,
+            reuse_stored=True,
+            workers=workers,
+        )
+        session = runtime.session(AuditContext(
+            purpose=f"demographic evaluation of {name}", case_ref="DEMO-EVAL", legal_basis="demo scene: accuracy testing"),
+            actors["auditor1"])
         try:
-            outcome = evaluations.evaluate_once(
-                runtime, engine, folder / name / "labels.csv", subject, labels, limit=limit,
-                bootstrap=bootstrap, workers=workers, identify=identification,
-            )
+            run = run_evaluation(request, engine, stores, session)
         except (RecognitionError, AuditError) as err:
             report.notes.append(f"evaluation of {name} failed: {err}")
             echo(f"evaluation of {name}: failed: {err}")
             continue
+        outcome = (f"already evaluated (run {run.run_id[:12]})" if run.reused
+                   else f"stored run {run.run_id[:12]} ({run.report.run['images']} images)")
         report.evaluations.append(f"{name}: {outcome}")
         echo(f"evaluation of {name}: {outcome}")

@@ -77,8 +77,26 @@ def random_unit(n: int, dims: int = 128, seed: int = 0) -> np.ndarray:
 @pytest.fixture
 def memory_db():
     """A fresh in-memory database."""
-    from core.db import Database
+    from core.storage.connection import Database
 
     db = Database(":memory:")
     yield db
     db.close()
+
+
+@pytest.fixture
+def fake_pipeline():
+    """The fake face pipeline (see :mod:`tests.fakes`)."""
+    from tests.fakes import FakePipeline
+
+    return FakePipeline()
+
+
+@pytest.fixture
+def fake_engine(fake_pipeline):
+    """A real :class:`core.Engine` whose models are the fake pipeline (no weights needed)."""
+    from core import Engine
+
+    engine = Engine(make_config(threshold=0.3))
+    engine._pipeline = fake_pipeline
+    return engine

@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audit.log import AuditLog
-from audit.service import AuditContext, AuditedEngine
+from audit import AuditContext, AuditedEngine, AuditSession
+from audit.trail.log import AuditLog
 from core.config import ThresholdSource
 from core.engine import DEFAULT_ALIGNMENT, DEFAULT_DETECTOR, DEFAULT_FALLBACKS, DEFAULT_MIRROR_AVERAGE, Engine
 from core.gallery import EnrollItem, GalleryStore
 from core.results import Embedding, Face
 from core.thresholds import ThresholdStore, apply_default_threshold, shipped_calibration
+from tests.auth import actor_for
 from tests.conftest import make_config, random_unit
 
 CALIBRATED = ThresholdSource(
@@ -73,7 +74,8 @@ def test_search_record_stores_threshold_and_its_provenance(memory_db, tmp_path: 
         "g", [EnrollItem(f"s{i}", Embedding(vectors[i], f"{i:064d}", face, 1, config), f"{i}.jpg") for i in range(5)]
     )
     log = AuditLog(memory_db, key_path=tmp_path / "key")
-    service = AuditedEngine(Engine(config), galleries, log, AuditContext("op1", "test", "case-1"))
+    service = AuditedEngine(AuditSession(log, AuditContext(purpose="test", case_ref="case-1"),
+                                         actor_for(memory_db, "op1", "operator")), Engine(config), galleries)
     probe = Embedding(vectors[2] + np.float32(0.01), "a" * 64, face, 1, config)
     audited = service.search("g", probe, top_k=3)
     assert audited.result.config.threshold_source == CALIBRATED

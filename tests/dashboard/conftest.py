@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,13 +13,14 @@ import pandas as pd
 import pytest
 from argon2 import PasswordHasher
 
-from audit import EvaluationConfig, evaluate_embeddings
-from dashboard.auth import User, UserStore
+from audit import AuditContext, EvaluationConfig, EvaluationStore, evaluate_embeddings
+from audit.accounts import Actor, UserStore
 from dashboard.demo import DEMO_USERS, demo_password
-from dashboard.evaluations import EvaluationStore
-from dashboard.runtime import Runtime
+from audit.runtime import Runtime
+from core.storage.connection import Database
+from tests.auth import actor_for
 
-APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "streamlit_app.py")
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "web" / "streamlit_app.py")
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 DATA = Path(os.environ.get("FACETRAIL_TEST_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "datasets"))
 FAKE_KEY = "fake-embedding-key"
@@ -47,15 +49,15 @@ def build_fake_scene(path: Path) -> Runtime:
     for i in range(12):
         operator = f"operator{1 + i % 3}"
         ok = i % 3 != 1
-        candidates = [{"subject_id": f"Person_{i}", "face_id": f"face{i:02d}", "distance": 0.05, "similarity": 0.95,
+        candidates = [{"subject_id": f"Person_{i}", "face_id": f"face{i:02d}", "distance": "0.050000", "similarity": "0.950000",
                        "rank": 1}] if ok else []
         rt.log.append({"action": "search", "outcome": "ok" if ok else "no_match", "operator": operator,
                        "purpose": "identify a suspect", "case_ref": f"CR-{i % 4}", "gallery": gallery,
                        "model_config": model, "probe_sha256": [_sha(f"probe{i}")], "faces_found": 1,
                        "candidates": candidates, "details": {"top_k": 5, "threshold": 0.07}, "latency_ms": 12.5})
-    rt.log.review(1, "reviewer1", "confirm", "same person")
-    rt.log.review(1, "reviewer2", "confirm", "agree")
-    rt.log.review(3, "reviewer1", "reject", "different person")
+    for seq, name, decision, note in ((1, "reviewer1", "confirm", "same person"), (1, "reviewer2", "confirm", "agree"),
+                                      (3, "reviewer1", "reject", "different person")):
+        rt.session(AuditContext(), actor_for(rt.db, name, "reviewer")).review(seq, decision, note=note)
     rt.log.append({"action": "refused", "outcome": "missing_context", "operator": "operator2",
                    "details": {"attempted": "search", "reason": "no purpose"}})
     rng = np.random.default_rng(0)
@@ -68,16 +70,31 @@ def build_fake_scene(path: Path) -> Runtime:
         x, subjects, labels, EvaluationConfig(by=(("sex",), ("race",)), default_threshold=0.3, bootstrap=20),
         dataset_fingerprint="fake", model_config=model,
     )
-    EvaluationStore(rt.db).save("fake_set", report)
+    EvaluationStore(rt.db).save(report, dataset_name="fake_set")
     rt.db.close()
     return rt
 
 
 @pytest.fixture(scope="session")
-def fake_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+def fake_scene_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fake scene, built once; tests get their own copy (:func:`copy_db`), never this file."""
     path = tmp_path_factory.mktemp("dashboard") / "fake.duckdb"
     build_fake_scene(path)
-    return str(path)
+    return path
+
+
+def copy_db(template: Path, folder: Path) -> str:
+    """Copy a database with its write-ahead log and key files into ``folder``; return the copy's path."""
+    target = folder / template.name
+    for source in template.parent.glob(template.name + "*"):
+        shutil.copy2(source, folder / source.name)
+    return str(target)
+
+
+@pytest.fixture
+def fake_db(fake_scene_template: Path, tmp_path: Path) -> str:
+    """A fresh copy of the fake scene for one test (tests may change it freely)."""
+    return copy_db(fake_scene_template, tmp_path)
 
 
 @pytest.fixture
@@ -86,8 +103,13 @@ def app_env(fake_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     yield fake_db
 
 
-def as_user(name: str, role: str) -> User:
-    return User(name, role)  # type: ignore[arg-type]
+def as_user(name: str, role: str) -> Actor:
+    """A live dashboard session of account ``name`` (given ``role``) in the database the app serves ($FACETRAIL_DB)."""
+    db = Database(os.environ["FACETRAIL_DB"])
+    try:
+        return actor_for(db, name, role, method="dashboard_session")
+    finally:
+        db.close()
 
 
 @pytest.fixture(scope="session")

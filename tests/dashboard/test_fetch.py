@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dashboard.cli import main
-from dashboard.fetch import ChecksumMismatch, fetch_lfw
+from audit.evaluation.fetch import ChecksumMismatch, fetch_lfw
 
 
 def _archive() -> bytes:

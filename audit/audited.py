@@ -1,0 +1,516 @@
+"""The audited front door of the engine: every query and every gallery change leaves a record.
+
+:class:`AuditedEngine` puts an :class:`~core.engine.Engine` and a
+:class:`~core.gallery.GalleryStore` behind an :class:`~audit.session.AuditSession`.
+Each method checks the session's context once, does the work once, and appends one
+record (outcome ``ok``, ``no_match`` or the error's ``code``) before it returns the
+result or re-raises the error. Records describe results through
+:mod:`audit.trail.convert`, the one conversion from the engine's types.
+
+Who acts is the session's authenticated actor, and its role must allow the action
+(``search``/``verify`` for operators, gallery changes for admins: see
+:data:`audit.accounts.ACTION_PERMISSIONS`); the session refuses (and records) anything else.
+
+A gallery change (create, enrol, delete, drop) and its record commit in one
+transaction (the gallery store's lock, then the log's, then the database's): a crash at
+any point leaves both or neither. Enrolling images embeds them first, outside the
+transaction, so the database is held only for the insert and the record. Erased rows
+are checkpointed out of the write-ahead log after the commit.
+
+A video search (:meth:`AuditedEngine.search_video`) is one ``search_video`` record per
+job, whatever the length of the footage. It names the video by its SHA-256
+(``probe_sha256``; the footage is never stored, nor its path), and holds:
+
+- ``candidates``: every track's candidates, track after track, each track's in rank
+  order (ranks restart at 1 in each track). Keeping them in the record's own
+  candidate field, in the one wire format of every search, is what lets exports
+  pseudonymise their subject ids, and the match log, the overview and the CLI count
+  and list them, with no code of their own for video.
+- ``details.tracks``: one entry per track (``track_id``, ``start_ms``, ``end_ms``,
+  ``faces``, ``best_ms``, ``best_face``, ``searches``) with ``candidates``: the face ids
+  of its candidates in rank order, which assigns each record candidate to its track.
+  A candidate is reviewed by its candidate id ``"<track_id>:<face_id>"``
+  (:mod:`audit.trail.review`).
+- ``details``: the sampling (fps, detection scale, searches per track, the limits),
+  the video's duration, frame counts and size, the query (``top_k``, ``threshold``,
+  exact or not), the expected FPIR of one search at that threshold of this gallery
+  (each track is searched up to ``searches_per_track`` times), and ``retained``: what
+  was kept of the footage (nothing: the best crops of tracks with candidates are held
+  in the returned result, in memory, for an evidence store to take).
+
+A failed job is recorded with the error's code and what is known of the file
+(:func:`core.video.video_facts`: its SHA-256, size, container and declared length).
+
+Every method returns an :class:`~audit.session.Audited` pair ``(result, entry)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from audit.session import Audited, AuditSession
+from audit.trail.convert import candidate_fields, gallery_fields
+from audit.trail.excerpt import write_excerpt
+from audit.trail.export import ExportSummary, export_records, load_pseudonym_key
+from audit.trail.log import AuditLog
+from audit.trail.store import AuditFilter
+from core.config import ModelConfig, check_threshold
+from core.engine import Engine
+from core.enrollment import EmbeddedImages, EnrollReport, embed_images, enroll_embedded
+from core.errors import BadInput, EnrollmentFailed, FrameTooLarge, RecognitionError, UnreadableVideo, VideoTooLong
+from core.gallery import EnrollItem, GalleryInfo, GalleryStore
+from core.image import ImageSource, sha256_file
+from core.manifest import SourceImage
+from core.results import Embedding, SearchResult, VerifyResult, VideoSearchResult
+from core.thresholds import ThresholdStore
+from core.video import DEFAULT_MAX_DURATION_S, DEFAULT_MAX_PIXELS_PER_FRAME, video_facts
+
+__all__ = ["AuditedEngine", "audited_export"]
+
+T = TypeVar("T")
+P = TypeVar("P")
+
+
+def _digest(source: ImageSource | Embedding) -> str | None:
+    """SHA-256 of a probe that failed before the engine could identify it (None if unknown)."""
+    if isinstance(source, Embedding):
+        return source.image_sha256
+    if isinstance(source, bytes | bytearray):
+        return hashlib.sha256(source).hexdigest()
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        if path.is_file():
+            try:
+                return sha256_file(path)
+            except OSError:
+                return None
+    return None
+
+
+def _recordable(value: Any) -> Any:
+    """Return a requested option as a record can hold it (a non-finite number, refused by the engine, as text)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+class AuditedEngine:
+    """An engine and a gallery store whose every action is recorded by an :class:`AuditSession`.
+
+    Parameters
+    ----------
+    session
+        The gate: context and log of every action run through this object.
+    engine
+        The recognition engine.
+    galleries
+        The gallery store.
+    """
+
+    def __init__(self, session: AuditSession, engine: Engine, galleries: GalleryStore) -> None:
+        self.session = session
+        self.engine = engine
+        self.galleries = galleries
+
+    @property
+    def log(self) -> Any:
+        """The audit log records go to."""
+        return self.session.log
+
+    def _gallery_ref(self, name: str) -> dict[str, Any] | None:
+        try:
+            return gallery_fields(self.galleries.ref(name))
+        except RecognitionError:
+            return None
+
+    def _check_threshold(self, action: str, threshold: float | None, details: Mapping[str, Any]) -> None:
+        """Refuse (and record) a threshold that is not a cosine distance in [0, 2] before any work."""
+        if threshold is None:
+            return
+        try:
+            check_threshold(threshold)
+        except BadInput as err:
+            self.session.refuse(action, err.code, str(err), {**details, "threshold_requested": str(threshold)})
+            raise
+
+    def _run(self, action: str, call: Callable[[], Any], describe: Callable[[Any], dict[str, Any]],
+             on_error: Callable[[BaseException], dict[str, Any]]) -> Audited[Any]:
+        return self.session.run(action, call, describe, on_error)
+
+    # -- queries --------------------------------------------------------------------------------
+
+    def verify(self, a: ImageSource, b: ImageSource, *, threshold: float | None = None) -> Audited[VerifyResult]:
+        """Compare two images (1:1) and record it; outcome ``ok`` when verified, else ``no_match``.
+
+        Raises
+        ------
+        MissingContext
+            No operator or purpose (a ``refused`` record was appended).
+        RecognitionError
+            Whatever the engine raised (recorded with its ``code``).
+        """
+        self.session.check("verify")
+        self._check_threshold("verify", threshold, {})
+
+        def describe(r: VerifyResult) -> dict[str, Any]:
+            return {
+                "outcome": "ok" if r.verified else "no_match",
+                "model_config": r.config.to_dict(),
+                "probe_sha256": [r.a.image_sha256, r.b.image_sha256],
+                "faces_found": r.a.faces_detected + r.b.faces_detected,
+                "details": {
+                    "verified": bool(r.verified),
+                    "distance": r.distance,
+                    "similarity": r.similarity,
+                    "threshold": r.threshold,
+                    "faces_detected": [r.a.faces_detected, r.b.faces_detected],
+                },
+            }
+
+        def on_error(_: BaseException) -> dict[str, Any]:
+            digests = [_digest(a), _digest(b)]
+            return {"model_config": self.engine.config.to_dict(),
+                    "probe_sha256": None if None in digests else digests,
+                    "details": {"threshold_requested": threshold}}
+
+        return self._run("verify", lambda: self.engine.verify(a, b, threshold=threshold), describe, on_error)
+
+    def search(
+        self, gallery_name: str, probe: ImageSource | Embedding, *, top_k: int = 10, threshold: float | None = None
+    ) -> Audited[SearchResult]:
+        """Search a gallery (1:N) and record it; outcome ``ok`` with candidates, else ``no_match``.
+
+        Raises
+        ------
+        MissingContext
+            No operator or purpose (a ``refused`` record was appended).
+        RecognitionError
+            Whatever the engine or gallery store raised (recorded with its ``code``).
+        """
+        self.session.check("search", {"gallery_name": gallery_name})
+        self._check_threshold("search", threshold, {"gallery_name": gallery_name})
+        return self._search(gallery_name, probe, top_k, threshold)
+
+    def search_many(
+        self, gallery_name: str, probes: Sequence[ImageSource | Embedding], *, top_k: int = 10,
+        threshold: float | None = None,
+    ) -> list[Audited[SearchResult] | RecognitionError]:
+        """Search several probes against one gallery: one check, one record per probe.
+
+        A probe that fails is recorded and returned as its error; the others go on.
+        """
+        self.session.check("search", {"gallery_name": gallery_name})
+        self._check_threshold("search", threshold, {"gallery_name": gallery_name})
+        out: list[Audited[SearchResult] | RecognitionError] = []
+        for probe in probes:
+            try:
+                out.append(self._search(gallery_name, probe, top_k, threshold))
+            except RecognitionError as err:  # recorded by the session; reported per probe
+                out.append(err)
+        return out
+
+    def _search(
+        self, gallery_name: str, probe: ImageSource | Embedding, top_k: int, threshold: float | None
+    ) -> Audited[SearchResult]:
+        def call() -> SearchResult:
+            loaded = self.galleries.load(gallery_name)
+            return self.engine.search(loaded, probe, top_k=top_k, threshold=threshold)
+
+        def describe(r: SearchResult) -> dict[str, Any]:
+            return {
+                "outcome": "ok" if r.candidates else "no_match",
+                "gallery": gallery_fields(r.gallery),
+                "model_config": r.config.to_dict(),
+                "probe_sha256": [r.image_sha256],
+                "faces_found": r.faces_detected,
+                "candidates": [candidate_fields(c) for c in r.candidates],
+                "details": {"top_k": top_k, "threshold": r.threshold, "expected_fpir": self._expected_fpir(r)},
+            }
+
+        def on_error(_: BaseException) -> dict[str, Any]:
+            digest = _digest(probe)
+            return {"gallery": self._gallery_ref(gallery_name), "model_config": self.engine.config.to_dict(),
+                    "probe_sha256": None if digest is None else [digest],
+                    "details": {"gallery_name": gallery_name, "top_k": top_k, "threshold_requested": threshold}}
+
+        return self._run("search", call, describe, on_error)
+
+    def _expected_fpir(self, r: SearchResult) -> dict[str, Any] | None:
+        """Return the FPIR a search at its threshold of a gallery its size should expect, labelled (core.thresholds)."""
+        if r.threshold is None:
+            return None
+        found = ThresholdStore(self.galleries.db).expected_fpir(r.config, r.gallery.size, r.threshold,
+                                                                r.gallery.fingerprint)
+        return None if found is None else found.to_dict()
+
+    # -- video ----------------------------------------------------------------------------------
+
+    def search_video(
+        self, gallery_name: str, video: str | os.PathLike[str], *, fps: float = 2.0, top_k: int = 10,
+        threshold: float | None = None, max_duration: float = DEFAULT_MAX_DURATION_S,
+        max_pixels_per_frame: int = DEFAULT_MAX_PIXELS_PER_FRAME, min_face: int = 80, searches_per_track: int = 3,
+        progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
+    ) -> Audited[VideoSearchResult]:
+        """Search a stored video against a gallery, track by track, and record the job (one ``search_video`` record).
+
+        The parameters are those of :meth:`core.engine.Engine.search_video`. The outcome
+        is ``ok`` when a track has a candidate, else ``no_match``; the module docstring
+        says what the record holds. The result's tracks with candidates carry their best
+        crop in memory (``VideoTrack.crop``); nothing of the footage is written anywhere.
+
+        Raises
+        ------
+        NotAuthenticated, Forbidden, MissingContext
+            Refused (and recorded) before the gallery or the video is read.
+        UnreadableVideo, VideoTooLong, FrameTooLarge
+            The file is not a video read here, is truncated or damaged, holds no frame,
+            or is beyond a limit (recorded with its code and what is known of the file).
+        RecognitionError
+            Whatever else the engine or the gallery store raised (recorded with its ``code``).
+        """
+        asked = {"gallery_name": gallery_name}
+        self.session.check("search_video", asked)
+        self._check_threshold("search_video", threshold, asked)
+        options: dict[str, Any] = {"fps": fps, "top_k": top_k, "max_duration_s": max_duration,
+                                   "max_pixels_per_frame": max_pixels_per_frame, "min_face": min_face,
+                                   "searches_per_track": searches_per_track}
+
+        def call() -> VideoSearchResult:
+            loaded = self.galleries.load(gallery_name)
+            return self.engine.search_video(
+                loaded, video, fps=fps, top_k=top_k, threshold=threshold, max_duration=max_duration,
+                max_pixels_per_frame=max_pixels_per_frame, min_face=min_face,
+                searches_per_track=searches_per_track, progress=progress, on_progress=on_progress,
+            )
+
+        def on_error(err: BaseException) -> dict[str, Any]:
+            details: dict[str, Any] = {"gallery_name": gallery_name, "threshold_requested": threshold,
+                                       "requested": {k: _recordable(v) for k, v in options.items()}}
+            digest = None
+            if isinstance(err, UnreadableVideo | VideoTooLong | FrameTooLarge):  # the file was read: say what it is
+                facts = video_facts(video)
+                details["video"] = facts.to_dict()
+                digest = facts.sha256
+            details["retained"] = {"video": False, "crops": 0}
+            return {"gallery": self._gallery_ref(gallery_name), "model_config": self.engine.config.to_dict(),
+                    "probe_sha256": None if digest is None else [digest], "details": details}
+
+        return self._run("search_video", call, self._video_fields, on_error)
+
+    def _video_fields(self, r: VideoSearchResult) -> dict[str, Any]:
+        """Return the record fields of a finished video search (see the module docstring)."""
+        candidates: list[dict[str, Any]] = []
+        tracks: list[dict[str, Any]] = []
+        for t in r.tracks:
+            candidates += [candidate_fields(c) for c in t.candidates]
+            tracks.append({"track_id": t.track_id, "start_ms": t.start_ms, "end_ms": t.end_ms, "faces": t.faces,
+                           "best_ms": t.best_ms, "best_face": t.best_face.to_dict(), "searches": t.searches,
+                           "candidates": [c.face_id for c in t.candidates]})
+        return {
+            "outcome": "ok" if candidates else "no_match",
+            "gallery": gallery_fields(r.gallery),
+            "model_config": r.config.to_dict(),
+            "probe_sha256": [r.video_sha256],
+            "faces_found": r.faces_detected,
+            "candidates": candidates,
+            "details": {
+                "top_k": r.top_k,
+                "threshold": r.threshold,
+                "exact": r.exact,
+                "expected_fpir": self._video_expected_fpir(r),
+                "expected_fpir_per": "search",
+                "searches": r.searches,
+                "video": {"duration_ms": r.duration_ms, "frames_decoded": r.frames_decoded,
+                          "frames_sampled": r.frames_sampled, "width": r.width, "height": r.height,
+                          "rotation": r.rotation},
+                "sampling": r.sampling.to_dict(),
+                "tracks": tracks,
+                "retained": {"video": False, "crops": 0},
+            },
+        }
+
+    def _video_expected_fpir(self, r: VideoSearchResult) -> dict[str, Any] | None:
+        """Return the expected FPIR of one of the job's searches, as :meth:`_expected_fpir` states a search's."""
+        found = ThresholdStore(self.galleries.db).expected_fpir(r.config, r.gallery.size, r.threshold,
+                                                                r.gallery.fingerprint)
+        return None if found is None else found.to_dict()
+
+    # -- changes: each one and its record commit in one transaction ---------------------------
+
+    @contextlib.contextmanager
+    def _unit(self) -> Iterator[None]:
+        """One transaction for a gallery change and its record, locks taken in the house's order."""
+        with self.galleries.lock, self.log.transaction():
+            yield
+
+    def _change(
+        self, action: str, details: Mapping[str, Any], prepare: Callable[[], P], change: Callable[[P], T],
+        describe: Callable[[T], dict[str, Any]], on_error: Callable[[BaseException], dict[str, Any]], *,
+        erases: bool = False,
+    ) -> Audited[T]:
+        self.session.check(action, details)
+        return self.session.run_staged(action, prepare, change, describe, on_error, atomic=self._unit,
+                                       after_commit=(lambda _: self.galleries.flush()) if erases else None)
+
+    def create_gallery(self, gallery_name: str, config: ModelConfig) -> Audited[GalleryInfo]:
+        """Create an empty gallery bound to ``config``'s embedding key, and record it.
+
+        Raises
+        ------
+        NotAuthenticated, Forbidden, MissingContext
+            Refused (and recorded) before anything is created.
+        RecognitionError
+            A bad or taken name (recorded with its ``code``).
+        """
+        def describe(info: GalleryInfo) -> dict[str, Any]:
+            return {"gallery": gallery_fields(info.ref), "model_config": config.to_dict(),
+                    "details": {"embedding_key": info.embedding_key}}
+
+        return self._change("create_gallery", {"gallery_name": gallery_name}, lambda: None,
+                            lambda _: self.galleries.create(gallery_name, config), describe,
+                            lambda _: {"model_config": config.to_dict(), "details": {"gallery_name": gallery_name}})
+
+    def drop_gallery(self, gallery_name: str) -> Audited[int]:
+        """Delete a whole gallery and its faces (embeddings really gone), and record it (ids, never images).
+
+        Raises
+        ------
+        NotAuthenticated, Forbidden, MissingContext
+            Refused (and recorded) before anything is deleted.
+        RecognitionError
+            No such gallery (recorded with its ``code``).
+        """
+        before = self._gallery_ref(gallery_name)
+        return self._change("drop_gallery", {"gallery_name": gallery_name}, lambda: None,
+                            lambda _: self.galleries.drop(gallery_name),
+                            lambda n: {"gallery": before, "details": {"deleted_faces": n}},
+                            lambda _: {"gallery": before, "details": {"gallery_name": gallery_name}}, erases=True)
+
+    def enroll(self, gallery_name: str, items: Sequence[EnrollItem]) -> Audited[tuple[list[str], list[str]]]:
+        """Enrol embedded faces into a gallery and record it, in one transaction.
+
+        Raises
+        ------
+        NotAuthenticated, Forbidden, MissingContext
+            Refused (and recorded) before anything is enrolled.
+        RecognitionError
+            Whatever the gallery store raised (recorded with its ``code``; nothing enrolled).
+        """
+        digests = sorted({i.embedding.image_sha256 for i in items})
+        subjects = sorted({i.subject_id for i in items})
+
+        def describe(r: tuple[list[str], list[str]]) -> dict[str, Any]:
+            new, existing = r
+            return {
+                "gallery": self._gallery_ref(gallery_name),
+                "probe_sha256": digests or None,
+                "details": {"subject_ids": subjects, "new_face_ids": list(new), "existing_face_ids": list(existing)},
+            }
+
+        def on_error(_: BaseException) -> dict[str, Any]:
+            return {"gallery": self._gallery_ref(gallery_name), "probe_sha256": digests or None,
+                    "details": {"gallery_name": gallery_name, "subject_ids": subjects}}
+
+        return self._change("enroll", {"gallery_name": gallery_name}, lambda: None,
+                            lambda _: self.galleries.enroll(gallery_name, items), describe, on_error)
+
+    def enroll_images(
+        self, gallery_name: str, images: Sequence[SourceImage], *, workers: int | None = None,
+        progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
+    ) -> Audited[EnrollReport]:
+        """Embed ``images``, then enrol the faces found and record it (one ``enroll`` record, failures in it).
+
+        The embedding runs before the transaction; the enrolment and its record commit together.
+
+        Raises
+        ------
+        NotAuthenticated, Forbidden, MissingContext
+            Refused (and recorded) before any image is read.
+        EnrollmentFailed
+            No image yielded a face (recorded as ``enroll_failed`` with the summary).
+        RecognitionError
+            The gallery is unknown, or the store refused the faces (recorded).
+        """
+        def prepare() -> EmbeddedImages:
+            return embed_images(self.engine, self.galleries, gallery_name, images, workers=workers,
+                                progress=progress, on_progress=on_progress)
+
+        def describe(r: EnrollReport) -> dict[str, Any]:
+            return {
+                "gallery": self._gallery_ref(gallery_name),
+                "details": {"images": len(images), "new_face_ids": list(r.enrolled),
+                            "existing_face_ids": list(r.already_enrolled),
+                            "subject_ids": sorted({i.subject_id for i in images}),
+                            "failures": r.failures.to_dict()},
+            }
+
+        def on_error(err: BaseException) -> dict[str, Any]:
+            details: dict[str, Any] = {"gallery_name": gallery_name, "images": len(images)}
+            if isinstance(err, EnrollmentFailed):
+                details["failures"] = err.summary
+            return {"gallery": self._gallery_ref(gallery_name), "details": details}
+
+        return self._change("enroll", {"gallery_name": gallery_name}, prepare,
+                            lambda embedded: enroll_embedded(self.galleries, gallery_name, embedded),
+                            describe, on_error)
+
+    def _delete(self, gallery_name: str, what: str, value: str) -> Audited[list[str]]:
+        method = self.galleries.delete_subject if what == "subject_id" else self.galleries.delete_face
+
+        def describe(r: list[str]) -> dict[str, Any]:
+            return {"outcome": "ok", "gallery": self._gallery_ref(gallery_name),
+                    "details": {what: value, "deleted_face_ids": list(r)}}
+
+        def on_error(_: BaseException) -> dict[str, Any]:
+            return {"gallery": self._gallery_ref(gallery_name), "details": {"gallery_name": gallery_name, what: value}}
+
+        return self._change("delete", {"gallery_name": gallery_name, what: value}, lambda: None,
+                            lambda _: method(gallery_name, value), describe, on_error, erases=True)
+
+    def delete_subject(self, gallery_name: str, subject_id: str) -> Audited[list[str]]:
+        """Erase every face of a subject and record it, in one transaction (the record keeps ids, never images)."""
+        return self._delete(gallery_name, "subject_id", subject_id)
+
+    def delete_face(self, gallery_name: str, face_id: str) -> Audited[list[str]]:
+        """Erase one face and record it, in one transaction."""
+        return self._delete(gallery_name, "face_id", face_id)
+
+
+def audited_export(
+    session: AuditSession, log: AuditLog, out: str | os.PathLike[str], fmt: str,
+    filters: AuditFilter | None = None, *, pseudonymize: bool = False, pseudonym_key_path: str | None = None,
+) -> Audited[ExportSummary]:
+    """Export the records matching ``filters`` (``fmt``: csv, jsonl, parquet or excerpt), recorded as ``export``.
+
+    Raises
+    ------
+    MissingContext
+        No purpose (refused and recorded before anything is written).
+    BadInput
+        An excerpt with ``pseudonymize`` (an excerpt carries the original records).
+    AuditError
+        The export failed (recorded with its code).
+    """
+    filters = filters or AuditFilter()
+    excerpt = fmt == "excerpt"
+    asked = {"format": fmt, "out": Path(out).name, "filters": filters.to_dict(), "pseudonymized": pseudonymize}
+    session.check("export", asked)
+    if excerpt and pseudonymize:
+        reason = "a verifiable excerpt carries the original records; drop pseudonymisation"
+        session.refuse("export", BadInput.code, reason, asked)
+        raise BadInput(reason)
+
+    def call() -> ExportSummary:
+        if excerpt:
+            return write_excerpt(log, out, filters)
+        key = load_pseudonym_key(log, pseudonym_key_path) if pseudonymize else None
+        return export_records(log, out, fmt, filters, key)  # type: ignore[arg-type]
+
+    return session.run("export", call, lambda s: {"details": {**s.to_dict(), "path": Path(s.path).name}},
+                       lambda _: {"details": asked})

@@ -1,0 +1,292 @@
+"""Human review of matches: the two-person rule (EU AI Act Art. 14(5)).
+
+A candidate of a ``search`` or a ``search_video`` (or the pair of a ``verify``) whose
+outcome is ``ok`` can be reviewed. A review is itself a record of the log (action
+``review``, pointing at the query by ``target_seq`` and at the candidate by
+``target_face_id``), made by an authenticated reviewer account through the gate
+(:meth:`audit.session.AuditSession.review`); the status of a candidate is read
+from those records:
+
+* ``rejected`` if **any** eligible reviewer rejected it (a reject is a veto and
+  is final, whatever confirmations came before or after);
+* ``confirmed`` if at least **two different** eligible reviewer accounts confirmed
+  it and nobody rejected it;
+* ``pending`` otherwise.
+
+Eligible means: a review made by an authenticated person (its record says how the
+account signed in, ``details.auth``: with its own password, on the CLI or the dashboard;
+not with an API token, which an admin can issue for any account, and not a review
+written before accounts signed in, with a name typed as free text), by an account that
+is not the operator of the query. Names are compared normalised (:func:`audit.accounts.normalize_name`), so
+``"Operator3 "`` and ``"OPERATOR3"`` are operator3: the operator's own review is
+refused (and the refusal recorded), and one account confirming twice, under any
+spelling, counts once. Who may review at all is the gate's business: the ``review``
+permission (reviewers), each with their own password or token, so one person at a
+terminal cannot be two reviewers.
+
+Video candidates
+----------------
+A ``search_video`` record lists every track's candidates in ``candidates``, track after
+track, and ``details.tracks[].candidates`` the face ids of each track's candidates in
+rank order (:mod:`audit.audited`). The same gallery face can be a candidate of several
+tracks (someone who walks past twice), and each is a lead of its own, reviewed on its
+own: a video candidate is named by its **candidate id** ``"<track_id>:<face_id>"``
+(``"3:5f0c..."``), which is what a review's ``target_face_id`` holds. A review may name
+the bare face id when only one track has it (it is recorded as the candidate id).
+
+:class:`~audit.trail.log.AuditLog` offers :func:`match_status` as a method; this
+module holds the rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from audit.accounts import normalize_name
+from audit.errors import RecordNotFound, ReviewRefused
+from audit.trail.records import DECISIONS, AuditRecord, Candidate
+from audit.trail.store import AuditFilter
+
+if TYPE_CHECKING:
+    from audit.session import AuditSession
+    from audit.trail.log import AuditEntry, AuditLog
+
+__all__ = [
+    "REVIEWABLE_ACTIONS",
+    "CandidateStatus",
+    "MatchStatus",
+    "candidate_id",
+    "match_status",
+    "review",
+    "video_candidates",
+]
+
+#: Actions whose ``ok`` results can be reviewed.
+REVIEWABLE_ACTIONS = ("search", "verify", "search_video")
+
+#: The purpose recorded with every review.
+REVIEW_PURPOSE = "human review"
+
+
+def candidate_id(track_id: int, face_id: str) -> str:
+    """Return the name a review gives a video candidate: ``"<track_id>:<face_id>"``."""
+    return f"{track_id}:{face_id}"
+
+
+def video_candidates(target: AuditRecord) -> list[tuple[int, Candidate]]:
+    """Pair each candidate of a ``search_video`` record with the id of its track, in the record's order.
+
+    Raises
+    ------
+    ValueError
+        If ``details.tracks`` does not list exactly the record's candidates, in order
+        (a record not written by :meth:`audit.audited.AuditedEngine.search_video`).
+    """
+    tracks = target.details.get("tracks")
+    listed: list[tuple[int, str]] = []
+    for track in tracks if isinstance(tracks, list) else ():
+        faces = track.get("candidates") if isinstance(track, dict) else None
+        track_id = track.get("track_id") if isinstance(track, dict) else None
+        if not isinstance(track_id, int) or not isinstance(faces, list):
+            raise ValueError(f"record {target.seq}: a track of details.tracks lacks its track_id or candidates")
+        listed += [(track_id, str(face)) for face in faces]
+    if [face for _, face in listed] != [c.face_id for c in target.candidates]:
+        raise ValueError(f"record {target.seq}: details.tracks does not list the record's {len(target.candidates)} "
+                         "candidates track by track")
+    return [(track_id, c) for (track_id, _), c in zip(listed, target.candidates, strict=True)]
+
+
+@dataclass(frozen=True)
+class CandidateStatus:
+    """Review status of one candidate (``face_id`` None: the pair of a ``verify``)."""
+
+    face_id: str | None
+    subject_id: str | None
+    rank: int
+    status: str
+    """``confirmed``, ``pending`` or ``rejected``."""
+    confirmations: tuple[str, ...]
+    """Distinct eligible reviewer accounts who confirmed, sorted."""
+    rejections: tuple[str, ...]
+    """Distinct eligible reviewer accounts who rejected, sorted."""
+    track_id: int | None = None
+    """For a ``search_video`` candidate: the track it is a candidate of."""
+    candidate_id: str | None = None
+    """What a review names the candidate (its ``target_face_id``): the face id of a search candidate,
+    ``"<track_id>:<face_id>"`` of a video candidate, None for a verify pair."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "face_id": self.face_id,
+            "subject_id": self.subject_id,
+            "rank": self.rank,
+            "status": self.status,
+            "confirmations": list(self.confirmations),
+            "rejections": list(self.rejections),
+            "track_id": self.track_id,
+            "candidate_id": self.candidate_id,
+        }
+
+
+@dataclass(frozen=True)
+class MatchStatus:
+    """Review status of every candidate of one query."""
+
+    seq: int
+    operator: str | None
+    action: str
+    candidates: tuple[CandidateStatus, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "seq": self.seq,
+            "operator": self.operator,
+            "action": self.action,
+            "candidates": [c.to_dict() for c in self.candidates],
+        }
+
+
+def review(
+    session: AuditSession, seq: int, decision: str, *, note: str | None = None, face_id: str | None = None
+) -> AuditEntry:
+    """Record the session's actor's review of query ``seq`` (one candidate, named by ``face_id``).
+
+    ``face_id`` may be omitted when the query has exactly one candidate (or is a
+    ``verify``). A ``search_video`` candidate is named by its candidate id
+    ``"<track_id>:<face_id>"``, or by its face id when only one track has that face.
+    Refusals are recorded before they are raised.
+
+    Raises
+    ------
+    ValueError
+        If ``decision`` is not ``confirm`` or ``reject``.
+    NotAuthenticated, OperatorMismatch, Forbidden
+        Nobody signed in, a ``--reviewer`` that is another account, or an account that is not
+        a reviewer (refused and recorded by the gate).
+    RecordNotFound
+        If there is no record ``seq``.
+    ReviewRefused
+        If the record is not a reviewable match, the candidate is unknown or
+        ambiguous, the reviewer is the query's operator, or signed in with an API token.
+    """
+    if decision not in DECISIONS:
+        raise ValueError(f"decision must be 'confirm' or 'reject', got {decision!r}")
+    gate = session.with_context(replace(session.context, purpose=REVIEW_PURPOSE, case_ref=None, case_required=False))
+    asked = {"target_seq": seq, "target_face_id": face_id, "decision": decision}
+    actor = gate.check("review", asked)
+    fields: dict[str, Any] = {"target_seq": seq, "target_face_id": face_id, "reviewer": actor.name,
+                              "decision": decision, "note": note}
+    if actor.method == "api_token":
+        reason = (f"a review is a person's decision: {actor.name} must sign in with their own password "
+                  "(API tokens are for scripts, and an admin issues them)")
+        gate.refuse("review", ReviewRefused.code, reason, **fields)
+        raise ReviewRefused(reason)
+    try:
+        target = gate.log.get(seq).record
+    except RecordNotFound as err:
+        gate.refuse("review", RecordNotFound.code, str(err), **fields)
+        raise
+    gate = gate.with_context(replace(gate.context, case_ref=target.case_ref))
+
+    def refuse(msg: str) -> ReviewRefused:
+        gate.refuse("review", ReviewRefused.code, msg, **fields)
+        return ReviewRefused(msg)
+
+    if target.action not in REVIEWABLE_ACTIONS or target.outcome != "ok":
+        raise refuse(f"record {seq} is a {target.action} with outcome {target.outcome!r}; "
+                     "only search, search_video and verify results with outcome 'ok' can be reviewed")
+    if target.action == "search_video":
+        fields["target_face_id"] = _video_target(target, face_id, refuse)
+    elif target.action == "search":
+        faces = [c.face_id for c in target.candidates]
+        if face_id is None:
+            if len(faces) != 1:
+                raise refuse(f"record {seq} has {len(faces)} candidates; name one with face_id")
+            fields["target_face_id"] = faces[0]
+        elif face_id not in faces:
+            raise refuse(f"record {seq} has no candidate with face_id {face_id!r}")
+    elif face_id is not None:
+        raise refuse(f"record {seq} is a verify: review the pair without a face_id")
+    if target.operator is not None and normalize_name(target.operator) == actor.name:
+        raise refuse(f"{actor.name!r} ran query {seq} and cannot review it (two-person rule)")
+    return gate.record("review", {**fields, "outcome": "ok"})
+
+
+def _video_target(target: AuditRecord, face_id: str | None, refuse: Callable[[str], ReviewRefused]) -> str:
+    """Return the candidate id a review of a ``search_video`` names (module docstring), or refuse (recorded)."""
+    try:
+        ids = [candidate_id(track_id, c.face_id) for track_id, c in video_candidates(target)]
+    except ValueError as err:
+        raise refuse(str(err)) from err
+    seq = target.seq
+    if face_id is None:
+        if len(ids) != 1:
+            raise refuse(f"record {seq} has {len(ids)} track candidates; name one as TRACK:FACE_ID "
+                         f"(its candidates: {', '.join(ids)})")
+        return ids[0]
+    if face_id in ids:
+        return face_id
+    same_face = [i for i in ids if i.partition(":")[2] == face_id]
+    if len(same_face) == 1:
+        return same_face[0]
+    if same_face:
+        raise refuse(f"face {face_id!r} is a candidate of {len(same_face)} tracks of record {seq}; "
+                     f"name one: {', '.join(same_face)}")
+    raise refuse(f"record {seq} has no candidate {face_id!r} (its candidates: {', '.join(ids)})")
+
+
+def _eligible_reviewer(r: AuditRecord, operator: str | None) -> str | None:
+    """The normalised account of a review that counts, or ``None`` (free text, a script's token, the operator's)."""
+    auth = r.details.get("auth")
+    if r.action != "review" or not r.reviewer or not r.operator or not isinstance(auth, dict):
+        return None
+    if auth.get("method") not in ("password_session", "dashboard_session"):
+        return None
+    name = normalize_name(r.reviewer)
+    if name != normalize_name(r.operator) or (operator is not None and name == normalize_name(operator)):
+        return None
+    return name
+
+
+def match_status(log: AuditLog, seq: int) -> MatchStatus:
+    """Return the review status (confirmed / pending / rejected) of each candidate of query ``seq``.
+
+    Raises
+    ------
+    RecordNotFound
+        If there is no record ``seq``.
+    ValueError
+        If a ``search_video`` record's tracks do not list its candidates (see :func:`video_candidates`).
+    """
+    target = log.get(seq).record
+    if target.action not in REVIEWABLE_ACTIONS or target.outcome != "ok":
+        return MatchStatus(seq, target.operator, target.action, ())
+    reviews = [
+        e.record
+        for e in log.list(AuditFilter(action="review", target_seq=seq, after_seq=seq))
+        if e.record.target_seq == seq
+    ]
+    # (what a review names it, face id, subject id, rank, track id)
+    keys: Sequence[tuple[str | None, str | None, str | None, int, int | None]]
+    if target.action == "search":
+        keys = [(c.face_id, c.face_id, c.subject_id, c.rank, None) for c in target.candidates]
+    elif target.action == "search_video":
+        keys = [(candidate_id(t, c.face_id), c.face_id, c.subject_id, c.rank, t) for t, c in video_candidates(target)]
+    else:
+        keys = [(None, None, None, 1, None)]
+    out = []
+    for named, face_id, subject_id, rank, track_id in keys:
+        confirms: set[str] = set()
+        rejects: set[str] = set()
+        for r in reviews:
+            name = _eligible_reviewer(r, target.operator) if r.target_face_id == named else None
+            if name is not None:
+                (confirms if r.decision == "confirm" else rejects).add(name)
+        status = "rejected" if rejects else ("confirmed" if len(confirms) >= 2 else "pending")
+        out.append(CandidateStatus(face_id, subject_id, rank, status, tuple(sorted(confirms)),
+                                   tuple(sorted(rejects)), track_id, named))
+    return MatchStatus(seq, target.operator, target.action, tuple(out))

@@ -1,0 +1,229 @@
+"""The one way facetrail opens its DuckDB database.
+
+DuckDB lets one process hold a file open for writing, and while it does, no other
+process can open that file at all. Opening a file costs about 25 ms here, and a
+committed insert on an open connection about 1 ms, so facetrail leases the
+connection: :meth:`Database.connect` reuses an open connection while work keeps
+coming, closes it after ``idle_release`` seconds without work, and gives it up
+for a moment after holding it ``max_hold`` seconds so that another process (the
+dashboard beside a CLI batch, say) gets its turn. When another process holds the
+lock, opening is retried with bounded back-off; only after ``lock_timeout``
+seconds does the caller see :class:`DatabaseBusy`, an error that names the file.
+
+``":memory:"`` databases (tests, throw-away runs) keep one connection for the
+life of the :class:`Database`, shared by threads through cursors under a lock.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import random
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from core.settings import Settings
+from core.storage.errors import DatabaseBusy, StorageError
+from core.storage.schema import migrate
+
+__all__ = ["Database", "default_db_path"]
+
+_LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "lock on file")
+
+#: Every open Database, so that interpreter exit can stop their reaper threads first.
+_OPEN: weakref.WeakSet[Database] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Stop reapers and close connections before the interpreter finalises.
+
+    A daemon thread still inside DuckDB's C++ code when Python finalises is
+    unwound by force, which aborts the process ("terminate called after throwing").
+    """
+    for db in list(_OPEN):
+        db.close()
+
+
+def default_db_path() -> str:
+    """Return the database path: ``$FACETRAIL_DB`` if set, else ``data/facetrail.duckdb``."""
+    return Settings.from_env().db
+
+
+def _is_lock_error(err: BaseException) -> bool:
+    text = str(err)
+    return any(marker in text for marker in _LOCK_MARKERS)
+
+
+class Database:
+    """A DuckDB database opened per unit of work.
+
+    Parameters
+    ----------
+    path
+        A file path, or ``":memory:"``. The parent folder of a file is created.
+    lock_timeout
+        Seconds to keep retrying while another process holds the file lock.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        lock_timeout: float = 30.0,
+        idle_release: float = 0.25,
+        max_hold: float = 1.0,
+    ) -> None:
+        raw = str(path) if path is not None else default_db_path()
+        self.path = raw
+        self.in_memory = raw == ":memory:"
+        self.lock_timeout = lock_timeout
+        self.idle_release = idle_release
+        self.max_hold = max_hold
+        self._mutex = threading.RLock()
+        self._shared: duckdb.DuckDBPyConnection | None = None
+        self._opened_at = 0.0
+        self._last_used = 0.0
+        self._depth = 0
+        self._reaper: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.schema_version: int | None = None
+        self._tx: duckdb.DuckDBPyConnection | None = None
+        self._tx_owner = 0
+        if self.in_memory:
+            self._shared = duckdb.connect(":memory:")
+        else:
+            try:
+                Path(raw).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise StorageError(f"cannot create the folder for database {raw!r}: {err}") from err
+
+    def __repr__(self) -> str:
+        return f"Database({self.path!r})"
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.005
+        while True:
+            try:
+                return duckdb.connect(str(Path(self.path).expanduser()), read_only=read_only)
+            except duckdb.Error as err:
+                if not _is_lock_error(err):
+                    raise StorageError(f"cannot open database {self.path!r}: {err}") from err
+                if time.monotonic() >= deadline:
+                    raise DatabaseBusy(
+                        f"database {self.path!r} is held by another process and stayed locked for "
+                        f"{self.lock_timeout:.0f} s; try again when that process is done"
+                    ) from err
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.05)
+
+    def _lease(self) -> duckdb.DuckDBPyConnection:
+        """Return the open file connection, opening or cycling it as needed (mutex held)."""
+        now = time.monotonic()
+        if self._shared is not None and self._depth == 0 and now - self._opened_at > self.max_hold:
+            self._release()
+            time.sleep(0.05)  # a waiting process polls at most every 50 ms: let it in
+        if self._shared is None:
+            self._shared = self._open(read_only=False)
+            self._opened_at = time.monotonic()
+            if self._reaper is None or not self._reaper.is_alive():
+                self._stop.clear()
+                self._reaper = threading.Thread(target=self._reap, name="facetrail-db-reaper", daemon=True)
+                self._reaper.start()
+                _OPEN.add(self)
+        return self._shared
+
+    def _release(self) -> None:
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
+
+    def _reap(self) -> None:
+        """Close the file connection once it has been idle for ``idle_release`` seconds."""
+        while not self._stop.wait(self.idle_release / 2):
+            with self._mutex:
+                if self._shared is None:
+                    return
+                if self._depth == 0 and time.monotonic() - self._last_used >= self.idle_release:
+                    self._release()
+                    return
+
+    @contextlib.contextmanager
+    def connect(self, *, transaction: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield a connection for one unit of work.
+
+        With ``transaction=True`` the work is committed when the block ends and
+        rolled back if it raises. Threads of one process take turns (the block
+        holds a process-wide lock), which also keeps multi-statement work atomic.
+
+        Units of work nest: inside a transaction, every further ``connect`` of the
+        same thread joins it (same connection, committed or rolled back with the
+        outer block). That is how a gallery change and its audit record commit
+        together or not at all.
+        """
+        with self._mutex:
+            if self._tx is not None:  # this thread holds the mutex, so the open transaction is its own
+                yield self._tx
+                return
+            shared = self._shared if self.in_memory else self._lease()
+            assert shared is not None
+            if self.schema_version is None:
+                self._migrate(shared)
+            con = shared.cursor()
+            self._depth += 1
+            try:
+                if transaction:
+                    con.begin()
+                    self._tx, self._tx_owner = con, threading.get_ident()
+                    try:
+                        yield con
+                    except BaseException:
+                        self._tx = None
+                        con.rollback()
+                        raise
+                    self._tx = None
+                    con.commit()
+                else:
+                    yield con
+            finally:
+                self._tx = None
+                con.close()
+                self._depth -= 1
+                self._last_used = time.monotonic()
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the calling thread is inside a :meth:`connect` transaction of this database."""
+        return self._tx is not None and self._tx_owner == threading.get_ident()
+
+    def _migrate(self, shared: duckdb.DuckDBPyConnection) -> None:
+        """Bring the file to the current schema, once per :class:`Database` (mutex held)."""
+        con = shared.cursor()
+        try:
+            con.begin()
+            try:
+                self.schema_version = migrate(con, repr(self.path))
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
+        except duckdb.Error as err:
+            raise StorageError(f"cannot prepare database {self.path!r}: {err}") from err
+        finally:
+            con.close()
+
+    def close(self) -> None:
+        """Close the open connection (file or in-memory); a file database reopens on next use."""
+        self._stop.set()
+        reaper = self._reaper
+        if reaper is not None and reaper is not threading.current_thread():
+            reaper.join()
+        with self._mutex:
+            self._release()

@@ -1,0 +1,112 @@
+"""Match log (reviewers, auditors): filter the audit log, open a query, review its candidates."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from audit import AuditContext, AuditFilter, normalize_name
+from dashboard.web.app_pages.common import ERRORS, match_statuses, require, runtime
+from dashboard.web.views import records_frame, status_frame
+
+user = require("read_log")
+log = runtime().log
+st.title("Match log")
+st.caption(
+    "Two-person rule: a candidate counts as **confirmed** only when two different reviewers, neither of them the "
+    "operator who ran the query, confirm it. One rejection vetoes it. The operator's own review is refused and "
+    "recorded."
+)
+
+everything = records_frame(log.list())
+if everything.empty:
+    st.info("Nothing recorded yet. Searches appear here as soon as an operator runs one.")
+    st.stop()
+
+with st.expander("Filters", expanded=True):
+    c1, c2, c3, c4, c5 = st.columns(5)
+    actions = ["(any)"] + sorted(everything["action"].dropna().unique())
+    action = c1.selectbox("Action", actions, index=actions.index("search") if "search" in actions else 0,
+                          key="matchlog_action")
+    operators = ["(any)"] + sorted(everything["operator"].dropna().unique())
+    operator = c2.selectbox("Operator", operators, key="matchlog_operator")
+    cases = ["(any)"] + sorted(everything["case_ref"].dropna().unique())
+    case_ref = c3.selectbox("Case reference", cases, key="matchlog_case")
+    outcomes = ["(any)"] + sorted(everything["outcome"].dropna().unique())
+    outcome = c4.selectbox("Outcome", outcomes, key="matchlog_outcome")
+    review = c5.selectbox("Review status", ["(any)", "pending", "confirmed", "rejected"], key="matchlog_review",
+                          help="Queries with at least one candidate in this two-person-rule status")
+
+selected = AuditFilter(
+    operator=None if operator == "(any)" else operator,
+    case_ref=None if case_ref == "(any)" else case_ref,
+    action=None if action == "(any)" else action,
+)
+table = records_frame(log.list(selected))
+if outcome != "(any)":
+    table = table[table["outcome"] == outcome]
+if review != "(any)":
+    reviewable = table.loc[table["action"].isin(["search", "verify"]) & (table["outcome"] == "ok"), "seq"].tolist()
+    keep = {s["seq"] for s in match_statuses(reviewable) if any(c["status"] == review for c in s["candidates"])}
+    table = table[table["seq"].isin(keep)]
+st.dataframe(
+    table, hide_index=True,
+    column_config={"time": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+                   "top_similarity": st.column_config.NumberColumn(format="%.4f")},
+)
+st.caption(f"{len(table)} record(s). Click a column header to sort.")
+
+if table.empty:
+    st.info("No record matches these filters.")
+    st.stop()
+
+seq = st.selectbox("Open record", table["seq"].tolist(), key="matchlog_open")
+entry = log.get(int(seq))
+record = entry.record
+
+st.subheader(f"Record #{record.seq}: {record.action} → {record.outcome}")
+c1, c2, c3 = st.columns(3)
+c1.markdown(f"**Operator** {record.operator or '–'}  \n**Purpose** {record.purpose or '–'}  \n"
+            f"**Case** {record.case_ref or '–'}  \n**Legal basis** {record.legal_basis or '–'}")
+c2.markdown(f"**Gallery** {record.gallery.name if record.gallery else '–'}  \n"
+            f"**Gallery size** {record.gallery.size if record.gallery else '–'}  \n"
+            f"**Faces in probe** {record.faces_found if record.faces_found is not None else '–'}  \n"
+            f"**Started** {record.started_at}")
+c3.markdown(f"**Entry hash** `{entry.entry_hash.hex()[:16]}…`  \n**Previous** `{entry.prev_hash.hex()[:16]}…`  \n"
+            f"**Latency** {record.latency_ms or '–'} ms")
+with st.expander("Everything recorded (canonical record)"):
+    st.json(entry.to_dict())
+
+flash = st.session_state.pop("matchlog_flash", None)
+if flash:
+    st.success(flash)
+
+if record.action in ("search", "verify") and record.outcome == "ok":
+    st.markdown("**Candidates and their review status**")
+    frame = status_frame([log.match_status(record.seq)])
+    scores = {c.face_id: c.similarity for c in record.candidates}
+    frame["similarity"] = frame["face_id"].map(scores)
+    st.dataframe(frame.drop(columns=["seq", "operator"]), hide_index=True)
+    reviews = records_frame(log.list(AuditFilter(target_seq=record.seq)))
+    if not reviews.empty:
+        st.markdown("**Reviews and refusals recorded for this query**")
+        st.dataframe(reviews[["seq", "time", "action", "outcome", "reviewer", "decision"]], hide_index=True)
+
+    if user.can("review"):
+        if record.operator is not None and normalize_name(record.operator) == user.name:
+            st.info("You ran this query, so you cannot review it (two-person rule).")
+        with st.form("matchlog_review_form"):
+            labels = {f"#{c.rank} {c.subject_id} (similarity {c.similarity})": c.face_id for c in record.candidates}
+            choice = st.selectbox("Candidate", list(labels) or ["(the verified pair)"], key="matchlog_candidate")
+            decision = st.radio("Decision", ["confirm", "reject"], horizontal=True, key="matchlog_decision")
+            note = st.text_input("Note", key="matchlog_note")
+            if st.form_submit_button("Record review", type="primary"):
+                try:
+                    review = runtime().session(AuditContext(), user).review(
+                        record.seq, decision, note=note.strip() or None, face_id=labels.get(choice))
+                except ERRORS as err:
+                    st.error(f"Review refused: {err}")
+                else:
+                    st.session_state["matchlog_flash"] = f"Review recorded as audit record #{review.seq}."
+                    st.rerun()
+elif record.action == "review":
+    st.info(f"A review of query #{record.target_seq}: {record.reviewer} chose to {record.decision}.")

@@ -1,0 +1,143 @@
+"""Search (operators): one probe photo against a gallery, with a purpose and a case reference.
+
+Before the search the page states the chance that a gallery of this size returns
+a false candidate at the chosen threshold; after it, every candidate carries the
+false-match rate measured at its score, overall and per group. Candidates are
+shown as subject ids and scores only: no gallery photos.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from audit import AuditContext
+from dashboard.web.app_pages.common import ERRORS, evaluations, require, runtime
+
+user = require("search")
+rt = runtime()
+st.title("Search a gallery")
+
+galleries = rt.galleries.list()
+if not galleries:
+    st.info("No gallery yet. An administrator creates and fills one with `facetrail gallery create` and "
+            "`facetrail gallery enroll` (or run `facetrail demo --no-serve`).")
+    st.stop()
+
+names = [g.name for g in galleries]
+gallery_name = st.selectbox("Gallery", names, key="search_gallery")
+info = next(g for g in galleries if g.name == gallery_name)
+try:
+    engine = rt.engine_for_gallery(gallery_name)
+except ERRORS as err:
+    st.error(str(err))
+    st.stop()
+config = engine.config
+st.caption(f"{info.size} faces of {info.subjects} subjects · {config.model}/{config.detector}/{config.alignment} · "
+           f"fingerprint `{info.fingerprint}`")
+
+threshold = st.slider(
+    "Decision threshold (cosine distance: lower is stricter)", min_value=0.01, max_value=0.30,
+    value=float(round(config.threshold, 3)), step=0.005, format="%.3f", key="search_threshold",
+    help=f"Default {config.threshold:.3f}: {config.threshold_source.description}",
+)
+top_k = st.number_input("Candidates to return at most", 1, 50, 5, key="search_top_k")
+
+threshold = round(threshold, 3)
+
+
+runs = evaluations().for_model(config.embedding_key, info.size)  # runs that measured this gallery size first
+report = None
+if runs:
+    run_labels = {r.label: r.run_id for r in runs}
+    chosen = st.selectbox("Error rates from the evaluation", list(run_labels), key="search_evaluation",
+                          help="Rates measured on a labelled dataset under this gallery's model configuration")
+    report = evaluations().load(run_labels[chosen])
+    chance = report.chance_of_false_candidate(info.size, threshold)
+    dataset = next(r.dataset for r in runs if r.label == chosen)
+    how = (f"measured: the share of {dataset} probes, none "
+           f"of them in a {info.size}-face gallery of this model, whose search returned a candidate"
+           if chance.method == "measured"
+           else f"estimated as 1 − (1 − FMR)^N with pairwise FMR {chance.fmr:.2e}; assumes independent comparisons")
+    st.warning(
+        f"**Before you search:** with {info.size} faces in the gallery at threshold {threshold:.3f}, a search "
+        f"for someone who is **not** in the gallery returns at least one (false) candidate with probability "
+        f"**{chance.value:.1%}** ({how}).",
+        icon=":material/warning:",
+    )
+    ident = report.identification()
+    if chance.method == "measured" and not ident.empty:
+        by_group = ident[(ident["gallery_size"] == info.size) & ((ident["threshold"] - threshold).abs() < 1e-9)
+                         & (ident["grouping"] != "all")]
+        with st.expander("The same chance for each group of people searched"):
+            st.dataframe(by_group[["group_name", "fpir", "fpir_lo", "fpir_hi", "nonmated_searches",
+                                   "false_positive_searches"]], hide_index=True,
+                         column_config={c: st.column_config.NumberColumn(format="percent")
+                                        for c in ("fpir", "fpir_lo", "fpir_hi")})
+            st.caption("fpir: share of searches returning a false candidate, with a 95% Wilson interval.")
+else:
+    st.info("No evaluation of this model configuration yet, so error rates cannot be shown. An auditor runs "
+            "one with `facetrail evaluate` (the demo evaluates congress_small and lfw_small).")
+
+with st.form("search_form"):
+    purpose = st.text_input("Purpose (required)", key="search_purpose",
+                            placeholder="e.g. identify a suspect in a burglary investigation")
+    case_ref = st.text_input("Case reference (required)", key="search_case", placeholder="e.g. CR-2024-0117")
+    legal_basis = st.text_input("Legal basis (optional)", key="search_legal_basis")
+    upload = st.file_uploader("Probe photo", type=["jpg", "jpeg", "png", "webp", "bmp"], key="search_upload")
+    submitted = st.form_submit_button("Search", type="primary")
+
+if submitted:
+    context = AuditContext(purpose=purpose.strip() or None, case_ref=case_ref.strip() or None,
+                           legal_basis=legal_basis.strip() or None, case_required=True)
+    if upload is None:
+        st.error("Choose a probe photo to search.")
+    else:
+        try:  # a missing purpose or case is refused by the audited service, which records the refusal
+            named = None if threshold == round(config.threshold, 3) else threshold  # keep the default's provenance
+            audited = rt.audited(engine, context, user).search(gallery_name, upload.getvalue(), top_k=int(top_k),
+                                                               threshold=named)
+        except ERRORS as err:
+            st.error(f"Search refused or failed: {err}")
+        else:
+            st.session_state["search_last"] = audited
+
+last = st.session_state.get("search_last")
+if last is not None:
+    result = last.result
+    st.subheader(f"Result — audit record #{last.seq}")
+    st.caption(f"{result.faces_detected} face(s) detected in the probe; gallery {result.gallery.name} "
+               f"({result.gallery.size} faces, fingerprint `{result.gallery.fingerprint}`), threshold "
+               f"{result.threshold:.3f}. A candidate is a lead, not an identification: it needs two reviewers.")
+    if not result.candidates:
+        st.success("No candidate within the threshold.")
+    else:
+        rows = []
+        groups = []
+        if report is not None:
+            seen = set()
+            for h in report.histogram_rows:
+                key = tuple(sorted(dict(h["group"]).items()))
+                if len(key) == 1 and key not in seen:
+                    seen.add(key)
+                    groups.append(dict(key))
+        for c in result.candidates:
+            row = {"rank": c.rank, "subject_id": c.subject_id, "similarity": round(c.similarity, 4),
+                   "distance": round(c.distance, 4)}
+            if report is not None:
+                row["FMR at this score (overall)"] = report.false_match_rate_at(c.similarity)
+                for g in groups:
+                    label = ", ".join(str(v) for v in g.values())
+                    value = report.false_match_rate_at(c.similarity, g)
+                    row[f"FMR ({label})"] = None if math.isnan(value) else value
+            rows.append(row)
+        frame = pd.DataFrame(rows)
+        st.dataframe(frame, hide_index=True,
+                     column_config={c: st.column_config.NumberColumn(format="%.2e") for c in frame.columns
+                                    if c.startswith("FMR")})
+        pairs = int(report.run.get("impostor_pairs") or 0) if report is not None else 0
+        st.caption("FMR at this score: the share of impostor pairs (different people) in the evaluation that score "
+                   f"at least this similar; 0 means none of its {pairs:,} impostor pairs did. Per-group values use "
+                   "pairs within that group (sex, race labels of the evaluation dataset).")

@@ -1,0 +1,147 @@
+"""Video search (operators): stored footage against a gallery, face track by face track, for a purpose and a case.
+
+The upload is copied to a private temporary file (mode 0600) for the job and deleted when
+the job ends, whatever its outcome: the footage is never kept, and the record names it only
+by its SHA-256. The page shows the job's record (its tracks on a timeline, each track's
+candidates) and, from the in-memory result of this job only, the best crop of each track
+that has candidates; "Forget this result" drops them. A candidate is a lead for two
+reviewers (Match log), not an identification.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import plotly.express as px
+import streamlit as st
+
+from audit import AuditContext
+from dashboard.web.app_pages.common import ERRORS, chart, require, runtime
+from dashboard.web.views import video_candidates_frame, video_tracks_frame
+
+user = require("search")
+rt = runtime()
+st.title("Video search")
+st.caption("Search stored footage (MP4/MOV, AVI, Matroska/WebM) against a gallery. Faces are tracked across "
+           "sampled frames and each track is searched with its best faces. The video is deleted as soon as the "
+           "job ends; the audit record keeps its SHA-256, the tracks' times and their candidates.")
+
+
+@contextlib.contextmanager
+def private_copy(upload: Any) -> Iterator[Path]:
+    """The upload as a private temporary file (0600), deleted on the way out whatever happens."""
+    fd, name = tempfile.mkstemp(prefix="facetrail-video-", suffix=".upload")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            upload.seek(0)
+            shutil.copyfileobj(upload, out, length=1 << 20)
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+galleries = rt.galleries.list()
+if not galleries:
+    st.info("No gallery yet. An administrator creates and fills one with `facetrail gallery create` and "
+            "`facetrail gallery enroll` (or run `facetrail demo --no-serve`).")
+    st.stop()
+
+names = [g.name for g in galleries]
+gallery_name = st.selectbox("Gallery", names, key="video_gallery")
+info = next(g for g in galleries if g.name == gallery_name)
+try:
+    engine = rt.engine_for_gallery(gallery_name)
+except ERRORS as err:
+    st.error(str(err))
+    st.stop()
+config = engine.config
+st.caption(f"{info.size} faces of {info.subjects} subjects · {config.model}/{config.detector}/{config.alignment} · "
+           f"fingerprint `{info.fingerprint}`")
+
+c1, c2, c3 = st.columns(3)
+threshold = c1.slider(
+    "Decision threshold (cosine distance: lower is stricter)", min_value=0.01, max_value=0.30,
+    value=float(round(config.threshold, 3)), step=0.005, format="%.3f", key="video_threshold",
+    help=f"Default {config.threshold:.3f}: {config.threshold_source.description}",
+)
+top_k = c2.number_input("Candidates per track at most", 1, 50, 5, key="video_top_k")
+fps = c3.number_input("Frames sampled per second", 0.5, 10.0, 2.0, step=0.5, key="video_fps",
+                      help="More frames find briefer appearances and cost more time.")
+threshold = round(threshold, 3)
+
+with st.form("video_form"):
+    purpose = st.text_input("Purpose (required)", key="video_purpose",
+                            placeholder="e.g. identify a suspect in a burglary investigation")
+    case_ref = st.text_input("Case reference (required)", key="video_case", placeholder="e.g. CR-2024-0117")
+    legal_basis = st.text_input("Legal basis (optional)", key="video_legal_basis")
+    upload = st.file_uploader("Video", type=["mp4", "mov", "m4v", "avi", "mkv", "webm"], key="video_upload")
+    submitted = st.form_submit_button("Search the video", type="primary")
+
+if submitted:
+    context = AuditContext(purpose=purpose.strip() or None, case_ref=case_ref.strip() or None,
+                           legal_basis=legal_basis.strip() or None, case_required=True)
+    if upload is None:
+        st.error("Choose a video to search.")
+    else:
+        bar = st.progress(0.0, text="Decoding and searching the video…")
+
+        def progress(done: int, expected: int) -> None:
+            bar.progress(min(1.0, done / max(expected, 1)), text=f"{done} of about {expected} frames sampled")
+
+        st.session_state.pop("video_last", None)
+        with private_copy(upload) as path:
+            try:  # a missing purpose or case is refused by the audited service, which records the refusal
+                named = None if threshold == round(config.threshold, 3) else threshold  # keep the default's provenance
+                audited = rt.audited(engine, context, user).search_video(
+                    gallery_name, path, fps=float(fps), top_k=int(top_k), threshold=named, on_progress=progress)
+            except ERRORS as err:
+                st.error(f"Video search refused or failed (recorded): {str(err).replace(str(path), 'the upload')}")
+            else:
+                st.session_state["video_last"] = audited
+        bar.empty()
+
+last = st.session_state.get("video_last")
+if last is not None:
+    result, record = last.result, last.entry.record
+    status = rt.log.match_status(last.seq)
+    tracks = video_tracks_frame(record, status)
+    candidates = video_candidates_frame(record, status)
+    st.subheader(f"Result — audit record #{last.seq}")
+    with_candidates = int((tracks["candidates"] > 0).sum())
+    st.caption(f"{result.duration_ms / 1000:.1f} s of video, {result.frames_sampled} frames sampled, "
+               f"{result.faces_detected} face(s) in {len(tracks)} track(s), {with_candidates} with candidates; "
+               f"{result.searches} gallery searches at threshold {result.threshold:.3f}. Every candidate needs two "
+               "reviewers before it counts.")
+    if tracks.empty:
+        st.success("No face was found in the sampled frames.")
+    else:
+        figure = px.bar(tracks, x="duration_s", base="start_s", y="track", color="chart_label", orientation="h",
+                        height=120 + 28 * len(tracks), labels={"duration_s": "seconds", "chart_label": "candidate"},
+                        hover_data={"start_s": ":.1f", "end_s": ":.1f", "faces": True, "track": False,
+                                    "duration_s": False})
+        figure.add_scatter(x=tracks["best_s"], y=tracks["track"], mode="markers", name="best face",
+                           marker={"symbol": "diamond", "size": 9, "color": "black"})
+        figure.update_yaxes(autorange="reversed", title=None)
+        figure.update_xaxes(title="time in the video (s)", range=[0, result.duration_ms / 1000])
+        chart(figure)
+    if candidates.empty:
+        st.success("No track has a candidate within the threshold.")
+    else:
+        st.markdown("**Candidates by track** (pending until two reviewers confirm)")
+        st.dataframe(candidates.drop(columns=["confirmations", "rejections"]), hide_index=True,
+                     column_config={"similarity": st.column_config.NumberColumn(format="%.4f"),
+                                    "distance": st.column_config.NumberColumn(format="%.4f")})
+        st.markdown("**Best face of each track with candidates** (held in memory for this result only)")
+        crops = [t for t in result.tracks if t.crop is not None]
+        for row in range(0, len(crops), 6):
+            for column, track in zip(st.columns(6), crops[row : row + 6], strict=False):
+                column.image(track.crop, caption=f"Track {track.track_id} at {track.best_ms / 1000:.1f} s")
+    if st.button("Forget this result", key="video_forget", help="Drop the crops and the result from this session"):
+        st.session_state.pop("video_last", None)
+        st.rerun()

@@ -1,0 +1,42 @@
+"""facetrail's dashboard: ``streamlit run dashboard/web/streamlit_app.py -- --db PATH``.
+
+Signed out, the only page is Sign in. Signed in, the navigation lists the pages
+the user's role may open; each page checks the role again on the server
+(``common.require``) before it renders anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard.web.app_pages.common import current_user, db_path, sign_out
+
+st.set_page_config(page_title="facetrail", page_icon=":material/policy:", layout="wide")
+
+#: (file, title, icon, permission)
+PAGES = (
+    ("app_pages/overview.py", "Overview", ":material/dashboard:", "overview"),
+    ("app_pages/search.py", "Search", ":material/person_search:", "search"),
+    ("app_pages/verify.py", "Verify", ":material/compare:", "verify"),
+    ("app_pages/match_log.py", "Match log", ":material/fact_check:", "read_log"),
+    ("app_pages/demographics.py", "Demographic performance", ":material/balance:", "read_evaluations"),
+    ("app_pages/integrity.py", "Integrity", ":material/verified:", "integrity"),
+    ("app_pages/exports.py", "Exports", ":material/download:", "export"),
+    ("app_pages/admin.py", "Administration", ":material/admin_panel_settings:", "manage_users"),
+)
+
+user = current_user()
+if user is None:
+    nav = st.navigation([st.Page("app_pages/signin.py", title="Sign in", icon=":material/login:", default=True)])
+else:
+    allowed = [st.Page(f, title=t, icon=i) for f, t, i, action in PAGES if user.can(action)]
+    nav = st.navigation(allowed)
+    with st.sidebar:
+        st.caption(f"Signed in as **{user.name}** ({user.role})")
+        st.caption(f"Database: `{Path(db_path()).name}`", help=db_path())
+        if st.button("Sign out", key="app_sign_out", icon=":material/logout:"):
+            sign_out()
+            st.rerun()
+nav.run()
