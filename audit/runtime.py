@@ -200,11 +200,10 @@ class Runtime:
         model: str = "Dlib",
         detector: str = DEFAULT_DETECTOR,
         alignment: str = DEFAULT_ALIGNMENT,
-        *,
         fallback_detectors: tuple[str, ...] | None = None,
         mirror_average: bool | None = None,
     ) -> Engine:
-        """Return a cached engine for these names (models load on first use)."""
+        """Return a cached engine for these names (models load on first use); ``None``: the default cascade and mirror setting."""
         config = self.config(
             model, detector, alignment, fallback_detectors=fallback_detectors, mirror_average=mirror_average
         )
@@ -237,8 +236,8 @@ class Runtime:
             config["model"],
             config["detector"],
             config["alignment"],
-            fallback_detectors=tuple(config.get("fallback_detectors") or ()),
-            mirror_average=bool(config.get("mirror_average", False)),
+            tuple(config.get("fallback_detectors") or ()),
+            bool(config.get("mirror_average", False)),
         )
         if engine.config.embedding_key != key:
             raise ConfigMismatch(

@@ -294,6 +294,7 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--skip-engine", action="store_true", help="do not re-run the default through the engine")
     parser.add_argument("--timing-sample", type=int, default=60, help="faces in the interleaved timing pass")
+    parser.add_argument("--engine-policies", default="largest", help="face policies of the end-to-end engine run")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     data = Path(args.data).resolve()
@@ -332,12 +333,16 @@ def main() -> None:
                 rows[f"{name}/{detection}/{policy}"] = m
                 print(_row(f"{name} / {detection} / {policy}", m, ms, rel), flush=True)
     if not args.skip_engine:
-        _engine_check(lfw, congress, pairs, rows)
+        _engine_check(lfw, congress, pairs, rows, args.engine_policies.split(","))
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 
 def _engine_check(
-    lfw: list[str], congress: list[str], pairs: list[tuple[int, str, str, bool]], rows: dict[str, dict[str, float]]
+    lfw: list[str],
+    congress: list[str],
+    pairs: list[tuple[int, str, str, bool]],
+    rows: dict[str, dict[str, float]],
+    policies: list[str],
 ) -> None:
     config = default_config()
     variant = "mirror" if config.mirror_average else "base"
@@ -345,7 +350,7 @@ def _engine_check(
     print(f"\nthe shipped default {config.name}, end to end through Engine.embed_batch (2 processes, fresh cache):")
     with tempfile.TemporaryDirectory() as tmp:
         cache = GalleryStore(Database(Path(tmp) / "cache.duckdb")).cache
-        for policy in ("largest", "central"):
+        for policy in policies:
             engine = Engine(config, face_policy=policy)  # type: ignore[arg-type]
             t0 = time.perf_counter()
             batch = engine.embed_batch(lfw + congress, cache=cache, workers=2)
