@@ -10,11 +10,12 @@ has too few people for 300) and as many mismatched, seeded) and evaluates it
 through the runner ``facetrail evaluate --lfw`` calls (:func:`audit.run_evaluation`,
 recorded in the working database's audit log) for, in one run:
 
-- ``today``: the pipeline before issue 16 (``Dlib/dlib/dlib_5pt``: HOG alone, one chip);
+- ``today``: the pipeline before issue 16 (``Dlib/dlib/dlib_5pt``: HOG alone, one chip;
+  ``--no-today`` leaves it out);
 - ``default``: :func:`core.default_config` (detector cascade, mirror averaging);
 - ``default/central``: the same configuration under the engine's ``central`` face
   policy (the face nearest the image centre: LFW's photos are cropped around their
-  subject);
+  subject; ``--no-central`` leaves it out);
 - with ``--deepface``, also deepface's own alignment (``Dlib/dlib/deepface``).
 
 It prints the 10-fold accuracy over all pairs (a pair with an image in which no
@@ -86,6 +87,8 @@ def main() -> None:
     parser.add_argument("--data", default=os.environ.get("FACETRAIL_TEST_DATA", "../shared/datasets"))
     parser.add_argument("--db", default="benchmarks/out/embedding-cache.duckdb", help="working database (cache)")
     parser.add_argument("--deepface", action="store_true", help="also deepface's alignment (slow)")
+    parser.add_argument("--no-today", action="store_true", help="leave out today's pipeline (its row is bench_variants' base)")
+    parser.add_argument("--no-central", action="store_true", help="leave out the 'central' face policy")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     source = (Path(args.data) / "lfw_small" / "images").resolve()
@@ -104,11 +107,10 @@ def main() -> None:
         request = EvaluationRequest(DatasetSource(lfw=root), thresholds=(parse_threshold("fmr=1e-3"),),
                                     include_default=False, bootstrap=0, store=False)
         default = runtime.engine()
-        engines = {
-            "today": runtime.engine(fallback_detectors=(), mirror_average=False),
-            "default": default,
-            "default/central": Engine(default.config, face_policy="central"),
-        }
+        engines = {} if args.no_today else {"today": runtime.engine(fallback_detectors=(), mirror_average=False)}
+        engines["default"] = default
+        if not args.no_central:
+            engines["default/central"] = Engine(default.config, face_policy="central")
         if args.deepface:
             engines["deepface"] = runtime.engine("Dlib", "dlib", "deepface")
         keep = ("accuracy", "accuracy_std", "accuracy_both_found", "accuracy_both_found_std", "pairs",

@@ -295,6 +295,9 @@ def main() -> None:
     parser.add_argument("--skip-engine", action="store_true", help="do not re-run the default through the engine")
     parser.add_argument("--timing-sample", type=int, default=60, help="faces in the interleaved timing pass")
     parser.add_argument("--engine-policies", default="largest", help="face policies of the end-to-end engine run")
+    parser.add_argument(
+        "--engine-db", help="run the engine with this database's embedding cache (default: a fresh one, timed)"
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     data = Path(args.data).resolve()
@@ -333,7 +336,7 @@ def main() -> None:
                 rows[f"{name}/{detection}/{policy}"] = m
                 print(_row(f"{name} / {detection} / {policy}", m, ms, rel), flush=True)
     if not args.skip_engine:
-        _engine_check(lfw, congress, pairs, rows, args.engine_policies.split(","))
+        _engine_check(lfw, congress, pairs, rows, args.engine_policies.split(","), args.engine_db)
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 
@@ -343,13 +346,15 @@ def _engine_check(
     pairs: list[tuple[int, str, str, bool]],
     rows: dict[str, dict[str, float]],
     policies: list[str],
+    db: str | None,
 ) -> None:
     config = default_config()
     variant = "mirror" if config.mirror_average else "base"
     detection = {(): "HOG", ("dlib_cnn",): "HOG>CNN"}.get(config.fallback_detectors, "other")
-    print(f"\nthe shipped default {config.name}, end to end through Engine.embed_batch (2 processes, fresh cache):")
+    where = f"the cache of {db} (images/s then counts cached images)" if db else "fresh cache"
+    print(f"\nthe shipped default {config.name}, end to end through Engine.embed_batch (2 processes, {where}):")
     with tempfile.TemporaryDirectory() as tmp:
-        cache = GalleryStore(Database(Path(tmp) / "cache.duckdb")).cache
+        cache = GalleryStore(Database(db or Path(tmp) / "cache.duckdb")).cache
         for policy in policies:
             engine = Engine(config, face_policy=policy)  # type: ignore[arg-type]
             t0 = time.perf_counter()

@@ -67,10 +67,17 @@ log = logging.getLogger(__name__)
 DEFAULT_DETECTOR = "dlib"
 #: Default alignment: dlib's 5-point face chips (issue 5 measured +1.9 points on LFW over deepface's).
 DEFAULT_ALIGNMENT = "dlib_5pt"
-#: The default detector cascade after :data:`DEFAULT_DETECTOR` (alignment ``dlib_5pt``).
-DEFAULT_FALLBACKS: tuple[str, ...] = ()
-#: Whether the default detector and alignment average each face's embedding with its mirror image's.
-DEFAULT_MIRROR_AVERAGE = False
+#: The default detector cascade after :data:`DEFAULT_DETECTOR` (alignment ``dlib_5pt``): dlib's CNN
+#: detector where HOG finds no face. On lfw_small it finds the 7 faces HOG misses (FTA 0.4% -> 0);
+#: congress_small never needs it (benchmarks/bench_variants.py, bench_cascade.py). mtcnn is not a
+#: third stage: no image of either set reaches it, and every faceless image would load TensorFlow.
+DEFAULT_FALLBACKS: tuple[str, ...] = ("dlib_cnn",)
+#: Whether the default detector and alignment average each face's embedding with its mirror image's:
+#: +0.29 points on the LFW-format proxy (98.57% -> 98.86% with the cascade), FNMR at FMR=1e-3 on
+#: lfw_small 6.6% -> 5.3% and on congress_small 0.34% -> 0, for a second forward pass of the ResNet
+#: (1.97x the recognition time per face; benchmarks/bench_variants.py). The other variants measured
+#: there (jitter, 68 landmarks, padding, chip size) gain less per millisecond and are not kept.
+DEFAULT_MIRROR_AVERAGE = True
 
 #: deepface's hard-coded cosine thresholds. Never measured by facetrail: used only when no
 #: calibration exists, and every result then says so (threshold_source.kind == "deepface_builtin").
