@@ -5,14 +5,19 @@
 - :mod:`audit.access`: :class:`AccountService`: sign-in, sessions, API tokens, account changes (recorded).
 - :mod:`audit.session`: :class:`AuditSession`, the one gate every action passes.
 - :mod:`audit.audited`: :class:`AuditedEngine`, the engine and galleries behind the gate.
+- :mod:`audit.blind`: blind review with fillers (batches, one item at a time, the reveal);
+  :mod:`audit.evaluation.reviewers`: each reviewer's own error rates.
 - :mod:`audit.evaluation`: NIST-style error rates per group, calibration, stored runs.
+- :mod:`audit.reports`: accountability reports from the live record (``generate_report``).
 - :mod:`audit.runtime`: :class:`Runtime`, the composition root the interfaces build once.
 
 ``audit`` never imports streamlit or ``dashboard``.
 """
 
 from audit import evaluation as _evaluation
+from audit import reports as _reports
 from audit import trail as _trail
+from audit import witness as _witness
 from audit.access import AccountService, IssuedToken
 from audit.accounts import (
     ACTION_PERMISSIONS,
@@ -31,6 +36,21 @@ from audit.accounts import (
     normalize_name,
 )
 from audit.audited import AuditedEngine, audited_export
+from audit.blind import (
+    BLIND_MODE,
+    NON_BLIND_MODE,
+    BlindBatch,
+    BlindItem,
+    BlindRevealMismatch,
+    BlindReviewRefused,
+    blind_batches,
+    open_batch,
+    reveal,
+    verify_reveal,
+)
+from audit.blind import decide as blind_decide
+from audit.blind import next_item as blind_next
+from audit.blind import probe_image as blind_probe_image
 from audit.errors import (
     AuditError,
     ChainIntegrityError,
@@ -41,12 +61,23 @@ from audit.errors import (
     ReviewRefused,
 )
 from audit.evaluation import *  # noqa: F403 (the evaluation package's public names)
+from audit.evaluation.reviewers import ReviewerRate, ReviewerRates, audited_reviewer_rates, reviewer_rates
+from audit.outputs import OutputRefused, check_out_path, protected_paths
+from audit.privacy import DataHolding, privacy_inventory, purge_evaluation_cache, retention_run
+from audit.reports import *  # noqa: F403 (accountability reports)
 from audit.runtime import Runtime
 from audit.session import AuditContext, Audited, AuditSession
 from audit.trail import *  # noqa: F403 (the trail's public names)
+from audit.witness import *  # noqa: F403 (the witness and the log's witness client)
 
 __all__ = [
     "ACTION_PERMISSIONS",
+    "DataHolding",
+    "privacy_inventory",
+    "purge_evaluation_cache",
+    "retention_run",
+    "BLIND_MODE",
+    "NON_BLIND_MODE",
     "PERMISSIONS",
     "ROLES",
     "AccountDisabled",
@@ -57,6 +88,10 @@ __all__ = [
     "AuditSession",
     "Audited",
     "AuditedEngine",
+    "BlindBatch",
+    "BlindItem",
+    "BlindReviewRefused",
+    "BlindRevealMismatch",
     "ChainIntegrityError",
     "Credential",
     "ExcerptError",
@@ -68,13 +103,29 @@ __all__ = [
     "NotAuthenticated",
     "OperatorMismatch",
     "RecordNotFound",
+    "ReviewerRate",
+    "ReviewerRates",
     "ReviewRefused",
     "Runtime",
     "SignInRefused",
     "User",
     "audited_export",
+    "audited_reviewer_rates",
+    "blind_batches",
+    "blind_decide",
+    "blind_next",
+    "blind_probe_image",
     "can",
     "normalize_name",
+    "open_batch",
+    "reveal",
+    "reviewer_rates",
+    "verify_reveal",
     *_evaluation.__all__,
+    *_reports.__all__,
     *_trail.__all__,
+    *_witness.__all__,
+    "OutputRefused",
+    "check_out_path",
+    "protected_paths",
 ]

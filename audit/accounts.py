@@ -96,6 +96,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "manage_galleries": frozenset({"admin"}),
     "manage_users": frozenset({"admin"}),
     "overview": frozenset({"operator", "reviewer", "auditor", "admin"}),
+    "audit_reviewers": frozenset({"auditor"}),  # blind batches with fillers, reviewers' own error rates
 }
 
 #: The permission each audited action needs (``None``: any authenticated account, e.g. to sign
@@ -103,8 +104,14 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
 ACTION_PERMISSIONS: dict[str, str | None] = {
     "search": "search",
     "search_video": "search",
+    "threshold_policy": "manage_galleries",  # admins set how loose operators may search (audit.policy)
     "verify": "verify",
     "review": "review",
+    "blind_review": "review",
+    "blind_serve": "review",
+    "blind_batch": "audit_reviewers",
+    "blind_reveal": "audit_reviewers",
+    "review_rates": "audit_reviewers",
     "enroll": "manage_galleries",
     "delete": "manage_galleries",
     "create_gallery": "manage_galleries",
@@ -124,6 +131,8 @@ ACTION_PERMISSIONS: dict[str, str | None] = {
     "mark_demo": "manage_users",
     "change_password": None,  # one's own; another account's needs manage_users (audit.access)
     "sign_out": None,
+    "evidence": "integrity",  # destroying review evidence that is due (audit.evidence)
+    "retention": "integrity",  # facetrail retention run (audit.privacy)
 }
 
 AuthMethod = Literal["password_session", "dashboard_session", "api_token"]

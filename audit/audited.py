@@ -35,11 +35,17 @@ job, whatever the length of the footage. It names the video by its SHA-256
   the video's duration, frame counts and size, the query (``top_k``, ``threshold``,
   exact or not), the expected FPIR of one search at that threshold of this gallery
   (each track is searched up to ``searches_per_track`` times), and ``retained``: what
-  was kept of the footage (nothing: the best crops of tracks with candidates are held
-  in the returned result, in memory, for an evidence store to take).
+  was kept of the footage (never the video; the best crop of each track with candidates,
+  sealed in the evidence store until its review ends or its retention expires:
+  :mod:`audit.evidence`, with the ids of the kept crops and when they expire).
 
 A failed job is recorded with the error's code and what is known of the file
 (:func:`core.video.video_facts`: its SHA-256, size, container and declared length).
+
+Searches and video searches follow the deployment's threshold policy (:mod:`audit.policy`):
+a threshold looser than the policy's loosest needs a written reason, past its hard limit
+it is refused (both refusals recorded, with the warning the operator was shown), and
+every search record says where its threshold stood (``details.threshold_policy``).
 
 Every method returns an :class:`~audit.session.Audited` pair ``(result, entry)``.
 """
@@ -48,12 +54,29 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+from PIL import Image
+
+from audit.evidence import EvidenceStore
+from audit.policy import (
+    ThresholdBeyondLimit,
+    ThresholdCheck,
+    ThresholdPolicy,
+    ThresholdReasonRequired,
+    check_policy_values,
+    check_threshold_policy,
+    current_policy,
+    policy_fields,
+)
+from audit.privacy_export import export_pseudonym_key
 from audit.session import Audited, AuditSession
 from audit.trail.convert import candidate_fields, gallery_fields
 from audit.trail.excerpt import write_excerpt
@@ -93,6 +116,19 @@ def _digest(source: ImageSource | Embedding) -> str | None:
     return None
 
 
+def _probe_bytes(source: ImageSource | Embedding) -> bytes | None:
+    """Return the image a probe was given as (file bytes, bytes, or pixels as PNG); None for an embedding."""
+    if isinstance(source, bytes | bytearray):
+        return bytes(source)
+    if isinstance(source, str | os.PathLike):
+        return Path(source).read_bytes()
+    if isinstance(source, np.ndarray):
+        buffer = io.BytesIO()
+        Image.fromarray(source).save(buffer, format="PNG")
+        return buffer.getvalue()
+    return None
+
+
 def _recordable(value: Any) -> Any:
     """Return a requested option as a record can hold it (a non-finite number, refused by the engine, as text)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -117,6 +153,8 @@ class AuditedEngine:
         self.session = session
         self.engine = engine
         self.galleries = galleries
+        self._evidence: EvidenceStore | None = None
+        self._unlinked: list[str] = []
 
     @property
     def log(self) -> Any:
@@ -141,7 +179,11 @@ class AuditedEngine:
 
     def _run(self, action: str, call: Callable[[], Any], describe: Callable[[Any], dict[str, Any]],
              on_error: Callable[[BaseException], dict[str, Any]]) -> Audited[Any]:
-        return self.session.run(action, call, describe, on_error)
+        done = self.session.run(action, call, describe, on_error)
+        kept, self._unlinked = self._unlinked, []
+        for evidence_id in kept:  # images kept by ``describe`` are evidence for this record
+            self.evidence.link(evidence_id, done.seq)
+        return done
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -182,41 +224,50 @@ class AuditedEngine:
         return self._run("verify", lambda: self.engine.verify(a, b, threshold=threshold), describe, on_error)
 
     def search(
-        self, gallery_name: str, probe: ImageSource | Embedding, *, top_k: int = 10, threshold: float | None = None
+        self, gallery_name: str, probe: ImageSource | Embedding, *, top_k: int = 10, threshold: float | None = None,
+        threshold_reason: str | None = None,
     ) -> Audited[SearchResult]:
         """Search a gallery (1:N) and record it; outcome ``ok`` with candidates, else ``no_match``.
+
+        A threshold looser than the deployment's policy needs ``threshold_reason``
+        (:mod:`audit.policy`); the record's ``details.threshold_policy`` says where it stood.
 
         Raises
         ------
         MissingContext
             No operator or purpose (a ``refused`` record was appended).
+        ThresholdReasonRequired, ThresholdBeyondLimit
+            Looser than the policy without a reason, or past its hard limit (refused and recorded).
         RecognitionError
             Whatever the engine or gallery store raised (recorded with its ``code``).
         """
         self.session.check("search", {"gallery_name": gallery_name})
         self._check_threshold("search", threshold, {"gallery_name": gallery_name})
-        return self._search(gallery_name, probe, top_k, threshold)
+        policy = self._policy("search", gallery_name, threshold, threshold_reason)
+        return self._search(gallery_name, probe, top_k, threshold, policy)
 
     def search_many(
         self, gallery_name: str, probes: Sequence[ImageSource | Embedding], *, top_k: int = 10,
-        threshold: float | None = None,
+        threshold: float | None = None, threshold_reason: str | None = None,
     ) -> list[Audited[SearchResult] | RecognitionError]:
-        """Search several probes against one gallery: one check, one record per probe.
+        """Search several probes against one gallery: one check (of the context and the policy), one record per probe.
 
         A probe that fails is recorded and returned as its error; the others go on.
         """
         self.session.check("search", {"gallery_name": gallery_name})
         self._check_threshold("search", threshold, {"gallery_name": gallery_name})
+        policy = self._policy("search", gallery_name, threshold, threshold_reason)
         out: list[Audited[SearchResult] | RecognitionError] = []
         for probe in probes:
             try:
-                out.append(self._search(gallery_name, probe, top_k, threshold))
+                out.append(self._search(gallery_name, probe, top_k, threshold, policy))
             except RecognitionError as err:  # recorded by the session; reported per probe
                 out.append(err)
         return out
 
     def _search(
-        self, gallery_name: str, probe: ImageSource | Embedding, top_k: int, threshold: float | None
+        self, gallery_name: str, probe: ImageSource | Embedding, top_k: int, threshold: float | None,
+        policy: ThresholdCheck,
     ) -> Audited[SearchResult]:
         def call() -> SearchResult:
             loaded = self.galleries.load(gallery_name)
@@ -230,16 +281,52 @@ class AuditedEngine:
                 "probe_sha256": [r.image_sha256],
                 "faces_found": r.faces_detected,
                 "candidates": [candidate_fields(c) for c in r.candidates],
-                "details": {"top_k": top_k, "threshold": r.threshold, "expected_fpir": self._expected_fpir(r)},
+                "details": {"top_k": top_k, "threshold": r.threshold, "expected_fpir": self._expected_fpir(r),
+                            "threshold_policy": policy.to_dict()},
             }
 
         def on_error(_: BaseException) -> dict[str, Any]:
             digest = _digest(probe)
             return {"gallery": self._gallery_ref(gallery_name), "model_config": self.engine.config.to_dict(),
                     "probe_sha256": None if digest is None else [digest],
-                    "details": {"gallery_name": gallery_name, "top_k": top_k, "threshold_requested": threshold}}
+                    "details": {"gallery_name": gallery_name, "top_k": top_k, "threshold_requested": threshold,
+                                "threshold_policy": policy.to_dict()}}
 
-        return self._run("search", call, describe, on_error)
+        def recorded(r: SearchResult) -> dict[str, Any]:  # the probe image kept for review is named in the record
+            fields = describe(r)
+            fields["details"]["retained"] = self._keep_probe(probe, r)
+            return fields
+
+        return self._run("search", call, recorded, on_error)
+
+    @property
+    def evidence(self) -> EvidenceStore:
+        """The evidence store beside the database (images kept for review: :mod:`audit.evidence`)."""
+        if self._evidence is None:
+            self._evidence = EvidenceStore.beside(self.galleries.db.path, self.galleries.keys)
+        return self._evidence
+
+    def _keep_probe(self, probe: ImageSource | Embedding, r: SearchResult) -> dict[str, Any]:
+        """Keep the probe image of a search with candidates (sealed, for its review); say what was kept."""
+        data = _probe_bytes(probe) if r.candidates else None
+        if data is None:
+            return {"probe_image": None}
+        item = self.evidence.keep(data, "probe_image")
+        self._unlinked.append(item.evidence_id)
+        return {"probe_image": item.evidence_id, "until": item.expires_at}
+
+    def _keep_crops(self, r: VideoSearchResult) -> dict[str, Any]:
+        """Keep the best crop of each track with candidates (sealed, for its review); say what was kept."""
+        crops: dict[str, str] = {}
+        until = None
+        for t in r.tracks:
+            if t.candidates and t.crop is not None:
+                buffer = io.BytesIO()
+                Image.fromarray(t.crop).save(buffer, format="PNG")
+                item = self.evidence.keep(buffer.getvalue(), "track_crop")
+                self._unlinked.append(item.evidence_id)
+                crops[str(t.track_id)], until = item.evidence_id, item.expires_at
+        return {"video": False, "crops": len(crops), "crop_evidence": crops, "until": until}
 
     def _expected_fpir(self, r: SearchResult) -> dict[str, Any] | None:
         """Return the FPIR a search at its threshold of a gallery its size should expect, labelled (core.thresholds)."""
@@ -249,6 +336,77 @@ class AuditedEngine:
                                                                 r.gallery.fingerprint)
         return None if found is None else found.to_dict()
 
+    # -- threshold policy (audit.policy) ------------------------------------------------------
+
+    def threshold_policy(self, gallery_name: str | None = None) -> ThresholdPolicy:
+        """Return the threshold policy in force for ``gallery_name`` (the latest policy record, or the built-in)."""
+        return current_policy(self.log, gallery_name)
+
+    def threshold_check(self, gallery_name: str, threshold: float | None) -> ThresholdCheck:
+        """Return where ``threshold`` (None: the default) stands against the policy, with the warning to show.
+
+        Nothing is recorded: interfaces call this to show the operator the warning (and ask
+        for a reason) before the search, which checks again and records the same text.
+        """
+        config = self.engine.config
+        expected = None
+        try:
+            ref = self.galleries.ref(gallery_name)
+        except RecognitionError:  # an unknown gallery: the search itself refuses and records it
+            ref = None
+        if ref is not None:
+            found = ThresholdStore(self.galleries.db).expected_fpir(
+                config, ref.size, config.threshold if threshold is None else threshold, ref.fingerprint)
+            expected = None if found is None else found.to_dict()
+        return check_threshold_policy(self.threshold_policy(gallery_name), threshold, config.threshold,
+                                      config.threshold_source.description, expected)
+
+    def _policy(self, action: str, gallery_name: str, threshold: float | None, reason: str | None
+                ) -> ThresholdCheck:
+        """Return the search's policy check, or refuse (and record, with the warning) a search the policy forbids."""
+        check = self.threshold_check(gallery_name, threshold)
+        try:
+            return check.require(reason)
+        except (ThresholdBeyondLimit, ThresholdReasonRequired) as err:
+            given = (reason or "").strip() or None
+            self.session.refuse(action, err.code, str(err), {"gallery_name": gallery_name,
+                                                             "threshold_policy": {**check.to_dict(), "reason": given}})
+            raise
+
+    def set_threshold_policy(self, loosest: float | None, hard_limit: float | None, *, reason: str,
+                             gallery_name: str | None = None) -> Audited[ThresholdPolicy]:
+        """Set the threshold policy (admins), for ``gallery_name`` or every gallery; the record *is* the policy.
+
+        ``loosest`` None: the gallery's default threshold; ``hard_limit`` None: a factor of the
+        loosest (:mod:`audit.policy`).
+
+        Raises
+        ------
+        NotAuthenticated, Forbidden, MissingContext
+            Refused (and recorded): only administrators set the policy, for a purpose.
+        BadInput
+            A value that is not a cosine distance in (0, 2], a hard limit stricter than the
+            loosest threshold, or no reason (refused and recorded).
+        """
+        asked = {"loosest": _recordable(loosest), "hard_limit": _recordable(hard_limit),
+                 "gallery_name": gallery_name, "reason": reason}
+        actor = self.session.check("threshold_policy", asked)
+        try:
+            check_policy_values(loosest, hard_limit)
+            if not reason.strip():
+                raise ValueError("a threshold policy needs a reason")
+        except ValueError as err:
+            self.session.refuse("threshold_policy", BadInput.code, str(err), asked)
+            raise BadInput(str(err)) from err
+
+        def call() -> ThresholdPolicy:
+            return ThresholdPolicy(loosest, hard_limit, gallery_name, None, actor.name, reason.strip())
+
+        done = self._run("threshold_policy", call, lambda p: policy_fields(loosest, hard_limit, gallery_name,
+                                                                           reason.strip()),
+                         lambda _: {"details": asked})
+        return Audited(replace(done.result, seq=done.seq), done.entry)
+
     # -- video ----------------------------------------------------------------------------------
 
     def search_video(
@@ -256,6 +414,7 @@ class AuditedEngine:
         threshold: float | None = None, max_duration: float = DEFAULT_MAX_DURATION_S,
         max_pixels_per_frame: int = DEFAULT_MAX_PIXELS_PER_FRAME, min_face: int = 80, searches_per_track: int = 3,
         progress: bool = False, on_progress: Callable[[int, int], None] | None = None,
+        threshold_reason: str | None = None,
     ) -> Audited[VideoSearchResult]:
         """Search a stored video against a gallery, track by track, and record the job (one ``search_video`` record).
 
@@ -263,10 +422,11 @@ class AuditedEngine:
         is ``ok`` when a track has a candidate, else ``no_match``; the module docstring
         says what the record holds. The result's tracks with candidates carry their best
         crop in memory (``VideoTrack.crop``); nothing of the footage is written anywhere.
+        A threshold looser than the policy needs ``threshold_reason``, as for :meth:`search`.
 
         Raises
         ------
-        NotAuthenticated, Forbidden, MissingContext
+        NotAuthenticated, Forbidden, MissingContext, ThresholdReasonRequired, ThresholdBeyondLimit
             Refused (and recorded) before the gallery or the video is read.
         UnreadableVideo, VideoTooLong, FrameTooLarge
             The file is not a video read here, is truncated or damaged, holds no frame,
@@ -277,6 +437,7 @@ class AuditedEngine:
         asked = {"gallery_name": gallery_name}
         self.session.check("search_video", asked)
         self._check_threshold("search_video", threshold, asked)
+        policy = self._policy("search_video", gallery_name, threshold, threshold_reason)
         options: dict[str, Any] = {"fps": fps, "top_k": top_k, "max_duration_s": max_duration,
                                    "max_pixels_per_frame": max_pixels_per_frame, "min_face": min_face,
                                    "searches_per_track": searches_per_track}
@@ -298,10 +459,16 @@ class AuditedEngine:
                 details["video"] = facts.to_dict()
                 digest = facts.sha256
             details["retained"] = {"video": False, "crops": 0}
+            details["threshold_policy"] = policy.to_dict()
             return {"gallery": self._gallery_ref(gallery_name), "model_config": self.engine.config.to_dict(),
                     "probe_sha256": None if digest is None else [digest], "details": details}
 
-        return self._run("search_video", call, self._video_fields, on_error)
+        def describe(r: VideoSearchResult) -> dict[str, Any]:
+            fields = self._video_fields(r)
+            fields["details"]["threshold_policy"] = policy.to_dict()
+            return fields
+
+        return self._run("search_video", call, describe, on_error)
 
     def _video_fields(self, r: VideoSearchResult) -> dict[str, Any]:
         """Return the record fields of a finished video search (see the module docstring)."""
@@ -331,7 +498,7 @@ class AuditedEngine:
                           "rotation": r.rotation},
                 "sampling": r.sampling.to_dict(),
                 "tracks": tracks,
-                "retained": {"video": False, "crops": 0},
+                "retained": self._keep_crops(r),
             },
         }
 
@@ -509,7 +676,8 @@ def audited_export(
     def call() -> ExportSummary:
         if excerpt:
             return write_excerpt(log, out, filters)
-        key = load_pseudonym_key(log, pseudonym_key_path) if pseudonymize else None
+        key = None if not pseudonymize else (
+            load_pseudonym_key(log, pseudonym_key_path) if pseudonym_key_path else export_pseudonym_key(log))
         return export_records(log, out, fmt, filters, key)  # type: ignore[arg-type]
 
     return session.run("export", call, lambda s: {"details": {**s.to_dict(), "path": Path(s.path).name}},

@@ -22,7 +22,9 @@ runs its actions through one:
 3. :meth:`AuditSession.record` appends the record of an action whose work was done
    elsewhere, with its real start time;
 4. :meth:`AuditSession.review` records the actor's review of a match under the
-   two-person rule (:mod:`audit.trail.review`).
+   two-person rule (:mod:`audit.trail.review`; a non-blind review: the reviewer chose the
+   query and saw its scores). Blind review with fillers passes the same gate through
+   :mod:`audit.blind` (one item at a time, no score, rank or earlier verdict).
 
 Every record's ``operator`` is the actor's account name (never free text) and its
 ``details.auth`` says how the actor authenticated (method and credential id).

@@ -12,10 +12,22 @@ gallery and process. Changes made through this store update it in place; a
 change made by another process is noticed by the fingerprint check in
 :meth:`GalleryStore.load`, which then reloads the gallery.
 
-Deleting a face or a subject deletes its embeddings from the gallery, purges
-the image's cached embeddings (unless another gallery still holds the image),
-removes it from the in-memory index, and checkpoints the database so the rows
-are not left in the write-ahead log.
+Personal and biometric data are stored encrypted (crypto-shredding, see
+:mod:`core.keystore`): each face row holds its embedding, subject id, image name,
+metadata and face box sealed with AES-256-GCM under its subject's key (one random
+key per subject and gallery, in the key store beside the database), bound to the
+gallery and face id; the row finds its subject by ``subject_ref``, a keyed HMAC of
+(gallery, subject id), never the id in clear. The clear columns are the face id,
+the image's SHA-256 and the key id. Rows are decrypted when a gallery is loaded
+(never per query) and when it is listed.
+
+Deleting a face or a subject deletes its rows, destroys the subject's key once no
+face of it remains (so any copy of its rows the file, its WAL or a backup keeps is
+ciphertext nobody can open), purges the image's cached failures (unless another
+gallery still holds the image), removes it from the in-memory index, and
+checkpoints the database. Inside a caller's transaction (a deletion committed with
+its audit record) the key is destroyed by :meth:`GalleryStore.flush` after the
+commit, so a rolled-back deletion loses nothing.
 """
 
 from __future__ import annotations
@@ -31,10 +43,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from core.cache import EmbeddingCache
+from core.cache import CachedOutcome, EmbeddingCache, face_from_fields, pack_sealed, unpack_head, unpack_sealed
 from core.config import MODELS, ModelConfig
 from core.errors import BadInput, ConfigMismatch, GalleryExists, GalleryNotFound, NotFound
 from core.index import ApproxIndex, ExactIndex, VectorIndex
+from core.keystore import AESGCM, KeyStore, KeyStoreError, seal, unseal
 from core.manifest import check_subject_id
 from core.results import Embedding, GalleryRef
 from core.storage.connection import Database
@@ -119,11 +132,14 @@ class LoadedGallery:
 class GalleryStore:
     """Create, fill, list and prune galleries in a :class:`~core.storage.connection.Database`."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, keys: KeyStore | None = None) -> None:
         self.db = db
-        self.cache = EmbeddingCache(db)
+        self.keys = keys if keys is not None else KeyStore.for_database(db, db.path)
+        self.cache = EmbeddingCache(db, self._enrolled)
         self._loaded: dict[tuple[str, bool], LoadedGallery] = {}
         self._lock = threading.RLock()
+        self._pending_keys: set[str] = set()
+        self._sealed_checked = False
 
     @property
     def lock(self) -> threading.RLock:
@@ -154,7 +170,7 @@ class GalleryStore:
         with self.db.connect() as con:
             row = con.execute(
                 "SELECT g.name, g.embedding_key, g.config, g.face_count, g.set_hash, g.created_at, g.updated_at, "
-                "(SELECT count(DISTINCT subject_id) FROM gallery_faces f WHERE f.gallery = g.name) "
+                "(SELECT count(DISTINCT subject_ref) FROM gallery_faces f WHERE f.gallery = g.name) "
                 "FROM galleries g WHERE g.name = ?",
                 [name],
             ).fetchall()
@@ -177,7 +193,7 @@ class GalleryStore:
         )
 
     def ref(self, name: str) -> GalleryRef:
-        """The gallery as it is now (name, fingerprint, size): one small read, for records.
+        """Return the gallery as it is now (name, fingerprint, size): one small read, for records.
 
         Raises
         ------
@@ -189,7 +205,7 @@ class GalleryStore:
         return GalleryRef(name, _fingerprint(count, set_hash), count)
 
     def binding(self, name: str) -> tuple[str, dict[str, Any]]:
-        """The embedding key and model configuration (as stored) the gallery is bound to.
+        """Return the embedding key and model configuration (as stored) the gallery is bound to.
 
         Raises
         ------
@@ -207,7 +223,7 @@ class GalleryStore:
         with self.db.connect() as con:
             rows = con.execute(
                 "SELECT g.name, g.embedding_key, g.config, g.face_count, g.set_hash, g.created_at, g.updated_at, "
-                "(SELECT count(DISTINCT subject_id) FROM gallery_faces f WHERE f.gallery = g.name) "
+                "(SELECT count(DISTINCT subject_ref) FROM gallery_faces f WHERE f.gallery = g.name) "
                 "FROM galleries g ORDER BY g.name"
             ).fetchall()
         return [self._info(row) for row in rows]
@@ -245,36 +261,18 @@ class GalleryStore:
                         f"{item.embedding.config.name} ({item.embedding.config.embedding_key}); "
                         "embeddings of different configurations never mix"
                     )
+            self._seal_legacy(con)
             ids = [face_id_for(name, i.subject_id, i.embedding.image_sha256) for i in items]
-            existing = {
-                r[0]
-                for r in con.execute(
-                    "SELECT face_id FROM gallery_faces WHERE gallery = ? AND list_contains(?, face_id)", [name, ids]
-                ).fetchall()
-            }
+            existing = set(_matching(con, name, "face_id", ids))
             fresh: dict[str, EnrollItem] = {}
             for face_id, item in zip(ids, items, strict=True):
                 if face_id not in existing and face_id not in fresh:
                     fresh[face_id] = item
             if fresh:
-                rows = pa.table(
-                    {
-                        "gallery": [name] * len(fresh),
-                        "face_id": list(fresh),
-                        "subject_id": [i.subject_id for i in fresh.values()],
-                        "image_sha256": [i.embedding.image_sha256 for i in fresh.values()],
-                        "image_name": [i.image_name for i in fresh.values()],
-                        "metadata": [json.dumps(i.metadata, sort_keys=True, default=str) for i in fresh.values()],
-                        "embedding": pa.array(
-                            [i.embedding.vector.astype(np.float32) for i in fresh.values()], type=pa.list_(pa.float32())
-                        ),
-                    }
-                )
-                con.register("enroll_rows", rows)
+                con.register("enroll_rows", self._sealed_rows(con, name, fresh))
                 con.execute(
-                    "INSERT INTO gallery_faces (gallery, face_id, subject_id, image_sha256, image_name, metadata, "
-                    "embedding) SELECT gallery, face_id, subject_id, image_sha256, image_name, metadata::JSON, "
-                    "embedding FROM enroll_rows"
+                    "INSERT INTO gallery_faces (gallery, face_id, subject_ref, key_id, image_sha256, sealed) "
+                    "SELECT gallery, face_id, subject_ref, key_id, image_sha256, sealed FROM enroll_rows"
                 )
                 con.unregister("enroll_rows")
                 for face_id in fresh:
@@ -293,27 +291,168 @@ class GalleryStore:
                     )
         return list(fresh), [f for f in ids if f in existing]
 
+    def _subject_keys(self, con: Any, name: str, refs: builtins.list[str]) -> dict[str, tuple[str, bytes]]:
+        """Each subject's (key id, key) by subject ref, making keys for subjects new to the gallery."""
+        found = _matching(con, name, "subject_ref", sorted(set(refs)), "key_id")
+        keys = self.keys.get_many(found.values())
+        missing = sorted({r for r in refs if r not in found or found[r] not in keys})
+        fresh = iter(self.keys.create(len(missing)).items())
+        out = {ref: (key_id, keys[key_id]) for ref, key_id in found.items() if key_id in keys}
+        for ref in missing:
+            out[ref] = next(fresh)
+        return out
+
+    def _sealed_rows(self, con: Any, name: str, fresh: dict[str, EnrollItem]) -> pa.Table:
+        """Return the rows of new faces, each sealed under its subject's key (see the module docstring)."""
+        refs = [self.keys.ref(name, i.subject_id) for i in fresh.values()]
+        keys = self._subject_keys(con, name, refs)
+        sealed = []
+        for (face_id, item), ref in zip(fresh.items(), refs, strict=True):
+            fields = {"subject_id": item.subject_id, "image_name": item.image_name, "metadata": item.metadata,
+                      "face": item.embedding.face.to_dict(), "faces_detected": item.embedding.faces_detected}
+            sealed.append(seal(keys[ref][1], pack_sealed(fields, item.embedding.vector, item.subject_id),
+                               _aad(name, face_id)))
+        return pa.table(
+            {
+                "gallery": [name] * len(fresh),
+                "face_id": list(fresh),
+                "subject_ref": refs,
+                "key_id": [keys[r][0] for r in refs],
+                "image_sha256": [i.embedding.image_sha256 for i in fresh.values()],
+                "sealed": pa.array(sealed, type=pa.binary()),
+            }
+        )
+
+    def _seal_legacy(self, con: Any) -> None:
+        """Seal rows a file written before version 5 holds in clear (once per store; inside ``con``'s transaction)."""
+        if self._sealed_checked:
+            return
+        rows = con.execute(
+            "SELECT gallery, face_id, subject_id, image_sha256, image_name, metadata, embedding FROM gallery_faces "
+            "WHERE sealed IS NULL"
+        ).fetchall()
+        for gallery, face_id, subject_id, sha, image_name, metadata, vector in rows:
+            ref = self.keys.ref(gallery, subject_id)
+            key_id, key = self._subject_keys(con, gallery, [ref])[ref]
+            fields = {"subject_id": subject_id, "image_name": image_name,
+                      "metadata": json.loads(metadata) if metadata else {},
+                      "face": {"x": 0, "y": 0, "w": 0, "h": 0, "confidence": 0.0}, "faces_detected": 1}
+            con.execute(
+                "UPDATE gallery_faces SET subject_ref = ?, key_id = ?, image_sha256 = ?, sealed = ?, subject_id = NULL, "
+                "image_name = NULL, metadata = NULL, embedding = NULL WHERE gallery = ? AND face_id = ?",
+                [ref, key_id, sha, seal(key, pack_sealed(fields, np.asarray(vector, np.float32), subject_id),
+                                        _aad(gallery, face_id)), gallery, face_id],
+            )
+        self._sealed_checked = True
+
+    def _ready(self) -> None:
+        """Seal legacy rows before the first read of faces (see :meth:`_seal_legacy`)."""
+        if not self._sealed_checked:
+            with self._lock, self.db.connect(transaction=True) as con:
+                self._seal_legacy(con)
+
+    def _plaintexts(self, rows: Sequence[tuple[Any, ...]]) -> builtins.list[bytes]:
+        """Decrypt ``(gallery, face_id, key_id, sealed)`` rows.
+
+        Raises
+        ------
+        KeyStoreError
+            A row whose key is missing (the key store is not this database's) or that was altered.
+        """
+        keys = self.keys.get_many({str(r[2]) for r in rows})
+        ciphers: dict[str, AESGCM] = {}
+        out = []
+        for gallery, face_id, key_id, sealed in rows:
+            cipher = ciphers.get(key_id)
+            if cipher is None:
+                if key_id not in keys:
+                    raise KeyStoreError(
+                        f"gallery {gallery!r}: face {face_id} has no key in the key store {self.keys.path}; "
+                        "the key store is not this database's (FACETRAIL_KEYSTORE) or was lost"
+                    )
+                cipher = ciphers[key_id] = AESGCM(keys[key_id])
+            out.append(unseal(cipher, sealed, _aad(gallery, face_id)))
+        return out
+
+    def _open_for_index(self, name: str, face_ids: builtins.list[str], key_ids: builtins.list[str],
+                        sealed: builtins.list[bytes]) -> tuple[builtins.list[str], bytes]:
+        """Decrypt a gallery's rows for its index: subject ids and the vectors' bytes, in row order.
+
+        The load's hot loop (one AES-GCM key set-up and decryption per subject and face):
+        the fields' JSON is not parsed, only the subject id before it (:func:`core.cache.unpack_head`).
+
+        Raises
+        ------
+        KeyStoreError
+            As :meth:`_plaintexts`.
+        """
+        keys = self.keys.get_many(set(key_ids))
+        missing = set(key_ids) - keys.keys()
+        if missing:
+            raise KeyStoreError(
+                f"gallery {name!r}: {len(missing)} subject key(s) are not in the key store {self.keys.path}; "
+                "the key store is not this database's (FACETRAIL_KEYSTORE) or was lost"
+            )
+        prefix = _aad(name, "")
+        ciphers: dict[str, AESGCM] = {}
+        subjects: builtins.list[str] = []
+        chunks: builtins.list[bytes] = []
+        for face_id, key_id, blob in zip(face_ids, key_ids, sealed, strict=True):
+            cipher = ciphers.get(key_id)
+            if cipher is None:
+                cipher = ciphers[key_id] = AESGCM(keys[key_id])
+            head, vector = unpack_head(unseal(cipher, blob, prefix + face_id.encode()))
+            subjects.append(head)
+            chunks.append(vector)
+        return subjects, b"".join(chunks)
+
+    def _open_rows(self, rows: Sequence[tuple[Any, ...]]) -> builtins.list[tuple[dict[str, Any], np.ndarray]]:
+        """Decrypt ``(gallery, face_id, key_id, sealed)`` rows: ``(fields, vector)`` each (see :meth:`_plaintexts`)."""
+        return [unpack_sealed(p) for p in self._plaintexts(rows)]
+
+    def _enrolled(self, hashes: Sequence[str], embedding_key: str) -> dict[str, CachedOutcome]:
+        """Embeddings of images already enrolled under ``embedding_key`` (the enrolment cache's hits)."""
+        self._ready()
+        with self.db.connect() as con:
+            rows = con.execute(
+                "SELECT f.image_sha256, f.gallery, f.face_id, f.key_id, f.sealed FROM gallery_faces f "
+                "JOIN galleries g ON g.name = f.gallery WHERE g.embedding_key = ? AND list_contains(?, f.image_sha256)",
+                [embedding_key, list(hashes)],
+            ).fetchall()
+        first: dict[str, tuple[Any, ...]] = {}
+        for r in rows:
+            first.setdefault(str(r[0]), r[1:])
+        opened = self._open_rows(list(first.values()))
+        out: dict[str, CachedOutcome] = {}
+        for sha, (fields, vector) in zip(first, opened, strict=True):
+            face = face_from_fields(fields["face"])
+            if face is not None:  # else enrolled before faces named their detector: not a hit
+                out[sha] = CachedOutcome(sha, vector, face, int(fields["faces_detected"]), None, None)
+        return out
+
     # deletion ----------------------------------------------------------------------
 
     def delete_subject(self, name: str, subject_id: str) -> builtins.list[str]:
-        """Erase every face of a subject; return the face ids deleted."""
-        return self._delete(name, "subject_id", subject_id)
+        """Erase every face of a subject (and destroy its key); return the face ids deleted."""
+        return self._delete(name, "subject_ref", self.keys.ref(name, subject_id), subject_id)
 
     def delete_face(self, name: str, face_id: str) -> builtins.list[str]:
         """Erase one face; return ``[face_id]``."""
-        return self._delete(name, "face_id", face_id)
+        return self._delete(name, "face_id", face_id, face_id)
 
-    def _delete(self, name: str, column: str, value: str) -> builtins.list[str]:
+    def _delete(self, name: str, column: str, value: str, shown: str) -> builtins.list[str]:
+        self._ready()
         with self._lock:
             with self.db.connect(transaction=True) as con:
                 key, count, set_hash = self._state(con, name)
                 rows = con.execute(
-                    f"SELECT face_id, image_sha256 FROM gallery_faces WHERE gallery = ? AND {column} = ?",
+                    f"SELECT face_id, image_sha256, key_id FROM gallery_faces WHERE gallery = ? AND {column} = ?",
                     [name, value],
                 ).fetchall()
                 if not rows:
-                    what = "subject" if column == "subject_id" else "face"
-                    raise NotFound(f"gallery {name!r} has no {what} {value!r}")
+                    what = "subject" if column == "subject_ref" else "face"
+                    raise NotFound(f"gallery {name!r} has no {what} {shown!r}")
+                self._pending_keys.update(str(r[2]) for r in rows)
                 face_ids = [r[0] for r in rows]
                 con.execute(f"DELETE FROM gallery_faces WHERE gallery = ? AND {column} = ?", [name, value])
                 for face_id in face_ids:
@@ -337,10 +476,9 @@ class GalleryStore:
         with self._lock:
             with self.db.connect(transaction=True) as con:
                 _, count, _ = self._state(con, name)
-                hashes = [
-                    r[0]
-                    for r in con.execute("SELECT image_sha256 FROM gallery_faces WHERE gallery = ?", [name]).fetchall()
-                ]
+                found = con.execute("SELECT image_sha256, key_id FROM gallery_faces WHERE gallery = ?", [name]).fetchall()
+                hashes = [r[0] for r in found]
+                self._pending_keys.update(str(r[1]) for r in found if r[1] is not None)
                 con.execute("DELETE FROM gallery_faces WHERE gallery = ?", [name])
                 con.execute("DELETE FROM galleries WHERE name = ?", [name])
                 orphans = _unused_images(con, hashes)
@@ -352,19 +490,32 @@ class GalleryStore:
     # search side ---------------------------------------------------------------------
 
     def _erase_cached(self, hashes: builtins.list[str]) -> None:
-        """Purge cached embeddings of erased images and checkpoint, so no copy stays in the WAL.
+        """Purge cached outcomes of erased images, destroy erased subjects' keys and checkpoint.
 
-        Inside a caller's transaction (a deletion committed with its audit record) the
-        checkpoint cannot run: the caller calls :meth:`flush` once it committed.
+        Inside a caller's transaction (a deletion committed with its audit record) neither
+        can run yet: the caller calls :meth:`flush` once it committed.
         """
         self.cache.purge(hashes)
         if not self.db.in_transaction:
             self.flush()
 
     def flush(self) -> None:
-        """Checkpoint the database, so that erased rows do not stay in its write-ahead log."""
-        with self.db.connect() as con:
-            con.execute("CHECKPOINT")
+        """Destroy the keys of erased subjects no row uses any more, and checkpoint.
+
+        Called after a deletion commits (by :meth:`_erase_cached` or the caller of a unit of
+        work): a key whose deletion was rolled back is still used by its rows and is kept.
+        """
+        with self._lock:
+            if self._pending_keys and not self.db.in_transaction:
+                pending = sorted(self._pending_keys)
+                with self.db.connect() as con:
+                    used = {str(r[0]) for r in con.execute(
+                        "SELECT DISTINCT key_id FROM gallery_faces WHERE list_contains(?, key_id)", [pending]
+                    ).fetchall()}
+                self.keys.destroy([k for k in pending if k not in used])
+                self._pending_keys.clear()
+            with self.db.connect() as con:
+                con.execute("CHECKPOINT")
 
     def _cached(self, name: str) -> builtins.list[tuple[tuple[str, bool], LoadedGallery]]:
         return [(k, v) for k, v in self._loaded.items() if k[0] == name]
@@ -375,6 +526,7 @@ class GalleryStore:
         ``approximate=True`` builds a usearch HNSW index instead of the exact
         matrix: faster on millions of faces, but it may miss the true nearest face.
         """
+        self._ready()
         with self._lock:
             with self.db.connect() as con:
                 key, count, set_hash = self._state(con, name)
@@ -383,41 +535,70 @@ class GalleryStore:
                 if cached is not None and cached.ref.fingerprint == fingerprint:
                     return cached
                 table = con.sql(
-                    "SELECT face_id, subject_id, embedding FROM gallery_faces WHERE gallery = $1 ORDER BY face_id",
+                    "SELECT face_id, key_id, sealed FROM gallery_faces WHERE gallery = $1 ORDER BY face_id",
                     params=[name],
                 ).to_arrow_table()
                 model = json.loads(con.execute("SELECT config FROM galleries WHERE name = ?", [name]).fetchall()[0][0])
             dims = MODELS[model["model"]]
-            index: VectorIndex = (
-                ApproxIndex(dims) if approximate else ExactIndex(dims, capacity=max(1024, table.num_rows))
-            )
-            if table.num_rows:
-                vectors = table.column("embedding").combine_chunks().flatten().to_numpy().reshape(-1, dims)
-                index.add(table.column("face_id").to_pylist(), table.column("subject_id").to_pylist(), vectors)
+            n = table.num_rows
+            index: VectorIndex = ApproxIndex(dims) if approximate else ExactIndex(dims, capacity=max(1024, n))
+            if n:
+                face_ids = table.column("face_id").to_pylist()
+                subjects, raw = self._open_for_index(name, face_ids, table.column("key_id").to_pylist(),
+                                                     table.column("sealed").to_pylist())
+                index.add(face_ids, subjects, np.frombuffer(raw, dtype=np.float32).reshape(-1, dims))
             loaded = LoadedGallery(GalleryRef(name, fingerprint, count), key, index)
             self._loaded[(name, approximate)] = loaded
             return loaded
 
     def faces(self, name: str) -> builtins.list[dict[str, Any]]:
-        """Every face of a gallery (without embeddings), for listings."""
+        """Every face of a gallery (without embeddings, decrypted), for listings, by subject and face id."""
+        self._ready()
         with self.db.connect() as con:
             self._state(con, name)
             rows = con.execute(
-                "SELECT face_id, subject_id, image_sha256, image_name, metadata, enrolled_at FROM gallery_faces "
-                "WHERE gallery = ? ORDER BY subject_id, face_id",
+                "SELECT gallery, face_id, key_id, sealed, image_sha256, enrolled_at FROM gallery_faces "
+                "WHERE gallery = ? ORDER BY face_id",
                 [name],
             ).fetchall()
-        return [
+        opened = self._open_rows([r[:4] for r in rows])
+        faces = [
             {
-                "face_id": r[0],
-                "subject_id": r[1],
-                "image_sha256": r[2],
-                "image_name": r[3],
-                "metadata": json.loads(r[4]) if r[4] else {},
+                "face_id": r[1],
+                "subject_id": fields["subject_id"],
+                "image_sha256": r[4],
+                "image_name": fields["image_name"],
+                "metadata": fields["metadata"],
                 "enrolled_at": r[5].isoformat(),
             }
-            for r in rows
+            for r, (fields, _) in zip(rows, opened, strict=True)
         ]
+        return sorted(faces, key=lambda f: (f["subject_id"], f["face_id"]))
+
+
+def _matching(con: Any, gallery: str, column: str, values: list[str], other: str | None = None) -> dict[str, str]:
+    """Return ``{value: other column}`` for the rows of ``gallery`` whose ``column`` is among ``values``.
+
+    A join with the values (not ``list_contains``, which costs the list's length per row).
+    """
+    if not values:
+        return {}
+    con.register("wanted_values", pa.table({"v": values}))
+    try:
+        pick = f"f.{other}" if other else "f." + column
+        rows = con.execute(
+            f"SELECT DISTINCT f.{column}, {pick} FROM gallery_faces f JOIN wanted_values w ON w.v = f.{column} "
+            "WHERE f.gallery = ?",
+            [gallery],
+        ).fetchall()
+    finally:
+        con.unregister("wanted_values")
+    return {str(r[0]): str(r[1]) for r in rows}
+
+
+def _aad(gallery: str, face_id: str) -> bytes:
+    """Return what a face row's ciphertext is bound to: a sealed row moved to another face or gallery does not open."""
+    return f"facetrail-face\0{gallery}\0{face_id}".encode()
 
 
 def _unused_images(con: Any, hashes: list[str]) -> list[str]:

@@ -79,6 +79,22 @@ class Settings:
     config_dir: Path = Path("~/.config/facetrail").expanduser()
     """``FACETRAIL_CONFIG_DIR``: per-user settings and CLI sessions (default ``$XDG_CONFIG_HOME/facetrail``,
     else ``~/.config/facetrail``)."""
+    keystore: Path | None = None
+    """``FACETRAIL_KEYSTORE``: the key store of per-subject gallery keys (default ``<db file>.keys``; see
+    :mod:`core.keystore`)."""
+    evaluation_cache_days: float = 30.0
+    """``FACETRAIL_EVALUATION_CACHE_DAYS``: days an evaluation embedding is kept in the evaluation cache."""
+    audit_key_dir: Path | None = None
+    """``FACETRAIL_AUDIT_KEY_DIR``: the folder of audit signing keys, one per log (``<log id>.key``), never beside
+    the database (default ``<config dir>/audit-keys``); ``FACETRAIL_AUDIT_KEY`` names one key file instead."""
+    witnesses: tuple[str, ...] = ()
+    """``FACETRAIL_WITNESSES``: comma-separated ``URL=VKEY`` pairs of the witnesses the log pushes its
+    checkpoints to (``VKEY``: the witness's verifier key, printed by ``facetrail witness serve``)."""
+    witness_every: int = 100
+    """``FACETRAIL_WITNESS_EVERY``: push the checkpoint to the witnesses every this many records."""
+    witness_seconds: float = 60.0
+    """``FACETRAIL_WITNESS_SECONDS``: push the checkpoint to the witnesses at least this often (seconds) while the
+    log grows."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -124,6 +140,14 @@ class Settings:
                                              "minutes"),
             token=text("FACETRAIL_TOKEN"),
             config_dir=config if config else (xdg / "facetrail" if xdg else base.config_dir),
+            keystore=_path(text("FACETRAIL_KEYSTORE")),
+            evaluation_cache_days=_positive(env, "FACETRAIL_EVALUATION_CACHE_DAYS", base.evaluation_cache_days,
+                                            "days"),
+            audit_key_dir=_path(text("FACETRAIL_AUDIT_KEY_DIR")),
+            witnesses=tuple(w.strip() for w in (text("FACETRAIL_WITNESSES") or "").split(",") if w.strip()),
+            witness_every=int(_positive(env, "FACETRAIL_WITNESS_EVERY", base.witness_every, "records",
+                                        integer=True)),
+            witness_seconds=_positive(env, "FACETRAIL_WITNESS_SECONDS", base.witness_seconds, "seconds"),
         )
 
     def with_db(self, db: str | os.PathLike[str] | None) -> Settings:

@@ -67,6 +67,9 @@ CROP_MAX_SIDE = 256
 #: A track ends after max(this, TRACK_GAP_PERIODS sampling periods) unseen.
 TRACK_GAP_MS = 2000.0
 TRACK_GAP_PERIODS = 2.5
+#: A sighting continuing a track unseen for more than this many sampling periods (a sample or more missed) is
+#: linked only if its embedding agrees: at 2 fps someone stepping in 1 s after another left is not them.
+RELINK_PERIODS = 1.5
 
 
 def _check_options(fps: float, min_face: int, searches_per_track: int, max_duration: float, max_pixels: int) -> None:
@@ -214,8 +217,9 @@ def run_video_search(
     with open_video(source, max_duration_s=max_duration, max_pixels_per_frame=max_pixels_per_frame) as reader:
         info = reader.info
         job = _Job(engine, gallery, info.sha256, threshold, top_k)
-        tracker = FaceTracker(
-            job.embed, max_gap_ms=gap_ms, keep_best=searches_per_track, relink_distance=config.threshold
+        tracker = FaceTracker(  # a continuation after any missed sample is confirmed by embedding (rule 5)
+            job.embed, max_gap_ms=gap_ms, keep_best=searches_per_track, relink_distance=config.threshold,
+            relink_after_ms=RELINK_PERIODS * 1000.0 / fps,
         )
         declared = info.duration_ms_declared
         expected = math.ceil(declared * fps / 1000.0 - 1e-9) if declared is not None else 0

@@ -67,6 +67,14 @@ class VideoFakePipeline:
             if w >= 12 and h >= 12 and area >= 0.6 * w * h and 0.5 <= w / h <= 2.0
         ]
 
+    def embed(self, rgb: np.ndarray, policy: str = "largest") -> tuple[np.ndarray, Face, int]:
+        """A still image's largest square, embedded as :meth:`embed_face` does (for image searches)."""
+        faces = self.detect(rgb)
+        if not faces:
+            raise NoFaceDetected("no face was found in the image")
+        largest = max(faces, key=lambda f: f.w * f.h)
+        return self.embed_face(rgb, largest), largest, len(faces)
+
     def embed_face(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         """The vector of the palette colour nearest the box's median colour."""
         self.embeddings += 1

@@ -76,7 +76,7 @@ from audit.evaluation.scorefiles import PairScoreFile, ScoreFormat, read_pair_sc
 from audit.evaluation.store import EvaluationStore
 from audit.evaluation.verification import run_metadata
 from audit.session import AuditSession
-from core.cache import EmbeddingCache
+from core.cache import EmbeddingCache, EvaluationCache
 from core.engine import Engine
 from core.errors import BadInput, ConfigMismatch, ManifestError, RecognitionError
 from core.gallery import GalleryStore
@@ -333,7 +333,7 @@ class EvaluationStores:
     @classmethod
     def on(cls, db: Database) -> EvaluationStores:
         """Return the stores of one database."""
-        return cls(EvaluationStore(db), EmbeddingCache(db), ThresholdStore(db), GalleryStore(db))
+        return cls(EvaluationStore(db), EvaluationCache(db), ThresholdStore(db), GalleryStore(db))
 
 
 @dataclass(frozen=True, eq=False)

@@ -68,14 +68,18 @@ __all__ = [
     "MerkleFrontier",
     "RowBatch",
     "VerifyReport",
+    "consistency_proof",
     "entry_hash",
     "entry_hashes",
     "inclusion_proofs",
     "leaf_hash",
     "merkle_root",
     "node_hash",
+    "prefix_root",
     "sign_checkpoint",
+    "tree_levels",
     "verify_chain",
+    "verify_consistency",
     "verify_inclusion",
 ]
 
@@ -210,6 +214,124 @@ def verify_inclusion(
         fn >>= 1
         sn >>= 1
     return sn == 0 and _compare(r, root)
+
+
+def _largest_power_below(n: int) -> int:
+    """Return the largest power of two strictly smaller than ``n`` (``n >= 2``)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def consistency_proof(hashes: Sequence[bytes], old_size: int, new_size: int | None = None) -> list[bytes]:
+    """Return the RFC 6962 section 2.1.2 consistency proof ``PROOF(old_size, D[new_size])``.
+
+    ``hashes`` are the leaf hashes (for the audit log: the entry hashes) of at least
+    ``new_size`` leaves (default: all of them). The proof of ``0`` or of ``new_size``
+    itself is empty. Each subtree hash in the proof is computed once, so the cost is one
+    hash per leaf of the larger tree.
+
+    Raises
+    ------
+    ValueError
+        If ``not 0 <= old_size <= new_size <= len(hashes)``.
+    """
+    n = len(hashes) if new_size is None else new_size
+    if not 0 <= old_size <= n <= len(hashes):
+        raise ValueError(f"a consistency proof needs 0 <= old ({old_size}) <= new ({n}) <= {len(hashes)} leaves")
+    if old_size in (0, n):
+        return []
+    proof: list[bytes] = []
+    start, end, m, complete = 0, n, old_size, True
+    # SUBPROOF(m, D[start:end], complete), unrolled: each step records one sibling subtree hash
+    while True:
+        size = end - start
+        if m == size:
+            if not complete:
+                proof.append(merkle_root(hashes[start:end], hashed=True))
+            break
+        k = _largest_power_below(size)
+        if m <= k:
+            proof.append(merkle_root(hashes[start + k : end], hashed=True))
+            end = start + k
+        else:
+            proof.append(merkle_root(hashes[start : start + k], hashed=True))
+            start, m, complete = start + k, m - k, False
+    proof.reverse()
+    return proof
+
+
+def verify_consistency(
+    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+) -> bool:
+    """Check an RFC 6962 consistency proof with the RFC 9162 section 2.1.4.2 algorithm.
+
+    The empty tree is consistent with every tree (its proof is empty); a tree is
+    consistent with itself only with an empty proof and the same root. Every hash in
+    the proof must be used: a proof with extra or missing hashes fails.
+    """
+    if not 0 <= old_size <= new_size or any(len(p) != 32 for p in proof):
+        return False
+    if old_size == 0:
+        return not proof
+    if old_size == new_size:
+        return not proof and _compare(old_root, new_root)
+    if not proof:
+        return False
+    path = list(proof)
+    if old_size & (old_size - 1) == 0:  # an exact power of two: the old root is the first node
+        path.insert(0, old_root)
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and _compare(fr, old_root) and _compare(sr, new_root)
+
+
+def tree_levels(hashes: Sequence[bytes]) -> list[list[bytes]]:
+    """Return the tree over the leaf hashes ``hashes``, bottom-up, for :func:`prefix_root` (one hash per node)."""
+    return _levels(hashes, hashed=True)
+
+
+def prefix_root(levels: Sequence[Sequence[bytes]], size: int) -> bytes:
+    """Return the RFC 6962 root of the first ``size`` leaves, from the levels of a larger tree, in O(log n).
+
+    ``levels`` is :func:`tree_levels` of the larger tree. The first ``size``
+    leaves split into perfect subtrees (the binary digits of ``size``, largest first),
+    each a node of the larger tree.
+
+    Raises
+    ------
+    ValueError
+        If ``size`` exceeds the leaves of ``levels``.
+    """
+    if size == 0:
+        return EMPTY_ROOT
+    if size > len(levels[0]):
+        raise ValueError(f"a prefix of {size} leaves of a tree of {len(levels[0])}")
+    parts: list[bytes] = []
+    offset = 0
+    for m in range(size.bit_length() - 1, -1, -1):
+        if size >> m & 1:
+            parts.append(levels[m][offset >> m])
+            offset += 1 << m
+    root = parts[-1]
+    for node in reversed(parts[:-1]):
+        root = node_hash(node, root)
+    return root
 
 
 class MerkleFrontier:
@@ -386,8 +508,20 @@ class VerifyReport:
     """Wall time of the run."""
     fault: dict[str, object] | None = None
     """The first fault (:meth:`ChainIntegrityError.to_dict`), or None."""
+    signed: int = 0
+    """Records ``1..signed`` are proven by a signed checkpoint that verifies."""
+    origin: str | None = None
+    """The log's origin the notes were checked for."""
+    witnessed: int = 0
+    """Records ``1..witnessed`` are covered by a stored witness cosignature."""
+    unwitnessed: int = 0
+    """Records after the last witnessed checkpoint."""
     error: ChainIntegrityError | None = field(default=None, compare=False, repr=False)
     """The first fault as an exception (not serialized)."""
+    roots: dict[int, bytes] = field(default_factory=dict, compare=False, repr=False)
+    """The recomputed Merkle root at each tree size asked for (``root_sizes``) that the chain reached."""
+    hashes: list[bytes] | None = field(default=None, compare=False, repr=False)
+    """With ``keep_hashes``: the entry hashes of the records that chain correctly, in seq order."""
 
     def to_dict(self) -> dict[str, object]:
         """Return a JSON-ready dict."""
@@ -399,6 +533,10 @@ class VerifyReport:
             "head_hash": self.head_hash,
             "seconds": round(self.seconds, 6),
             "fault": self.fault,
+            "signed": self.signed,
+            "origin": self.origin,
+            "witnessed": self.witnessed,
+            "unwitnessed": self.unwitnessed,
         }
 
     def raise_for_fault(self) -> None:
@@ -419,6 +557,8 @@ def verify_chain(
     public_key: Ed25519PublicKey | None = None,
     *,
     all_signatures: bool = False,
+    root_sizes: Iterable[int] = (),
+    keep_hashes: bool = False,
 ) -> VerifyReport:
     """Verify the log read as ``batches`` (storage order) against its signed ``checkpoints``.
 
@@ -438,8 +578,13 @@ def verify_chain(
     all_signatures
         Check every checkpoint's signature; by default only the signatures anchoring the
         checkpoint chain are checked (see the module docstring).
+    root_sizes
+        Tree sizes whose recomputed Merkle root the report gives (:attr:`VerifyReport.roots`),
+        e.g. the size of the latest signed note.
+    keep_hashes
+        Keep the recomputed entry hashes in the report (:attr:`VerifyReport.hashes`).
     """
-    verifier = _Verifier(checkpoints, public_key, all_signatures)
+    verifier = _Verifier(checkpoints, public_key, all_signatures, root_sizes, keep_hashes)
     for batch in batches:
         if not verifier.feed(batch):
             break
@@ -449,7 +594,10 @@ def verify_chain(
 class _Verifier:
     """Single-pass state of :func:`verify_chain`: the chain so far, the Merkle tree in blocks, checkpoints."""
 
-    def __init__(self, checkpoints: Iterable[Checkpoint], key: Ed25519PublicKey | None, all_signatures: bool) -> None:
+    def __init__(
+        self, checkpoints: Iterable[Checkpoint], key: Ed25519PublicKey | None, all_signatures: bool,
+        root_sizes: Iterable[int] = (), keep_hashes: bool = False,
+    ) -> None:
         self._all_signatures = all_signatures
         self._cps = sorted(checkpoints, key=lambda cp: cp.seq)
         self._key = key
@@ -457,8 +605,11 @@ class _Verifier:
         for i, cp in enumerate(self._cps):
             self._by_seq.setdefault(cp.seq, []).append(i)
         self._cp_results: dict[int, ChainIntegrityError | None] = {}
-        self._last_cp = max(self._by_seq, default=0)
-        self._cp_seqs = sorted(self._by_seq)
+        targets = set(self._by_seq) | {s for s in root_sizes if s > 0}
+        self._last_cp = max(targets, default=0)
+        self._cp_seqs = sorted(targets)
+        self._roots: dict[int, bytes] = {}
+        self._kept: list[bytes] | None = [] if keep_hashes else None
         self._cp_next = 0  # index into _cp_seqs of the next checkpoint to check
         # Merkle tree, built block by block: ``_prefix`` holds the perfect subtree roots of the
         # first ``_block_start`` leaves (a multiple of _BLOCK); ``_pending`` the leaves after them.
@@ -479,6 +630,8 @@ class _Verifier:
                 self._pending.extend(hashes[: self._last_cp - self._expected + 1])
             self._expected += len(seqs)
             self._prev = bytes(hashes[-1])
+            if self._kept is not None:
+                self._kept.extend(hashes)
         else:
             # Something is wrong in this batch (or it is empty): walk it record by record to name
             # the first fault exactly.
@@ -522,6 +675,8 @@ class _Verifier:
             if track:
                 self._pending.append(h)
                 track = seq < last_cp
+            if self._kept is not None:
+                self._kept.append(h)
             prev = h
             expected += 1
         self._expected, self._prev, self._stopped = expected, prev, fault
@@ -549,7 +704,8 @@ class _Verifier:
             root = parts[-1]
             for node in reversed(parts[:-1]):
                 root = node_hash(node, root)
-            for i in self._by_seq[seq]:
+            self._roots[seq] = root
+            for i in self._by_seq.get(seq, ()):
                 self._cp_results[i] = _checkpoint_fault(self._cps[i], leaves[r - 1], root)
         if count == _BLOCK:
             node = levels[-1][0]
@@ -612,6 +768,8 @@ class _Verifier:
             head_hash=self._prev.hex(),
             fault=None if first is None else first.to_dict(),
             error=first,
+            roots=dict(self._roots),
+            hashes=self._kept,
         )
 
 

@@ -27,6 +27,9 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from audit.outputs import check_out_path
+from audit.privacy_csv import safe_rows
+from audit.privacy_export import pseudonymize_record
 from audit.trail.keys import load_or_create_pseudonym_key
 from audit.trail.log import AuditEntry, AuditLog
 from audit.trail.store import AuditFilter
@@ -84,18 +87,8 @@ def pseudonym(subject_id: str, key: bytes) -> str:
 
 
 def pseudonymize(record: dict[str, Any], key: bytes) -> dict[str, Any]:
-    """Return a copy of a record dict with every subject id pseudonymised."""
-    out = dict(record)
-    out["candidates"] = [
-        {**c, "subject_id": pseudonym(str(c["subject_id"]), key)} for c in record.get("candidates") or []
-    ]
-    details = dict(record.get("details") or {})
-    if isinstance(details.get("subject_id"), str):
-        details["subject_id"] = pseudonym(details["subject_id"], key)
-    if isinstance(details.get("subject_ids"), list):
-        details["subject_ids"] = [pseudonym(str(s), key) for s in details["subject_ids"]]
-    out["details"] = details
-    return out
+    """Return a copy of a record dict with every linking identifier pseudonymised (:mod:`audit.privacy_export`)."""
+    return pseudonymize_record(record, key)
 
 
 def _json(value: Any) -> str | None:
@@ -154,11 +147,13 @@ def export_records(
     ------
     ValueError
         For an unknown format.
+    OutputRefused
+        ``path`` is the database, its WAL or a key file.
     """
     if fmt not in ("csv", "jsonl", "parquet"):
         raise ValueError(f"unknown export format {fmt!r}; use csv, jsonl or parquet")
     filters = filters or AuditFilter()
-    out = Path(path)
+    out = check_out_path(path, log.protected_paths(), force=True)  # the CLI checks for existing files first
     out.parent.mkdir(parents=True, exist_ok=True)
     entries = log.list(filters)
 
@@ -178,7 +173,7 @@ def export_records(
             with out.open("w", encoding="utf-8", newline="") as fh:
                 writer = csv.DictWriter(fh, fieldnames=list(_COLUMNS))
                 writer.writeheader()
-                writer.writerows(rows)
+                writer.writerows(safe_rows(rows))  # formula injection (audit.privacy_csv)
         else:
             schema = pa.schema([(c, pa.int64() if c in _INT_COLUMNS else pa.string()) for c in _COLUMNS])
             table = pa.Table.from_pylist(rows, schema=schema)

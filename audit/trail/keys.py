@@ -1,9 +1,12 @@
 """Key files of the audit trail: the Ed25519 signing key and the pseudonymisation key.
 
 Keys live in files **outside** the database, so whoever can rewrite the
-database cannot sign checkpoints. The default signing key path is
-``$FACETRAIL_AUDIT_KEY`` if set, else ``<db file>.audit-key`` (for an
-in-memory database: ``~/.facetrail/audit-key``). Key files are created with
+database cannot sign checkpoints. The signing key file is ``$FACETRAIL_AUDIT_KEY``
+if set; else a key made before keys moved out (``<db file>.audit-key``) if there is
+one; else ``<key dir>/<log id>.key``, the key dir being ``$FACETRAIL_AUDIT_KEY_DIR``
+or ``<config dir>/audit-keys`` (created 0700): never beside the database, so a copy
+of the database folder does not carry the key. A key file readable by group or
+others is refused (:class:`~audit.errors.KeyFileError` naming ``chmod 600``). Key files are created with
 mode 0600 on first use (written to a private ``O_CREAT | O_EXCL`` temporary
 file, then hard-linked into place, so two processes never overwrite each
 other's key and nobody reads a half-written one). The pseudonymisation key (32 random bytes for HMAC-SHA256)
@@ -25,6 +28,8 @@ from audit.errors import KeyFileError
 from core.settings import Settings
 
 __all__ = [
+    "check_private",
+    "create_private_key",
     "default_key_path",
     "fingerprint",
     "load_or_create_private_key",
@@ -37,14 +42,34 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def default_key_path(db_path: str) -> Path:
-    """Return the signing key path for a database path (see the module docstring)."""
-    configured = Settings.from_env().audit_key
-    if configured is not None:
-        return configured
-    if db_path == ":memory:":
-        return Path("~/.facetrail/audit-key").expanduser()
-    return Path(str(Path(db_path).expanduser()) + ".audit-key")
+def default_key_path(db_path: str, log_id: str, settings: Settings | None = None) -> Path:
+    """Return the signing key path of the log ``log_id`` in the database ``db_path`` (see the module docstring)."""
+    settings = settings or Settings.from_env()
+    if settings.audit_key is not None:
+        return settings.audit_key
+    if db_path != ":memory:":
+        legacy = Path(str(Path(db_path).expanduser()) + ".audit-key")
+        if legacy.exists():
+            return legacy
+    folder = settings.audit_key_dir or settings.config_dir / "audit-keys"
+    return folder / f"{log_id}.key"
+
+
+def check_private(path: Path) -> None:
+    """Refuse a key file that group or others may read or write.
+
+    Raises
+    ------
+    KeyFileError
+        The file's mode grants group or others any access; the message names the fix.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        raise KeyFileError(f"cannot read audit signing key {str(path)!r}: {err}") from err
+    if mode & 0o077:
+        raise KeyFileError(f"audit signing key {str(path)!r} is readable by group or others (mode "
+                           f"{mode & 0o777:o}); run: chmod 600 {path}")
 
 
 def _create_exclusive(path: Path, data: bytes) -> bool:
@@ -54,7 +79,8 @@ def _create_exclusive(path: Path, data: bytes) -> bool:
     ``path``, so another process never sees a half-written key file.
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.exists():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as err:
@@ -83,8 +109,10 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     Raises
     ------
     KeyFileError
-        If the file is missing, unreadable or not an Ed25519 PEM private key.
+        If the file is missing, unreadable, readable by group or others, or not an Ed25519
+        PEM private key.
     """
+    check_private(path)
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -98,14 +126,18 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
+def create_private_key(path: Path) -> Ed25519PrivateKey | None:
+    """Create a new signing key file (mode 0600); return None if the file already exists."""
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key if _create_exclusive(path, pem) else None
+
+
 def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
     """Load the signing key, creating it (mode 0600) if the file does not exist."""
     if not path.exists():
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        if _create_exclusive(path, pem):
+        key = create_private_key(path)
+        if key is not None:
             return key
     return load_private_key(path)
 

@@ -1,51 +1,73 @@
-"""The audit log: append-only, hash-chained, checkpointed records.
+"""The audit log: append-only, hash-chained records, each one signed.
 
 :class:`AuditLog` is the API the session, the CLI and the dashboard use. It owns
 the write lock (reading the head and inserting happen under one lock and in one
 transaction, so concurrent threads keep one chain) and the signing key. It encodes
-records (:mod:`audit.trail.records`), chains and checkpoints them
-(:mod:`audit.trail.chain`), stores them (:mod:`audit.trail.store`), verifies the
-stored log with :func:`audit.trail.chain.verify_chain`, and delegates human review
-and the two-person rule to :mod:`audit.trail.review`.
+records (:mod:`audit.trail.records`), chains them (:mod:`audit.trail.chain`), and
+stores each with the signed checkpoint note of the tree it ends
+(:mod:`audit.trail.notes`: C2SP signed note, origin ``facetrail.example/<log id>``,
+RFC 6962 root), in one statement (:mod:`audit.trail.store`): nothing in the log is
+ever unsigned. Verification is :mod:`audit.trail.verify`; human review and the
+two-person rule are :mod:`audit.trail.review`.
+
+The log never signs over what it has not checked: a process that does not know the
+head yet reads the last signed note, checks its signature with its own key, and
+checks that the stored tail reproduces the signed root; records after the last
+signed note (written by someone without the key) make every append fail with a
+``ChainIntegrityError`` (``unsigned``) until they are explained, and a log made
+before signed notes is verified whole (every record decoded) before its first note.
 """
 
 from __future__ import annotations
 
+import base64
 import builtins
 import contextlib
 import logging
+import os
+import secrets
 import threading
-import time
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from audit.errors import AuditError, ChainIntegrityError, RecordNotFound, SeqTaken
+from audit.outputs import protected_paths
 from audit.trail import review as _review
 from audit.trail.chain import (
     GENESIS,
-    Checkpoint,
     MerkleFrontier,
     VerifyReport,
+    consistency_proof,
     entry_hash,
-    sign_checkpoint,
     verify_chain,
 )
 from audit.trail.keys import (
+    create_private_key,
     default_key_path,
     fingerprint,
     load_or_create_private_key,
     load_private_key,
-    load_public_key_pem,
     public_key_pem,
+)
+from audit.trail.notes import Checkpoint as NoteCheckpoint
+from audit.trail.notes import (
+    NoteError,
+    NoteKey,
+    NoteSignature,
+    checkpoint_body,
+    origin_for,
+    parse_checkpoint,
+    verify_checkpoint,
 )
 from audit.trail.records import AuditRecord, decode_record, utc_now_iso
 from audit.trail.review import MatchStatus
-from audit.trail.store import AuditFilter, AuditStore, StoreRow, StoreWriter
+from audit.trail.store import FRONTIER_EVERY, AuditFilter, AuditStore, StoreRow, StoreWriter
+from core.settings import Settings
 from core.storage.connection import Database
 
 __all__ = ["AuditEntry", "AuditLog"]
@@ -107,6 +129,14 @@ def _prefetch(batches: Generator[_T, None, None]) -> Generator[_T, None, None]:
         closed.result()
 
 
+def _sign_note(origin: str, size: int, root: bytes, key: Ed25519PrivateKey, extra: Ed25519PrivateKey | None) -> str:
+    """Return the checkpoint note of ``(origin, size, root)`` signed by ``key`` (and by ``extra``, at a key rotation)."""
+    body = checkpoint_body(origin, size, root)
+    lines = [NoteSignature(origin, NoteKey.of(origin, k).key_id, k.sign(body.encode("utf-8"))).line()
+             for k in ((key,) if extra is None else (key, extra))]
+    return body + "\n" + "".join(lines)
+
+
 def _entry(row: StoreRow) -> AuditEntry:
     try:
         record = decode_record(row.canonical)
@@ -118,41 +148,96 @@ def _entry(row: StoreRow) -> AuditEntry:
     return AuditEntry(row.seq, row.prev_hash, row.entry_hash, row.canonical, record)
 
 
+@dataclass
+class _Head:
+    """What the next append builds on: the last record, the Merkle frontier after it, its note."""
+
+    seq: int
+    entry_hash: bytes
+    frontier: MerkleFrontier
+
+
+def _new_log_id() -> str:
+    """Return a fresh, stable log id: 16 random bytes, base32 without padding, lower case."""
+    return base64.b32encode(secrets.token_bytes(15)).decode("ascii").lower()
+
+
 class AuditLog:
-    """Append-only audit log in a :class:`core.storage.connection.Database`.
+    """Append-only audit log in a :class:`core.storage.connection.Database`, every record signed.
 
     Parameters
     ----------
     db
         The database holding the log.
     key_path
-        Ed25519 signing key file (created 0600 on first use); default
-        ``$FACETRAIL_AUDIT_KEY`` or ``<db file>.audit-key``.
+        Ed25519 signing key file (created 0600 on first use); default per
+        :func:`audit.trail.keys.default_key_path` (never beside the database).
     checkpoint_every
-        Sign a checkpoint every this many records (0 disables automatic checkpoints).
+        Kept for callers of earlier versions: every append is signed now, whatever it says.
+    settings
+        Where the default key folder is (default: :meth:`Settings.from_env`).
     """
 
     def __init__(
-        self, db: Database, key_path: str | Path | None = None, checkpoint_every: int = 100
+        self, db: Database, key_path: str | Path | None = None, checkpoint_every: int = 100,
+        settings: Settings | None = None,
     ) -> None:
         if checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0, got {checkpoint_every}")
         self.db = db
         self.store = AuditStore(db)
-        self.key_path = Path(key_path).expanduser() if key_path is not None else default_key_path(db.path)
+        self._key_path = Path(key_path).expanduser() if key_path is not None else None
+        self._settings = settings
         self.checkpoint_every = checkpoint_every
         self._lock = threading.RLock()  # reentrant: appends inside transaction() take it again
         self._key: Ed25519PrivateKey | None = None
         self._key_lock = threading.Lock()
+        self._log_id: str | None = None
         # Head cache: an insert at a stale head hits the seq primary key (SeqTaken) and is retried.
-        self._head: tuple[int, bytes] | None = None
+        self._state: _Head | None = None
+        self.after_append: list[Any] = []
+        """Callables ``f(log, seq)`` run after each committed append (the witness pusher)."""
+        configured = settings or Settings.from_env()
+        if configured.witnesses:
+            from audit.witness.client import WitnessPusher  # the witness client imports this module
 
-    # -- keys -----------------------------------------------------------------------------------
+            self.after_append.append(WitnessPusher(configured.witnesses, configured.witness_every,
+                                                   configured.witness_seconds))
+
+    # -- identity and keys ----------------------------------------------------------------------
+
+    @property
+    def log_id(self) -> str:
+        """The log's stable id, generated and stored at first use (never the machine's path)."""
+        if self._log_id is None:
+            found = self.store.meta("log_id")
+            if found is None:
+                with self.store.writing() as w:
+                    found = w.meta("log_id")
+                    if found is None:
+                        found = _new_log_id()
+                        w.set_meta("log_id", found)
+            self._log_id = found
+        return self._log_id
+
+    @property
+    def origin(self) -> str:
+        """The checkpoint origin line, ``facetrail.example/<log id>`` (also the log key's name)."""
+        return origin_for(self.log_id)
+
+    @property
+    def key_path(self) -> Path:
+        """The signing key file."""
+        if self._key_path is None:
+            self._key_path = default_key_path(self.db.path, self.log_id, self._settings)
+        return self._key_path
 
     def _private_key(self) -> Ed25519PrivateKey:
         with self._key_lock:
             if self._key is None:
                 self._key = load_or_create_private_key(self.key_path)
+                with self.store.writing() as w:
+                    w.insert_key(NoteKey.of(self.origin, self._key).vkey(), 0, utc_now_iso(), None)
             return self._key
 
     def _public_key(self) -> Ed25519PublicKey | None:
@@ -161,6 +246,18 @@ class AuditLog:
         if self.key_path.exists():
             return load_private_key(self.key_path).public_key()
         return None
+
+    def protected_paths(self) -> builtins.list[Path]:
+        """Files no ``--out`` may name: the database, its WAL, the key store, the signing and pseudonym keys."""
+        return protected_paths(self.db.path, [self.key_path])
+
+    def note_key(self) -> NoteKey:
+        """Return the log's verifier key (name = origin), creating the key pair if needed."""
+        return NoteKey.of(self.origin, self._private_key())
+
+    def vkey(self) -> str:
+        """Return the log's verifier key string ``<origin>+<key id>+<base64 key>`` (what third parties pin)."""
+        return self.note_key().vkey()
 
     def public_key_pem(self) -> str:
         """Return the public key (PEM), creating the key pair if needed."""
@@ -177,7 +274,7 @@ class AuditLog:
     # -- writing --------------------------------------------------------------------------------
 
     def append(self, fields: Mapping[str, Any]) -> AuditEntry:
-        """Append one record and return it once committed.
+        """Append one record, signed with the checkpoint of the tree it ends, and return it once committed.
 
         Parameters
         ----------
@@ -189,6 +286,8 @@ class AuditLog:
         ------
         ValueError
             If the fields do not form a valid record (nothing is written).
+        ChainIntegrityError
+            If the stored log's tail is not what the log signed (nothing is written).
         """
         if "seq" in fields:
             raise ValueError("the log assigns seq; do not pass it to append()")
@@ -196,41 +295,109 @@ class AuditLog:
         now = utc_now_iso()
         data.setdefault("started_at", now)
         data.setdefault("ended_at", now)
+        entry = self._append(data)
+        for hook in self.after_append:
+            hook(self, entry.seq)
+        return entry
+
+    def _append(self, data: dict[str, Any], extra: Ed25519PrivateKey | None = None) -> AuditEntry:
+        key = self._private_key()
+        origin = self.origin
         with self._lock:
             for _attempt in range(2):
-                # A known head and no checkpoint due: the insert is the only statement and
-                # commits by itself. Otherwise head read, insert and checkpoint share a transaction.
-                cached = self._head
-                single = cached is not None and not (
-                    self.checkpoint_every and (cached[0] + 1) % self.checkpoint_every == 0
-                )
+                # A known head: the insert (record and its note) is the only statement and commits
+                # by itself. Otherwise reading and checking the head and the insert share a transaction.
+                state = self._state
                 try:
-                    with self.store.writing(transaction=not single) as w:
-                        head = cached if cached is not None else w.head()
-                        seq, prev = (1, GENESIS) if head is None else (head[0] + 1, head[1])
+                    with self.store.writing(transaction=state is None) as w:
+                        if state is None:
+                            state = self._load_head(w)
+                        seq, prev = state.seq + 1, state.entry_hash
                         data["seq"] = seq
                         record = AuditRecord.from_dict(data)
                         blob = record.canonical()
                         h = entry_hash(prev, blob)
-                        w.insert(seq, prev, h, blob)
-                        if self.checkpoint_every and seq % self.checkpoint_every == 0:
-                            self._sign(w, seq, h)
+                        frontier = MerkleFrontier(state.frontier.size, state.frontier._stack)
+                        frontier.append_hash(h)
+                        note = _sign_note(origin, seq, frontier.root(), key, extra)
+                        w.insert(seq, prev, h, blob, note, frontier.to_bytes() if seq % FRONTIER_EVERY == 0 else None)
                 except SeqTaken:
                     # another process appended since we cached the head: re-read it
-                    self._head = None
+                    self._state = None
                     if _attempt:
                         raise
                     continue
                 except BaseException:
-                    self._head = None
+                    self._state = None
                     raise
-                self._head = (seq, h)
+                self._state = _Head(seq, h, frontier)
                 return AuditEntry(seq, prev, h, blob, record)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _load_head(self, w: StoreWriter) -> _Head:
+        """Read the head and check it is what the log signed (see the module docstring).
+
+        Raises
+        ------
+        ChainIntegrityError
+            The last note does not verify with the log's key, the stored tail does not
+            reproduce its root, or there are records after it.
+        """
+        head = w.head()
+        if head is None:
+            return _Head(0, GENESIS, MerkleFrontier())
+        latest = w.latest_note()
+        if latest is None:
+            return self._adopt(w, head)
+        size, note = latest
+        try:
+            cp = verify_checkpoint(note, [self.note_key()], origin=self.origin)
+        except NoteError as err:
+            raise ChainIntegrityError(size, "bad_signature", detail=f"the last signed note does not verify: {err}") \
+                from err
+        if cp.size != size:
+            raise ChainIntegrityError(size, "rewritten", str(size), str(cp.size),
+                                      detail="the note stored with the record is of another tree size")
+        if head[0] != size:
+            raise ChainIntegrityError(size + 1, "unsigned", str(size), str(head[0]),
+                                      detail="records after the last signed checkpoint were written without the "
+                                             "log's key; run facetrail audit verify")
+        stored = w.frontier_before(size - 1)
+        start, frontier = (0, MerkleFrontier()) if stored is None else (
+            stored[0], MerkleFrontier.from_bytes(stored[0], stored[1]))
+        hashes = w.hashes(start + 1, size)
+        if len(hashes) != size - start:
+            raise ChainIntegrityError(start + len(hashes) + 1, "seq_gap", detail="the signed tail has a gap")
+        for h in hashes:
+            frontier.append_hash(h)
+        if frontier.root() != cp.root:
+            raise ChainIntegrityError(size, "rewritten", cp.root.hex(), frontier.root().hex(),
+                                      detail="the stored tail does not reproduce the last signed root; "
+                                             "run facetrail audit verify")
+        return _Head(size, hashes[-1], frontier)
+
+    def _adopt(self, w: StoreWriter, head: tuple[int, bytes]) -> _Head:
+        """Return a log made before signed notes: verify every record (decoded) before the first note covers them.
+
+        Raises
+        ------
+        ChainIntegrityError
+            A record does not chain or does not decode (nothing is signed over it).
+        """
+        report = verify_chain(_closing_iter(self.store.scan()), keep_hashes=True)
+        report.raise_for_fault()
+        for row in self.store.select(AuditFilter()):
+            _entry(row)
+        hashes = report.hashes or []
+        frontier = MerkleFrontier()
+        for h in hashes:
+            frontier.append_hash(h)
+        log.info("signing a log made before signed notes: %d records verified", len(hashes))
+        return _Head(report.records, hashes[-1] if hashes else GENESIS, frontier)
+
     @contextlib.contextmanager
     def transaction(self) -> Generator[None, None, None]:
-        """A unit of work whose appends commit together with the caller's other changes, or not at all.
+        """Return a unit of work whose appends commit together with the caller's other changes, or not at all.
 
         A gallery change or an account change and its record run inside one (see
         :meth:`audit.session.AuditSession.run`). The log's write lock is taken before the
@@ -238,51 +405,109 @@ class AuditLog:
         if the unit rolls back, the cached head (which may name a record that was never
         committed) is forgotten.
         """
+        self._private_key()  # before the transaction: creating the key records it in its own unit of work
         with self._lock:
             try:
                 with self.db.connect(transaction=True):
                     yield
             except BaseException:
-                self._head = None
+                self._state = None
                 raise
 
-    def _sign(self, w: StoreWriter, seq: int, head: bytes) -> Checkpoint:
-        stored = w.last_checkpoint()
-        last = None if stored is None else stored[0]
-        if last is not None and last.seq == seq and last.head_hash == head:
-            return last
-        if stored is not None and stored[0].seq < seq:
-            frontier = stored[1]
-            hashes = w.hashes(frontier.size + 1, seq)
-        else:
-            frontier = MerkleFrontier()
-            hashes = w.hashes(1, seq)
-        if len(hashes) != seq - frontier.size:
-            raise ChainIntegrityError(frontier.size + len(hashes) + 1, "seq_gap",
-                                      detail="cannot sign a checkpoint over a log with gaps")
-        for h in hashes:
-            frontier.append_hash(h)
-        key = self._private_key()
-        prev = GENESIS if last is None else last.digest()
-        cp = sign_checkpoint(key, fingerprint(key.public_key()), seq, head, frontier.root(), utc_now_iso(), prev)
-        w.insert_checkpoint(cp, frontier)
-        log.debug("signed audit checkpoint at seq %d", seq)
-        return cp
-
-    def checkpoint(self) -> Checkpoint:
-        """Sign a checkpoint at the current head now (or return the one already there).
+    def checkpoint(self) -> NoteCheckpoint:
+        """Return the signed checkpoint at the head (a log made before signed notes gets one first).
 
         Raises
         ------
         AuditError
             If the log is empty.
+        ChainIntegrityError
+            If the log's tail is not what it signed (nothing is signed over it).
         """
         with self._lock, self.store.writing() as w:
-            head = w.head()
-            self._head = head
-            if head is None:
+            self._load_head(w)  # the head's note verifies and the stored tail reproduces it, or this raises
+        latest = self.store.latest_note()
+        if latest is None or latest[0] != self.store.size():
+            if self.size() == 0:
                 raise AuditError("the audit log is empty; there is nothing to checkpoint")
-            return self._sign(w, head[0], head[1])
+            self.append({"action": "checkpoint", "outcome": "ok", "purpose": "sign the log's head",
+                         "details": {"reason": "log written before every record was signed"}})
+            latest = self.store.latest_note()
+        assert latest is not None
+        return parse_checkpoint(latest[1])[0]
+
+    def rotate_key(self, operator: str | None = None) -> tuple[AuditEntry, str, str]:
+        """Replace the signing key; return the rotation record and the old and new verifier keys.
+
+        The rotation record names both keys and its note is signed by both (signed notes take
+        several signatures), so a verifier holding either key accepts it and learns the
+        other; the old public key stays in ``audit_log_keys`` for checking history. The new
+        private key replaces the old one in the key file (written beside it first, then
+        renamed over it).
+
+        Raises
+        ------
+        KeyFileError
+            The new key file cannot be written.
+        """
+        old = self._private_key()
+        old_vkey = NoteKey.of(self.origin, old).vkey()
+        tmp = self.key_path.with_name(f".{self.key_path.name}.{os.getpid()}.{secrets.token_hex(4)}.new")
+        new = create_private_key(tmp)
+        assert new is not None  # a fresh random name
+        new_vkey = NoteKey.of(self.origin, new).vkey()
+        try:
+            with self._lock:
+                entry = self._append_with(
+                    {"action": "rotate_key", "outcome": "ok", "operator": operator, "purpose": "key rotation",
+                     "details": {"old_vkey": old_vkey, "new_vkey": new_vkey}}, new)
+                with self.store.writing() as w:
+                    w.insert_key(new_vkey, entry.seq, utc_now_iso(), self.store.note(entry.seq))
+                os.replace(tmp, self.key_path)
+                with self._key_lock:
+                    self._key = new
+        finally:
+            tmp.unlink(missing_ok=True)
+        return entry, old_vkey, new_vkey
+
+    def _append_with(self, fields: dict[str, Any], extra: Ed25519PrivateKey) -> AuditEntry:
+        now = utc_now_iso()
+        data = {"started_at": now, "ended_at": now, **fields}
+        return self._append(data, extra)
+
+    def add_cosignatures(self, size: int, signatures: Sequence[NoteSignature]) -> None:
+        """Store witnesses' cosignature lines of the checkpoint at ``size``."""
+        now = utc_now_iso()
+        for sig in signatures:
+            self.store.insert_cosignature(size, sig.name, sig.line(), now)
+
+    def note(self, size: int) -> NoteCheckpoint:
+        """Return the stored signed checkpoint of tree size ``size`` (not checked here).
+
+        Raises
+        ------
+        RecordNotFound
+            No record ``size``, or it has no note (made before signed notes).
+        NoteError
+            The stored note is malformed.
+        """
+        text = self.store.note(size)
+        if text is None:
+            raise RecordNotFound(f"no signed checkpoint of tree size {size}")
+        return parse_checkpoint(text)[0]
+
+    def prove_consistency(self, old_size: int, new_size: int | None = None) -> list[bytes]:
+        """Return the RFC 6962 consistency proof from tree size ``old_size`` to ``new_size`` (default: head).
+
+        Raises
+        ------
+        ValueError
+            Sizes out of order or beyond the log.
+        """
+        end = self.size() if new_size is None else new_size
+        if not 0 <= old_size <= end <= self.size():
+            raise ValueError(f"a consistency proof needs 0 <= from ({old_size}) <= to ({end}) <= {self.size()}")
+        return consistency_proof(self.store.hashes(1, end), old_size, end)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -309,51 +534,53 @@ class AuditLog:
         """Return the number of records."""
         return self.store.size()
 
-    def checkpoints(self) -> builtins.list[Checkpoint]:
-        """Return all stored checkpoints in seq order."""
-        return self.store.checkpoints()
+    def checkpoints(self) -> builtins.list[NoteCheckpoint]:
+        """Return the latest signed checkpoint as a list (empty for an empty log); :meth:`note` reads any other."""
+        latest = self.store.latest_note()
+        return [] if latest is None else [parse_checkpoint(latest[1])[0]]
+
+    def cosignatures(self, size: int | None = None) -> builtins.list[dict[str, Any]]:
+        """Return the stored witness cosignatures (of the checkpoint at ``size`` only), oldest first."""
+        return [{"size": s, "witness": w, "signature": line, "received_at": at}
+                for s, w, line, at in self.store.cosignatures(size)]
 
     # -- verification ---------------------------------------------------------------------------
 
     def verify(
-        self, public_key_pem: str | None = None, *, parallel: bool = False, all_signatures: bool = False
+        self, public_key_pem: str | None = None, *, parallel: bool = False, all_signatures: bool = False,
+        trusted: Sequence[str] = (),
     ) -> VerifyReport:
-        """Recompute the chain and check the checkpoints; integrity faults are reported, never raised.
+        """Verify every record against the signed checkpoints; integrity faults are reported, never raised.
+
+        See :func:`audit.trail.verify.verify_log`.
 
         Parameters
         ----------
         public_key_pem
-            Check checkpoints against this key instead of the log's own key file.
+            Check notes against this key (PEM, or one verifier key per line) instead of the key file's.
         parallel
-            Read the database in a worker thread while hashing (helps on idle
-            multi-core machines; on a busy machine the serial pass was faster).
+            Read the database in a worker thread while hashing.
         all_signatures
-            Check the Ed25519 signature of every checkpoint; by default only the
-            signatures that anchor the checkpoint chain are checked (see :mod:`audit.trail.chain`).
+            Check every record's note and decode every record in Python (slow: one
+            signature check per record); by default the latest note's signature and the
+            Merkle root commit to every record.
+        trusted
+            Checkpoint notes published earlier (files, a witness's): the log must contain
+            their trees (truncation, rollback and forks are caught).
 
         Raises
         ------
         KeyFileError
-            If ``public_key_pem`` is not an Ed25519 public key, or the key file cannot be read.
+            If ``public_key_pem`` is not a key, or the key file cannot be read.
         """
-        started = time.perf_counter()
-        key = load_public_key_pem(public_key_pem) if public_key_pem else self._public_key()
-        checkpoints = self.checkpoints()
-        # Fast path: storage order (no sort). Rows of an untouched log are stored in seq
-        # order; if anything is off, verify again in seq order so the fault is named the same way.
-        report = self._verify_pass(checkpoints, key, False, parallel, all_signatures)
-        if not report.ok:
-            report = self._verify_pass(checkpoints, key, True, parallel, all_signatures)
-        return replace(report, seconds=time.perf_counter() - started)
+        from audit.trail.verify import verify_log  # verify imports this module
 
-    def _verify_pass(
-        self, checkpoints: builtins.list[Checkpoint], key: Ed25519PublicKey | None, ordered: bool, parallel: bool,
-        all_signatures: bool,
-    ) -> VerifyReport:
+        return verify_log(self, public_key_pem, parallel=parallel, all_signatures=all_signatures, trusted=trusted)
+
+    def scan(self, *, ordered: bool, parallel: bool = False) -> contextlib.closing[Generator[Any, None, None]]:
+        """Return the stored rows as :class:`~audit.trail.chain.RowBatch` es, closed however the reader ends."""
         scan = self.store.scan(ordered=ordered)
-        batches = _prefetch(scan) if parallel else _closing_iter(scan)
-        with contextlib.closing(batches):
-            return verify_chain(batches, checkpoints, key, all_signatures=all_signatures)
+        return contextlib.closing(_prefetch(scan) if parallel else _closing_iter(scan))
 
     # -- review (:mod:`audit.trail.review`; reviews are recorded through AuditSession.review) ---
 

@@ -71,7 +71,11 @@ ACTIONS = frozenset(
     {"verify", "search", "search_video", "enroll", "delete", "export", "evaluate", "review", "refused", "checkpoint",
      # galleries created and dropped, and accounts (audit.access): sign-in, sign-out, changes, API tokens
      "create_gallery", "drop_gallery", "sign_in", "sign_out", "add_user", "change_role", "change_password",
-     "disable_user", "enable_user", "issue_token", "revoke_token", "report"}
+     "disable_user", "enable_user", "issue_token", "revoke_token", "report",
+     "evidence", "retention",  # review evidence destroyed (audit.evidence), retention run (audit.privacy)
+     "rotate_key", "publish",  # the log's own key rotation, a checkpoint published to witnesses
+     "blind_batch", "blind_serve", "blind_review", "blind_reveal", "review_rates",  # blind review (audit.blind)
+     "threshold_policy"}  # the loosest threshold operators may search at (audit.policy)
 )
 
 #: Review decisions.

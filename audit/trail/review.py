@@ -24,6 +24,15 @@ spelling, counts once. Who may review at all is the gate's business: the ``revie
 permission (reviewers), each with their own password or token, so one person at a
 terminal cannot be two reviewers.
 
+Review modes
+------------
+A ``review`` record is a **non-blind** review (``details.mode`` ``"non_blind"``): the reviewer
+chose the query and saw its scores, ranks and earlier reviews. A **blind** review
+(:mod:`audit.blind`, ``details.mode`` ``"blind"``) is a ``blind_review`` record that names
+no query or face while its batch is open; it counts here once the batch's ``blind_reveal``
+record maps it to its query and face, and a decision on a filler never counts (a filler is
+not a candidate of the query: it never becomes a match).
+
 Video candidates
 ----------------
 A ``search_video`` record lists every track's candidates in ``candidates``, track after
@@ -213,7 +222,7 @@ def review(
         raise refuse(f"record {seq} is a verify: review the pair without a face_id")
     if target.operator is not None and normalize_name(target.operator) == actor.name:
         raise refuse(f"{actor.name!r} ran query {seq} and cannot review it (two-person rule)")
-    return gate.record("review", {**fields, "outcome": "ok"})
+    return gate.record("review", {**fields, "outcome": "ok", "details": {"mode": "non_blind"}})
 
 
 def _video_target(target: AuditRecord, face_id: str | None, refuse: Callable[[str], ReviewRefused]) -> str:
@@ -240,9 +249,9 @@ def _video_target(target: AuditRecord, face_id: str | None, refuse: Callable[[st
 
 
 def _eligible_reviewer(r: AuditRecord, operator: str | None) -> str | None:
-    """The normalised account of a review that counts, or ``None`` (free text, a script's token, the operator's)."""
+    """Return the normalised account of a review that counts, or ``None`` (free text, a script's token, the operator's)."""
     auth = r.details.get("auth")
-    if r.action != "review" or not r.reviewer or not r.operator or not isinstance(auth, dict):
+    if r.action not in ("review", "blind_review") or not r.reviewer or not r.operator or not isinstance(auth, dict):
         return None
     if auth.get("method") not in ("password_session", "dashboard_session"):
         return None
@@ -250,6 +259,23 @@ def _eligible_reviewer(r: AuditRecord, operator: str | None) -> str | None:
     if name != normalize_name(r.operator) or (operator is not None and name == normalize_name(operator)):
         return None
     return name
+
+
+def _revealed_blind_reviews(log: AuditLog, seq: int) -> list[tuple[str | None, AuditRecord]]:
+    """Blind decisions on real candidates of query ``seq``, as the reveals of closed batches map them: (face, record)."""
+    out: list[tuple[str | None, AuditRecord]] = []
+    for e in log.list(AuditFilter(action="blind_reveal", after_seq=seq)):
+        details = e.record.details
+        if seq not in (details.get("queries") or ()):
+            continue
+        for d in details.get("decisions") or ():
+            if d.get("seq") != seq or d.get("filler") is not False:
+                continue  # a decision on a filler never counts: a filler is not a candidate
+            r = log.get(int(d["review_seq"])).record
+            if (r.action == "blind_review" and r.details.get("batch_id") == details.get("batch_id")
+                    and r.details.get("item") == d.get("item")):
+                out.append((str(d["face_id"]), r))
+    return out
 
 
 def match_status(log: AuditLog, seq: int) -> MatchStatus:
@@ -265,11 +291,13 @@ def match_status(log: AuditLog, seq: int) -> MatchStatus:
     target = log.get(seq).record
     if target.action not in REVIEWABLE_ACTIONS or target.outcome != "ok":
         return MatchStatus(seq, target.operator, target.action, ())
-    reviews = [
-        e.record
+    reviews: list[tuple[str | None, AuditRecord]] = [
+        (e.record.target_face_id, e.record)
         for e in log.list(AuditFilter(action="review", target_seq=seq, after_seq=seq))
         if e.record.target_seq == seq
     ]
+    if target.action == "search":
+        reviews += _revealed_blind_reviews(log, seq)
     # (what a review names it, face id, subject id, rank, track id)
     keys: Sequence[tuple[str | None, str | None, str | None, int, int | None]]
     if target.action == "search":
@@ -282,8 +310,8 @@ def match_status(log: AuditLog, seq: int) -> MatchStatus:
     for named, face_id, subject_id, rank, track_id in keys:
         confirms: set[str] = set()
         rejects: set[str] = set()
-        for r in reviews:
-            name = _eligible_reviewer(r, target.operator) if r.target_face_id == named else None
+        for reviewed, r in reviews:
+            name = _eligible_reviewer(r, target.operator) if reviewed == named else None
             if name is not None:
                 (confirms if r.decision == "confirm" else rejects).add(name)
         status = "rejected" if rejects else ("confirmed" if len(confirms) >= 2 else "pending")

@@ -1,16 +1,26 @@
 """Storage of the audit trail: its only SQL (DuckDB via :class:`core.storage.connection.Database`).
 
-Two tables (created by :mod:`core.storage.schema`), append-only by construction:
+Tables (created by :mod:`core.storage.schema`), append-only by construction:
 this module contains no statement that changes or removes a row.
 
-``audit_log(seq, prev_hash, entry_hash, record)``
+``audit_log(seq, prev_hash, entry_hash, record, note, frontier)``
     ``record`` holds the canonical encoding verbatim (BLOB); filters read it with
     DuckDB's JSON functions, so there is no second copy of any field to tamper with.
-``audit_checkpoint_chain(seq, head_hash, merkle_root, created_at, key_id, signature, frontier, prev)``
-    One :class:`~audit.trail.chain.Checkpoint` per row, plus ``frontier``: the
-    Merkle subtree roots at ``seq`` (:class:`~audit.trail.chain.MerkleFrontier`), so
-    that the next checkpoint costs O(records since). The frontier is a cache that
-    verification never trusts: it recomputes the tree.
+    ``note`` (schema version 4) is the signed checkpoint of the tree of records
+    ``1..seq``, written in the same statement as the record (so no record is ever
+    stored unsigned); ``frontier`` holds, every :data:`FRONTIER_EVERY` records, the
+    Merkle subtree roots at ``seq`` (:class:`~audit.trail.chain.MerkleFrontier`), so a
+    new process signs the next root without rehashing the log. The frontier is a cache
+    that is checked against a signed root before it is used, and that verification
+    never reads.
+``audit_log_meta(name, value)``
+    The log's id (its origin is ``facetrail.example/<id>``), written once.
+``audit_log_keys(vkey, from_size, added_at, statement)``
+    Every public key that signed the log (verifier-key strings), from which tree size.
+``audit_cosignatures(size, witness, signature, received_at)``
+    Witnesses' cosignature lines of the checkpoint at ``size``.
+``audit_checkpoint_chain``
+    Checkpoints of schema versions 1-3 (before every record was signed); kept, not written.
 
 :meth:`AuditStore.scan` reads the log for verification as Arrow batches (DuckDB's
 fastest way out) and hands them on as plain :class:`~audit.trail.chain.RowBatch`
@@ -31,9 +41,16 @@ from audit.errors import SeqTaken
 from audit.trail.chain import Checkpoint, MerkleFrontier, RowBatch
 from core.storage.connection import Database
 
-__all__ = ["AuditFilter", "AuditStore", "StoreRow", "StoreWriter"]
+__all__ = ["FRONTIER_EVERY", "AuditFilter", "AuditStore", "StoreRow", "StoreWriter"]
+
+#: The Merkle frontier is stored with every this many records.
+FRONTIER_EVERY = 1024
 
 _ROW = "SELECT seq, prev_hash, entry_hash, record FROM audit_log"
+_UNDECODABLE = (
+    "SELECT min(seq) FROM audit_log WHERE seq BETWEEN ? AND ? AND NOT coalesce("
+    "try(json_valid(decode(record))) AND try(json_extract(decode(record), '$.seq')::BIGINT) = seq, false)"
+)
 _CP = "SELECT seq, head_hash, merkle_root, created_at, key_id, signature, prev, frontier FROM audit_checkpoint_chain"
 
 
@@ -91,8 +108,11 @@ class StoreWriter:
         ).fetchone()
         return None if row is None else (int(row[0]), bytes(row[1]))
 
-    def insert(self, seq: int, prev_hash: bytes, entry_hash: bytes, canonical: bytes) -> None:
-        """Append one record row.
+    def insert(
+        self, seq: int, prev_hash: bytes, entry_hash: bytes, canonical: bytes, note: str | None = None,
+        frontier: bytes | None = None,
+    ) -> None:
+        """Append one record row with the signed note of the tree it ends (and, at times, the frontier).
 
         Raises
         ------
@@ -101,10 +121,42 @@ class StoreWriter:
         """
         try:
             self._con.execute(
-                "INSERT INTO audit_log VALUES (?, ?, ?, ?)", [seq, prev_hash, entry_hash, canonical]
+                "INSERT INTO audit_log (seq, prev_hash, entry_hash, record, note, frontier) VALUES (?, ?, ?, ?, ?, ?)",
+                [seq, prev_hash, entry_hash, canonical, note, frontier],
             )
         except duckdb.ConstraintException as err:
             raise SeqTaken(f"audit record seq {seq} already exists") from err
+
+    def latest_note(self) -> tuple[int, str] | None:
+        """Return ``(seq, note)`` of the last record that has a signed note, or None."""
+        row = self._con.execute(
+            "SELECT seq, note FROM audit_log WHERE note IS NOT NULL ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def frontier_before(self, seq: int) -> tuple[int, bytes] | None:
+        """Return ``(seq, frontier)`` of the last stored frontier at or before ``seq``, or None."""
+        row = self._con.execute(
+            "SELECT seq, frontier FROM audit_log WHERE frontier IS NOT NULL AND seq <= ? ORDER BY seq DESC LIMIT 1",
+            [seq],
+        ).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def meta(self, name: str) -> str | None:
+        """Return the log's stored fact ``name`` (e.g. ``log_id``), or None."""
+        row = self._con.execute("SELECT value FROM audit_log_meta WHERE name = ?", [name]).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, name: str, value: str) -> None:
+        """Store fact ``name`` once (a second value for it is refused by the primary key)."""
+        self._con.execute("INSERT INTO audit_log_meta (name, value) VALUES (?, ?)", [name, value])
+
+    def insert_key(self, vkey: str, from_size: int, added_at: str, statement: str | None) -> None:
+        """Record a public key that signs the log from tree size ``from_size`` on (once per key)."""
+        self._con.execute(
+            "INSERT INTO audit_log_keys (vkey, from_size, added_at, statement) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING", [vkey, from_size, added_at, statement],
+        )
 
     def last_checkpoint(self) -> tuple[Checkpoint, MerkleFrontier] | None:
         """Return the checkpoint with the highest seq and its stored frontier, or None."""
@@ -222,6 +274,79 @@ class AuditStore:
         """Return the stored entry hashes of records ``start..end`` (inclusive), in seq order."""
         with self.db.connect() as con:
             return StoreWriter(con).hashes(start, end)
+
+    def latest_note(self) -> tuple[int, str] | None:
+        """Return ``(seq, note)`` of the last record that has a signed note, or None."""
+        with self.db.connect() as con:
+            return StoreWriter(con).latest_note()
+
+    def note(self, seq: int) -> str | None:
+        """Return the signed note stored with record ``seq`` (None: no such record, or none stored)."""
+        with self.db.connect() as con:
+            row = con.execute("SELECT note FROM audit_log WHERE seq = ? LIMIT 1", [seq]).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
+    def first_note_seq(self) -> int | None:
+        """Return the smallest seq that has a signed note (records before it predate signed notes), or None."""
+        with self.db.connect() as con:
+            row = con.execute("SELECT min(seq) FROM audit_log WHERE note IS NOT NULL").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def notes(self, batch_size: int = 50_000) -> Generator[list[tuple[int, str | None]], None, None]:
+        """Yield ``(seq, note)`` of every record in seq order, in batches (for checking every signature)."""
+        with self.db.connect() as con:
+            reader = con.sql("SELECT seq, note FROM audit_log ORDER BY seq").to_arrow_reader(batch_size)
+            for batch in reader:
+                yield list(zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True))
+
+    def records_of_action(self, action: str) -> list[StoreRow]:
+        """Return the rows whose record is JSON with this ``action``.
+
+        Rows that are not JSON are skipped here: the verifier names them through :meth:`first_undecodable`.
+        """
+        with self.db.connect() as con:
+            found = con.execute(
+                _ROW + " WHERE try(json_extract_string(try(decode(record)), '$.action')) = ? ORDER BY seq", [action]
+            ).fetchall()
+        return [_row(r) for r in found]
+
+    def first_undecodable(self, start: int, end: int) -> int | None:
+        """Return the first seq in ``start..end`` whose bytes are not a JSON object of its seq (in SQL), or None."""
+        with self.db.connect() as con:
+            row = con.execute(_UNDECODABLE, [start, end]).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def meta(self, name: str) -> str | None:
+        """Return the log's stored fact ``name``, or None."""
+        with self.db.connect() as con:
+            return StoreWriter(con).meta(name)
+
+    def keys(self) -> list[tuple[str, int, str, str | None]]:
+        """Return ``(vkey, from_size, added_at, statement)`` of every key that signed the log, oldest first."""
+        with self.db.connect() as con:
+            rows = con.execute(
+                "SELECT vkey, from_size, added_at, statement FROM audit_log_keys ORDER BY from_size, added_at"
+            ).fetchall()
+        return [(str(r[0]), int(r[1]), str(r[2]), None if r[3] is None else str(r[3])) for r in rows]
+
+    def insert_cosignature(self, size: int, witness: str, signature: str, received_at: str) -> None:
+        """Store a witness's cosignature line of the checkpoint at ``size`` (a repeat is ignored)."""
+        with self.db.connect() as con:
+            con.execute(
+                "INSERT INTO audit_cosignatures (size, witness, signature, received_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING", [size, witness, signature, received_at],
+            )
+
+    def cosignatures(self, size: int | None = None) -> list[tuple[int, str, str, str]]:
+        """Return ``(size, witness, signature line, received_at)`` of stored cosignatures (of ``size`` only)."""
+        sql = "SELECT size, witness, signature, received_at FROM audit_cosignatures"
+        params: list[Any] = []
+        if size is not None:
+            sql += " WHERE size = ?"
+            params.append(size)
+        with self.db.connect() as con:
+            rows = con.execute(sql + " ORDER BY size, witness, received_at", params).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
 
     def checkpoints(self) -> list[Checkpoint]:
         """Return all stored checkpoints in seq order."""

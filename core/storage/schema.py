@@ -35,6 +35,20 @@ Version 3 (:mod:`audit.accounts`): ``users`` gains ``disabled_at`` and ``passwor
 auth_credentials holds sign-in sessions and API tokens (only a SHA-256 of each secret),
 signin_failures the failed sign-ins in a row and lockouts, database_marks facts about the file
 (``demo``).
+
+Version 4 (:mod:`audit.trail.store`): every record is signed: ``audit_log`` gains ``note`` (the
+signed checkpoint note of the tree ending at the record) and ``frontier`` (Merkle subtree roots,
+stored every 1024 records); ``audit_log_meta`` holds the log's id (its origin), ``audit_log_keys``
+every public key that signed the log and from which tree size, ``audit_cosignatures`` the
+witnesses' cosignatures of checkpoints.
+
+Version 5 (privacy, :mod:`core.gallery`, :mod:`core.cache`, :mod:`core.keystore`): ``gallery_faces``
+rows are sealed (``sealed``: AES-GCM under the subject's key ``key_id``, found by ``subject_ref``, a
+keyed HMAC of gallery and subject id); the clear ``subject_id``, ``image_name``, ``metadata`` and
+``embedding`` columns stay only for files written before, and are emptied when the gallery store
+seals their rows. ``embedding_cache`` keeps only failures (its cached embeddings are deleted);
+evaluation embeddings go to ``evaluation_cache`` (sealed under the key of their day,
+``evaluation_cache_keys``), kept for a retention period.
 """
 
 from __future__ import annotations
@@ -262,6 +276,54 @@ _V3_ACCOUNTS = (
     )""",
 )
 
+#: Version 5: privacy (see the module docstring). Cached embeddings are not kept (they are recomputable);
+#: rows of galleries are sealed by :class:`core.gallery.GalleryStore` on first use (it needs the key store).
+_V5_PRIVACY = (
+    "ALTER TABLE gallery_faces ADD COLUMN IF NOT EXISTS subject_ref VARCHAR",
+    "ALTER TABLE gallery_faces ADD COLUMN IF NOT EXISTS key_id VARCHAR",
+    "ALTER TABLE gallery_faces ADD COLUMN IF NOT EXISTS sealed BLOB",
+    "ALTER TABLE gallery_faces ALTER COLUMN subject_id DROP NOT NULL",
+    "ALTER TABLE gallery_faces ALTER COLUMN embedding DROP NOT NULL",
+    "DELETE FROM embedding_cache WHERE error_code IS NULL",
+    """CREATE TABLE IF NOT EXISTS evaluation_cache (
+        image_sha256 VARCHAR NOT NULL,
+        embedding_key VARCHAR NOT NULL,
+        key_id VARCHAR,
+        sealed BLOB,
+        faces_detected INTEGER NOT NULL,
+        error_code VARCHAR,
+        error_message VARCHAR,
+        created_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (image_sha256, embedding_key)
+    )""",
+    """CREATE TABLE IF NOT EXISTS evaluation_cache_keys (
+        day DATE PRIMARY KEY,
+        key_id VARCHAR NOT NULL
+    )""",
+)
+
+_V4_SIGNED_LOG = (
+    "ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS note VARCHAR",
+    "ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS frontier BLOB",
+    """CREATE TABLE IF NOT EXISTS audit_log_meta (
+        name VARCHAR PRIMARY KEY,
+        value VARCHAR NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS audit_log_keys (
+        vkey VARCHAR PRIMARY KEY,
+        from_size BIGINT NOT NULL,
+        added_at VARCHAR NOT NULL,
+        statement VARCHAR
+    )""",
+    """CREATE TABLE IF NOT EXISTS audit_cosignatures (
+        size BIGINT NOT NULL,
+        witness VARCHAR NOT NULL,
+        signature VARCHAR NOT NULL,
+        received_at VARCHAR NOT NULL,
+        PRIMARY KEY (size, witness, signature)
+    )""",
+)
+
 #: Every migration, oldest first; a released one is never edited.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "galleries, embedding cache, calibrations, audit log and checkpoints, users, evaluation runs", _V1),
@@ -269,6 +331,10 @@ MIGRATIONS: tuple[Migration, ...] = (
               _V2_EVALUATION),
     Migration(3, "accounts: disabled and password-change times, sessions and API tokens (hashed), "
                  "failed sign-ins and lockouts, database marks", _V3_ACCOUNTS),
+    Migration(4, "audit: a signed checkpoint note with every record, the log's id, its keys, witness cosignatures",
+              _V4_SIGNED_LOG),
+    Migration(5, "privacy: sealed gallery rows (per-subject keys), no cached embeddings outside galleries, "
+                 "evaluation cache with day keys", _V5_PRIVACY),
 )
 
 #: The shape this facetrail writes.

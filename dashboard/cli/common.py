@@ -59,7 +59,8 @@ EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 
 _GROUPS = ("dashboard.cli.engine", "dashboard.cli.video", "dashboard.cli.audit", "dashboard.cli.evaluate",
-           "dashboard.cli.accounts", "dashboard.cli.app")
+           "dashboard.cli.accounts", "dashboard.cli.report", "dashboard.cli.app", "dashboard.cli.review",
+           "dashboard.cli.witness", "dashboard.cli.privacy")
 
 #: What to do when a command needs a signed-in account and there is none.
 SIGN_IN_HINT = "run `facetrail login NAME --password-stdin` or set FACETRAIL_TOKEN"

@@ -1,17 +1,24 @@
-"""Engine commands: ``models``, ``verify``, ``gallery ...``, ``search``.
+"""Engine commands: ``models``, ``verify``, ``gallery ...``, ``search``, ``policy ...``.
 
 ``verify`` and ``search`` (operators) and the gallery changes ``create``, ``enroll``,
 ``delete``, ``drop`` (admins) act as the signed-in account (``facetrail login``, or
 ``$FACETRAIL_TOKEN``); without one, or with a role that may not, they are refused,
 recorded, and exit 2. ``models``, ``gallery list`` and ``gallery show`` only read.
+
+``search --threshold T`` looser than the deployment's threshold policy (:mod:`audit.policy`)
+prints the policy's warning on stderr and runs only with ``--threshold-reason TEXT``; past
+the policy's hard limit it is refused. Either refusal is recorded and exits 2.
+``policy threshold`` (admins) sets the policy, ``policy show`` prints the one in force.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 from typing import Any
 
-from audit import AuditError
+from audit import AuditedEngine, AuditError
 from core import (
     DEFAULT_ALIGNMENT,
     DEFAULT_DETECTOR,
@@ -96,7 +103,34 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     search.add_argument("--gallery", required=True)
     search.add_argument("--top-k", type=int, default=10)
     search.add_argument("--threshold", type=float, help="cosine distance threshold (default: the config's)")
+    search.add_argument("--threshold-reason", metavar="TEXT",
+                        help="why a threshold looser than the deployment's policy is needed (recorded)")
     search.set_defaults(handler=_search)
+
+    policy = subparsers.add_parser("policy", help="the deployment's threshold policy (admins set it)")
+    psub = policy.add_subparsers(dest="policy_command", required=True)
+    pset = psub.add_parser("threshold", parents=ctx,
+                           help="set the loosest threshold operators may search at without a reason, and the hard "
+                                "limit (admins; recorded)")
+    pset.add_argument("--loosest", type=_distance_or_default, default=None, metavar="T|default",
+                      help="a cosine distance, or 'default': the gallery's default threshold (the default)")
+    pset.add_argument("--hard-limit", type=_distance_or_default, default=None, metavar="T|default",
+                      help="refuse searches looser than this, whatever the reason (default: 1.25 x the loosest)")
+    pset.add_argument("--gallery", help="for this gallery only (default: every gallery without its own policy)")
+    pset.add_argument("--reason", required=True, help="why this policy (recorded)")
+    pset.set_defaults(handler=_policy_set)
+    pshow = psub.add_parser("show", parents=parents, help="print the threshold policy in force")
+    pshow.add_argument("--gallery", help="the policy for this gallery")
+    pshow.set_defaults(handler=_policy_show)
+
+
+def _distance_or_default(text: str) -> float | None:
+    if text.strip().lower() in ("default", "calibrated"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a cosine distance or 'default', got {text!r}") from None
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -266,7 +300,9 @@ def _search(args: argparse.Namespace) -> int:
         rt = runtime(args)
         rt.session(context(args)).check("search", {"gallery_name": args.gallery})  # who, before the gallery is read
         service = rt.audited(rt.engine_for_gallery(args.gallery), context(args))
-        outcomes = service.search_many(args.gallery, args.images, top_k=args.top_k, threshold=args.threshold)
+        warn_threshold(service, args.gallery, args.threshold)
+        outcomes = service.search_many(args.gallery, args.images, top_k=args.top_k, threshold=args.threshold,
+                                       threshold_reason=args.threshold_reason)
     except _ERRORS as err:
         return fail(args, err)
     status = EXIT_OK
@@ -283,3 +319,35 @@ def _search(args: argparse.Namespace) -> int:
         )
         emit(args, payload, text)
     return status
+
+
+def warn_threshold(service: AuditedEngine, gallery: str, threshold: float | None) -> None:
+    """Print the threshold policy's warning on stderr before a search looser than the policy (the record keeps it)."""
+    if threshold is None or not math.isfinite(threshold):
+        return  # the default is within the policy; a non-finite threshold is refused by the search
+    check = service.threshold_check(gallery, threshold)
+    if check.warning is not None:
+        sys.stderr.write(f"facetrail: warning: {check.warning}\n")
+
+
+def _policy_set(args: argparse.Namespace) -> int:
+    try:
+        rt = runtime(args)
+        service = rt.audited(rt.engine(), context(args))
+        done = service.set_threshold_policy(args.loosest, args.hard_limit, reason=args.reason,
+                                            gallery_name=args.gallery)
+    except _ERRORS as err:
+        return fail(args, err)
+    policy = done.result
+    emit(args, {**policy.to_dict(), "audit_seq": done.seq},
+         f"threshold policy set{' for ' + args.gallery if args.gallery else ''}: {policy.describe()}")
+    return EXIT_OK
+
+
+def _policy_show(args: argparse.Namespace) -> int:
+    try:
+        policy = runtime(args).audited(runtime(args).engine()).threshold_policy(args.gallery)
+    except _ERRORS as err:
+        return fail(args, err)
+    emit(args, policy.to_dict(), policy.describe())
+    return EXIT_OK

@@ -11,6 +11,7 @@ object with the keys ``video``, ``video_sha256``, ``duration_ms``, ``frames_samp
 Exit codes as for ``search``: 0 done (with or without candidates), 2 bad input (not a
 video, truncated or damaged, no frames, too long, frames too large, not a regular file,
 an unknown gallery, a refusal) with the error recorded, 1 any other failure.
+A threshold looser than the deployment's policy needs ``--threshold-reason`` (as for ``search``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from audit import AuditError
 from core import DEFAULT_MAX_DURATION_S, RecognitionError, StorageError, VideoSearchResult
 from dashboard.cli.common import EXIT_OK, context, context_parent, emit, fail, runtime
+from dashboard.cli.engine import warn_threshold
 
 __all__ = ["register"]
 
@@ -38,6 +40,8 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--fps", type=float, default=2.0, help="frames sampled per second of video (default 2)")
     p.add_argument("--top-k", type=int, default=10, help="candidates kept per track (default 10)")
     p.add_argument("--threshold", type=float, help="cosine distance threshold (default: the config's)")
+    p.add_argument("--threshold-reason", metavar="TEXT",
+                   help="why a threshold looser than the deployment's policy is needed (recorded)")
     p.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION_S,
                    help=f"refuse videos longer than this many seconds (default {DEFAULT_MAX_DURATION_S:g})")
     p.set_defaults(handler=_search_video)
@@ -67,8 +71,10 @@ def _search_video(args: argparse.Namespace) -> int:
         rt = runtime(args)
         rt.session(context(args)).check("search_video", {"gallery_name": args.gallery})  # who, before any read
         service = rt.audited(rt.engine_for_gallery(args.gallery), context(args))
+        warn_threshold(service, args.gallery, args.threshold)
         audited = service.search_video(args.gallery, args.video, fps=args.fps, top_k=args.top_k,
-                                       threshold=args.threshold, max_duration=args.max_duration, progress=True)
+                                       threshold=args.threshold, max_duration=args.max_duration, progress=True,
+                                       threshold_reason=args.threshold_reason)
     except _ERRORS as err:
         return fail(args, err)
     result = audited.result

@@ -19,11 +19,14 @@ st.set_page_config(page_title="facetrail", page_icon=":material/policy:", layout
 PAGES = (
     ("app_pages/overview.py", "Overview", ":material/dashboard:", "overview"),
     ("app_pages/search.py", "Search", ":material/person_search:", "search"),
+    ("app_pages/video.py", "Video search", ":material/videocam:", "search"),
     ("app_pages/verify.py", "Verify", ":material/compare:", "verify"),
     ("app_pages/match_log.py", "Match log", ":material/fact_check:", "read_log"),
+    ("app_pages/blind_review.py", "Blind review", ":material/visibility_off:", "read_log"),
     ("app_pages/demographics.py", "Demographic performance", ":material/balance:", "read_evaluations"),
     ("app_pages/integrity.py", "Integrity", ":material/verified:", "integrity"),
     ("app_pages/exports.py", "Exports", ":material/download:", "export"),
+    ("app_pages/reports.py", "Reports", ":material/summarize:", "report"),
     ("app_pages/admin.py", "Administration", ":material/admin_panel_settings:", "manage_users"),
 )
 

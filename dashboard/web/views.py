@@ -20,17 +20,19 @@ QUERY_ACTIONS = ("search", "verify", "search_video")
 
 _COLUMNS = (
     "seq", "time", "action", "outcome", "operator", "purpose", "case_ref", "gallery", "candidates",
-    "top_subject", "top_similarity", "threshold", "target_seq", "reviewer", "decision", "latency_ms",
+    "top_subject", "top_similarity", "threshold", "threshold_policy", "target_seq", "reviewer", "decision",
+    "latency_ms",
 )
 
 
 def records_frame(entries: Sequence[AuditEntry]) -> pd.DataFrame:
-    """One row per record: when, who, why, what came back."""
+    """One row per record: when, who, why, what came back, and where its threshold stood against the policy."""
     rows: list[dict[str, Any]] = []
     for e in entries:
         r = e.record
         top = max(r.candidates, key=lambda c: float(c.similarity)) if r.candidates else None  # a video's: any track
         threshold = (r.details or {}).get("threshold")
+        policy = (r.details or {}).get("threshold_policy")  # audit.policy: within, looser, beyond_limit
         rows.append({
             "seq": r.seq,
             "time": pd.Timestamp(r.started_at),
@@ -44,6 +46,7 @@ def records_frame(entries: Sequence[AuditEntry]) -> pd.DataFrame:
             "top_subject": top.subject_id if top else None,
             "top_similarity": float(top.similarity) if top else None,
             "threshold": float(threshold) if isinstance(threshold, str) else None,
+            "threshold_policy": policy.get("status") if isinstance(policy, dict) else None,
             "target_seq": r.target_seq,
             "reviewer": r.reviewer,
             "decision": r.decision,

@@ -122,7 +122,8 @@ def test_a_video_job_is_one_record_with_hash_gallery_config_sampling_and_tracks(
     assert d["sampling"]["max_duration_s"] == "7200.000000" and d["sampling"]["detection_scale"] == "0.500000"
     assert (d["top_k"], d["threshold"], d["exact"]) == (5, "0.300000", True)
     assert d["expected_fpir"] is None and d["expected_fpir_per"] == "search"  # no calibration of this config
-    assert d["retained"] == {"video": False, "crops": 0}
+    # the best crop of each track with candidates is kept sealed for its review (audit.evidence)
+    assert d["retained"]["video"] is False and d["retained"]["crops"] == sum(1 for t in d["tracks"] if t["candidates"])
     assert d["auth"]["method"] == "password_session"
     tracks = d["tracks"]
     assert [(t["start_ms"], t["end_ms"]) for t in tracks] == [(a, b) for _, a, b in EXPECTED]
@@ -350,3 +351,15 @@ def test_who_and_why_are_checked_before_the_video_is_read(
         ("refused", "missing_context", "search_video"), ("refused", "forbidden", "search_video"),
         ("refused", "bad_input", "search_video")]
     assert isinstance(pipeline, VideoFakePipeline) and pipeline.detections == 0  # no frame was looked at
+
+
+def test_someone_stepping_in_a_second_after_another_left_is_a_track_of_their_own(
+    audited: AuditedEngine, tmp_path: Path
+) -> None:
+    """At 2 fps one missed sample lies between them: geometry alone would join them into one track."""
+    path = tmp_path / "handover.mp4"
+    write_footage(path, [Walk(ALPHA, 1.0, 5.0, (0, 40), (220, 60)), Walk(STRANGER, 6.0, 9.0, (220, 140), (160, 140))],
+                  10.0)
+    tracks = audited.search_video("g", path, fps=2.0).result.tracks
+    assert [(t.start_ms, t.end_ms, [c.subject_id for c in t.candidates]) for t in tracks] == [
+        (1000, 5000, [ALPHA]), (6000, 9000, [])]

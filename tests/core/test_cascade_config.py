@@ -9,11 +9,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from core.cache import CachedOutcome, EmbeddingCache
+from core.cache import CachedOutcome, EmbeddingCache, EvaluationCache, face_from_fields
 from core.config import ModelConfig
 from core.errors import ConfigMismatch
 from core.gallery import EnrollItem, GalleryStore
 from core.results import Embedding, Face
+from core.storage.connection import Database
 from tests.conftest import make_config, random_unit
 
 PLAIN = make_config()
@@ -81,8 +82,8 @@ def test_cascade_and_plain_configs_never_share_a_gallery(memory_db) -> None:
     assert store.info("cascade").size == 1 and store.info("plain").size == 0
 
 
-def test_cascade_and_plain_configs_never_share_cached_embeddings(memory_db) -> None:
-    cache = EmbeddingCache(memory_db)
+def test_cascade_and_plain_configs_never_share_cached_embeddings(tmp_path) -> None:
+    cache = EvaluationCache(Database(tmp_path / "c.duckdb"), retention_days=30)
     sha = "f" * 64
     vector = random_unit(1, seed=5)[0]
     cache.put_many(CASCADE.embedding_key, [CachedOutcome(sha, vector, Face(1, 2, 30, 40, 0.9, "dlib_cnn"), 1, None, None)])
@@ -91,24 +92,25 @@ def test_cascade_and_plain_configs_never_share_cached_embeddings(memory_db) -> N
     assert hit.face == Face(1, 2, 30, 40, 0.9, "dlib_cnn")
     assert np.array_equal(hit.vector, vector)
     # "no face" under the plain config says nothing about the cascade, and the other way round
-    cache.put_many(PLAIN.embedding_key, [CachedOutcome("e" * 64, None, None, 0, "no_face", "no face")])
-    assert cache.get_many(["e" * 64], CASCADE.embedding_key) == {}
+    failures = EmbeddingCache(Database(tmp_path / "c.duckdb"))
+    failures.put_many(PLAIN.embedding_key, [CachedOutcome("e" * 64, None, None, 0, "no_face", "no face")])
+    assert failures.get_many(["e" * 64], CASCADE.embedding_key) == {}
+    assert failures.get_many(["e" * 64], PLAIN.embedding_key)["e" * 64].error_code == "no_face"
 
 
-def test_a_cached_face_that_names_no_detector_is_recomputed_and_replaced(memory_db) -> None:
-    cache = EmbeddingCache(memory_db)
+def test_a_stored_face_that_names_no_detector_is_not_a_hit() -> None:
+    legacy = {"x": 0, "y": 0, "w": 5, "h": 5, "confidence": 1.0}  # as rows were written before faces named it
+    assert face_from_fields(legacy) is None
+    assert face_from_fields({**legacy, "detector": "dlib_cnn"}) == Face(0, 0, 5, 5, 1.0, "dlib_cnn")
+
+
+def test_a_stale_failure_is_replaced(tmp_path) -> None:
+    cache = EmbeddingCache(Database(tmp_path / "c.duckdb"))
     sha, key = "a" * 64, PLAIN.embedding_key
-    with memory_db.connect(transaction=True) as con:  # a row as written before faces named their detector
-        con.execute(
-            "INSERT INTO embedding_cache (image_sha256, embedding_key, embedding, face, faces_detected) "
-            "VALUES (?, ?, ?, ?, 1)",
-            [sha, key, [0.0] * 127 + [1.0], json.dumps({"x": 0, "y": 0, "w": 5, "h": 5, "confidence": 1.0})],
-        )
+    cache.put_many(key, [CachedOutcome(sha, None, None, 2, "multiple_faces", "2 faces")])
+    assert cache.get_many([sha], key)[sha].error_code == "multiple_faces"
+    cache.put_many(key, [], replace=[sha])
     assert cache.get_many([sha], key) == {}
-    fresh = random_unit(1, seed=9)[0]
-    cache.put_many(key, [CachedOutcome(sha, fresh, Face(0, 0, 5, 5, 1.0, "dlib"), 1, None, None)])
-    hit = cache.get_many([sha], key)[sha]
-    assert hit.face is not None and hit.face.detector == "dlib" and np.array_equal(hit.vector, fresh)
 
 
 def test_face_and_embedding_dicts_name_the_detector() -> None:
@@ -170,12 +172,12 @@ def _engine(policy: str, pipeline: _TwoFacePipeline):
     return engine
 
 
-def test_each_face_policy_has_its_own_cache_entries(memory_db, tmp_path) -> None:
+def test_each_face_policy_has_its_own_cache_entries(tmp_path) -> None:
     from PIL import Image as PILImage
 
     path = tmp_path / "two.png"
     PILImage.new("RGB", (100, 100), "gray").save(path)
-    cache = EmbeddingCache(memory_db)
+    cache = EvaluationCache(Database(tmp_path / "c.duckdb"), retention_days=30)  # it keeps embeddings
     pipeline = _TwoFacePipeline()
     largest, central, refuse = (_engine(p, pipeline) for p in ("largest", "central", "refuse"))
     assert largest.cache_key == PLAIN.embedding_key
@@ -192,16 +194,14 @@ def test_each_face_policy_has_its_own_cache_entries(memory_db, tmp_path) -> None
     assert again[0].embeddings[str(path)].face.w == 60 and again[1].embeddings[str(path)].face.w == 20
 
 
-def test_a_refusal_cached_under_the_embedding_key_by_an_older_version_does_not_stop_largest(
-    memory_db, tmp_path
-) -> None:
+def test_a_refusal_cached_under_the_embedding_key_by_an_older_version_does_not_stop_largest(tmp_path) -> None:
     from PIL import Image as PILImage
 
     from core.image import sha256_file
 
     path = tmp_path / "two.png"
     PILImage.new("RGB", (100, 100), "gray").save(path)
-    cache = EmbeddingCache(memory_db)
+    cache = EvaluationCache(Database(tmp_path / "c.duckdb"), retention_days=30)
     sha = sha256_file(path)
     cache.put_many(PLAIN.embedding_key, [CachedOutcome(sha, None, None, 2, "multiple_faces", "2 faces")])
     pipeline = _TwoFacePipeline()

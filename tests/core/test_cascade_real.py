@@ -9,6 +9,7 @@ import pytest
 from PIL import Image as PILImage
 
 from core import Database, Engine, GalleryStore, default_config
+from core.cache import EvaluationCache
 from core.errors import ConfigMismatch, NoFaceDetected
 from core.gallery import EnrollItem
 
@@ -65,9 +66,9 @@ def test_a_batch_records_which_detector_found_each_face(cascade, hog_miss, tmp_p
     _, photo, pixels = hog_miss
     rotated = tmp_path / "rotated.png"
     PILImage.fromarray(pixels).save(rotated)
-    store = GalleryStore(Database(tmp_path / "cache.duckdb"))
-    first = cascade.embed_batch([str(rotated), str(photo)], cache=store.cache, workers=1)
-    again = cascade.embed_batch([str(rotated), str(photo)], cache=store.cache, workers=1)
+    cache = EvaluationCache(Database(tmp_path / "cache.duckdb"), retention_days=30)  # the cache that keeps embeddings
+    first = cascade.embed_batch([str(rotated), str(photo)], cache=cache, workers=1)
+    again = cascade.embed_batch([str(rotated), str(photo)], cache=cache, workers=1)
     for batch in (first, again):
         assert [batch.embeddings[str(p)].face.detector for p in (rotated, photo)] == ["dlib_cnn", "dlib"]
     assert first.computed == 2 and again.from_cache == 2 and again.computed == 0
@@ -85,9 +86,10 @@ def test_no_face_anywhere_is_still_no_face_detected(cascade) -> None:
 def test_with_and_without_the_cascade_share_no_gallery_and_no_cache(hog_only, cascade, congress_pairs, tmp_path) -> None:
     assert hog_only.config.embedding_key != cascade.config.embedding_key
     store = GalleryStore(Database(tmp_path / "g.duckdb"))
+    cache = EvaluationCache(store.db, retention_days=30)
     photo = congress_pairs[0][1]
-    with_cascade = cascade.embed_batch([str(photo)], cache=store.cache, workers=1)
-    without = hog_only.embed_batch([str(photo)], cache=store.cache, workers=1)
+    with_cascade = cascade.embed_batch([str(photo)], cache=cache, workers=1)
+    without = hog_only.embed_batch([str(photo)], cache=cache, workers=1)
     assert with_cascade.computed == 1 and without.computed == 1 and without.from_cache == 0
     store.create("plain", hog_only.config)
     with pytest.raises(ConfigMismatch):

@@ -250,12 +250,16 @@ def test_concurrent_enrolments_keep_a_consistent_fingerprint(tmp_path: Path) -> 
 
 
 def test_cache_keys_by_configuration(memory_db: Database) -> None:
+    """Hits are images enrolled under the key (read back from the gallery) and cached failures; a probe's
+    embedding put in the cache is not kept (see tests/core/test_privacy_probes.py)."""
     store = GalleryStore(memory_db)
     a, b = make_config("dlib_5pt"), make_config("deepface")
     vector = random_unit(1)[0]
-    store.cache.put_many(a.embedding_key, [CachedOutcome("h1", vector, FACE, 1, None, None)])
+    store.create("g", a)
+    store.enroll("g", [EnrollItem("s1", Embedding(vector, "h1", FACE, 1, a), "h1.jpg")])
+    store.cache.put_many(a.embedding_key, [CachedOutcome("h3", vector, FACE, 1, None, None)])
     store.cache.put_many(a.embedding_key, [CachedOutcome("h2", None, None, 0, "no_face", "no face")])
-    assert set(store.cache.get_many(["h1", "h2"], a.embedding_key)) == {"h1", "h2"}
+    assert set(store.cache.get_many(["h1", "h2", "h3"], a.embedding_key)) == {"h1", "h2"}
     assert store.cache.get_many(["h1"], b.embedding_key) == {}
     hit = store.cache.get_many(["h1"], a.embedding_key)["h1"]
     np.testing.assert_array_equal(hit.vector, vector)

@@ -6,7 +6,13 @@ import streamlit as st
 
 from audit import AuditContext, AuditFilter, normalize_name
 from dashboard.web.app_pages.common import ERRORS, match_statuses, require, runtime
-from dashboard.web.views import records_frame, status_frame
+from dashboard.web.views import (
+    QUERY_ACTIONS,
+    records_frame,
+    status_frame,
+    video_candidates_frame,
+    video_tracks_frame,
+)
 
 user = require("read_log")
 log = runtime().log
@@ -23,7 +29,7 @@ if everything.empty:
     st.stop()
 
 with st.expander("Filters", expanded=True):
-    c1, c2, c3, c4, c5 = st.columns(5)
+    c1, c2, c3, c4, c5, c6 = st.columns(6)
     actions = ["(any)"] + sorted(everything["action"].dropna().unique())
     action = c1.selectbox("Action", actions, index=actions.index("search") if "search" in actions else 0,
                           key="matchlog_action")
@@ -35,6 +41,10 @@ with st.expander("Filters", expanded=True):
     outcome = c4.selectbox("Outcome", outcomes, key="matchlog_outcome")
     review = c5.selectbox("Review status", ["(any)", "pending", "confirmed", "rejected"], key="matchlog_review",
                           help="Queries with at least one candidate in this two-person-rule status")
+    policies = ["(any)", "looser", "within", "beyond_limit"]
+    policy_filter = c6.selectbox("Threshold policy", policies, key="matchlog_policy",
+                                 help="looser: run at a threshold looser than the deployment's policy, with a "
+                                      "written reason; beyond_limit: refused")
 
 selected = AuditFilter(
     operator=None if operator == "(any)" else operator,
@@ -44,8 +54,10 @@ selected = AuditFilter(
 table = records_frame(log.list(selected))
 if outcome != "(any)":
     table = table[table["outcome"] == outcome]
+if policy_filter != "(any)":
+    table = table[table["threshold_policy"] == policy_filter]
 if review != "(any)":
-    reviewable = table.loc[table["action"].isin(["search", "verify"]) & (table["outcome"] == "ok"), "seq"].tolist()
+    reviewable = table.loc[table["action"].isin(QUERY_ACTIONS) & (table["outcome"] == "ok"), "seq"].tolist()
     keep = {s["seq"] for s in match_statuses(reviewable) if any(c["status"] == review for c in s["candidates"])}
     table = table[table["seq"].isin(keep)]
 st.dataframe(
@@ -73,6 +85,16 @@ c2.markdown(f"**Gallery** {record.gallery.name if record.gallery else '–'}  \n
             f"**Started** {record.started_at}")
 c3.markdown(f"**Entry hash** `{entry.entry_hash.hex()[:16]}…`  \n**Previous** `{entry.prev_hash.hex()[:16]}…`  \n"
             f"**Latency** {record.latency_ms or '–'} ms")
+flag = record.details.get("threshold_policy")
+if isinstance(flag, dict) and flag.get("status") in ("looser", "beyond_limit"):
+    # user-supplied text (the reason) is shown as text, never as markup
+    st.warning(f"Threshold {flag.get('threshold')} is looser than the deployment's policy (loosest "
+               f"{flag.get('loosest')}, hard limit {flag.get('hard_limit')}). The operator's reason and the warning "
+               "they were shown are below.", icon=":material/warning:")
+    st.text(f"Reason given: {flag.get('reason') or '(none)'}")
+    st.text(f"Warning shown: {flag.get('warning') or '(none)'}")
+elif isinstance(flag, dict):
+    st.caption(f"Threshold {flag.get('threshold')}: within the deployment's policy (loosest {flag.get('loosest')}).")
 with st.expander("Everything recorded (canonical record)"):
     st.json(entry.to_dict())
 
@@ -80,12 +102,23 @@ flash = st.session_state.pop("matchlog_flash", None)
 if flash:
     st.success(flash)
 
-if record.action in ("search", "verify") and record.outcome == "ok":
+if record.action in QUERY_ACTIONS and record.outcome == "ok":
     st.markdown("**Candidates and their review status**")
-    frame = status_frame([log.match_status(record.seq)])
-    scores = {c.face_id: c.similarity for c in record.candidates}
-    frame["similarity"] = frame["face_id"].map(scores)
-    st.dataframe(frame.drop(columns=["seq", "operator"]), hide_index=True)
+    status = log.match_status(record.seq)
+    if record.action == "search_video":  # a lead per track: named "<track>:<face id>" in a review
+        st.markdown("**Tracks of the video** (times in seconds from the start of the footage)")
+        st.dataframe(video_tracks_frame(record, status).drop(columns=["track", "chart_label"]), hide_index=True)
+        st.dataframe(video_candidates_frame(record, status), hide_index=True,
+                     column_config={"similarity": st.column_config.NumberColumn(format="%.4f"),
+                                    "distance": st.column_config.NumberColumn(format="%.4f")})
+        labels = {f"track {c.track_id} · #{c.rank} {c.subject_id} (similarity {r.similarity})": c.candidate_id
+                  for c, r in zip(status.candidates, record.candidates, strict=True)}
+    else:
+        frame = status_frame([status])
+        scores = {c.face_id: c.similarity for c in record.candidates}
+        frame["similarity"] = frame["face_id"].map(scores)
+        st.dataframe(frame.drop(columns=["seq", "operator"]), hide_index=True)
+        labels = {f"#{c.rank} {c.subject_id} (similarity {c.similarity})": c.face_id for c in record.candidates}
     reviews = records_frame(log.list(AuditFilter(target_seq=record.seq)))
     if not reviews.empty:
         st.markdown("**Reviews and refusals recorded for this query**")
@@ -95,7 +128,6 @@ if record.action in ("search", "verify") and record.outcome == "ok":
         if record.operator is not None and normalize_name(record.operator) == user.name:
             st.info("You ran this query, so you cannot review it (two-person rule).")
         with st.form("matchlog_review_form"):
-            labels = {f"#{c.rank} {c.subject_id} (similarity {c.similarity})": c.face_id for c in record.candidates}
             choice = st.selectbox("Candidate", list(labels) or ["(the verified pair)"], key="matchlog_candidate")
             decision = st.radio("Decision", ["confirm", "reject"], horizontal=True, key="matchlog_decision")
             note = st.text_input("Note", key="matchlog_note")

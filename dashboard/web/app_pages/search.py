@@ -46,6 +46,12 @@ threshold = st.slider(
 top_k = st.number_input("Candidates to return at most", 1, 50, 5, key="search_top_k")
 
 threshold = round(threshold, 3)
+named = None if threshold == round(config.threshold, 3) else threshold  # keep the default's provenance
+policy = rt.audited(engine, None, user).threshold_check(gallery_name, named)  # the deployment's threshold policy
+if policy.status == "beyond_limit":
+    st.error(policy.warning, icon=":material/block:")
+elif policy.status == "looser":
+    st.warning(policy.warning, icon=":material/warning:")
 
 
 runs = evaluations().for_model(config.embedding_key, info.size)  # runs that measured this gallery size first
@@ -87,6 +93,8 @@ with st.form("search_form"):
     case_ref = st.text_input("Case reference (required)", key="search_case", placeholder="e.g. CR-2024-0117")
     legal_basis = st.text_input("Legal basis (optional)", key="search_legal_basis")
     upload = st.file_uploader("Probe photo", type=["jpg", "jpeg", "png", "webp", "bmp"], key="search_upload")
+    reason = (st.text_area("Reason for the looser threshold (required; recorded with the warning above)",
+                           key="search_threshold_reason") if policy.status == "looser" else None)
     submitted = st.form_submit_button("Search", type="primary")
 
 if submitted:
@@ -95,10 +103,9 @@ if submitted:
     if upload is None:
         st.error("Choose a probe photo to search.")
     else:
-        try:  # a missing purpose or case is refused by the audited service, which records the refusal
-            named = None if threshold == round(config.threshold, 3) else threshold  # keep the default's provenance
+        try:  # a missing purpose, case or reason is refused by the audited service, which records the refusal
             audited = rt.audited(engine, context, user).search(gallery_name, upload.getvalue(), top_k=int(top_k),
-                                                               threshold=named)
+                                                               threshold=named, threshold_reason=reason)
         except ERRORS as err:
             st.error(f"Search refused or failed: {err}")
         else:

@@ -35,7 +35,7 @@ st.caption("Search stored footage (MP4/MOV, AVI, Matroska/WebM) against a galler
 
 @contextlib.contextmanager
 def private_copy(upload: Any) -> Iterator[Path]:
-    """The upload as a private temporary file (0600), deleted on the way out whatever happens."""
+    """Yield the upload as a private temporary file (0600), deleted on the way out whatever happens."""
     fd, name = tempfile.mkstemp(prefix="facetrail-video-", suffix=".upload")
     try:
         with os.fdopen(fd, "wb") as out:
@@ -74,6 +74,12 @@ top_k = c2.number_input("Candidates per track at most", 1, 50, 5, key="video_top
 fps = c3.number_input("Frames sampled per second", 0.5, 10.0, 2.0, step=0.5, key="video_fps",
                       help="More frames find briefer appearances and cost more time.")
 threshold = round(threshold, 3)
+named = None if threshold == round(config.threshold, 3) else threshold  # keep the default's provenance
+policy = rt.audited(engine, None, user).threshold_check(gallery_name, named)  # the deployment's threshold policy
+if policy.status == "beyond_limit":
+    st.error(policy.warning, icon=":material/block:")
+elif policy.status == "looser":
+    st.warning(policy.warning, icon=":material/warning:")
 
 with st.form("video_form"):
     purpose = st.text_input("Purpose (required)", key="video_purpose",
@@ -81,6 +87,8 @@ with st.form("video_form"):
     case_ref = st.text_input("Case reference (required)", key="video_case", placeholder="e.g. CR-2024-0117")
     legal_basis = st.text_input("Legal basis (optional)", key="video_legal_basis")
     upload = st.file_uploader("Video", type=["mp4", "mov", "m4v", "avi", "mkv", "webm"], key="video_upload")
+    reason = (st.text_area("Reason for the looser threshold (required; recorded with the warning above)",
+                           key="video_threshold_reason") if policy.status == "looser" else None)
     submitted = st.form_submit_button("Search the video", type="primary")
 
 if submitted:
@@ -92,14 +100,15 @@ if submitted:
         bar = st.progress(0.0, text="Decoding and searching the video…")
 
         def progress(done: int, expected: int) -> None:
+            """Move the bar to ``done`` of about ``expected`` sampled frames."""
             bar.progress(min(1.0, done / max(expected, 1)), text=f"{done} of about {expected} frames sampled")
 
         st.session_state.pop("video_last", None)
         with private_copy(upload) as path:
-            try:  # a missing purpose or case is refused by the audited service, which records the refusal
-                named = None if threshold == round(config.threshold, 3) else threshold  # keep the default's provenance
+            try:  # a missing purpose, case or reason is refused by the audited service, which records the refusal
                 audited = rt.audited(engine, context, user).search_video(
-                    gallery_name, path, fps=float(fps), top_k=int(top_k), threshold=named, on_progress=progress)
+                    gallery_name, path, fps=float(fps), top_k=int(top_k), threshold=named, on_progress=progress,
+                    threshold_reason=reason)
             except ERRORS as err:
                 st.error(f"Video search refused or failed (recorded): {str(err).replace(str(path), 'the upload')}")
             else:
@@ -127,7 +136,8 @@ if last is not None:
                                     "duration_s": False})
         figure.add_scatter(x=tracks["best_s"], y=tracks["track"], mode="markers", name="best face",
                            marker={"symbol": "diamond", "size": 9, "color": "black"})
-        figure.update_yaxes(autorange="reversed", title=None)
+        figure.update_yaxes(autorange="reversed", title=None, categoryorder="array",
+                            categoryarray=tracks["track"].tolist())  # track 1 on top, whatever its candidate
         figure.update_xaxes(title="time in the video (s)", range=[0, result.duration_ms / 1000])
         chart(figure)
     if candidates.empty:

@@ -47,7 +47,7 @@ def test_append_get_list_and_verify(log: AuditLog) -> None:
     assert [e.seq for e in log.list(AuditFilter(after_seq=13, operator="bob"))] == [14, 15]
     assert [e.seq for e in log.list(AuditFilter(since="2026-01-01T00:00:10"))] == [11, 12]  # i=10, 11 of case A
     report = log.verify()
-    assert report.ok and report.records == 15 and report.checkpoints == 3
+    assert report.ok and report.records == 15 and report.signed == 15
     assert report.head_hash == log.get(15).entry_hash.hex()
     with pytest.raises(RecordNotFound):
         log.get(16)
@@ -91,12 +91,14 @@ def test_deleted_record_is_caught(log: AuditLog) -> None:
     assert (err.seq, err.kind) == (6, "seq_gap")
 
 
-def test_truncated_tail_is_caught_by_checkpoint(log: AuditLog) -> None:
+def test_truncated_tail_is_caught_by_a_published_checkpoint(log: AuditLog) -> None:
+    """Dropping the tail drops its notes too: only a checkpoint held outside the database knows."""
     fill(log, 12)
-    log.checkpoint()
+    published = log.checkpoint().note
     sql(log, "DELETE FROM audit_log WHERE seq > 8")
-    err = fault(log)
-    assert (err.seq, err.kind) == (9, "truncated")
+    assert log.verify().ok  # the database alone cannot tell
+    report = log.verify(trusted=[published])
+    assert report.error is not None and (report.error.seq, report.error.kind) == (9, "truncated")
 
 
 def test_swapped_records_are_caught(log: AuditLog) -> None:
@@ -112,30 +114,23 @@ def test_swapped_records_are_caught(log: AuditLog) -> None:
         log.get(3)  # the row's seq no longer matches the record it holds
 
 
-def test_forged_and_altered_checkpoints_are_caught(log: AuditLog) -> None:
+def test_forged_altered_and_removed_notes_are_caught(log: AuditLog) -> None:
     fill(log, 12)
     assert log.verify().ok
-    cp = log.checkpoints()[0]
-    sql(log, "UPDATE audit_checkpoint_chain SET head_hash = ? WHERE seq = 5", [os.urandom(32)])
+    note = log.store.note(12)
+    assert note is not None
+    sql(log, "UPDATE audit_log SET note = replace(note, '\n12\n', '\n13\n') WHERE seq = 12")
     err = fault(log)
-    assert (err.seq, err.kind) == (5, "bad_signature")
-    sql(log, "UPDATE audit_checkpoint_chain SET head_hash = ? WHERE seq = 5", [cp.head_hash])
+    assert (err.seq, err.kind) == (12, "bad_signature")
+    sql(log, "UPDATE audit_log SET note = NULL WHERE seq = 12")
+    err = fault(log)
+    assert (err.seq, err.kind) == (12, "unsigned")
+    sql(log, "UPDATE audit_log SET note = ? WHERE seq = 12", [note])
     assert log.verify().ok
-    sql(log, "INSERT INTO audit_checkpoint_chain SELECT 11, head_hash, merkle_root, created_at, key_id, signature,"
-             " frontier, prev FROM audit_checkpoint_chain WHERE seq = 10")
-    err = fault(log)
-    assert (err.seq, err.kind) == (11, "bad_signature")
-
-
-def test_deleted_checkpoint_is_caught(log: AuditLog) -> None:
-    fill(log, 16)
-    sql(log, "DELETE FROM audit_checkpoint_chain WHERE seq = 5")
-    err = fault(log)
-    assert (err.seq, err.kind) == (10, "checkpoint_chain")
 
 
 def test_consistent_rewrite_is_caught_by_checkpoint(log: AuditLog) -> None:
-    """Rewrite record 7 and recompute every later hash: only the signed checkpoint at 10 knows."""
+    """Rewrite record 7 and recompute every later hash: the signed notes name record 7."""
     fill(log, 12)
     entries = [log.get(s) for s in range(1, 13)]
     prev = entries[5].entry_hash
@@ -149,7 +144,7 @@ def test_consistent_rewrite_is_caught_by_checkpoint(log: AuditLog) -> None:
             [blob, prev, h, e.seq])
         prev = h
     err = fault(log)
-    assert (err.seq, err.kind) == (10, "checkpoint_mismatch")
+    assert (err.seq, err.kind) == (7, "rewritten")
 
 
 def test_verify_with_explicit_public_key(log: AuditLog, tmp_path: Path) -> None:
@@ -184,7 +179,7 @@ def test_eight_threads_keep_one_chain(tmp_path: Path, kind: str) -> None:
     for per in seqs:
         assert per == sorted(per)
     report = log.verify()
-    assert report.ok and report.records == 1600 and report.checkpoints == 16
+    assert report.ok and report.records == 1600 and report.signed == 1600
 
 
 def test_two_logs_on_one_database_keep_one_chain(tmp_path: Path) -> None:
@@ -212,9 +207,10 @@ def test_parallel_verify_paths_find_the_same_faults(tmp_path: Path, monkeypatch:
     log = make_log(tmp_path, "file", checkpoint_every=5)
     fill(log, 40)
     report = log.verify(parallel=parallel)
-    assert report.ok and report.records == 40 and report.checkpoints == 8
-    sql(log, "UPDATE audit_checkpoint_chain SET merkle_root = ? WHERE seq = 30", [os.urandom(32)])
-    err = log.verify(parallel=parallel).error
+    assert report.ok and report.records == 40 and report.signed == 40
+    sql(log, "UPDATE audit_log SET note = replace(note, '\n30\n', '\n31\n') WHERE seq = 30")
+    assert log.verify(parallel=parallel).ok  # the latest note and the root commit to record 30
+    err = log.verify(parallel=parallel, all_signatures=True).error
     assert err is not None and (err.seq, err.kind) == (30, "bad_signature")
     blob = log.get(12).canonical.replace(b'"alice"', b'"eve"')
     sql(log, "UPDATE audit_log SET record = ? WHERE seq = 12", [blob])

@@ -45,6 +45,7 @@ def test_raw_sql_tampering_is_named_at_the_first_bad_seq(kind: str, n: int, data
 
 def tamper_and_verify(log: AuditLog, n: int, data: st.DataObject) -> None:
     assert log.verify().ok
+    published = log.checkpoint().note  # held outside the database (a truncation shows only against it)
     k = data.draw(st.integers(1, n))
     op = data.draw(st.sampled_from(["field", "prev", "hash", "delete", "swap", "truncate"]))
     e = log.get(k)
@@ -76,7 +77,7 @@ def tamper_and_verify(log: AuditLog, n: int, data: st.DataObject) -> None:
     else:
         sql(log, "DELETE FROM audit_log WHERE seq >= ?", [k])
         want = (k, {"truncated"})
-    report = log.verify()
+    report = log.verify(trusted=[published])
     assert not report.ok and report.error is not None
     assert report.error.seq == want[0] and report.error.kind in want[1], report.error
 
@@ -95,18 +96,22 @@ def test_scan_hands_plain_columns_to_the_verifier(tmp_path: Path) -> None:
     assert first.records[1] == log.get(2).canonical and first.entry_hashes[1] == log.get(2).entry_hash
 
 
-def test_checkpoints_come_back_as_the_one_checkpoint_type_with_their_frontier(tmp_path: Path) -> None:
-    log = make_log(tmp_path, "file", checkpoint_every=3)
-    for i in range(7):
+def test_every_record_is_stored_with_its_signed_note_and_a_frontier_now_and_then(tmp_path: Path) -> None:
+    from audit.trail.chain import MerkleFrontier, merkle_root
+    from audit.trail.notes import parse_checkpoint
+    from audit.trail.store import FRONTIER_EVERY
+
+    log = make_log(tmp_path, "file")
+    for i in range(FRONTIER_EVERY + 3):
         log.append(record_fields(i))
-    signed = log.checkpoint()
-    cps = log.store.checkpoints()
-    assert [cp.seq for cp in cps] == [3, 6, 7] and cps[-1] == signed
+    hashes = log.store.hashes(1, FRONTIER_EVERY + 3)
+    for size in (1, 2, FRONTIER_EVERY, FRONTIER_EVERY + 3):
+        cp = parse_checkpoint(log.store.note(size) or "")[0]
+        assert (cp.origin, cp.size, cp.root) == (log.origin, size, merkle_root(hashes[:size], hashed=True))
     with log.store.writing() as w:
-        stored = w.last_checkpoint()
-    assert stored is not None
-    cp, frontier = stored
-    assert cp == signed and frontier.size == 7 and frontier.root() == signed.merkle_root
+        stored = w.frontier_before(FRONTIER_EVERY + 3)
+    assert stored is not None and stored[0] == FRONTIER_EVERY
+    assert MerkleFrontier.from_bytes(*stored).root() == merkle_root(hashes[:FRONTIER_EVERY], hashed=True)
 
 
 def test_store_is_append_only() -> None:

@@ -1,0 +1,298 @@
+"""The key store: per-subject data keys whose destruction is an erasure (crypto-shredding).
+
+Why a separate file, and why this shape
+---------------------------------------
+A gallery's embeddings and personal fields are stored in the database encrypted
+(AES-GCM) under one random 256-bit key per enrolled subject. Erasing a subject
+deletes its rows *and destroys its key*. Deleting rows is not enough on its own:
+DuckDB leaves deleted rows' bytes in free blocks of the file and in its write-ahead
+log, so the plaintext of a "deleted" embedding could be read back from the raw file.
+With crypto-shredding only ciphertext ever reaches the database; once the key is
+gone, whatever copies the database (or its backups of the data, or its WAL) keeps
+cannot be decrypted.
+
+So the keys must *not* live in the database: a key deleted there would survive in
+the same free blocks. They live in one small file of their own (default
+``<database file>.keys``, or ``FACETRAIL_KEYSTORE``), which facetrail never edits in
+place. Every change rewrites the whole file: a private temporary file (mode 0600)
+in the same folder is written and ``fsync``-ed, atomically renamed over the old
+one, and the folder is ``fsync``-ed, so a crash leaves the old or the new store,
+never a torn one. The old version's bytes are then overwritten with zeros through a
+descriptor held open across the rename and ``fsync``-ed before the descriptor is
+released: on a file system that writes in place (ext4, xfs) the destroyed key is
+not left in the freed blocks of the old file. What no program can promise is below
+the file system (journals with ``data=journal``, copy-on-write file systems, SSD wear
+levelling, backups): a deployment that must be sure puts the key store on an
+encrypted volume and keeps it out of backups, or backs it up only with a retention
+no longer than the erasure deadline. Losing the key store makes every gallery
+unreadable (that is the point); it must be backed up as carefully as it is erased.
+
+The file holds a random 32-byte *store secret* (for keyed references: the
+:meth:`KeyStore.ref` of a subject is an HMAC-SHA256 under it, so the database can
+find a subject's rows without holding the subject id in clear) and, per key, a
+random 16-byte key id and the 32-byte key. Nothing in it names a subject. Writers
+take an exclusive ``flock`` on ``<store>.lock`` around read-modify-write, so two
+processes never lose each other's keys; readers reload when the file changed.
+
+A database held in memory (``:memory:``) gets an in-memory key store, one per
+:class:`~core.storage.connection.Database` object.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import hmac
+import os
+import secrets
+import threading
+import weakref
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from core.errors import RecognitionError
+from core.settings import Settings
+
+__all__ = ["AESGCM", "KeyStore", "KeyStoreError", "default_keystore_path", "seal", "unseal"]
+
+_MAGIC = b"FTKS1\n"
+_SECRET = 32
+_ID = 16
+_KEY = 32
+_ENTRY = _ID + _KEY
+
+
+class KeyStoreError(RecognitionError):
+    """The key store file cannot be read or written (or is not a facetrail key store)."""
+
+    code = "keystore_error"
+
+
+def default_keystore_path(db_path: str, settings: Settings | None = None) -> Path | None:
+    """Where the key store of a database lives: ``FACETRAIL_KEYSTORE``, else ``<db file>.keys``.
+
+    ``None`` for an in-memory database without a configured store (the keys then live in memory).
+    """
+    configured = (settings or Settings.from_env()).keystore
+    if configured is not None:
+        return configured
+    if db_path == ":memory:":
+        return None
+    return Path(str(Path(db_path).expanduser()) + ".keys")
+
+
+_MEMORY: weakref.WeakKeyDictionary[object, KeyStore] = weakref.WeakKeyDictionary()
+_MEMORY_LOCK = threading.Lock()
+
+
+class KeyStore:
+    """Data keys by key id, in a file rewritten whole on every change (see the module docstring).
+
+    Parameters
+    ----------
+    path
+        The store file (created on first write); ``None`` keeps the keys in memory only.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._secret: bytes | None = None
+        self._keys: dict[bytes, bytes] = {}
+        self._stamp: tuple[int, int, int] | None = None
+
+    @classmethod
+    def for_database(cls, db: object, db_path: str) -> KeyStore:
+        """Return the key store of a database: its file (:func:`default_keystore_path`) or, in memory, one per ``db``."""
+        path = default_keystore_path(db_path)
+        if path is not None:
+            return cls(path)
+        with _MEMORY_LOCK:
+            store = _MEMORY.get(db)
+            if store is None:
+                store = _MEMORY[db] = cls(None)
+            return store
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """Load the file if it changed since last read (or was never read)."""
+        if self.path is None:
+            if self._secret is None:
+                self._secret = secrets.token_bytes(_SECRET)
+            return
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self._stamp, self._keys = None, {}
+            self._secret = None
+            return
+        except OSError as err:
+            raise KeyStoreError(f"cannot read key store {str(self.path)!r}: {err}") from err
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp == self._stamp:
+            return
+        try:
+            data = self.path.read_bytes()
+        except OSError as err:
+            raise KeyStoreError(f"cannot read key store {str(self.path)!r}: {err}") from err
+        body = data[len(_MAGIC) + _SECRET :]
+        if not data.startswith(_MAGIC) or len(data) < len(_MAGIC) + _SECRET or len(body) % _ENTRY:
+            raise KeyStoreError(f"{str(self.path)!r} is not a facetrail key store (bad header or length)")
+        self._secret = data[len(_MAGIC) : len(_MAGIC) + _SECRET]
+        self._keys = {body[i : i + _ID]: body[i + _ID : i + _ENTRY] for i in range(0, len(body), _ENTRY)}
+        self._stamp = stamp
+
+    def _secret_now(self) -> bytes:
+        """Return the store secret, creating the store (one write) if it does not exist yet."""
+        with self._lock:
+            self._refresh()
+            if self._secret is None:
+                with self._writing():
+                    pass  # the write creates the secret
+            assert self._secret is not None
+            return self._secret
+
+    def ref(self, *parts: str) -> str:
+        """Return a keyed reference to ``parts`` (HMAC-SHA256 under the store secret, 32 hex digits).
+
+        Rows carry it instead of a subject id in clear; without the store it links nothing.
+        """
+        message = "\0".join(parts).encode()
+        return hmac.new(self._secret_now(), message, hashlib.sha256).hexdigest()[:32]
+
+    def hmac_key(self, label: str) -> bytes:
+        """Return a 32-byte key derived from the store secret for ``label`` (e.g. export pseudonyms)."""
+        return hmac.new(self._secret_now(), b"facetrail-derived-key\0" + label.encode(), hashlib.sha256).digest()
+
+    def get_many(self, key_ids: Iterable[str]) -> dict[str, bytes]:
+        """Return the keys among ``key_ids`` that exist (a destroyed key is simply absent)."""
+        with self._lock:
+            self._refresh()
+            out: dict[str, bytes] = {}
+            for key_id in key_ids:
+                key = self._keys.get(bytes.fromhex(key_id))
+                if key is not None:
+                    out[key_id] = key
+            return out
+
+    def key_ids(self) -> frozenset[str]:
+        """Every key id in the store."""
+        with self._lock:
+            self._refresh()
+            return frozenset(k.hex() for k in self._keys)
+
+    # -- changing ------------------------------------------------------------------------
+
+    def create(self, count: int) -> dict[str, bytes]:
+        """Make ``count`` new random keys (one rewrite of the store); return them by key id."""
+        if count <= 0:
+            return {}
+        fresh = {secrets.token_bytes(_ID): secrets.token_bytes(_KEY) for _ in range(count)}
+        with self._writing():
+            self._keys.update(fresh)
+        return {k.hex(): v for k, v in fresh.items()}
+
+    def destroy(self, key_ids: Iterable[str]) -> int:
+        """Destroy these keys (one rewrite, the old file's bytes overwritten); return how many existed."""
+        wanted = {bytes.fromhex(k) for k in key_ids}
+        if not wanted:
+            return 0
+        with self._writing():
+            gone = [k for k in wanted if k in self._keys]
+            for k in gone:
+                del self._keys[k]
+        return len(gone)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the store's locks, read it fresh, let the caller change it, write it back whole."""
+        with self._lock:
+            if self.path is None:
+                self._refresh()
+                yield
+                return
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                lock_fd = os.open(str(self.path) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as err:
+                raise KeyStoreError(f"cannot lock key store {str(self.path)!r}: {err}") from err
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX)
+                self._stamp = None
+                self._refresh()
+                if self._secret is None:
+                    self._secret = secrets.token_bytes(_SECRET)
+                yield
+                self._write()
+            finally:
+                os.close(lock_fd)
+
+    def _write(self) -> None:
+        assert self.path is not None and self._secret is not None
+        data = b"".join([_MAGIC, self._secret, *(k + v for k, v in self._keys.items())])
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            old_fd = os.open(self.path, os.O_RDWR) if self.path.exists() else None
+        except OSError as err:
+            raise KeyStoreError(f"cannot open key store {str(self.path)!r}: {err}") from err
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+            if old_fd is not None:
+                _zero(old_fd)
+        except OSError as err:
+            raise KeyStoreError(f"cannot write key store {str(self.path)!r}: {err}") from err
+        finally:
+            if old_fd is not None:
+                os.close(old_fd)
+            tmp.unlink(missing_ok=True)
+        st = os.stat(self.path)
+        self._stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _zero(fd: int) -> None:
+    """Overwrite the whole (already replaced) old version of the store with zeros and sync it."""
+    size = os.fstat(fd).st_size
+    os.lseek(fd, 0, os.SEEK_SET)
+    block = bytes(min(size, 1 << 20))
+    left = size
+    while left > 0:
+        left -= os.write(fd, block[: min(left, len(block))])
+    os.fsync(fd)
+
+
+def seal(key: bytes, payload: bytes, aad: bytes) -> bytes:
+    """Encrypt ``payload`` under ``key`` (AES-256-GCM, random 96-bit nonce) bound to ``aad``: nonce + ciphertext."""
+    nonce = secrets.token_bytes(12)
+    return nonce + AESGCM(key).encrypt(nonce, payload, aad)
+
+
+def unseal(cipher: AESGCM, sealed: bytes, aad: bytes) -> bytes:
+    """Decrypt what :func:`seal` made with ``cipher``'s key.
+
+    Raises
+    ------
+    KeyStoreError
+        The ciphertext or its associated data was altered (or the key is not the one it was sealed with).
+    """
+    try:
+        return cipher.decrypt(sealed[:12], sealed[12:], aad)
+    except InvalidTag as err:
+        raise KeyStoreError("a sealed row does not decrypt under its key: altered, or sealed under another key") from err
