@@ -51,7 +51,7 @@ class Runtime:
         self.db = Database(settings.db)
         self.galleries = GalleryStore(self.db)
         self.thresholds = ThresholdStore(self.db)
-        self._engines: dict[tuple[str, str, str], Engine] = {}
+        self._engines: dict[tuple[str, tuple[str, ...], str, bool], Engine] = {}
         self._lock = threading.Lock()
         self._log: AuditLog | None = None
         self._accounts: AccountService | None = None
@@ -177,19 +177,39 @@ class Runtime:
         return AuditedEngine(self.session(context, actor), engine, self.galleries)
 
     def config(
-        self, model: str = "Dlib", detector: str = DEFAULT_DETECTOR, alignment: str = DEFAULT_ALIGNMENT
+        self,
+        model: str = "Dlib",
+        detector: str = DEFAULT_DETECTOR,
+        alignment: str = DEFAULT_ALIGNMENT,
+        *,
+        fallback_detectors: tuple[str, ...] | None = None,
+        mirror_average: bool | None = None,
     ) -> ModelConfig:
-        """Return the configuration for these names, with its default (calibrated if possible) threshold."""
-        return apply_default_threshold(default_config(model, detector, alignment), self.thresholds)
+        """Return the configuration for these names, with its default (calibrated if possible) threshold.
+
+        ``fallback_detectors`` and ``mirror_average`` as in :func:`core.default_config`
+        (``None``: the defaults for this detector and alignment).
+        """
+        config = default_config(
+            model, detector, alignment, fallback_detectors=fallback_detectors, mirror_average=mirror_average
+        )
+        return apply_default_threshold(config, self.thresholds)
 
     def engine(
-        self, model: str = "Dlib", detector: str = DEFAULT_DETECTOR, alignment: str = DEFAULT_ALIGNMENT
+        self,
+        model: str = "Dlib",
+        detector: str = DEFAULT_DETECTOR,
+        alignment: str = DEFAULT_ALIGNMENT,
+        fallback_detectors: tuple[str, ...] | None = None,
+        mirror_average: bool | None = None,
     ) -> Engine:
-        """Return a cached engine for these names (models load on first use)."""
-        key = (model, detector, alignment)
+        """Return a cached engine for these names (models load on first use); ``None``: the default cascade and mirror setting."""
+        config = self.config(
+            model, detector, alignment, fallback_detectors=fallback_detectors, mirror_average=mirror_average
+        )
+        key = (model, config.detectors, alignment, config.mirror_average)
         with self._lock:
             engine = self._engines.get(key)
-            config = self.config(model, detector, alignment)
             if engine is None:
                 engine = Engine(config)
                 self._engines[key] = engine
@@ -212,7 +232,13 @@ class Runtime:
             The gallery was enrolled under other weights or library versions than installed here.
         """
         key, config = self.galleries.binding(name)
-        engine = self.engine(config["model"], config["detector"], config["alignment"])
+        engine = self.engine(  # a gallery made before cascades and mirror averaging existed has neither
+            config["model"],
+            config["detector"],
+            config["alignment"],
+            tuple(config.get("fallback_detectors") or ()),
+            bool(config.get("mirror_average", False)),
+        )
         if engine.config.embedding_key != key:
             raise ConfigMismatch(
                 f"gallery {name!r} was enrolled under configuration {key} "

@@ -63,7 +63,7 @@ from core import (  # noqa: E402
 )
 from core.results import Candidate, GalleryRef  # noqa: E402
 
-FACE = Face(0, 0, 10, 10, 1.0)
+FACE = Face(0, 0, 10, 10, 1.0, "dlib")
 CONFIG = ModelConfig(model="Dlib", detector="dlib", alignment="dlib_5pt", threshold=0.3,
                      threshold_source=ThresholdSource(kind="user", description="benchmark"),
                      weights_sha256=(("bench.dat", "0" * 64),), versions=(("deepface", "bench"),))

@@ -82,7 +82,7 @@ def main() -> None:
     vectors = rng.standard_normal((len(dataset), engine.config.dimensions)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     cache.put_many(engine.config.embedding_key, [
-        CachedOutcome(sha, v, Face(0, 0, 10, 10, 0.99), 1, None, None)
+        CachedOutcome(sha, v, Face(0, 0, 10, 10, 0.99, "dlib"), 1, None, None)
         for sha, v in zip(dataset.table["sha256"], vectors, strict=True)
     ])
     n = len(dataset)

@@ -7,11 +7,22 @@ this script writes an LFW-layout folder (a link to ``lfw_small/images`` and a
 ``pairs.txt`` in the official format: 10 folds with people split across
 folds, as many matched pairs per fold as the smallest fold allows (lfw_small
 has too few people for 300) and as many mismatched, seeded) and evaluates it
-for each alignment through the runner ``facetrail evaluate --lfw`` calls
-(:func:`audit.run_evaluation`, recorded in the working database's audit log),
-printing the 10-fold accuracy.
+through the runner ``facetrail evaluate --lfw`` calls (:func:`audit.run_evaluation`,
+recorded in the working database's audit log) for, in one run:
 
-Usage: ``python benchmarks/bench_lfw_small_pairs.py [--data DIR] [--db PATH]``
+- ``today``: the pipeline before issue 16 (``Dlib/dlib/dlib_5pt``: HOG alone, one chip;
+  ``--no-today`` leaves it out);
+- ``default``: :func:`core.default_config` (detector cascade, mirror averaging);
+- ``default/central``: the same configuration under the engine's ``central`` face
+  policy (the face nearest the image centre: LFW's photos are cropped around their
+  subject; ``--no-central`` leaves it out);
+- with ``--deepface``, also deepface's own alignment (``Dlib/dlib/deepface``).
+
+It prints the 10-fold accuracy over all pairs (a pair with an image in which no
+face was found is a non-match) and over the pairs where both faces were found,
+and the failures to acquire.
+
+Usage: ``python benchmarks/bench_lfw_small_pairs.py [--data DIR] [--db PATH] [--deepface]``
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from audit import DatasetSource, EvaluationRequest, EvaluationStores, Runtime, parse_threshold, run_evaluation
-from core import Settings
+from core import Engine, Settings
 
 
 def write_pairs(images: Path, out: Path, seed: int = 0, folds: int = 10, per_fold: int = 300) -> None:
@@ -75,7 +86,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=os.environ.get("FACETRAIL_TEST_DATA", "../shared/datasets"))
     parser.add_argument("--db", default="benchmarks/out/embedding-cache.duckdb", help="working database (cache)")
+    parser.add_argument("--deepface", action="store_true", help="also deepface's alignment (slow)")
+    parser.add_argument("--no-today", action="store_true", help="leave out today's pipeline (its row is bench_variants' base)")
+    parser.add_argument("--no-central", action="store_true", help="leave out the 'central' face policy")
     args = parser.parse_args()
+    print(f"load average at start: {os.getloadavg()[0]:.2f}")
     source = (Path(args.data) / "lfw_small" / "images").resolve()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "lfw"
@@ -91,12 +106,24 @@ def main() -> None:
         stores = EvaluationStores.on(runtime.db)
         request = EvaluationRequest(DatasetSource(lfw=root), thresholds=(parse_threshold("fmr=1e-3"),),
                                     include_default=False, bootstrap=0, store=False)
-        for alignment in ("dlib_5pt", "deepface"):
-            run = run_evaluation(request, runtime.engine("Dlib", "dlib", alignment), stores, session)
+        default = runtime.engine()
+        engines = {} if args.no_today else {"today": runtime.engine(fallback_detectors=(), mirror_average=False)}
+        engines["default"] = default
+        if not args.no_central:
+            engines["default/central"] = Engine(default.config, face_policy="central")
+        if args.deepface:
+            engines["deepface"] = runtime.engine("Dlib", "dlib", "deepface")
+        keep = ("accuracy", "accuracy_std", "accuracy_both_found", "accuracy_both_found_std", "pairs",
+                "pairs_with_failed_image", "pairs_both_found", "threshold")
+        for label, engine in engines.items():
+            run = run_evaluation(request, engine, stores, session)
             ten_fold = run.report.lfw_accuracy() or {}
-            keep = ("accuracy", "accuracy_std", "pairs", "pairs_with_failed_image", "threshold")
-            print(f"{alignment:9} {json.dumps({k: ten_fold.get(k) for k in keep})}")
+            fta = next((r for r in run.report.fta_rows if r["grouping"] == "all"), {})
+            print(f"{label:15} {engine.config.name} ({engine.face_policy}): FTA {fta.get('failures')} of "
+                  f"{fta.get('images')} images")
+            print(f"{'':15} {json.dumps({k: ten_fold.get(k) for k in keep})}", flush=True)
         runtime.close()
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

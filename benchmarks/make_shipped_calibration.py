@@ -9,6 +9,12 @@ per-group FMR) into the JSON file.
 A database calibration (``facetrail calibrate`` on your own data) always takes
 precedence over the shipped one.
 
+Each ``--configs`` item names what the CLI is given (``model/detector/alignment``);
+the entry is written under the full name of the configuration the CLI builds from
+it (:attr:`core.config.ModelConfig.name`: detector cascade and mirror averaging
+included, e.g. ``Dlib/dlib>dlib_cnn/dlib_5pt+mirror`` for the default). Entries of
+other configurations already in the file are kept.
+
 Usage: ``python benchmarks/make_shipped_calibration.py [--data DIR] [--configs Dlib/dlib/dlib_5pt,...]``
 """
 
@@ -62,10 +68,14 @@ def main() -> None:
     for config_id in args.configs.split(","):
         model, detector, alignment = config_id.split("/")
         request = CalibrationRequest(source, float(args.target_fmr), by=(("sex",), ("race_usc_sail",)))
-        run_calibration(request, runtime.engine(model, detector, alignment), stores, session)
+        engine = runtime.engine(model, detector, alignment)
+        run_calibration(request, engine, stores, session)
+        config = engine.config
         latest = runtime.thresholds.history()[0]
-        shipped[config_id] = {"threshold": latest["threshold"], "source": latest["source"]}
-        print(f"{config_id}: threshold {latest['threshold']:.6f} ({latest['source']['description']})")
+        if latest["embedding_key"] != config.embedding_key:
+            raise SystemExit(f"the newest calibration is not of {config.name} ({latest['embedding_key']})")
+        shipped[config.name] = {"threshold": latest["threshold"], "source": latest["source"]}
+        print(f"{config.name}: threshold {latest['threshold']:.6f} ({latest['source']['description']})")
     OUT.write_text(json.dumps(shipped, indent=1, sort_keys=True) + "\n")
     print(f"wrote {OUT}")
 

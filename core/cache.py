@@ -21,6 +21,10 @@ twice under the same configuration:
 
 Entries of one image are purged when that image is erased from every gallery (see
 :meth:`core.gallery.GalleryStore.delete_subject`).
+
+Every face read back names the detector of the cascade that found it (:func:`face_from_fields`);
+an embedding written before faces named their detector is treated as absent, so the image
+is embedded again (a configuration without fallback detectors computes the same vectors).
 """
 
 from __future__ import annotations
@@ -87,6 +91,20 @@ def unpack_head(plain: bytes) -> tuple[str, bytes]:
     return plain[6 : 6 + n_head].decode(), plain[6 + n_head + n_text :]
 
 
+def face_from_fields(data: dict[str, Any]) -> Face | None:
+    """Return the :class:`Face` of a stored row, or ``None`` for one written before faces named their detector."""
+    return Face.from_dict(data) if "detector" in data else None
+
+
+def _delete_stale(con: Any, table: str, embedding_key: str, hashes: Sequence[str]) -> None:
+    """Delete the rows of ``hashes`` under ``embedding_key`` the caller found stale (see ``put_many``)."""
+    if hashes:
+        con.execute(
+            f"DELETE FROM {table} WHERE embedding_key = ? AND list_contains(?, image_sha256)",
+            [embedding_key, sorted(set(hashes))],
+        )
+
+
 def _failures_table(embedding_key: str, items: Sequence[CachedOutcome]) -> pa.Table:
     return pa.table(
         {
@@ -132,12 +150,21 @@ class EmbeddingCache:
             out.update(self._enrolled(rest, embedding_key))
         return out
 
-    def put_many(self, embedding_key: str, outcomes: Iterable[CachedOutcome]) -> None:
-        """Remember the failures among ``outcomes``; embeddings are never stored here."""
+    def put_many(
+        self, embedding_key: str, outcomes: Iterable[CachedOutcome], *, replace: Sequence[str] = ()
+    ) -> None:
+        """Remember the failures among ``outcomes``; embeddings are never stored here.
+
+        Entries of the images in ``replace`` (outcomes the caller found stale, e.g. a
+        ``multiple_faces`` written by a ``refuse`` engine) are deleted first.
+        """
         items = [o for o in outcomes if o.error_code is not None]
-        if not items:
+        if not items and not replace:
             return
         with self.db.connect(transaction=True) as con:
+            _delete_stale(con, "embedding_cache", embedding_key, replace)
+            if not items:
+                return
             con.register("cache_rows", _failures_table(embedding_key, items))
             con.execute(
                 "INSERT INTO embedding_cache (image_sha256, embedding_key, faces_detected, error_code, "
@@ -223,7 +250,9 @@ class EvaluationCache(EmbeddingCache):
                 out[sha] = CachedOutcome(sha, None, None, int(faces), code, message)
             elif key_id in ciphers:
                 fields, vector = unpack_sealed(unseal(ciphers[key_id], bytes(sealed), f"{sha}\0{embedding_key}".encode()))
-                out[sha] = CachedOutcome(sha, vector, Face(**fields["face"]), int(faces), None, None)
+                face = face_from_fields(fields["face"])
+                if face is not None:  # else written before faces named their detector: embedded again
+                    out[sha] = CachedOutcome(sha, vector, face, int(faces), None, None)
         return out
 
     def _day_key(self, day: date) -> tuple[str, bytes]:
@@ -239,8 +268,14 @@ class EvaluationCache(EmbeddingCache):
             con.execute("INSERT INTO evaluation_cache_keys (day, key_id) VALUES (?, ?)", [day, key_id])
         return key_id, key
 
-    def put_many(self, embedding_key: str, outcomes: Iterable[CachedOutcome]) -> None:
-        """Store outcomes, each embedding sealed under today's key (an existing entry is kept)."""
+    def put_many(
+        self, embedding_key: str, outcomes: Iterable[CachedOutcome], *, replace: Sequence[str] = ()
+    ) -> None:
+        """Store outcomes, each embedding sealed under today's key.
+
+        An existing entry is kept, except for the images in ``replace`` and entries whose
+        face names no detector (written before faces did), which are replaced.
+        """
         items = list(outcomes)
         if not items:
             return
@@ -255,6 +290,9 @@ class EvaluationCache(EmbeddingCache):
             "sealed", pa.array(sealed, type=pa.binary())
         ).append_column("key_id", pa.array([key_id if s is not None else None for s in sealed], type=pa.string()))
         with self.db.connect(transaction=True) as con:
+            # a sealed entry this call embeds again was unreadable (no detector) or stale: replace it
+            fresh = [o.image_sha256 for o in items if o.vector is not None]
+            _delete_stale(con, "evaluation_cache", embedding_key, [*replace, *fresh])
             con.register("cache_rows", rows)
             con.execute(
                 "INSERT INTO evaluation_cache (image_sha256, embedding_key, key_id, sealed, faces_detected, error_code, "

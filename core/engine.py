@@ -9,8 +9,16 @@ The engine knows nothing of storage or user interfaces: galleries reach it as
 :class:`~core.cache.EmbeddingCache`, and every result is a frozen dataclass
 that carries the :class:`~core.config.ModelConfig` that produced it.
 
+Faces are found by the configuration's detector cascade: the first detector on
+every image, each fallback only where those before it found none; every
+:class:`~core.results.Face` names the detector that found it, and no detector
+finding a face is :class:`~core.errors.NoFaceDetected`.
+
 Several faces in a probe: the face policy decides (``"largest"`` by default,
-or ``"refuse"``), and every result reports how many faces were found.
+``"central"`` for the face nearest the image centre, or ``"refuse"``), and
+every result reports how many faces were found. The policy decides which face
+an image's embedding is of, so the embedding cache keeps each policy's
+outcomes apart (see :meth:`Engine.cache_key`); galleries do not depend on it.
 
 Stored video: :meth:`Engine.search_video` decodes, samples, detects, tracks and
 searches each face track (see :mod:`core.video_search`); every face is tracked,
@@ -27,12 +35,13 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from core._deepface import FacePipeline, library_versions
 from core.cache import CACHEABLE_ERRORS, CachedOutcome, EmbeddingCache
-from core.config import FacePolicy, ModelConfig, ThresholdSource, check_threshold
+from core.config import FACE_POLICIES, FacePolicy, ModelConfig, ThresholdSource, check_threshold
 from core.errors import BadInput, ConfigMismatch, RecognitionError, UnreadableImage
 from core.gallery import LoadedGallery
 from core.image import DEFAULT_MAX_PIXELS, ImageSource, load_image, sha256_file
@@ -41,7 +50,16 @@ from core.results import BatchResult, Candidate, Embedding, Face, Failure, Searc
 from core.video import DEFAULT_MAX_DURATION_S, DEFAULT_MAX_PIXELS_PER_FRAME
 from core.video_search import run_video_search
 
-__all__ = ["Engine", "default_config", "DEFAULT_DETECTOR", "DEFAULT_ALIGNMENT", "BUILTIN_THRESHOLDS"]
+__all__ = [
+    "Engine",
+    "default_config",
+    "default_fallbacks",
+    "DEFAULT_DETECTOR",
+    "DEFAULT_ALIGNMENT",
+    "DEFAULT_FALLBACKS",
+    "DEFAULT_MIRROR_AVERAGE",
+    "BUILTIN_THRESHOLDS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +67,35 @@ log = logging.getLogger(__name__)
 DEFAULT_DETECTOR = "dlib"
 #: Default alignment: dlib's 5-point face chips (issue 5 measured +1.9 points on LFW over deepface's).
 DEFAULT_ALIGNMENT = "dlib_5pt"
+#: The default detector cascade after :data:`DEFAULT_DETECTOR` (alignment ``dlib_5pt``): dlib's CNN
+#: detector where HOG finds no face. On lfw_small it finds the 7 faces HOG misses (FTA 0.4% -> 0);
+#: congress_small never needs it (benchmarks/bench_variants.py, bench_cascade.py). mtcnn is not a
+#: third stage: no image of either set reaches it, and every faceless image would load TensorFlow.
+DEFAULT_FALLBACKS: tuple[str, ...] = ("dlib_cnn",)
+#: Whether the default detector and alignment average each face's embedding with its mirror image's:
+#: +0.29 points on the LFW-format proxy (98.57% -> 98.86% with the cascade), FNMR at FMR=1e-3 on
+#: lfw_small 6.6% -> 5.3% and on congress_small 0.34% -> 0, for a second forward pass of the ResNet
+#: (1.97x the recognition time per face; benchmarks/bench_variants.py). The other variants measured
+#: there (jitter, 68 landmarks, padding, chip size) gain less per millisecond and are not kept.
+DEFAULT_MIRROR_AVERAGE = True
 
 #: deepface's hard-coded cosine thresholds. Never measured by facetrail: used only when no
 #: calibration exists, and every result then says so (threshold_source.kind == "deepface_builtin").
 BUILTIN_THRESHOLDS = {"Dlib": 0.07, "Facenet": 0.40}
+
+
+def _is_default_pipeline(detector: str, alignment: str) -> bool:
+    return detector == DEFAULT_DETECTOR and alignment == DEFAULT_ALIGNMENT
+
+
+def default_fallbacks(detector: str, alignment: str) -> tuple[str, ...]:
+    """Return the fallback detectors :func:`default_config` gives a detector and alignment.
+
+    :data:`DEFAULT_FALLBACKS` after the default detector with the default
+    alignment; none otherwise (a named non-default detector runs alone unless
+    fallbacks are named too, and keeps the embeddings it always had).
+    """
+    return DEFAULT_FALLBACKS if _is_default_pipeline(detector, alignment) else ()
 
 
 def default_config(
@@ -60,20 +103,30 @@ def default_config(
     detector: str = DEFAULT_DETECTOR,
     alignment: str = DEFAULT_ALIGNMENT,
     *,
+    fallback_detectors: tuple[str, ...] | None = None,
+    mirror_average: bool | None = None,
     threshold: float | None = None,
     threshold_source: ThresholdSource | None = None,
 ) -> ModelConfig:
-    """Build the configuration for a model, detector and alignment installed here.
+    """Build the configuration for a model, detector cascade and alignment installed here.
 
-    Without a ``threshold`` the decision threshold is deepface's built-in value,
-    labelled as such; callers with a calibration pass it (see ``core.calibration``).
+    ``fallback_detectors=None`` gives the default cascade for the detector (see
+    :func:`default_fallbacks`); ``()`` runs the detector alone.
+    ``mirror_average=None`` is :data:`DEFAULT_MIRROR_AVERAGE` for the default
+    detector and alignment and off for any other. Without a
+    ``threshold`` the decision threshold is deepface's built-in value, labelled
+    as such; callers with a calibration pass it (see ``core.thresholds``).
 
     Raises
     ------
     ModelUnavailable
-        When the weights or packages are missing (the message names the command to run).
+        When the weights or packages are missing, or the cascade cannot run with
+        the alignment (the message names the command to run or the problem).
     """
-    check_available(model, detector, alignment)
+    fallbacks = default_fallbacks(detector, alignment) if fallback_detectors is None else tuple(fallback_detectors)
+    if mirror_average is None:
+        mirror_average = DEFAULT_MIRROR_AVERAGE and _is_default_pipeline(detector, alignment)
+    check_available(model, detector, alignment, fallbacks)
     if threshold is None:
         threshold = BUILTIN_THRESHOLDS[model]
         threshold_source = ThresholdSource(
@@ -88,8 +141,10 @@ def default_config(
         alignment=alignment,
         threshold=float(threshold),
         threshold_source=threshold_source,
-        weights_sha256=weights_checksums(model, detector, alignment),
-        versions=library_versions(model, detector),
+        weights_sha256=weights_checksums(model, detector, alignment, fallbacks),
+        versions=library_versions(model, detector, fallbacks),
+        fallback_detectors=fallbacks,
+        mirror_average=mirror_average,
     )
 
 
@@ -98,6 +153,8 @@ class _WorkerSpec:
     model: str
     detector: str
     alignment: str
+    fallback_detectors: tuple[str, ...]
+    mirror_average: bool
     max_pixels: int
     policy: FacePolicy
 
@@ -109,10 +166,12 @@ _WORKER_SPEC: _WorkerSpec | None = None
 def _worker_init(spec: _WorkerSpec) -> None:
     global _WORKER_PIPELINE, _WORKER_SPEC
     _WORKER_SPEC = spec
-    _WORKER_PIPELINE = FacePipeline(spec.model, spec.detector, spec.alignment)
+    _WORKER_PIPELINE = FacePipeline(
+        spec.model, spec.detector, spec.alignment, spec.fallback_detectors, mirror_average=spec.mirror_average
+    )
 
 
-_Raw = tuple[str, str, bytes | None, dict[str, float] | None, int, str | None, str | None]
+_Raw = tuple[str, str, bytes | None, dict[str, Any] | None, int, str | None, str | None]
 
 
 def _embed_path(pipeline: FacePipeline, path: str, max_pixels: int, policy: FacePolicy) -> _Raw:
@@ -141,6 +200,8 @@ class Engine:
         The configuration; :func:`default_config` when omitted.
     face_policy
         ``"largest"`` (default): embed the largest face and report the count;
+        ``"central"``: embed the face nearest the image centre (the subject of a
+        photo cropped around its subject, as LFW's are);
         ``"refuse"``: raise :class:`MultipleFaces` when there are several.
     max_pixels
         Pixel limit for every image (decompression-bomb guard).
@@ -153,6 +214,8 @@ class Engine:
         face_policy: FacePolicy = "largest",
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
+        if face_policy not in FACE_POLICIES:
+            raise BadInput(f"unknown face policy {face_policy!r}; choose one of {list(FACE_POLICIES)}")
         self.config = config if config is not None else default_config()
         self.face_policy: FacePolicy = face_policy
         self.max_pixels = max_pixels
@@ -167,18 +230,32 @@ class Engine:
         return other
 
     @property
+    def cache_key(self) -> str:
+        """Key of this engine's outcomes in the embedding cache.
+
+        The configuration's embedding key under the ``largest`` policy (as before
+        policies were part of it); with another policy, the key and the policy,
+        since the policy decides which face of a several-face image is embedded,
+        or whether it is refused.
+        """
+        key = self.config.embedding_key
+        return key if self.face_policy == "largest" else f"{key}/{self.face_policy}"
+
+    @property
     def pipeline(self) -> FacePipeline:
         """The loaded models (built on first use)."""
         with self._lock:
             if self._pipeline is None:
                 c = self.config
-                self._pipeline = FacePipeline(c.model, c.detector, c.alignment)
+                self._pipeline = FacePipeline(
+                    c.model, c.detector, c.alignment, c.fallback_detectors, mirror_average=c.mirror_average
+                )
             return self._pipeline
 
     # single images -------------------------------------------------------------------
 
     def detect(self, image: ImageSource) -> list[Face]:
-        """Return every face in the image, largest first (may be empty)."""
+        """Return the faces the first successful detector of the cascade finds, largest first (may be empty)."""
         loaded = load_image(image, max_pixels=self.max_pixels)
         return self.pipeline.detect(loaded.pixels)
 
@@ -255,6 +332,7 @@ class Engine:
         return SearchResult(
             image_sha256=embedding.image_sha256,
             faces_detected=embedding.faces_detected,
+            detector=embedding.face.detector,
             candidates=tuple(candidates),
             gallery=gallery.ref,
             threshold=config.threshold,
@@ -392,7 +470,7 @@ class Engine:
             files are not hashed again, and not read at all when their embedding is cached.
         """
         names = [str(p) for p in paths]
-        key = self.config.embedding_key
+        key = self.cache_key
         known = known_hashes or {}
         hashes: dict[str, str] = {}
         failures: dict[str, Failure] = {}
@@ -411,8 +489,12 @@ class Engine:
         cached = cache.get_many(list(hashes.values()), key) if cache is not None else {}
         embeddings: dict[str, Embedding] = {}
         todo: list[str] = []
+        stale: list[str] = []
         for name, sha in hashes.items():
             hit = cached.get(sha)
+            if hit is not None and hit.error_code == "multiple_faces" and self.face_policy != "refuse":
+                hit = None  # written under the embedding key by a 'refuse' engine before policies had keys
+                stale.append(sha)
             if hit is None:
                 todo.append(name)
             elif hit.error_code is not None:
@@ -431,11 +513,11 @@ class Engine:
                 continue
             assert vector_bytes is not None and face_dict is not None
             vector = np.frombuffer(vector_bytes, dtype=np.float32).copy()
-            face = Face(**face_dict)  # type: ignore[arg-type]
+            face = Face.from_dict(face_dict)
             embeddings[path] = Embedding(vector, sha, face, count, self.config)
             fresh.append(CachedOutcome(sha, vector, face, count, None, None))
         if cache is not None and fresh:
-            cache.put_many(key, fresh)
+            cache.put_many(key, fresh, replace=stale)
         ordered_failures = tuple(failures[n] for n in names if n in failures)
         return BatchResult(
             embeddings=embeddings,
@@ -480,6 +562,8 @@ class Engine:
                     c.model,
                     c.detector,
                     c.alignment,
+                    c.fallback_detectors,
+                    c.mirror_average,
                     self.max_pixels,
                     self.face_policy,
                 )

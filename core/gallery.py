@@ -43,13 +43,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from core.cache import CachedOutcome, EmbeddingCache, pack_sealed, unpack_head, unpack_sealed
+from core.cache import CachedOutcome, EmbeddingCache, face_from_fields, pack_sealed, unpack_head, unpack_sealed
 from core.config import MODELS, ModelConfig
 from core.errors import BadInput, ConfigMismatch, GalleryExists, GalleryNotFound, NotFound
 from core.index import ApproxIndex, ExactIndex, VectorIndex
 from core.keystore import AESGCM, KeyStore, KeyStoreError, seal, unseal
 from core.manifest import check_subject_id
-from core.results import Embedding, Face, GalleryRef
+from core.results import Embedding, GalleryRef
 from core.storage.connection import Database
 
 __all__ = ["EnrollItem", "GalleryInfo", "LoadedGallery", "GalleryStore", "face_id_for"]
@@ -423,10 +423,12 @@ class GalleryStore:
         for r in rows:
             first.setdefault(str(r[0]), r[1:])
         opened = self._open_rows(list(first.values()))
-        return {
-            sha: CachedOutcome(sha, vector, Face(**fields["face"]), int(fields["faces_detected"]), None, None)
-            for sha, (fields, vector) in zip(first, opened, strict=True)
-        }
+        out: dict[str, CachedOutcome] = {}
+        for sha, (fields, vector) in zip(first, opened, strict=True):
+            face = face_from_fields(fields["face"])
+            if face is not None:  # else enrolled before faces named their detector: not a hit
+                out[sha] = CachedOutcome(sha, vector, face, int(fields["faces_detected"]), None, None)
+        return out
 
     # deletion ----------------------------------------------------------------------
 

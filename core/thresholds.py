@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from core.config import ModelConfig, ThresholdSource
+from core.config import ModelConfig, ThresholdSource, config_id
 from core.errors import BadInput
 from core.storage.connection import Database
 
@@ -142,16 +142,21 @@ class SearchCalibration:
 
 _SHIPPED = Path(__file__).with_name("calibrations.json")
 
-def _config_id(model: str, detector: str, alignment: str) -> str:
-    return f"{model}/{detector}/{alignment}"
+def shipped_calibration(
+    model: str,
+    detector: str,
+    alignment: str,
+    fallback_detectors: tuple[str, ...] = (),
+    mirror_average: bool = False,
+) -> tuple[float, ThresholdSource] | None:
+    """Return the calibration shipped with facetrail for this configuration, if any.
 
-
-def shipped_calibration(model: str, detector: str, alignment: str) -> tuple[float, ThresholdSource] | None:
-    """Return the calibration shipped with facetrail for this configuration, if any."""
+    Entries are named by :func:`core.config.config_id` (detector cascade and mirror averaging included).
+    """
     if not _SHIPPED.is_file():
         return None
     entries: dict[str, Any] = json.loads(_SHIPPED.read_text(encoding="utf-8"))
-    entry = entries.get(_config_id(model, detector, alignment))
+    entry = entries.get(config_id(model, (detector, *fallback_detectors), alignment, mirror_average))
     if entry is None:
         return None
     return float(entry["threshold"]), ThresholdSource.from_dict(entry["source"])
@@ -342,7 +347,9 @@ def apply_default_threshold(config: ModelConfig, store: ThresholdStore | None) -
         return config
     found = store.latest(config) if store is not None else None
     if found is None:
-        found = shipped_calibration(config.model, config.detector, config.alignment)
+        found = shipped_calibration(
+            config.model, config.detector, config.alignment, config.fallback_detectors, config.mirror_average
+        )
     if found is None:
         return config
     threshold, source = found

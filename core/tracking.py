@@ -130,7 +130,7 @@ class Sighting:
     def face_in_crop(self) -> Face:
         """The box in crop coordinates."""
         f = self.face
-        return Face(f.x - self.origin[0], f.y - self.origin[1], f.w, f.h, f.confidence)
+        return Face(f.x - self.origin[0], f.y - self.origin[1], f.w, f.h, f.confidence, f.detector)
 
 
 def make_sighting(pixels: np.ndarray, t_ms: float, face: Face) -> Sighting:

@@ -116,7 +116,7 @@ class _Job:
             y1 = min(height, int(round((face.y + face.h) / scale)))
             if x1 <= x0 or y1 <= y0:
                 continue
-            box = Face(x0, y0, x1 - x0, y1 - y0, face.confidence)
+            box = Face(x0, y0, x1 - x0, y1 - y0, face.confidence, face.detector)
             sightings.append(make_sighting(frame.pixels, frame.t_ms, box))
         self.faces_detected += len(sightings)
         return sightings

@@ -69,7 +69,7 @@ class FakePipeline:
         if rgb.shape[0] < 16 or rgb.shape[1] < 16 or int(rgb.min()) == 255:
             return []
         count = max(1, int(rgb[-1, -1, 0]))
-        return [Face(0, 0, 16 - i, 16 - i, 0.99) for i in range(min(count, 8))]
+        return [Face(0, 0, 16 - i, 16 - i, 0.99, "dlib") for i in range(min(count, 8))]
 
     def embed(self, rgb: np.ndarray, policy: FacePolicy = "largest") -> tuple[np.ndarray, Face, int]:
         """Embed the face (``NoFaceDetected`` on a white image, ``MultipleFaces`` under ``refuse``)."""

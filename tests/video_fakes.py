@@ -62,7 +62,7 @@ class VideoFakePipeline:
         mask = (rgb.max(axis=2) > 140).astype(np.uint8)
         _, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
         return [
-            Face(int(x), int(y), int(w), int(h), 0.99)
+            Face(int(x), int(y), int(w), int(h), 0.99, "dlib")
             for x, y, w, h, area in stats[1:]
             if w >= 12 and h >= 12 and area >= 0.6 * w * h and 0.5 <= w / h <= 2.0
         ]
@@ -136,6 +136,6 @@ def enroll_fake(store: GalleryStore, gallery: str, config: ModelConfig, subjects
     items = []
     for subject in subjects:
         digest = hashlib.sha256(f"photo of {subject}".encode()).hexdigest()
-        embedding = Embedding(subject_vector(subject), digest, Face(0, 0, _SIDE, _SIDE, 0.99), 1, config)
+        embedding = Embedding(subject_vector(subject), digest, Face(0, 0, _SIDE, _SIDE, 0.99, "dlib"), 1, config)
         items.append(EnrollItem(subject, embedding, f"{subject}.png"))
     store.enroll(gallery, items)

@@ -57,7 +57,7 @@ from audit.evaluation.fetch import fetch_lfw
 from audit.evaluation.fpir import FpirCalibration, calibrate_fpir
 from audit.evaluation.identification import identification_rates
 from audit.evaluation.inequity import MEASURE_EXPLANATIONS, MEASURES
-from audit.evaluation.lfw import ten_fold_accuracy
+from audit.evaluation.lfw import ten_fold_accuracy, ten_fold_accuracy_both_found
 from audit.evaluation.listed import evaluate_listed, listed_pairs
 from audit.evaluation.report import EvaluationReport, FalseCandidateChance, GroupFrame
 from audit.evaluation.runner import (
@@ -139,4 +139,5 @@ __all__ = [
     "run_evaluation",
     "run_search_calibration",
     "ten_fold_accuracy",
+    "ten_fold_accuracy_both_found",
 ]

@@ -4,7 +4,9 @@
 maximises accuracy on the other nine folds decides the pairs of that fold.
 :func:`lfw_results` scores the protocol pairs of an embedded LFW dataset with the
 same exact quantised similarities as :mod:`audit.evaluation.metrics` (a pair with
-an image that failed to acquire is decided "no match"), runs the 10 folds, and
+an image that failed to acquire is decided "no match"), runs the 10 folds (over
+all pairs, and again over the pairs whose two images were both acquired, so that
+failure to acquire and recognition error are reported apart), and
 counts FMR/FNMR at the median fold threshold for everyone and for each label
 column's groups (pairs of two people of the same group), with Wilson intervals
 over protocol pairs.
@@ -25,7 +27,7 @@ from audit.evaluation.identification import wilson_interval
 from audit.evaluation.metrics import quantize
 from audit.evaluation.report import json_safe
 
-__all__ = ["lfw_results", "ten_fold_accuracy"]
+__all__ = ["lfw_results", "ten_fold_accuracy", "ten_fold_accuracy_both_found"]
 
 
 def ten_fold_accuracy(distances: np.ndarray, same: np.ndarray, folds: np.ndarray) -> dict[str, Any]:
@@ -77,6 +79,37 @@ def ten_fold_accuracy(distances: np.ndarray, same: np.ndarray, folds: np.ndarray
         "fold_accuracies": accs,
         "thresholds": ths,
     }
+
+
+def ten_fold_accuracy_both_found(distances: np.ndarray, same: np.ndarray, folds: np.ndarray) -> dict[str, Any]:
+    """LFW protocol accuracy over the pairs whose two images were both acquired.
+
+    The companion of :func:`ten_fold_accuracy`, which scores a pair with an image
+    that failed to acquire as "no match": reporting both separates failure to
+    acquire from recognition error. Same folds and threshold rule, on the pairs
+    with a finite distance only.
+
+    Parameters
+    ----------
+    distances
+        Cosine distance per pair, ``inf`` where an image failed to acquire.
+    same
+        Whether each pair is matched.
+    folds
+        Fold number per pair.
+
+    Returns
+    -------
+    dict
+        What :func:`ten_fold_accuracy` returns, computed on the both-found pairs, plus
+        ``pairs`` (both-found pairs counted) and ``pairs_excluded`` (pairs left out).
+    """
+    d = np.asarray(distances, dtype=np.float64)
+    found = np.isfinite(d)
+    out = ten_fold_accuracy(d[found], np.asarray(same, dtype=bool)[found], np.asarray(folds)[found])
+    out["pairs"] = int(found.sum())
+    out["pairs_excluded"] = int((~found).sum())
+    return out
 
 
 def _pair_distances(pairs: Sequence[LfwPair], images: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
@@ -168,18 +201,24 @@ def lfw_results(
     tuple
         The 10-fold result (``accuracy``, ``accuracy_std``, ``fold_accuracies``,
         ``thresholds``, the median fold ``threshold``, ``pairs``,
-        ``pairs_with_failed_image``) and per-group rows at that threshold (everyone
+        ``pairs_with_failed_image``, and ``accuracy_both_found`` / ``accuracy_both_found_std``
+        over the ``pairs_both_found``) and per-group rows at that threshold (everyone
         first), JSON-safe.
     """
     dist = _pair_distances(pairs, images, embeddings)
     same = np.array([p.same for p in pairs], dtype=bool)
-    acc = ten_fold_accuracy(dist, same, np.array([p.fold for p in pairs]))
+    folds = np.array([p.fold for p in pairs])
+    acc = ten_fold_accuracy(dist, same, folds)
+    both = ten_fold_accuracy_both_found(dist, same, folds)
     threshold = float(np.median(acc["thresholds"])) if acc["thresholds"] else math.nan
     ten_fold = {
         "threshold": threshold,
         **acc,
         "pairs": len(pairs),
         "pairs_with_failed_image": int(np.isinf(dist).sum()),
+        "accuracy_both_found": both["accuracy"],
+        "accuracy_both_found_std": both["accuracy_std"],
+        "pairs_both_found": both["pairs"],
     }
     match = dist <= threshold
     rows: list[dict[str, Any]] = []

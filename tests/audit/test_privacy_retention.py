@@ -39,7 +39,7 @@ def world(tmp_path: Path, fake_engine):
                              rt.galleries)
     operator._evidence = evidence
     cache = EvaluationCache(rt.db, rt.galleries.keys, retention_days=30, clock=clock)
-    face = Face(0, 0, 9, 9, 0.9)
+    face = Face(0, 0, 9, 9, 0.9, "dlib")
     cache.put_many("k", [CachedOutcome("old", np.ones(128, np.float32), face, 1, None, None)])
     operator.search("g", face_png("s1", 2))  # evidence kept, review pending
     clock.now += timedelta(days=10)

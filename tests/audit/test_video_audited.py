@@ -136,7 +136,7 @@ def test_a_video_job_is_one_record_with_hash_gallery_config_sampling_and_tracks(
         (ALPHA, 1, "0.000000"), (BRAVO, 1, "0.000000"), (ALPHA, 1, "0.000000")]
     assert all(t["start_ms"] <= t["best_ms"] <= t["end_ms"] for t in tracks)
     assert abs(tracks[0]["best_face"]["w"] - 80) <= 4  # the 80 px square, found at half scale
-    assert set(tracks[0]["best_face"]) == {"x", "y", "w", "h", "confidence"}
+    assert set(tracks[0]["best_face"]) == {"x", "y", "w", "h", "confidence", "detector"}
 
 
 def test_the_record_names_the_video_only_by_its_hash_and_keeps_no_pixels(

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 from core.cache import CachedOutcome
-from core.storage.connection import Database
 from core.engine import Engine
 from core.errors import BadInput, ConfigMismatch, GalleryExists, GalleryNotFound, NotFound
 from core.gallery import EnrollItem, GalleryStore
 from core.index import ApproxIndex, ExactIndex
 from core.results import Embedding, Face
+from core.storage.connection import Database
 from tests.conftest import make_config, random_unit
 
-FACE = Face(0, 0, 10, 10, 1.0)
+FACE = Face(0, 0, 10, 10, 1.0, "dlib")
 
 
 def _items(n: int, config=None, seed: int = 0, subjects: int | None = None) -> list[EnrollItem]:

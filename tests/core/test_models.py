@@ -31,8 +31,11 @@ def test_missing_weights_name_the_command(empty_models: Path) -> None:
 
 def test_status_lists_every_combination_with_reasons(empty_models: Path) -> None:
     statuses = models.model_statuses()
-    assert len(statuses) == 2 * 3 * 2
-    assert all(not s.available and "facetrail models install" in (s.reason or "") for s in statuses)
+    assert len(statuses) == 2 * 4 * 2
+    assert not any(s.available for s in statuses)
+    chip_only = [s for s in statuses if s.detector == "dlib_cnn" and s.alignment == "deepface"]
+    assert len(chip_only) == 2 and all("needs alignment dlib_5pt" in (s.reason or "") for s in chip_only)
+    assert all("facetrail models install" in (s.reason or "") for s in statuses if s not in chip_only)
 
 
 def test_unknown_names_are_refused(empty_models: Path) -> None:
@@ -44,7 +47,7 @@ def test_unknown_names_are_refused(empty_models: Path) -> None:
 
 def test_install_links_dlib_weights_offline(empty_models: Path) -> None:
     installed = models.install_models()
-    assert set(installed) == {models.DLIB_RECOGNITION, models.DLIB_LANDMARKS}
+    assert set(installed) == {models.DLIB_RECOGNITION, models.DLIB_LANDMARKS, models.DLIB_CNN_DETECTOR}
     for name in installed:
         assert (models.weights_dir() / name).is_file()
     models.check_available("Dlib", "dlib", "dlib_5pt")

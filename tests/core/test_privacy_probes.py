@@ -131,7 +131,7 @@ def test_evaluation_cache_is_sealed_kept_for_its_retention_then_purged(tmp_path:
     clock = Clock()
     cache = EvaluationCache(db, retention_days=30, clock=clock)
     rng = np.random.default_rng(0)
-    face = Face(1, 2, 30, 30, 0.9)
+    face = Face(1, 2, 30, 30, 0.9, "dlib")
     old = [CachedOutcome(f"old{i}", rng.standard_normal(128).astype(np.float32), face, 1, None, None)
            for i in range(3)]
     cache.put_many("k", old)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from audit.trail.log import AuditLog
 from audit import AuditContext, AuditedEngine, AuditSession
+from audit.trail.log import AuditLog
 from core.config import ThresholdSource
-from core.engine import Engine
+from core.engine import DEFAULT_ALIGNMENT, DEFAULT_DETECTOR, DEFAULT_FALLBACKS, DEFAULT_MIRROR_AVERAGE, Engine
 from core.gallery import EnrollItem, GalleryStore
 from core.results import Embedding, Face
 from core.thresholds import ThresholdStore, apply_default_threshold, shipped_calibration
@@ -46,16 +47,21 @@ def test_stored_calibration_becomes_the_default_threshold(memory_db, tmp_path, m
     assert store.history()[0]["source"]["per_group_fmr"] == {"sex=F": 1.4e-3, "sex=M": 8e-4}
 
 
-def test_shipped_calibration_applies_when_nothing_is_stored(memory_db) -> None:
-    shipped = shipped_calibration("Dlib", "dlib", "dlib_5pt")
+@pytest.mark.parametrize("default", [True, False], ids=["default-cascade-mirror", "hog-only-plain"])
+def test_shipped_calibration_applies_when_nothing_is_stored(memory_db, default: bool) -> None:
+    fallbacks, mirror = (DEFAULT_FALLBACKS, DEFAULT_MIRROR_AVERAGE) if default else ((), False)
+    shipped = shipped_calibration("Dlib", DEFAULT_DETECTOR, DEFAULT_ALIGNMENT, fallbacks, mirror)
     assert shipped is not None, "core/calibrations.json must ship the default configuration's calibration"
     threshold, source = shipped
     assert source.kind == "calibrated" and source.target_fmr == pytest.approx(1e-3)
     assert source.achieved_fmr is not None and source.achieved_fmr <= 1e-3
     assert source.dataset_fingerprint and dict(source.per_group_fmr)
-    builtin = make_config().with_threshold(0.07, ThresholdSource(kind="deepface_builtin", description="builtin"))
+    config = replace(make_config(), fallback_detectors=fallbacks, mirror_average=mirror)
+    builtin = config.with_threshold(0.07, ThresholdSource(kind="deepface_builtin", description="builtin"))
     applied = apply_default_threshold(builtin, ThresholdStore(memory_db))
     assert applied.threshold == pytest.approx(threshold) and applied.threshold_source == source
+    other = replace(builtin, mirror_average=not mirror)  # another pipeline never borrows this calibration
+    assert apply_default_threshold(other, ThresholdStore(memory_db)).threshold != pytest.approx(threshold)
 
 
 def test_search_record_stores_threshold_and_its_provenance(memory_db, tmp_path: Path) -> None:
@@ -63,7 +69,7 @@ def test_search_record_stores_threshold_and_its_provenance(memory_db, tmp_path: 
     galleries = GalleryStore(memory_db)
     galleries.create("g", config)
     vectors = random_unit(5, seed=3)
-    face = Face(0, 0, 10, 10, 1.0)
+    face = Face(0, 0, 10, 10, 1.0, "dlib")
     galleries.enroll(
         "g", [EnrollItem(f"s{i}", Embedding(vectors[i], f"{i:064d}", face, 1, config), f"{i}.jpg") for i in range(5)]
     )

@@ -12,7 +12,7 @@ PEOPLE = {name: vector for name, vector in zip("ABCD", np.eye(4, 128, dtype=np.f
 
 
 def sighting(t_ms: float, x: int, y: int = 100, side: int = 100, who: str = "A", quality: float = 0.5) -> Sighting:
-    s = Sighting(t_ms, Face(x, y, side, side, 1.0), quality, np.zeros((2, 2, 3), np.uint8), (x, y))
+    s = Sighting(t_ms, Face(x, y, side, side, 1.0, "dlib"), quality, np.zeros((2, 2, 3), np.uint8), (x, y))
     s.who = who  # type: ignore[attr-defined]  (ground truth for the fake embedder)
     return s
 
@@ -121,7 +121,7 @@ def test_quality_prefers_sharp_large_confident_faces() -> None:
 
 def test_make_sighting_keeps_a_margin_clipped_to_the_frame() -> None:
     frame = np.arange(200 * 300 * 3, dtype=np.uint32).reshape(200, 300, 3).astype(np.uint8)
-    s = make_sighting(frame, 40.0, Face(10, 20, 60, 80, 0.9))
+    s = make_sighting(frame, 40.0, Face(10, 20, 60, 80, 0.9, "dlib"))
     assert s.origin == (0, 0) and s.crop.shape == (140, 100, 3)  # margins 30/40, clipped left and top
     inner = s.face_in_crop
     assert (inner.x, inner.y, inner.w, inner.h) == (10, 20, 60, 80)

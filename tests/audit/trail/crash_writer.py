@@ -22,7 +22,7 @@ def main() -> None:
     config = make_config(threshold=1.0)
     galleries = GalleryStore(db)
     vectors = random_unit(8, seed=1)
-    face = Face(0, 0, 10, 10, 1.0)
+    face = Face(0, 0, 10, 10, 1.0, "dlib")
     try:
         galleries.create("g", config)
         galleries.enroll("g", [EnrollItem(f"s{i}", Embedding(v, f"{i:064x}", face, 1, config), f"{i}.jpg")

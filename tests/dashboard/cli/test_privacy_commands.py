@@ -18,7 +18,7 @@ from tests.auth import token_for
 from tests.conftest import make_config, random_unit
 
 pytestmark = [pytest.mark.slow]
-FACE = Face(0, 0, 10, 10, 1.0)
+FACE = Face(0, 0, 10, 10, 1.0, "dlib")
 
 
 def run(args: list[str], db: Path, name: str, role: str) -> subprocess.CompletedProcess[str]:
