@@ -51,7 +51,8 @@ from bench_lfw_small_pairs import write_pairs
 
 from audit.evaluation.datasets import parse_lfw_pairs
 from audit.evaluation.lfw import ten_fold_accuracy, ten_fold_accuracy_both_found
-from core import Database, Engine, GalleryStore, default_config
+from core import Database, Engine, default_config
+from core.cache import EvaluationCache
 from core.models import DLIB_LANDMARKS, DLIB_RECOGNITION, weights_dir
 
 OUT = Path("benchmarks/out/variants")
@@ -354,7 +355,8 @@ def _engine_check(
     where = f"the cache of {db} (images/s then counts cached images)" if db else "fresh cache"
     print(f"\nthe shipped default {config.name}, end to end through Engine.embed_batch (2 processes, {where}):")
     with tempfile.TemporaryDirectory() as tmp:
-        cache = GalleryStore(Database(db or Path(tmp) / "cache.duckdb")).cache
+        # the evaluation cache keeps embeddings (a gallery store's enrolment cache keeps failures only)
+        cache = EvaluationCache(Database(db or Path(tmp) / "cache.duckdb"), retention_days=30)
         for policy in policies:
             engine = Engine(config, face_policy=policy)  # type: ignore[arg-type]
             t0 = time.perf_counter()
