@@ -14,13 +14,20 @@ The witness imports nothing from the log but the public formats (:mod:`audit.tra
 :mod:`audit.trail.chain`): it runs as its own process, usually on another machine.
 """
 
-from audit.witness.client import WitnessPusher, fetch_witness_checkpoint, parse_witness, publish_checkpoint
+from audit.witness.client import (
+    WitnessPusher,
+    check_cosignature,
+    fetch_witness_checkpoint,
+    parse_witness,
+    publish_checkpoint,
+)
 from audit.witness.server import WitnessServer, WitnessState
 
 __all__ = [
     "WitnessPusher",
     "WitnessServer",
     "WitnessState",
+    "check_cosignature",
     "fetch_witness_checkpoint",
     "parse_witness",
     "publish_checkpoint",

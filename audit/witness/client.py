@@ -27,7 +27,7 @@ from audit.trail.notes import NoteError, NoteKey, parse_note, parse_vkey, verify
 if TYPE_CHECKING:  # the log installs the pusher (Settings.witnesses): no import back at run time
     from audit.trail.log import AuditLog
 
-__all__ = ["WitnessPusher", "fetch_witness_checkpoint", "parse_witness", "publish_checkpoint"]
+__all__ = ["WitnessPusher", "check_cosignature", "fetch_witness_checkpoint", "parse_witness", "publish_checkpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,25 @@ def fetch_witness_checkpoint(url: str, origin: str) -> str | None:
         raise AuditError(f"witness {url} answered {err.code}") from err
     except (OSError, urllib.error.URLError) as err:
         raise AuditError(f"witness {url} cannot be reached: {err}") from err
+
+
+def check_cosignature(note: str, url: str, witnesses: Sequence[str]) -> int | None:
+    """Return the timestamp of the cosignature in ``note`` by the witness configured for ``url`` (None: not configured).
+
+    Raises
+    ------
+    AuditError
+        The witness is configured and ``note`` carries no valid cosignature by its key.
+    """
+    for text in witnesses:
+        configured, key = parse_witness(text)
+        if configured == url.rstrip("/"):
+            try:
+                signed = parse_note(note)
+                return verify_cosignature(signed.text, signed.signatures, key)
+            except NoteError as err:
+                raise AuditError(f"witness {url}: its checkpoint is not cosigned by its configured key: {err}") from err
+    return None
 
 
 class WitnessPusher:

@@ -22,6 +22,7 @@ from audit import (
     ChainIntegrityError,
     KeyFileError,
     audited_export,
+    check_cosignature,
     check_out_path,
     fetch_witness_checkpoint,
     parse_checkpoint,
@@ -110,7 +111,9 @@ def _verify(args: argparse.Namespace) -> int:
             note = fetch_witness_checkpoint(url, log.origin)
             if note is not None:
                 trusted.append(note)
-                witnessed.append({"witness": url, "size": parse_checkpoint(note)[0].size})
+                stamp = check_cosignature(note, url, runtime(args).settings.witnesses)
+                witnessed.append({"witness": url, "size": parse_checkpoint(note)[0].size,
+                                  "cosignature_checked": stamp is not None, "cosigned_at": stamp})
         report = log.verify(pem, all_signatures=args.all_signatures, trusted=trusted)
     except _ERRORS as err:
         return fail(args, err)
@@ -337,7 +340,8 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help="a checkpoint published earlier (note, or `audit checkpoint --json` output): the log must "
                         "contain its tree (repeatable)")
     p.add_argument("--witness", action="append", metavar="URL",
-                   help="a witness's latest cosigned checkpoint of this log: the log must contain its tree")
+                   help="a witness's latest cosigned checkpoint of this log: the log must contain its tree (its "
+                        "cosignature is checked when the witness is configured in FACETRAIL_WITNESSES)")
     p.set_defaults(handler=_verify)
 
     p = sub.add_parser("show", parents=common, help="one record, with the review status of its matches")

@@ -174,6 +174,7 @@ def test_publish_cosign_and_verify_independently(world, tmp_path: Path) -> None:
     v = json.loads(cli(env, "audit", "verify", "--witness", url, "--checkpoint", str(tmp_path / "cp10"),
                        "--json").stdout)
     assert v["ok"] and v["unwitnessed"] == 0 and v["checked_against"] == 2
+    assert v["witnesses"][0]["cosignature_checked"] and v["witnesses"][0]["size"] == 17
 
 
 @pytest.mark.slow
