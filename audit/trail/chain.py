@@ -15,11 +15,14 @@ third party with the RFC text and this page.
   ``sha256(b"")``. Inclusion proofs are RFC 6962 audit paths, checked with the
   RFC 9162 section 2.1.3.2 algorithm. The generic functions take leaf *data*; pass
   ``hashed=True`` to give leaf hashes (entry hashes) instead.
-* **Checkpoint** (:class:`Checkpoint`, the one checkpoint type): an Ed25519
-  signature over ``b"facetrail.audit.checkpoint.v1\n"`` followed by the canonical
-  JSON of ``{seq, head, root, created_at, key_id, prev}`` (hex digests). ``key_id``
-  is the public key fingerprint; ``prev`` is the digest of the checkpoint before,
-  so checkpoints form a chain of their own.
+* **Consistency proofs** (RFC 6962 section 2.1.2): :func:`consistency_proof` and
+  :func:`verify_consistency` (the RFC 9162 section 2.1.4.2 algorithm); :func:`tree_levels`
+  and :func:`prefix_root` give the root of any prefix of a tree in O(log n).
+* **Checkpoint** (:class:`Checkpoint`): the signed checkpoint of schema versions 1-3
+  (Ed25519 over ``b"facetrail.audit.checkpoint.v1\n"`` and the canonical JSON of
+  ``{seq, head, root, created_at, key_id, prev}``), kept so that old files and their
+  tests read; the log now stores a C2SP signed note with every record
+  (:mod:`audit.trail.notes`) and :mod:`audit.trail.verify` checks those.
 
 Verification
 ------------
