@@ -65,7 +65,7 @@ class Runtime:
         """The audit log of this database (signing key per :attr:`Settings.audit_key`)."""
         with self._lock:
             if self._log is None:
-                self._log = AuditLog(self.db, key_path=self.settings.audit_key)
+                self._log = AuditLog(self.db, key_path=self.settings.audit_key, settings=self.settings)
             return self._log
 
     @property

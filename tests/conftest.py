@@ -4,12 +4,17 @@ Real faces come from ``$FACETRAIL_TEST_DATA`` (default ``../shared/datasets``
 beside the repository). Tests that need them skip with a clear reason when the
 folder is absent; ``.ci/run`` sets the variable and fails the run if any such
 test was skipped.
+
+The whole run keeps its accounts' sessions and the logs' signing keys in one private
+temporary configuration folder (``$FACETRAIL_CONFIG_DIR``), never in the user's own
+``~/.config/facetrail``; a test that needs its own folder sets the variable itself.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +23,12 @@ import pytest
 from core.config import ModelConfig, ThresholdSource
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point ``$FACETRAIL_CONFIG_DIR`` at a private folder for the run, unless the caller chose one."""
+    if "FACETRAIL_CONFIG_DIR" not in os.environ:
+        os.environ["FACETRAIL_CONFIG_DIR"] = tempfile.mkdtemp(prefix="facetrail-test-config-")
 
 
 def _data_dir() -> Path:
