@@ -84,10 +84,13 @@ def fake_scene_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def copy_db(template: Path, folder: Path) -> str:
-    """Copy a database with its write-ahead log and key files into ``folder``; return the copy's path."""
+    """Copy a database with its write-ahead log, key store, keys and evidence folder into ``folder``; return its path."""
     target = folder / template.name
     for source in template.parent.glob(template.name + "*"):
-        shutil.copy2(source, folder / source.name)
+        if source.is_dir():
+            shutil.copytree(source, folder / source.name)
+        else:
+            shutil.copy2(source, folder / source.name)
     return str(target)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 from audit.runtime import Runtime
 from tests.auth import token_for
-from tests.dashboard.conftest import DATA, data_or_skip
+from tests.dashboard.conftest import DATA, copy_db, data_or_skip
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -36,12 +35,10 @@ for i in range(int(sys.argv[2])):
 
 
 def _copy(db: str, tmp_path: Path) -> str:
-    target = tmp_path / "side.duckdb"
-    shutil.copyfile(db, target)
-    for suffix in (".wal", ".audit-key"):  # committed work not yet checkpointed, and the signing key
-        if Path(db + suffix).exists():
-            shutil.copyfile(db + suffix, str(target) + suffix)
-    return str(target)
+    """The demo database with everything beside it that it needs (WAL, key store, keys, evidence)."""
+    folder = tmp_path / "side"
+    folder.mkdir()
+    return copy_db(Path(db), folder)
 
 
 def _reader(db: str, rounds: int) -> subprocess.Popen[str]:
