@@ -245,6 +245,14 @@ class FacePipeline:
                 self._detectors[name] = built
             return built
 
+    def detect_first(self, rgb: np.ndarray) -> list[Face]:
+        """Return the faces the cascade's first detector finds, largest first (no fallback).
+
+        For video: a face the first detector misses in one frame is found in another, and
+        a fallback run on every frame without a face would cost seconds per frame.
+        """
+        return sorted(self._detector_for(self.detector_name).detect(rgb), key=lambda f: f.area, reverse=True)
+
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """Return the faces found by the first detector of the cascade that finds any, largest first.
 

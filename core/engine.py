@@ -22,7 +22,8 @@ outcomes apart (see :meth:`Engine.cache_key`); galleries do not depend on it.
 
 Stored video: :meth:`Engine.search_video` decodes, samples, detects, tracks and
 searches each face track (see :mod:`core.video_search`); every face is tracked,
-so the face policy does not apply there.
+so the face policy does not apply there, and frames are searched for faces by the
+cascade's first detector only (a face missed in one frame is found in another).
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ class _Job:
     def detect(self, frame: SampledFrame, small: np.ndarray, scale: float) -> list[Sighting]:
         height, width = frame.pixels.shape[:2]
         sightings = []
-        for face in self.pipeline.detect(small):
+        for face in self.pipeline.detect_first(small):  # the cascade's first detector: see detect_first
             x0 = min(width - 1, max(0, int(round(face.x / scale))))
             y0 = min(height - 1, max(0, int(round(face.y / scale))))
             x1 = min(width, int(round((face.x + face.w) / scale)))

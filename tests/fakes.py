@@ -64,6 +64,10 @@ class FakePipeline:
         self.dims = dims
         self.calls = 0
 
+    def detect_first(self, rgb: np.ndarray) -> list[Face]:
+        """The fake has one detector: :meth:`detect`."""
+        return self.detect(rgb)
+
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """One face per marked face (none on a white image)."""
         if rgb.shape[0] < 16 or rgb.shape[1] < 16 or int(rgb.min()) == 255:

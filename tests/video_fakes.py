@@ -56,6 +56,10 @@ class VideoFakePipeline:
         self.detections = 0
         self.embeddings = 0
 
+    def detect_first(self, rgb: np.ndarray) -> list[Face]:
+        """The fake has one detector: :meth:`detect`."""
+        return self.detect(rgb)
+
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """Every bright, square-ish blob of at least 12 px a side is a face."""
         self.detections += 1
