@@ -40,13 +40,15 @@ limit 1.25 times it.
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from audit.errors import AuditError
+from audit.errors import AuditError, ChainIntegrityError
 from audit.trail.log import AuditLog
-from audit.trail.store import AuditFilter
+from audit.trail.records import decode_record
 
 __all__ = [
     "DEFAULT_HARD_FACTOR",
@@ -177,19 +179,59 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+class _PolicyRecords:
+    """The policy records of one log read so far, and the last row read (its seq and entry hash)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.seq = 0
+        self.tail_hash = b""
+        self.policies: list[ThresholdPolicy] = []  # in seq order, every scope
+
+
+_READ: weakref.WeakKeyDictionary[AuditLog, _PolicyRecords] = weakref.WeakKeyDictionary()
+
+
+def _policy_records(log: AuditLog) -> list[ThresholdPolicy]:
+    """Return every ``ok`` policy record of ``log``, reading only the rows appended since the last call.
+
+    Each call reads the log from the last row it saw (that row included): a record
+    appended by another process or another :class:`AuditLog` on the same file is seen by
+    the next search. If that row is gone or changed (the file restored or rewritten),
+    everything is read again.
+    """
+    state = _READ.setdefault(log, _PolicyRecords())
+    with state.lock:
+        rows = log.store.tail_of_action(state.seq, POLICY_ACTION)
+        if state.seq:
+            if rows and rows[0][0] == state.seq and rows[0][1] == state.tail_hash:
+                rows = rows[1:]
+            else:
+                state.seq, state.tail_hash, state.policies = 0, b"", []
+                rows = log.store.tail_of_action(0, POLICY_ACTION)
+        for seq, entry_hash, blob in rows:
+            if blob is not None:
+                try:
+                    r = decode_record(blob)
+                except ValueError as err:
+                    raise ChainIntegrityError(seq, "bad_record", detail=str(err)) from err
+                if r.seq != seq:
+                    raise ChainIntegrityError(seq, "bad_record", str(seq), str(r.seq),
+                                              detail="stored seq differs from the record's seq")
+                if r.action == POLICY_ACTION and r.outcome == "ok":
+                    d = r.details
+                    state.policies.append(ThresholdPolicy(_number(d.get("loosest")), _number(d.get("hard_limit")),
+                                                          d.get("gallery_name"), r.seq, r.operator, d.get("reason")))
+            state.seq, state.tail_hash = seq, entry_hash
+        return list(state.policies)
+
+
 def current_policy(log: AuditLog, gallery_name: str | None) -> ThresholdPolicy:
     """Return the policy in force for ``gallery_name``: its latest policy record, else the latest for every gallery."""
     found: dict[str | None, ThresholdPolicy] = {}
-    for entry in log.list(AuditFilter(action=POLICY_ACTION)):
-        r = entry.record
-        if r.action != POLICY_ACTION or r.outcome != "ok":
-            continue
-        d = r.details
-        scope = d.get("gallery_name")
-        if scope not in (None, gallery_name):
-            continue
-        found[scope] = ThresholdPolicy(_number(d.get("loosest")), _number(d.get("hard_limit")), scope, r.seq,
-                                       r.operator, d.get("reason"))
+    for p in _policy_records(log):
+        if p.gallery_name in (None, gallery_name):
+            found[p.gallery_name] = p
     return found.get(gallery_name) or found.get(None) or ThresholdPolicy()
 
 

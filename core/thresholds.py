@@ -33,6 +33,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,6 +163,22 @@ def shipped_calibration(
     return float(entry["threshold"]), ThresholdSource.from_dict(entry["source"])
 
 
+_SEARCH_COLUMNS = ("id, embedding_key, threshold, target_fpir, gallery, gallery_fingerprint, gallery_size, "
+                   "for_gallery_size, method, nonmated_distances, source")
+
+
+class _CalibrationCache:
+    """1:N calibration lookups of one database, valid while the table's ``(count, max id)`` is ``version``."""
+
+    def __init__(self) -> None:
+        self.version: tuple[int, int] | None = None
+        self.found: dict[tuple[str, int, str], tuple[SearchCalibration | None, SearchCalibration | None]] = {}
+
+
+_CALIBRATIONS: weakref.WeakKeyDictionary[Database, _CalibrationCache] = weakref.WeakKeyDictionary()
+_CACHE_ENTRIES = 256
+
+
 class ThresholdStore:
     """Calibrations stored in the facetrail database."""
 
@@ -226,30 +243,51 @@ class ThresholdStore:
             )
         return int(next_id)
 
+    def _search_calibrations(
+        self, config: ModelConfig, gallery_size: int, gallery_fingerprint: str | None
+    ) -> tuple[SearchCalibration | None, SearchCalibration | None]:
+        """Return this gallery's (else its size's) newest 1:N calibration and the nearest size's, each or ``None``.
+
+        Both come from one query, kept per database for as long as the calibrations table
+        is unchanged: each call reads its row count and largest id first (the table is only
+        ever appended to, with ids counting up), so a calibration saved by another process
+        or another :class:`Database` on the file is seen by the next search. Nothing read
+        inside a transaction is kept.
+        """
+        size, fp = int(gallery_size), gallery_fingerprint or ""
+        with self.db.connect() as con:
+            row = con.execute("SELECT count(*), coalesce(max(id), 0) FROM search_calibrations").fetchone()
+            version = (int(row[0]), int(row[1])) if row else (0, 0)
+            cache = _CALIBRATIONS.setdefault(self.db, _CalibrationCache())
+            if cache.version != version:
+                cache.version, cache.found = version, {}
+            key = (config.embedding_key, size, fp)
+            if key in cache.found:
+                return cache.found[key]
+            rows = con.execute(
+                f"(SELECT 0 AS k, {_SEARCH_COLUMNS} FROM search_calibrations WHERE embedding_key = ? AND "
+                "(gallery_fingerprint = ? OR for_gallery_size = ?) ORDER BY (gallery_fingerprint = ?) DESC, id DESC "
+                f"LIMIT 1) UNION ALL (SELECT 1 AS k, {_SEARCH_COLUMNS} FROM search_calibrations "
+                "WHERE embedding_key = ? ORDER BY abs(ln(gallery_size) - ln(?)), id DESC LIMIT 1)",
+                [config.embedding_key, fp, size, fp, config.embedding_key, max(size, 1)],
+            ).fetchall()
+            found = {int(r[0]): _search_calibration(r[1:]) for r in rows}
+            pair = (found.get(0), found.get(1))
+            if len(cache.found) >= _CACHE_ENTRIES:
+                cache.found.clear()
+            if not self.db.in_transaction:  # an uncommitted calibration could be rolled back
+                cache.found[key] = pair  # under the database's lock, with the version it was read at
+        return pair
+
     def search_calibration(
         self, config: ModelConfig, gallery_size: int, gallery_fingerprint: str | None = None
     ) -> SearchCalibration | None:
         """Return the FPIR calibration for this gallery (its fingerprint), else for its size, newest first; or ``None``."""
-        with self.db.connect() as con:
-            rows = con.execute(
-                "SELECT id, embedding_key, threshold, target_fpir, gallery, gallery_fingerprint, gallery_size, "
-                "for_gallery_size, method, nonmated_distances, source FROM search_calibrations "
-                "WHERE embedding_key = ? AND (gallery_fingerprint = ? OR for_gallery_size = ?) "
-                "ORDER BY (gallery_fingerprint = ?) DESC, id DESC LIMIT 1",
-                [config.embedding_key, gallery_fingerprint or "", int(gallery_size), gallery_fingerprint or ""],
-            ).fetchall()
-        return _search_calibration(rows[0]) if rows else None
+        return self._search_calibrations(config, gallery_size, gallery_fingerprint)[0]
 
     def nearest_search_calibration(self, config: ModelConfig, gallery_size: int) -> SearchCalibration | None:
         """Return the newest FPIR calibration of this embedding key measured on the gallery size nearest ``gallery_size``."""
-        with self.db.connect() as con:
-            rows = con.execute(
-                "SELECT id, embedding_key, threshold, target_fpir, gallery, gallery_fingerprint, gallery_size, "
-                "for_gallery_size, method, nonmated_distances, source FROM search_calibrations "
-                "WHERE embedding_key = ? ORDER BY abs(ln(gallery_size) - ln(?)), id DESC LIMIT 1",
-                [config.embedding_key, max(int(gallery_size), 1)],
-            ).fetchall()
-        return _search_calibration(rows[0]) if rows else None
+        return self._search_calibrations(config, gallery_size, None)[1]
 
     def expected_fpir(
         self, config: ModelConfig, gallery_size: int, threshold: float, gallery_fingerprint: str | None = None
@@ -262,9 +300,9 @@ class ThresholdStore:
         1:N calibration exists and the threshold is the one that FMR was measured at;
         ``None`` when nothing covers it.
         """
-        cal = self.search_calibration(config, gallery_size, gallery_fingerprint)
+        cal, nearest = self._search_calibrations(config, gallery_size, gallery_fingerprint)
         if cal is None or cal.gallery_fingerprint != gallery_fingerprint:
-            cal = self.nearest_search_calibration(config, gallery_size) or cal
+            cal = nearest or cal
         if cal is not None:
             return cal.expected_fpir(threshold, gallery_size, gallery_fingerprint)
         src = config.threshold_source

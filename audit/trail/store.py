@@ -31,6 +31,7 @@ reimplementing this module.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,7 @@ _UNDECODABLE = (
     "SELECT min(seq) FROM audit_log WHERE seq BETWEEN ? AND ? AND NOT coalesce("
     "try(json_extract(try(decode(record)), '$.seq')::BIGINT) = seq, false)"
 )
+_FEW_ROWS = 1000  # tail_of_action: up to this many new rows are read whole
 _CP = "SELECT seq, head_hash, merkle_root, created_at, key_id, signature, prev, frontier FROM audit_checkpoint_chain"
 
 
@@ -255,6 +257,36 @@ class AuditStore:
         with self.db.connect() as con:
             rows = con.execute(sql, params).fetchall()
         return [_row(r) for r in rows]
+
+    def tail_of_action(self, from_seq: int, action: str) -> list[tuple[int, bytes, bytes | None]]:
+        """Return ``(seq, entry_hash, record or None)`` of the rows from ``from_seq`` on, in seq order.
+
+        The record is given only for rows whose action is ``action`` (records that decode are
+        canonical JSON, so they hold ``"action":"<action>"`` verbatim). The row at ``from_seq``,
+        every row of ``action`` and the last row are always among those returned (others
+        may be left out). Rows before
+        ``from_seq`` are skipped through DuckDB's zone maps, so a caller that keeps what it
+        read and asks from the last seq it saw pays for the new rows only: a few are read
+        whole and matched in Python (cheaper than parsing them in SQL), many are filtered
+        in SQL.
+        """
+        marker = b'"action":' + json.dumps(action, ensure_ascii=False).encode()
+        with self.db.connect() as con:
+            if from_seq > 0:
+                few = con.execute(
+                    "SELECT seq, entry_hash, record FROM audit_log WHERE seq >= ? ORDER BY seq LIMIT ?",
+                    [int(from_seq), _FEW_ROWS + 1],
+                ).fetchall()
+                if len(few) <= _FEW_ROWS:
+                    return [(int(r[0]), bytes(r[1]), bytes(r[2]) if marker in bytes(r[2]) else None) for r in few]
+            rows = con.execute(  # only the rows the caller uses: the first, those of the action, the last
+                "SELECT seq, entry_hash, r FROM (SELECT seq, entry_hash, CASE WHEN "
+                "json_extract_string(decode(record), '$.action') = ? THEN record END AS r FROM audit_log "
+                "WHERE seq >= ?) WHERE r IS NOT NULL OR seq = ? OR seq = (SELECT max(seq) FROM audit_log) "
+                "ORDER BY seq",
+                [action, int(from_seq), int(from_seq)],
+            ).fetchall()
+        return [(int(r[0]), bytes(r[1]), None if r[2] is None else bytes(r[2])) for r in rows]
 
     def scan(self, batch_size: int = 100_000, ordered: bool = True) -> Generator[RowBatch, None, None]:
         """Yield the whole log as :class:`~audit.trail.chain.RowBatch` es, in seq order.
