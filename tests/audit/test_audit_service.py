@@ -27,16 +27,6 @@ def sha(data: bytes) -> str:
 
 
 @pytest.fixture
-def db() -> Database:
-    return Database(":memory:")
-
-
-@pytest.fixture
-def log(db: Database, tmp_path: Path) -> AuditLog:
-    return AuditLog(db, key_path=tmp_path / "audit-key")
-
-
-@pytest.fixture
 def galleries(db: Database, fake_engine) -> GalleryStore:
     store = GalleryStore(db)
     store.create("g", make_config())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -21,7 +20,6 @@ from audit import (
 )
 from audit.evaluation.identification import wilson_interval
 from audit.trail.store import AuditFilter
-from core import Database
 from tests.audit.test_blind_review import galleries as galleries  # noqa: F401 (fixture)
 from tests.audit.test_blind_review import gate, queries
 
@@ -34,16 +32,6 @@ class Clock:
 
     def time(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def db() -> Database:
-    return Database(":memory:")
-
-
-@pytest.fixture
-def log(db: Database, tmp_path: Path) -> AuditLog:
-    return AuditLog(db, key_path=tmp_path / "audit-key")
 
 
 @pytest.fixture

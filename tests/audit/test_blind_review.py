@@ -47,16 +47,6 @@ FILLER_SUBJECTS = [f"filler{i}" for i in range(8)] + ["s1-0"]  # s1-0 is also a 
 
 
 @pytest.fixture
-def db() -> Database:
-    return Database(":memory:")
-
-
-@pytest.fixture
-def log(db: Database, tmp_path: Path) -> AuditLog:
-    return AuditLog(db, key_path=tmp_path / "audit-key")
-
-
-@pytest.fixture
 def galleries(db: Database, fake_engine) -> GalleryStore:
     store = GalleryStore(db)
     store.create("fillers", make_config())

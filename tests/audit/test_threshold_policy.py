@@ -7,7 +7,6 @@ policy 0.3 is the loosest threshold without a reason and 0.375 (1.25 x) the hard
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -20,16 +19,6 @@ from tests.fakes import face_png
 
 CTX = AuditContext(purpose="robbery investigation", case_ref="CASE-7")
 REASON = "suspect photo is a low-light CCTV still; the supervisor approved a wider net"
-
-
-@pytest.fixture
-def db() -> Database:
-    return Database(":memory:")
-
-
-@pytest.fixture
-def log(db: Database, tmp_path: Path) -> AuditLog:
-    return AuditLog(db, key_path=tmp_path / "audit-key")
 
 
 @pytest.fixture

@@ -55,16 +55,6 @@ def sha(path: Path) -> str:
 
 
 @pytest.fixture
-def db() -> Database:
-    return Database(":memory:")
-
-
-@pytest.fixture
-def log(db: Database, tmp_path: Path) -> AuditLog:
-    return AuditLog(db, key_path=tmp_path / "audit-key")
-
-
-@pytest.fixture
 def engine() -> Engine:
     engine = Engine(make_config(threshold=0.3))
     engine._pipeline = VideoFakePipeline()  # type: ignore[assignment]
