@@ -22,7 +22,7 @@ from typing import Any
 import streamlit as st
 
 from audit import AccountService, Actor, AuditError, EvaluationStore, NotAuthenticated, Runtime
-from core import RecognitionError, Settings, StorageError
+from core import Engine, RecognitionError, Settings, StorageError
 
 __all__ = [
     "ERRORS",
@@ -109,6 +109,31 @@ def evaluations() -> EvaluationStore:
 def chart(figure: Any, where: Any = None) -> None:
     """Draw a plotly figure (in ``where``, a column or container; default the page) without the mode bar."""
     (where or st).plotly_chart(figure, config=PLOT_CONFIG)
+
+
+def choose_gallery(key: str) -> tuple[Any, Engine]:
+    """The gallery the user picks (widget ``key``) and the engine of its configuration.
+
+    Stops the page with a notice when there is no gallery yet, or with the error when the
+    gallery's engine cannot be built (a missing model, say).
+    """
+    rt = runtime()
+    galleries = rt.galleries.list()
+    if not galleries:
+        st.info("No gallery yet. An administrator creates and fills one with `facetrail gallery create` and "
+                "`facetrail gallery enroll` (or run `facetrail demo --no-serve`).")
+        st.stop()
+    name = st.selectbox("Gallery", [g.name for g in galleries], key=key)
+    info = next(g for g in galleries if g.name == name)
+    try:
+        engine = rt.engine_for_gallery(name)
+    except ERRORS as err:
+        st.error(str(err))
+        st.stop()
+    config = engine.config
+    st.caption(f"{info.size} faces of {info.subjects} subjects · {config.model}/{config.detector}/{config.alignment} · "
+               f"fingerprint `{info.fingerprint}`")
+    return info, engine
 
 
 def current_user() -> Actor | None:

@@ -14,29 +14,15 @@ import pandas as pd
 import streamlit as st
 
 from audit import AuditContext
-from dashboard.web.app_pages.common import ERRORS, evaluations, require, runtime
+from dashboard.web.app_pages.common import ERRORS, choose_gallery, evaluations, require, runtime
 
 user = require("search")
 rt = runtime()
 st.title("Search a gallery")
 
-galleries = rt.galleries.list()
-if not galleries:
-    st.info("No gallery yet. An administrator creates and fills one with `facetrail gallery create` and "
-            "`facetrail gallery enroll` (or run `facetrail demo --no-serve`).")
-    st.stop()
-
-names = [g.name for g in galleries]
-gallery_name = st.selectbox("Gallery", names, key="search_gallery")
-info = next(g for g in galleries if g.name == gallery_name)
-try:
-    engine = rt.engine_for_gallery(gallery_name)
-except ERRORS as err:
-    st.error(str(err))
-    st.stop()
+info, engine = choose_gallery("search_gallery")
+gallery_name = info.name
 config = engine.config
-st.caption(f"{info.size} faces of {info.subjects} subjects · {config.model}/{config.detector}/{config.alignment} · "
-           f"fingerprint `{info.fingerprint}`")
 
 threshold = st.slider(
     "Decision threshold (cosine distance: lower is stricter)", min_value=0.01, max_value=0.30,

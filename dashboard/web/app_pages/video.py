@@ -25,7 +25,7 @@ import plotly.express as px
 import streamlit as st
 
 from audit import AuditContext
-from dashboard.web.app_pages.common import ERRORS, chart, require, runtime
+from dashboard.web.app_pages.common import ERRORS, chart, choose_gallery, require, runtime
 from dashboard.web.views import video_candidates_frame, video_tracks_frame
 
 user = require("search")
@@ -49,23 +49,9 @@ def private_copy(upload: Any) -> Iterator[Path]:
         Path(name).unlink(missing_ok=True)
 
 
-galleries = rt.galleries.list()
-if not galleries:
-    st.info("No gallery yet. An administrator creates and fills one with `facetrail gallery create` and "
-            "`facetrail gallery enroll` (or run `facetrail demo --no-serve`).")
-    st.stop()
-
-names = [g.name for g in galleries]
-gallery_name = st.selectbox("Gallery", names, key="video_gallery")
-info = next(g for g in galleries if g.name == gallery_name)
-try:
-    engine = rt.engine_for_gallery(gallery_name)
-except ERRORS as err:
-    st.error(str(err))
-    st.stop()
+info, engine = choose_gallery("video_gallery")
+gallery_name = info.name
 config = engine.config
-st.caption(f"{info.size} faces of {info.subjects} subjects · {config.model}/{config.detector}/{config.alignment} · "
-           f"fingerprint `{info.fingerprint}`")
 
 c1, c2, c3 = st.columns(3)
 threshold = c1.slider(
