@@ -51,7 +51,7 @@ from audit.evaluation.config import Band
 from audit.evaluation.groups import UNKNOWN, add_bands, is_multi_valued, normalise_labels
 from core.errors import BadInput, ManifestError
 from core.image import DEFAULT_MAX_BYTES, open_regular
-from core.manifest import check_subject_id, read_manifest
+from core.manifest import SourceImage, check_subject_id, read_manifest
 
 __all__ = [
     "Dataset",
@@ -315,6 +315,23 @@ def _selection(limit: int | None) -> str:
     return "" if limit is None else f"first {limit} subjects"
 
 
+def _read_labelled(
+    path: Path, subject_column: str, label_columns: Sequence[str] | None
+) -> tuple[list[SourceImage], Sequence[str]]:
+    """Read the manifest's images and the label columns to keep (default: all); refuse a column it lacks."""
+    images = read_manifest(path, subject_column)
+    header = list(images[0].metadata)
+    if label_columns is None:
+        label_columns = header
+    absent = [c for c in label_columns if c not in header]
+    if absent:
+        raise ManifestError(
+            f"manifest {str(path)!r} lacks label column(s) {', '.join(repr(c) for c in absent)}; "
+            f"it has: {', '.join([IMAGE_COLUMN, subject_column, *header])}"
+        )
+    return images, label_columns
+
+
 def load_manifest(
     csv_path: str | Path,
     subject_column: str,
@@ -352,16 +369,7 @@ def load_manifest(
         For a subject id :func:`core.manifest.check_subject_id` refuses, or ``subject_limit`` below 1.
     """
     path = Path(csv_path).expanduser()
-    images = read_manifest(path, subject_column)
-    header = list(images[0].metadata)
-    if label_columns is None:
-        label_columns = header
-    absent = [c for c in label_columns if c not in header]
-    if absent:
-        raise ManifestError(
-            f"manifest {str(path)!r} lacks label column(s) {', '.join(repr(c) for c in absent)}; "
-            f"it has: {', '.join([IMAGE_COLUMN, subject_column, *header])}"
-        )
+    images, label_columns = _read_labelled(path, subject_column, label_columns)
     chosen = first_subjects(images, subject_limit)
     rows = pd.DataFrame(
         {
@@ -411,16 +419,7 @@ def load_label_manifest(
         For a subject id :func:`core.manifest.check_subject_id` refuses, or ``subject_limit`` below 1.
     """
     path = Path(csv_path).expanduser()
-    images = read_manifest(path, subject_column)
-    header = list(images[0].metadata)
-    if label_columns is None:
-        label_columns = header
-    absent = [c for c in label_columns if c not in header]
-    if absent:
-        raise ManifestError(
-            f"manifest {str(path)!r} lacks label column(s) {', '.join(repr(c) for c in absent)}; "
-            f"it has: {', '.join([IMAGE_COLUMN, subject_column, *header])}"
-        )
+    images, label_columns = _read_labelled(path, subject_column, label_columns)
     seen: dict[str, int] = {}
     for line, image in enumerate(images, start=2):
         if image.image in seen:
