@@ -21,7 +21,7 @@ from typing import Any
 
 import streamlit as st
 
-from audit import AccountService, Actor, AuditError, EvaluationStore, NotAuthenticated, Runtime
+from audit import AccountService, Actor, AuditContext, AuditError, EvaluationStore, NotAuthenticated, Runtime
 from core import Engine, RecognitionError, Settings, StorageError
 
 __all__ = [
@@ -134,6 +134,20 @@ def choose_gallery(key: str) -> tuple[Any, Engine]:
     st.caption(f"{info.size} faces of {info.subjects} subjects · {config.model}/{config.detector}/{config.alignment} · "
                f"fingerprint `{info.fingerprint}`")
     return info, engine
+
+
+def search_context_inputs(prefix: str) -> AuditContext:
+    """Purpose, case and legal-basis fields (inside the caller's form) as the context a search records.
+
+    Empty fields stay empty: the audited service refuses a search without purpose or case
+    and records the refusal.
+    """
+    purpose = st.text_input("Purpose (required)", key=f"{prefix}_purpose",
+                            placeholder="e.g. identify a suspect in a burglary investigation")
+    case_ref = st.text_input("Case reference (required)", key=f"{prefix}_case", placeholder="e.g. CR-2024-0117")
+    legal_basis = st.text_input("Legal basis (optional)", key=f"{prefix}_legal_basis")
+    return AuditContext(purpose=purpose.strip() or None, case_ref=case_ref.strip() or None,
+                        legal_basis=legal_basis.strip() or None, case_required=True)
 
 
 def current_user() -> Actor | None:

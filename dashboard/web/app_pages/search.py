@@ -13,8 +13,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from audit import AuditContext
-from dashboard.web.app_pages.common import ERRORS, choose_gallery, evaluations, require, runtime
+from dashboard.web.app_pages.common import ERRORS, choose_gallery, evaluations, require, runtime, search_context_inputs
 
 user = require("search")
 rt = runtime()
@@ -74,18 +73,13 @@ else:
             "one with `facetrail evaluate` (the demo evaluates congress_small and lfw_small).")
 
 with st.form("search_form"):
-    purpose = st.text_input("Purpose (required)", key="search_purpose",
-                            placeholder="e.g. identify a suspect in a burglary investigation")
-    case_ref = st.text_input("Case reference (required)", key="search_case", placeholder="e.g. CR-2024-0117")
-    legal_basis = st.text_input("Legal basis (optional)", key="search_legal_basis")
+    context = search_context_inputs("search")
     upload = st.file_uploader("Probe photo", type=["jpg", "jpeg", "png", "webp", "bmp"], key="search_upload")
     reason = (st.text_area("Reason for the looser threshold (required; recorded with the warning above)",
                            key="search_threshold_reason") if policy.status == "looser" else None)
     submitted = st.form_submit_button("Search", type="primary")
 
 if submitted:
-    context = AuditContext(purpose=purpose.strip() or None, case_ref=case_ref.strip() or None,
-                           legal_basis=legal_basis.strip() or None, case_required=True)
     if upload is None:
         st.error("Choose a probe photo to search.")
     else:

@@ -24,8 +24,7 @@ from typing import Any
 import plotly.express as px
 import streamlit as st
 
-from audit import AuditContext
-from dashboard.web.app_pages.common import ERRORS, chart, choose_gallery, require, runtime
+from dashboard.web.app_pages.common import ERRORS, chart, choose_gallery, require, runtime, search_context_inputs
 from dashboard.web.views import video_candidates_frame, video_tracks_frame
 
 user = require("search")
@@ -71,18 +70,13 @@ elif policy.status == "looser":
     st.warning(policy.warning, icon=":material/warning:")
 
 with st.form("video_form"):
-    purpose = st.text_input("Purpose (required)", key="video_purpose",
-                            placeholder="e.g. identify a suspect in a burglary investigation")
-    case_ref = st.text_input("Case reference (required)", key="video_case", placeholder="e.g. CR-2024-0117")
-    legal_basis = st.text_input("Legal basis (optional)", key="video_legal_basis")
+    context = search_context_inputs("video")
     upload = st.file_uploader("Video", type=["mp4", "mov", "m4v", "avi", "mkv", "webm"], key="video_upload")
     reason = (st.text_area("Reason for the looser threshold (required; recorded with the warning above)",
                            key="video_threshold_reason") if policy.status == "looser" else None)
     submitted = st.form_submit_button("Search the video", type="primary")
 
 if submitted:
-    context = AuditContext(purpose=purpose.strip() or None, case_ref=case_ref.strip() or None,
-                           legal_basis=legal_basis.strip() or None, case_required=True)
     if upload is None:
         st.error("Choose a video to search.")
     else:
