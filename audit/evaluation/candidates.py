@@ -39,7 +39,7 @@ import pandas as pd
 
 from audit.evaluation.config import ScoreConvention
 from audit.evaluation.groups import MultiLabel
-from audit.evaluation.identification import _probe_groups, wilson_interval
+from audit.evaluation.identification import _probe_groups, identification_counts
 from audit.evaluation.scorefiles import ScoreFileError
 
 __all__ = ["CANDIDATE_HEADER", "CandidateLists", "candidate_rates", "read_candidates"]
@@ -223,8 +223,6 @@ def candidate_rates(
             tk = direction * float(t)
             misses = n_mated - int((mated & rank1 & (rank1_key >= tk)).sum())
             false_pos = int((m & (non_key >= tk)).sum())
-            fnir_lo, fnir_hi = wilson_interval(misses, n_mated, confidence)
-            fpir_lo, fpir_hi = wilson_interval(false_pos, n_non, confidence)
             rows.append({
                 "grouping": grouping,
                 "group": group,
@@ -233,16 +231,6 @@ def candidate_rates(
                 "threshold": float(t),
                 "similarity_threshold": convention.similarity_threshold(float(t)),
                 **gallery,
-                "mated_searches": n_mated,
-                "rank1_hits": hits,
-                "rank1_rate": hits / n_mated if n_mated else math.nan,
-                "fnir": misses / n_mated if n_mated else math.nan,
-                "fnir_lo": fnir_lo,
-                "fnir_hi": fnir_hi,
-                "nonmated_searches": n_non,
-                "false_positive_searches": false_pos,
-                "fpir": false_pos / n_non if n_non else math.nan,
-                "fpir_lo": fpir_lo,
-                "fpir_hi": fpir_hi,
+                **identification_counts(n_mated, hits, misses, n_non, false_pos, confidence),
             })
     return rows

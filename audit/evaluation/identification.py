@@ -30,6 +30,31 @@ from audit.evaluation.metrics import distance_to_q, quantize
 __all__ = ["identification_rates", "wilson_interval"]
 
 
+def identification_counts(
+    n_mated: int, hits: int, misses: int, n_non: int, false_pos: int, confidence: float
+) -> dict[str, Any]:
+    """Return the rank-1, FNIR and FPIR fields of one group at one threshold, with Wilson intervals.
+
+    ``misses`` are mated searches whose mate is not the top candidate within the threshold;
+    ``false_pos`` are searches whose best non-mate is within it. Rates of no searches are NaN.
+    """
+    fnir_lo, fnir_hi = wilson_interval(misses, n_mated, confidence)
+    fpir_lo, fpir_hi = wilson_interval(false_pos, n_non, confidence)
+    return {
+        "mated_searches": n_mated,
+        "rank1_hits": hits,
+        "rank1_rate": hits / n_mated if n_mated else math.nan,
+        "fnir": misses / n_mated if n_mated else math.nan,
+        "fnir_lo": fnir_lo,
+        "fnir_hi": fnir_hi,
+        "nonmated_searches": n_non,
+        "false_positive_searches": false_pos,
+        "fpir": false_pos / n_non if n_non else math.nan,
+        "fpir_lo": fpir_lo,
+        "fpir_hi": fpir_hi,
+    }
+
+
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for ``k`` successes in ``n`` trials (NaN when ``n == 0``)."""
     if n == 0:
@@ -150,8 +175,6 @@ def identification_rates(
             tq = distance_to_q(t, scale)
             misses = n_mated - int((mated & rank1 & (best_mate >= tq)).sum())
             false_pos = int((m & (best_non >= tq)).sum())
-            fnir_lo, fnir_hi = wilson_interval(misses, n_mated, confidence)
-            fpir_lo, fpir_hi = wilson_interval(false_pos, n_non, confidence)
             rows.append(
                 {
                     "grouping": grouping,
@@ -161,17 +184,7 @@ def identification_rates(
                     "threshold": float(t),
                     "similarity_threshold": 1.0 - float(t),
                     **gallery,
-                    "mated_searches": n_mated,
-                    "rank1_hits": hits,
-                    "rank1_rate": hits / n_mated if n_mated else math.nan,
-                    "fnir": misses / n_mated if n_mated else math.nan,
-                    "fnir_lo": fnir_lo,
-                    "fnir_hi": fnir_hi,
-                    "nonmated_searches": n_non,
-                    "false_positive_searches": false_pos,
-                    "fpir": false_pos / n_non if n_non else math.nan,
-                    "fpir_lo": fpir_lo,
-                    "fpir_hi": fpir_hi,
+                    **identification_counts(n_mated, hits, misses, n_non, false_pos, confidence),
                 }
             )
     return rows
