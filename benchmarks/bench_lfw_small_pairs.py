@@ -77,6 +77,9 @@ def sign_in_maintainer(runtime: Runtime) -> None:
         The working database has accounts and no token was given: set FACETRAIL_TOKEN
         (``facetrail --db DB login NAME --password-stdin --json`` prints one).
     """
+    if runtime.settings.token:
+        runtime.authenticate(runtime.settings.token)
+        return
     password = secrets.token_urlsafe(24)  # nobody needs it again: the next run signs in with a token
     runtime.accounts.add_user(None, "facetrail-maintainers", "admin", password)
     runtime.sign_in("facetrail-maintainers", password)
@@ -98,10 +101,7 @@ def main() -> None:
         (root / "images").symlink_to(source, target_is_directory=True)
         write_pairs(source, root / "pairs.txt")
         runtime = Runtime(Settings.from_env().with_db(args.db))
-        if runtime.settings.token:
-            runtime.authenticate(runtime.settings.token)
-        else:
-            sign_in_maintainer(runtime)
+        sign_in_maintainer(runtime)
         session = runtime.session(runtime.context(purpose="LFW-style accuracy proxy"))
         stores = EvaluationStores.on(runtime.db)
         request = EvaluationRequest(DatasetSource(lfw=root), thresholds=(parse_threshold("fmr=1e-3"),),

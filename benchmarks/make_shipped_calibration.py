@@ -23,27 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 from pathlib import Path
+
+from bench_lfw_small_pairs import sign_in_maintainer  # scripts of this folder: run as python benchmarks/...
 
 from audit import CalibrationRequest, DatasetSource, EvaluationStores, Runtime, run_calibration
 from core import Settings
 
 OUT = Path(__file__).resolve().parent.parent / "core" / "calibrations.json"
-
-
-def sign_in_maintainer(runtime: Runtime) -> None:
-    """Act as FACETRAIL_TOKEN's account; in a new working database, as a maintainer admin created now.
-
-    Raises
-    ------
-    NotAuthenticated
-        The working database has accounts and no token was given: set FACETRAIL_TOKEN
-        (``facetrail --db DB login NAME --password-stdin --json`` prints one).
-    """
-    password = secrets.token_urlsafe(24)  # nobody needs it again: the next run signs in with a token
-    runtime.accounts.add_user(None, "facetrail-maintainers", "admin", password)
-    runtime.sign_in("facetrail-maintainers", password)
 
 
 def main() -> None:
@@ -58,10 +45,7 @@ def main() -> None:
     db_path = args.db
     Path(db_path).parent.mkdir(parents=True, exist_ok=True)
     runtime = Runtime(Settings.from_env().with_db(db_path))
-    if runtime.settings.token:
-        runtime.authenticate(runtime.settings.token)
-    else:
-        sign_in_maintainer(runtime)
+    sign_in_maintainer(runtime)
     session = runtime.session(runtime.context(purpose="calibrate the shipped default threshold"))
     stores = EvaluationStores.on(runtime.db)
     source = DatasetSource(manifest=manifest, subject_column="identity")
