@@ -221,7 +221,7 @@ def gallery_schedules(log: AuditLog, galleries: Iterable[str]) -> dict[str, Gall
         out[r.gallery.name] = GallerySchedule(r.gallery.name, s["after_days"], s["until"], s["purpose"], e.seq,
                                               r.operator, r.ended_at)
     existing = set(galleries)
-    return {name: s for name, s in out.items() if name in created and name in existing}
+    return {name: s for name, s in out.items() if name in existing}
 
 
 # -- what is due -----------------------------------------------------------------------------------
