@@ -101,6 +101,8 @@ _RECEIPT_DOMAIN = b"facetrail.receipt.v1\n"
 _RECEIPT_KINDS = {"delete": "erasure", "drop_gallery": "erasure", "retention": "retention"}
 #: The longest schedule accepted (100 years): a larger number is a typing error, not a schedule.
 _MAX_DAYS = 36_500
+#: Records are in time order to within this (a record carries its action's start time; see _first_seq_since).
+_ORDER_SLACK = timedelta(days=7)
 
 
 class RetentionBelowMinimum(AuditError):
@@ -234,9 +236,10 @@ class DueSubject:
     gallery_name: str
     subject_id: str
     faces: int
-    last_interaction: str
-    """ISO time of its latest enrolment, search hit or review."""
-    due_since: str
+    last_enrolled: str
+    """ISO time of its latest enrolment."""
+    no_interaction_since: str
+    """The cut-off: no enrolment, search hit or review of a hit since (ISO, UTC)."""
     schedule_seq: int | None
 
     def to_dict(self) -> dict[str, Any]:
@@ -263,34 +266,59 @@ def _time(text: str) -> datetime:
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
-def _last_interactions(runtime: Runtime, gallery_name: str) -> tuple[dict[str, datetime], dict[str, int]]:
-    """Return each subject's last interaction (enrolment, search hit, review of a hit) and its face count."""
-    last: dict[str, datetime] = {}
-    faces: dict[str, int] = {}
-    for f in runtime.galleries.faces(gallery_name):
-        s = f["subject_id"]
-        t = _time(f["enrolled_at"])
-        last[s] = max(last.get(s, t), t)
-        faces[s] = faces.get(s, 0) + 1
+def _iso_z(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _first_seq_since(log: AuditLog, t: datetime) -> int:
+    """Return the first seq whose record started at or after ``t`` less :data:`_ORDER_SLACK` (binary search).
+
+    Records are appended in time order, except that a long action's record carries its start
+    time: :data:`_ORDER_SLACK` covers actions that ran for up to that long. The caller still
+    filters on the start time itself, so this only prunes what is surely older.
+    """
+    lo, hi, bound = 1, log.size() + 1, t - _ORDER_SLACK
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _time(log.get(mid).record.started_at) < bound:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _active_since(runtime: Runtime, gallery_name: str, cutoff: datetime) -> set[str]:
+    """Return the subjects of a gallery with a search hit, or a review of one, that started at or after ``cutoff``.
+
+    Only records since the cut-off can keep a subject: one due has no interaction after it.
+    """
+    first = _first_seq_since(runtime.log, cutoff)
+    since = _iso_z(cutoff)
     hits: dict[int, list[str]] = {}
-    for e in runtime.log.list(AuditFilter(action="search", gallery=gallery_name)):
+    active: set[str] = set()
+    for e in runtime.log.list(AuditFilter(action="search", gallery=gallery_name, after_seq=first - 1)):
         if e.record.candidates:
             hits[e.seq] = [c.subject_id for c in e.record.candidates]
-            t = _time(e.record.ended_at)
-            for s in hits[e.seq]:
-                if s in last:
-                    last[s] = max(last[s], t)
-    if hits:
-        for e in runtime.log.list(AuditFilter(action="review", after_seq=min(hits) - 1)):
-            r = e.record
-            for s in hits.get(r.target_seq or 0, []):
-                if s in last and r.outcome == "ok":
-                    last[s] = max(last[s], _time(r.ended_at))
-    return last, faces
+            if e.record.started_at >= since:
+                active.update(hits[e.seq])
+    for e in runtime.log.list(AuditFilter(action="review", after_seq=first - 1)):
+        r = e.record  # a review since the cut-off keeps the subjects of its search, however old that search
+        if r.outcome != "ok" or r.started_at < since or r.target_seq is None:
+            continue
+        if r.target_seq not in hits:
+            target = runtime.log.get(r.target_seq).record
+            ours = target.action == "search" and target.gallery is not None and target.gallery.name == gallery_name
+            hits[r.target_seq] = [c.subject_id for c in target.candidates] if ours else []
+        active.update(hits[r.target_seq])
+    return active
 
 
 def retention_due(runtime: Runtime, now: datetime) -> tuple[list[DueGallery], list[DueSubject]]:
-    """Return the galleries whose end date has come and the subjects due, under the schedules in force."""
+    """Return the galleries whose end date has come and the subjects due, under the schedules in force.
+
+    A subject is due when its latest enrolment, and every search hit of it and review of such a
+    hit, are older than the schedule's period.
+    """
     galleries: list[DueGallery] = []
     subjects: list[DueSubject] = []
     for name, s in sorted(gallery_schedules(runtime.log, [g.name for g in runtime.galleries.list()]).items()):
@@ -299,12 +327,19 @@ def retention_due(runtime: Runtime, now: datetime) -> tuple[list[DueGallery], li
                 galleries.append(DueGallery(name, s.until, runtime.galleries.info(name).size, s.seq))
             continue
         assert s.after_days is not None
-        last, faces = _last_interactions(runtime, name)
-        for subject in sorted(last):
-            due = last[subject] + timedelta(days=s.after_days)
-            if now >= due:
-                subjects.append(DueSubject(name, subject, faces[subject], last[subject].isoformat(),
-                                           due.isoformat(), s.seq))
+        cutoff = now - timedelta(days=s.after_days)
+        enrolled: dict[str, datetime] = {}
+        faces: dict[str, int] = {}
+        for f in runtime.galleries.faces(name):
+            t = _time(f["enrolled_at"])
+            enrolled[f["subject_id"]] = max(enrolled.get(f["subject_id"], t), t)
+            faces[f["subject_id"]] = faces.get(f["subject_id"], 0) + 1
+        idle = [subject for subject in sorted(enrolled) if enrolled[subject] < cutoff]
+        if not idle:
+            continue
+        active = _active_since(runtime, name, cutoff)
+        subjects += [DueSubject(name, subject, faces[subject], enrolled[subject].isoformat(), _iso_z(cutoff), s.seq)
+                     for subject in idle if subject not in active]
     return galleries, subjects
 
 
@@ -365,7 +400,7 @@ def _log_fields_plan(log: AuditLog, schedule: LogPersonalSchedule, now: datetime
     if cutoff is None:
         return {**plan, "records_due": 0, "status": "no_schedule"}
     if shredder is None:
-        due = len(log.list(AuditFilter(until=plan["cutoff"])))
+        due = len(log.store.select(AuditFilter(until=plan["cutoff"])))  # rows only: no record decoded
         return {**plan, "records_due": due, "status": "not_shreddable_yet" if due else "nothing_due"}
     return {**plan, "records_due": shredder.personal_fields_due(cutoff), "status": "shreddable"}
 

@@ -171,8 +171,8 @@ def _retention(args: argparse.Namespace) -> int:
              f"({cache['keys_destroyed']} day key(s)), {len(evidence)} evidence item(s), "
              f"{len(done['subjects'])} subject(s), {len(done['galleries'])} whole galler(y/ies)"
              + ("" if args.dry_run else f" (audit record #{done['audit_seq']})")]
-    lines += [f"  subject {s['subject_id']!r} of {s['gallery_name']!r}: last interaction {s['last_interaction']}"
-              for s in done["subjects"]]
+    lines += [f"  subject {s['subject_id']!r} of {s['gallery_name']!r}: no enrolment, hit or review since "
+              f"{s['no_interaction_since']}" for s in done["subjects"]]
     lines += [f"  gallery {g['gallery_name']!r}: end date {g['until']} ({g['faces']} face(s))"
               for g in done["galleries"]]
     lines.append(f"  log personal fields: {fields['records_due']} record(s) past the cut-off ({fields['status']})")

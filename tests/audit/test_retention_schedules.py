@@ -130,6 +130,19 @@ def test_a_review_of_a_hit_is_an_interaction(world) -> None:
     assert "ann" in {s["subject_id"] for s in run(rt, clock, evidence, dry_run=True)["subjects"]}
 
 
+def test_a_late_review_of_an_old_hit_keeps_the_subject(world) -> None:
+    rt, clock, evidence, operator = world
+    set_gallery_retention(rt, "watch", CTX, after_days=10, actor=admin_of(rt))
+    hit = operator.search("watch", face_png("ann", 3))
+    clock.now += timedelta(days=30)  # the review comes a month after the search
+    AuditSession(rt.log, CTX, actor_for(rt.db, "rita", "reviewer")).review(
+        hit.seq, "reject", note="not the same person", face_id=hit.result.candidates[0].face_id)
+    clock.now += timedelta(days=9)
+    assert {s["subject_id"] for s in run(rt, clock, evidence, dry_run=True)["subjects"]} == {"bob"}
+    clock.now += timedelta(days=2)
+    assert {s["subject_id"] for s in run(rt, clock, evidence, dry_run=True)["subjects"]} == {"ann", "bob"}
+
+
 def test_a_gallery_is_dropped_at_its_end_date(world) -> None:
     rt, clock, evidence, _ = world
     end = (clock.now + timedelta(days=3)).date().isoformat()
