@@ -23,6 +23,7 @@ from audit import (
     Runtime,
     gallery_schedules,
     privacy_inventory,
+    purge_evaluation_cache,
     retention_run,
     set_gallery_retention,
 )
@@ -223,3 +224,16 @@ def test_the_inventory_shows_the_schedules(world) -> None:
     places = {h.place: h for h in privacy_inventory(rt, CTX, actor=actor_for(rt.db, "dpo", "auditor"))}
     assert "watch: each subject erased 1095 days after" in places["table:gallery_faces"].retention
     assert "legal minimum 183 days" in places["table:audit_log"].retention
+
+
+def test_a_purge_of_the_evaluation_cache_is_recorded(world) -> None:
+    rt, _, _, _ = world
+    rt.use_token(actor_for(rt.db, "eve", "auditor").token)
+    size = rt.log.size()
+    dry = purge_evaluation_cache(rt, CTX, everything=True, dry_run=True)
+    assert rt.log.size() == size  # a dry run records nothing
+    done = purge_evaluation_cache(rt, CTX, everything=True)
+    record = rt.log.get(rt.log.size()).record
+    assert rt.log.size() == size + 1 and (record.action, record.outcome) == ("retention", "ok")
+    assert record.details["rule"] == "evaluation_cache"
+    assert record.details["evaluation_cache"] == done.to_dict() and dry.entries == done.entries
