@@ -150,3 +150,14 @@ def test_a_receipt_never_overwrites_a_file_nor_names_a_protected_one(erased, tmp
     custom = tmp_path / "vault" / "subject.keys"  # FACETRAIL_KEYSTORE elsewhere (the CLI test sets it for real)
     with pytest.raises(OutputRefused, match="never"):
         check_out_path(custom, protected_paths(rt.db.path, keystore=custom))
+
+
+def test_a_receipt_verifies_across_a_key_rotation_with_the_key_history(erased) -> None:
+    rt, _, done, path = erased
+    old = rt.log.vkey()
+    _, _, new = rt.log.rotate_key("root")
+    later = write_receipt(rt.log, done.seq, path.with_name("after-rotation.json"))  # the record's note: old key
+    assert verify_receipt(later, f"{old}\n{new}\n").ok
+    assert verify_receipt(path, old).ok  # the receipt made before the rotation needs only the old key
+    report = verify_receipt(later, old)  # the receipt itself is signed by the key of the day it was made
+    assert not report.ok and report.fault is not None and report.fault["kind"] == "bad_signature"
