@@ -16,6 +16,7 @@
 
 from audit import evaluation as _evaluation
 from audit import reports as _reports
+from audit import retention as _retention
 from audit import trail as _trail
 from audit import witness as _witness
 from audit.access import AccountService, IssuedToken
@@ -65,6 +66,7 @@ from audit.evaluation.reviewers import ReviewerRate, ReviewerRates, audited_revi
 from audit.outputs import OutputRefused, check_out_path, protected_paths
 from audit.privacy import DataHolding, privacy_inventory, purge_evaluation_cache, retention_run
 from audit.reports import *  # noqa: F403 (accountability reports)
+from audit.retention import *  # noqa: F403 (retention schedules and signed receipts)
 from audit.runtime import Runtime
 from audit.session import AuditContext, Audited, AuditSession
 from audit.trail import *  # noqa: F403 (the trail's public names)
@@ -123,6 +125,7 @@ __all__ = [
     "verify_reveal",
     *_evaluation.__all__,
     *_reports.__all__,
+    *_retention.__all__,
     *_trail.__all__,
     *_witness.__all__,
     "OutputRefused",

@@ -133,6 +133,7 @@ ACTION_PERMISSIONS: dict[str, str | None] = {
     "sign_out": None,
     "evidence": "integrity",  # destroying review evidence that is due (audit.evidence)
     "retention": "integrity",  # facetrail retention run (audit.privacy)
+    "retention_schedule": "manage_galleries",  # admins set a gallery's retention schedule (audit.retention)
 }
 
 AuthMethod = Literal["password_session", "dashboard_session", "api_token"]

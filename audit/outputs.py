@@ -24,16 +24,25 @@ class OutputRefused(AuditError):
     code = "output_refused"
 
 
-def protected_paths(db_path: str, key_paths: Iterable[str | os.PathLike[str] | None] = ()) -> list[Path]:
-    """Return the files an ``--out`` may never name: the database, its WAL, and the given key files (with theirs)."""
+def protected_paths(db_path: str, key_paths: Iterable[str | os.PathLike[str] | None] = (), *,
+                    keystore: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Return the files an ``--out`` may never name.
+
+    The database, its WAL, its key store (``<db>.keys``, and ``keystore`` where
+    ``FACETRAIL_KEYSTORE`` puts it elsewhere), its review evidence folder (``<db>.evidence/``),
+    and the given key files with their pseudonymisation (``.pseudonym``) and blind-review
+    (``.blind``) keys.
+    """
     out: list[Path] = []
     if db_path != ":memory:":
         db = Path(db_path).expanduser()
-        out += [db, Path(f"{db}.wal"), Path(f"{db}.keys")]
+        out += [db, Path(f"{db}.wal"), Path(f"{db}.keys"), Path(f"{db}.evidence")]
+    if keystore is not None:
+        out.append(Path(keystore).expanduser())
     for key in key_paths:
         if key is not None:
             k = Path(key).expanduser()
-            out += [k, Path(f"{k}.pseudonym")]
+            out += [k, Path(f"{k}.pseudonym"), Path(f"{k}.blind")]
     return out
 
 
@@ -65,7 +74,7 @@ def check_out_path(path: str | os.PathLike[str], protected: Iterable[Path], *, f
     """
     out = Path(path).expanduser()
     for p in protected:
-        if _same(out, p) or (p.is_dir() and out.resolve().is_relative_to(p.resolve())):
+        if _same(out, p) or out.resolve().is_relative_to(p.resolve()):  # inside a folder (made yet or not)
             raise OutputRefused(f"refusing to write {str(out)!r}: it is {str(p)!r}, which facetrail must never "
                                 "overwrite (the database, its write-ahead log or a key file)")
     if out.is_dir():

@@ -10,21 +10,20 @@ admins); a refusal is recorded by the gate.
 period (``FACETRAIL_EVALUATION_CACHE_DAYS``), or all of them, and destroys their day
 keys (:class:`core.cache.EvaluationCache`); ``dry_run`` only counts. It needs the
 ``evaluate`` permission (whoever may fill the cache may empty it); a refusal is
-recorded. The purge alone is not a record of its own; :func:`retention_run` (``facetrail
-retention run``) applies every retention rule at once and is recorded as a
-``retention`` record.
+recorded; a purge (not a dry run) is recorded as a ``retention`` record naming what it
+purged. :func:`retention_run` (``facetrail retention run``, :mod:`audit.retention`) applies
+every retention rule at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from audit.accounts import Actor
 from audit.evidence import EvidenceStore
+from audit.retention import gallery_schedules, log_personal_schedule, retention_run
 from audit.runtime import Runtime
 from audit.session import AuditContext
 from core.cache import EvaluationCache, PurgeReport
@@ -61,8 +60,17 @@ def _iso(value: Any) -> str | None:
     return None if value is None else (value.isoformat() if hasattr(value, "isoformat") else str(value))
 
 
+def _gallery_rule(runtime: Runtime) -> str:
+    schedules = gallery_schedules(runtime.log, [g.name for g in runtime.galleries.list()])
+    named = "; ".join(f"{name}: {s.describe()}" for name, s in sorted(schedules.items()))
+    others = "until the subject is erased (gallery delete --subject) or the gallery dropped"
+    return f"{named}; other galleries: {others}" if named else f"{others}; no gallery has a schedule"
+
+
 def _tables(runtime: Runtime, cache_days: float) -> list[DataHolding]:
     out = []
+    gallery_rule = _gallery_rule(runtime)
+    log_rule = log_personal_schedule(runtime.settings).describe()
     with runtime.db.connect() as con:
         def one(sql: str) -> tuple[Any, ...]:
             row = con.execute(sql).fetchone()
@@ -74,7 +82,7 @@ def _tables(runtime: Runtime, cache_days: float) -> list[DataHolding]:
         out.append(DataHolding(
             "table:gallery_faces", "biometric: face embeddings, subject ids, image names and metadata of enrolled "
             "faces", int(faces), int(subjects), _iso(oldest),
-            "until the subject is erased (gallery delete --subject) or the gallery dropped; no schedule yet",
+            gallery_rule,
             "AES-256-GCM per subject (key in the key store); erasure destroys the key"))
         rows, oldest = one("SELECT count(*), min(created_at) FROM embedding_cache")
         out.append(DataHolding(
@@ -89,7 +97,7 @@ def _tables(runtime: Runtime, cache_days: float) -> list[DataHolding]:
         out.append(DataHolding(
             "table:audit_log", "personal: operators, purposes and cases, subject ids, face ids, image SHA-256, "
             "review notes", int(rows), None, None if oldest is None else f"record #{oldest}",
-            "kept (append-only, for accountability); shreddable personal fields not done yet",
+            f"kept (append-only, for accountability); {log_rule}",
             "hash chain and signed checkpoints (integrity, not confidentiality)"))
         rows, oldest = one("SELECT count(*), min(created_at) FROM users")
         out.append(DataHolding("table:users", "personal: account names and roles (argon2id password hashes)",
@@ -152,52 +160,13 @@ def purge_evaluation_cache(runtime: Runtime, context: AuditContext | None = None
     NotAuthenticated, Forbidden
         Refused (and recorded): the signed-in account may not evaluate.
     """
-    runtime.session(context or AuditContext(purpose="evaluation cache retention")).check(
-        "evaluate", {"what": "purge the evaluation cache", "everything": everything, "dry_run": dry_run})
+    session = runtime.session(context or AuditContext(purpose="evaluation cache retention"))
+    session.check("evaluate", {"what": "purge the evaluation cache", "everything": everything, "dry_run": dry_run})
     cache = EvaluationCache(runtime.db, runtime.galleries.keys,
                             retention_days=runtime.settings.evaluation_cache_days)
-    return cache.purge_expired(everything=everything, dry_run=dry_run)
-
-
-def retention_run(runtime: Runtime, context: AuditContext | None = None, *, dry_run: bool = False,
-                  actor: Actor | None = None, evidence: EvidenceStore | None = None,
-                  clock: Callable[[], datetime] | None = None) -> dict[str, Any]:
-    """Apply every retention rule now: expired evaluation embeddings, evidence whose review ended or expired.
-
-    A dry run lists what is due and changes nothing (no record). A run destroys what is due and
-    is recorded as one ``retention`` record (what was purged, by rule); running it again purges
-    nothing (its record says so).
-
-    Parameters
-    ----------
-    actor
-        Who runs it (default: the runtime's signed-in account).
-    evidence
-        The evidence store (default: the one beside the database).
-    clock
-        The current time (tests pass a fake one).
-
-    Raises
-    ------
-    NotAuthenticated, Forbidden
-        Refused (and recorded): retention is integrity work (auditors, admins).
-    """
-    session = runtime.session(context or AuditContext(purpose="retention schedule"), actor)
-    session.check("retention", {"dry_run": dry_run})
-    cache = EvaluationCache(runtime.db, runtime.galleries.keys,
-                            retention_days=runtime.settings.evaluation_cache_days, clock=clock)
-    store = evidence or EvidenceStore.beside(runtime.db.path, runtime.galleries.keys, clock=clock)
-    items = [{**item.to_dict(), "reason": why} for item, why in store.due(session.log)]
-    planned = cache.purge_expired(dry_run=True)
     if dry_run:
-        return {"dry_run": True, "evaluation_cache": planned.to_dict(), "evidence": items}
-
-    def call() -> dict[str, Any]:
-        purged = cache.purge_expired()
-        for item in items:
-            store.destroy(item["evidence_id"])
-        return {"dry_run": False, "evaluation_cache": purged.to_dict(), "evidence": items}
-
-    done = session.run("retention", call, lambda r: {"details": {k: v for k, v in r.items() if k != "dry_run"}},
-                       lambda _: {"details": {"evaluation_cache": planned.to_dict(), "evidence": items}})
-    return {**done.result, "audit_seq": done.seq}
+        return cache.purge_expired(everything=everything, dry_run=True)
+    return session.run("retention", lambda: cache.purge_expired(everything=everything),
+                       lambda r: {"details": {"rule": "evaluation_cache", "everything": everything,
+                                              "evaluation_cache": r.to_dict()}},
+                       lambda _: {"details": {"rule": "evaluation_cache", "everything": everything}}).result

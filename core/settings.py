@@ -84,6 +84,12 @@ class Settings:
     :mod:`core.keystore`)."""
     evaluation_cache_days: float = 30.0
     """``FACETRAIL_EVALUATION_CACHE_DAYS``: days an evaluation embedding is kept in the evaluation cache."""
+    log_personal_days: float | None = None
+    """``FACETRAIL_LOG_PERSONAL_DAYS``: days the personal fields of an audit record are kept (unset: as long as
+    the log); checked against ``log_personal_min_days`` by :mod:`audit.retention`, which refuses a shorter one."""
+    log_personal_min_days: float = 183.0
+    """``FACETRAIL_LOG_PERSONAL_MIN_DAYS``: the legal minimum the deployer sets for keeping personal fields of
+    audit records (default 183 days, six months)."""
     audit_key_dir: Path | None = None
     """``FACETRAIL_AUDIT_KEY_DIR``: the folder of audit signing keys, one per log (``<log id>.key``), never beside
     the database (default ``<config dir>/audit-keys``); ``FACETRAIL_AUDIT_KEY`` names one key file instead."""
@@ -142,6 +148,10 @@ class Settings:
             config_dir=config if config else (xdg / "facetrail" if xdg else base.config_dir),
             keystore=_path(text("FACETRAIL_KEYSTORE")),
             evaluation_cache_days=_positive(env, "FACETRAIL_EVALUATION_CACHE_DAYS", base.evaluation_cache_days,
+                                            "days"),
+            log_personal_days=(_positive(env, "FACETRAIL_LOG_PERSONAL_DAYS", 1.0, "days")
+                               if text("FACETRAIL_LOG_PERSONAL_DAYS") else None),
+            log_personal_min_days=_positive(env, "FACETRAIL_LOG_PERSONAL_MIN_DAYS", base.log_personal_min_days,
                                             "days"),
             audit_key_dir=_path(text("FACETRAIL_AUDIT_KEY_DIR")),
             witnesses=tuple(w.strip() for w in (text("FACETRAIL_WITNESSES") or "").split(",") if w.strip()),

@@ -249,7 +249,8 @@ class AuditLog:
 
     def protected_paths(self) -> builtins.list[Path]:
         """Files no ``--out`` may name: the database, its WAL, the key store, the signing and pseudonym keys."""
-        return protected_paths(self.db.path, [self.key_path])
+        keystore = (self._settings or Settings.from_env()).keystore
+        return protected_paths(self.db.path, [self.key_path], keystore=keystore)
 
     def note_key(self) -> NoteKey:
         """Return the log's verifier key (name = origin), creating the key pair if needed."""

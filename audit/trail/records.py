@@ -75,7 +75,8 @@ ACTIONS = frozenset(
      "evidence", "retention",  # review evidence destroyed (audit.evidence), retention run (audit.privacy)
      "rotate_key", "publish",  # the log's own key rotation, a checkpoint published to witnesses
      "blind_batch", "blind_serve", "blind_review", "blind_reveal", "review_rates",  # blind review (audit.blind)
-     "threshold_policy"}  # the loosest threshold operators may search at (audit.policy)
+     "threshold_policy",  # the loosest threshold operators may search at (audit.policy)
+     "retention_schedule"}  # a gallery's retention schedule (audit.retention)
 )
 
 #: Review decisions.

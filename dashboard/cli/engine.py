@@ -18,7 +18,7 @@ import math
 import sys
 from typing import Any
 
-from audit import AuditedEngine, AuditError
+from audit import AuditedEngine, AuditError, check_receipt_path
 from core import (
     DEFAULT_ALIGNMENT,
     DEFAULT_DETECTOR,
@@ -41,6 +41,7 @@ from dashboard.cli.common import (
     fail,
     runtime,
 )
+from dashboard.cli.privacy import add_receipt_option, register_gallery_retention, written_receipt
 
 __all__ = ["register"]
 
@@ -92,11 +93,14 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     what = delete.add_mutually_exclusive_group(required=True)
     what.add_argument("--subject", help="erase every face of this subject")
     what.add_argument("--face", help="erase this face id")
+    add_receipt_option(delete)
     delete.set_defaults(handler=_gallery_delete)
     drop = gsub.add_parser("drop", parents=ctx, help="delete a whole gallery and its faces (embeddings really gone)")
     drop.add_argument("name")
     drop.add_argument("--yes", action="store_true", required=True, help="confirm: this cannot be undone")
+    add_receipt_option(drop)
     drop.set_defaults(handler=_gallery_drop)
+    register_gallery_retention(gsub, ctx)
 
     search = subparsers.add_parser("search", parents=ctx, help="search images against a gallery (1:N)")
     search.add_argument("images", nargs="+", metavar="IMG")
@@ -264,12 +268,15 @@ def _gallery_delete(args: argparse.Namespace) -> int:
         what = {"gallery_name": args.name, **({"subject_id": args.subject} if args.subject is not None
                                              else {"face_id": args.face})}
         rt.session(context(args)).check("delete", what)  # who, before the gallery is read
+        if args.receipt is not None:
+            check_receipt_path(rt.log, args.receipt)  # before anything is erased
         service = rt.audited(rt.engine_for_gallery(args.name), context(args))
         if args.subject is not None:
             audited = service.delete_subject(args.name, args.subject)
         else:
             audited = service.delete_face(args.name, args.face)
         info = rt.galleries.info(args.name)
+        receipt = written_receipt(args, audited.seq)
     except _ERRORS as err:
         return fail(args, err)
     payload: dict[str, Any] = {
@@ -279,19 +286,25 @@ def _gallery_delete(args: argparse.Namespace) -> int:
         "size": info.size,
         "fingerprint": info.fingerprint,
         "audit_seq": audited.seq,
+        **({"receipt": receipt} if receipt is not None else {}),
     }
-    emit(args, payload, f"erased {payload['deleted_faces']} face(s) from {args.name}")
+    emit(args, payload, f"erased {payload['deleted_faces']} face(s) from {args.name}"
+         + (f"; receipt: {receipt}" if receipt else ""))
     return EXIT_OK
 
 
 def _gallery_drop(args: argparse.Namespace) -> int:
     try:
         rt = runtime(args)
+        if args.receipt is not None:
+            check_receipt_path(rt.log, args.receipt)  # before anything is erased
         done = rt.audited(rt.engine(), context(args)).drop_gallery(args.name)  # any engine: nothing is embedded
+        receipt = written_receipt(args, done.seq)
     except _ERRORS as err:
         return fail(args, err)
-    emit(args, {"gallery": args.name, "deleted_faces": done.result, "audit_seq": done.seq},
-         f"dropped gallery {args.name} ({done.result} face(s) erased)")
+    emit(args, {"gallery": args.name, "deleted_faces": done.result, "audit_seq": done.seq,
+                **({"receipt": receipt} if receipt is not None else {})},
+         f"dropped gallery {args.name} ({done.result} face(s) erased)" + (f"; receipt: {receipt}" if receipt else ""))
     return EXIT_OK
 
 

@@ -25,6 +25,7 @@ PAGES = (
     ("app_pages/blind_review.py", "Blind review", ":material/visibility_off:", "read_log"),
     ("app_pages/demographics.py", "Demographic performance", ":material/balance:", "read_evaluations"),
     ("app_pages/integrity.py", "Integrity", ":material/verified:", "integrity"),
+    ("app_pages/retention.py", "Retention", ":material/auto_delete:", "integrity"),
     ("app_pages/exports.py", "Exports", ":material/download:", "export"),
     ("app_pages/reports.py", "Reports", ":material/summarize:", "report"),
     ("app_pages/admin.py", "Administration", ":material/admin_panel_settings:", "manage_users"),

@@ -1,0 +1,163 @@
+"""Signed receipts of erasures and retention runs, checked as a data subject or a regulator would:
+offline, with only the log's public key. Forged, edited or transplanted receipts fail with a named fault."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from audit import (
+    AuditContext,
+    AuditedEngine,
+    AuditSession,
+    OutputRefused,
+    ReceiptError,
+    Runtime,
+    build_receipt,
+    check_out_path,
+    protected_paths,
+    retention_run,
+    verify_receipt,
+    write_receipt,
+)
+from audit.trail.chain import entry_hash
+from core import EnrollItem
+from tests.auth import actor_for
+from tests.fakes import face_png
+
+CTX = AuditContext(purpose="erasure request of a data subject", case_ref="DSR-7")
+
+
+def make_log(tmp_path: Path, name: str, fake_engine) -> tuple[Runtime, AuditedEngine]:
+    folder = tmp_path / name
+    folder.mkdir()
+    rt = Runtime(str(folder / "ft.duckdb"))
+    admin = AuditedEngine(AuditSession(rt.log, CTX, actor_for(rt.db, "root", "admin")), fake_engine, rt.galleries)
+    admin.create_gallery("g", fake_engine.config)
+    admin.enroll("g", [EnrollItem(s, fake_engine.embed(face_png(s, v)), f"{s}{v}.png")
+                       for s in ("ann", "bob") for v in (0, 1)])
+    return rt, admin
+
+
+@pytest.fixture
+def erased(tmp_path: Path, fake_engine):
+    rt, admin = make_log(tmp_path, "a", fake_engine)
+    done = admin.delete_subject("g", "ann")
+    path = write_receipt(rt.log, done.seq, tmp_path / "receipt.json")
+    return rt, admin, done, path
+
+
+def edited(path: Path, change) -> Path:
+    doc = json.loads(path.read_text())
+    change(doc)
+    out = path.with_name(f"edited-{path.name}")
+    out.write_text(json.dumps(doc))
+    return out
+
+
+def test_an_erasure_receipt_verifies_with_the_public_key_only(erased) -> None:
+    rt, _, done, path = erased
+    for key in (rt.log.public_key_pem(), rt.log.vkey()):
+        report = verify_receipt(path, key)
+        assert report.ok, report.fault
+        assert (report.kind, report.seq, report.checkpoint_size) == ("erasure", done.seq, done.seq)
+    claims = verify_receipt(path, rt.log.public_key_pem()).claims
+    assert claims is not None
+    assert claims["erased"] == {"subject_id": "ann", "faces": 2, "face_ids": list(done.result)}
+    assert (claims["by"], claims["purpose"], claims["gallery"]) == ("root", CTX.purpose, "g")
+    assert claims["at"] == rt.log.get(done.seq).record.ended_at
+    # the log grows after the erasure: the receipt still verifies (it is proven against the tree of its record)
+    rt.log.append({"action": "checkpoint", "outcome": "ok", "purpose": "later"})
+    assert verify_receipt(path, rt.log.public_key_pem()).ok
+
+
+@pytest.mark.parametrize(("change", "fault"), [
+    (lambda d: d["claims"]["erased"].update(faces=5), "claims_mismatch"),
+    (lambda d: d["claims"]["erased"].update(subject_id="bob"), "claims_mismatch"),
+    (lambda d: d["claims"].update(by="someone else"), "claims_mismatch"),
+    (lambda d: d["claims"].update(at="2020-01-01T00:00:00.000000Z"), "claims_mismatch"),
+    (lambda d: d["record"].update(canonical=d["record"]["canonical"].replace('"ann"', '"bob"')), "hash_mismatch"),
+    (lambda d: d["record"].update(proof=[]), "not_in_log"),
+    (lambda d: d["record"].update(seq=d["record"]["seq"] - 1), "not_in_log"),
+    (lambda d: d.update(signature=base64.b64encode(bytes(64)).decode()), "bad_signature"),
+    (lambda d: d.update(checkpoint=d["checkpoint"].replace("\n\n", "\n\n\n")), "bad_signature"),
+    (lambda d: d.update(format="facetrail-receipt/0"), "bad_format"),
+    (lambda d: d.pop("record"), "malformed"),
+])
+def test_an_edited_receipt_fails_with_a_named_fault(erased, change, fault) -> None:
+    rt, _, _, path = erased
+    report = verify_receipt(edited(path, change), rt.log.public_key_pem())
+    assert not report.ok and report.fault is not None and report.fault["kind"] == fault, report.fault
+
+
+def test_a_receipt_for_a_record_not_in_the_log_fails(erased) -> None:
+    rt, _, done, path = erased
+
+    def fabricate(doc: dict) -> None:
+        # a delete record the log never wrote (bob's), hashed consistently, with claims that match it
+        text = doc["record"]["canonical"].replace('"ann"', '"bob"')
+        prev = bytes.fromhex(doc["record"]["prev_hash"])
+        doc["record"].update(canonical=text, entry_hash=entry_hash(prev, text.encode()).hex())
+        doc["claims"]["erased"]["subject_id"] = "bob"
+
+    report = verify_receipt(edited(path, fabricate), rt.log.public_key_pem())
+    assert not report.ok and report.fault is not None and report.fault["kind"] == "not_in_log"
+
+
+def test_a_receipt_of_another_log_fails_with_this_logs_key(erased, tmp_path: Path, fake_engine) -> None:
+    rt, _, _, _ = erased
+    other, admin = make_log(tmp_path, "b", fake_engine)
+    done = admin.delete_subject("g", "ann")
+    path = write_receipt(other.log, done.seq, tmp_path / "other.json")
+    assert verify_receipt(path, other.log.public_key_pem()).ok
+    report = verify_receipt(path, rt.log.public_key_pem())
+    assert not report.ok and report.fault is not None and report.fault["kind"] == "bad_signature"
+
+
+def test_a_drop_and_a_retention_run_have_receipts(erased) -> None:
+    rt, admin, _, path = erased
+    dropped = admin.drop_gallery("g")
+    doc = build_receipt(rt.log, dropped.seq)
+    assert doc["claims"]["erased"] == {"gallery": "g", "faces": 2}
+    ran = retention_run(rt, CTX, actor=actor_for(rt.db, "dpo", "auditor"))
+    out = write_receipt(rt.log, ran["audit_seq"], path.with_name("retention.json"))
+    report = verify_receipt(out, rt.log.public_key_pem())
+    assert report.ok and report.kind == "retention"
+    assert report.claims is not None and report.claims["erased"]["subjects"] == []
+
+
+def test_no_receipt_for_what_is_not_an_erasure(erased) -> None:
+    rt, _, _, path = erased
+    with pytest.raises(ReceiptError, match="not a successful erasure"):
+        build_receipt(rt.log, 1)  # create_gallery
+    with pytest.raises(ReceiptError, match="cannot read"):
+        verify_receipt(path.with_name("missing.json"), rt.log.public_key_pem())
+
+
+def test_a_receipt_never_overwrites_a_file_nor_names_a_protected_one(erased, tmp_path: Path) -> None:
+    rt, _, done, path = erased
+    before = path.read_bytes()
+    with pytest.raises(OutputRefused, match="existing file"):
+        write_receipt(rt.log, done.seq, path)
+    assert path.read_bytes() == before
+    for target in (rt.db.path, f"{rt.db.path}.wal", f"{rt.db.path}.keys", f"{rt.db.path}.evidence/x.json",
+                   rt.log.key_path, f"{rt.log.key_path}.blind"):
+        with pytest.raises(OutputRefused):
+            write_receipt(rt.log, done.seq, target)
+    custom = tmp_path / "vault" / "subject.keys"  # FACETRAIL_KEYSTORE elsewhere (the CLI test sets it for real)
+    with pytest.raises(OutputRefused, match="never"):
+        check_out_path(custom, protected_paths(rt.db.path, keystore=custom))
+
+
+def test_a_receipt_verifies_across_a_key_rotation_with_the_key_history(erased) -> None:
+    rt, _, done, path = erased
+    old = rt.log.vkey()
+    _, _, new = rt.log.rotate_key("root")
+    later = write_receipt(rt.log, done.seq, path.with_name("after-rotation.json"))  # the record's note: old key
+    assert verify_receipt(later, f"{old}\n{new}\n").ok
+    assert verify_receipt(path, old).ok  # the receipt made before the rotation needs only the old key
+    report = verify_receipt(later, old)  # the receipt itself is signed by the key of the day it was made
+    assert not report.ok and report.fault is not None and report.fault["kind"] == "bad_signature"
