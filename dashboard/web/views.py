@@ -7,6 +7,7 @@ show: they add nothing to a record and decide nothing about it.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,9 +15,16 @@ import pandas as pd
 
 from audit import AuditEntry, AuditRecord, MatchStatus
 
-__all__ = ["records_frame", "status_frame", "video_candidates_frame", "video_tracks_frame", "QUERY_ACTIONS"]
+__all__ = ["plain", "records_frame", "status_frame", "video_candidates_frame", "video_tracks_frame", "QUERY_ACTIONS"]
 
 QUERY_ACTIONS = ("search", "verify", "search_video")
+
+_MARKUP = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
+
+
+def plain(text: object) -> str:
+    """Return ``text`` with every markdown character escaped: data shown as data, never as markup."""
+    return _MARKUP.sub(r"\\\1", str(text))
 
 _COLUMNS = (
     "seq", "time", "action", "outcome", "operator", "purpose", "case_ref", "gallery", "candidates",
