@@ -61,7 +61,15 @@ from audit.errors import (
     ReviewRefused,
 )
 from audit.evaluation import *  # noqa: F403 (the evaluation package's public names)
-from audit.evaluation.findings import METRIC_WORDS, Finding, disparity_view, false_candidate_curves, rate_finding
+from audit.evaluation.findings import (
+    METRIC_WORDS,
+    Finding,
+    chance_finding,
+    disparity_view,
+    false_candidate_curves,
+    group_cells,
+    rate_finding,
+)
 from audit.evaluation.reviewers import ReviewerRate, ReviewerRates, audited_reviewer_rates, reviewer_rates
 from audit.numbers import (
     comparison_text,
@@ -89,8 +97,10 @@ __all__ = [
     "Finding",
     "METRIC_WORDS",
     "OverviewCounts",
+    "chance_finding",
     "comparison_text",
     "count_text",
+    "group_cells",
     "deployed_rates",
     "disparity_view",
     "false_candidate_curves",

@@ -30,9 +30,11 @@ import numpy as np
 import pandas as pd
 
 from audit.evaluation.report import EvaluationReport
-from audit.numbers import rate_text, ratio_text
+from audit.numbers import percent_text, rate_text, ratio_text
 
-__all__ = ["METRIC_WORDS", "Finding", "disparity_view", "false_candidate_curves", "group_cells", "rate_finding"]
+__all__ = [
+    "METRIC_WORDS", "Finding", "chance_finding", "disparity_view", "false_candidate_curves", "group_cells", "rate_finding",
+]
 
 Metric = Literal["fmr", "fnmr"]
 
@@ -252,3 +254,22 @@ def false_candidate_curves(
                          "searches": float(m["nonmated_searches"]), "low_count": bool(c["low_count"])})
     columns = ["label", "gallery_size", "chance", "lo", "hi", "method", "searches", "low_count"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def chance_finding(curves: pd.DataFrame, gallery_size: int) -> str:
+    """Return the 1:N chart's one-line finding: the highest and lowest chance of a false candidate at one size.
+
+    ``curves`` is :func:`false_candidate_curves`' frame; groups with insufficient data are left
+    out, and a measured chance is preferred to an estimate at the same size.
+    """
+    at = curves[(curves["gallery_size"] == gallery_size) & ~curves["low_count"].astype(bool)]
+    at = at.sort_values("method", key=lambda m: m != "measured").drop_duplicates("label")
+    at = at[at["chance"].notna()]
+    if len(at) < 2:
+        return f"Too few groups with enough data to compare the chance of a false candidate at {gallery_size:,} faces."
+    ordered = at.sort_values("chance", ascending=False)
+    hi, lo = ordered.iloc[0], ordered.iloc[-1]
+    how = "measured" if set(ordered["method"]) == {"measured"} else "partly estimated from pairwise rates"
+    return (f"In a gallery of {gallery_size:,} faces, a search of someone who is not in it returns a false "
+            f"candidate {percent_text(float(hi['chance']))} of the time for {hi['label']} against "
+            f"{percent_text(float(lo['chance']))} for {lo['label']} ({how}).")
