@@ -67,6 +67,7 @@ from audit.evaluation.findings import (
     chance_finding,
     disparity_view,
     false_candidate_curves,
+    false_match_words,
     group_cells,
     rate_finding,
 )
@@ -104,6 +105,7 @@ __all__ = [
     "deployed_rates",
     "disparity_view",
     "false_candidate_curves",
+    "false_match_words",
     "log_ticks",
     "one_in",
     "overview_counts",

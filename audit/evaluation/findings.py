@@ -33,7 +33,8 @@ from audit.evaluation.report import EvaluationReport
 from audit.numbers import percent_text, rate_text, ratio_text
 
 __all__ = [
-    "METRIC_WORDS", "Finding", "chance_finding", "disparity_view", "false_candidate_curves", "group_cells", "rate_finding",
+    "METRIC_WORDS", "Finding", "chance_finding", "disparity_view", "false_candidate_curves", "false_match_words",
+    "group_cells", "rate_finding",
 ]
 
 Metric = Literal["fmr", "fnmr"]
@@ -273,3 +274,18 @@ def chance_finding(curves: pd.DataFrame, gallery_size: int) -> str:
     return (f"In a gallery of {gallery_size:,} faces, a search of someone who is not in it returns a false "
             f"candidate {percent_text(float(hi['chance']))} of the time for {hi['label']} against "
             f"{percent_text(float(lo['chance']))} for {lo['label']} ({how}).")
+
+
+def false_match_words(report: EvaluationReport, similarity: float, group: dict[str, str] | None = None) -> str:
+    """Return the false-match rate at a score in words: the share of impostor pairs scoring at least ``similarity``.
+
+    ``"1 in 1,200"``, or ``"fewer than 1 in 167,620"`` when none of the evaluation's
+    impostor pairs (of ``group``, or overall) scored that high; ``"no data"`` for a group
+    without a score histogram. Read from the histogram, so exact to its bin width.
+    """
+    target = dict(group or {})
+    rows = [r for r in report.histogram_rows if dict(r["group"]) == target]
+    if not rows:
+        return rate_text(None)
+    total = int(sum(r["impostor"] for r in rows))
+    return rate_text(report.false_match_rate_at(similarity, target) if total else None, total)

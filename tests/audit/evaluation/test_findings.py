@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from audit import EvaluationReport, disparity_view, false_candidate_curves, rate_finding
+from audit import EvaluationReport, disparity_view, false_candidate_curves, false_match_words, rate_finding
 
 
 def cell(group: str, fmr: float, fnmr: float, *, impostor: int = 10_000, genuine: int = 400, low: bool = False,
@@ -107,3 +107,15 @@ def test_the_chance_of_a_false_candidate_grows_with_gallery_size_and_uses_measur
     assert measured[["label", "gallery_size", "chance", "searches"]].values.tolist() == [["F", 500, 0.6, 90.0]]
     assert 500 in set(curves.loc[curves["method"] == "estimate", "gallery_size"])  # estimated there too, to compare
     assert curves.loc[curves["label"] == "X", "low_count"].all()
+
+
+def test_the_false_match_rate_at_a_score_reads_in_words_and_zero_of_n_is_fewer_than_one_in_n() -> None:
+    hist = ({"group": {}, "bin_lo": 0.0, "bin_hi": 0.5, "impostor": 9_990, "genuine": 0},
+            {"group": {}, "bin_lo": 0.5, "bin_hi": 0.9, "impostor": 10, "genuine": 50},
+            {"group": {}, "bin_lo": 0.9, "bin_hi": 1.0, "impostor": 0, "genuine": 350},
+            {"group": {"sex": "F"}, "bin_lo": 0.0, "bin_hi": 1.0, "impostor": 100, "genuine": 0})
+    rep = EvaluationReport(run={}, rates=(), histogram_rows=hist)
+    assert false_match_words(rep, 0.6) == "1 in 1,000"  # 10 of 10,000 impostor pairs score at least 0.6
+    assert false_match_words(rep, 0.95) == "fewer than 1 in 10,000"  # none did: never "0.00e+0"
+    assert false_match_words(rep, 0.95, {"sex": "F"}) == "100%"  # one bin 0-1: the bin holding the score counts
+    assert false_match_words(rep, 0.95, {"sex": "M"}) == "no data"
