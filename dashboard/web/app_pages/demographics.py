@@ -51,7 +51,7 @@ def log_axis(values: pd.Series) -> dict:
     positive = values[(values > 0) & values.notna()]
     lo = float(positive.min()) if not positive.empty else 1e-4
     hi = float(positive.max()) if not positive.empty else 1.0
-    ticks, text = log_ticks(max(lo / 2, 1e-7), min(max(hi * 2, lo), 1.0))
+    ticks, text = log_ticks(max(lo / 5, 1e-7), min(max(hi * 5, lo * 100), 1.0))  # at least two decades
     return {"type": "log", "tickvals": ticks, "ticktext": text, "range": [math.log10(ticks[0]), math.log10(ticks[-1])]}
 
 
@@ -232,6 +232,7 @@ else:
                          interval=[f"{percent_text(min(max(float(a), 0.0), 1.0))} to "
                                    f"{percent_text(min(max(float(b), 0.0), 1.0))}"
                                    for a, b in zip(one_n["lo"], one_n["hi"], strict=True)])
+    table["gallery_size"] = [f"{int(n):,}" for n in table["gallery_size"]]
     st.dataframe(table[["label", "gallery_size", "method", "chance", "interval"]].rename(
         columns={"label": "group", "gallery_size": "faces in the gallery"}), hide_index=True)
     st.caption(f"At the operating threshold ({plain(threshold_name)}). Estimates are 1 − (1 − FMR)^N from the "
@@ -261,11 +262,11 @@ else:
                                                               if abs(chosen_t - operating) < step else ""))
     chart(fig)
     st.dataframe(pd.DataFrame({"group": at["label"], "threshold": at["threshold"].round(4),
-                               "false-match rate": [percent_text(float(v)) for v in at["fmr"]],
-                               "missed-match rate": [percent_text(float(v)) for v in at["fnmr"]]}),
+                               "false-match rate": [rate_text(float(v)) for v in at["fmr"]],
+                               "missed-match rate": [rate_text(float(v)) for v in at["fnmr"]]}),
                  hide_index=True)
     st.caption("Rates at the stored DET point nearest to the chosen threshold (histogram resolution); a zero rate "
-               "has no bar on a log axis (its row reads 0%).")
+               "has no bar on a log axis (its row reads \"none observed\").")
 
 st.subheader("Disparity")
 view = disparity_view(report, grouping, threshold_name)

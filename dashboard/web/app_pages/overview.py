@@ -51,7 +51,7 @@ def _bars(frame: pd.DataFrame, y: str, key: str, user: Actor, title: str) -> Non
     long["outcome"] = long["outcome"].map(_OUTCOME_LABELS)
     long[y] = long[y].map(lambda v: html.escape(str(v)))
     fig = px.bar(long, y=y, x="searches", color="outcome", orientation="h", title=title,
-                 height=140 + 40 * len(frame))
+                 height=max(260, 160 + 40 * len(frame)))
     fig.update_layout(yaxis_title=None, yaxis={"type": "category"}, legend_title_text=None)
     alt = "; ".join(f"{r[y]}: {r['searches']} searches, {r['with_candidates']} with a candidate"
                     for _, r in frame.iterrows())
@@ -89,25 +89,29 @@ st.caption({"reviewer": "As a reviewer: what waits for review first, then who se
             }.get(user.role, "Every number is read from the signed audit log; open any of them as records."))
 
 share = counts.candidate_share
-c1, c2, c3, c4, c5, c6 = st.columns(6)
+c1, c2, c3 = st.columns(3)
 c1.metric("Searches", count_text(counts.searches),
           help=f"1:N searches recorded (plus {counts.verifications} 1:1 verifications)")
+c1.caption(f"plus {count_text(counts.verifications, 'verification')}")
 c2.metric("Share returning a candidate", percent_text(share) if share is not None else "–",
           help="Searches that returned at least one candidate within the threshold, of those that ran to an "
                "answer. A candidate is a lead for two reviewers, not a match: this is not a match rate.")
-c2.caption(f"{counts.with_candidates} of {count_text(counts.with_candidates + counts.without_candidates, 'search')}")
-c3.metric("Pending review", count_text(counts.pending_queries, "search"),
-          help="Searches (and verifications) with at least one candidate awaiting the two-person rule")
-c3.caption(f"{count_text(counts.pending_candidates, 'candidate')} waiting")
-c4.metric("Confirmed", count_text(counts.confirmed_queries, "search"),
-          help="Searches with a candidate confirmed by two reviewers, neither the operator")
-c4.caption(f"{count_text(counts.confirmed_candidates, 'candidate')} confirmed, {counts.rejected_candidates} rejected")
-c5.metric("Looser than policy", count_text(counts.looser),
+c2.caption(f"{counts.with_candidates} of {count_text(counts.with_candidates + counts.without_candidates, 'search')}"
+           " returned a candidate (a lead for review, not a match)")
+c3.metric("Looser than policy", count_text(counts.looser),
           help="Searches run at a threshold looser than the deployment's policy, each with a written reason")
-c5.caption(f"{count_text(counts.refused, 'refused attempt')} recorded")
+c3.caption(f"{count_text(counts.refused, 'refused attempt')} recorded")
+c4, c5, c6 = st.columns(3)
+c4.metric("Searches pending review", count_text(counts.pending_queries),
+          help="Searches (and verifications) with at least one candidate awaiting the two-person rule")
+c4.caption(f"{count_text(counts.pending_candidates, 'candidate')} waiting")
+c5.metric("Searches confirmed", count_text(counts.confirmed_queries),
+          help="Searches with a candidate confirmed by two reviewers, neither the operator")
+c5.caption(f"{count_text(counts.confirmed_candidates, 'candidate')} confirmed, {counts.rejected_candidates} rejected")
 c6.metric("Audit chain", "intact" if chain["ok"] else "FAULT", help=f"{chain['records']} records verified")
-for where, label, key in ((c2, "With a candidate", "with_candidates"), (c3, "Pending", "pending"),
-                          (c4, "Confirmed", "confirmed"), (c5, "Looser", "looser")):
+c6.caption(f"{count_text(int(chain['records']), 'record')} verified")
+for where, label, key in ((c2, "With a candidate", "with_candidates"), (c4, "Pending", "pending"),
+                          (c5, "Confirmed", "confirmed"), (c5, "Rejected", "rejected"), (c3, "Looser", "looser")):
     _link(user, label, counts.links[key], where)
 _link(user, "No candidate", counts.links["without_candidates"], c2)
 if not chain["ok"]:
@@ -161,21 +165,25 @@ st.subheader("How often it is wrong: the deployed configuration")
 deployed = deployed_rates([e.record for e in log.list()], evaluations())
 if not deployed:
     st.info("No search has run yet, so no configuration is deployed.")
+rows = []
 for d in deployed:
-    st.markdown(f"**Gallery {plain(d.gallery)}** ({count_text(d.gallery_size)} faces), as its latest search "
-                f"(record {d.seq}) ran it: model {plain(d.model or '–')}, threshold "
-                f"{'–' if d.threshold is None else f'{d.threshold:.3f}'} (cosine distance).")
-    _link(user, f"Open record {d.seq}", {"record": str(d.seq)})
-    r1, r2, r3 = st.columns(3)
-    r1.metric("Chance of a false candidate per search",
-              "not recorded" if d.expected_fpir is None else rate_text(d.expected_fpir),
-              help=f"For a search of someone not in the gallery ({plain(d.fpir_method or 'no evaluation')})")
-    r2.metric("False-match rate (1:1 pairs)", "not evaluated" if d.fmr is None else rate_text(d.fmr, d.impostor_pairs),
-              help=plain(d.evaluation or "No evaluation of this configuration")
-                   + (" (read from the score histogram)" if d.rates_source == "histogram" else ""))
-    r3.metric("Missed-match rate (1:1 pairs)",
-              "not evaluated at this threshold" if d.fnmr is None else rate_text(d.fnmr, d.genuine_pairs),
-              help=plain(d.evaluation or "No evaluation of this configuration"))
+    rows.append({
+        "Gallery": d.gallery, "Faces": d.gallery_size, "Model": d.model or "–",
+        "Threshold (cosine distance)": "–" if d.threshold is None else f"{d.threshold:.3f}",
+        "Chance of a false candidate per search": "not recorded" if d.expected_fpir is None else (
+            "none estimated" if d.expected_fpir == 0 else rate_text(d.expected_fpir)),
+        "How that chance was found": d.fpir_method or "–",
+        "False-match rate (1:1 pairs)": "not evaluated" if d.fmr is None else rate_text(d.fmr, d.impostor_pairs),
+        "Missed-match rate (1:1 pairs)": "not evaluated at this threshold" if d.fnmr is None
+        else rate_text(d.fnmr, d.genuine_pairs),
+        "Evaluation": (d.evaluation or "none of this configuration")
+        + (" (FMR read from its score histogram)" if d.rates_source == "histogram" else ""),
+        "Latest search": d.seq,
+    })
+if rows:
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    for d in deployed:
+        _link(user, f"{d.gallery}: latest search, record {d.seq}", {"record": str(d.seq)})
 st.caption("Pairwise rates from the evaluation of the same configuration (model, detector, alignment); per "
            "group on the Demographic performance page. Every number on this page is read from the audit log; "
            "the chain status is a full recomputation of its hash chain and signed checkpoints.")

@@ -33,8 +33,10 @@ def test_the_tiles_answer_with_counts_of_searches_and_say_what_the_share_is(app_
     assert metrics["Searches"] == "12"
     assert metrics["Share returning a candidate"] == "67%"
     assert "Match rate" not in metrics  # the share of searches with a candidate is not a match rate
-    assert metrics["Pending review"] == "6 searches"  # searches, as the match log counts them
-    assert metrics["Confirmed"] == "1 search"
+    assert metrics["Searches pending review"] == "6"  # searches, as the match log counts them ...
+    assert metrics["Searches confirmed"] == "1"
+    assert "6 candidates waiting" in text(at)  # ... and the candidates, named as such
+    assert "1 candidate confirmed, 1 rejected" in text(at)
     assert metrics["Looser than policy"] == "0"
     assert metrics["Audit chain"] == "intact"
     help_text = next(m.help for m in at.metric if m.label == "Share returning a candidate")
@@ -49,12 +51,13 @@ def test_every_tile_and_bar_links_to_the_match_log_with_the_agreed_parameters(ap
     assert found["No candidate"] == {"outcome": ["none"]}
     assert found["Pending"] == {"review": ["pending"]}
     assert found["Confirmed"] == {"review": ["confirmed"]}
+    assert found["Rejected"] == {"review": ["rejected"]}
     assert found["Looser"] == {"looser": ["1"]}
     assert found["operator1: 4 searches"] == {"operator": ["operator1"]}
     assert found["arrest\\_photos: 12 searches"] == {"gallery": ["arrest_photos"]}  # label escaped, value as is
     today = found["today: 6"]
     assert today["review"] == ["pending"] and today["since"] == today["until"]
-    assert found["Open record 12"] == {"record": ["12"]}
+    assert found["arrest\\_photos: latest search, record 12"] == {"record": ["12"]}
     assert {p.proto.page for p in at.get("page_link")} == {"match_log"}
 
 
@@ -96,12 +99,15 @@ def test_a_reviewer_sees_pending_first_and_an_operator_gets_no_match_log_links(a
     assert not operator.exception
     assert not operator.get("page_link")  # operators may not read the match log: no link that would refuse
     assert {m.label: m.value for m in operator.metric}["Searches"] == "12"
+    assert any("returned a candidate (a lead for review, not a match)" in c.value for c in operator.caption)
 
 
 def test_the_deployed_configuration_reads_its_rates_in_words(app_env: str) -> None:
     at = overview_as("auditor1", "auditor")
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["False-match rate (1:1 pairs)"].startswith(("1 in", "fewer than 1 in"))
-    assert "e-" not in metrics["False-match rate (1:1 pairs)"]
-    assert "None" not in " ".join(metrics.values())
-    assert "Gallery arrest\\_photos" in text(at)  # a name from data, escaped: shown as text, never as markup
+    deployed = next(d.value for d in at.dataframe if "False-match rate (1:1 pairs)" in d.value.columns).iloc[0]
+    # the fake scene searched at 0.07; its evaluation has no false match that close in 7,020 impostor pairs
+    assert deployed["Gallery"] == "arrest_photos" and deployed["Threshold (cosine distance)"] == "0.070"
+    assert deployed["False-match rate (1:1 pairs)"] == "fewer than 1 in 7,020"
+    assert deployed["Missed-match rate (1:1 pairs)"] == "not evaluated at this threshold"
+    assert "histogram" in deployed["Evaluation"]
+    assert "None" not in " ".join(str(v) for v in deployed.values) and "e-" not in " ".join(map(str, deployed.values))
