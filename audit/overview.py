@@ -30,12 +30,14 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+from audit.errors import RecordNotFound
 from audit.evaluation.store import EvaluationStore
-from audit.trail.log import AuditLog
+from audit.trail.log import AuditEntry, AuditLog
 from audit.trail.records import AuditRecord
-from audit.trail.review import MatchStatus
+from audit.trail.review import MatchStatus, match_status
+from audit.trail.store import AuditFilter
 
 __all__ = [
     "AGE_BANDS", "LINK_NAMES", "DeployedRates", "OverviewCounts", "count_overview", "deployed_rates", "overview_counts",
@@ -199,10 +201,50 @@ def count_overview(records: Iterable[AuditRecord], statuses: Iterable[MatchStatu
     )
 
 
+class _Snapshot:
+    """The log as read once, answering the reads :func:`~audit.trail.review.match_status` makes, from memory.
+
+    ``get`` by seq, and ``list`` filtered by ``action``, ``target_seq`` and ``after_seq`` exactly as the
+    store filters them; any other filter field is refused (ValueError), so a change in what the review
+    rule reads fails loudly here instead of counting from a different selection than the match log.
+    """
+
+    _FIELDS = frozenset({"action", "target_seq", "after_seq"})
+
+    def __init__(self, entries: Sequence[AuditEntry]) -> None:
+        self._entries = list(entries)
+        self._by_seq = {e.record.seq: e for e in self._entries}
+        self._by_action: dict[str, list[AuditEntry]] = {}
+        for e in self._entries:
+            self._by_action.setdefault(e.record.action, []).append(e)
+
+    def get(self, seq: int) -> AuditEntry:
+        try:
+            return self._by_seq[seq]
+        except KeyError:
+            raise RecordNotFound(f"no audit record has seq {seq}") from None
+
+    def list(self, filters: AuditFilter | None = None, limit: int | None = None) -> list[AuditEntry]:
+        asked = (filters or AuditFilter()).to_dict()
+        if set(asked) - self._FIELDS or limit is not None:
+            raise ValueError(f"the overview's snapshot of the log filters by {sorted(self._FIELDS)} only, "
+                             f"not {sorted(set(asked) - self._FIELDS)} (limit {limit})")
+        rows = self._by_action.get(asked["action"], []) if "action" in asked else self._entries
+        return [e for e in rows
+                if ("target_seq" not in asked or e.record.target_seq == asked["target_seq"])
+                and ("after_seq" not in asked or e.record.seq > asked["after_seq"])]
+
+
 def overview_counts(log: AuditLog, today: dt.date | None = None) -> OverviewCounts:
-    """Count the Overview over the whole log (``today``: the UTC date, by default now)."""
-    records = [e.record for e in log.list()]
-    statuses: Sequence[MatchStatus] = [log.match_status(r.seq) for r in records
+    """Count the Overview over the whole log (``today``: the UTC date, by default now).
+
+    The log is read once; every query's review status is :func:`audit.trail.review.match_status`
+    over that reading (the rule the match log filters with), not one database round trip per query.
+    """
+    entries = log.list()
+    snapshot = cast(AuditLog, _Snapshot(entries))
+    records = [e.record for e in entries]
+    statuses: Sequence[MatchStatus] = [match_status(snapshot, r.seq) for r in records
                                        if r.action in _QUERIES and r.outcome == "ok"]
     return count_overview(records, statuses, today or dt.datetime.now(dt.UTC).date())
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from audit import overview_counts
-from audit.overview import AGE_BANDS, count_overview
+from audit.errors import RecordNotFound
+from audit.overview import AGE_BANDS, _Snapshot, count_overview
 from audit.trail.log import AuditLog
 from audit.trail.records import AuditRecord, Candidate, GalleryRef
-from audit.trail.review import CandidateStatus, MatchStatus
+from audit.trail.review import CandidateStatus, MatchStatus, match_status
+from audit.trail.store import AuditFilter
 
 TODAY = dt.date(2026, 3, 31)
 GALLERY = GalleryRef("arrest_photos", "10-" + "0" * 32, 10)
@@ -128,3 +132,25 @@ def test_overview_counts_over_a_real_log_agrees_with_the_match_status_of_each_se
     assert [r["reviewer"] for r in counts.reviewers] == ["rev1", "rev2"]
     pending = [s for s in (log.match_status(1), log.match_status(3)) if any(c.status == "pending" for c in s.candidates)]
     assert counts.pending_queries == len(pending)
+
+
+def test_the_snapshot_answers_the_review_rule_exactly_as_the_log_does(log: AuditLog) -> None:
+    for i in range(3):
+        log.append({"action": "search", "outcome": "ok", "operator": "ann", "gallery": GALLERY.to_dict(),
+                    "candidates": [{"subject_id": f"S{i}-{k}", "face_id": f"f{i}-{k}", "distance": "0.050000",
+                                    "similarity": "0.950000", "rank": k + 1} for k in range(2)]})
+    for target, face, reviewer, decision, method in ((1, "f0-0", "rev1", "confirm", "password_session"),
+                                                     (1, "f0-0", "rev2", "confirm", "dashboard_session"),
+                                                     (1, "f0-1", "rev1", "reject", "password_session"),
+                                                     (2, "f1-0", "rev1", "confirm", "api_token"),  # a script: not counted
+                                                     (3, "f2-1", "rev2", "confirm", "password_session")):
+        log.append({"action": "review", "outcome": "ok", "operator": reviewer, "reviewer": reviewer,
+                    "target_seq": target, "target_face_id": face, "decision": decision,
+                    "details": {"auth": {"method": method}}})
+    snapshot = _Snapshot(log.list())
+    for seq in (1, 2, 3):
+        assert match_status(snapshot, seq) == log.match_status(seq)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="filters by"):
+        snapshot.list(AuditFilter(operator="ann"))
+    with pytest.raises(RecordNotFound):
+        snapshot.get(99)

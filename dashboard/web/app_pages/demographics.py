@@ -81,7 +81,7 @@ def rate_chart(cells: pd.DataFrame, metric: str, title: str) -> tuple[go.Figure,
                           "95% interval": [f"{'0' if a == 0 else rate_text(float(a))} to {rate_text(float(b), int(n))}"
                                            for a, b, n in zip(cells[lo_col], cells[hi_col], cells[trials],
                                                               strict=True)],
-                          "pairs": cells[trials].astype(int), "subjects": cells["subjects"]})
+                          "pairs": [f"{int(n):,}" for n in cells[trials]], "subjects": cells["subjects"]})
     return fig, table
 
 

@@ -18,6 +18,7 @@ import streamlit as st
 
 from audit import (
     Actor,
+    DeployedRates,
     OverviewCounts,
     count_text,
     deployed_rates,
@@ -34,8 +35,10 @@ _OUTCOME_LABELS = {"with_candidates": "returned a candidate", "without_candidate
 
 
 @st.cache_data(ttl=10, show_spinner=False)
-def _counts(path: str, size: int, today: dt.date) -> OverviewCounts:
-    return overview_counts(runtime().log, today)
+def _counts(path: str, size: int, today: dt.date) -> tuple[OverviewCounts, tuple[DeployedRates, ...]]:
+    """Count the Overview and read the deployed configurations' rates, cached while the log's size is unchanged."""
+    log = runtime().log
+    return overview_counts(log, today), deployed_rates([e.record for e in log.list()], evaluations())
 
 
 def _link(user: Actor, label: str, params: dict[str, str], where: Any = None) -> None:
@@ -52,7 +55,8 @@ def _bars(frame: pd.DataFrame, y: str, key: str, user: Actor, title: str) -> Non
     long[y] = long[y].map(lambda v: html.escape(str(v)))
     fig = px.bar(long, y=y, x="searches", color="outcome", orientation="h", title=title,
                  height=max(260, 160 + 40 * len(frame)))
-    fig.update_layout(yaxis_title=None, yaxis={"type": "category"}, legend_title_text=None)
+    fig.update_layout(yaxis_title=None, yaxis={"type": "category", "autorange": "reversed"},  # the table's order
+                      legend_title_text=None)
     alt = "; ".join(f"{r[y]}: {r['searches']} searches, {r['with_candidates']} with a candidate"
                     for _, r in frame.iterrows())
     can_open = user.can("read_log")
@@ -81,7 +85,7 @@ if size == 0:
     )
     st.stop()
 
-counts = _counts(db_path(), size, dt.datetime.now(dt.UTC).date())
+counts, deployed = _counts(db_path(), size, dt.datetime.now(dt.UTC).date())
 chain = chain_status()
 st.caption({"reviewer": "As a reviewer: what waits for review first, then who searched and with what outcome.",
             "operator": "As an operator: what searches returned and what came of them (the match log is for "
@@ -162,7 +166,6 @@ if counts.by_purpose:
                  hide_index=True, column_config={"Purpose": st.column_config.TextColumn(width="large")})
 
 st.subheader("How often it is wrong: the deployed configuration")
-deployed = deployed_rates([e.record for e in log.list()], evaluations())
 if not deployed:
     st.info("No search has run yet, so no configuration is deployed.")
 rows = []
