@@ -62,8 +62,29 @@ from audit.errors import (
     ReviewRefused,
 )
 from audit.evaluation import *  # noqa: F403 (the evaluation package's public names)
+from audit.evaluation.findings import (
+    METRIC_WORDS,
+    Finding,
+    chance_finding,
+    disparity_view,
+    false_candidate_curves,
+    false_match_words,
+    group_cells,
+    rate_finding,
+)
 from audit.evaluation.reviewers import ReviewerRate, ReviewerRates, audited_reviewer_rates, reviewer_rates
+from audit.numbers import (
+    comparison_text,
+    count_text,
+    log_ticks,
+    one_in,
+    percent_text,
+    rate_text,
+    ratio_text,
+    similarity_text,
+)
 from audit.outputs import OutputRefused, check_out_path, protected_paths
+from audit.overview import AGE_BANDS, DeployedRates, OverviewCounts, deployed_rates, overview_counts
 from audit.privacy import DataHolding, privacy_inventory, purge_evaluation_cache, retention_run
 from audit.reports import *  # noqa: F403 (accountability reports)
 from audit.retention import *  # noqa: F403 (retention schedules and signed receipts)
@@ -74,6 +95,27 @@ from audit.witness import *  # noqa: F403 (the witness and the log's witness cli
 
 __all__ = [
     "ACTION_PERMISSIONS",
+    "AGE_BANDS",
+    "DeployedRates",
+    "Finding",
+    "METRIC_WORDS",
+    "OverviewCounts",
+    "chance_finding",
+    "comparison_text",
+    "count_text",
+    "group_cells",
+    "deployed_rates",
+    "disparity_view",
+    "false_candidate_curves",
+    "false_match_words",
+    "log_ticks",
+    "one_in",
+    "overview_counts",
+    "percent_text",
+    "rate_finding",
+    "rate_text",
+    "ratio_text",
+    "similarity_text",
     "DataHolding",
     "privacy_inventory",
     "purge_evaluation_cache",

@@ -7,6 +7,7 @@ show: they add nothing to a record and decide nothing about it.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,9 +15,16 @@ import pandas as pd
 
 from audit import AuditEntry, AuditRecord, MatchStatus
 
-__all__ = ["records_frame", "status_frame", "video_candidates_frame", "video_tracks_frame", "QUERY_ACTIONS"]
+__all__ = ["plain", "records_frame", "status_frame", "video_candidates_frame", "video_tracks_frame", "QUERY_ACTIONS"]
 
 QUERY_ACTIONS = ("search", "verify", "search_video")
+
+_MARKUP = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
+
+
+def plain(text: object) -> str:
+    """Return ``text`` with every markdown character escaped: data shown as data, never as markup."""
+    return _MARKUP.sub(r"\\\1", str(text))
 
 _COLUMNS = (
     "seq", "time", "action", "outcome", "operator", "purpose", "case_ref", "gallery", "candidates",
@@ -25,14 +33,25 @@ _COLUMNS = (
 )
 
 
+#: What a verification shows where a search shows its gallery and top candidate (never ``None``).
+_PAIR_GALLERY = "(1:1, no gallery)"
+_PAIR = "(the pair compared)"
+
+
 def records_frame(entries: Sequence[AuditEntry]) -> pd.DataFrame:
-    """One row per record: when, who, why, what came back, and where its threshold stood against the policy."""
+    """One row per record: when, who, why, what came back, and where its threshold stood against the policy.
+
+    A verification (1:1) has no gallery and no candidate: its row says so, and its
+    ``top_similarity`` is the pair's score.
+    """
     rows: list[dict[str, Any]] = []
     for e in entries:
         r = e.record
         top = max(r.candidates, key=lambda c: float(c.similarity)) if r.candidates else None  # a video's: any track
         threshold = (r.details or {}).get("threshold")
         policy = (r.details or {}).get("threshold_policy")  # audit.policy: within, looser, beyond_limit
+        pair = r.action == "verify"  # a 1:1 comparison: no gallery, no subject, its score in details
+        score = (r.details or {}).get("similarity") if pair else (top.similarity if top else None)
         rows.append({
             "seq": r.seq,
             "time": pd.Timestamp(r.started_at),
@@ -41,10 +60,10 @@ def records_frame(entries: Sequence[AuditEntry]) -> pd.DataFrame:
             "operator": r.operator,
             "purpose": r.purpose,
             "case_ref": r.case_ref,
-            "gallery": r.gallery.name if r.gallery else None,
+            "gallery": r.gallery.name if r.gallery else (_PAIR_GALLERY if pair else None),
             "candidates": len(r.candidates),
-            "top_subject": top.subject_id if top else None,
-            "top_similarity": float(top.similarity) if top else None,
+            "top_subject": top.subject_id if top else (_PAIR if pair and r.outcome == "ok" else None),
+            "top_similarity": float(score) if isinstance(score, str | float | int) else None,
             "threshold": float(threshold) if isinstance(threshold, str) else None,
             "threshold_policy": policy.get("status") if isinstance(policy, dict) else None,
             "target_seq": r.target_seq,
@@ -62,8 +81,8 @@ def status_frame(statuses: Sequence[MatchStatus]) -> pd.DataFrame:
             "seq": s.seq,
             "operator": s.operator,
             "rank": c.rank,
-            "subject_id": c.subject_id,
-            "face_id": c.face_id,
+            "subject_id": c.subject_id if c.subject_id is not None else _PAIR,
+            "face_id": c.face_id if c.face_id is not None else _PAIR,
             "status": c.status,
             "confirmations": ", ".join(c.confirmations),
             "rejections": ", ".join(c.rejections),

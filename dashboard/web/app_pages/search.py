@@ -8,11 +8,10 @@ shown as subject ids and scores only: no gallery photos.
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 import streamlit as st
 
+from audit import false_match_words, similarity_text
 from dashboard.web.app_pages.common import ERRORS, choose_gallery, evaluations, require, runtime, search_context_inputs
 
 user = require("search")
@@ -110,21 +109,19 @@ if last is not None:
                 if len(key) == 1 and key not in seen:
                     seen.add(key)
                     groups.append(dict(key))
-        for c in result.candidates:
-            row = {"rank": c.rank, "subject_id": c.subject_id, "similarity": round(c.similarity, 4),
+        for c in result.candidates:  # a similarity is a score (never a percent); false-match rates in words
+            row = {"rank": c.rank, "subject_id": c.subject_id, "similarity": similarity_text(c.similarity),
                    "distance": round(c.distance, 4)}
             if report is not None:
-                row["FMR at this score (overall)"] = report.false_match_rate_at(c.similarity)
+                row["FMR at this score (overall)"] = false_match_words(report, c.similarity)
                 for g in groups:
                     label = ", ".join(str(v) for v in g.values())
-                    value = report.false_match_rate_at(c.similarity, g)
-                    row[f"FMR ({label})"] = None if math.isnan(value) else value
+                    row[f"FMR ({label})"] = false_match_words(report, c.similarity, g)
             rows.append(row)
         frame = pd.DataFrame(rows)
-        st.dataframe(frame, hide_index=True,
-                     column_config={c: st.column_config.NumberColumn(format="%.2e") for c in frame.columns
-                                    if c.startswith("FMR")})
+        st.dataframe(frame, hide_index=True)
         pairs = int(report.run.get("impostor_pairs") or 0) if report is not None else 0
         st.caption("FMR at this score: the share of impostor pairs (different people) in the evaluation that score "
-                   f"at least this similar; 0 means none of its {pairs:,} impostor pairs did. Per-group values use "
+                   f"at least this similar; 'fewer than 1 in {pairs:,}' means none of its {pairs:,} impostor pairs "
+                   "did. Per-group values use "
                    "pairs within that group (sex, race labels of the evaluation dataset).")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from audit import AuditContext
+from audit import AuditContext, comparison_text
 from dashboard.web.app_pages.common import ERRORS, require, runtime
 
 user = require("verify")
@@ -46,8 +46,8 @@ if submitted:
 last = st.session_state.get("verify_last")
 if last is not None:
     result = last.result
-    verdict = "Same person (within the threshold)" if result.verified else "Not the same person"
+    verdict = comparison_text(result.similarity, result.distance, result.threshold)  # the threshold decides, not truth
     (st.success if result.verified else st.info)(
-        f"{verdict}: similarity {result.similarity:.4f}, distance {result.distance:.4f}, threshold "
-        f"{result.threshold:.3f}. Audit record #{last.seq}; a match needs two reviewers before anyone acts on it."
+        f"{verdict[0].upper()}{verdict[1:]}. Audit record #{last.seq}; a match needs two reviewers before anyone acts "
+        "on it, and below the threshold does not prove two different people."
     )

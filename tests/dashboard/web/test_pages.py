@@ -114,9 +114,9 @@ def test_overview_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("FACETRAIL_DB", str(fresh))
     at = app_as("auditor1")
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Queries"] == "12"
+    assert metrics["Searches"] == "12"
     assert metrics["Audit chain"] == "intact"
-    assert metrics["Refused attempts"] == "1"
+    assert any(c.value == "1 refused attempt recorded" for c in at.caption)
 
 
 def test_match_log_shows_two_person_status(app_env: str) -> None:
