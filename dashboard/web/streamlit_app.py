@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.web.app_pages.common import current_user, db_path, sign_out
+from dashboard.web.app_pages.common import current_user, db_path, session_cookie, sign_out
 
 st.set_page_config(page_title="facetrail", page_icon=":material/policy:", layout="wide")
 
@@ -31,8 +31,11 @@ PAGES = (
 )
 
 user = current_user()
-if user is None:
-    nav = st.navigation([st.Page("app_pages/signin.py", title="Sign in", icon=":material/login:", default=True)])
+session_cookie(user)  # a sign-in's cookie set, a sign-out's cleared (common: why a cookie)
+if user is None:  # every page's address shows Sign in, so a link (Match log ?record=12) opens after sign-in
+    nav = st.navigation([st.Page("app_pages/signin.py", title="Sign in", icon=":material/login:", default=True)] + [
+        st.Page("app_pages/signin.py", title="Sign in", url_path=Path(f).stem, visibility="hidden") for f, *_ in PAGES],
+        position="hidden")
 else:
     allowed = [st.Page(f, title=t, icon=i) for f, t, i, action in PAGES if user.can(action)]
     nav = st.navigation(allowed)
