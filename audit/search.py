@@ -136,7 +136,7 @@ class RecordQuery:
         try:
             threshold = None if limit is None else float(limit)
         except ValueError:
-            raise BadInput(f"threshold: {limit[:40]!r} is not a number") from None
+            raise BadInput(f"threshold: {str(limit)[:40]!r} is not a number") from None
         chosen = text("action") or action
         return cls(
             operator=text("operator"), gallery=text("gallery"), action=None if chosen == "any" else chosen,

@@ -102,7 +102,7 @@ def _filters(everything: pd.DataFrame) -> RecordQuery:
         return [str(v) for v in everything[column].dropna().unique()]
 
     with st.expander("Filters", expanded=True):
-        c = st.columns(6)
+        c = list(st.columns(6))
         since: date | None = c[0].date_input("From (UTC date)", key="matchlog_since", format="YYYY-MM-DD")
         until: date | None = c[1].date_input("To (UTC date, inclusive)", key="matchlog_until", format="YYYY-MM-DD")
         operator = _choice(c[2], "Operator", "matchlog_operator", values("operator"))
@@ -110,7 +110,7 @@ def _filters(everything: pd.DataFrame) -> RecordQuery:
                            help="Queries this reviewer reviewed, and their own review records")
         gallery = _choice(c[4], "Gallery", "matchlog_gallery", values("gallery"))
         subject = _text(c[5], "Subject id", "matchlog_subject", help="Records with this subject among the candidates")
-        c = st.columns(7)
+        c = list(st.columns(7))
         action = _choice(c[0], "Action", "matchlog_action", values("action"))
         case_ref = _choice(c[1], "Case reference", "matchlog_case", values("case_ref"))
         outcome = _choice(c[2], "Outcome", "matchlog_outcome", ["candidates", "none"],
@@ -139,7 +139,12 @@ def _filters(everything: pd.DataFrame) -> RecordQuery:
 
 
 def _statuses(seqs: list[int]) -> dict[int, frozenset[str]]:
-    return {int(s["seq"]): frozenset(c["status"] for c in s["candidates"]) for s in match_statuses(seqs)}
+    out: dict[int, frozenset[str]] = {}
+    for s in match_statuses(seqs):  # MatchStatus.to_dict(): {"seq": ..., "candidates": [{"status": ...}, ...]}
+        candidates = s["candidates"]
+        out[int(str(s["seq"]))] = frozenset(str(c["status"]) for c in candidates) \
+            if isinstance(candidates, list) else frozenset()
+    return out
 
 
 def _shown(table: pd.DataFrame) -> list[dict[str, Any]]:
