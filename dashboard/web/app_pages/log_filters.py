@@ -243,6 +243,8 @@ def filtered_record(log: AuditLog, user: Any) -> int:
         st.info("No record matches these filters.")
         st.stop()
     seq = int(st.selectbox("Open record", seqs, key="matchlog_open", format_func=_label(table, log)))
+    if seq != linked:
+        st.session_state.pop(LINKED_KEY, None)  # the user opened another record: the link's one goes back in line
     params["record"] = str(seq)
     st.query_params.from_dict(params)
     st.session_state[URL_KEY] = params
