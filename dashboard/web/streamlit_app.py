@@ -1,8 +1,10 @@
 """facetrail's dashboard: ``streamlit run dashboard/web/streamlit_app.py -- --db PATH``.
 
-Signed out, the only page is Sign in. Signed in, the navigation lists the pages
-the user's role may open; each page checks the role again on the server
-(``common.require``) before it renders anything.
+Signed out, the only page is Sign in, at every page's address (so a link such as
+``/match_log?record=12`` opens that record once the user has signed in). Signed in, the
+navigation lists the pages the user's role may open; each page checks the role again on
+the server (``common.require``) before it renders anything. A reload keeps the session
+through its cookie (``common``: why a cookie, and why never the URL).
 """
 
 from __future__ import annotations
