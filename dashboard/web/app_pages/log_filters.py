@@ -120,7 +120,7 @@ def _filters(everything: pd.DataFrame) -> RecordQuery:
         policy = _choice(c[4], "Threshold policy", "matchlog_policy", ["within", "looser", "beyond_limit"],
                          help="looser: run at a threshold looser than the deployment's policy, with a written "
                               "reason; beyond_limit: refused")
-        threshold = c[5].number_input("Threshold at most", key="matchlog_threshold", min_value=0.0001,
+        threshold = c[5].number_input("Threshold at most", key="matchlog_threshold", min_value=0.0,
                                       max_value=2.0, step=0.005, format="%.4f",
                                       help="Only records run at this decision threshold (a distance) or stricter")
         q = _text(c[6], "Text", "matchlog_q", help="Any of: purpose, case, legal basis, operator, reviewer, note, "

@@ -89,6 +89,8 @@ def test_each_filter_on_the_page(app_env: str) -> None:
     ({"since": "last week"}, "since: 'last week' is not a date"),
     ({"outcome": "maybe"}, "outcome: 'maybe' is not one of candidates, none"),
     ({"threshold": "loose"}, "threshold: 'loose' is not a number"),
+    ({"threshold": "0"}, "threshold: 0.0 is not a distance between 0 and 2"),
+    ({"threshold": "-1"}, "threshold: -1.0 is not a distance"),
     ({"record": "abc"}, "record: 'abc' is not a record number"),
     ({"record": "9999"}, "Record #9999, named by the link, does not exist"),
     ({"colour": "red"}, "colour are not Match log filters"),
@@ -98,6 +100,12 @@ def test_a_bad_link_says_what_is_wrong(app_env: str, params: dict[str, str], sai
     assert not at.exception
     assert said in messages(at)
     assert shown(at)  # and the page still works, on its defaults
+
+
+def test_a_tiny_threshold_in_a_link_is_shown_not_a_crash(app_env: str) -> None:
+    at = match_log(threshold="0.00001")
+    assert not at.exception and at.number_input(key="matchlog_threshold").value == pytest.approx(1e-5)
+    assert "No record matches" in messages(at)
 
 
 def test_reversed_dates_are_an_error_naming_both(app_env: str) -> None:
