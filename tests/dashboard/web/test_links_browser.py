@@ -66,6 +66,8 @@ def test_a_record_link_survives_sign_in_and_reloads_and_sign_out_revokes_the_coo
         driver = WebDriver(*browser)
         try:
             driver.get(f"{url}/match_log?record=3&operator=operator1")  # a fresh browser: never signed in
+            wait_for(driver, "Sign in to see what this link shows.")
+            assert "Record #3" not in text(driver)
             sign_in(driver, "auditor1")
             settle(driver, "Match log")
             wait_for(driver, "Record #3:")
