@@ -89,6 +89,7 @@ from audit.privacy import DataHolding, privacy_inventory, purge_evaluation_cache
 from audit.reports import *  # noqa: F403 (accountability reports)
 from audit.retention import *  # noqa: F403 (retention schedules and signed receipts)
 from audit.runtime import Runtime
+from audit.search import LINK_PARAMS, RecordQuery, ViewExport, export_history, export_view, find_records
 from audit.session import AuditContext, Audited, AuditSession
 from audit.trail import *  # noqa: F403 (the trail's public names)
 from audit.witness import *  # noqa: F403 (the witness and the log's witness client)
@@ -170,6 +171,12 @@ __all__ = [
     *_retention.__all__,
     *_trail.__all__,
     *_witness.__all__,
+    "LINK_PARAMS",
+    "RecordQuery",
+    "ViewExport",
+    "export_history",
+    "export_view",
+    "find_records",
     "OutputRefused",
     "check_out_path",
     "protected_paths",

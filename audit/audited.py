@@ -660,7 +660,8 @@ def audited_export(
     MissingContext
         No purpose (refused and recorded before anything is written).
     BadInput
-        An excerpt with ``pseudonymize`` (an excerpt carries the original records).
+        An excerpt with ``pseudonymize`` (an excerpt carries the original records), or ``since``/``until``
+        that are not dates or are in the wrong order (:meth:`AuditFilter.problem`; refused and recorded).
     AuditError
         The export failed (recorded with its code).
     """
@@ -668,6 +669,10 @@ def audited_export(
     excerpt = fmt == "excerpt"
     asked = {"format": fmt, "out": Path(out).name, "filters": filters.to_dict(), "pseudonymized": pseudonymize}
     session.check("export", asked)
+    problem = filters.problem()
+    if problem is not None:  # "last week" would otherwise be a recorded export of 0 records
+        session.refuse("export", BadInput.code, problem, asked)
+        raise BadInput(problem)
     if excerpt and pseudonymize:
         reason = "a verifiable excerpt carries the original records; drop pseudonymisation"
         session.refuse("export", BadInput.code, reason, asked)

@@ -34,12 +34,14 @@ import contextlib
 import json
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
 
 from audit.errors import SeqTaken
 from audit.trail.chain import Checkpoint, MerkleFrontier, RowBatch
+from core.errors import BadInput
 from core.storage.connection import Database
 
 __all__ = ["FRONTIER_EVERY", "AuditFilter", "AuditStore", "StoreRow", "StoreWriter"]
@@ -88,6 +90,28 @@ class AuditFilter:
     def to_dict(self) -> dict[str, Any]:
         """Return the filter as a dict of the fields that are set."""
         return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    def problem(self) -> str | None:
+        """Return what makes this filter unusable (``since``/``until`` not ISO times or out of order), or None.
+
+        A text like ``last week`` would otherwise compare as a string and select nothing, silently.
+        """
+        bounds: dict[str, datetime] = {}
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            try:
+                bounds[name] = _as_utc(datetime.fromisoformat(value))
+            except (TypeError, ValueError):
+                return f"{name}: {str(value)[:40]!r} is not a UTC date or time (use YYYY-MM-DD or an ISO time)"
+        if len(bounds) == 2 and bounds["since"] >= bounds["until"]:
+            return f"since {self.since} is not before until {self.until}: no record can match"
+        return None
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _row(t: tuple[Any, ...]) -> StoreRow:
@@ -227,7 +251,17 @@ class AuditStore:
         return None if row is None else _row(row)
 
     def select(self, filters: AuditFilter, limit: int | None = None) -> list[StoreRow]:
-        """Return rows matching ``filters``, in seq order (filters read the canonical JSON)."""
+        """Return rows matching ``filters``, in seq order (filters read the canonical JSON).
+
+        Raises
+        ------
+        BadInput
+            ``since`` or ``until`` is not an ISO date or time, or they are in the wrong order
+            (:meth:`AuditFilter.problem`).
+        """
+        problem = filters.problem()
+        if problem is not None:
+            raise BadInput(problem)
         clauses: list[str] = []
         params: list[Any] = []
         text = "decode(record)"

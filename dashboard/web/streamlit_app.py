@@ -1,8 +1,10 @@
 """facetrail's dashboard: ``streamlit run dashboard/web/streamlit_app.py -- --db PATH``.
 
-Signed out, the only page is Sign in. Signed in, the navigation lists the pages
-the user's role may open; each page checks the role again on the server
-(``common.require``) before it renders anything.
+Signed out, the only page is Sign in, at every page's address (so a link such as
+``/match_log?record=12`` opens that record once the user has signed in). Signed in, the
+navigation lists the pages the user's role may open; each page checks the role again on
+the server (``common.require``) before it renders anything. A reload keeps the session
+through its cookie (``common``: why a cookie, and why never the URL).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.web.app_pages.common import current_user, db_path, sign_out
+from dashboard.web.app_pages.common import current_user, db_path, session_cookie, sign_out
 
 st.set_page_config(page_title="facetrail", page_icon=":material/policy:", layout="wide")
 
@@ -32,8 +34,11 @@ PAGES = (
 )
 
 user = current_user()
-if user is None:
-    nav = st.navigation([st.Page("app_pages/signin.py", title="Sign in", icon=":material/login:", default=True)])
+session_cookie(user)  # a sign-in's cookie set, a sign-out's cleared (common: why a cookie)
+if user is None:  # every page's address shows Sign in, so a link (Match log ?record=12) opens after sign-in
+    nav = st.navigation([st.Page("app_pages/signin.py", title="Sign in", icon=":material/login:", default=True)] + [
+        st.Page("app_pages/signin.py", title="Sign in", url_path=Path(f).stem, visibility="hidden") for f, *_ in PAGES],
+        position="hidden")
 else:
     allowed = [st.Page(f, title=t, icon=i) for f, t, i, action in PAGES if user.can(action)]
     nav = st.navigation(allowed)

@@ -11,12 +11,42 @@ A session ends when its user signs out, after ``Settings.session_minutes`` witho
 activity, or ``Settings.session_hours`` after sign-in (both checked against the
 database at every page run, so a session an admin revoked, or of an account since
 disabled, ends at the next click).
+
+**Surviving a reload.** Streamlit's session state lives in one websocket connection: a
+reload or a bookmark opens a new one, which used to sign the user out. The session now
+also lives in a cookie, ``facetrail_session_<database>``, holding the session token
+:meth:`AccountService.sign_in` issued (a 256-bit random secret of which the database keeps
+only the SHA-256; idle and absolute lifetimes and revocation are checked in the database
+at every page run, so the cookie is worth nothing once the session ends, and signing out
+revokes it there before the cookie is cleared). Why a cookie and how:
+
+- Not the URL: a token in ``st.query_params`` would be in every address the user copies,
+  bookmarks or shares, in the browser history and in proxies' logs. Links here carry only
+  what they show (``?record=12``, filters) and never a secret; a link opened elsewhere asks
+  to sign in first, then shows what it names.
+- Not a server-side store keyed by something the browser sends anyway: there is none
+  (Streamlit gives no per-browser id that survives a reload besides cookies).
+- Streamlit can read cookies (``st.context.cookies``, sent with the websocket handshake)
+  but cannot set them from Python, and an HttpOnly cookie needs an HTTP response the app
+  does not control. So the cookie is written by a few lines of script
+  (``st.html(..., unsafe_allow_javascript=True)``, once per sign-in) and is therefore not
+  HttpOnly: a script injected into the page could read it. The dashboard renders nothing
+  user-supplied as markup (which is what keeps such a script out), the cookie is
+  ``SameSite=Strict`` (never sent by another site's request), ``Secure`` when the page is
+  served over HTTPS, ``Path=/``, and lives at most until the session's absolute expiry.
+- Only a dashboard session is taken from the cookie (``method == "dashboard_session"``):
+  a long-lived API token planted there is refused, as is any unknown, expired, idle or
+  revoked token (the page says which and clears the cookie).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import sys
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import streamlit as st
@@ -30,6 +60,7 @@ __all__ = [
     "USER_KEY",
     "accounts",
     "chart",
+    "cookie_name",
     "current_user",
     "db_path",
     "evaluations",
@@ -37,6 +68,7 @@ __all__ = [
     "runtime",
     "sign_in",
     "sign_out",
+    "session_cookie",
 ]
 
 #: The only errors pages catch and show (anything else is a bug and propagates).
@@ -49,6 +81,11 @@ PLOT_CONFIG = {"displayModeBar": False, "displaylogo": False}
 USER_KEY = "auth_user"
 #: Session key of the last activity time (monotonic seconds).
 SEEN_KEY = "auth_last_seen"
+#: Session key of the cookie change the next run writes: ``"set"`` after a sign-in, ``"clear"`` after a sign-out.
+COOKIE_KEY = "auth_cookie_change"
+#: Session key of the tokens this browser session already gave up (the handshake's cookies are not re-read).
+SPENT_KEY = "auth_cookie_spent"
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{20,200}")
 
 
 def settings() -> Settings:
@@ -150,11 +187,55 @@ def search_context_inputs(prefix: str) -> AuditContext:
                         legal_basis=legal_basis.strip() or None, case_required=True)
 
 
+def cookie_name() -> str:
+    """Return the session cookie's name for this database (two dashboards on one host keep their own)."""
+    return "facetrail_session_" + hashlib.sha256(db_path().encode()).hexdigest()[:12]
+
+
+def _cookie_token() -> str | None:
+    """Return the session token the browser sent with this connection, if any (a reload sends the latest)."""
+    value = st.context.cookies.get(cookie_name())
+    return value if isinstance(value, str) and _TOKEN_SHAPE.fullmatch(value) else None
+
+
+def _end(notice: str | None, token: str | None) -> None:
+    """Forget this browser session's state, remember ``token`` as spent and have the cookie cleared."""
+    spent = set(st.session_state.get(SPENT_KEY, ()))
+    _forget()
+    if token is not None:
+        spent.add(token)
+    st.session_state[SPENT_KEY] = spent
+    st.session_state[COOKIE_KEY] = "clear"
+    if notice:
+        st.session_state["signin_notice"] = notice
+
+
+def _from_cookie() -> Actor | None:
+    """Return the account of the cookie's session token if it is a live dashboard session (module docstring)."""
+    token = _cookie_token()
+    if token is None or token in st.session_state.get(SPENT_KEY, ()):
+        return None
+    try:
+        actor = accounts().authenticate(token)
+    except NotAuthenticated as err:  # expired, idle, revoked, disabled, or not ours: said, and the cookie cleared
+        _end(f"Signed out: {err}.", token)
+        return None
+    if actor.method != "dashboard_session":
+        _end("Signed out: the cookie held an API token, not a dashboard session; sign in.", token)
+        return None
+    st.session_state[USER_KEY] = actor
+    st.session_state[SEEN_KEY] = time.monotonic()
+    return actor
+
+
 def current_user() -> Actor | None:
-    """Return this browser session's signed-in account, its session checked now (signing out one that ended)."""
+    """Return this browser session's signed-in account, its session checked now (signing out one that ended).
+
+    A new browser session (a reload, a bookmark, a link) takes its account from the session cookie.
+    """
     actor = st.session_state.get(USER_KEY)
     if not isinstance(actor, Actor):
-        return None
+        return _from_cookie()
     now = time.monotonic()
     idle = settings().session_minutes
     if now - st.session_state.get(SEEN_KEY, now) > idle * 60:
@@ -164,8 +245,7 @@ def current_user() -> Actor | None:
     try:
         fresh = accounts().authenticate(actor.token)
     except NotAuthenticated as err:  # expired, revoked or disabled: the session is over
-        _forget()
-        st.session_state["signin_notice"] = f"Signed out: {err}."
+        _end(f"Signed out: {err}.", actor.token)
         return None
     st.session_state[USER_KEY] = fresh
     st.session_state[SEEN_KEY] = now
@@ -173,7 +253,7 @@ def current_user() -> Actor | None:
 
 
 def sign_in(name: str, password: str) -> Actor:
-    """Sign in (recorded; a failure too) and remember the account in this browser session.
+    """Sign in (recorded; a failure too), remember the account in this browser session and in its cookie.
 
     Raises
     ------
@@ -183,6 +263,7 @@ def sign_in(name: str, password: str) -> Actor:
     actor = accounts().sign_in(name, password, method="dashboard_session")
     st.session_state[USER_KEY] = actor
     st.session_state[SEEN_KEY] = time.monotonic()
+    st.session_state[COOKIE_KEY] = "set"
     return actor
 
 
@@ -192,14 +273,38 @@ def _forget() -> None:
 
 
 def sign_out() -> None:
-    """Sign the session out (recorded, and revoked in the database) and forget every page's state."""
+    """Sign the session out (recorded, and revoked in the database), forget every page's state, clear the cookie."""
     actor = st.session_state.get(USER_KEY)
     if isinstance(actor, Actor):
         try:
             accounts().sign_out(actor)
         except NotAuthenticated:  # it had ended already (expired, revoked): nothing left to revoke
             pass
-    _forget()
+    _end(None, actor.token if isinstance(actor, Actor) else _cookie_token())
+
+
+def _cookie_script(value: str, max_age: int) -> str:
+    secure = "(location.protocol === 'https:' ? '; Secure' : '')"
+    return (f"<script>document.cookie = {json.dumps(cookie_name())} + '=' + {json.dumps(value)} + "
+            f"'; Path=/; SameSite=Strict; Max-Age={int(max_age)}' + {secure};</script>")
+
+
+def session_cookie(user: Actor | None) -> None:
+    """Write the cookie change a sign-in or sign-out asked for (call once per run, after :func:`current_user`).
+
+    After a sign-in the cookie gets the session token until the session's absolute expiry;
+    after a sign-out (or a session found ended) it is cleared. The browser keeps it for the
+    next connection; this one goes on with the state it has.
+    """
+    change = st.session_state.pop(COOKIE_KEY, None)
+    if change == "set" and user is not None and _TOKEN_SHAPE.fullmatch(user.token):
+        left = datetime.fromisoformat(user.expires_at) - datetime.now(UTC)
+        script = _cookie_script(user.token, max(0, int(left.total_seconds())))
+    elif change == "clear" or (user is None and _cookie_token() is not None):
+        script = _cookie_script("", 0)
+    else:
+        return
+    st.html(script, unsafe_allow_javascript=True)
 
 
 def require(action: str) -> Actor:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from audit import AuditContext, AuditFilter, normalize_name
-from dashboard.web.app_pages.common import ERRORS, match_statuses, require, runtime
+from dashboard.web.app_pages.common import ERRORS, require, runtime
+from dashboard.web.app_pages.log_filters import filtered_record
 from dashboard.web.views import (
     QUERY_ACTIONS,
     records_frame,
@@ -23,55 +24,7 @@ st.caption(
     "recorded."
 )
 
-everything = records_frame(log.list())
-if everything.empty:
-    st.info("Nothing recorded yet. Searches appear here as soon as an operator runs one.")
-    st.stop()
-
-with st.expander("Filters", expanded=True):
-    c1, c2, c3, c4, c5, c6 = st.columns(6)
-    actions = ["(any)"] + sorted(everything["action"].dropna().unique())
-    action = c1.selectbox("Action", actions, index=actions.index("search") if "search" in actions else 0,
-                          key="matchlog_action")
-    operators = ["(any)"] + sorted(everything["operator"].dropna().unique())
-    operator = c2.selectbox("Operator", operators, key="matchlog_operator")
-    cases = ["(any)"] + sorted(everything["case_ref"].dropna().unique())
-    case_ref = c3.selectbox("Case reference", cases, key="matchlog_case")
-    outcomes = ["(any)"] + sorted(everything["outcome"].dropna().unique())
-    outcome = c4.selectbox("Outcome", outcomes, key="matchlog_outcome")
-    review = c5.selectbox("Review status", ["(any)", "pending", "confirmed", "rejected"], key="matchlog_review",
-                          help="Queries with at least one candidate in this two-person-rule status")
-    policies = ["(any)", "looser", "within", "beyond_limit"]
-    policy_filter = c6.selectbox("Threshold policy", policies, key="matchlog_policy",
-                                 help="looser: run at a threshold looser than the deployment's policy, with a "
-                                      "written reason; beyond_limit: refused")
-
-selected = AuditFilter(
-    operator=None if operator == "(any)" else operator,
-    case_ref=None if case_ref == "(any)" else case_ref,
-    action=None if action == "(any)" else action,
-)
-table = records_frame(log.list(selected))
-if outcome != "(any)":
-    table = table[table["outcome"] == outcome]
-if policy_filter != "(any)":
-    table = table[table["threshold_policy"] == policy_filter]
-if review != "(any)":
-    reviewable = table.loc[table["action"].isin(QUERY_ACTIONS) & (table["outcome"] == "ok"), "seq"].tolist()
-    keep = {s["seq"] for s in match_statuses(reviewable) if any(c["status"] == review for c in s["candidates"])}
-    table = table[table["seq"].isin(keep)]
-st.dataframe(
-    table, hide_index=True,
-    column_config={"time": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
-                   "top_similarity": st.column_config.NumberColumn(format="%.4f")},
-)
-st.caption(f"{len(table)} record(s). Click a column header to sort.")
-
-if table.empty:
-    st.info("No record matches these filters.")
-    st.stop()
-
-seq = st.selectbox("Open record", table["seq"].tolist(), key="matchlog_open")
+seq = filtered_record(log, user)  # filters, table, export and links: log_filters
 entry = log.get(int(seq))
 record = entry.record
 

@@ -3,6 +3,10 @@
 Every sign-in, and every failed one, is a record in the audit trail; too many failures
 in a row lock the account name for a while. The demo accounts' password scheme is
 shown only on the database ``facetrail demo`` built (and marked as such).
+
+This page is served at every page's address while nobody is signed in, so a link
+(``/match_log?record=12``) keeps its address through the sign-in and then shows what it
+names; the session then lives in a cookie (``common``), never in the address.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ st.caption("Accountable face recognition: every search is recorded, reviewed and
 notice = st.session_state.pop("signin_notice", None)
 if notice:
     st.info(notice)
+if len(st.query_params) > 0:  # a link (a record, filters): it opens once signed in; it holds no secret
+    st.info("Sign in to see what this link shows.")
 
 with st.form("signin_form"):
     name = st.text_input("Account", key="signin_name")

@@ -1,0 +1,251 @@
+"""The Match log's search: filters, the table of records, its export, and the links that name them.
+
+The address is the state: every filter and the open record are query parameters
+(:data:`audit.LINK_PARAMS`, plus ``record=SEQ``), written back at every run, so a
+reload, a bookmark or a shared link shows the same records (after signing in, for a
+new browser). The search itself is :func:`audit.find_records`; the export of what is
+on screen is :func:`audit.export_view` (recorded, safe cells). Times are shown in UTC,
+in one format, and the column says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from audit import LINK_PARAMS, AuditContext, AuditLog, RecordNotFound, RecordQuery, export_view, find_records
+from core import BadInput
+from dashboard.web.app_pages.common import ERRORS, match_statuses, runtime
+from dashboard.web.views import records_frame
+
+__all__ = ["COLUMN_LABELS", "filtered_record"]
+
+#: The action the Match log shows when a link names none (``action=any``: every action).
+DEFAULT_ACTION = "search"
+ANY = "(any)"
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+#: records_frame column -> the heading people read (on screen and in the export).
+COLUMN_LABELS = {
+    "seq": "Record", "time": "Time (UTC)", "action": "Action", "outcome": "Outcome", "operator": "Operator",
+    "purpose": "Purpose", "case_ref": "Case reference", "gallery": "Gallery", "candidates": "Candidates",
+    "top_subject": "Top candidate", "top_similarity": "Top similarity", "threshold": "Threshold (distance)",
+    "threshold_policy": "Threshold policy", "target_seq": "Reviews record", "reviewer": "Reviewer",
+    "decision": "Decision", "latency_ms": "Latency (ms)",
+}
+
+#: widget key -> the RecordQuery field it sets
+_WIDGETS = {
+    "matchlog_since": "since", "matchlog_until": "until", "matchlog_operator": "operator",
+    "matchlog_reviewer": "reviewer", "matchlog_gallery": "gallery", "matchlog_subject": "subject",
+    "matchlog_action": "action", "matchlog_case": "case_ref", "matchlog_outcome": "outcome",
+    "matchlog_review": "review", "matchlog_policy": "policy", "matchlog_threshold": "threshold", "matchlog_q": "q",
+}
+_CHOICES = {"matchlog_operator", "matchlog_reviewer", "matchlog_gallery", "matchlog_action", "matchlog_case",
+            "matchlog_outcome", "matchlog_review", "matchlog_policy"}
+_TEXTS = {"matchlog_subject", "matchlog_q"}
+URL_KEY = "matchlog_url"
+LINKED_KEY = "matchlog_linked"
+EXPORT_KEY = "matchlog_export"
+
+
+def _address() -> dict[str, str]:
+    return {k: str(st.query_params[k]) for k in st.query_params}
+
+
+def _load(params: Mapping[str, str]) -> None:
+    """Set the filters (and the open record) from the address: a link, a bookmark, a reload."""
+    try:
+        query = RecordQuery.from_params(params, action=DEFAULT_ACTION)
+    except BadInput as err:
+        st.error(f"This link's filters cannot be used ({err}); showing the Match log's defaults instead.")
+        query = RecordQuery(action=DEFAULT_ACTION)
+    for key, name in _WIDGETS.items():
+        value = getattr(query, name)
+        if key in _CHOICES:
+            value = ANY if value is None else value
+        elif key in _TEXTS:
+            value = value or ""
+        st.session_state[key] = value
+    st.session_state.pop(LINKED_KEY, None)
+    st.session_state.pop("matchlog_open", None)
+    record = params.get("record")
+    if record is not None:
+        if record.isdigit() and int(record) > 0:
+            st.session_state["matchlog_open"] = st.session_state[LINKED_KEY] = int(record)
+        else:
+            st.error(f"record: {record[:40]!r} is not a record number (a whole number from 1).")
+    unknown = sorted(set(params) - set(LINK_PARAMS) - {"record"})
+    if unknown:
+        st.warning(f"This link's parameter(s) {', '.join(unknown)} are not Match log filters and were ignored.")
+
+
+def _choice(where: Any, label: str, key: str, values: list[str], **kwargs: Any) -> str | None:
+    current = st.session_state.get(key)
+    options = [ANY, *sorted({*values, *([current] if isinstance(current, str) and current != ANY else [])})]
+    chosen = where.selectbox(label, options, key=key, **kwargs)
+    return None if chosen == ANY else str(chosen)
+
+
+def _text(where: Any, label: str, key: str, **kwargs: Any) -> str | None:
+    value = where.text_input(label, key=key, **kwargs)
+    return value.strip() or None
+
+
+def _filters(everything: pd.DataFrame) -> RecordQuery:
+    """Return the filter widgets (set from the address by :func:`_load`) as one query; stop on a bad one."""
+    def values(column: str) -> list[str]:
+        return [str(v) for v in everything[column].dropna().unique()]
+
+    with st.expander("Filters", expanded=True):
+        c = list(st.columns(6))
+        since: date | None = c[0].date_input("From (UTC date)", key="matchlog_since", format="YYYY-MM-DD")
+        until: date | None = c[1].date_input("To (UTC date, inclusive)", key="matchlog_until", format="YYYY-MM-DD")
+        operator = _choice(c[2], "Operator", "matchlog_operator", values("operator"))
+        reviewer = _choice(c[3], "Reviewer", "matchlog_reviewer", values("reviewer"),
+                           help="Queries this reviewer reviewed, and their own review records")
+        gallery = _choice(c[4], "Gallery", "matchlog_gallery", values("gallery"))
+        subject = _text(c[5], "Subject id", "matchlog_subject", help="Records with this subject among the candidates")
+        c = list(st.columns(7))
+        action = _choice(c[0], "Action", "matchlog_action", values("action"))
+        case_ref = _choice(c[1], "Case reference", "matchlog_case", values("case_ref"))
+        outcome = _choice(c[2], "Outcome", "matchlog_outcome", ["candidates", "none"],
+                          help="candidates: the query returned at least one; none: it ran and returned none")
+        review = _choice(c[3], "Review status", "matchlog_review", ["pending", "confirmed", "rejected"],
+                         help="Queries with at least one candidate in this two-person-rule status")
+        policy = _choice(c[4], "Threshold policy", "matchlog_policy", ["within", "looser", "beyond_limit"],
+                         help="looser: run at a threshold looser than the deployment's policy, with a written "
+                              "reason; beyond_limit: refused")
+        threshold = c[5].number_input("Threshold at most", key="matchlog_threshold", min_value=0.0,
+                                      max_value=2.0, step=0.005, format="%.4f",
+                                      help="Only records run at this decision threshold (a distance) or stricter")
+        q = _text(c[6], "Text", "matchlog_q", help="Any of: purpose, case, legal basis, operator, reviewer, note, "
+                                                   "gallery, action, outcome, candidate subject id")
+    try:
+        return RecordQuery(operator=operator, gallery=gallery, action=action, case_ref=case_ref,
+                           outcome=outcome,  # type: ignore[arg-type]
+                           review=review,  # type: ignore[arg-type]
+                           policy=policy,  # type: ignore[arg-type]
+                           since=since, until=until, reviewer=reviewer, subject=subject,
+                           threshold=None if threshold is None else float(threshold), q=q)
+    except BadInput as err:
+        st.error(f"These filters cannot be used: {err}.")
+        st.stop()
+        raise  # st.stop() does not return
+
+
+def _statuses(seqs: list[int]) -> dict[int, frozenset[str]]:
+    out: dict[int, frozenset[str]] = {}
+    for s in match_statuses(seqs):  # MatchStatus.to_dict(): {"seq": ..., "candidates": [{"status": ...}, ...]}
+        candidates = s["candidates"]
+        out[int(str(s["seq"]))] = frozenset(str(c["status"]) for c in candidates) \
+            if isinstance(candidates, list) else frozenset()
+    return out
+
+
+def _shown(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Return the table's cells as the page shows them (UTC times, similarities to 4 places) under its headings."""
+    rows = []
+    for row in table.to_dict("records"):
+        cells: dict[str, Any] = {}
+        for column, label in COLUMN_LABELS.items():
+            value = row[column]
+            if value is None or (not isinstance(value, str) and pd.isna(value)):
+                cells[label] = ""
+            elif column == "time":
+                cells[label] = pd.Timestamp(value).tz_convert("UTC").strftime(TIME_FORMAT)
+            elif column == "top_similarity":
+                cells[label] = f"{float(value):.4f}"
+            else:
+                cells[label] = value
+        rows.append(cells)
+    return rows
+
+
+def _export(log: AuditLog, query: RecordQuery, table: pd.DataFrame, user: Any) -> None:
+    """Export exactly the rows on screen (auditors), recorded; the prepared file is offered while they are shown."""
+    seqs = [int(s) for s in table["seq"]]
+    with st.expander(f"Export these {len(table)} record(s) as CSV"):
+        purpose = st.text_input("Purpose of this export (required, recorded)", key="matchlog_export_purpose")
+        if st.button("Prepare CSV of what is shown", key="matchlog_export_button"):
+            session = runtime().session(AuditContext(purpose=purpose.strip() or None), user)
+            try:
+                done = export_view(session, query, list(COLUMN_LABELS.values()), _shown(table), seqs,
+                                   source="match_log")
+            except ERRORS as err:
+                st.error(f"Export refused or failed: {err}")
+            else:
+                st.session_state[EXPORT_KEY] = (query, seqs, done.result, done.seq)
+        prepared = st.session_state.get(EXPORT_KEY)
+        if prepared is not None and prepared[0] == query and prepared[1] == seqs:
+            result, seq = prepared[2], prepared[3]
+            st.success(f"{result.records} record(s), SHA-256 `{result.sha256[:16]}…`; the export is audit record "
+                       f"#{seq}.")
+            st.download_button(f"Download {result.file_name}", result.data, file_name=result.file_name,
+                               mime="text/csv", key="matchlog_download")
+
+
+def _label(table: pd.DataFrame, log: AuditLog) -> Any:
+    rows = {int(r["seq"]): r for r in table.to_dict("records")}
+
+    def label(seq: int) -> str:
+        r = rows.get(seq)
+        if r is None:
+            return f"#{seq}"
+        when = pd.Timestamp(r["time"]).tz_convert("UTC").strftime(TIME_FORMAT)
+        return f"#{seq} · {r['action']} · {r['operator'] or '–'} · {when} UTC"
+    return label
+
+
+def filtered_record(log: AuditLog, user: Any) -> int:
+    """Render the filters, the table and its export; return the seq of the record to open (stops if there is none)."""
+    everything = records_frame(log.list())
+    if everything.empty:
+        st.info("Nothing recorded yet. Searches appear here as soon as an operator runs one.")
+        st.stop()
+    address = _address()
+    if address != st.session_state.get(URL_KEY) or any(k not in st.session_state for k in _WIDGETS):
+        _load(address)  # the address changed from outside (a link, a bookmark, a reload) or the page is new
+    query = _filters(everything)
+    table = records_frame(find_records(log, query, _statuses))
+    st.dataframe(table, hide_index=True, column_config={
+        **{c: label for c, label in COLUMN_LABELS.items()},
+        "time": st.column_config.DatetimeColumn(COLUMN_LABELS["time"], format="YYYY-MM-DD HH:mm:ss", timezone="UTC"),
+        "top_similarity": st.column_config.NumberColumn(COLUMN_LABELS["top_similarity"], format="%.4f"),
+    })
+    st.caption(f"{len(table)} record(s). Times in UTC. Click a column header to sort. The address bar holds these "
+               "filters and the open record: bookmark it or share it (it holds no secret; whoever opens it signs in).")
+    if user.can("export") and not table.empty:
+        _export(log, query, table, user)
+    seqs = [int(s) for s in table["seq"]]
+    linked = st.session_state.get(LINKED_KEY)
+    opened = st.session_state.get("matchlog_open")
+    if opened is not None and opened not in seqs and opened != linked:
+        del st.session_state["matchlog_open"]  # the filters changed under it: open the first of the new list
+    if isinstance(linked, int) and linked not in seqs:
+        try:
+            log.get(linked)
+        except RecordNotFound:
+            st.error(f"Record #{linked}, named by the link, does not exist (the log has {log.size()} records).")
+            st.session_state.pop(LINKED_KEY, None)
+            st.session_state.pop("matchlog_open", None)
+        else:
+            seqs = [linked, *seqs]
+            st.info(f"Record #{linked} is opened because the link names it; it is not among the filtered records.")
+    params = query.to_params(action=DEFAULT_ACTION)
+    if not seqs:
+        st.query_params.from_dict(params)
+        st.session_state[URL_KEY] = params
+        st.info("No record matches these filters.")
+        st.stop()
+    seq = int(st.selectbox("Open record", seqs, key="matchlog_open", format_func=_label(table, log)))
+    if seq != linked:
+        st.session_state.pop(LINKED_KEY, None)  # the user opened another record: the link's one goes back in line
+    params["record"] = str(seq)
+    st.query_params.from_dict(params)
+    st.session_state[URL_KEY] = params
+    return seq

@@ -1,0 +1,170 @@
+"""Audit search (audit.search): link parameters read strictly, each filter selects what it says, exports of a view.
+
+From the auditor's side: every filter narrows to exactly the records it names (and a
+record of a day just outside a date range stays out); a link with a bad value is an
+error naming the parameter, never a silent "no filter"; a free-text date that used to
+export 0 records silently is refused and the refusal recorded; an export of a view
+holds exactly its rows, with formula-looking cells neutralised, and is in the history.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from audit import AuditContext, AuditFilter, RecordQuery, audited_export, export_history, export_view, find_records
+from audit.runtime import Runtime
+from audit.session import AuditSession
+from audit.trail.log import AuditLog
+from core.errors import BadInput
+from tests.auth import actor_for
+
+GALLERY = {"name": "mugshots", "fingerprint": "3-" + "0" * 32, "size": 3}
+
+
+def search(log: AuditLog, operator: str, day: str, subjects: list[str], *, purpose: str = "identify a suspect",
+           case: str = "CR-1", threshold: str = "0.070000", policy: str | None = None) -> int:
+    details: dict[str, object] = {"threshold": threshold}
+    if policy is not None:
+        details["threshold_policy"] = {"status": policy, "threshold": threshold}
+    candidates = [{"subject_id": s, "face_id": f"face-{s}", "distance": "0.050000", "similarity": "0.950000",
+                   "rank": i + 1} for i, s in enumerate(subjects)]
+    return log.append({"action": "search", "outcome": "ok" if subjects else "no_match", "operator": operator,
+                       "purpose": purpose, "case_ref": case, "gallery": GALLERY, "candidates": candidates,
+                       "details": details, "started_at": f"{day}T12:00:00.000000Z"}).seq
+
+
+@pytest.fixture
+def scene(log: AuditLog) -> dict[str, int]:
+    return {
+        "a": search(log, "operator1", "2026-03-01", ["P1", "P2"], case="CR-7"),
+        "b": search(log, "operator2", "2026-03-02", [], purpose="find a missing person"),
+        "c": search(log, "operator1", "2026-03-03", ["P3"], threshold="0.090000", policy="looser"),
+        "d": search(log, "operator2", "2026-03-04", ["P1"]),
+    }
+
+
+def seqs(log: AuditLog, **params: str) -> list[int]:
+    return [e.seq for e in find_records(log, RecordQuery.from_params(params, action="search"))]
+
+
+def test_each_filter_selects_what_it_names(log: AuditLog, scene: dict[str, int]) -> None:
+    a, b, c, d = scene["a"], scene["b"], scene["c"], scene["d"]
+    assert seqs(log) == [a, b, c, d]
+    assert seqs(log, operator="operator1") == [a, c]
+    assert seqs(log, outcome="candidates") == [a, c, d]
+    assert seqs(log, outcome="none") == [b]
+    assert seqs(log, looser="1") == [c]
+    assert seqs(log, subject="P1") == [a, d]
+    assert seqs(log, threshold="0.07") == [a, b, d]  # at most 0.07: the looser 0.09 search stays out
+    assert seqs(log, q="MISSING person") == [b]  # free text, any case, in the purpose
+    assert seqs(log, q="cr-7") == [a]  # in the case reference
+    assert seqs(log, q="p3") == [c]  # in a candidate's subject id
+    assert seqs(log, since="2026-03-02", until="2026-03-03") == [b, c]  # both days whole, inclusive
+    assert seqs(log, until="2026-03-01") == [a]
+    assert seqs(log, operator="operator2", outcome="candidates") == [d]  # filters combine
+
+
+def test_reviewer_and_review_status_follow_the_two_person_rule(log: AuditLog, scene: dict[str, int]) -> None:
+    a, d = scene["a"], scene["d"]
+    # reviews go through the gate (the two-person rule counts only signed-in reviewers)
+    for name, target, decision, face in (("reviewer1", a, "confirm", "face-P1"), ("reviewer2", a, "confirm", "face-P1"),
+                                         ("reviewer1", d, "reject", None)):
+        AuditSession(log, AuditContext(), actor_for(log.store.db, name, "reviewer")).review(
+            target, decision, face_id=face)
+    assert seqs(log, reviewer="reviewer2") == [a]
+    assert seqs(log, reviewer="Reviewer1 ") == [a, d]  # names are normalised
+    assert seqs(log, review="confirmed") == [a]  # P1 of record a: two reviewers confirmed
+    assert seqs(log, review="rejected") == [d]
+    assert seqs(log, review="pending") == [a, scene["c"]]  # P2 of a and P3 of c: nobody decided yet
+    reviews = [e.seq for e in log.list(AuditFilter(action="review"))]
+    assert seqs(log, action="review", reviewer="reviewer2") == [reviews[1]]  # their own review records
+
+
+@pytest.mark.parametrize(("params", "named"), [
+    ({"since": "last week"}, "since: 'last week' is not a date"),
+    ({"until": "2026-13-01"}, "until:"),
+    ({"outcome": "maybe"}, "outcome: 'maybe' is not one of candidates, none"),
+    ({"review": "done"}, "review: 'done'"),
+    ({"looser": "yes"}, "looser: 'yes'"),
+    ({"threshold": "loose"}, "threshold: 'loose' is not a number"),
+    ({"threshold": "5"}, "threshold: 5.0 is not a distance"),
+    ({"threshold": "nan"}, "threshold: nan"),
+    ({"since": "2026-03-05", "until": "2026-03-01"}, "since 2026-03-05 is after until 2026-03-01"),
+    ({"looser": "1", "policy": "within"}, "looser=1 contradicts policy=within"),
+])
+def test_a_bad_link_is_an_error_naming_the_parameter(params: dict[str, str], named: str) -> None:
+    with pytest.raises(BadInput, match=named.replace("(", r"\(").replace(".", r"\.")):
+        RecordQuery.from_params(params)
+
+
+def test_link_parameters_round_trip() -> None:
+    query = RecordQuery(operator="operator1", gallery="mugshots", case_ref="CR-7", outcome="candidates",
+                        review="pending", policy="looser", since=date(2026, 3, 1), until=date(2026, 3, 4),
+                        reviewer="reviewer1", subject="P1", threshold=0.07, q="burglary", action="search")
+    params = query.to_params(action="search")
+    assert params == {"operator": "operator1", "gallery": "mugshots", "case": "CR-7", "outcome": "candidates",
+                      "review": "pending", "looser": "1", "since": "2026-03-01", "until": "2026-03-04",
+                      "reviewer": "reviewer1", "subject": "P1", "threshold": "0.07", "q": "burglary"}
+    assert RecordQuery.from_params(params, action="search") == query
+    every = RecordQuery(action=None)
+    assert every.to_params(action="search") == {"action": "any"}
+    assert RecordQuery.from_params({"action": "any"}, action="search") == every
+
+
+def test_a_free_text_date_is_refused_and_recorded_not_a_silent_empty_export(tmp_path: Path) -> None:
+    rt = Runtime(str(tmp_path / "t.duckdb"))
+    search(rt.log, "operator1", "2026-03-01", ["P1"])
+    auditor = actor_for(rt.db, "auditor1", "auditor")
+    with pytest.raises(BadInput, match="since: 'last week' is not a UTC date"):
+        rt.log.list(AuditFilter(since="last week"))
+    session = rt.session(AuditContext(purpose="board report"), auditor)
+    with pytest.raises(BadInput, match="since: 'last week'"):
+        audited_export(session, rt.log, tmp_path / "out.csv", "csv", AuditFilter(since="last week"))
+    with pytest.raises(BadInput, match="is not before until"):
+        audited_export(session, rt.log, tmp_path / "out.csv", "csv",
+                       AuditFilter(since="2026-03-02", until="2026-03-01"))
+    assert not (tmp_path / "out.csv").exists()
+    assert rt.log.list(AuditFilter(action="export")) == []  # no "0 records" export
+    history = export_history(rt.log)
+    assert [(h["outcome"], h["reason"].split(" is ")[0]) for h in history] == [
+        ("bad_input", "since 2026-03-02"), ("bad_input", "since: 'last week'")]
+    rt.db.close()
+
+
+def test_an_export_of_a_view_is_exactly_its_rows_with_safe_cells_and_recorded(tmp_path: Path) -> None:
+    rt = Runtime(str(tmp_path / "t.duckdb"))
+    first = search(rt.log, "operator1", "2026-03-01", ["P1"], purpose='=HYPERLINK("http://evil.example","x")')
+    second = search(rt.log, "operator1", "2026-03-02", ["@SUM(1+1)"])
+    query = RecordQuery(operator="operator1")
+    rows = [{"Record": first, "Purpose": '=HYPERLINK("http://evil.example","x")', "Top candidate": "P1"},
+            {"Record": second, "Purpose": "identify a suspect", "Top candidate": "@SUM(1+1)"}]
+    columns = ["Record", "Purpose", "Top candidate"]
+    reviewer = rt.session(AuditContext(purpose="look"), actor_for(rt.db, "reviewer1", "reviewer"))
+    with pytest.raises(Exception, match="reviewer"):  # Forbidden: only auditors export (refused, recorded)
+        export_view(reviewer, query, columns, rows, [first, second], source="match_log")
+    auditor = actor_for(rt.db, "auditor1", "auditor")
+    with pytest.raises(Exception, match="purpose"):
+        export_view(rt.session(AuditContext(), auditor), query, columns, rows, [first, second], source="match_log")
+    done = export_view(rt.session(AuditContext(purpose="board report"), auditor), query, columns, rows,
+                       [first, second], source="match_log")
+    table = list(csv.reader(io.StringIO(done.result.data.decode())))
+    assert table == [columns, [str(first), "'=HYPERLINK(\"http://evil.example\",\"x\")", "P1"],
+                     [str(second), "identify a suspect", "'@SUM(1+1)"]]
+    assert done.result.sha256 == hashlib.sha256(done.result.data).hexdigest()
+    recorded = done.entry.record
+    assert (recorded.action, recorded.operator, recorded.purpose) == ("export", "auditor1", "board report")
+    assert recorded.details["seqs"] == [first, second] and recorded.details["filters"] == {"operator": "operator1"}
+    assert recorded.details["sha256"] == done.result.sha256 and recorded.details["records"] == 2
+    with pytest.raises(BadInput, match="2 rows but 1 record numbers"):
+        export_view(rt.session(AuditContext(purpose="board report"), auditor), query, columns, rows, [first],
+                    source="match_log")
+    history = export_history(rt.log)
+    assert [(h["outcome"], h["source"]) for h in history][:2] == [("bad_input", "match_log"), ("ok", "match_log")]
+    assert history[1]["records"] == 2 and history[1]["operator"] == "auditor1"
+    rt.db.close()
