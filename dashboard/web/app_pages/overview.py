@@ -71,7 +71,7 @@ if candidate_states.empty:
 else:
     counts = candidate_states["status"].value_counts().rename_axis("status").rename("candidates").reset_index()
     chart(px.bar(counts, x="status", y="candidates", color="status", height=300,
-                 color_discrete_map={"confirmed": "#2e7d32", "pending": "#f9a825", "rejected": "#c62828"}), right)
+                 color_discrete_map={"confirmed": "#2e7d32", "pending": "#8a5a00", "rejected": "#c62828"}), right)
 st.caption(
     "Every number on this page is read from the audit log; the chain status is a full recomputation of its "
     "hash chain and signed checkpoints."
