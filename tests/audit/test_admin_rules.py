@@ -15,6 +15,8 @@ import pytest
 
 from audit.access import AccountService
 from audit.accounts import Forbidden, NotAuthenticated
+from audit.errors import ReviewRefused
+from audit.session import AuditContext, AuditSession
 from audit.trail.log import AuditLog
 from core.errors import BadInput
 from core.settings import Settings
@@ -113,3 +115,24 @@ def test_an_operator_cannot_change_accounts(service: AccountService) -> None:
             attempt()
         assert last(service).action == "refused" and last(service).outcome == "forbidden"
     assert service.users.get("root").role == "admin" and service.users.get("op1").role == "operator"
+
+
+def test_a_role_change_cannot_let_an_operator_review_their_own_search(service: AccountService) -> None:
+    """The two-person rule goes by account: an operator made a reviewer still cannot confirm their own search."""
+    root, _ = two_admins(service)
+    service.add_user(root, "op1", "operator", "op1-password")
+    service.add_user(root, "rev1", "reviewer", "rev1-password")
+    op1 = service.sign_in("op1", "op1-password")
+    search = AuditSession(service.log, AuditContext(purpose="identify a suspect", case_ref="CR-1"), op1,
+                          credentials=service.credentials).record("search", {
+        "outcome": "ok", "candidates": [{"subject_id": "P1", "face_id": "f1", "distance": "0.05",
+                                         "similarity": "0.95", "rank": 1}]})
+    service.set_role(root, "op1", "reviewer")  # the operator's accomplice among the admins re-roles them
+    as_reviewer = AuditSession(service.log, AuditContext(), op1, credentials=service.credentials)
+    with pytest.raises(ReviewRefused, match="two-person rule"):
+        as_reviewer.review(search.seq, "confirm", note="looks like them")
+    assert last(service).action == "refused" and last(service).details["attempted"] == "review"
+    rev1 = service.sign_in("rev1", "rev1-password")  # someone else may
+    done = AuditSession(service.log, AuditContext(), rev1, credentials=service.credentials).review(
+        search.seq, "confirm", note="same person")
+    assert done.record.operator == "rev1"
