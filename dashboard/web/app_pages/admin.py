@@ -87,7 +87,7 @@ scopes = {"every gallery (and Verify)": None, **{g.name: g.name for g in galleri
 scope_label = st.selectbox("For", list(scopes), key="admin_policy_scope")
 scope = scopes[scope_label]
 current = policy_reader.threshold_policy(scope)
-st.write(f"In force: {current.describe()}. Designated evaluation: {current.evaluation or 'none'}.")
+st.text(f"In force: {current.describe()}. Designated evaluation: {current.evaluation or 'none'}.")  # as text
 runs = {f"{r.label} (run {r.run_id[:12]})": r.run_id for r in evaluations().list()}
 with st.form("admin_policy_form"):
     c1, c2 = st.columns(2)
