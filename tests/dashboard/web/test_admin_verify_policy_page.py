@@ -69,3 +69,15 @@ def test_past_the_hard_limit_a_verification_is_refused_whatever_the_reason(env: 
     verify(at, beyond, reason=None)
     assert (records(db)[-1].action, records(db)[-1].outcome) == ("refused", "threshold_beyond_limit")
     assert not [r for r in Runtime(db).log.list() if r.record.action == "verify"]
+
+
+def test_a_looser_verification_is_flagged_in_the_match_log(env: tuple[str, float]) -> None:  # noqa: F811
+    db, _ = env
+    looser = steps(verify_default(), 1.15)
+    verify(page(VERIFY), looser, REASON)
+    (done,) = [e for e in Runtime(db).log.list() if e.record.action == "verify"]
+    log = page("app_pages/match_log.py", "auditor1", "auditor")
+    log.selectbox(key="matchlog_policy").set_value("looser").run()
+    assert not log.exception, log.exception
+    listed = log.dataframe[0].value
+    assert listed["seq"].tolist() == [done.seq] and listed["threshold_policy"].tolist() == ["looser"]
