@@ -17,7 +17,8 @@ CLI, the dashboard and the Python API:
   first account, which must be an admin, and one's own password. Each change and its
   record commit in one transaction; each refusal is recorded. Disabling an account or
   changing its password revokes its sessions; the last enabled admin cannot be
-  disabled or demoted.
+  disabled or demoted, and no admin can disable their own account or change their own
+  role (:func:`audit.accounts.check_account_change`).
 
 The database can be marked as the demo's (:meth:`~AccountService.mark_demo`): only
 then does the sign-in page show the demo accounts' password scheme.
@@ -44,6 +45,7 @@ from audit.accounts import (
     SignInRefused,
     User,
     UserStore,
+    check_account_change,
     normalize_name,
 )
 from audit.errors import AuditError
@@ -248,10 +250,6 @@ class AccountService:
         self.session(actor).check("list_users")
         return self.users.list()
 
-    def _not_last_admin(self, action: str, target: User) -> None:
-        if target.role == "admin" and not target.disabled and self.users.enabled_admins() == [target.name]:
-            raise BadInput(f"{action} refused: {target.name!r} is the last enabled admin; make another admin first")
-
     def set_role(self, actor: Actor | None, name: str, role: str) -> Audited[User]:
         """Change an account's role (admins; its sessions carry the new role from their next action).
 
@@ -265,13 +263,12 @@ class AccountService:
         key = normalize_name(name or "")
         asked = {"account": key[:100], "role": role}
         gate = self.session(actor)
-        gate.check("change_role", asked)
+        done = gate.check("change_role", asked)
         previous: list[str] = []
 
         def call() -> User:
             target = self.users.get(key)
-            if role != "admin":
-                self._not_last_admin("change_role", target)
+            check_account_change("change_role", done.name, target, self.users.enabled_admins(), role)
             previous.append(target.role)
             return self.users.set_role(key, role)
 
@@ -339,7 +336,7 @@ class AccountService:
         def call() -> tuple[User, list[str]]:
             target = self.users.get(key)
             if disabled:
-                self._not_last_admin(action, target)
+                check_account_change(action, done.name, target, self.users.enabled_admins())
                 user = self.users.set_disabled(key, True)
                 return user, self.credentials.revoke_all(user.name, done.name, "account disabled")
             self.lockouts.clear(target.name)

@@ -40,7 +40,7 @@ import secrets
 import time
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
@@ -71,6 +71,7 @@ __all__ = [
     "User",
     "UserStore",
     "can",
+    "check_account_change",
     "normalize_name",
     "permission_for",
 ]
@@ -276,6 +277,8 @@ class User:
     """UTC creation time (ISO 8601)."""
     disabled: bool = False
     """Whether the account is disabled (it cannot sign in; its sessions and tokens are refused)."""
+    last_sign_in: str | None = None
+    """When it last signed in (UTC, ISO 8601; None: never, or not asked: :meth:`UserStore.list`)."""
 
     def can(self, action: str) -> bool:
         """Return whether this account may perform ``action``."""
@@ -283,7 +286,8 @@ class User:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
-        return {"name": self.name, "role": self.role, "created_at": self.created_at, "disabled": self.disabled}
+        return {"name": self.name, "role": self.role, "created_at": self.created_at, "disabled": self.disabled,
+                "last_sign_in": self.last_sign_in}
 
 
 @dataclass(frozen=True)
@@ -336,6 +340,34 @@ def _check_name(name: str) -> str:
 def _check_password(password: str) -> None:
     if len(password or "") < _MIN_PASSWORD:
         raise BadInput(f"the password must have at least {_MIN_PASSWORD} characters")
+
+
+def check_account_change(action: str, by: str, target: User, enabled_admins: Iterable[str],
+                         role: str | None = None) -> None:
+    """Refuse an account change that would leave nobody, or only its author, in charge.
+
+    ``by`` (an admin) changes ``target`` with ``action`` (``change_role`` to ``role``,
+    ``disable_user``, ...). Refused:
+
+    - disabling one's own account, or changing one's own role: another admin must do it,
+      so no admin can quietly step out of the trail's accountability or give themselves
+      a role (a reviewer's, say) to act under;
+    - disabling or demoting the last enabled admin: nobody could manage accounts again.
+
+    The two-person rule of reviews (:mod:`audit.trail.review`) goes by account name, so a
+    role change cannot let anyone review their own query.
+
+    Raises
+    ------
+    BadInput
+        With the rule that refuses the change.
+    """
+    removes_admin = action == "disable_user" or (action == "change_role" and role != "admin")
+    if removes_admin and target.role == "admin" and not target.disabled and list(enabled_admins) == [target.name]:
+        raise BadInput(f"{action} refused: {target.name!r} is the last enabled admin; make another admin first")
+    if target.name == by and action in ("disable_user", "change_role"):
+        what = "disable their own account" if action == "disable_user" else "change their own role"
+        raise BadInput(f"{action} refused: an admin cannot {what}; another admin must do it")
 
 
 def _check_role(role: str) -> Role:
@@ -416,10 +448,13 @@ class UserStore:
         return [str(r[0]) for r in rows]
 
     def list(self) -> builtins.list[User]:
-        """Every account, by name."""
+        """Every account, by name, with its last sign-in (its newest sign-in session; API tokens do not count)."""
         with self.db.connect() as con:
-            rows = con.execute("SELECT name, role, created_at, disabled_at FROM users ORDER BY name").fetchall()
-        return [self._user(r) for r in rows]
+            rows = con.execute(
+                "SELECT u.name, u.role, u.created_at, u.disabled_at, max(c.created_at) FROM users u "
+                "LEFT JOIN auth_credentials c ON c.user_name = u.name AND c.kind <> 'api_token' "
+                "GROUP BY ALL ORDER BY u.name").fetchall()
+        return [replace(self._user(r[:4]), last_sign_in=_iso(r[4])) for r in rows]
 
     def authenticate(self, name: str, password: str) -> User | None:
         """Return the account (disabled or not) if ``password`` is its password, else ``None``.

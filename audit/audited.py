@@ -65,6 +65,8 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image
 
+from audit.evaluation.report import EvaluationReport
+from audit.evaluation.store import EvaluationStore
 from audit.evidence import EvidenceStore
 from audit.policy import (
     ThresholdBeyondLimit,
@@ -187,18 +189,25 @@ class AuditedEngine:
 
     # -- queries --------------------------------------------------------------------------------
 
-    def verify(self, a: ImageSource, b: ImageSource, *, threshold: float | None = None) -> Audited[VerifyResult]:
+    def verify(self, a: ImageSource, b: ImageSource, *, threshold: float | None = None,
+               threshold_reason: str | None = None) -> Audited[VerifyResult]:
         """Compare two images (1:1) and record it; outcome ``ok`` when verified, else ``no_match``.
+
+        The threshold follows the policy for every gallery (:mod:`audit.policy`) as a search's
+        does; the record's ``details.threshold_policy`` says where it stood.
 
         Raises
         ------
         MissingContext
             No operator or purpose (a ``refused`` record was appended).
+        ThresholdReasonRequired, ThresholdBeyondLimit
+            Looser than the policy without a reason, or past its hard limit (refused and recorded).
         RecognitionError
             Whatever the engine raised (recorded with its ``code``).
         """
         self.session.check("verify")
         self._check_threshold("verify", threshold, {})
+        policy = self._require(self.verify_threshold_check(threshold), "verify", threshold_reason, {})
 
         def describe(r: VerifyResult) -> dict[str, Any]:
             return {
@@ -212,6 +221,7 @@ class AuditedEngine:
                     "similarity": r.similarity,
                     "threshold": r.threshold,
                     "faces_detected": [r.a.faces_detected, r.b.faces_detected],
+                    "threshold_policy": policy.to_dict(),
                 },
             }
 
@@ -219,7 +229,7 @@ class AuditedEngine:
             digests = [_digest(a), _digest(b)]
             return {"model_config": self.engine.config.to_dict(),
                     "probe_sha256": None if None in digests else digests,
-                    "details": {"threshold_requested": threshold}}
+                    "details": {"threshold_requested": threshold, "threshold_policy": policy.to_dict()}}
 
         return self._run("verify", lambda: self.engine.verify(a, b, threshold=threshold), describe, on_error)
 
@@ -361,20 +371,67 @@ class AuditedEngine:
         return check_threshold_policy(policy, threshold, config.threshold, config.threshold_source.description,
                                       None if found is None else found.to_dict())
 
+    def verify_threshold_check(self, threshold: float | None) -> ThresholdCheck:
+        """Where a verification's ``threshold`` (None: the default) stands against the policy for every gallery.
+
+        The warning quotes the false-match rate at that threshold from the designated
+        evaluation (:meth:`designated_evaluation`). Nothing is recorded (as :meth:`threshold_check`).
+        """
+        config = self.engine.config
+        policy = self.threshold_policy(None)
+        check = check_threshold_policy(policy, threshold, config.threshold, config.threshold_source.description,
+                                       action="verify")
+        if check.status == "within":
+            return check
+        found = self.designated_evaluation(None)
+        rate = None if found is None else {
+            "fpir": found[1].false_match_rate_at(1.0 - check.threshold),
+            "method": f"the false-match rate at this threshold in the designated evaluation {found[0]}"}
+        return check_threshold_policy(policy, threshold, config.threshold, config.threshold_source.description,
+                                      rate, action="verify")
+
+    def designated_evaluation(self, gallery_name: str | None) -> tuple[str, EvaluationReport] | None:
+        """Return the evaluation the policy designates for ``gallery_name`` (its run id and report), or None.
+
+        Raises
+        ------
+        BadInput
+            The designated run is not stored in this database, or measured another model
+            configuration than this engine's (its rates would not be this system's).
+        """
+        run_id = self.threshold_policy(gallery_name).evaluation
+        if run_id is None:
+            return None
+        store = EvaluationStore(self.galleries.db)
+        listed = {r.run_id: r for r in store.list()}
+        if run_id not in listed:
+            raise BadInput(f"the designated evaluation {run_id!r} is not stored in this database; an admin "
+                           "designates another on the Administration page")
+        if listed[run_id].embedding_key != self.engine.config.embedding_key:
+            raise BadInput(f"the designated evaluation {run_id!r} measured another model configuration "
+                           f"({listed[run_id].embedding_key}) than this engine's ({self.engine.config.embedding_key})")
+        return run_id, store.load(run_id)
+
     def _policy(self, action: str, gallery_name: str, threshold: float | None, reason: str | None
                 ) -> ThresholdCheck:
         """Return the search's policy check, or refuse (and record, with the warning) a search the policy forbids."""
-        check = self.threshold_check(gallery_name, threshold)
+        return self._require(self.threshold_check(gallery_name, threshold), action, reason,
+                             {"gallery_name": gallery_name})
+
+    def _require(self, check: ThresholdCheck, action: str, reason: str | None,
+                 details: Mapping[str, Any]) -> ThresholdCheck:
+        """Return ``check`` with the reason, or refuse (and record, with the warning) what the policy forbids."""
         try:
             return check.require(reason)
         except (ThresholdBeyondLimit, ThresholdReasonRequired) as err:
             given = (reason or "").strip() or None
-            self.session.refuse(action, err.code, str(err), {"gallery_name": gallery_name,
+            self.session.refuse(action, err.code, str(err), {**details,
                                                              "threshold_policy": {**check.to_dict(), "reason": given}})
             raise
 
     def set_threshold_policy(self, loosest: float | None, hard_limit: float | None, *, reason: str,
-                             gallery_name: str | None = None) -> Audited[ThresholdPolicy]:
+                             gallery_name: str | None = None, evaluation: str | None = None
+                             ) -> Audited[ThresholdPolicy]:
         """Set the threshold policy (admins), for ``gallery_name`` or every gallery; the record *is* the policy.
 
         ``loosest`` None: the gallery's default threshold; ``hard_limit`` None: a factor of the
@@ -389,21 +446,24 @@ class AuditedEngine:
             loosest threshold, or no reason (refused and recorded).
         """
         asked = {"loosest": _recordable(loosest), "hard_limit": _recordable(hard_limit),
-                 "gallery_name": gallery_name, "reason": reason}
+                 "gallery_name": gallery_name, "reason": reason, "evaluation": evaluation}
         actor = self.session.check("threshold_policy", asked)
         try:
             check_policy_values(loosest, hard_limit)
             if not reason.strip():
                 raise ValueError("a threshold policy needs a reason")
+            stored = {r.run_id for r in EvaluationStore(self.galleries.db).list()} if evaluation else set()
+            if evaluation is not None and evaluation not in stored:
+                raise ValueError(f"no stored evaluation has run id {evaluation!r} (see `facetrail evaluations list`)")
         except ValueError as err:
             self.session.refuse("threshold_policy", BadInput.code, str(err), asked)
             raise BadInput(str(err)) from err
 
         def call() -> ThresholdPolicy:
-            return ThresholdPolicy(loosest, hard_limit, gallery_name, None, actor.name, reason.strip())
+            return ThresholdPolicy(loosest, hard_limit, gallery_name, None, actor.name, reason.strip(), evaluation)
 
         done = self._run("threshold_policy", call, lambda p: policy_fields(loosest, hard_limit, gallery_name,
-                                                                           reason.strip()),
+                                                                           reason.strip(), evaluation),
                          lambda _: {"details": asked})
         return Audited(replace(done.result, seq=done.seq), done.entry)
 

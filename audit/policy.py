@@ -35,6 +35,15 @@ and why is in the signed trail, and no table beside the log can say otherwise. V
 
 With no record, the built-in policy applies: ``loosest`` the default threshold, the hard
 limit 1.25 times it.
+
+The same record designates the evaluation (``evaluation``: a stored run id) whose error
+rates the pages quote as the chance of a false candidate, on Search and on Verify alike:
+operators do not pick the evaluation, so the chance they are shown cannot be shopped for.
+No designation: the pages say so and quote no chance.
+
+Verify (1:1) follows the policy for every gallery (``gallery_name`` None): its threshold
+is the configuration's calibrated 1:1 threshold, and looser ones need a reason, past the
+hard limit are refused, and are recorded and flagged as a search's are.
 """
 
 from __future__ import annotations
@@ -103,6 +112,8 @@ class ThresholdPolicy:
     """Who set it."""
     reason: str | None = None
     """Why (the record's ``details.reason``)."""
+    evaluation: str | None = None
+    """The run id of the evaluation whose error rates the pages quote (None: none designated)."""
 
     def bounds(self, default: float) -> tuple[float, float]:
         """Return ``(loosest, hard_limit)`` as cosine distances for a search whose default threshold is ``default``."""
@@ -121,7 +132,7 @@ class ThresholdPolicy:
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (as a policy record's details hold it)."""
         return {"loosest": self.loosest, "hard_limit": self.hard_limit, "gallery_name": self.gallery_name,
-                "seq": self.seq, "set_by": self.set_by, "reason": self.reason}
+                "seq": self.seq, "set_by": self.set_by, "reason": self.reason, "evaluation": self.evaluation}
 
 
 @dataclass(frozen=True)
@@ -221,7 +232,8 @@ def _policy_records(log: AuditLog) -> list[ThresholdPolicy]:
                 if r.action == POLICY_ACTION and r.outcome == "ok":
                     d = r.details
                     state.policies.append(ThresholdPolicy(_number(d.get("loosest")), _number(d.get("hard_limit")),
-                                                          d.get("gallery_name"), r.seq, r.operator, d.get("reason")))
+                                                          d.get("gallery_name"), r.seq, r.operator, d.get("reason"),
+                                                          d.get("evaluation")))
             state.seq, state.tail_hash = seq, entry_hash
         return list(state.policies)
 
@@ -250,7 +262,12 @@ def check_policy_values(loosest: float | None, hard_limit: float | None) -> None
         raise ValueError(f"hard_limit {hard_limit:g} is stricter than loosest {loosest:g}")
 
 
-def _chance(expected: Mapping[str, Any] | None) -> str:
+def _chance(expected: Mapping[str, Any] | None, action: str = "search") -> str:
+    if action == "verify":
+        if not expected:
+            return "no designated evaluation says how often two different people are declared the same at it"
+        return (f"about {float(expected['fpir']):.2%} of comparisons of two different people are declared the same "
+                f"person at it ({expected['method']})")
     if not expected:
         return "no calibration of this gallery says how often"
     return (f"about {float(expected['fpir']):.1%} of searches of someone not in the gallery return a false "
@@ -259,31 +276,37 @@ def _chance(expected: Mapping[str, Any] | None) -> str:
 
 def check_threshold_policy(
     policy: ThresholdPolicy, requested: float | None, default: float, default_source: str,
-    expected_fpir: Mapping[str, Any] | None = None,
+    expected_fpir: Mapping[str, Any] | None = None, action: str = "search",
 ) -> ThresholdCheck:
     """Place a search's threshold against ``policy`` (module docstring), before any reason is asked for.
 
     ``expected_fpir`` is the expected FPIR at the threshold (:meth:`core.thresholds.ExpectedFpir.to_dict`),
-    quoted in the warning. :meth:`ThresholdCheck.require` then refuses or accepts the search.
+    quoted in the warning; for ``action`` ``"verify"``, the false-match rate (``fpir``) and where it
+    comes from (``method``). :meth:`ThresholdCheck.require` then refuses or accepts the search.
     """
     threshold = default if requested is None else requested
+    noun, false = ("verification", "matches") if action == "verify" else ("search", "candidates")
     loosest, hard = policy.bounds(default)
     if threshold <= loosest + _SAME:
         return ThresholdCheck("within", threshold, default, default_source, loosest, hard, policy, None, None)
     if threshold > hard + _SAME:
-        warning = (f"Threshold {threshold:.3f} is past this deployment's hard limit {hard:.3f}: the search is "
-                   f"refused whatever the reason ({policy.describe()}). {_chance(expected_fpir).capitalize()}.")
+        warning = (f"Threshold {threshold:.3f} is past this deployment's hard limit {hard:.3f}: the {noun} is "
+                   f"refused whatever the reason ({policy.describe()}). {_cap(_chance(expected_fpir, action))}.")
         return ThresholdCheck("beyond_limit", threshold, default, default_source, loosest, hard, policy, None,
                               warning)
     warning = (f"Threshold {threshold:.3f} is looser than this deployment allows without a reason (loosest "
                f"{loosest:.3f}; the default is {default:.3f}: {default_source}). Looser thresholds return more "
-               f"false candidates: {_chance(expected_fpir)}. The search needs a written reason, which is recorded "
-               f"with this warning; past {hard:.3f} searches are refused.")
+               f"false {false}: {_chance(expected_fpir, action)}. The {noun} needs a written reason, which is "
+               f"recorded with this warning; past {hard:.3f} {noun}s are refused.")
     return ThresholdCheck("looser", threshold, default, default_source, loosest, hard, policy, None, warning)
 
 
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def policy_fields(loosest: float | None, hard_limit: float | None, gallery_name: str | None,
-                  reason: str) -> dict[str, Any]:
+                  reason: str, evaluation: str | None = None) -> dict[str, Any]:
     """Return the record fields of a ``threshold_policy`` record."""
     return {"outcome": "ok", "details": {"loosest": loosest, "hard_limit": hard_limit,
-                                         "gallery_name": gallery_name, "reason": reason}}
+                                         "gallery_name": gallery_name, "reason": reason, "evaluation": evaluation}}

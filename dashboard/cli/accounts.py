@@ -12,6 +12,9 @@
     ``users list``, ``users role NAME --role R``, ``users password [NAME]``,
     ``users disable NAME``, ``users enable NAME``: admins (one's own password: anyone,
     with the current password).
+``facetrail accounts list|disable|enable|reset-password|set-role NAME``
+    The same actions under an admin's verbs (``set-role NAME --role R``,
+    ``reset-password NAME --password-stdin``); an admin cannot disable or re-role themselves.
 ``facetrail tokens create USER [--label TEXT] [--days N]``, ``tokens list``, ``tokens revoke ID``
     API tokens for scripts, issued and revoked by admins; the token is shown once and
     stored only hashed.
@@ -81,6 +84,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         p = usub.add_parser(action, parents=parents, help=text)
         p.add_argument("name")
         p.set_defaults(handler=_users_disable if action == "disable" else _users_enable)
+    _register_accounts(subparsers, parents)
 
     tokens = subparsers.add_parser("tokens", help="API tokens for scripts (admins)")
     tsub = tokens.add_subparsers(dest="tokens_command", metavar="ACTION")
@@ -97,6 +101,31 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     revoke = tsub.add_parser("revoke", parents=parents, help="revoke an API token or a session by its id")
     revoke.add_argument("id")
     revoke.set_defaults(handler=_tokens_revoke)
+
+
+def _register_accounts(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """``accounts list|disable|enable|reset-password|set-role``: the admin's verbs for the ``users`` handlers."""
+    group = subparsers.add_parser("accounts", help="administer accounts (admins): the same actions as `users`")
+    asub = group.add_subparsers(dest="accounts_command", metavar="ACTION")
+    asub.required = True
+    alist = asub.add_parser("list", parents=parents, help="list accounts with their last sign-in")
+    alist.set_defaults(handler=_users_list)
+    for action, text, handler in (
+        ("disable", "disable an account (its sessions and tokens are revoked; not your own)", _users_disable),
+        ("enable", "enable a disabled account (and lift a sign-in lockout)", _users_enable),
+    ):
+        p = asub.add_parser(action, parents=parents, help=text)
+        p.add_argument("name")
+        p.set_defaults(handler=handler)
+    reset = asub.add_parser("reset-password", parents=parents,
+                            help="set another account's password (its sign-in sessions are signed out)")
+    reset.add_argument("name")
+    reset.add_argument("--password-stdin", action="store_true", help="read the new password from stdin")
+    reset.set_defaults(handler=_users_password)
+    role = asub.add_parser("set-role", parents=parents, help="change an account's role (not your own)")
+    role.add_argument("name")
+    role.add_argument("--role", required=True, choices=ROLES)
+    role.set_defaults(handler=_users_role)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -203,7 +232,8 @@ def _users_list(args: argparse.Namespace) -> int:
         users = rt.accounts.list_users(rt.actor())
     except _ERRORS as err:
         return fail(args, err)
-    text = "\n".join(f"{u.name:20} {u.role:9} {u.created_at}{'  (disabled)' if u.disabled else ''}"
+    text = "\n".join(f"{u.name:20} {u.role:9} {u.created_at}  last sign-in {u.last_sign_in or 'never'}"
+                     f"{'  (disabled)' if u.disabled else ''}"
                      for u in users) or "no accounts yet: facetrail users add"
     emit(args, [u.to_dict() for u in users], text)
     return EXIT_OK

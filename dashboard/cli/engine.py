@@ -8,7 +8,9 @@ recorded, and exit 2. ``models``, ``gallery list`` and ``gallery show`` only rea
 ``search --threshold T`` looser than the deployment's threshold policy (:mod:`audit.policy`)
 prints the policy's warning on stderr and runs only with ``--threshold-reason TEXT``; past
 the policy's hard limit it is refused. Either refusal is recorded and exits 2.
-``policy threshold`` (admins) sets the policy, ``policy show`` prints the one in force.
+``verify --threshold T`` follows the policy for every gallery the same way (``--threshold-reason``).
+``policy threshold`` (admins) sets the policy (``--evaluation RUN_ID`` designates the evaluation
+the pages quote), ``policy show`` prints the one in force.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     verify.add_argument("image1")
     verify.add_argument("image2")
     verify.add_argument("--threshold", type=float, help="cosine distance threshold for this query")
+    verify.add_argument("--threshold-reason", metavar="TEXT",
+                        help="why a threshold looser than the deployment's policy is needed (recorded)")
     config_args(verify)
     verify.set_defaults(handler=_verify)
 
@@ -122,6 +126,8 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
                       help="refuse searches looser than this, whatever the reason (default: 1.25 x the loosest)")
     pset.add_argument("--gallery", help="for this gallery only (default: every gallery without its own policy)")
     pset.add_argument("--reason", required=True, help="why this policy (recorded)")
+    pset.add_argument("--evaluation", metavar="RUN_ID",
+                      help="designate the stored evaluation whose error rates Search and Verify quote")
     pset.set_defaults(handler=_policy_set)
     pshow = psub.add_parser("show", parents=parents, help="print the threshold policy in force")
     pshow.add_argument("--gallery", help="the policy for this gallery")
@@ -179,7 +185,13 @@ def _verify(args: argparse.Namespace) -> int:
     try:
         rt = runtime(args)
         engine = rt.engine(args.model, args.detector, args.alignment)
-        audited = rt.audited(engine, context(args)).verify(args.image1, args.image2, threshold=args.threshold)
+        service = rt.audited(engine, context(args))
+        if args.threshold is not None and math.isfinite(args.threshold):  # the policy's warning, as for search
+            shown = service.verify_threshold_check(args.threshold).warning
+            if shown is not None:
+                sys.stderr.write(f"facetrail: warning: {shown}\n")
+        audited = service.verify(args.image1, args.image2, threshold=args.threshold,
+                                 threshold_reason=args.threshold_reason)
     except _ERRORS as err:
         return fail(args, err)
     result = audited.result
@@ -348,7 +360,7 @@ def _policy_set(args: argparse.Namespace) -> int:
         rt = runtime(args)
         service = rt.audited(rt.engine(), context(args))
         done = service.set_threshold_policy(args.loosest, args.hard_limit, reason=args.reason,
-                                            gallery_name=args.gallery)
+                                            gallery_name=args.gallery, evaluation=args.evaluation)
     except _ERRORS as err:
         return fail(args, err)
     policy = done.result

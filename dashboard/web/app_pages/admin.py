@@ -1,16 +1,20 @@
-"""Administration (admins): accounts, API tokens and galleries.
+"""Administration (admins): accounts, the threshold policy, API tokens and galleries (with erasure).
 
 Every change here goes through the audited services as the signed-in admin (who is
-checked again for each one) and is a record in the audit trail.
+checked again for each one) and is a record in the audit trail. The rules (no admin
+disables or re-roles themselves, the last admin stays, the policy's bounds) live in
+audit, not here: this page shows what they refuse.
 """
 
 from __future__ import annotations
+
+import json
 
 import pandas as pd
 import streamlit as st
 
 from audit import ROLES, AuditContext
-from dashboard.web.app_pages.common import ERRORS, accounts, require, runtime
+from dashboard.web.app_pages.common import ERRORS, accounts, evaluations, require, runtime
 
 user = require("manage_users")
 st.title("Administration")
@@ -21,7 +25,9 @@ try:
 except ERRORS as err:
     st.error(str(err))
     st.stop()
-st.dataframe(pd.DataFrame([u.to_dict() for u in listed]), hide_index=True)
+st.dataframe(pd.DataFrame([{"Account": u.name, "Role": u.role, "Status": "disabled" if u.disabled else "enabled",
+                            "Last sign-in (UTC)": u.last_sign_in or "never", "Created (UTC)": u.created_at[:19]}
+                           for u in listed]), hide_index=True)
 with st.form("admin_user_form", clear_on_submit=True):
     c1, c2, c3 = st.columns(3)
     name = c1.text_input("Account name", key="admin_new_name")
@@ -35,36 +41,88 @@ with st.form("admin_user_form", clear_on_submit=True):
         else:
             st.success(f"Created {created.role} {created.name}.")
 
+names = [u.name for u in listed]
 if listed:
-    with st.form("admin_change_form", clear_on_submit=True):
-        st.markdown("**Change an account** (recorded; disabling signs it out everywhere)")
-        c1, c2, c3, c4 = st.columns(4)
-        target = c1.selectbox("Account", [u.name for u in listed], key="admin_change_account")
-        change = c2.selectbox("Change", ["role", "disable", "enable", "password"], key="admin_change_kind")
-        new_role = c3.selectbox("New role", ROLES, key="admin_change_role")
-        new_password = c4.text_input("New password", type="password", key="admin_change_password")
+    st.markdown("**Change an account** (each change is recorded; disabling or a password reset signs it out "
+                "everywhere; you cannot disable or re-role yourself: another admin must)")
+    tab_status, tab_password, tab_role = st.tabs(["Disable or enable", "Reset password", "Change role"])
+    with tab_status, st.form("admin_status_form", clear_on_submit=True):
+        target = st.selectbox("Account", names, key="admin_status_account")
+        action = st.radio("Action", ["disable", "enable"], horizontal=True, key="admin_status_action")
         if st.form_submit_button("Apply"):
             try:
-                if change == "role":
-                    done = accounts().set_role(user, target, new_role)
-                elif change == "password":
-                    done = accounts().set_password(user, target, new_password)
-                else:
-                    done = accounts().set_disabled(user, target, change == "disable")
+                done = accounts().set_disabled(user, target, action == "disable")
             except ERRORS as err:
                 st.error(str(err))
             else:
-                st.success(f"{done.result.name}: {change} done (audit record #{done.seq}).")
+                st.success(f"{done.result.name} {action}d (audit record #{done.seq}).")
+    with tab_password, st.form("admin_password_form", clear_on_submit=True):
+        target = st.selectbox("Account", names, key="admin_password_account")
+        new_password = st.text_input("New password (8+ characters; tell its holder out of band)", type="password",
+                                     key="admin_password_new")
+        if st.form_submit_button("Reset password"):
+            try:
+                done = accounts().set_password(user, target, new_password)
+            except ERRORS as err:
+                st.error(str(err))
+            else:
+                st.success(f"Password of {done.result.name} reset; its sessions are signed out "
+                           f"(audit record #{done.seq}).")
+    with tab_role, st.form("admin_role_form", clear_on_submit=True):
+        target = st.selectbox("Account", names, key="admin_role_account")
+        new_role = st.selectbox("New role", ROLES, key="admin_role_new")
+        if st.form_submit_button("Change role"):
+            try:
+                done = accounts().set_role(user, target, new_role)
+            except ERRORS as err:
+                st.error(str(err))
+            else:
+                st.success(f"{done.result.name} is now a {done.result.role} (audit record #{done.seq}).")
+
+st.subheader("Threshold policy")
+rt = runtime()
+galleries = rt.galleries.list()
+policy_reader = rt.audited(rt.engine(), None, user)
+scopes = {"every gallery (and Verify)": None, **{g.name: g.name for g in galleries}}
+scope_label = st.selectbox("For", list(scopes), key="admin_policy_scope")
+scope = scopes[scope_label]
+current = policy_reader.threshold_policy(scope)
+st.text(f"In force: {current.describe()}. Designated evaluation: {current.evaluation or 'none'}.")  # as text
+runs = {f"{r.label} (run {r.run_id[:12]})": r.run_id for r in evaluations().list()}
+with st.form("admin_policy_form"):
+    c1, c2 = st.columns(2)
+    use_default = c1.checkbox("Loosest without a reason: the gallery's default threshold",
+                              value=current.loosest is None, key="admin_policy_default")
+    loosest = c1.number_input("Or this cosine distance", 0.001, 2.0, float(current.loosest or 0.1), 0.005,
+                              format="%.3f", key="admin_policy_loosest")
+    factor = c2.checkbox("Hard limit: 1.25 x the loosest", value=current.hard_limit is None,
+                         key="admin_policy_factor")
+    hard = c2.number_input("Or this cosine distance", 0.001, 2.0, float(current.hard_limit or 0.15), 0.005,
+                           format="%.3f", key="admin_policy_hard")
+    choices = ["none", *runs]
+    now = next((label for label, run in runs.items() if run == current.evaluation), "none")
+    evaluation = st.selectbox("Evaluation whose error rates Search and Verify quote", choices,
+                              index=choices.index(now), key="admin_policy_evaluation")
+    reason = st.text_input("Reason (required, recorded)", key="admin_policy_reason")
+    if st.form_submit_button("Set the policy"):
+        try:
+            set_by = rt.audited(rt.engine(), AuditContext(purpose="set the deployment's threshold policy"), user)
+            set_policy = set_by.set_threshold_policy(None if use_default else float(loosest),
+                                                     None if factor else float(hard), reason=reason,
+                                                     gallery_name=scope, evaluation=runs.get(evaluation))
+        except ERRORS as err:
+            st.error(str(err))
+        else:
+            st.success(f"Policy set (audit record #{set_policy.seq}): {set_policy.result.describe()}.")
 
 st.subheader("API tokens")
 tokens = accounts().list_tokens(user)
 if tokens:
     st.dataframe(pd.DataFrame([t.to_dict() for t in tokens]), hide_index=True)
-st.caption("Tokens for scripts are issued and revoked with `facetrail tokens create|list|revoke`; "
-           "a token is shown once and stored only hashed.")
+st.write("Tokens for scripts are issued and revoked with `facetrail tokens create|list|revoke`; "
+         "a token is shown once and stored only hashed.")
 
 st.subheader("Galleries")
-galleries = runtime().galleries.list()
 if not galleries:
     st.info("No gallery yet.")
 else:
@@ -82,13 +140,22 @@ if galleries and user.can("manage_galleries"):
                 st.error("Tick the confirmation to erase.")
             else:
                 try:
-                    rt = runtime()
-                    service = rt.audited(rt.engine_for_gallery(gallery), AuditContext(purpose=purpose.strip() or None),
-                                         user)
+                    context = AuditContext(purpose=purpose.strip() or None)
+                    # any engine: erasing uses no model, and a gallery enrolled under older versions must stay erasable
+                    service = rt.audited(rt.engine(), context, user)
                     erased = service.delete_subject(gallery, subject.strip())
                 except ERRORS as err:
                     st.error(str(err))
                 else:
-                    st.success(f"Erased {len(erased.result)} face(s); audit record #{erased.seq}.")
-st.caption("Galleries are created and filled with `facetrail gallery create|enroll`; every change, here or there, "
-           "is recorded in the audit log.")
+                    st.session_state["admin_erase_receipt"] = {"deleted_face_ids": list(erased.result),
+                                                               "audit_entry": erased.entry.to_dict()}
+    receipt = st.session_state.get("admin_erase_receipt")
+    if receipt is not None:
+        entry = receipt["audit_entry"]
+        st.success(f"Erased {len(receipt['deleted_face_ids'])} face(s); audit record #{entry['seq']}.")
+        text = json.dumps(receipt, indent=2, sort_keys=True)
+        st.code(text, language="json")  # shown as text, never as markup
+        st.download_button("Download the erasure receipt (JSON)", text, file_name=f"erasure-{entry['seq']}.json",
+                           mime="application/json", key="admin_erase_download")
+st.write("Galleries are created and filled with `facetrail gallery create|enroll`; every change, here or there, "
+         "is recorded in the audit log.")

@@ -143,8 +143,15 @@ def evaluations() -> EvaluationStore:
     return _evaluations(db_path())
 
 
+#: Axis, tick and legend text of every chart: 12.6:1 on white (the theme's faded grey was 3.7:1; WCAG AA wants 4.5).
+CHART_TEXT = "#333333"
+
+
 def chart(figure: Any, where: Any = None) -> None:
     """Draw a plotly figure (in ``where``, a column or container; default the page) without the mode bar."""
+    figure.update_xaxes(tickfont_color=CHART_TEXT, title_font_color=CHART_TEXT)
+    figure.update_yaxes(tickfont_color=CHART_TEXT, title_font_color=CHART_TEXT)
+    figure.update_layout(legend_font_color=CHART_TEXT, legend_title_font_color=CHART_TEXT)
     (where or st).plotly_chart(figure, config=PLOT_CONFIG)
 
 

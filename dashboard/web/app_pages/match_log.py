@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 
 from audit import AuditContext, AuditFilter, normalize_name
@@ -49,7 +51,7 @@ if isinstance(flag, dict) and flag.get("status") in ("looser", "beyond_limit"):
 elif isinstance(flag, dict):
     st.caption(f"Threshold {flag.get('threshold')}: within the deployment's policy (loosest {flag.get('loosest')}).")
 with st.expander("Everything recorded (canonical record)"):
-    st.json(entry.to_dict())
+    st.code(json.dumps(entry.to_dict(), indent=2, sort_keys=True, default=str), language=None)  # AA contrast
 
 flash = st.session_state.pop("matchlog_flash", None)
 if flash:

@@ -38,15 +38,20 @@ elif policy.status == "looser":
     st.warning(policy.warning, icon=":material/warning:")
 
 
-runs = evaluations().for_model(config.embedding_key, info.size)  # runs that measured this gallery size first
 report = None
-if runs:
-    run_labels = {r.label: r.run_id for r in runs}
-    chosen = st.selectbox("Error rates from the evaluation", list(run_labels), key="search_evaluation",
-                          help="Rates measured on a labelled dataset under this gallery's model configuration")
-    report = evaluations().load(run_labels[chosen])
+unusable = None
+try:  # the deployment designates the evaluation (audit.policy): operators do not pick the rates they are shown
+    designated = rt.audited(engine, None, user).designated_evaluation(gallery_name)
+except ERRORS as err:
+    unusable, designated = str(err), None
+if unusable is not None:
+    st.error(f"Error rates cannot be shown: {unusable}")
+elif designated is not None:
+    run_id, report = designated
+    stored = next(r for r in evaluations().list() if r.run_id == run_id)
+    st.caption(f"Error rates from the evaluation this deployment designates: {stored.label} (run {run_id[:12]}).")
     chance = report.chance_of_false_candidate(info.size, threshold)
-    dataset = next(r.dataset for r in runs if r.label == chosen)
+    dataset = stored.dataset
     how = (f"measured: the share of {dataset} probes, none "
            f"of them in a {info.size}-face gallery of this model, whose search returned a candidate"
            if chance.method == "measured"
@@ -67,9 +72,12 @@ if runs:
                          column_config={c: st.column_config.NumberColumn(format="percent")
                                         for c in ("fpir", "fpir_lo", "fpir_hi")})
             st.caption("fpir: share of searches returning a false candidate, with a 95% Wilson interval.")
-else:
+elif not evaluations().for_model(config.embedding_key, info.size):
     st.info("No evaluation of this model configuration yet, so error rates cannot be shown. An auditor runs "
             "one with `facetrail evaluate` (the demo evaluates congress_small and lfw_small).")
+else:
+    st.info("This deployment designates no evaluation, so the chance of a false candidate is not shown. An "
+            "admin designates one on the Administration page (recorded with the threshold policy).")
 
 with st.form("search_form"):
     context = search_context_inputs("search")

@@ -123,6 +123,12 @@ if last is not None:
                             categoryarray=tracks["track"].tolist())  # track 1 on top, whatever its candidate
         figure.update_xaxes(title="time in the video (s)", range=[0, result.duration_ms / 1000])
         chart(figure)
+        with st.expander("The timeline's numbers (a table, for screen readers and for copying)"):
+            numbers = tracks[["track", "start_s", "end_s", "best_s", "faces"]].assign(
+                candidate=tracks["top_subject"].fillna("(no candidate)"))  # the raw subject id, shown as text
+            st.dataframe(numbers.rename(columns={"start_s": "starts (s)", "end_s": "ends (s)",
+                                                 "best_s": "best face at (s)"}), hide_index=True,
+                         key="video_timeline_table")
     if candidates.empty:
         st.success("No track has a candidate within the threshold.")
     else:
