@@ -29,6 +29,11 @@ the stored bytes and never depends on re-encoding; :func:`decode_record`
 checks that the bytes are the canonical encoding of what they decode to.
 Image bytes never enter a record: probes are identified by their SHA-256.
 
+Personal fields (subject ids, face ids, gallery image hashes) are sealed before a record
+is built (:mod:`audit.trail.sealed`): the canonical bytes hold a string token in their
+place (``sealed.<kind>.<key id>.<base64url>``), and a ``probe_sha256`` entry may be such a
+token (``sealed.i...``) or, once opened after an erasure, ``"erased"``.
+
 The record's own types
 ----------------------
 :class:`Candidate` and :class:`GalleryRef` are this wire format, not the engine's

@@ -254,6 +254,19 @@ class FieldKeys:
             raise SealedFieldError(f"the sealed field {path} does not open under its key {key_id}: altered, or "
                                    f"sealed under another key store ({type(err).__name__})") from err
 
+    def open_value(self, value: str) -> str:
+        """Return one stored value opened: clear, ``"erased"`` if its key is gone, or itself if it is not sealed.
+
+        For readers that count over the stored JSON (the reports' SQL) and show a value at the end.
+
+        Raises
+        ------
+        SealedFieldError
+            The token does not open under its key.
+        """
+        opened = self._walk(value, "value", [])
+        return str(opened)
+
     def open(self, record: AuditRecord, erasures: Callable[[], Mapping[str, Erasure]] | None = None
              ) -> tuple[AuditRecord, tuple[ErasedField, ...]]:
         """Return ``record`` with every sealed field opened (``"erased"`` where the key is gone) and the erased fields.
@@ -333,7 +346,9 @@ class _Sealing:
         if face in self.faces:
             return self.faces[face]
         owners = set(self.subjects.values())
-        return owners.pop() if len(owners) == 1 else (self.gallery, "")
+        owner = owners.pop() if len(owners) == 1 else (self.gallery, "")
+        self.faces[face] = owner  # a text naming it is sealed with it
+        return owner
 
     def seal(self, kind: str, value: str, owner: tuple[str, str]) -> str:
         if is_sealed(value) or value == ERASED:
