@@ -276,7 +276,7 @@ class AuditLog:
         entry = _entry(row)
         if b"sealed." not in row.canonical:
             return entry
-        record, erased = self.field_keys.open(entry.record, self._erasures_now)
+        record, erased = self.field_keys.open(entry.record, self._erasures_now, row.canonical)
         return AuditEntry(entry.seq, entry.prev_hash, entry.entry_hash, entry.canonical, record, erased)
 
     def protected_paths(self) -> builtins.list[Path]:
@@ -329,7 +329,7 @@ class AuditLog:
         data.setdefault("ended_at", now)
         entry = self._append(data)
         if b"sealed." in entry.canonical:
-            record, erased = self.field_keys.open(entry.record, self._erasures_now)
+            record, erased = self.field_keys.open(entry.record, self._erasures_now, entry.canonical)
             entry = AuditEntry(entry.seq, entry.prev_hash, entry.entry_hash, entry.canonical, record, erased)
         for hook in self.after_append:
             hook(self, entry.seq)

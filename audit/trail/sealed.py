@@ -88,6 +88,8 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
+import os
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
@@ -125,9 +127,15 @@ ERASING_ACTIONS = ("delete", "drop_gallery", "retention")
 _PREFIX = "sealed."
 _TOKEN = re.compile(r"sealed\.([sfit])\.([0-9a-f]{32})\.([A-Za-z0-9_-]+)")
 _VIDEO = re.compile(r"^(\d+):(.+)$")
+_KEY_IDS = re.compile(r'"(?:\d+:)?sealed\.[sfit]\.([0-9a-f]{32})\.')
+_QUOTED = re.compile(r'"(\d+:)?(sealed\.[sfit]\.[0-9a-f]{32}\.[A-Za-z0-9_-]+)"')
 _FACE_KEYS = ("face_id", "target_face_id", "new_face_ids", "existing_face_ids", "deleted_face_ids")
 _TEXT_KEYS = ("error", "reason")
 _INDEX_LABEL = "facetrail-log-field-key"
+
+
+class _KeyGone(Exception):
+    """A token's key is gone (internal: the record is then opened field by field, to name the erased paths)."""
 
 
 class SealedFieldError(AuditError):
@@ -183,6 +191,23 @@ class FieldKeys:
     def __init__(self, keys: KeyStore) -> None:
         self.keys = keys
         self._ciphers: dict[str, AESGCM] = {}
+        self._seen: tuple[int, int, int] | None = None
+
+    def _forget_if_changed(self) -> None:
+        """Drop the cached ciphers when the key store file changed (another process may have erased a key)."""
+        if self.keys.path is None:
+            return
+        try:
+            st = os.stat(self.keys.path)
+        except FileNotFoundError:
+            stamp = None
+        except OSError as err:
+            raise SealedFieldError(f"cannot read the key store {str(self.keys.path)!r}: {err}") from err
+        else:
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp != self._seen:
+            self._ciphers.clear()
+            self._seen = stamp
 
     def _index(self, gallery: str, subject: str) -> str:
         return self.keys.ref(_INDEX_LABEL, gallery, subject)
@@ -264,18 +289,36 @@ class FieldKeys:
         SealedFieldError
             The token does not open under its key.
         """
+        self._forget_if_changed()
         opened = self._walk(value, "value", [])
         return str(opened)
 
-    def open(self, record: AuditRecord, erasures: Callable[[], Mapping[str, Erasure]] | None = None
-             ) -> tuple[AuditRecord, tuple[ErasedField, ...]]:
+    def open(self, record: AuditRecord, erasures: Callable[[], Mapping[str, Erasure]] | None = None,
+             canonical: bytes | None = None) -> tuple[AuditRecord, tuple[ErasedField, ...]]:
         """Return ``record`` with every sealed field opened (``"erased"`` where the key is gone) and the erased fields.
+
+        ``canonical``: the record's canonical bytes when the caller has them (they are opened
+        as text, quicker than walking the record).
 
         Raises
         ------
         SealedFieldError
             A token does not open under its key (the record was sealed wrongly, or altered before signing).
         """
+        self._forget_if_changed()
+        text = (canonical if canonical is not None else record.canonical()).decode("utf-8")
+        if _PREFIX not in text:
+            return record, ()
+        wanted = {m.group(1) for m in _KEY_IDS.finditer(text)} - self._ciphers.keys()
+        if wanted:  # one key store read for the record's keys
+            for key_id, key in self.keys.get_many(wanted).items():
+                self._ciphers[key_id] = AESGCM(key)
+        try:
+            opened_text = _QUOTED.sub(self._swap, text)
+        except (SealedFieldError, _KeyGone):
+            pass  # an erased or bad token: the walk below names its path
+        else:
+            return AuditRecord.from_dict(json.loads(opened_text)), ()
         data = record.to_dict()
         erased: list[tuple[str, str]] = []
         opened = self._walk(data, "$", erased)
@@ -284,6 +327,15 @@ class FieldKeys:
         known = erasures() if erased and erasures is not None else {}
         return AuditRecord.from_dict(opened), tuple(ErasedField(path, key_id, known.get(key_id))
                                                     for path, key_id in erased)
+
+    def _swap(self, match: re.Match[str]) -> str:
+        """Return a quoted token of the canonical text as its quoted clear value (raise _KeyGone if erased)."""
+        token = _TOKEN.fullmatch(match.group(2))
+        assert token is not None  # _QUOTED matches tokens only
+        clear = self._open_token(token, "$")
+        if clear is None:
+            raise _KeyGone
+        return json.dumps((match.group(1) or "") + clear, ensure_ascii=False)
 
     def _walk(self, value: Any, path: str, erased: list[tuple[str, str]]) -> Any:
         if isinstance(value, dict):
