@@ -263,6 +263,18 @@ class AuditLog:
             self._field_keys = FieldKeys(KeyStore.for_database(self.db, self.db.path))
         return self._field_keys
 
+    def field_keys_due(self, before: str) -> builtins.list[str]:
+        """Return the field keys (random ids) still in the key store whose newest record started before ``before``.
+
+        ``before`` is a UTC ISO time (``2026-06-01`` works). For retention of the records'
+        personal fields (:mod:`audit.trail.sealed`, "Retention"): name them in the retention
+        record's ``details.erased_field_keys``, append it, then
+        ``self.field_keys.shred_key_ids(...)``.
+        """
+        used = [k for k, last in self.store.field_key_last_use() if last < before]
+        alive = self.field_keys.keys.get_many(used)
+        return [k for k in used if k in alive]
+
     def _erasures_now(self) -> dict[str, Erasure]:
         """Destroyed field key id -> the erasure record naming it (read again when the log grew)."""
         size = self.store.size()

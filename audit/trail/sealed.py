@@ -74,12 +74,19 @@ Erasure
 erasure loses nothing). :func:`erasures_by_key` reads those records back to say who
 erased what, when and why.
 
-Retention by age (not built here)
----------------------------------
-Per-subject keys cannot shred "fields older than a cut-off" of a subject still enrolled.
-A per-day key layered over the subject key (the field key derived from both) would, at
-the cost of tokens no longer being equal across days (the reports' per-subject counts
-over a period would need to open tokens first). That is left for the retention work.
+Retention
+---------
+A key seals every field of one subject, so what retention can shred is a subject's fields
+*all at once*: :meth:`audit.trail.log.AuditLog.field_keys_due` names the field keys whose
+newest record started before a cut-off (no record newer than the cut-off names that
+subject), i.e. a retention period counted from the subject's last appearance in the log,
+the rule BIPA states for biometric identifiers. The retention run records them in its
+record's ``details.erased_field_keys`` first (so readers learn who, when and why), then
+destroys them (:meth:`FieldKeys.shred_key_ids`). "Fields older than X" of a subject who
+still appears after X cannot be shredded alone: that would take a key per (subject, day)
+and tokens that differ from day to day, which breaks the equality the reports' SQL
+counts and joins on (a review and its search fall on different days). Chosen: per-subject
+keys; the per-day variant is not built.
 """
 
 from __future__ import annotations
@@ -247,6 +254,23 @@ class FieldKeys:
         for key_id in gone:
             self._ciphers.pop(key_id, None)
         self.keys.destroy([*index.values(), *gone])
+        return len(gone)
+
+    def shred_key_ids(self, key_ids: Iterable[str]) -> int:
+        """Destroy field keys named by their random ids (and their index entries, found by value); return how many.
+
+        For retention (:meth:`audit.trail.log.AuditLog.field_keys_due`), which knows the key ids
+        its records name but not the subjects. One read of the whole store, one rewrite.
+        """
+        wanted = set(key_ids)
+        if not wanted:
+            return 0
+        entries = self.keys.get_many(self.keys.key_ids())
+        index = [i for i, value in entries.items() if value[:16].hex() in wanted and i not in wanted]
+        gone = [k for k in wanted if k in entries]
+        for key_id in gone:
+            self._ciphers.pop(key_id, None)
+        self.keys.destroy([*index, *gone])
         return len(gone)
 
     # -- tokens ---------------------------------------------------------------------------

@@ -218,3 +218,35 @@ def test_the_report_counts_sealed_subjects_and_names_them_opened(world) -> None:
     admin.delete_subject("g", SUBJECTS[3])
     counts = count_log(db, log.size(), "2000-01-01", "2100-01-01", repeated=3)
     assert list(counts.repeated_subjects["subject_id"]) == [ERASED]
+
+
+def test_retention_shreds_the_fields_of_subjects_not_seen_since_the_cut_off(tmp_path: Path) -> None:
+    db = Database(tmp_path / "ft.duckdb")
+    log = AuditLog(db, key_path=tmp_path / "key")
+
+    def search(subject: str, day: str) -> int:
+        at = f"{day}T10:00:00.000000Z"
+        return log.append({"action": "search", "outcome": "ok", "operator": "olga", "purpose": "p", "started_at": at,
+                           "ended_at": at, "gallery": {"name": "g", "fingerprint": "f", "size": 2},
+                           "candidates": [{"subject_id": subject, "face_id": "f-" + subject, "distance": "0.1",
+                                           "similarity": "0.9", "rank": 1}]}).seq
+
+    old = search("ann", "2026-01-05")
+    both = search("ben", "2026-01-06")
+    recent = search("ben", "2026-11-20")  # ben appears after the cut-off: his fields are kept, the old one too
+    due = log.field_keys_due("2026-06-01")
+    assert len(due) == 1 and log.field_keys_due("2026-01-01") == []
+    assert "ann" not in json.dumps(due)
+    retention = log.append({"action": "retention", "outcome": "ok", "operator": "rex", "purpose": "retention run",
+                            "details": {"erased_field_keys": due}})
+    assert log.field_keys.shred_key_ids(due) == 1
+    assert log.field_keys_due("2026-06-01") == []  # idempotent: nothing left to shred
+    entry = log.get(old)
+    assert entry.record.candidates[0].subject_id == ERASED
+    assert [(e.erasure.seq, e.erasure.action, e.erasure.operator) for e in entry.erased if e.erasure] == [
+        (retention.seq, "retention", "rex")] * 2
+    assert [log.get(s).record.candidates[0].subject_id for s in (both, recent)] == ["ben", "ben"]
+    assert log.verify().ok
+    # ann searched again later gets a fresh key: the new record reads in clear, the old one stays erased
+    again = search("ann", "2026-11-21")
+    assert log.get(again).record.candidates[0].subject_id == "ann" and log.get(old).erased
