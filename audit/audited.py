@@ -646,7 +646,8 @@ class AuditedEngine:
             details: dict[str, Any] = {"gallery_name": gallery_name, "images": len(images)}
             if isinstance(err, EnrollmentFailed):
                 details["failures"] = err.summary
-            return {"gallery": self._gallery_ref(gallery_name), "details": details}
+            named = {i.subject_id: [gallery_name, i.subject_id] for i in images}  # failed paths name them
+            return {"gallery": self._gallery_ref(gallery_name), "details": details, SUBJECTS_HINT: named}
 
         return self._change("enroll", {"gallery_name": gallery_name}, prepare,
                             lambda embedded: enroll_embedded(self.galleries, gallery_name, embedded),

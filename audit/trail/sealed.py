@@ -46,8 +46,9 @@ can forget it) seals, under the key of the subject they belong to: ``candidates[
 face ids in ``target_face_id`` and ``details`` (``face_id``, ``target_face_id``,
 ``new_face_ids``, ``existing_face_ids``, ``deleted_face_ids``, ``tracks[].candidates``);
 ``probe_sha256`` entries that are gallery images; and the free texts ``details.error``,
-``details.reason`` and ``note`` when they contain one of those values in clear (sealed
-whole, e.g. an error message naming the subject). The subject of a face id or an
+``details.reason``, ``note`` and an enrolment's failed images (``details.failures.first``:
+paths and messages) when they contain one of those values in clear (sealed whole, e.g. an
+error message or an image path naming the subject). The subject of a face id or an
 image hash is known from the record itself (its candidates, a record naming one
 subject) or from the hint a writer adds under :data:`SUBJECTS_HINT` (``{clear value:
 [gallery, subject]}``, popped before the record is built). A face id whose subject
@@ -532,6 +533,9 @@ def seal_fields(fields: Mapping[str, Any], keys: FieldKeys) -> dict[str, Any]:
     for key in _TEXT_KEYS:
         if key in details:
             details[key] = sealing.text(details[key])
+    failures = details.get("failures")
+    if isinstance(failures, Mapping) and isinstance(failures.get("first"), list):  # image paths name subjects
+        details["failures"] = {**failures, "first": [sealing.text(f) for f in failures["first"]]}
     if "details" in data or details:
         data["details"] = details
     if isinstance(data.get("note"), str):

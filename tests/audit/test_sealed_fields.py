@@ -250,3 +250,28 @@ def test_retention_shreds_the_fields_of_subjects_not_seen_since_the_cut_off(tmp_
     # ann searched again later gets a fresh key: the new record reads in clear, the old one stays erased
     again = search("ann", "2026-11-21")
     assert log.get(again).record.candidates[0].subject_id == "ann" and log.get(old).erased
+
+
+def test_an_enrolment_failure_naming_the_subject_is_erased_with_it(tmp_path: Path, fake_engine) -> None:
+    from core.manifest import SourceImage
+
+    db = Database(tmp_path / "ft.duckdb")
+    log = AuditLog(db, key_path=tmp_path / "key")
+    galleries = GalleryStore(db)
+    admin = AuditedEngine(AuditSession(log, CTX, actor_for(db, "root", "admin")), fake_engine, galleries)
+    admin.create_gallery("g", fake_engine.config)
+    victim = "Jane_Roe_77"
+    folder = tmp_path / "people" / victim
+    folder.mkdir(parents=True)
+    (folder / "good.png").write_bytes(face_png(victim))
+    (folder / "broken.png").write_bytes(b"not an image at all")
+    done = admin.enroll_images("g", [SourceImage(str(folder / n), victim, image=n) for n in ("good.png", "broken.png")])
+    failures = log.get(done.seq).record.details["failures"]
+    assert failures["count"] == 1 and victim in failures["first"][0]["image"]  # readable before the erasure
+    admin.delete_subject("g", victim)
+    assert log.get(done.seq).record.details["failures"]["first"] == [
+        {"code": "unreadable_image", "image": ERASED, "error": ERASED}]
+    db.close()
+    for path, data in files_written(tmp_path).items():
+        if "people" not in path.parts:
+            assert victim.encode() not in data, path.name
