@@ -88,7 +88,7 @@ class AuditEntry:
     entry_hash: bytes
     """``sha256(0x00 || prev_hash || canonical)``."""
     canonical: bytes
-    """Canonical encoding of :attr:`record`."""
+    """The signed bytes: the canonical encoding of the record with its personal fields sealed (tokens)."""
     record: AuditRecord
     """The decoded record, its sealed personal fields opened (:mod:`audit.trail.sealed`): clear, or ``"erased"``."""
     erased: tuple[ErasedField, ...] = ()
