@@ -245,6 +245,11 @@ def test_retention_shreds_the_fields_of_subjects_not_seen_since_the_cut_off(tmp_
     assert entry.record.candidates[0].subject_id == ERASED
     assert [(e.erasure.seq, e.erasure.action, e.erasure.operator) for e in entry.erased if e.erasure] == [
         (retention.seq, "retention", "rex")] * 2
+    shown = entry.to_dict()  # what `audit show SEQ --json` prints
+    assert shown["record"]["candidates"][0]["subject_id"] == ERASED
+    assert [e["erased_by"]["seq"] for e in shown["erased"]] == [retention.seq] * 2
+    assert {e["path"] for e in shown["erased"]} == {"$.candidates[0].subject_id", "$.candidates[0].face_id"}
+    assert "erased" not in log.get(recent).to_dict()  # nothing else changes for records that lost nothing
     assert [log.get(s).record.candidates[0].subject_id for s in (both, recent)] == ["ben", "ben"]
     assert log.verify().ok
     # ann searched again later gets a fresh key: the new record reads in clear, the old one stays erased
