@@ -156,6 +156,8 @@ class AuditedEngine:
         self.galleries = galleries
         self._evidence: EvidenceStore | None = None
         self._unlinked: list[str] = []
+        if galleries.db is getattr(session.log, "db", None):
+            session.log.share_key_store(galleries.keys)
 
     @property
     def log(self) -> Any:

@@ -275,6 +275,16 @@ class AuditLog:
         alive = self.field_keys.keys.get_many(used)
         return [k for k in used if k in alive]
 
+    def share_key_store(self, keys: KeyStore) -> None:
+        """Seal and open with ``keys``, the database's key store object another component already holds.
+
+        One object per file reads the store once per change instead of once per holder (an
+        erasure rewrites it twice: the gallery's key, then the field key). Ignored when
+        ``keys`` is another file than the database's store.
+        """
+        if self._field_keys is None and keys.path == KeyStore.for_database(self.db, self.db.path).path:
+            self._field_keys = FieldKeys(keys)
+
     def _erasures_now(self) -> dict[str, Erasure]:
         """Destroyed field key id -> the erasure record naming it (read again when the log grew)."""
         size = self.store.size()
