@@ -570,8 +570,7 @@ class AuditedEngine:
                 {"deleted_faces": n}, field_keys.erasure_ids(gallery_name, subjects))}
 
         def after_commit(_: int) -> None:
-            self.galleries.flush()
-            field_keys.shred(gallery_name, subjects)
+            self.galleries.flush(also=field_keys.shred_ids(gallery_name, subjects))
 
         self.session.check("drop_gallery", {"gallery_name": gallery_name})
         return self.session.run_staged("drop_gallery", prepare, lambda _: self.galleries.drop(gallery_name),
@@ -669,10 +668,8 @@ class AuditedEngine:
         def on_error(_: BaseException) -> dict[str, Any]:
             return {"gallery": self._gallery_ref(gallery_name), "details": {"gallery_name": gallery_name, what: value}}
 
-        def after_commit(r: list[str]) -> None:
-            self.galleries.flush()
-            if r and subjects:
-                field_keys.shred(gallery_name, subjects)
+        def after_commit(r: list[str]) -> None:  # the gallery's key and the field key: one rewrite of the store
+            self.galleries.flush(also=field_keys.shred_ids(gallery_name, subjects) if r else [])
 
         self.session.check("delete", {"gallery_name": gallery_name, what: value})
         return self.session.run_staged("delete", lambda: None, lambda _: method(gallery_name, value), describe,

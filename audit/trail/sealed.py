@@ -71,8 +71,9 @@ Erasure
 -------
 :meth:`FieldKeys.erasure_ids` gives the random key ids an erasure record names (in
 ``details.erased_field_keys``, written before the keys are destroyed);
-:meth:`FieldKeys.shred` destroys the keys after the record committed (a rolled-back
-erasure loses nothing). :func:`erasures_by_key` reads those records back to say who
+:meth:`FieldKeys.shred_ids` names the key store entries to destroy, which the audited
+erasure destroys after the record committed (a rolled-back erasure loses nothing), in the
+same rewrite of the store as the gallery's key (:meth:`core.gallery.GalleryStore.flush`). :func:`erasures_by_key` reads those records back to say who
 erased what, when and why.
 
 Retention
@@ -246,16 +247,17 @@ class FieldKeys:
         found = self.keys_for([(gallery, s) for s in subjects], create=False)
         return sorted(key_id for key_id, _ in found.values())
 
-    def shred(self, gallery: str, subjects: Iterable[str]) -> int:
-        """Destroy these subjects' field keys (index entries and keys, one rewrite); return how many keys existed."""
-        subjects = list(subjects)
+    def shred_ids(self, gallery: str, subjects: Iterable[str]) -> list[str]:
+        """Return the key store ids to destroy to shred these subjects' fields (for one rewrite with other keys).
+
+        The caller destroys them in this key store (:meth:`core.gallery.GalleryStore.flush` ``also``).
+        """
         index = {(gallery, s): self._index(gallery, s) for s in subjects}
-        found = self._lookup(index)
-        gone = [key_id for key_id, _ in found.values()]
-        for key_id in gone:
+        entries = self.keys.get_many(index.values())
+        key_ids = [entries[i][:16].hex() for i in index.values() if i in entries]
+        for key_id in key_ids:
             self._ciphers.pop(key_id, None)
-        self.keys.destroy([*index.values(), *gone])
-        return len(gone)
+        return [*entries, *key_ids]
 
     def shred_key_ids(self, key_ids: Iterable[str]) -> int:
         """Destroy field keys named by their random ids (and their index entries, found by value); return how many.
