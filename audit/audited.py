@@ -84,12 +84,13 @@ from audit.trail.convert import candidate_fields, gallery_fields
 from audit.trail.excerpt import write_excerpt
 from audit.trail.export import ExportSummary, export_records, load_pseudonym_key
 from audit.trail.log import AuditLog
+from audit.trail.sealed import SUBJECTS_HINT, with_erasure_ids
 from audit.trail.store import AuditFilter
 from core.config import ModelConfig, check_threshold
 from core.engine import Engine
 from core.enrollment import EmbeddedImages, EnrollReport, embed_images, enroll_embedded
 from core.errors import BadInput, EnrollmentFailed, FrameTooLarge, RecognitionError, UnreadableVideo, VideoTooLong
-from core.gallery import EnrollItem, GalleryInfo, GalleryStore
+from core.gallery import EnrollItem, GalleryInfo, GalleryStore, face_id_for
 from core.image import ImageSource, sha256_file
 from core.manifest import SourceImage
 from core.results import Embedding, SearchResult, VerifyResult, VideoSearchResult
@@ -157,6 +158,8 @@ class AuditedEngine:
         self.galleries = galleries
         self._evidence: EvidenceStore | None = None
         self._unlinked: list[str] = []
+        if galleries.db is getattr(session.log, "db", None):
+            session.log.share_key_store(galleries.keys)
 
     @property
     def log(self) -> Any:
@@ -614,10 +617,26 @@ class AuditedEngine:
             No such gallery (recorded with its ``code``).
         """
         before = self._gallery_ref(gallery_name)
-        return self._change("drop_gallery", {"gallery_name": gallery_name}, lambda: None,
-                            lambda _: self.galleries.drop(gallery_name),
-                            lambda n: {"gallery": before, "details": {"deleted_faces": n}},
-                            lambda _: {"gallery": before, "details": {"gallery_name": gallery_name}}, erases=True)
+        field_keys = self.log.field_keys
+        subjects: list[str] = []
+
+        def prepare() -> None:  # the subjects whose field keys go with the gallery (read before the rows go)
+            if before is not None:
+                subjects.extend(sorted({f["subject_id"] for f in self.galleries.faces(gallery_name)}))
+            subjects.append("")  # the gallery's own key: face ids whose subject a record did not name
+
+        def describe(n: int) -> dict[str, Any]:
+            return {"gallery": before, "details": with_erasure_ids(
+                {"deleted_faces": n}, field_keys.erasure_ids(gallery_name, subjects))}
+
+        def after_commit(_: int) -> None:
+            self.galleries.flush(also=field_keys.shred_ids(gallery_name, subjects))
+
+        self.session.check("drop_gallery", {"gallery_name": gallery_name})
+        return self.session.run_staged("drop_gallery", prepare, lambda _: self.galleries.drop(gallery_name),
+                                       describe, lambda _: {"gallery": before,
+                                                            "details": {"gallery_name": gallery_name}},
+                                       atomic=self._unit, after_commit=after_commit)
 
     def enroll(self, gallery_name: str, items: Sequence[EnrollItem]) -> Audited[tuple[list[str], list[str]]]:
         """Enrol embedded faces into a gallery and record it, in one transaction.
@@ -631,6 +650,7 @@ class AuditedEngine:
         """
         digests = sorted({i.embedding.image_sha256 for i in items})
         subjects = sorted({i.subject_id for i in items})
+        owners = _owners(gallery_name, [(i.subject_id, i.embedding.image_sha256) for i in items])
 
         def describe(r: tuple[list[str], list[str]]) -> dict[str, Any]:
             new, existing = r
@@ -638,11 +658,12 @@ class AuditedEngine:
                 "gallery": self._gallery_ref(gallery_name),
                 "probe_sha256": digests or None,
                 "details": {"subject_ids": subjects, "new_face_ids": list(new), "existing_face_ids": list(existing)},
+                SUBJECTS_HINT: owners,
             }
 
         def on_error(_: BaseException) -> dict[str, Any]:
             return {"gallery": self._gallery_ref(gallery_name), "probe_sha256": digests or None,
-                    "details": {"gallery_name": gallery_name, "subject_ids": subjects}}
+                    "details": {"gallery_name": gallery_name, "subject_ids": subjects}, SUBJECTS_HINT: owners}
 
         return self._change("enroll", {"gallery_name": gallery_name}, lambda: None,
                             lambda _: self.galleries.enroll(gallery_name, items), describe, on_error)
@@ -664,9 +685,12 @@ class AuditedEngine:
         RecognitionError
             The gallery is unknown, or the store refused the faces (recorded).
         """
+        embedded: list[EmbeddedImages] = []
+
         def prepare() -> EmbeddedImages:
-            return embed_images(self.engine, self.galleries, gallery_name, images, workers=workers,
-                                progress=progress, on_progress=on_progress)
+            embedded.append(embed_images(self.engine, self.galleries, gallery_name, images, workers=workers,
+                                         progress=progress, on_progress=on_progress))
+            return embedded[0]
 
         def describe(r: EnrollReport) -> dict[str, Any]:
             return {
@@ -675,13 +699,16 @@ class AuditedEngine:
                             "existing_face_ids": list(r.already_enrolled),
                             "subject_ids": sorted({i.subject_id for i in images}),
                             "failures": r.failures.to_dict()},
+                SUBJECTS_HINT: _owners(gallery_name, [(i.subject_id, i.embedding.image_sha256)
+                                                      for e in embedded for i in e.items]),
             }
 
         def on_error(err: BaseException) -> dict[str, Any]:
             details: dict[str, Any] = {"gallery_name": gallery_name, "images": len(images)}
             if isinstance(err, EnrollmentFailed):
                 details["failures"] = err.summary
-            return {"gallery": self._gallery_ref(gallery_name), "details": details}
+            named = {i.subject_id: [gallery_name, i.subject_id] for i in images}  # failed paths name them
+            return {"gallery": self._gallery_ref(gallery_name), "details": details, SUBJECTS_HINT: named}
 
         return self._change("enroll", {"gallery_name": gallery_name}, prepare,
                             lambda embedded: enroll_embedded(self.galleries, gallery_name, embedded),
@@ -689,16 +716,24 @@ class AuditedEngine:
 
     def _delete(self, gallery_name: str, what: str, value: str) -> Audited[list[str]]:
         method = self.galleries.delete_subject if what == "subject_id" else self.galleries.delete_face
+        field_keys = self.log.field_keys
+        subjects = [value] if what == "subject_id" else []
 
         def describe(r: list[str]) -> dict[str, Any]:
-            return {"outcome": "ok", "gallery": self._gallery_ref(gallery_name),
-                    "details": {what: value, "deleted_face_ids": list(r)}}
+            # the record names the field keys it destroys (random ids), then they are destroyed after the commit
+            details = with_erasure_ids({what: value, "deleted_face_ids": list(r)},
+                                       field_keys.erasure_ids(gallery_name, subjects) if r else [])
+            return {"outcome": "ok", "gallery": self._gallery_ref(gallery_name), "details": details}
 
         def on_error(_: BaseException) -> dict[str, Any]:
             return {"gallery": self._gallery_ref(gallery_name), "details": {"gallery_name": gallery_name, what: value}}
 
-        return self._change("delete", {"gallery_name": gallery_name, what: value}, lambda: None,
-                            lambda _: method(gallery_name, value), describe, on_error, erases=True)
+        def after_commit(r: list[str]) -> None:  # the gallery's key and the field key: one rewrite of the store
+            self.galleries.flush(also=field_keys.shred_ids(gallery_name, subjects) if r else [])
+
+        self.session.check("delete", {"gallery_name": gallery_name, what: value})
+        return self.session.run_staged("delete", lambda: None, lambda _: method(gallery_name, value), describe,
+                                       on_error, atomic=self._unit, after_commit=after_commit)
 
     def delete_subject(self, gallery_name: str, subject_id: str) -> Audited[list[str]]:
         """Erase every face of a subject and record it, in one transaction (the record keeps ids, never images)."""
@@ -707,6 +742,15 @@ class AuditedEngine:
     def delete_face(self, gallery_name: str, face_id: str) -> Audited[list[str]]:
         """Erase one face and record it, in one transaction."""
         return self._delete(gallery_name, "face_id", face_id)
+
+
+def _owners(gallery: str, pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    """Return the :data:`~audit.trail.sealed.SUBJECTS_HINT` of enrolled (subject, image SHA-256) pairs: images and faces."""
+    out: dict[str, list[str]] = {}
+    for subject, digest in pairs:
+        out[digest] = [gallery, subject]
+        out[face_id_for(gallery, subject, digest)] = [gallery, subject]
+    return out
 
 
 def audited_export(

@@ -97,8 +97,10 @@ def _tables(runtime: Runtime, cache_days: float) -> list[DataHolding]:
         out.append(DataHolding(
             "table:audit_log", "personal: operators, purposes and cases, subject ids, face ids, image SHA-256, "
             "review notes", int(rows), None, None if oldest is None else f"record #{oldest}",
-            f"kept (append-only, for accountability); {log_rule}",
-            "hash chain and signed checkpoints (integrity, not confidentiality)"))
+            "kept (append-only, for accountability); subject ids, face ids and gallery image hashes read 'erased' "
+            f"once their subject is erased or their gallery dropped; {log_rule}",
+            "hash chain and signed checkpoints (integrity); subject ids, face ids and gallery image hashes sealed "
+            "with AES-256-GCM per (gallery, subject) key in the key store (audit.trail.sealed)"))
         rows, oldest = one("SELECT count(*), min(created_at) FROM users")
         out.append(DataHolding("table:users", "personal: account names and roles (argon2id password hashes)",
                                int(rows), None, _iso(oldest), "until the account is removed (accounts are disabled, "

@@ -14,7 +14,9 @@ and error texts kept subject ids in clear.
 - image SHA-256 digests (``ph_``): ``probe_sha256`` and any 64-hex value in details;
 
 and then every occurrence of any of these values inside any other text of the record
-(error messages, reasons, notes), so none is left in clear anywhere. The model
+(error messages, reasons, notes), so none is left in clear anywhere. The records come
+from the log opened (:mod:`audit.trail.sealed`): a pseudonym is the HMAC of the clear
+value, and a field whose subject was erased stays ``"erased"``. The model
 configuration (weights' checksums, embedding key) and the gallery fingerprint are
 facts about software and reference sets, not people, and are kept.
 """
@@ -27,6 +29,7 @@ import re
 from typing import Any
 
 from audit.trail.log import AuditLog
+from audit.trail.sealed import ERASED
 from core.keystore import KeyStore
 
 __all__ = ["export_pseudonym_key", "pseudonymize_record"]
@@ -71,7 +74,8 @@ def _collect(record: dict[str, Any]) -> tuple[set[str], set[str], set[str]]:
             images.update(_HEX64.findall(value))
 
     walk(record.get("details") or {})
-    return subjects - {"None"}, faces - {"None"}, images
+    # an erased field (audit.trail.sealed) reads "erased" in every export: its pseudonym would be one for all
+    return subjects - {"None", ERASED}, faces - {"None", ERASED}, images - {ERASED}
 
 
 def pseudonymize_record(record: dict[str, Any], key: bytes) -> dict[str, Any]:

@@ -36,7 +36,7 @@ import builtins
 import hashlib
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -499,21 +499,28 @@ class GalleryStore:
         if not self.db.in_transaction:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, also: Iterable[str] = ()) -> None:
         """Destroy the keys of erased subjects no row uses any more, and checkpoint.
 
         Called after a deletion commits (by :meth:`_erase_cached` or the caller of a unit of
         work): a key whose deletion was rolled back is still used by its rows and is kept.
+        ``also``: other keys of the same erasure in this key store (the audit log's field keys
+        of the subject), destroyed in the same rewrite of the store.
         """
+        doomed = list(also)
         with self._lock:
+            if doomed and self.db.in_transaction:
+                raise ValueError("flush(also=...) destroys keys: call it after the erasure committed")
             if self._pending_keys and not self.db.in_transaction:
                 pending = sorted(self._pending_keys)
                 with self.db.connect() as con:
                     used = {str(r[0]) for r in con.execute(
                         "SELECT DISTINCT key_id FROM gallery_faces WHERE list_contains(?, key_id)", [pending]
                     ).fetchall()}
-                self.keys.destroy([k for k in pending if k not in used])
+                doomed += [k for k in pending if k not in used]
                 self._pending_keys.clear()
+            if doomed:
+                self.keys.destroy(doomed)
             with self.db.connect() as con:
                 con.execute("CHECKPOINT")
 

@@ -47,7 +47,7 @@ import os
 import secrets
 import threading
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -196,6 +196,30 @@ class KeyStore:
         with self._writing():
             self._keys.update(fresh)
         return {k.hex(): v for k, v in fresh.items()}
+
+    def add_linked(self, groups: Iterable[Mapping[str, bytes]]) -> list[bool]:
+        """Add each group of entries (key id -> 32 bytes) whole, unless one of its ids exists already.
+
+        One rewrite of the store, under its lock: two processes adding the same group keep one.
+        Returns, per group, whether it was added. (The audit log's field keys are an index entry
+        and a key added together: :mod:`audit.trail.sealed`.)
+        """
+        wanted = [{bytes.fromhex(k): v for k, v in group.items()} for group in groups]
+        for group in wanted:
+            for key_id, value in group.items():
+                if len(key_id) != _ID or len(value) != _KEY:
+                    raise KeyStoreError(f"a key store entry is a {_ID}-byte id and {_KEY} bytes, got "
+                                        f"{len(key_id)} and {len(value)}")
+        if not wanted:
+            return []
+        added: list[bool] = []
+        with self._writing():
+            for group in wanted:
+                fresh = not any(k in self._keys for k in group)
+                if fresh:
+                    self._keys.update(group)
+                added.append(fresh)
+        return added
 
     def destroy(self, key_ids: Iterable[str]) -> int:
         """Destroy these keys (one rewrite, the old file's bytes overwritten); return how many existed."""

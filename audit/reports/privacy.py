@@ -92,7 +92,7 @@ class Privacy:
         """Return the subject as shown (a pseudonym in a public report)."""
         if subject_id is None:
             return "(none)"
-        if not self.public:
+        if not self.public or subject_id == "erased":  # an erased subject (audit.trail.sealed) is nobody's pseudonym
             return subject_id
         assert self.key is not None
         return "subject-" + pseudonym("subject:" + subject_id, self.key)[3:13]

@@ -25,6 +25,10 @@ What is counted, and how (the same rules as the rest of the trail):
   candidates not confirmed at the time; subjects returned by several searches and probes
   searched several times; queries per UTC quarter hour (the caller converts to local time).
 
+Subject ids, face ids and gallery image hashes are stored sealed (:mod:`audit.trail.sealed`):
+one value is one token, so the SQL groups and joins them as stored, and the subjects listed
+by name are opened at the end (``"erased"`` for an erased subject).
+
 Names are compared as :func:`audit.accounts.normalize_name` makes them: the distinct names
 of the log are normalised once in Python and joined as a small table.
 """
@@ -37,6 +41,8 @@ from typing import Any
 import pandas as pd
 
 from audit.accounts import normalize_name
+from audit.trail.sealed import FieldKeys
+from core.keystore import KeyStore
 from core.storage.connection import Database
 
 __all__ = ["LogCounts", "MATCH_LIST", "QUERY_ACTIONS", "count_log"]
@@ -303,6 +309,10 @@ def count_log(db: Database, tree_size: int, since: str, until: str, *, repeated:
             _items(con)
             in_period = int(con.execute("SELECT count(*) FROM report_rows WHERE in_period").fetchone()[0])  # type: ignore[index]
             frames = _frames(con, repeated)
+            # subject ids are sealed in the stored records (audit.trail.sealed): counted as stored, shown opened
+            keys = FieldKeys(KeyStore.for_database(db, db.path))
+            subjects = frames["repeated_subjects"]
+            subjects["subject_id"] = [keys.open_value(s) for s in subjects["subject_id"]]
             matches, match_count = _matches(con)
             return LogCounts(tree_size=tree_size, records_in_period=in_period, items=_item_frame(con),
                              anomalies=_anomalies(con), exports=_exports(con), matches=matches,

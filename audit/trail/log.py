@@ -66,7 +66,9 @@ from audit.trail.notes import (
 )
 from audit.trail.records import AuditRecord, decode_record, utc_now_iso
 from audit.trail.review import MatchStatus
+from audit.trail.sealed import ERASING_ACTIONS, ErasedField, Erasure, FieldKeys, erasures_by_key, seal_fields
 from audit.trail.store import FRONTIER_EVERY, AuditFilter, AuditStore, StoreRow, StoreWriter
+from core.keystore import KeyStore
 from core.settings import Settings
 from core.storage.connection import Database
 
@@ -86,18 +88,23 @@ class AuditEntry:
     entry_hash: bytes
     """``sha256(0x00 || prev_hash || canonical)``."""
     canonical: bytes
-    """Canonical encoding of :attr:`record`."""
+    """The signed bytes: the canonical encoding of the record with its personal fields sealed (tokens)."""
     record: AuditRecord
-    """The decoded record."""
+    """The decoded record, its sealed personal fields opened (:mod:`audit.trail.sealed`): clear, or ``"erased"``."""
+    erased: tuple[ErasedField, ...] = ()
+    """The fields of :attr:`record` that read ``"erased"``, each with the erasure that destroyed its key."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict: the record plus its hashes (hex)."""
-        return {
+        """Return a JSON-ready dict: the record plus its hashes (hex), and ``erased`` when fields were erased."""
+        out = {
             "seq": self.seq,
             "prev_hash": self.prev_hash.hex(),
             "entry_hash": self.entry_hash.hex(),
             "record": self.record.to_dict(),
         }
+        if self.erased:
+            out["erased"] = [e.to_dict() for e in self.erased]
+        return out
 
 
 _DONE = object()
@@ -195,6 +202,8 @@ class AuditLog:
         self._log_id: str | None = None
         # Head cache: an insert at a stale head hits the seq primary key (SeqTaken) and is retried.
         self._state: _Head | None = None
+        self._field_keys: FieldKeys | None = None
+        self._erasures: tuple[int, dict[str, Erasure]] | None = None
         self.after_append: list[Any] = []
         """Callables ``f(log, seq)`` run after each committed append (the witness pusher)."""
         configured = settings or Settings.from_env()
@@ -247,6 +256,51 @@ class AuditLog:
             return load_private_key(self.key_path).public_key()
         return None
 
+    @property
+    def field_keys(self) -> FieldKeys:
+        """The keys of the records' sealed personal fields: the database's key store (:mod:`audit.trail.sealed`)."""
+        if self._field_keys is None:
+            self._field_keys = FieldKeys(KeyStore.for_database(self.db, self.db.path))
+        return self._field_keys
+
+    def field_keys_due(self, before: str) -> builtins.list[str]:
+        """Return the field keys (random ids) still in the key store whose newest record started before ``before``.
+
+        ``before`` is a UTC ISO time (``2026-06-01`` works). For retention of the records'
+        personal fields (:mod:`audit.trail.sealed`, "Retention"): name them in the retention
+        record's ``details.erased_field_keys``, append it, then
+        ``self.field_keys.shred_key_ids(...)``.
+        """
+        used = [k for k, last in self.store.field_key_last_use() if last < before]
+        alive = self.field_keys.keys.get_many(used)
+        return [k for k in used if k in alive]
+
+    def share_key_store(self, keys: KeyStore) -> None:
+        """Seal and open with ``keys``, the database's key store object another component already holds.
+
+        One object per file reads the store once per change instead of once per holder (an
+        erasure rewrites it twice: the gallery's key, then the field key). Ignored when
+        ``keys`` is another file than the database's store.
+        """
+        if self._field_keys is None and keys.path == KeyStore.for_database(self.db, self.db.path).path:
+            self._field_keys = FieldKeys(keys)
+
+    def _erasures_now(self) -> dict[str, Erasure]:
+        """Destroyed field key id -> the erasure record naming it (read again when the log grew)."""
+        size = self.store.size()
+        if self._erasures is None or self._erasures[0] != size:
+            rows = [row.canonical for action in ERASING_ACTIONS for row in self.store.select(AuditFilter(action=action))]
+            self._erasures = (size, erasures_by_key(rows))
+        return self._erasures[1]
+
+    def _opened(self, row: StoreRow) -> AuditEntry:
+        """Return the entry of a stored row, its sealed fields opened (the one way readers get records)."""
+        entry = _entry(row)
+        if b"sealed." not in row.canonical:
+            return entry
+        record, erased = self.field_keys.open(entry.record, self._erasures_now, row.canonical)
+        return AuditEntry(entry.seq, entry.prev_hash, entry.entry_hash, entry.canonical, record, erased)
+
     def protected_paths(self) -> builtins.list[Path]:
         """Files no ``--out`` may name: the database, its WAL, the key store, the signing and pseudonym keys."""
         keystore = (self._settings or Settings.from_env()).keystore
@@ -292,11 +346,14 @@ class AuditLog:
         """
         if "seq" in fields:
             raise ValueError("the log assigns seq; do not pass it to append()")
-        data = dict(fields)
+        data = seal_fields(fields, self.field_keys)
         now = utc_now_iso()
         data.setdefault("started_at", now)
         data.setdefault("ended_at", now)
         entry = self._append(data)
+        if b"sealed." in entry.canonical:
+            record, erased = self.field_keys.open(entry.record, self._erasures_now, entry.canonical)
+            entry = AuditEntry(entry.seq, entry.prev_hash, entry.entry_hash, entry.canonical, record, erased)
         for hook in self.after_append:
             hook(self, entry.seq)
         return entry
@@ -525,11 +582,11 @@ class AuditLog:
         row = self.store.get(seq)
         if row is None:
             raise RecordNotFound(f"no audit record has seq {seq}")
-        return _entry(row)
+        return self._opened(row)
 
     def list(self, filters: AuditFilter | None = None, limit: int | None = None) -> list[AuditEntry]:
         """Return records matching ``filters`` in seq order."""
-        return [_entry(r) for r in self.store.select(filters or AuditFilter(), limit)]
+        return [self._opened(r) for r in self.store.select(filters or AuditFilter(), limit)]
 
     def size(self) -> int:
         """Return the number of records."""

@@ -29,6 +29,11 @@ the stored bytes and never depends on re-encoding; :func:`decode_record`
 checks that the bytes are the canonical encoding of what they decode to.
 Image bytes never enter a record: probes are identified by their SHA-256.
 
+Personal fields (subject ids, face ids, gallery image hashes) are sealed before a record
+is built (:mod:`audit.trail.sealed`): the canonical bytes hold a string token in their
+place (``sealed.<kind>.<key id>.<base64url>``), and a ``probe_sha256`` entry may be such a
+token (``sealed.i...``) or, once opened after an erasure, ``"erased"``.
+
 The record's own types
 ----------------------
 :class:`Candidate` and :class:`GalleryRef` are this wire format, not the engine's
@@ -83,6 +88,8 @@ ACTIONS = frozenset(
 DECISIONS = frozenset({"confirm", "reject"})
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+# A gallery image's SHA-256 sealed under its subject's key (audit.trail.sealed), or what it reads once erased.
+_SEALED_SHA256 = re.compile(r"^sealed\.i\.[0-9a-f]{32}\.[A-Za-z0-9_-]+$|^erased$")
 _DECIMAL = re.compile(r"^-?[0-9]+\.[0-9]+$")
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 
@@ -369,8 +376,9 @@ class AuditRecord:
                 raise ValueError(f"{name} must look like 2026-01-31T12:00:00.000000Z, got {value!r}")
         if self.probe_sha256 is not None:
             for digest in self.probe_sha256:
-                if not isinstance(digest, str) or not _SHA256_HEX.match(digest):
-                    raise ValueError(f"probe_sha256 must hold lowercase SHA-256 hex digests, got {digest!r}")
+                if not isinstance(digest, str) or not (_SHA256_HEX.match(digest) or _SEALED_SHA256.match(digest)):
+                    raise ValueError(f"probe_sha256 must hold lowercase SHA-256 hex digests (or sealed ones), "
+                                     f"got {digest!r}")
         if self.decision is not None and self.decision not in DECISIONS:
             raise ValueError(f"review decision must be 'confirm' or 'reject', got {self.decision!r}")
         if self.action == "review" and (self.target_seq is None or not self.reviewer or not self.decision):

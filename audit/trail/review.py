@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 from audit.accounts import normalize_name
 from audit.errors import RecordNotFound, ReviewRefused
 from audit.trail.records import DECISIONS, AuditRecord, Candidate
+from audit.trail.sealed import ERASED, SUBJECTS_HINT
 from audit.trail.store import AuditFilter
 
 if TYPE_CHECKING:
@@ -200,6 +201,9 @@ def review(
         gate.refuse("review", RecordNotFound.code, str(err), **fields)
         raise
     gate = gate.with_context(replace(gate.context, case_ref=target.case_ref))
+    # the review names a candidate's face: sealed under its subject's key, so it is erased with the subject
+    gallery = target.gallery.name if target.gallery is not None else ""
+    fields[SUBJECTS_HINT] = {c.face_id: [gallery, c.subject_id] for c in target.candidates if c.subject_id != ERASED}
 
     def refuse(msg: str) -> ReviewRefused:
         gate.refuse("review", ReviewRefused.code, msg, **fields)

@@ -238,6 +238,16 @@ class AuditStore:
         with self.db.connect() as con:
             return StoreWriter(con).head()
 
+    def field_key_last_use(self) -> list[tuple[str, str]]:
+        """Return ``(key id, latest started_at)`` of every field key sealed tokens of the log name (audit.trail.sealed)."""
+        with self.db.connect() as con:
+            rows = con.execute(
+                "SELECT key_id, max(started_at) FROM (SELECT json_extract_string(decode(record), '$.started_at') "
+                "AS started_at, unnest(regexp_extract_all(decode(record), "
+                "'\"(?:[0-9]+:)?sealed\\.[sfit]\\.([0-9a-f]{32})\\.', 1)) AS key_id FROM audit_log) "
+                "GROUP BY key_id ORDER BY key_id").fetchall()
+        return [(str(k), str(t)) for k, t in rows]
+
     def size(self) -> int:
         """Return the number of stored records."""
         with self.db.connect() as con:

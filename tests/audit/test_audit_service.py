@@ -169,8 +169,11 @@ def test_enroll_delete_export_evaluate(admin: AuditedEngine, log: AuditLog, fake
     assert rec.action == "enroll" and rec.details["subject_ids"] == ["s9"]
     assert rec.gallery is not None and rec.gallery.size == 3 and rec.probe_sha256 == (sha(img),)
     gone = audited.delete_subject("g", "s9")
-    rec = log.get(gone.seq).record
-    assert rec.action == "delete" and rec.details["deleted_face_ids"] == gone.result
+    erasure = log.get(gone.seq)
+    rec = erasure.record  # its own ids were sealed under the key it destroyed: they read "erased", naming it
+    assert rec.action == "delete" and len(gone.result) == 1
+    assert rec.details["subject_id"] == "erased" and rec.details["deleted_face_ids"] == ["erased"]
+    assert {e.erasure.seq for e in erasure.erased if e.erasure} == {gone.seq} and len(erasure.erased) == 2
     assert rec.gallery is not None and rec.gallery.size == 2
     with pytest.raises(NotFound):
         audited.delete_face("g", "nope")

@@ -79,6 +79,10 @@ def test_a_pseudonymised_export_re_identifies_nobody(tmp_path: Path, fake_engine
     # the export is still useful: the ten searches' candidates are there, under stable pseudonyms
     rows = [json.loads(line)["record"] for line in texts[1].splitlines()]
     searched = [r for r in rows if r["action"] == "search"]
-    assert len(searched) == 10 and all(r["candidates"][0]["subject_id"].startswith("ps_") for r in searched)
-    assert all(r["candidates"][0]["face_id"].startswith("pf_") for r in searched)
-    assert len({r["candidates"][0]["subject_id"] for r in searched}) == 10
+    # ... but the erased subject's (audit.trail.sealed): its search reads "erased", under no pseudonym
+    assert [r["candidates"][0]["subject_id"] for r in searched[:1]] == ["erased"]
+    assert [r["candidates"][0]["face_id"] for r in searched[:1]] == ["erased"]
+    kept = searched[1:]
+    assert len(kept) == 9 and all(r["candidates"][0]["subject_id"].startswith("ps_") for r in kept)
+    assert all(r["candidates"][0]["face_id"].startswith("pf_") for r in kept)
+    assert len({r["candidates"][0]["subject_id"] for r in kept}) == 9

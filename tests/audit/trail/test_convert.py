@@ -27,8 +27,9 @@ def test_engine_candidate_to_record_and_back_keeps_the_values(tmp_path: Path) ->
               "candidates": [candidate_fields(c) for c in ENGINE_CANDIDATES]}
     entry = log.append(fields)
     # through the real database and the decoder
-    decoded = decode_record(AuditLog(log.db, key_path=log.key_path).get(entry.seq).canonical)
-    assert decoded == entry.record
+    reopened = AuditLog(log.db, key_path=log.key_path)
+    decoded, erased = reopened.field_keys.open(decode_record(reopened.get(entry.seq).canonical))
+    assert decoded == entry.record and erased == ()
     assert len(decoded.candidates) == len(ENGINE_CANDIDATES)
     for engine, stored in zip(ENGINE_CANDIDATES, decoded.candidates, strict=True):
         assert (stored.subject_id, stored.face_id, stored.rank) == (engine.subject_id, engine.face_id, engine.rank)

@@ -39,7 +39,9 @@ def test_append_get_list_and_verify(log: AuditLog) -> None:
     assert log.size() == 15
     entry = log.get(13)
     assert entry.record.operator == "bob" and entry.seq == 13
-    assert decode_record(entry.canonical) == entry.record
+    # what was signed holds the candidates sealed; the log hands them out opened (audit.trail.sealed)
+    assert b'"s0"' not in entry.canonical
+    assert log.field_keys.open(decode_record(entry.canonical)) == (entry.record, ())
     assert [e.seq for e in log.list(AuditFilter(case_ref="B"))] == [13, 14, 15]
     assert [e.seq for e in log.list(AuditFilter(operator="alice"), limit=2)] == [1, 2]
     assert len(log.list(AuditFilter(gallery="g", action="search"))) == 15
@@ -56,7 +58,8 @@ def test_append_get_list_and_verify(log: AuditLog) -> None:
 def test_records_are_canonical_and_float_free(log: AuditLog) -> None:
     e = log.append(record_fields(1))
     assert b"0.100000" in e.canonical and b"0.1," not in e.canonical
-    assert canonical_bytes(e.record.to_dict()) == e.canonical
+    signed = decode_record(e.canonical)
+    assert canonical_bytes(signed.to_dict()) == e.canonical and log.field_keys.open(signed)[0] == e.record
     with pytest.raises(ValueError, match="float"):
         canonical_bytes({"x": 0.5})
     with pytest.raises(ValueError, match="non-finite"):
