@@ -108,6 +108,7 @@ class KeyStore:
         # AES-GCM key set-ups by key id (with the key they were made from), kept across gallery loads while
         # the key is in the store: dropped when it is destroyed, or gone or changed on a reload (:meth:`ciphers`)
         self._ciphers: dict[str, tuple[bytes, AESGCM]] = {}
+        self._cipher_stamp: tuple[int, int, int] | None = None  # the file version the set-ups are known good for
 
     @classmethod
     def for_database(cls, db: object, db_path: str) -> KeyStore:
@@ -151,10 +152,16 @@ class KeyStore:
         self._secret = data[len(_MAGIC) : len(_MAGIC) + _SECRET]
         self._keys = {body[i : i + _ID]: body[i + _ID : i + _ENTRY] for i in range(0, len(body), _ENTRY)}
         self._stamp = stamp
-        self._prune_ciphers()
+        if stamp != self._cipher_stamp:
+            self._prune_ciphers()
+        self._cipher_stamp = stamp
 
     def _prune_ciphers(self) -> None:
-        """Forget the set-ups of keys no longer in the store (destroyed by another process, or a store replaced)."""
+        """Forget the set-ups of keys no longer in the store (destroyed by another process, or a store replaced).
+
+        Run when the file read is not the version the set-ups were made for: a re-read of this
+        process's own last write (before each write, under the lock) keeps them without a pass.
+        """
         if self._ciphers:
             keys = self._keys
             self._ciphers = {i: kc for i, kc in self._ciphers.items() if keys.get(bytes.fromhex(i)) == kc[0]}
@@ -295,6 +302,7 @@ class KeyStore:
             tmp.unlink(missing_ok=True)
         st = os.stat(self.path)
         self._stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        self._cipher_stamp = self._stamp  # destroyed keys' set-ups were dropped in this process (destroy)
 
 
 def _zero(fd: int) -> None:
