@@ -98,16 +98,22 @@ def bench_load_search(root: Path, n: int, queries: int) -> None:
     plain = plain_gallery(root / "plain.duckdb", x)
     print(f"(a) {n:,} faces; sealed enrolment {enrol_s:.1f} s (key store {os.path.getsize(store.keys.path):,} bytes)")
     loads_sealed, loads_plain = [], []
-    for _ in range(2):  # interleaved, best of two each
+    store.db.close()
+    for _ in range(2):  # interleaved
         t = time.perf_counter()
         plain_index = plain_load(plain)
         loads_plain.append(time.perf_counter() - t)
+        if not loads_sealed:  # cold: a new process's first load (the key store read, every key set up)
+            store = GalleryStore(Database(str(root / "sealed.duckdb")))
         store._loaded.clear()
         t = time.perf_counter()
         loaded = store.load("g")
         loads_sealed.append(time.perf_counter() - t)
-    lp, ls = min(loads_plain), min(loads_sealed)
-    print(f"    load: sealed {ls:.2f} s, plain baseline {lp:.2f} s, ratio {ls / lp:.2f}x (target <= 2x)")
+    lp = min(loads_plain)
+    cold, warm = loads_sealed
+    print(f"    load: sealed cold (new process: key store read, one AES-GCM set-up per subject) {cold:.2f} s, "
+          f"warm (a reload: set-ups kept) {warm:.2f} s; plain baseline {lp:.2f} s (best of 2); ratio cold "
+          f"{cold / lp:.2f}x, warm {warm / lp:.2f}x (target <= 2x)")
     sp, ss = search_ms(plain_index, q), search_ms(loaded.index, q)
     sp2 = search_ms(plain_index, q)
     print(f"    exact search p50: sealed gallery {ss:.1f} ms, plain baseline {sp:.1f} ms / {sp2:.1f} ms (repeat), "

@@ -42,12 +42,13 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from core.cache import CachedOutcome, EmbeddingCache, face_from_fields, pack_sealed, unpack_head, unpack_sealed
+from core.cache import CachedOutcome, EmbeddingCache, face_from_fields, pack_sealed, unpack_sealed
 from core.config import MODELS, ModelConfig
 from core.errors import BadInput, ConfigMismatch, GalleryExists, GalleryNotFound, NotFound
 from core.index import ApproxIndex, ExactIndex, VectorIndex
-from core.keystore import AESGCM, KeyStore, KeyStoreError, seal, unseal
+from core.keystore import AESGCM, KeyStore, KeyStoreError, seal, unseal, unseal_many
 from core.manifest import check_subject_id
 from core.results import Embedding, GalleryRef
 from core.storage.connection import Database
@@ -374,37 +375,56 @@ class GalleryStore:
             out.append(unseal(cipher, sealed, _aad(gallery, face_id)))
         return out
 
-    def _open_for_index(self, name: str, face_ids: builtins.list[str], key_ids: builtins.list[str],
-                        sealed: builtins.list[bytes]) -> tuple[builtins.list[str], bytes]:
-        """Decrypt a gallery's rows for its index: subject ids and the vectors' bytes, in row order.
+    def _open_for_index(self, name: str, table: pa.Table, dims: int) -> tuple[builtins.list[str], np.ndarray]:
+        """Decrypt a gallery's rows (``face_id, key_id, sealed``) for its index: subject ids and vectors, in row order.
 
-        The load's hot loop (one AES-GCM key set-up and decryption per subject and face):
-        the fields' JSON is not parsed, only the subject id before it (:func:`core.cache.unpack_head`).
+        The load's hot path: one AES-GCM key set-up per subject (not per face), every row
+        decrypted into one buffer (:func:`core.keystore.unseal_many`), the vectors cut out of it
+        in C (each plaintext ends with its vector, :func:`core.cache.pack_sealed`); the fields'
+        JSON is not parsed, only the subject id before it (as :func:`core.cache.unpack_head`).
 
         Raises
         ------
         KeyStoreError
-            As :meth:`_plaintexts`.
+            A subject's key is missing, a row does not decrypt, or a plaintext is not of a
+            ``dims``-dimensional face (altered, or sealed under another key).
         """
-        keys = self.keys.get_many(set(key_ids))
-        missing = set(key_ids) - keys.keys()
+        keys_enc = pc.dictionary_encode(table.column("key_id")).combine_chunks()
+        wanted = keys_enc.dictionary.to_pylist()
+        ciphers = self.keys.ciphers(wanted)
+        missing = [k for k, c in zip(wanted, ciphers, strict=True) if c is None]
         if missing:
             raise KeyStoreError(
                 f"gallery {name!r}: {len(missing)} subject key(s) are not in the key store {self.keys.path}; "
                 "the key store is not this database's (FACETRAIL_KEYSTORE) or was lost"
             )
-        prefix = _aad(name, "")
-        ciphers: dict[str, AESGCM] = {}
-        subjects: builtins.list[str] = []
-        chunks: builtins.list[bytes] = []
-        for face_id, key_id, blob in zip(face_ids, key_ids, sealed, strict=True):
-            cipher = ciphers.get(key_id)
-            if cipher is None:
-                cipher = ciphers[key_id] = AESGCM(keys[key_id])
-            head, vector = unpack_head(unseal(cipher, blob, prefix + face_id.encode()))
-            subjects.append(head)
-            chunks.append(vector)
-        return subjects, b"".join(chunks)
+        sealed = table.column("sealed").combine_chunks().cast(pa.large_binary())
+        n = len(sealed)
+        offsets = np.frombuffer(sealed.buffers()[1], dtype=np.int64, count=n + 1, offset=sealed.offset * 8)
+        data = memoryview(sealed.buffers()[2]).cast("B")  # unsigned bytes, as the AEAD reads them
+        aads = pc.binary_join_element_wise(_aad(name, "").decode(), table.column("face_id"), "").cast(pa.binary()).to_pylist()
+        plain = unseal_many([c for c in ciphers if c is not None], keys_enc.indices.to_numpy().tolist(), data,
+                            offsets.tolist(), aads)
+        ends = np.cumsum(offsets[1:] - offsets[:-1] - 28)
+        starts = ends - (offsets[1:] - offsets[:-1] - 28)
+        raw = np.frombuffer(plain, dtype=np.uint8)
+        if (ends - starts < 6 + 4 * dims).any():
+            raise KeyStoreError(f"gallery {name!r}: a sealed row is not a face of {dims} dimensions")
+        n_head = raw[starts].astype(np.int64) << 8 | raw[starts + 1]
+        n_text = (raw[starts + 2].astype(np.int64) << 24 | raw[starts + 3].astype(np.int64) << 16
+                  | raw[starts + 4].astype(np.int64) << 8 | raw[starts + 5])
+        if (starts + 6 + n_head + n_text + 4 * dims != ends).any():
+            raise KeyStoreError(f"gallery {name!r}: a sealed row is not a face of {dims} dimensions")
+        rows = pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(
+            np.concatenate([[0], ends]).astype(np.int64)), pa.py_buffer(plain)])
+        vectors = pc.binary_slice(rows, -4 * dims)
+        cut = np.frombuffer(vectors.buffers()[1], dtype=np.int64, count=n + 1, offset=vectors.offset * 8)
+        matrix = np.frombuffer(vectors.buffers()[2], dtype=np.float32, count=n * dims,
+                               offset=int(cut[0])).reshape(n, dims)
+        view = memoryview(plain)
+        subjects = [str(view[a + 6 : a + 6 + h], "utf-8")
+                    for a, h in zip(starts.tolist(), n_head.tolist(), strict=True)]
+        return subjects, matrix
 
     def _open_rows(self, rows: Sequence[tuple[Any, ...]]) -> builtins.list[tuple[dict[str, Any], np.ndarray]]:
         """Decrypt ``(gallery, face_id, key_id, sealed)`` rows: ``(fields, vector)`` each (see :meth:`_plaintexts`)."""
@@ -550,10 +570,8 @@ class GalleryStore:
             n = table.num_rows
             index: VectorIndex = ApproxIndex(dims) if approximate else ExactIndex(dims, capacity=max(1024, n))
             if n:
-                face_ids = table.column("face_id").to_pylist()
-                subjects, raw = self._open_for_index(name, face_ids, table.column("key_id").to_pylist(),
-                                                     table.column("sealed").to_pylist())
-                index.add(face_ids, subjects, np.frombuffer(raw, dtype=np.float32).reshape(-1, dims))
+                subjects, vectors = self._open_for_index(name, table, dims)
+                index.add(table.column("face_id").to_pylist(), subjects, vectors)
             loaded = LoadedGallery(GalleryRef(name, fingerprint, count), key, index)
             self._loaded[(name, approximate)] = loaded
             return loaded

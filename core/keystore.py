@@ -47,7 +47,7 @@ import os
 import secrets
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -57,13 +57,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from core.errors import RecognitionError
 from core.settings import Settings
 
-__all__ = ["AESGCM", "KeyStore", "KeyStoreError", "default_keystore_path", "seal", "unseal"]
+__all__ = ["AESGCM", "KeyStore", "KeyStoreError", "default_keystore_path", "seal", "unseal", "unseal_many"]
 
 _MAGIC = b"FTKS1\n"
 _SECRET = 32
 _ID = 16
 _KEY = 32
 _ENTRY = _ID + _KEY
+_OVERHEAD = 12 + 16  # a sealed row's nonce and GCM tag
 
 
 class KeyStoreError(RecognitionError):
@@ -104,6 +105,10 @@ class KeyStore:
         self._secret: bytes | None = None
         self._keys: dict[bytes, bytes] = {}
         self._stamp: tuple[int, int, int] | None = None
+        # AES-GCM key set-ups by key id (with the key they were made from), kept across gallery loads while
+        # the key is in the store: dropped when it is destroyed, or gone or changed on a reload (:meth:`ciphers`)
+        self._ciphers: dict[str, tuple[bytes, AESGCM]] = {}
+        self._cipher_stamp: tuple[int, int, int] | None = None  # the file version the set-ups are known good for
 
     @classmethod
     def for_database(cls, db: object, db_path: str) -> KeyStore:
@@ -130,6 +135,7 @@ class KeyStore:
         except FileNotFoundError:
             self._stamp, self._keys = None, {}
             self._secret = None
+            self._ciphers = {}
             return
         except OSError as err:
             raise KeyStoreError(f"cannot read key store {str(self.path)!r}: {err}") from err
@@ -146,6 +152,19 @@ class KeyStore:
         self._secret = data[len(_MAGIC) : len(_MAGIC) + _SECRET]
         self._keys = {body[i : i + _ID]: body[i + _ID : i + _ENTRY] for i in range(0, len(body), _ENTRY)}
         self._stamp = stamp
+        if stamp != self._cipher_stamp:
+            self._prune_ciphers()
+        self._cipher_stamp = stamp
+
+    def _prune_ciphers(self) -> None:
+        """Forget the set-ups of keys no longer in the store (destroyed by another process, or a store replaced).
+
+        Run when the file read is not the version the set-ups were made for: a re-read of this
+        process's own last write (before each write, under the lock) keeps them without a pass.
+        """
+        if self._ciphers:
+            keys = self._keys
+            self._ciphers = {i: kc for i, kc in self._ciphers.items() if keys.get(bytes.fromhex(i)) == kc[0]}
 
     def _secret_now(self) -> bytes:
         """Return the store secret, creating the store (one write) if it does not exist yet."""
@@ -178,6 +197,23 @@ class KeyStore:
                 key = self._keys.get(bytes.fromhex(key_id))
                 if key is not None:
                     out[key_id] = key
+            return out
+
+    def ciphers(self, key_ids: Sequence[str]) -> list[AESGCM | None]:
+        """Return an AES-GCM cipher for each key id, or None where the key does not exist (destroyed).
+
+        A key's set-up is made once and kept while the key is in the store (a gallery reloaded
+        after a change sets up only its new subjects' keys); destroying the key drops it.
+        """
+        with self._lock:
+            self._refresh()
+            cache = self._ciphers
+            out: list[AESGCM | None] = [kc[1] if (kc := cache.get(i)) is not None else None for i in key_ids]
+            for n, key_id in enumerate(key_ids):
+                if out[n] is None and (key := self._keys.get(raw := bytes.fromhex(key_id))) is not None:
+                    out[n] = cipher = AESGCM(key)
+                    if raw.hex() == key_id:  # kept under the id destroy() drops it by
+                        cache[key_id] = (key, cipher)
             return out
 
     def key_ids(self) -> frozenset[str]:
@@ -230,6 +266,7 @@ class KeyStore:
             gone = [k for k in wanted if k in self._keys]
             for k in gone:
                 del self._keys[k]
+                self._ciphers.pop(k.hex(), None)
         return len(gone)
 
     @contextmanager
@@ -289,6 +326,7 @@ class KeyStore:
             tmp.unlink(missing_ok=True)
         st = os.stat(self.path)
         self._stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        self._cipher_stamp = self._stamp  # destroyed keys' set-ups were dropped in this process (destroy)
 
 
 def _zero(fd: int) -> None:
@@ -306,6 +344,37 @@ def seal(key: bytes, payload: bytes, aad: bytes) -> bytes:
     """Encrypt ``payload`` under ``key`` (AES-256-GCM, random 96-bit nonce) bound to ``aad``: nonce + ciphertext."""
     nonce = secrets.token_bytes(12)
     return nonce + AESGCM(key).encrypt(nonce, payload, aad)
+
+
+def unseal_many(
+    ciphers: Sequence[AESGCM], which: Iterable[int], sealed: memoryview, offsets: Sequence[int], aads: Iterable[bytes]
+) -> bytearray:
+    """Decrypt rows made by :func:`seal`, stored back to back, into one buffer (plaintexts back to back, in order).
+
+    Row ``i`` is ``sealed[offsets[i]:offsets[i + 1]]``, sealed under the key of ``ciphers[which[i]]``
+    (:meth:`KeyStore.ciphers`: one key set-up per key however many rows it sealed) and bound to the
+    ``i``-th of ``aads``; its plaintext is 28 bytes (nonce and tag) shorter. No Python object per row
+    besides its views (the gallery load's hot loop).
+
+    Raises
+    ------
+    KeyStoreError
+        A row is shorter than a nonce and a tag, or does not decrypt (see :func:`unseal`).
+    """
+    n = len(offsets) - 1
+    sizes = [b - a - _OVERHEAD for a, b in zip(offsets, offsets[1:], strict=False)]
+    if n > 0 and min(sizes) < 0:
+        raise KeyStoreError("a sealed row is shorter than its nonce and tag: it was altered")
+    out = bytearray(sum(sizes))
+    view = memoryview(out)
+    start = 0
+    try:
+        for k, a, b, size, aad in zip(which, offsets, offsets[1:], sizes, aads, strict=False):
+            ciphers[k].decrypt_into(sealed[a : a + 12], sealed[a + 12 : b], aad, view[start : start + size])
+            start += size
+    except InvalidTag as err:
+        raise KeyStoreError("a sealed row does not decrypt under its key: altered, or sealed under another key") from err
+    return out
 
 
 def unseal(cipher: AESGCM, sealed: bytes, aad: bytes) -> bytes:

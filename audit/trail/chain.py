@@ -40,7 +40,8 @@ of the log *and* the checkpoints covering it cannot be detected from the databas
 alone: publish or export checkpoints (``audit checkpoint --json``) to anchor them
 outside it.
 
-Each batch is first checked whole (C-level list comparisons); only a batch with a
+Each batch is first checked whole (C-level list comparisons, or for a
+:class:`PackedBatch` whole-buffer comparisons and one hash per leaf); only a batch with a
 fault in it is walked record by record to name the fault, so an untouched log costs
 one hash per record and one per Merkle node. Not every checkpoint signature needs
 checking either: each checkpoint signs the digest of the one before, so the last
@@ -55,6 +56,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -69,6 +71,7 @@ __all__ = [
     "GENESIS",
     "Checkpoint",
     "MerkleFrontier",
+    "PackedBatch",
     "RowBatch",
     "VerifyReport",
     "consistency_proof",
@@ -493,6 +496,32 @@ class RowBatch(NamedTuple):
     """Stored canonical record bytes of each row."""
 
 
+class PackedBatch(NamedTuple):
+    """Consecutive stored rows packed for the verifier's fast path (what :meth:`AuditStore.scan_packed` hands on).
+
+    The same rows as a :class:`RowBatch`, without a Python object per hash: the verifier
+    compares whole buffers, hashes each leaf once, and unpacks the batch (:meth:`rows`) only
+    to name a fault in it.
+    """
+
+    seqs: bytes
+    """Stored sequence numbers, int64 in native byte order (``array('q')``)."""
+    prev_hashes: bytes
+    """Stored ``prev_hash`` of each row, concatenated (32 bytes each)."""
+    entry_hashes: bytes
+    """Stored ``entry_hash`` of each row, concatenated (32 bytes each)."""
+    leaves: Sequence[bytes]
+    """Each row's RFC 6962 leaf input with its prefix: ``0x00 || stored prev_hash || stored record``."""
+
+    def rows(self) -> RowBatch:
+        """Return the batch as a :class:`RowBatch` (for the record-by-record walk)."""
+        seqs = array("q")
+        seqs.frombytes(self.seqs)
+        prevs = [self.prev_hashes[i : i + 32] for i in range(0, len(self.prev_hashes), 32)]
+        hashes = [self.entry_hashes[i : i + 32] for i in range(0, len(self.entry_hashes), 32)]
+        return RowBatch(list(seqs), prevs, hashes, [leaf[33:] for leaf in self.leaves])
+
+
 @dataclass(frozen=True)
 class VerifyReport:
     """Outcome of a verification run."""
@@ -555,7 +584,7 @@ class VerifyReport:
 
 
 def verify_chain(
-    batches: Iterable[RowBatch],
+    batches: Iterable[RowBatch | PackedBatch],
     checkpoints: Iterable[Checkpoint] = (),
     public_key: Ed25519PublicKey | None = None,
     *,
@@ -623,22 +652,23 @@ class _Verifier:
         self._prev = GENESIS
         self._stopped: ChainIntegrityError | None = None
 
-    def feed(self, batch: RowBatch) -> bool:
+    def feed(self, batch: RowBatch | PackedBatch) -> bool:
         """Check one batch of rows; return False once a record fault was found (later batches are ignored)."""
         if self._stopped is not None:
             return False
-        seqs, hashes = batch.seqs, batch.entry_hashes
-        if seqs and self._batch_is_valid(batch):
+        hashes = self._packed_hashes(batch) if isinstance(batch, PackedBatch) else (
+            batch.entry_hashes if batch.seqs and self._batch_is_valid(batch) else None)
+        if hashes:
             if self._expected <= self._last_cp:
                 self._pending.extend(hashes[: self._last_cp - self._expected + 1])
-            self._expected += len(seqs)
+            self._expected += len(hashes)
             self._prev = bytes(hashes[-1])
             if self._kept is not None:
                 self._kept.extend(hashes)
         else:
             # Something is wrong in this batch (or it is empty): walk it record by record to name
             # the first fault exactly.
-            self._walk(batch)
+            self._walk(batch.rows() if isinstance(batch, PackedBatch) else batch)
         while len(self._pending) >= _BLOCK:
             self._merkle_block(_BLOCK)
         return self._stopped is None
@@ -657,6 +687,25 @@ class _Verifier:
         if prevs[0] != self._prev or list(prevs[1:]) != list(hashes[:-1]):
             return False
         return entry_hashes(prevs, blobs) == list(hashes)
+
+    def _packed_hashes(self, batch: PackedBatch) -> list[bytes] | None:
+        """Whole-batch check of a packed batch (as :meth:`_batch_is_valid`); its entry hashes, or None.
+
+        Each leaf is hashed once, and the seqs, the links and the stored hashes are compared as
+        whole buffers: the stored hashes must be exactly the recomputed ones, the stored prevs
+        the previous row's hash followed by all but the last stored hash.
+        """
+        n = len(batch.leaves)
+        prevs, stored = batch.prev_hashes, batch.entry_hashes
+        if not n or len(prevs) != 32 * n or len(stored) != 32 * n:
+            return None
+        if batch.seqs != array("q", range(self._expected, self._expected + n)).tobytes():
+            return None
+        if prevs[:32] != self._prev or prevs[32:] != stored[:-32]:
+            return None
+        sha = _sha256
+        hashes = [sha(leaf).digest() for leaf in batch.leaves]
+        return hashes if b"".join(hashes) == stored else None
 
     def _walk(self, batch: RowBatch) -> None:
         # Plain ``!=`` on bytes is fine here (no secret is compared); proofs use hmac.compare_digest.

@@ -635,9 +635,14 @@ class AuditLog:
 
         return verify_log(self, public_key_pem, parallel=parallel, all_signatures=all_signatures, trusted=trusted)
 
-    def scan(self, *, ordered: bool, parallel: bool = False) -> contextlib.closing[Generator[Any, None, None]]:
-        """Return the stored rows as :class:`~audit.trail.chain.RowBatch` es, closed however the reader ends."""
-        scan = self.store.scan(ordered=ordered)
+    def scan(
+        self, *, ordered: bool, parallel: bool = False, packed: bool = False
+    ) -> contextlib.closing[Generator[Any, None, None]]:
+        """Return the stored rows as :class:`~audit.trail.chain.RowBatch` es, closed however the reader ends.
+
+        With ``packed``: as ``(batch, first undecodable seq)`` from :meth:`AuditStore.scan_packed`.
+        """
+        scan = self.store.scan_packed(ordered=ordered) if packed else self.store.scan(ordered=ordered)
         return contextlib.closing(_prefetch(scan) if parallel else _closing_iter(scan))
 
     # -- review (:mod:`audit.trail.review`; reviews are recorded through AuditSession.review) ---

@@ -38,9 +38,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from audit.errors import SeqTaken
-from audit.trail.chain import Checkpoint, MerkleFrontier, RowBatch
+from audit.trail.chain import Checkpoint, MerkleFrontier, PackedBatch, RowBatch
 from core.errors import BadInput
 from core.storage.connection import Database
 
@@ -48,12 +51,19 @@ __all__ = ["FRONTIER_EVERY", "AuditFilter", "AuditStore", "StoreRow", "StoreWrit
 
 #: The Merkle frontier is stored with every this many records.
 FRONTIER_EVERY = 1024
+#: Rows per batch of the verifier's read (:meth:`AuditStore.scan_packed`).
+SCAN_BATCH = 100_000
 
 _ROW = "SELECT seq, prev_hash, entry_hash, record FROM audit_log"
 # one JSON parse per record, in C: not UTF-8, not JSON, or not carrying its own seq (json_extract fails on bad JSON)
 _UNDECODABLE = (
     "SELECT min(seq) FROM audit_log WHERE seq BETWEEN ? AND ? AND NOT coalesce("
     "try(json_extract(try(decode(record)), '$.seq')::BIGINT) = seq, false)"
+)
+# the verifier's one read: the RFC 6962 leaf input of each row, and the decode check of _UNDECODABLE per row
+_PACKED = (
+    "SELECT seq, prev_hash, entry_hash, '\\x00'::BLOB || prev_hash || record AS leaf, coalesce("
+    "try(json_extract(try(decode(record)), '$.seq')::BIGINT) = seq, false) AS decodes FROM audit_log"
 )
 _FEW_ROWS = 1000  # tail_of_action: up to this many new rows are read whole
 _CP = "SELECT seq, head_hash, merkle_root, created_at, key_id, signature, prev, frontier FROM audit_checkpoint_chain"
@@ -118,6 +128,36 @@ def _row(t: tuple[Any, ...]) -> StoreRow:
     return StoreRow(int(t[0]), bytes(t[1]), bytes(t[2]), bytes(t[3]))
 
 
+def _hash_column(column: pa.Array) -> bytes | None:
+    """Return a binary column of 32-byte values as one buffer (no copy per value), or None if one is not."""
+    if column.null_count or len(column) == 0:
+        return None
+    lengths = pc.binary_length(column)
+    if pc.min(lengths).as_py() != 32 or pc.max(lengths).as_py() != 32:
+        return None
+    if not pa.types.is_fixed_size_binary(column.type):
+        column = column.cast(pa.binary(32))
+    data = column.buffers()[1]
+    return bytes(data.slice(column.offset * 32, len(column) * 32).to_pybytes())
+
+
+def _packed(batch: pa.RecordBatch) -> tuple[RowBatch | PackedBatch, int | None]:
+    """Turn one Arrow batch of :data:`_PACKED` into what the verifier reads (see :meth:`AuditStore.scan_packed`)."""
+    seqs, prevs, hashes, leaves, decodes = (batch.column(i) for i in range(5))
+    bad = None
+    if decodes.null_count or not pc.all(decodes).as_py():
+        bad = pc.min(pc.filter(seqs, pc.invert(pc.fill_null(decodes, False)))).as_py()
+    prev_buf, hash_buf = _hash_column(prevs), _hash_column(hashes)
+    if prev_buf is None or hash_buf is None or seqs.null_count or leaves.null_count:
+        # a NULL record reads as empty bytes: its hash does not match, and the walk names it
+        records: list[bytes] = [b"" if r is None or p is None else r[1 + len(p):]
+                                for p, r in zip(prevs.to_pylist(), leaves.to_pylist(), strict=True)]
+        rows = RowBatch(seqs.to_pylist(), prevs.to_pylist(), hashes.to_pylist(), records)
+        return rows, bad
+    # Arrow -> Python bytes in C: cheaper than a memoryview per value, and hashlib reads bytes fastest
+    return PackedBatch(seqs.to_numpy().astype(np.int64).tobytes(), prev_buf, hash_buf, leaves.to_pylist()), bad
+
+
 def _checkpoint(t: tuple[Any, ...]) -> Checkpoint:
     return Checkpoint(int(t[0]), bytes(t[1]), bytes(t[2]), str(t[3]), str(t[4]), bytes(t[5]), bytes(t[6]))
 
@@ -156,7 +196,11 @@ class StoreWriter:
 
     def latest_note(self) -> tuple[int, str] | None:
         """Return ``(seq, note)`` of the last record that has a signed note, or None."""
+        # the last record's note, read by its seq (a point lookup); a search over the note column only
+        # when the last record has none (a log made before signed notes, or a forged tail)
         row = self._con.execute(
+            "SELECT seq, note FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log) AND note IS NOT NULL"
+        ).fetchone() or self._con.execute(
             "SELECT seq, note FROM audit_log WHERE note IS NOT NULL ORDER BY seq DESC LIMIT 1"
         ).fetchone()
         return None if row is None else (int(row[0]), str(row[1]))
@@ -346,6 +390,24 @@ class AuditStore:
                 # Arrow -> Python lists of int / bytes in C, about a fifth of the hashing cost
                 seqs, prevs, hashes, records = (batch.column(i).to_pylist() for i in range(4))
                 yield RowBatch(seqs, prevs, hashes, records)
+
+    def scan_packed(
+        self, batch_size: int | None = None, ordered: bool = True
+    ) -> Generator[tuple[RowBatch | PackedBatch, int | None], None, None]:
+        """Yield the whole log as ``(batch, first undecodable seq in it or None)``, for verification.
+
+        One read of the log gives the verifier everything: DuckDB builds each row's leaf input
+        (``0x00 || prev_hash || record``) and checks in C that the record is a JSON object
+        carrying its own seq (as :meth:`first_undecodable`); the batch is handed on as a
+        :class:`~audit.trail.chain.PackedBatch` (views of the Arrow buffers, no Python object
+        per hash), or as a plain :class:`~audit.trail.chain.RowBatch` when a row is not of the
+        stored form (a NULL, a hash that is not 32 bytes), so that the verifier's walk names
+        it. ``ordered`` as for :meth:`scan`.
+        """
+        with self.db.connect() as con:
+            reader = con.sql(_PACKED + (" ORDER BY seq" if ordered else "")).to_arrow_reader(batch_size or SCAN_BATCH)
+            for batch in reader:
+                yield _packed(batch)
 
     def hashes(self, start: int, end: int) -> list[bytes]:
         """Return the stored entry hashes of records ``start..end`` (inclusive), in seq order."""

@@ -6,8 +6,8 @@ Every record ``i`` is stored with the signed note of the tree of records ``1..i`
 record) and recomputes the Merkle root at the latest note's tree size. That note's
 signature (by a trusted key, for the log's origin) and that root commit to every
 record, so an untouched log costs one signature check however long it is. Every
-record is also checked to be a JSON object carrying its own seq (in SQL: a record
-the log never encoded is a fault); ``all_signatures`` decodes every record in Python
+record is also checked to be a JSON object carrying its own seq (in SQL, in the same
+read of the log: a record the log never encoded is a fault); ``all_signatures`` decodes every record in Python
 and checks every note too.
 
 When the latest note does not match, the *first record that differs from what was
@@ -41,12 +41,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from audit.errors import ChainIntegrityError
-from audit.trail.chain import VerifyReport, prefix_root, tree_levels, verify_chain
+from audit.trail.chain import PackedBatch, RowBatch, VerifyReport, prefix_root, tree_levels, verify_chain
 from audit.trail.keys import load_public_key_pem
 from audit.trail.notes import Checkpoint, NoteError, NoteKey, parse_vkey, raw_public_key, verify_checkpoint
 from audit.trail.records import decode_record
@@ -142,7 +142,9 @@ def verify_log(
         trusted_cps.append(_trusted(notes, text))
     sizes = [latest[0]] if latest else []
     sizes += [seq for seq, _, _ in rotations] + [cp.size for cp, _ in trusted_cps if cp is not None]
-    report = _pass(log, sizes, parallel, keep=False)
+    undecodable: list[int] = []  # the decode check, made in the same read when it reads every row
+    report = _pass(log, sizes, parallel, keep=False, undecodable=undecodable)
+    read_all = report.ok
     if not report.ok:  # name the fault as a walk in seq order does
         report = _pass(log, sizes, parallel, keep=True, ordered=True)
     records = log.store.size()
@@ -169,7 +171,10 @@ def verify_log(
             signed = records
         else:
             signed = _first_unsigned(log, notes, report, records, faults) - 1
-    bad = log.store.first_undecodable(1, records) if records else None
+    if read_all:  # the first read reached every record
+        bad = min(undecodable, default=None)
+    else:
+        bad = log.store.first_undecodable(1, records) if records else None
     if bad is not None:
         faults.append(ChainIntegrityError(bad, "bad_record", detail="the stored bytes are not a record of this seq"))
     if all_signatures:
@@ -205,9 +210,20 @@ def _trusted(notes: _Notes, text: str) -> tuple[Checkpoint | None, ChainIntegrit
     return cp, None
 
 
-def _pass(log: AuditLog, sizes: list[int], parallel: bool, *, keep: bool, ordered: bool = False) -> VerifyReport:
-    with log.scan(ordered=ordered, parallel=parallel) as batches:
-        return verify_chain(batches, root_sizes=sizes, keep_hashes=keep)
+def _pass(
+    log: AuditLog, sizes: list[int], parallel: bool, *, keep: bool, ordered: bool = False,
+    undecodable: list[int] | None = None,
+) -> VerifyReport:
+    """One read of the log through the chain verifier; the seqs of undecodable records go to ``undecodable``."""
+    with log.scan(ordered=ordered, parallel=parallel, packed=True) as scan:
+
+        def batches() -> Iterator[RowBatch | PackedBatch]:
+            for batch, bad in scan:
+                if bad is not None and undecodable is not None:
+                    undecodable.append(bad)
+                yield batch
+
+        return verify_chain(batches(), root_sizes=sizes, keep_hashes=keep)
 
 
 def _first_unsigned(

@@ -234,7 +234,7 @@ def test_a_failing_read_is_raised_not_swallowed(tmp_path: Path, monkeypatch: pyt
         yield from ()
         raise StorageError("disk gone")
 
-    monkeypatch.setattr(AuditStore, "scan", broken)
+    monkeypatch.setattr(AuditStore, "scan_packed", broken)  # the read verify makes
     for parallel in (False, True):
         with pytest.raises(StorageError, match="disk gone"):
             log.verify(parallel=parallel)
