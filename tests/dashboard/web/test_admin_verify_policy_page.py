@@ -77,6 +77,7 @@ def test_a_looser_verification_is_flagged_in_the_match_log(env: tuple[str, float
     verify(page(VERIFY), looser, REASON)
     (done,) = [e for e in Runtime(db).log.list() if e.record.action == "verify"]
     log = page("app_pages/match_log.py", "auditor1", "auditor")
+    log.selectbox(key="matchlog_action").set_value("verify")  # the Match log opens on searches
     log.selectbox(key="matchlog_policy").set_value("looser").run()
     assert not log.exception, log.exception
     listed = log.dataframe[0].value
