@@ -65,13 +65,23 @@ from audit.evaluation.reviewers import ReviewerRate, ReviewerRates, audited_revi
 from audit.outputs import OutputRefused, check_out_path, protected_paths
 from audit.privacy import DataHolding, privacy_inventory, purge_evaluation_cache, retention_run
 from audit.reports import *  # noqa: F403 (accountability reports)
+from audit.reviewing import QueueItem, RateAtScore, ReviewEvidence, rates_at_score, review_evidence, review_queue
 from audit.runtime import Runtime
 from audit.session import AuditContext, Audited, AuditSession
 from audit.trail import *  # noqa: F403 (the trail's public names)
+from audit.trail.review import REASON_CODES, submit_review
 from audit.witness import *  # noqa: F403 (the witness and the log's witness client)
 
 __all__ = [
     "ACTION_PERMISSIONS",
+    "QueueItem",
+    "REASON_CODES",
+    "RateAtScore",
+    "ReviewEvidence",
+    "rates_at_score",
+    "review_evidence",
+    "review_queue",
+    "submit_review",
     "DataHolding",
     "privacy_inventory",
     "purge_evaluation_cache",

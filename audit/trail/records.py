@@ -75,7 +75,8 @@ ACTIONS = frozenset(
      "evidence", "retention",  # review evidence destroyed (audit.evidence), retention run (audit.privacy)
      "rotate_key", "publish",  # the log's own key rotation, a checkpoint published to witnesses
      "blind_batch", "blind_serve", "blind_review", "blind_reveal", "review_rates",  # blind review (audit.blind)
-     "threshold_policy"}  # the loosest threshold operators may search at (audit.policy)
+     "threshold_policy",  # the loosest threshold operators may search at (audit.policy)
+     "read_evidence"}  # a reviewer or auditor shown a review's photos (audit.reviewing)
 )
 
 #: Review decisions.

@@ -1,0 +1,238 @@
+"""What a reviewer is shown to decide a candidate: the photos, the threshold and the score's error context.
+
+The review screen (one for the match log and the blind review) shows, for one candidate of a
+query: the probe photo kept for the review (:mod:`audit.evidence`) and the candidate's gallery
+reference photo (kept sealed under the subject's key, :meth:`core.gallery.GalleryStore.photo`),
+side by side; the threshold the query ran at and whether it was looser than the deployment's
+policy (:mod:`audit.policy`, as the query's record states it); and how often an impostor scores
+this close in the designated evaluation, overall and for the candidate's groups.
+
+:func:`review_evidence` opens the photos through the gate: only reviewers and auditors
+(``read_log``) of a record that names the candidate; anyone else, or a face the record does not
+name, is refused and the refusal recorded; each showing is recorded (``read_evidence``). Photos
+are decoded and encoded again as PNG, so no file metadata (a camera's location) reaches the screen.
+
+:func:`review_queue` is a reviewer's queue: the candidates still pending that they may review
+and have not, oldest query first, with its age.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from PIL import Image as PILImage
+
+from audit.accounts import normalize_name
+from audit.errors import RecordNotFound, ReviewRefused
+from audit.evaluation.store import EvaluationStore
+from audit.evidence import EvidenceStore
+from audit.session import AuditSession
+from audit.trail.log import AuditLog
+from audit.trail.records import AuditRecord
+from audit.trail.review import REVIEW_PURPOSE, REVIEWABLE_ACTIONS, video_candidates
+from audit.trail.store import AuditFilter
+from core.gallery import GalleryStore
+from core.image import load_image
+
+__all__ = ["QueueItem", "RateAtScore", "ReviewEvidence", "review_evidence", "review_queue", "rates_at_score"]
+
+
+@dataclass(frozen=True)
+class RateAtScore:
+    """How often an impostor pair of one group scored at least this similarity in an evaluation."""
+
+    group: str
+    """``"overall"`` or ``"<grouping>: <group>"``."""
+    impostors_at_or_above: int
+    impostor_pairs: int
+
+    @property
+    def rate(self) -> float | None:
+        """The false-match rate at this score (None without impostor pairs)."""
+        return self.impostors_at_or_above / self.impostor_pairs if self.impostor_pairs else None
+
+    def words(self) -> str:
+        """Say the rate in words: ``"3 in 10,000 impostor pairs"``, ``"fewer than 1 in 167,620"``."""
+        if not self.impostor_pairs:
+            return "no impostor pairs measured"
+        if not self.impostors_at_or_above:
+            return f"fewer than 1 in {self.impostor_pairs:,} impostor pairs scored this high"
+        return (f"{self.impostors_at_or_above:,} in {self.impostor_pairs:,} impostor pairs scored this high "
+                f"(about 1 in {max(1, round(self.impostor_pairs / self.impostors_at_or_above)):,})")
+
+
+@dataclass(frozen=True)
+class ReviewEvidence:
+    """What the review screen shows for one candidate (photos as PNG bytes, or None with why)."""
+
+    seq: int
+    candidate: str | None
+    """What a review names the candidate (face id, ``track:face`` id), None for a verify pair."""
+    subject_id: str | None
+    similarity: str | None
+    threshold: float | None
+    policy: dict[str, Any] | None
+    """The record's ``details.threshold_policy`` (status ``within``, ``looser``, ...), None if it has none."""
+    probe: bytes | None
+    probe_note: str
+    reference: bytes | None
+    reference_note: str
+
+    @property
+    def looser_than_policy(self) -> bool:
+        """Whether the query ran at a threshold looser than the deployment's policy."""
+        return isinstance(self.policy, dict) and self.policy.get("status") in ("looser", "beyond_limit")
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One candidate pending for a reviewer."""
+
+    seq: int
+    action: str
+    candidate: str | None
+    subject_id: str | None
+    rank: int
+    started_at: str
+    age_hours: float
+
+
+def _png(data: bytes) -> bytes:
+    """Decode an image and encode it again as PNG (no metadata of the file survives)."""
+    buffer = io.BytesIO()
+    PILImage.fromarray(load_image(data).pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _candidate_of(record: AuditRecord, candidate: str | None) -> tuple[str | None, str | None, str | None]:
+    """Return (candidate id, face id, subject id) of ``candidate`` in the record, or raise ValueError."""
+    if record.action == "verify":
+        if candidate is not None:
+            raise ValueError(f"record {record.seq} is a verify: its pair has no candidate id")
+        return None, None, None
+    if record.action == "search_video":
+        pairs = [(f"{t}:{c.face_id}", c) for t, c in video_candidates(record)]
+    else:
+        pairs = [(c.face_id, c) for c in record.candidates]
+    for named, c in pairs:
+        if named == candidate:
+            return named, c.face_id, c.subject_id
+    raise ValueError(f"record {record.seq} names no candidate {candidate!r}")
+
+
+def review_evidence(session: AuditSession, galleries: GalleryStore, seq: int, candidate: str | None, *,
+                    evidence: EvidenceStore | None = None) -> ReviewEvidence:
+    """Open the photos and the threshold of one candidate of query ``seq`` for a reviewer or an auditor (recorded).
+
+    Raises
+    ------
+    NotAuthenticated, Forbidden
+        From the gate (recorded): only reviewers and auditors (``read_log``).
+    RecordNotFound
+        No record ``seq`` (recorded).
+    ReviewRefused
+        The record is not a reviewable result or does not name the candidate (recorded).
+    """
+    gate = session.with_context(replace(session.context, purpose=REVIEW_PURPOSE, case_ref=None, case_required=False))
+    asked: dict[str, Any] = {"target_seq": seq, "target_face_id": candidate}
+    gate.check("read_evidence", asked)
+    try:
+        record = gate.log.get(seq).record
+    except RecordNotFound as err:
+        gate.refuse("read_evidence", RecordNotFound.code, str(err), None, **asked)
+        raise
+    try:
+        if record.action not in REVIEWABLE_ACTIONS or record.outcome != "ok":
+            raise ValueError(f"record {seq} is a {record.action} with outcome {record.outcome!r}: nothing to review")
+        named, face_id, subject_id = _candidate_of(record, candidate)
+    except ValueError as err:
+        gate.refuse("read_evidence", ReviewRefused.code, str(err), None, **asked)
+        raise ReviewRefused(str(err)) from err
+    retained = record.details.get("retained")
+    probe_id = retained.get("probe_image") if isinstance(retained, dict) else None
+    probe, probe_note = None, "not kept for this query"
+    if isinstance(probe_id, str):
+        store = evidence if evidence is not None else EvidenceStore.beside(galleries.db.path, galleries.keys)
+        try:
+            probe, probe_note = _png(store.read(gate, probe_id)), "kept for this review"
+        except KeyError:
+            probe_note = "destroyed: its review ended or its retention expired"
+    reference, reference_note = None, "a verify compares two probes: no gallery photo"
+    if face_id is not None and record.gallery is not None:
+        photo = galleries.photo(record.gallery.name, face_id) if _gallery_exists(galleries, record) else None
+        reference, reference_note = ((_png(photo), "the gallery's reference photo") if photo is not None else
+                                     (None, "no reference photo: not kept at enrolment, or the subject was erased"))
+    gate.record("read_evidence", {**asked, "target_face_id": named, "outcome": "ok",
+                                  "details": {"probe_image": probe is not None, "reference_photo": reference is not None}})
+    similarity = next((c.similarity for c in record.candidates if c.face_id == face_id), None)
+    threshold = record.details.get("threshold")
+    policy = record.details.get("threshold_policy")
+    return ReviewEvidence(seq, named, subject_id, similarity,
+                          _number(threshold),
+                          policy if isinstance(policy, dict) else None, probe, probe_note, reference, reference_note)
+
+
+def _number(value: Any) -> float | None:
+    """Return a number the record holds (records keep floats as decimal strings), or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _gallery_exists(galleries: GalleryStore, record: AuditRecord) -> bool:
+    assert record.gallery is not None
+    return any(g.name == record.gallery.name for g in galleries.list())
+
+
+def rates_at_score(evaluations: EvaluationStore, run_id: str, similarity: float,
+                   groups: dict[str, str] | None = None) -> list[RateAtScore]:
+    """Return the false-match rate at ``similarity`` in evaluation ``run_id``: overall, then for each of ``groups``.
+
+    ``groups`` maps a grouping (``"sex"``) to the candidate's group in it (``"female"``); a group the
+    evaluation did not measure is left out. Counts come from the run's score histograms: impostor pairs
+    in bins reaching ``similarity`` or above (a bin that straddles the score counts, so the rate is not
+    understated).
+    """
+    frame = evaluations.table("histograms", run_id)
+    out: list[RateAtScore] = []
+    if frame.empty:
+        return out
+    wanted = [("overall", None)] + sorted((groups or {}).items())
+    for grouping, group in wanted:
+        if group is None:
+            rows = frame[frame["grouping"].isin(["overall", "all"])]
+        else:
+            rows = frame[(frame["grouping"] == grouping) & (frame["group_name"].astype(str) == str(group))]
+        if rows.empty:
+            continue
+        total = int(rows["impostor"].sum())
+        above = int(rows.loc[rows["bin_hi"] > similarity, "impostor"].sum())
+        out.append(RateAtScore("overall" if group is None else f"{grouping}: {group}", above, total))
+    return out
+
+
+def review_queue(log: AuditLog, reviewer: str, *, now: datetime | None = None) -> list[QueueItem]:
+    """Return the candidates pending for ``reviewer``: not their own queries, not reviewed by them; oldest first."""
+    name = normalize_name(reviewer)
+    now = now or datetime.now(UTC)
+    out: list[QueueItem] = []
+    for action in REVIEWABLE_ACTIONS:
+        for entry in log.list(AuditFilter(action=action)):
+            record = entry.record
+            if record.outcome != "ok" or (record.operator and normalize_name(record.operator) == name):
+                continue
+            status = log.match_status(record.seq)
+            started = pd.Timestamp(record.started_at).to_pydatetime()
+            for c in status.candidates:
+                if c.status != "pending" or name in c.confirmations or name in c.rejections:
+                    continue
+                out.append(QueueItem(record.seq, record.action, c.candidate_id, c.subject_id, c.rank,
+                                     record.started_at, max(0.0, (now - started).total_seconds() / 3600)))
+    return sorted(out, key=lambda q: (q.started_at, q.seq, q.rank))
