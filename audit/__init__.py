@@ -65,7 +65,15 @@ from audit.evaluation.reviewers import ReviewerRate, ReviewerRates, audited_revi
 from audit.outputs import OutputRefused, check_out_path, protected_paths
 from audit.privacy import DataHolding, privacy_inventory, purge_evaluation_cache, retention_run
 from audit.reports import *  # noqa: F403 (accountability reports)
-from audit.reviewing import QueueItem, RateAtScore, ReviewEvidence, rates_at_score, review_evidence, review_queue
+from audit.reviewing import (
+    QueueItem,
+    RateAtScore,
+    ReviewEvidence,
+    designated_evaluation,
+    rates_at_score,
+    review_evidence,
+    review_queue,
+)
 from audit.runtime import Runtime
 from audit.session import AuditContext, Audited, AuditSession
 from audit.trail import *  # noqa: F403 (the trail's public names)
@@ -78,6 +86,7 @@ __all__ = [
     "REASON_CODES",
     "RateAtScore",
     "ReviewEvidence",
+    "designated_evaluation",
     "rates_at_score",
     "review_evidence",
     "review_queue",

@@ -19,6 +19,7 @@ and have not, oldest query first, with its age.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -38,7 +39,8 @@ from audit.trail.store import AuditFilter
 from core.gallery import GalleryStore
 from core.image import load_image
 
-__all__ = ["QueueItem", "RateAtScore", "ReviewEvidence", "review_evidence", "review_queue", "rates_at_score"]
+__all__ = ["QueueItem", "RateAtScore", "ReviewEvidence", "designated_evaluation", "rates_at_score", "review_evidence",
+           "review_queue"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,10 @@ class ReviewEvidence:
     probe_note: str
     reference: bytes | None
     reference_note: str
+    evaluation: str | None = None
+    """The designated evaluation (:func:`designated_evaluation`), None: no evaluation designated."""
+    rates: tuple[RateAtScore, ...] = ()
+    """The false-match rate at this score: overall, then the candidate's groups the evaluation measured."""
 
     @property
     def looser_than_policy(self) -> bool:
@@ -162,8 +168,9 @@ def review_evidence(session: AuditSession, galleries: GalleryStore, seq: int, ca
         except KeyError:
             probe_note = "destroyed: its review ended or its retention expired"
     reference, reference_note = None, "a verify compares two probes: no gallery photo"
+    gallery = record.gallery.name if record.gallery is not None and _gallery_exists(galleries, record) else None
     if face_id is not None and record.gallery is not None:
-        photo = galleries.photo(record.gallery.name, face_id) if _gallery_exists(galleries, record) else None
+        photo = galleries.photo(gallery, face_id) if gallery is not None else None
         reference, reference_note = ((_png(photo), "the gallery's reference photo") if photo is not None else
                                      (None, "no reference photo: not kept at enrolment, or the subject was erased"))
     gate.record("read_evidence", {**asked, "target_face_id": named, "outcome": "ok",
@@ -171,9 +178,15 @@ def review_evidence(session: AuditSession, galleries: GalleryStore, seq: int, ca
     similarity = next((c.similarity for c in record.candidates if c.face_id == face_id), None)
     threshold = record.details.get("threshold")
     policy = record.details.get("threshold_policy")
-    return ReviewEvidence(seq, named, subject_id, similarity,
-                          _number(threshold),
-                          policy if isinstance(policy, dict) else None, probe, probe_note, reference, reference_note)
+    evaluations = EvaluationStore(galleries.db)
+    designated = designated_evaluation(evaluations, record.model_config)
+    rates: list[RateAtScore] = []
+    if designated is not None and similarity is not None:
+        fields = galleries.face_fields(gallery, face_id) if face_id is not None and gallery is not None else None
+        rates = rates_at_score(evaluations, designated[0], float(similarity), (fields or {}).get("metadata"))
+    return ReviewEvidence(seq, named, subject_id, similarity, _number(threshold),
+                          policy if isinstance(policy, dict) else None, probe, probe_note, reference, reference_note,
+                          None if designated is None else designated[1], tuple(rates))
 
 
 def _number(value: Any) -> float | None:
@@ -191,30 +204,49 @@ def _gallery_exists(galleries: GalleryStore, record: AuditRecord) -> bool:
     return any(g.name == record.gallery.name for g in galleries.list())
 
 
-def rates_at_score(evaluations: EvaluationStore, run_id: str, similarity: float,
-                   groups: dict[str, str] | None = None) -> list[RateAtScore]:
-    """Return the false-match rate at ``similarity`` in evaluation ``run_id``: overall, then for each of ``groups``.
+def designated_evaluation(evaluations: EvaluationStore, model_config: dict[str, Any] | None
+                          ) -> tuple[str, str] | None:
+    """Return ``(run id, label)`` of the evaluation that speaks for a query's configuration, or None.
 
-    ``groups`` maps a grouping (``"sex"``) to the candidate's group in it (``"female"``); a group the
-    evaluation did not measure is left out. Counts come from the run's score histograms: impostor pairs
-    in bins reaching ``similarity`` or above (a bin that straddles the score counts, so the rate is not
-    understated).
+    The designated evaluation is the newest stored run under the query's embedding key on the
+    dataset the deployed threshold was calibrated on (its ``threshold_source.dataset_fingerprint``):
+    the data the deployment's own threshold rests on, never a run someone picks. A threshold not
+    calibrated by facetrail designates none.
     """
-    frame = evaluations.table("histograms", run_id)
+    source = (model_config or {}).get("threshold_source")
+    key = (model_config or {}).get("embedding_key")
+    fingerprint = source.get("dataset_fingerprint") if isinstance(source, dict) else None
+    if not isinstance(key, str) or not isinstance(fingerprint, str):
+        return None
+    run_id = evaluations.latest(embedding_key=key, dataset_fingerprint=fingerprint)
+    if run_id is None:
+        return None
+    dataset = source.get("dataset") if isinstance(source, dict) else None
+    return run_id, f"evaluation {run_id} on {dataset or 'the calibration data'} (the deployed threshold's data)"
+
+
+def rates_at_score(evaluations: EvaluationStore, run_id: str, similarity: float,
+                   metadata: dict[str, Any] | None = None) -> list[RateAtScore]:
+    """Return the false-match rate at ``similarity`` in evaluation ``run_id``: overall, then per matching group.
+
+    A group of the evaluation (one label, e.g. ``{"sex": "F"}``) is the candidate's when its
+    ``metadata`` has that label with that value; groups the evaluation did not measure are left out.
+    Counts come from the run's score histograms, as :meth:`EvaluationReport.false_match_rate_at`
+    reads them (the bin holding the score counts as at or above it, so the rate is not understated).
+    """
+    report = evaluations.load(run_id)
+    groups: dict[tuple[tuple[str, str], ...], list[Mapping[str, Any]]] = {}
+    for row in report.histogram_rows:
+        groups.setdefault(tuple(sorted((str(k), str(v)) for k, v in dict(row["group"]).items())), []).append(row)
+    labels = {str(k): str(v) for k, v in (metadata or {}).items()}
     out: list[RateAtScore] = []
-    if frame.empty:
-        return out
-    wanted = [("overall", None)] + sorted((groups or {}).items())
-    for grouping, group in wanted:
-        if group is None:
-            rows = frame[frame["grouping"].isin(["overall", "all"])]
-        else:
-            rows = frame[(frame["grouping"] == grouping) & (frame["group_name"].astype(str) == str(group))]
-        if rows.empty:
+    for key in sorted(groups, key=lambda k: (len(k), k)):
+        if key and not (len(key) == 1 and labels.get(key[0][0]) == key[0][1]):
             continue
-        total = int(rows["impostor"].sum())
-        above = int(rows.loc[rows["bin_hi"] > similarity, "impostor"].sum())
-        out.append(RateAtScore("overall" if group is None else f"{grouping}: {group}", above, total))
+        rows = groups[key]
+        total = sum(int(r["impostor"]) for r in rows)
+        above = sum(int(r["impostor"]) for r in rows if r["bin_hi"] > similarity)
+        out.append(RateAtScore("overall" if not key else f"{key[0][0]} {key[0][1]}", above, total))
     return out
 
 

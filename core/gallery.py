@@ -583,6 +583,27 @@ class GalleryStore:
 
     # reference photos ------------------------------------------------------------------
 
+    def face_fields(self, name: str, face_id: str) -> dict[str, Any] | None:
+        """Return one face's decrypted fields (``subject_id``, ``image_name``, ``metadata``), or None if absent.
+
+        Raises
+        ------
+        GalleryNotFound
+            No gallery of that name.
+        KeyStoreError
+            As :meth:`photo`.
+        """
+        self._ready()
+        with self.db.connect() as con:
+            self._state(con, name)
+            rows = con.execute("SELECT gallery, face_id, key_id, sealed FROM gallery_faces "
+                               "WHERE gallery = ? AND face_id = ?", [name, face_id]).fetchall()
+        if not rows:
+            return None
+        ((fields, _),) = self._open_rows(rows)
+        return {"subject_id": fields["subject_id"], "image_name": fields["image_name"],
+                "metadata": dict(fields["metadata"])}
+
     def photo(self, name: str, face_id: str) -> bytes | None:
         """Return a face's reference photo, decrypted under its subject's key; ``None`` if none is kept.
 

@@ -156,3 +156,51 @@ def test_the_queue_is_mine_pending_oldest_first_with_age(log: AuditLog) -> None:
     assert mine not in [q.seq for q in review_queue(log, "rev1", now=now)]
     assert [(q.seq, q.candidate) for q in review_queue(log, "rev2", now=now)] == [
         (old, "f1"), (old, "f2"), (mine, "f3"), (new, "f4")]
+
+
+def hist(group: dict[str, str], bins: list[tuple[float, float, int]]) -> list[dict[str, object]]:
+    return [{"grouping": ",".join(group) or "overall", "group": group, "group_name": ",".join(group.values()) or "all",
+             "bin_lo": lo, "bin_hi": hi, "genuine": 0, "impostor": n} for lo, hi, n in bins]
+
+
+def save_evaluation(log: AuditLog, key: str, fingerprint: str) -> str:
+    from audit.evaluation.report import EvaluationReport
+    from audit.evaluation.store import EvaluationStore
+
+    rows = (hist({}, [(0.0, 0.5, 9_990), (0.5, 0.8, 9), (0.8, 0.9, 1)])
+            + hist({"sex": "F"}, [(0.0, 0.5, 990), (0.8, 0.9, 10)])
+            + hist({"sex": "M"}, [(0.0, 0.5, 5_000)]))
+    report = EvaluationReport(run={"run_id": f"run-{key}", "created": "2026-01-01T00:00:00Z", "dataset_fingerprint": fingerprint,
+                                   "model_config": {"embedding_key": key}}, rates=(), histogram_rows=tuple(rows))
+    return EvaluationStore(log.db).save(report, dataset_name="calib_set")
+
+
+def test_the_error_context_comes_from_the_designated_evaluation_overall_and_for_the_candidates_group(
+        log: AuditLog, fake_engine) -> None:
+    from core import GalleryStore
+
+    galleries = GalleryStore(log.db)
+    galleries.create("g", fake_engine.config)
+    galleries.enroll("g", [EnrollItem("ann", fake_engine.embed(face_png("ann", 0)), "ann.png", {"sex": "F"},
+                                      photo=face_png("ann", 0))])
+    (face,) = galleries.faces("g")
+    fields = record_fields(1)
+    fields["candidates"] = [candidate("ann", face["face_id"], 0.15, 1)]  # similarity 0.85
+    key = fake_engine.config.embedding_key
+    fields["model_config"] = {"embedding_key": key, "threshold_source": {"dataset": "calib_set",
+                                                                         "dataset_fingerprint": "fp-calib"}}
+    q = log.append(fields).seq
+    shown = review_evidence(gate(log, "rev1"), galleries, q, face["face_id"])
+    assert shown.evaluation is None and shown.rates == ()  # nothing stored yet: no evaluation designated
+    save_evaluation(log, "another-model", "fp-calib")  # a run of another configuration designates nothing
+    assert review_evidence(gate(log, "rev1"), galleries, q, face["face_id"]).evaluation is None
+    save_evaluation(log, key, "fp-calib")
+    shown = review_evidence(gate(log, "rev1"), galleries, q, face["face_id"])
+    assert shown.evaluation is not None and "calib_set" in shown.evaluation
+    assert f"run-{key}" in shown.evaluation
+    overall, female = shown.rates  # the candidate is F: the M group is not hers
+    assert (overall.group, overall.impostors_at_or_above, overall.impostor_pairs) == ("overall", 1, 10_000)
+    assert (female.group, female.rate) == ("sex F", 10 / 1_000)
+    assert overall.words() == "1 in 10,000 impostor pairs scored this high (about 1 in 10,000)"
+    from audit import RateAtScore
+    assert RateAtScore("x", 0, 167_620).words() == "fewer than 1 in 167,620 impostor pairs scored this high"
