@@ -49,6 +49,7 @@ from audit.blind import (
     verify_reveal,
 )
 from audit.blind import decide as blind_decide
+from audit.blind import face_image as blind_face_image
 from audit.blind import next_item as blind_next
 from audit.blind import probe_image as blind_probe_image
 from audit.errors import (
@@ -132,6 +133,7 @@ __all__ = [
     "audited_reviewer_rates",
     "blind_batches",
     "blind_decide",
+    "blind_face_image",
     "blind_next",
     "blind_probe_image",
     "can",

@@ -9,7 +9,8 @@ this close in the designated evaluation, overall and for the candidate's groups.
 
 :func:`review_evidence` opens the photos through the gate: only reviewers and auditors
 (``read_log``) of a record that names the candidate; anyone else, or a face the record does not
-name, is refused and the refusal recorded; each showing is recorded (``read_evidence``). Photos
+name, is refused and the refusal recorded; the showing is recorded (``read_evidence``, once per sign-in
+credential and candidate: a page redraws the photos at every interaction). Photos
 are decoded and encoded again as PNG, so no file metadata (a camera's location) reaches the screen.
 
 :func:`review_queue` is a reviewer's queue: the candidates still pending that they may review
@@ -173,8 +174,9 @@ def review_evidence(session: AuditSession, galleries: GalleryStore, seq: int, ca
         photo = galleries.photo(gallery, face_id) if gallery is not None else None
         reference, reference_note = ((_png(photo), "the gallery's reference photo") if photo is not None else
                                      (None, "no reference photo: not kept at enrolment, or the subject was erased"))
-    gate.record("read_evidence", {**asked, "target_face_id": named, "outcome": "ok",
-                                  "details": {"probe_image": probe is not None, "reference_photo": reference is not None}})
+    shown = {"probe_image": probe is not None, "reference_photo": reference is not None}
+    if not _already_recorded(gate, seq, named, shown):
+        gate.record("read_evidence", {**asked, "target_face_id": named, "outcome": "ok", "details": shown})
     similarity = next((c.similarity for c in record.candidates if c.face_id == face_id), None)
     threshold = record.details.get("threshold")
     policy = record.details.get("threshold_policy")
@@ -187,6 +189,22 @@ def review_evidence(session: AuditSession, galleries: GalleryStore, seq: int, ca
     return ReviewEvidence(seq, named, subject_id, similarity, _number(threshold),
                           policy if isinstance(policy, dict) else None, probe, probe_note, reference, reference_note,
                           None if designated is None else designated[1], tuple(rates))
+
+
+def _already_recorded(gate: AuditSession, seq: int, named: str | None, shown: dict[str, bool]) -> bool:
+    """Whether this sign-in (the same credential) was already shown the same photos of this candidate.
+
+    A page shows the photos again at every interaction; the first showing per credential is the
+    record (it names the credential, so the log says which sign-in saw them), not every redraw.
+    """
+    assert gate.actor is not None
+    auth = gate.actor.auth_fields()
+    for e in gate.log.list(AuditFilter(action="read_evidence", target_seq=seq, after_seq=seq)):
+        r = e.record
+        if (r.target_face_id == named and r.details.get("auth") == auth
+                and all(r.details.get(k) == v for k, v in shown.items())):
+            return True
+    return False
 
 
 def _number(value: Any) -> float | None:
