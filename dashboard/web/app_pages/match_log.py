@@ -143,7 +143,7 @@ if record.action in QUERY_ACTIONS and record.outcome == "ok":
         st.dataframe(status_frame([status]).drop(columns=["seq", "operator"]), hide_index=True)
         labels = {"the verified pair": None}
     names = {named: label for label, named in labels.items()}
-    reviews = [e.record for e in log.list(AuditFilter(target_seq=record.seq))]
+    reviews = [e.record for e in log.list(AuditFilter(target_seq=record.seq)) if e.record.action != "read_evidence"]
     if reviews:
         st.markdown("**Reviews and refusals recorded for this query**")
         st.dataframe(pd.DataFrame([{
