@@ -173,7 +173,7 @@ def review_evidence(session: AuditSession, galleries: GalleryStore, seq: int, ca
     if face_id is not None and record.gallery is not None:
         photo = galleries.photo(gallery, face_id) if gallery is not None else None
         reference, reference_note = ((_png(photo), "the gallery's reference photo") if photo is not None else
-                                     (None, "no reference photo: not kept at enrolment, or the subject was erased"))
+                                     (None, "not kept at enrolment, or the subject was erased"))
     shown = {"probe_image": probe is not None, "reference_photo": reference is not None}
     if not _already_recorded(gate, seq, named, shown):
         gate.record("read_evidence", {**asked, "target_face_id": named, "outcome": "ok", "details": shown})

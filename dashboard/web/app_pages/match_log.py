@@ -9,6 +9,7 @@ from audit import AuditContext, AuditFilter, normalize_name, review_evidence, su
 from dashboard.web.app_pages.common import ERRORS, match_statuses, require, runtime
 from dashboard.web.app_pages.review_screen import (
     ReviewChoice,
+    close_queue_item,
     decision_form,
     fresh_for,
     queue_panel,
@@ -85,6 +86,9 @@ picked = queue_panel(log, user) if user.can("review") else None  # pending for m
 if picked is not None:
     seq = picked.seq
     st.text(f"Opened from your queue: record #{picked.seq}.")
+    if st.button("Close it and open records from the table", key="matchlog_close_queued"):
+        close_queue_item()
+        st.rerun()
 else:
     seq = st.selectbox("Open record", table["seq"].tolist(), key="matchlog_open")
 entry = log.get(int(seq))

@@ -18,7 +18,7 @@ import streamlit as st
 
 from audit import REASON_CODES, Actor, AuditLog, QueueItem, ReviewEvidence, review_queue
 
-__all__ = ["ReviewChoice", "decision_form", "format_age", "fresh_for", "queue_panel", "reverse_form",
+__all__ = ["ReviewChoice", "close_queue_item", "decision_form", "format_age", "fresh_for", "queue_panel", "reverse_form",
            "show_error_context", "show_photos"]
 
 #: What the decision radio offers (labels; the value recorded is the key).
@@ -80,9 +80,8 @@ def show_error_context(evidence: ReviewEvidence) -> None:
         st.info(f"False-match rate at this score: {evidence.evaluation} has no score histogram.")
         return
     st.markdown("**How often different people score this high** (false-match rate at this score)")
-    st.dataframe(pd.DataFrame([{"group": r.group, "impostor pairs at or above this score": r.impostors_at_or_above,
-                                "impostor pairs": r.impostor_pairs, "in words": r.words()} for r in evidence.rates]),
-                 hide_index=True)
+    # plain text, one line per group (readable by a screen reader, unlike a canvas table)
+    st.text("\n".join(f"{r.group}: {r.words()}" for r in evidence.rates))
     groups = [r.group for r in evidence.rates if r.group != "overall"]
     st.text(f"From {evidence.evaluation}. "
             + (f"Candidate's group(s): {', '.join(groups)}. " if groups
@@ -126,15 +125,30 @@ def reverse_form(key: str, standing: str, on_submit: Callable[[ReviewChoice], No
 
 
 def queue_panel(log: AuditLog, user: Actor, key: str = "review_queue") -> QueueItem | None:
-    """Show the reviewer's queue (pending for them, oldest first, with age); return the item they open, if any."""
+    """Show the reviewer's queue (pending for them, oldest first, with age); return the item they opened, if any.
+
+    The item opened stays open after the reviewer decides it (it leaves the queue then), until they
+    open another or close it (:func:`close_queue_item`).
+    """
     queue = review_queue(log, user.name)
-    with st.expander(f"Pending for me: {len(queue)} candidate(s)", expanded=bool(queue)):
+    opened = st.session_state.get(f"{key}_opened")
+    with st.expander(f"Pending for me: {len(queue)} candidate(s)", expanded=bool(queue) and opened is None):
         if not queue:
             st.text("Nothing is waiting for your review.")
-            return None
-        st.dataframe(pd.DataFrame([{"record": q.seq, "action": q.action, "candidate": q.subject_id, "rank": q.rank,
-                                    "waiting": format_age(q.age_hours)} for q in queue]), hide_index=True)
-        labels = {f"#{q.seq} · rank {q.rank} {q.subject_id} · waiting {format_age(q.age_hours)}": q for q in queue}
-        chosen = st.selectbox("Open from my queue (oldest first)", list(labels), index=None,
-                              placeholder="Choose a queued candidate", key=key)
-    return None if chosen is None else labels[chosen]
+        else:
+            st.dataframe(pd.DataFrame([{"record": q.seq, "action": q.action, "candidate": q.subject_id,
+                                        "rank": q.rank, "waiting": format_age(q.age_hours)} for q in queue]),
+                         hide_index=True)
+            labels = {f"#{q.seq} · rank {q.rank} {q.subject_id} · waiting {format_age(q.age_hours)}": q
+                      for q in queue}
+            chosen = st.selectbox("Open from my queue (oldest first)", list(labels), index=None,
+                                  placeholder="Choose a queued candidate", key=key)
+            if chosen is not None:
+                opened = st.session_state[f"{key}_opened"] = labels[chosen]
+    return opened if isinstance(opened, QueueItem) else None
+
+
+def close_queue_item(key: str = "review_queue") -> None:
+    """Close the item opened from the queue (back to the records table)."""
+    st.session_state.pop(f"{key}_opened", None)
+    st.session_state.pop(key, None)

@@ -49,9 +49,9 @@ def test_the_reviewer_sees_both_photos_the_threshold_and_the_error_context(app_e
     text = text_of(at)
     assert "No probe photo" not in text and "No reference photo" not in text
     assert "Threshold used: 0.5000" in text and "looser than the deployment's policy" in text
-    rates = next(d.value for d in at.dataframe if "in words" in d.value.columns)
-    assert rates["group"].tolist() == ["overall", "sex F"]  # Ann is F: her group, not the M group
-    assert all("impostor pairs" in w for w in rates["in words"])
+    rates = next(t.value for t in at.text if t.value.startswith("overall: ")).splitlines()
+    assert [line.split(":")[0] for line in rates] == ["overall", "sex F"]  # Ann is F: her group, not the M group
+    assert all("impostor pairs" in line for line in rates)
     assert "fake_set" in text  # which evaluation: the designated one, named
     assert at.radio(key="matchlog_decision").value is None  # nothing preselected
     assert at.selectbox(key="matchlog_reason").value is None
