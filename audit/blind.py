@@ -75,7 +75,7 @@ from audit.evidence import EvidenceStore
 from audit.trail.keys import load_or_create_pseudonym_key
 from audit.trail.records import DECISIONS, AuditRecord, canonical_bytes, decimal6
 from audit.trail.store import AuditFilter
-from core.errors import NotFound
+from core.errors import GalleryNotFound, NotFound
 from core.image import load_image
 
 if TYPE_CHECKING:
@@ -582,9 +582,10 @@ def face_image(session: AuditSession, galleries: GalleryStore, ticket: str) -> b
     gate, reviewer = _reviewer(session, "blind_review", asked)
     refuse = _refuser(gate, "blind_review", asked)
     _, item, _, _ = _ticket_item(gate, reviewer, ticket, refuse)
-    if not any(g.name == item.gallery for g in galleries.list()):
+    try:
+        data = galleries.photo(item.gallery, item.face_id)
+    except GalleryNotFound:  # the gallery was dropped since the batch opened: its photos went with it
         return None
-    data = galleries.photo(item.gallery, item.face_id)
     return None if data is None else _served_png(data)
 
 

@@ -37,6 +37,7 @@ from audit.trail.log import AuditLog
 from audit.trail.records import AuditRecord
 from audit.trail.review import REVIEW_PURPOSE, REVIEWABLE_ACTIONS, video_candidates
 from audit.trail.store import AuditFilter
+from core.errors import GalleryNotFound
 from core.gallery import GalleryStore
 from core.image import load_image
 
@@ -218,8 +219,13 @@ def _number(value: Any) -> float | None:
 
 
 def _gallery_exists(galleries: GalleryStore, record: AuditRecord) -> bool:
+    """Whether the record's gallery still exists (a dropped gallery took its photos with it)."""
     assert record.gallery is not None
-    return any(g.name == record.gallery.name for g in galleries.list())
+    try:
+        galleries.ref(record.gallery.name)
+    except GalleryNotFound:
+        return False
+    return True
 
 
 def designated_evaluation(evaluations: EvaluationStore, model_config: dict[str, Any] | None
