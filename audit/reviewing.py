@@ -9,8 +9,9 @@ this close in the designated evaluation, overall and for the candidate's groups.
 
 :func:`review_evidence` opens the photos through the gate: only reviewers and auditors
 (``read_log``) of a record that names the candidate; anyone else, or a face the record does not
-name, is refused and the refusal recorded; the showing is recorded (``read_evidence``, once per sign-in
-credential and candidate: a page redraws the photos at every interaction). Photos
+name, is refused and the refusal recorded; the showing of a photo is recorded (``read_evidence``, once per
+sign-in credential and candidate: a page redraws the photos at every interaction; nothing is
+recorded when no photo is kept). Photos
 are decoded and encoded again as PNG, so no file metadata (a camera's location) reaches the screen.
 
 :func:`review_queue` is a reviewer's queue: the candidates still pending that they may review
@@ -176,7 +177,7 @@ def review_evidence(session: AuditSession, galleries: GalleryStore, seq: int, ca
         reference, reference_note = ((_png(photo), "the gallery's reference photo") if photo is not None else
                                      (None, "not kept at enrolment, or the subject was erased"))
     shown = {"probe_image": probe is not None, "reference_photo": reference is not None}
-    if not _already_recorded(gate, seq, named, shown):
+    if any(shown.values()) and not _already_recorded(gate, seq, named, shown):  # a photo was opened: recorded
         gate.record("read_evidence", {**asked, "target_face_id": named, "outcome": "ok", "details": shown})
     similarity = next((c.similarity for c in record.candidates if c.face_id == face_id), None)
     threshold = record.details.get("threshold")

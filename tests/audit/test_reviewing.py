@@ -112,7 +112,9 @@ def pixels(png: bytes) -> np.ndarray:
 
 def test_a_reviewer_sees_the_reference_photo_of_a_candidate_and_the_showing_is_recorded(log, photographed) -> None:
     galleries, q, faces, photos = photographed
-    shown = review_evidence(gate(log, "rev1"), galleries, q, faces["ann"])
+    rev1 = gate(log, "rev1")
+    shown = review_evidence(rev1, galleries, q, faces["ann"])
+    review_evidence(rev1, galleries, q, faces["ann"])  # the page redrawn: the same sign-in, recorded once
     assert shown.reference is not None and (pixels(shown.reference) == pixels(photos["ann"])).all()
     assert shown.subject_id == "ann" and shown.threshold == 0.3 and shown.looser_than_policy
     assert shown.probe is None and shown.probe_note == "not kept for this query"
@@ -121,6 +123,8 @@ def test_a_reviewer_sees_the_reference_photo_of_a_candidate_and_the_showing_is_r
     assert read.record.target_face_id == faces["ann"] and read.record.details["reference_photo"] is True
     auditor = review_evidence(gate(log, "audrey", "auditor"), galleries, q, faces["bob"])
     assert auditor.reference is not None and (pixels(auditor.reference) == pixels(photos["bob"])).all()
+    review_evidence(gate(log, "rev1"), galleries, q, faces["ann"])  # another sign-in of rev1: recorded again
+    assert [e.record.operator for e in log.list(AuditFilter(action="read_evidence"))] == ["rev1", "audrey", "rev1"]
 
 
 def test_photos_are_refused_to_other_roles_and_for_faces_the_record_does_not_name(log, photographed,
