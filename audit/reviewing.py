@@ -36,7 +36,7 @@ from audit.evidence import EvidenceStore
 from audit.session import AuditSession
 from audit.trail.log import AuditLog
 from audit.trail.records import AuditRecord
-from audit.trail.review import REVIEW_PURPOSE, REVIEWABLE_ACTIONS, video_candidates
+from audit.trail.review import REVIEW_PURPOSE, REVIEWABLE_ACTIONS, match_statuses, video_candidates
 from audit.trail.store import AuditFilter
 from core.errors import GalleryNotFound
 from core.gallery import GalleryStore
@@ -280,16 +280,14 @@ def review_queue(log: AuditLog, reviewer: str, *, now: datetime | None = None) -
     name = normalize_name(reviewer)
     now = now or datetime.now(UTC)
     out: list[QueueItem] = []
-    for action in REVIEWABLE_ACTIONS:
-        for entry in log.list(AuditFilter(action=action)):
-            record = entry.record
-            if record.outcome != "ok" or (record.operator and normalize_name(record.operator) == name):
+    targets = [e.record for action in REVIEWABLE_ACTIONS for e in log.list(AuditFilter(action=action))
+               if e.record.outcome == "ok"
+               and not (e.record.operator and normalize_name(e.record.operator) == name)]
+    for record, status in zip(targets, match_statuses(log, targets), strict=True):
+        started = pd.Timestamp(record.started_at).to_pydatetime()
+        for c in status.candidates:
+            if c.status != "pending" or name in c.confirmations or name in c.rejections:
                 continue
-            status = log.match_status(record.seq)
-            started = pd.Timestamp(record.started_at).to_pydatetime()
-            for c in status.candidates:
-                if c.status != "pending" or name in c.confirmations or name in c.rejections:
-                    continue
-                out.append(QueueItem(record.seq, record.action, c.candidate_id, c.subject_id, c.rank,
-                                     record.started_at, max(0.0, (now - started).total_seconds() / 3600)))
+            out.append(QueueItem(record.seq, record.action, c.candidate_id, c.subject_id, c.rank,
+                                 record.started_at, max(0.0, (now - started).total_seconds() / 3600)))
     return sorted(out, key=lambda q: (q.started_at, q.seq, q.rank))

@@ -81,6 +81,7 @@ __all__ = [
     "MatchStatus",
     "candidate_id",
     "match_status",
+    "match_statuses",
     "review",
     "submit_review",
     "video_candidates",
@@ -386,6 +387,36 @@ def match_status(log: AuditLog, seq: int) -> MatchStatus:
     ]
     if target.action == "search":
         reviews += _revealed_blind_reviews(log, seq)
+    return _status(target, reviews)
+
+
+def match_statuses(log: AuditLog, targets: Sequence[AuditRecord]) -> list[MatchStatus]:
+    """Return :func:`match_status` of many queries, reading the log's reviews and reveals once (not once per query).
+
+    Raises
+    ------
+    ValueError
+        As :func:`match_status`.
+    """
+    wanted = {t.seq for t in targets if t.action in REVIEWABLE_ACTIONS and t.outcome == "ok"}
+    if not wanted:
+        return [MatchStatus(t.seq, t.operator, t.action, ()) for t in targets]
+    first = min(wanted)
+    by_seq: dict[int, list[tuple[str | None, AuditRecord]]] = {}
+    for e in log.list(AuditFilter(action="review", after_seq=first)):
+        r = e.record
+        if r.target_seq in wanted and r.target_seq is not None and r.seq > r.target_seq:
+            by_seq.setdefault(r.target_seq, []).append((r.target_face_id, r))
+    searches = {t.seq for t in targets if t.seq in wanted and t.action == "search"}
+    if searches and log.list(AuditFilter(action="blind_reveal", after_seq=first), limit=1):
+        for seq in sorted(searches):
+            by_seq.setdefault(seq, []).extend(_revealed_blind_reviews(log, seq))
+    return [_status(t, by_seq.get(t.seq, [])) if t.seq in wanted else MatchStatus(t.seq, t.operator, t.action, ())
+            for t in targets]
+
+
+def _status(target: AuditRecord, reviews: list[tuple[str | None, AuditRecord]]) -> MatchStatus:
+    """Apply the two-person rule to ``reviews`` (what each names, the review record) of the query ``target``."""
     # (what a review names it, face id, subject id, rank, track id)
     keys: Sequence[tuple[str | None, str | None, str | None, int, int | None]]
     if target.action == "search":
@@ -410,4 +441,4 @@ def match_status(log: AuditLog, seq: int) -> MatchStatus:
         status = "rejected" if rejects else ("confirmed" if len(confirms) >= 2 else "pending")
         out.append(CandidateStatus(face_id, subject_id, rank, status, tuple(sorted(confirms)),
                                    tuple(sorted(rejects)), track_id, named))
-    return MatchStatus(seq, target.operator, target.action, tuple(out))
+    return MatchStatus(target.seq, target.operator, target.action, tuple(out))

@@ -208,3 +208,20 @@ def test_the_error_context_comes_from_the_designated_evaluation_overall_and_for_
     assert overall.words() == "1 in 10,000 impostor pairs scored this high (about 1 in 10,000)"
     from audit import RateAtScore
     assert RateAtScore("x", 0, 167_620).words() == "fewer than 1 in 167,620 impostor pairs scored this high"
+
+
+def test_statuses_of_many_queries_at_once_are_those_of_one_at_a_time(log: AuditLog) -> None:
+    from audit.trail.review import match_statuses
+
+    a, b = search(log, i=1), search(log, ("f3",), i=2)
+    fields = record_fields(3)
+    fields["outcome"] = "no_match"
+    fields["candidates"] = []
+    c = log.append(fields).seq
+    gate(log, "rev1").review(a, "reject", face_id="f1", reason=DIFFERENT)
+    gate(log, "rev1").review(a, "confirm", face_id="f1", reason=SAME, reverse=True)
+    gate(log, "rev2").review(a, "confirm", face_id="f1", reason=SAME)
+    gate(log, "rev2").review(b, "reject", face_id="f3", reason=DIFFERENT)
+    targets = [log.get(s).record for s in (a, b, c)]
+    assert [m.to_dict() for m in match_statuses(log, targets)] == [log.match_status(s).to_dict() for s in (a, b, c)]
+    assert [c.status for c in log.match_status(a).candidates] == ["confirmed", "pending"]
