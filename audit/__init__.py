@@ -50,6 +50,7 @@ from audit.blind import (
     verify_reveal,
 )
 from audit.blind import decide as blind_decide
+from audit.blind import face_image as blind_face_image
 from audit.blind import next_item as blind_next
 from audit.blind import probe_image as blind_probe_image
 from audit.errors import (
@@ -88,10 +89,20 @@ from audit.overview import AGE_BANDS, DeployedRates, OverviewCounts, deployed_ra
 from audit.privacy import DataHolding, privacy_inventory, purge_evaluation_cache, retention_run
 from audit.reports import *  # noqa: F403 (accountability reports)
 from audit.retention import *  # noqa: F403 (retention schedules and signed receipts)
+from audit.reviewing import (
+    QueueItem,
+    RateAtScore,
+    ReviewEvidence,
+    designated_evaluation,
+    rates_at_score,
+    review_evidence,
+    review_queue,
+)
 from audit.runtime import Runtime
 from audit.search import LINK_PARAMS, RecordQuery, ViewExport, export_history, export_view, find_records
 from audit.session import AuditContext, Audited, AuditSession
 from audit.trail import *  # noqa: F403 (the trail's public names)
+from audit.trail.review import REASON_CODES, submit_review
 from audit.witness import *  # noqa: F403 (the witness and the log's witness client)
 
 __all__ = [
@@ -117,6 +128,15 @@ __all__ = [
     "rate_text",
     "ratio_text",
     "similarity_text",
+    "QueueItem",
+    "REASON_CODES",
+    "RateAtScore",
+    "ReviewEvidence",
+    "designated_evaluation",
+    "rates_at_score",
+    "review_evidence",
+    "review_queue",
+    "submit_review",
     "DataHolding",
     "privacy_inventory",
     "purge_evaluation_cache",
@@ -158,6 +178,7 @@ __all__ = [
     "audited_reviewer_rates",
     "blind_batches",
     "blind_decide",
+    "blind_face_image",
     "blind_next",
     "blind_probe_image",
     "can",

@@ -133,6 +133,7 @@ ACTION_PERMISSIONS: dict[str, str | None] = {
     "change_password": None,  # one's own; another account's needs manage_users (audit.access)
     "sign_out": None,
     "evidence": "integrity",  # destroying review evidence that is due (audit.evidence)
+    "read_evidence": "read_log",  # the photos of a review: probe and reference (audit.reviewing)
     "retention": "integrity",  # facetrail retention run (audit.privacy)
     "retention_schedule": "manage_galleries",  # admins set a gallery's retention schedule (audit.retention)
 }

@@ -75,7 +75,7 @@ from audit.evidence import EvidenceStore
 from audit.trail.keys import load_or_create_pseudonym_key
 from audit.trail.records import DECISIONS, AuditRecord, canonical_bytes, decimal6
 from audit.trail.store import AuditFilter
-from core.errors import NotFound
+from core.errors import GalleryNotFound, NotFound
 from core.image import load_image
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ class BlindItem:
     total: int
     """Items in the reviewer's queue."""
     photos: None = None
-    """Not carried here: the probe photo is fetched with :func:`probe_image`; candidate photos are not kept."""
+    """Not carried here: the photos are fetched with :func:`probe_image` and :func:`face_image`."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (no score, rank, query, face, subject or verdict)."""
@@ -534,8 +534,7 @@ def probe_image(session: AuditSession, galleries: GalleryStore, ticket: str, *,
     destroyed when the review ends or its retention expires), decoded and encoded again as PNG: its
     bytes are not those whose SHA-256 the search recorded, nor the same at two servings (a random
     text chunk), so the photo does not lead a reviewer to the search and its scores; nothing of the
-    file's metadata is shown. Candidate photos are not
-    kept by facetrail (galleries hold embeddings, not images), so an item shows only the probe.
+    file's metadata is shown. The face beside it comes from :func:`face_image`.
 
     Parameters
     ----------
@@ -562,6 +561,36 @@ def probe_image(session: AuditSession, galleries: GalleryStore, ticket: str, *,
         data = store.read(gate, evidence_id)
     except KeyError:  # destroyed: the review ended or the retention expired
         return None
+    return _served_png(data)
+
+
+def face_image(session: AuditSession, galleries: GalleryStore, ticket: str) -> bytes | None:
+    """Return the reference photo of the face of the item of ``ticket`` as PNG, or None when none is kept.
+
+    The gallery keeps each face's photo sealed under its subject's key (:meth:`core.gallery.GalleryStore.photo`;
+    gone when the subject is erased). Served like :func:`probe_image`: encoded again as PNG with a random
+    chunk, so neither its bytes nor its metadata say whether the face is a candidate or a filler.
+
+    Raises
+    ------
+    NotAuthenticated, Forbidden
+        From the gate (recorded).
+    BlindReviewRefused
+        As :func:`decide` for the ticket (recorded).
+    """
+    asked = {"ticket": ticket, "what": "face image"}
+    gate, reviewer = _reviewer(session, "blind_review", asked)
+    refuse = _refuser(gate, "blind_review", asked)
+    _, item, _, _ = _ticket_item(gate, reviewer, ticket, refuse)
+    try:
+        data = galleries.photo(item.gallery, item.face_id)
+    except GalleryNotFound:  # the gallery was dropped since the batch opened: its photos went with it
+        return None
+    return None if data is None else _served_png(data)
+
+
+def _served_png(data: bytes) -> bytes:
+    """Decode an image and encode it as PNG with a random text chunk (never the same bytes twice)."""
     info = PngInfo()
     info.add_text("serving", secrets.token_hex(16))  # never the same bytes twice, whatever the encoder does
     buffer = io.BytesIO()

@@ -80,7 +80,7 @@ def _tables(runtime: Runtime, cache_days: float) -> list[DataHolding]:
         faces, subjects, oldest = one("SELECT count(*), count(DISTINCT gallery || subject_ref), min(enrolled_at) "
                                       "FROM gallery_faces")
         out.append(DataHolding(
-            "table:gallery_faces", "biometric: face embeddings, subject ids, image names and metadata of enrolled "
+            "table:gallery_faces", "biometric: face embeddings, reference photos, subject ids, image names and metadata of enrolled "
             "faces", int(faces), int(subjects), _iso(oldest),
             gallery_rule,
             "AES-256-GCM per subject (key in the key store); erasure destroys the key"))

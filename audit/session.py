@@ -270,7 +270,8 @@ class AuditSession:
             **({} if latency_ms is None else {"latency_ms": latency_ms}),
         })
 
-    def review(self, seq: int, decision: str, *, note: str | None = None, face_id: str | None = None) -> AuditEntry:
+    def review(self, seq: int, decision: str, *, note: str | None = None, face_id: str | None = None,
+               reason: str | None = None, reverse: bool = False) -> AuditEntry:
         """Record this actor's review of query ``seq`` under the two-person rule (:func:`audit.trail.review.review`).
 
         Raises
@@ -278,7 +279,7 @@ class AuditSession:
         ValueError, NotAuthenticated, OperatorMismatch, Forbidden, RecordNotFound, ReviewRefused
             As :func:`audit.trail.review.review` (refusals are recorded first).
         """
-        return _review.review(self, seq, decision, note=note, face_id=face_id)
+        return _review.review(self, seq, decision, note=note, face_id=face_id, reason=reason, reverse=reverse)
 
     def _fault(self, point: str) -> None:
         if self.fault_hook is not None:

@@ -12,6 +12,7 @@ with that summary.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -21,8 +22,9 @@ from typing import Any
 from core.engine import Engine
 from core.errors import EnrollmentFailed
 from core.gallery import EnrollItem, GalleryStore
+from core.image import DEFAULT_MAX_BYTES, open_regular
 from core.manifest import SourceImage
-from core.results import Failure
+from core.results import Embedding, Failure
 
 __all__ = ["EmbeddedImages", "EnrollReport", "FailureSummary", "embed_images", "enroll_embedded",
            "enroll_images", "FAILURES_KEPT"]
@@ -130,12 +132,18 @@ def embed_images(
     workers: int | None = None,
     progress: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    keep_photos: bool = True,
 ) -> EmbeddedImages:
     """Embed ``images`` (cached, in parallel) for an enrolment into ``gallery``; nothing is enrolled yet.
 
     This is the slow half of :func:`enroll_images`; a caller that commits the enrolment
     together with something else (its audit record) embeds first, then calls
     :func:`enroll_embedded` inside its transaction.
+
+    With ``keep_photos`` each face keeps its reference photo (the file's bytes, sealed under
+    the subject's key by the gallery store, for reviewers to compare): the file is read again
+    and must still be the one embedded (same SHA-256), else the image fails with code
+    ``image_changed`` and is not enrolled.
 
     Raises
     ------
@@ -157,15 +165,31 @@ def embed_images(
         batch = engine.embed_batch(
             [i.path for i in chunk], cache=store.cache, workers=workers, progress=progress, on_progress=tick
         )
-        items += [
-            EnrollItem(i.subject_id, batch.embeddings[i.path], i.image or Path(i.path).name, i.metadata)
-            for i in chunk
-            if i.path in batch.embeddings
-        ]
-        summary = FailureSummary.of(batch.failures, summary)
+        changed: list[Failure] = []
+        for i in chunk:
+            embedding = batch.embeddings.get(i.path)
+            if embedding is None:
+                continue
+            photo = _photo(i.path, embedding) if keep_photos else None
+            if keep_photos and photo is None:
+                changed.append(Failure(i.path, "image_changed", f"{i.path}: the file changed while it was enrolled "
+                                       "(its bytes are no longer those embedded); enrol it again"))
+                continue
+            items.append(EnrollItem(i.subject_id, embedding, i.image or Path(i.path).name, i.metadata, photo))
+        summary = FailureSummary.of([*batch.failures, *changed], summary)
         computed += batch.computed
         from_cache += batch.from_cache
     return EmbeddedImages(tuple(items), summary, computed, from_cache)
+
+
+def _photo(path: str, embedding: Embedding) -> bytes | None:
+    """Return the bytes of the file at ``path`` if they are still the ones embedded (same SHA-256), else ``None``."""
+    try:
+        with open_regular(path) as handle:
+            data = handle.read(DEFAULT_MAX_BYTES + 1)
+    except OSError:  # removed or replaced by something that is not a regular file since it was embedded
+        return None
+    return data if hashlib.sha256(data).hexdigest() == embedding.image_sha256 else None
 
 
 def enroll_embedded(store: GalleryStore, gallery: str, embedded: EmbeddedImages) -> EnrollReport:

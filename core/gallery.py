@@ -80,6 +80,9 @@ class EnrollItem:
     embedding: Embedding
     image_name: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    photo: bytes | None = field(default=None, repr=False)
+    """The reference photo as enrolled (the file whose SHA-256 is ``embedding.image_sha256``), kept sealed
+    under the subject's key for reviewers (:meth:`GalleryStore.photo`); ``None``: no photo is kept."""
 
 
 @dataclass(frozen=True)
@@ -272,8 +275,8 @@ class GalleryStore:
             if fresh:
                 con.register("enroll_rows", self._sealed_rows(con, name, fresh))
                 con.execute(
-                    "INSERT INTO gallery_faces (gallery, face_id, subject_ref, key_id, image_sha256, sealed) "
-                    "SELECT gallery, face_id, subject_ref, key_id, image_sha256, sealed FROM enroll_rows"
+                    "INSERT INTO gallery_faces (gallery, face_id, subject_ref, key_id, image_sha256, sealed, photo) "
+                    "SELECT gallery, face_id, subject_ref, key_id, image_sha256, sealed, photo FROM enroll_rows"
                 )
                 con.unregister("enroll_rows")
                 for face_id in fresh:
@@ -308,11 +311,13 @@ class GalleryStore:
         refs = [self.keys.ref(name, i.subject_id) for i in fresh.values()]
         keys = self._subject_keys(con, name, refs)
         sealed = []
+        photos: builtins.list[bytes | None] = []
         for (face_id, item), ref in zip(fresh.items(), refs, strict=True):
             fields = {"subject_id": item.subject_id, "image_name": item.image_name, "metadata": item.metadata,
                       "face": item.embedding.face.to_dict(), "faces_detected": item.embedding.faces_detected}
             sealed.append(seal(keys[ref][1], pack_sealed(fields, item.embedding.vector, item.subject_id),
                                _aad(name, face_id)))
+            photos.append(None if item.photo is None else seal(keys[ref][1], item.photo, _photo_aad(name, face_id)))
         return pa.table(
             {
                 "gallery": [name] * len(fresh),
@@ -321,6 +326,7 @@ class GalleryStore:
                 "key_id": [keys[r][0] for r in refs],
                 "image_sha256": [i.embedding.image_sha256 for i in fresh.values()],
                 "sealed": pa.array(sealed, type=pa.binary()),
+                "photo": pa.array(photos, type=pa.binary()),
             }
         )
 
@@ -600,6 +606,58 @@ class GalleryStore:
         ]
         return sorted(faces, key=lambda f: (f["subject_id"], f["face_id"]))
 
+    # reference photos ------------------------------------------------------------------
+
+    def face_fields(self, name: str, face_id: str) -> dict[str, Any] | None:
+        """Return one face's decrypted fields (``subject_id``, ``image_name``, ``metadata``), or None if absent.
+
+        Raises
+        ------
+        GalleryNotFound
+            No gallery of that name.
+        KeyStoreError
+            As :meth:`photo`.
+        """
+        self._ready()
+        with self.db.connect() as con:
+            self._state(con, name)
+            rows = con.execute("SELECT gallery, face_id, key_id, sealed FROM gallery_faces "
+                               "WHERE gallery = ? AND face_id = ?", [name, face_id]).fetchall()
+        if not rows:
+            return None
+        ((fields, _),) = self._open_rows(rows)
+        return {"subject_id": fields["subject_id"], "image_name": fields["image_name"],
+                "metadata": dict(fields["metadata"])}
+
+    def photo(self, name: str, face_id: str) -> bytes | None:
+        """Return a face's reference photo, decrypted under its subject's key; ``None`` if none is kept.
+
+        ``None`` too for a face that is not (or no longer) in the gallery: an erased subject's
+        photos went with its rows and its key. Who may see a photo is the caller's business
+        (:func:`audit.reviewing.review_evidence` reads it through the gate, for the reviewers
+        and auditors of a record naming the face).
+
+        Raises
+        ------
+        GalleryNotFound
+            No gallery of that name.
+        KeyStoreError
+            The photo's key is missing (the key store is not this database's) or the photo was altered.
+        """
+        self._ready()
+        with self.db.connect() as con:
+            self._state(con, name)
+            rows = con.execute("SELECT key_id, photo FROM gallery_faces WHERE gallery = ? AND face_id = ?",
+                               [name, face_id]).fetchall()
+        if not rows or rows[0][1] is None:
+            return None
+        key_id = str(rows[0][0])
+        key = self.keys.get_many([key_id]).get(key_id)
+        if key is None:
+            raise KeyStoreError(f"gallery {name!r}: face {face_id} has no key in the key store {self.keys.path}; "
+                                "the key store is not this database's (FACETRAIL_KEYSTORE) or was lost")
+        return unseal(AESGCM(key), bytes(rows[0][1]), _photo_aad(name, face_id))
+
 
 def _matching(con: Any, gallery: str, column: str, values: list[str], other: str | None = None) -> dict[str, str]:
     """Return ``{value: other column}`` for the rows of ``gallery`` whose ``column`` is among ``values``.
@@ -624,6 +682,11 @@ def _matching(con: Any, gallery: str, column: str, values: list[str], other: str
 def _aad(gallery: str, face_id: str) -> bytes:
     """Return what a face row's ciphertext is bound to: a sealed row moved to another face or gallery does not open."""
     return f"facetrail-face\0{gallery}\0{face_id}".encode()
+
+
+def _photo_aad(gallery: str, face_id: str) -> bytes:
+    """Return what a reference photo's ciphertext is bound to (its gallery and face, and that it is a photo)."""
+    return f"facetrail-photo\0{gallery}\0{face_id}".encode()
 
 
 def _unused_images(con: Any, hashes: list[str]) -> list[str]:

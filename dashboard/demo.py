@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from audit import (
+    REASON_CODES,
     Actor,
     AuditContext,
     AuditError,
@@ -349,7 +350,8 @@ def _reviews(runtime: Runtime, actors: _DemoActors, names: dict[str, str], repor
     context = AuditContext()
 
     def review(name: str, seq: int, decision: str, note: str, face_id: str) -> None:
-        runtime.session(context, actors[name]).review(seq, decision, note=note, face_id=face_id)
+        reason = REASON_CODES[0] if decision == "confirm" else REASON_CODES[2]  # a reason code, as on the screen
+        runtime.session(context, actors[name]).review(seq, decision, note=note, face_id=face_id, reason=reason)
         report.reviews += 1
 
     for i, entry in enumerate(matches):

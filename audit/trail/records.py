@@ -81,7 +81,8 @@ ACTIONS = frozenset(
      "rotate_key", "publish",  # the log's own key rotation, a checkpoint published to witnesses
      "blind_batch", "blind_serve", "blind_review", "blind_reveal", "review_rates",  # blind review (audit.blind)
      "threshold_policy",  # the loosest threshold operators may search at (audit.policy)
-     "retention_schedule"}  # a gallery's retention schedule (audit.retention)
+     "retention_schedule",  # a gallery's retention schedule (audit.retention)
+     "read_evidence"}  # a reviewer or auditor shown a review's photos (audit.reviewing)
 )
 
 #: Review decisions.

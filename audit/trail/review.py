@@ -7,8 +7,8 @@ outcome is ``ok`` can be reviewed. A review is itself a record of the log (actio
 (:meth:`audit.session.AuditSession.review`); the status of a candidate is read
 from those records:
 
-* ``rejected`` if **any** eligible reviewer rejected it (a reject is a veto and
-  is final, whatever confirmations came before or after);
+* ``rejected`` if **any** eligible reviewer rejected it (a reject is a veto, whatever
+  confirmations came before or after, until the rejecting reviewer explicitly reverses it);
 * ``confirmed`` if at least **two different** eligible reviewer accounts confirmed
   it and nobody rejected it;
 * ``pending`` otherwise.
@@ -23,6 +23,18 @@ refused (and the refusal recorded), and one account confirming twice, under any
 spelling, counts once. Who may review at all is the gate's business: the ``review``
 permission (reviewers), each with their own password or token, so one person at a
 terminal cannot be two reviewers.
+
+One decision per reviewer and candidate
+---------------------------------------
+A reviewer decides a candidate once: a second review of the same candidate by the same account
+(under any spelling) is refused and the refusal recorded, whatever it decides. Changing one's mind
+is an explicit **reversal** (``reverse=True``): it must decide the opposite of the reviewer's
+standing decision, and its record says so (``details.reversal``: the seq and decision it reverses).
+A reviewer's standing decision is their latest one, so a reversed reject no longer vetoes.
+
+Every review made with a reason gives a **reason code** from :data:`REASON_CODES`
+(``details.reason_code``); ``"other (explained in the note)"`` needs a note. The review screen
+(:func:`submit_review`) refuses a review without a decision or a reason, recorded like any refusal.
 
 Review modes
 ------------
@@ -64,12 +76,15 @@ if TYPE_CHECKING:
     from audit.trail.log import AuditEntry, AuditLog
 
 __all__ = [
+    "REASON_CODES",
     "REVIEWABLE_ACTIONS",
     "CandidateStatus",
     "MatchStatus",
     "candidate_id",
     "match_status",
+    "match_statuses",
     "review",
+    "submit_review",
     "video_candidates",
 ]
 
@@ -78,6 +93,19 @@ REVIEWABLE_ACTIONS = ("search", "verify", "search_video")
 
 #: The purpose recorded with every review.
 REVIEW_PURPOSE = "human review"
+
+#: Why a reviewer decided as they did (a review's ``details.reason_code``): a fixed list, so reasons can be counted.
+REASON_CODES: tuple[str, ...] = (
+    "same person: distinctive features match",
+    "same person: face shape and features agree",
+    "different person: features differ",
+    "different person: age, sex or build differ",
+    "image quality too poor to decide",
+    "other (explained in the note)",
+)
+
+#: The reason code that needs a note.
+OTHER_REASON = REASON_CODES[-1]
 
 
 def candidate_id(track_id: int, face_id: str) -> str:
@@ -161,14 +189,17 @@ class MatchStatus:
 
 
 def review(
-    session: AuditSession, seq: int, decision: str, *, note: str | None = None, face_id: str | None = None
+    session: AuditSession, seq: int, decision: str, *, note: str | None = None, face_id: str | None = None,
+    reason: str | None = None, reverse: bool = False,
 ) -> AuditEntry:
     """Record the session's actor's review of query ``seq`` (one candidate, named by ``face_id``).
 
     ``face_id`` may be omitted when the query has exactly one candidate (or is a
     ``verify``). A ``search_video`` candidate is named by its candidate id
     ``"<track_id>:<face_id>"``, or by its face id when only one track has that face.
-    Refusals are recorded before they are raised.
+    ``reason`` is a code of :data:`REASON_CODES`; ``reverse`` reverses the reviewer's own
+    standing decision on the candidate (see the module docstring). Refusals are recorded
+    before they are raised.
 
     Raises
     ------
@@ -181,7 +212,9 @@ def review(
         If there is no record ``seq``.
     ReviewRefused
         If the record is not a reviewable match, the candidate is unknown or
-        ambiguous, the reviewer is the query's operator, or signed in with an API token.
+        ambiguous, the reviewer is the query's operator, or signed in with an API token; a
+        reason not in :data:`REASON_CODES` (or "other" without a note); a second review of
+        the same candidate by the same reviewer; a reversal with nothing to reverse.
     """
     if decision not in DECISIONS:
         raise ValueError(f"decision must be 'confirm' or 'reject', got {decision!r}")
@@ -190,6 +223,14 @@ def review(
     actor = gate.check("review", asked)
     fields: dict[str, Any] = {"target_seq": seq, "target_face_id": face_id, "reviewer": actor.name,
                               "decision": decision, "note": note}
+    if reason is not None and reason not in REASON_CODES:
+        why = f"reason {reason!r} is not one of the review reason codes: {'; '.join(REASON_CODES)}"
+        gate.refuse("review", ReviewRefused.code, why, **fields)
+        raise ReviewRefused(why)
+    if reason == OTHER_REASON and not (note or "").strip():
+        why = f"reason {OTHER_REASON!r} needs a note saying what the reason is"
+        gate.refuse("review", ReviewRefused.code, why, **fields)
+        raise ReviewRefused(why)
     if actor.method == "api_token":
         reason = (f"a review is a person's decision: {actor.name} must sign in with their own password "
                   "(API tokens are for scripts, and an admin issues them)")
@@ -226,7 +267,55 @@ def review(
         raise refuse(f"record {seq} is a verify: review the pair without a face_id")
     if target.operator is not None and normalize_name(target.operator) == actor.name:
         raise refuse(f"{actor.name!r} ran query {seq} and cannot review it (two-person rule)")
-    return gate.record("review", {**fields, "outcome": "ok", "details": {"mode": "non_blind"}})
+    details: dict[str, Any] = {"mode": "non_blind", "reason_code": reason}
+    standing = _standing_decision(gate.log, seq, fields["target_face_id"], actor.name)
+    named = fields["target_face_id"] or "the verified pair"
+    if reverse:
+        if standing is None:
+            raise refuse(f"{actor.name} has no decision on candidate {named} of record {seq} to reverse")
+        if standing.decision == decision:
+            raise refuse(f"{actor.name} already decided {decision!r} on candidate {named} of record {seq} "
+                         f"(record {standing.seq}); a reversal decides the opposite")
+        details["reversal"] = {"reverses_seq": standing.seq, "from": standing.decision}
+    elif standing is not None:
+        raise refuse(f"{actor.name} already reviewed candidate {named} of record {seq} (record {standing.seq}: "
+                     f"{standing.decision}); a second review is refused: use 'reverse my decision' to change it")
+    return gate.record("review", {**fields, "outcome": "ok", "details": details})
+
+
+def _standing_decision(log: AuditLog, seq: int, named: str | None, name: str) -> AuditRecord | None:
+    """Return the latest non-blind review of candidate ``named`` of query ``seq`` by account ``name``, if any."""
+    found = None
+    for e in log.list(AuditFilter(action="review", target_seq=seq, after_seq=seq)):
+        r = e.record
+        if (r.target_seq == seq and r.target_face_id == named and r.outcome == "ok" and r.reviewer
+                and normalize_name(r.reviewer) == name):
+            found = r
+    return found
+
+
+def submit_review(
+    session: AuditSession, seq: int, decision: str | None, reason: str | None, *, note: str | None = None,
+    face_id: str | None = None, reverse: bool = False,
+) -> AuditEntry:
+    """Submit from the review screen: :func:`review`, refused (and recorded) without a decision or a reason code.
+
+    Raises
+    ------
+    ReviewRefused
+        No decision, or no reason, chosen (recorded); else as :func:`review`.
+    """
+    missing = [what for what, value in (("a decision", decision), ("a reason", reason)) if not value]
+    if missing:
+        why = f"choose {' and '.join(missing)} before submitting a review (nothing is preselected)"
+        gate = session.with_context(replace(session.context, purpose=REVIEW_PURPOSE, case_ref=None,
+                                            case_required=False))
+        actor = gate.check("review", {"target_seq": seq, "target_face_id": face_id})
+        gate.refuse("review", ReviewRefused.code, why, target_seq=seq, target_face_id=face_id, reviewer=actor.name,
+                    decision=decision, note=note)
+        raise ReviewRefused(why)
+    assert decision is not None
+    return review(session, seq, decision, note=note, face_id=face_id, reason=reason, reverse=reverse)
 
 
 def _video_target(target: AuditRecord, face_id: str | None, refuse: Callable[[str], ReviewRefused]) -> str:
@@ -302,6 +391,36 @@ def match_status(log: AuditLog, seq: int) -> MatchStatus:
     ]
     if target.action == "search":
         reviews += _revealed_blind_reviews(log, seq)
+    return _status(target, reviews)
+
+
+def match_statuses(log: AuditLog, targets: Sequence[AuditRecord]) -> list[MatchStatus]:
+    """Return :func:`match_status` of many queries, reading the log's reviews and reveals once (not once per query).
+
+    Raises
+    ------
+    ValueError
+        As :func:`match_status`.
+    """
+    wanted = {t.seq for t in targets if t.action in REVIEWABLE_ACTIONS and t.outcome == "ok"}
+    if not wanted:
+        return [MatchStatus(t.seq, t.operator, t.action, ()) for t in targets]
+    first = min(wanted)
+    by_seq: dict[int, list[tuple[str | None, AuditRecord]]] = {}
+    for e in log.list(AuditFilter(action="review", after_seq=first)):
+        r = e.record
+        if r.target_seq in wanted and r.target_seq is not None and r.seq > r.target_seq:
+            by_seq.setdefault(r.target_seq, []).append((r.target_face_id, r))
+    searches = {t.seq for t in targets if t.seq in wanted and t.action == "search"}
+    if searches and log.list(AuditFilter(action="blind_reveal", after_seq=first), limit=1):
+        for seq in sorted(searches):
+            by_seq.setdefault(seq, []).extend(_revealed_blind_reviews(log, seq))
+    return [_status(t, by_seq.get(t.seq, [])) if t.seq in wanted else MatchStatus(t.seq, t.operator, t.action, ())
+            for t in targets]
+
+
+def _status(target: AuditRecord, reviews: list[tuple[str | None, AuditRecord]]) -> MatchStatus:
+    """Apply the two-person rule to ``reviews`` (what each names, the review record) of the query ``target``."""
     # (what a review names it, face id, subject id, rank, track id)
     keys: Sequence[tuple[str | None, str | None, str | None, int, int | None]]
     if target.action == "search":
@@ -312,13 +431,18 @@ def match_status(log: AuditLog, seq: int) -> MatchStatus:
         keys = [(None, None, None, 1, None)]
     out = []
     for named, face_id, subject_id, rank, track_id in keys:
-        confirms: set[str] = set()
-        rejects: set[str] = set()
-        for reviewed, r in reviews:
+        decided: dict[str, set[str]] = {}  # a reviewer's standing decisions; only a reversal replaces them
+        for reviewed, r in sorted(reviews, key=lambda pair: pair[1].seq):
             name = _eligible_reviewer(r, target.operator) if reviewed == named else None
-            if name is not None:
-                (confirms if r.decision == "confirm" else rejects).add(name)
+            if name is None or r.decision is None:
+                continue
+            if isinstance(r.details.get("reversal"), dict):
+                decided[name] = {r.decision}
+            else:
+                decided.setdefault(name, set()).add(r.decision)
+        confirms = {n for n, d in decided.items() if "confirm" in d}
+        rejects = {n for n, d in decided.items() if "reject" in d}
         status = "rejected" if rejects else ("confirmed" if len(confirms) >= 2 else "pending")
         out.append(CandidateStatus(face_id, subject_id, rank, status, tuple(sorted(confirms)),
                                    tuple(sorted(rejects)), track_id, named))
-    return MatchStatus(seq, target.operator, target.action, tuple(out))
+    return MatchStatus(target.seq, target.operator, target.action, tuple(out))

@@ -49,6 +49,9 @@ keyed HMAC of gallery and subject id); the clear ``subject_id``, ``image_name``,
 seals their rows. ``embedding_cache`` keeps only failures (its cached embeddings are deleted);
 evaluation embeddings go to ``evaluation_cache`` (sealed under the key of their day,
 ``evaluation_cache_keys``), kept for a retention period.
+
+Version 6 (review with evidence, :mod:`core.gallery`): ``gallery_faces.photo`` holds the face's
+reference photo sealed under the subject's key (``NULL`` when none was kept), shredded with the subject.
 """
 
 from __future__ import annotations
@@ -324,6 +327,12 @@ _V4_SIGNED_LOG = (
     )""",
 )
 
+#: Version 6: reference photos of gallery faces, sealed under the subject's key (:mod:`core.gallery`), so
+#: erasing the subject shreds them with the embedding.
+_V6_REFERENCE_PHOTOS = (
+    "ALTER TABLE gallery_faces ADD COLUMN IF NOT EXISTS photo BLOB",
+)
+
 #: Every migration, oldest first; a released one is never edited.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "galleries, embedding cache, calibrations, audit log and checkpoints, users, evaluation runs", _V1),
@@ -335,6 +344,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _V4_SIGNED_LOG),
     Migration(5, "privacy: sealed gallery rows (per-subject keys), no cached embeddings outside galleries, "
                  "evaluation cache with day keys", _V5_PRIVACY),
+    Migration(6, "reference photos: gallery faces keep their photo sealed under the subject's key",
+              _V6_REFERENCE_PHOTOS),
 )
 
 #: The shape this facetrail writes.

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from audit import (
+    REASON_CODES,
     AuditContext,
     AuditEntry,
     AuditError,
@@ -304,7 +305,8 @@ def _review(args: argparse.Namespace) -> int:
     try:
         log = _log(args)
         session = runtime(args).session(AuditContext(claimed_operator=args.reviewer), log=log)
-        entry = session.review(args.seq, args.decision, note=args.note, face_id=args.face_id)
+        entry = session.review(args.seq, args.decision, note=args.note, face_id=args.face_id, reason=args.reason,
+                               reverse=args.reverse)
         status = log.match_status(args.seq)
     except _ERRORS as err:
         return fail(args, err)
@@ -415,5 +417,10 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--decision", choices=["confirm", "reject"], required=True)
     p.add_argument("--note", default=None)
     p.add_argument("--face-id", default=None, help="which candidate (needed when the query has several)")
+    p.add_argument("--reason", choices=REASON_CODES, default=None,
+                   help="why (a reason code; 'other (explained in the note)' needs --note)")
+    p.add_argument("--reverse", action="store_true",
+                   help="reverse your own decision on this candidate (recorded as a reversal; a second review "
+                        "without it is refused)")
     p.set_defaults(handler=_review)
 

@@ -195,7 +195,8 @@ def test_track_candidates_are_confirmed_only_by_two_reviewers_other_than_the_ope
     with pytest.raises(ReviewRefused, match="own password"):  # a script's token is not a person
         reviewer(log, "rev3", method="api_token").review(seq, "confirm", face_id=first)
     reviewer(log, "rev1").review(seq, "confirm", face_id=first)
-    reviewer(log, "REV1 ").review(seq, "confirm", face_id=first)  # the same account again counts once
+    with pytest.raises(ReviewRefused, match="already reviewed candidate"):  # the same account again: refused
+        reviewer(log, "REV1 ").review(seq, "confirm", face_id=first)
     assert status()[first] == "pending"
     reviewer(log, "rev2").review(seq, "confirm", face_id=first)
     assert status() == {first: "confirmed", f"3:{bravo}": "pending", second: "pending"}  # only that appearance
@@ -208,7 +209,7 @@ def test_track_candidates_are_confirmed_only_by_two_reviewers_other_than_the_ope
     assert [(c["track_id"], c["face_id"], c["subject_id"], c["rank"]) for c in statuses] == [
         (1, alpha, ALPHA, 1), (3, bravo, BRAVO, 1), (4, alpha, ALPHA, 1)]
     refusals = [e.record for e in log.list(AuditFilter(action="refused"))]
-    assert [r.outcome for r in refusals] == ["review_refused"] * 5 and all(r.target_seq == seq for r in refusals)
+    assert [r.outcome for r in refusals] == ["review_refused"] * 6 and all(r.target_seq == seq for r in refusals)
     assert log.verify().ok
 
 

@@ -52,7 +52,8 @@ def world(tmp_path: Path, fake_engine):
     galleries = GalleryStore(db)
     admin = AuditedEngine(AuditSession(log, CTX, actor_for(db, "root", "admin")), fake_engine, galleries)
     admin.create_gallery("g", fake_engine.config)
-    items = [EnrollItem(s, fake_engine.embed(face_png(s, v)), f"{s}_{v}.png", {"name": s.replace("_", " ")})
+    items = [EnrollItem(s, fake_engine.embed(face_png(s, v)), f"{s}_{v}.png", {"name": s.replace("_", " ")},
+                        photo=face_png(s, v))
              for s in SUBJECTS for v in (0, 1)]
     admin.enroll("g", items)
     return tmp_path, db, log, galleries, admin, items
@@ -64,6 +65,7 @@ def test_the_database_never_holds_an_embedding_or_subject_id_in_clear(world) -> 
     raw = b"".join(files_written(root).values())
     for item in items:
         assert item.embedding.vector.tobytes() not in raw
+        assert item.photo is not None and item.photo not in raw  # reference photos are sealed too
     rows = table_text(db, skip=frozenset({"audit_log"}))  # the log keeps ids for accountability
     for subject in SUBJECTS:
         assert not any(subject in text for text in rows.values())
@@ -77,6 +79,9 @@ def test_erased_subject_leaves_nothing_readable_and_the_trail_still_verifies(wor
     victim = SUBJECTS[2]
     mine = [i for i in items if i.subject_id == victim]
     vectors = [i.embedding.vector.tobytes() for i in mine]
+    photos = [i.photo for i in mine if i.photo is not None]
+    face_ids = [f["face_id"] for f in galleries.faces("g") if f["subject_id"] == victim]
+    assert sorted(galleries.photo("g", f) for f in face_ids) == sorted(photos)  # before: the photos open
     ref = galleries.keys.ref("g", victim)
     with db.connect() as con:
         rows = con.execute("SELECT gallery, face_id, key_id, sealed FROM gallery_faces WHERE subject_ref = ?",
@@ -87,6 +92,10 @@ def test_erased_subject_leaves_nothing_readable_and_the_trail_still_verifies(wor
     # before: the attacker with the key store can open the rows (so the test can fail)
     fields, vector = unpack_sealed(unseal(AESGCM(key), sealed[0], f"facetrail-face\0g\0{rows[0][1]}".encode()))
     assert fields["subject_id"] == victim and vector.tobytes() in vectors
+    with db.connect() as con:
+        sealed_photos = [bytes(r[0]) for r in con.execute("SELECT photo FROM gallery_faces WHERE subject_ref = ?",
+                                                            [ref]).fetchall()]
+    assert len(sealed_photos) == 2 and all(p not in sealed_photos for p in photos)
 
     admin.delete_subject("g", victim)
     out = root / "exports"
@@ -101,6 +110,8 @@ def test_erased_subject_leaves_nothing_readable_and_the_trail_still_verifies(wor
         assert key not in data, f"the erased subject's key is still in {path.name}"
         for v in vectors:
             assert v not in data, f"an erased embedding is in {path.name}"
+        for photo in photos:
+            assert photo not in data, f"an erased reference photo is in {path.name}"
         if path.parent == out:  # pseudonymised exports name nobody
             assert victim.encode() not in data, f"the erased subject id is in {path.name}"
     keystore = root / "ft.duckdb.keys"
@@ -112,6 +123,9 @@ def test_erased_subject_leaves_nothing_readable_and_the_trail_still_verifies(wor
     assert not any(victim in text for text in remaining.values())
     assert AuditLog(reopened, key_path=root / "ft.duckdb.audit-key").verify().ok
     others = GalleryStore(reopened)
+    assert [others.photo("g", f) for f in face_ids] == [None, None]  # the photos went with the subject
+    survivor = next(f for f in others.faces("g") if f["subject_id"] == SUBJECTS[0])
+    assert others.photo("g", survivor["face_id"]) is not None  # the others' photos still open
     assert {f["subject_id"] for f in others.faces("g")} == set(SUBJECTS) - {victim}
     assert len(others.load("g").index) == 10
 

@@ -11,12 +11,14 @@ from audit import (
     audited_reviewer_rates,
     blind_batches,
     blind_decide,
+    blind_face_image,
     blind_next,
     blind_probe_image,
     open_batch,
     reveal,
 )
 from dashboard.web.app_pages.common import ERRORS, require, runtime
+from dashboard.web.app_pages.review_screen import show_photos
 
 user = require("read_log")
 st.title("Blind review")
@@ -48,13 +50,17 @@ if user.can("review"):
         st.session_state.pop("blind_item", None)
         st.error(f"Refused: {err}")
         st.stop()
-    left, right = st.columns(2)
-    if probe is None:
-        left.warning("Probe photo: not kept for this search (or destroyed when its retention ended).")
-    else:
-        left.image(probe, caption="Probe")
-    right.warning("Candidate photo: not available (facetrail keeps the gallery's embeddings, not its images), so "
-                  "this item cannot be judged here yet.")
+    try:
+        face = blind_face_image(session, runtime().galleries, item.ticket)
+    except ERRORS as err:
+        st.session_state.pop("blind_item", None)
+        st.error(f"Refused: {err}")
+        st.stop()
+    # the review screen's evidence display, in blind mode: the photos only (no score, threshold or rates)
+    show_photos(probe, "kept for this review" if probe is not None else
+                "not kept for this search, or destroyed when its retention ended",
+                face, "the gallery's reference photo" if face is not None else
+                "not kept at enrolment, or the subject was erased", reference_label="Face to compare")
     with st.form("blind_form"):
         decision = st.radio("Is the face the same person as the probe?", ["confirm", "reject"], index=None,
                             horizontal=True, key="blind_decision")

@@ -143,7 +143,6 @@ def _reviews(rt: Runtime, seqs: dict[str, list[int]]) -> None:
         reviewer[REVIEWERS[0]].review(seq, "confirm", face_id=first_face(seq))
         reviewer[REVIEWERS[1]].review(seq, "reject", face_id=first_face(seq))
     reviewer[REVIEWERS[1]].review(searches[11], "confirm", face_id=first_face(searches[11]))  # pending
-    reviewer[REVIEWERS[1]].review(searches[11], "confirm", face_id=first_face(searches[11]))  # counts once
     for name in REVIEWERS[:2]:
         reviewer[name].review(seqs["search_video"][0], "confirm", face_id="2:face01")
         reviewer[name].review(seqs["verify"][0], "confirm")

@@ -66,7 +66,8 @@ def test_one_confirmation_is_not_enough_two_are(log: AuditLog) -> None:
 def test_same_reviewer_twice_counts_once_under_any_spelling(log: AuditLog) -> None:
     q = log.append(search_record()).seq
     reviewer(log, "rev1").review(q, "confirm", face_id="f2")
-    reviewer(log, "REV1 ").review(q, "confirm", face_id="f2")
+    with pytest.raises(ReviewRefused, match="already reviewed candidate f2"):  # a second review is refused
+        reviewer(log, "REV1 ").review(q, "confirm", face_id="f2")
     assert statuses(log, q)["f2"] == "pending"
     assert log.match_status(q).candidates[1].confirmations == ("rev1",)
 

@@ -165,8 +165,8 @@ def test_one_person_at_a_terminal_cannot_satisfy_the_two_person_rule(cli) -> Non
     for name in ("reviewer2", "operator3 ", "Operator3"):
         code, out, _ = cli(*review, "--reviewer", name)
         assert code == 2 and out["code"] == "operator_mismatch", name
-    code, out, _ = cli(*review)  # confirming again counts once
-    assert code == 0 and out["status"]["candidates"][0]["confirmations"] == ["reviewer1"]
+    code, out, _ = cli(*review)  # confirming again is refused (one decision per reviewer and candidate)
+    assert code == 2 and out["code"] == "review_refused" and "already reviewed" in out["error"]
     code, out, _ = cli("login", "reviewer2", "--password-stdin", "--json", stdin="reviewer1-password\n")
     assert code == 2 and out["code"] == "bad_credentials"  # the second account needs its own password
     code, out, _ = cli("login", "operator3", "--password-stdin", stdin="operator3-password\n")
@@ -178,7 +178,8 @@ def test_one_person_at_a_terminal_cannot_satisfy_the_two_person_rule(cli) -> Non
     code, out, _ = cli(*review)
     assert code == 0 and out["status"]["candidates"][0]["status"] == "confirmed"
     refused = [(r.outcome, r.operator) for r in records(cli.db) if r.details.get("attempted") == "review"]
-    assert refused == [("operator_mismatch", "reviewer1")] * 3 + [("forbidden", "operator3")]
+    assert refused == [("operator_mismatch", "reviewer1")] * 3 + [("review_refused", "reviewer1"),
+                                                                   ("forbidden", "operator3")]
 
 
 def test_a_revoked_token_is_refused(cli) -> None:

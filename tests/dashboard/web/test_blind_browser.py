@@ -70,7 +70,7 @@ def test_the_reviewers_screen_in_a_real_browser(fake_db: str, browser: tuple[str
             for hidden in HIDDEN:
                 assert hidden not in text, hidden
             assert not re.search(r"rank\W*\d|similarity\W*\d|distance\W*\d", text, re.IGNORECASE)
-            assert "Probe photo: not kept" in text and "Candidate photo: not available" in text
+            assert "No probe photo: not kept" in text and "No reference photo: not kept at enrolment" in text
             assert not driver.js("return document.querySelectorAll('[data-testid=\"stDataFrame\"]').length;")
             driver.click_text('[role="radiogroup"] label', "reject")
             driver.click_text("button", "Record decision")

@@ -62,7 +62,7 @@ def test_the_reviewer_sees_no_score_rank_or_earlier_verdict(batch_db: str) -> No
                    "rejected", "pending", "operator1", "operator3", "CR-", "arrest_photos", "vol", "seq"):
         assert hidden not in text, hidden  # no score, rank, candidate, verdict, query or case
     assert not re.search(r"rank\W*\d|similarity\W*\d|distance\W*\d", text, re.IGNORECASE)
-    assert "Probe photo: not kept" in text and "Candidate photo: not available" in text
+    assert "No probe photo: not kept" in text and "No reference photo: not kept at enrolment" in text
     radio = at.radio(key="blind_decision")
     assert radio.options == ["confirm", "reject"] and radio.value is None  # no pre-selected answer
 
@@ -156,4 +156,4 @@ def test_the_probe_photo_kept_for_review_is_shown(app_env: str, fake_engine) -> 
     at = page_as("reviewer2", "reviewer")
     assert not at.exception, at.exception
     assert len(at.get("image")) == 1  # the probe, in the left column
-    assert "Probe photo: not kept" not in shown(at) and "Candidate photo: not available" in shown(at)
+    assert "No probe photo" not in shown(at) and "No reference photo: not kept at enrolment" in shown(at)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from audit import REASON_CODES
 from tests.dashboard.conftest import APP, as_user, build_fake_scene
 
 PAGES = {
@@ -138,8 +139,9 @@ def test_reviewer_records_review_and_self_review_is_refused(app_env: str) -> Non
     at.switch_page(PAGES["match_log"]).run()
     at.selectbox(key="matchlog_open").set_value(4).run()
     at.radio(key="matchlog_decision").set_value("reject")
+    at.selectbox(key="matchlog_reason").set_value(REASON_CODES[2])
     at.text_input(key="matchlog_note").input("not the same person")
-    at.button[0].click().run()
+    at.button(key="FormSubmitter:matchlog_form-Record review").click().run()
     assert not at.exception
     assert any("Review recorded" in s.value for s in at.success), page_text(at)
     own = AppTest.from_file(APP, default_timeout=60)
@@ -148,7 +150,9 @@ def test_reviewer_records_review_and_self_review_is_refused(app_env: str) -> Non
     own.switch_page(PAGES["match_log"]).run()
     own.selectbox(key="matchlog_open").set_value(6).run()
     assert any("cannot review it" in i.value for i in own.info)
-    own.button[0].click().run()
+    own.radio(key="matchlog_decision").set_value("confirm")
+    own.selectbox(key="matchlog_reason").set_value(REASON_CODES[0])
+    own.button(key="FormSubmitter:matchlog_form-Record review").click().run()
     assert any("two-person rule" in e.value for e in own.error), page_text(own)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from audit import Runtime
+from audit import REASON_CODES, Runtime
 from core.engine import Engine
 from tests.dashboard.conftest import APP, as_user
 from tests.video_fakes import VideoFakePipeline, Walk, enroll_fake, write_footage
@@ -245,9 +245,10 @@ def test_video_hits_are_in_the_match_log_and_reviewable_per_track(
     def review(name: str, decision: str) -> AppTest:
         at = _open_in_match_log(name, seq)
         label = next(o for o in at.selectbox(key="matchlog_candidate").options if o.startswith("track 4"))
-        at.selectbox(key="matchlog_candidate").set_value(label)
+        at.selectbox(key="matchlog_candidate").set_value(label).run()  # the page shows that candidate's evidence
         at.radio(key="matchlog_decision").set_value(decision)
-        at.button[0].click().run()
+        at.selectbox(key="matchlog_reason").set_value(REASON_CODES[0])
+        at.button(key="FormSubmitter:matchlog_form-Record review").click().run()
         assert not at.exception, at.exception
         return at
 
@@ -265,7 +266,9 @@ def test_video_hits_are_in_the_match_log_and_reviewable_per_track(
     own.selectbox(key="matchlog_action").set_value("search_video").run()
     own.selectbox(key="matchlog_open").set_value(seq).run()
     assert any("cannot review it" in i.value for i in own.info)
-    own.button[0].click().run()
+    own.radio(key="matchlog_decision").set_value("confirm")
+    own.selectbox(key="matchlog_reason").set_value(REASON_CODES[0])
+    own.button(key="FormSubmitter:matchlog_form-Record review").click().run()
     assert any("two-person rule" in e.value for e in own.error)
     # the review-status filter sees video records too
     confirmed = _open_in_match_log("auditor1", seq)
