@@ -608,6 +608,8 @@ def build_receipt(log: AuditLog, seq: int, subject: tuple[str, bytes] | None = N
         raise ReceiptError(f"record #{seq} has no signed checkpoint (a log written before signed notes)")
     held: dict[str, str] | None = None
     if subject is not None:
+        if len(subject[1]) != 32:
+            raise ReceiptError(f"a receipt's subject salt is 32 bytes (new_receipt_salt), got {len(subject[1])}")
         committed = claims["erased"].get("subject_commitment")
         if committed is None or not hmac.compare_digest(str(committed), subject_commitment(subject[1], subject[0])):
             raise ReceiptError(f"record #{seq} holds no commitment to this subject and salt; the receipt would not "

@@ -179,7 +179,8 @@ def _retention(args: argparse.Namespace) -> int:
               f"{s['no_interaction_since']}" for s in done["subjects"]]
     lines += [f"  gallery {g['gallery_name']!r}: end date {g['until']} ({g['faces']} face(s))"
               for g in done["galleries"]]
-    lines.append(f"  log personal fields: {fields['records_due']} record(s) past the cut-off ({fields['status']})")
+    lines.append(f"  log personal fields: {fields['records_due']} record(s) past the cut-off, "
+                 f"{fields['field_keys_due']} subject field key(s) due ({fields['status']})")
     if done.get("receipt"):
         lines.append(f"  receipt: {done['receipt']}")
     emit(args, done, "\n".join(lines))

@@ -156,4 +156,7 @@ def test_a_log_schedule_below_the_legal_minimum_is_refused(db_path: Path) -> Non
     ok = run(["retention", "run", "--dry-run", "--json"], db_path, "dpo", "auditor",
              FACETRAIL_LOG_PERSONAL_DAYS="365")
     fields = json.loads(ok.stdout)["log_personal_fields"]
-    assert (fields["days"], fields["minimum_days"], fields["records_due"]) == ("365", "183", 0)
+    assert (fields["days"], fields["minimum_days"], fields["records_due"], fields["field_keys_due"]) == (
+        "365", "183", 0, 0)
+    assert "0 subject field key(s) due (nothing_due)" in run(["retention", "run", "--dry-run"], db_path, "dpo",
+                                                             "auditor", FACETRAIL_LOG_PERSONAL_DAYS="365").stdout
