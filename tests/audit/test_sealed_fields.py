@@ -327,3 +327,29 @@ def test_a_retention_run_erases_subjects_fields_like_an_erasure(tmp_path: Path, 
     assert len(ran.record.details["erased_field_keys"]) == 3  # old's subject; fair's subject and fair's own key
     kept = [log.get(searches[s]).record.candidates[0].subject_id for s in layout["kept"]]
     assert kept == layout["kept"]  # nothing else changed
+
+
+def test_a_retention_run_names_the_key_it_seals_a_subject_from_before_sealing_under(tmp_path: Path, fake_engine,
+                                                                                   monkeypatch) -> None:
+    """A subject enrolled before sealing has no field key: the run makes one to seal its record, and names it."""
+    from datetime import UTC, datetime, timedelta
+
+    from audit import Runtime, retention_run, set_gallery_retention
+
+    rt = Runtime(str(tmp_path / "ft.duckdb"))
+    admin = AuditedEngine(AuditSession(rt.log, CTX, actor_for(rt.db, "root", "admin")), fake_engine, rt.galleries)
+    monkeypatch.setattr(trail_log, "seal_fields",  # the code before sealing (which had no hint either)
+                        lambda fields, keys: {k: v for k, v in fields.items() if k != "sealed_subjects"})
+    admin.create_gallery("old", fake_engine.config)
+    admin.enroll("old", [EnrollItem(SUBJECTS[1], fake_engine.embed(face_png(SUBJECTS[1])), "a.png")])
+    monkeypatch.undo()
+    assert rt.log.field_keys.erasure_ids("old", [SUBJECTS[1]]) == []  # no field key yet
+    set_gallery_retention(rt, "old", WHY, after_days=30, actor=actor_for(rt.db, "root", "admin"))
+    later = datetime.now(UTC) + timedelta(days=31)
+    done = retention_run(rt, WHY, actor=actor_for(rt.db, "rex", "auditor"), clock=lambda: later)
+    ran = rt.log.get(done["audit_seq"])
+    assert SUBJECTS[1].encode() not in ran.canonical
+    assert ran.record.details["subjects"][0]["subject_id"] == ERASED
+    assert [e.erasure.seq for e in ran.erased if e.erasure] == [done["audit_seq"]]
+    assert rt.log.verify().ok
+    rt.db.close()
