@@ -34,6 +34,8 @@ with the log's public key (:func:`verify_receipt`)::
 
     {"format": "facetrail-receipt/1",
      "claims": {"kind", "action", "seq", "at", "by", "purpose", "gallery", "erased": {...}},
+     "subject": {"subject_id", "salt": base64} or null (see "Whose erasure" below),
+     "scope": what the receipt proves, in words (unsigned; the verifier says it again),
      "checkpoint": the signed checkpoint note of the tree that ends at the record,
      "record": {"seq", "prev_hash", "entry_hash", "canonical", "proof": [base64...]},
      "signature": base64 Ed25519 over b"facetrail.receipt.v1\n" + canonical JSON of
