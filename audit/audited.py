@@ -84,7 +84,7 @@ from audit.trail.convert import candidate_fields, gallery_fields
 from audit.trail.excerpt import write_excerpt
 from audit.trail.export import ExportSummary, export_records, load_pseudonym_key
 from audit.trail.log import AuditLog
-from audit.trail.sealed import SUBJECTS_HINT, with_erasure_ids
+from audit.trail.sealed import SUBJECTS_HINT, subject_commitment, with_erasure_ids
 from audit.trail.store import AuditFilter
 from core.config import ModelConfig, check_threshold
 from core.engine import Engine
@@ -714,14 +714,15 @@ class AuditedEngine:
                             lambda embedded: enroll_embedded(self.galleries, gallery_name, embedded),
                             describe, on_error)
 
-    def _delete(self, gallery_name: str, what: str, value: str) -> Audited[list[str]]:
+    def _delete(self, gallery_name: str, what: str, value: str, salt: bytes | None = None) -> Audited[list[str]]:
         method = self.galleries.delete_subject if what == "subject_id" else self.galleries.delete_face
         field_keys = self.log.field_keys
         subjects = [value] if what == "subject_id" else []
+        committed = {} if salt is None else {"subject_commitment": subject_commitment(salt, value)}
 
         def describe(r: list[str]) -> dict[str, Any]:
             # the record names the field keys it destroys (random ids), then they are destroyed after the commit
-            details = with_erasure_ids({what: value, "deleted_face_ids": list(r)},
+            details = with_erasure_ids({what: value, "deleted_face_ids": list(r), **committed},
                                        field_keys.erasure_ids(gallery_name, subjects) if r else [])
             return {"outcome": "ok", "gallery": self._gallery_ref(gallery_name), "details": details}
 
@@ -735,9 +736,18 @@ class AuditedEngine:
         return self.session.run_staged("delete", lambda: None, lambda _: method(gallery_name, value), describe,
                                        on_error, atomic=self._unit, after_commit=after_commit)
 
-    def delete_subject(self, gallery_name: str, subject_id: str) -> Audited[list[str]]:
-        """Erase every face of a subject and record it, in one transaction (the record keeps ids, never images)."""
-        return self._delete(gallery_name, "subject_id", subject_id)
+    def delete_subject(self, gallery_name: str, subject_id: str, *,
+                       receipt_salt: bytes | None = None) -> Audited[list[str]]:
+        """Erase every face of a subject and record it, in one transaction (the record keeps ids, never images).
+
+        ``receipt_salt`` (32 random bytes, :func:`audit.retention.new_receipt_salt`): the record
+        also holds ``details.subject_commitment`` = ``sha256(salt || subject_id)``, which the
+        receipt written now (:func:`audit.retention.write_receipt` ``subject=``) lets the
+        requester check; the salt itself is never stored.
+        """
+        if receipt_salt is not None and len(receipt_salt) != 32:
+            raise ValueError(f"a receipt salt is 32 bytes, got {len(receipt_salt)}")
+        return self._delete(gallery_name, "subject_id", subject_id, receipt_salt)
 
     def delete_face(self, gallery_name: str, face_id: str) -> Audited[list[str]]:
         """Erase one face and record it, in one transaction."""

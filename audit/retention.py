@@ -11,17 +11,22 @@ in force, so nobody changes it without a signed record.
 **Personal fields of the log.** ``FACETRAIL_LOG_PERSONAL_DAYS`` says how long personal
 fields of audit records are kept; it is never shorter than the legal minimum the deployer
 sets (``FACETRAIL_LOG_PERSONAL_MIN_DAYS``, default 183 days): a shorter one is refused
-(:class:`RetentionBelowMinimum`, recorded). Shredding those fields is the log's work: a
-:class:`PersonalFieldShredder` (``personal_fields_due(cutoff)``,
-``shred_personal_fields(cutoff)``) is handed to :func:`retention_run`; without one the run
-lists how many records are past the cut-off and says ``not_shreddable_yet``.
+(:class:`RetentionBelowMinimum`, recorded). A field key of the log seals every field of one
+subject (:mod:`audit.trail.sealed`, "Retention"), so what is due is the keys of subjects no
+record names since the cut-off (:meth:`audit.trail.log.AuditLog.field_keys_due`): the run
+names them in its record and destroys them after the commit; their fields then read
+``"erased"``, naming the run.
 
 **The run.** :func:`retention_run` applies every rule at once (evaluation cache, review
 evidence, gallery schedules, the log's personal fields). A dry run lists what is due and
 changes nothing (no record). A run erases what is due through the galleries' own erasure
 (rows deleted, the subject's key destroyed after commit: crypto-shredding, as ``gallery
 delete --subject``), in one transaction with its ``retention`` record; a second run erases
-nothing and is recorded too.
+nothing and is recorded too. The record names the erased subjects sealed (tokens under
+their field keys, as every record does) and lists in ``details.erased_field_keys`` the log
+field keys it destroys after the commit: the erased subjects', the dropped galleries' (their
+subjects' and the gallery's own) and the log's personal fields due, so the erased subjects'
+fields in every earlier record read ``"erased"`` naming the run.
 
 **Receipts.** :func:`build_receipt` turns an erasure record (``delete``, ``drop_gallery``)
 or a ``retention`` record into a JSON receipt a data subject or a regulator checks offline
@@ -29,15 +34,28 @@ with the log's public key (:func:`verify_receipt`)::
 
     {"format": "facetrail-receipt/1",
      "claims": {"kind", "action", "seq", "at", "by", "purpose", "gallery", "erased": {...}},
+     "subject": {"subject_id", "salt": base64} or null (see "Whose erasure" below),
+     "scope": what the receipt proves, in words (unsigned; the verifier says it again),
      "checkpoint": the signed checkpoint note of the tree that ends at the record,
      "record": {"seq", "prev_hash", "entry_hash", "canonical", "proof": [base64...]},
      "signature": base64 Ed25519 over b"facetrail.receipt.v1\n" + canonical JSON of
                   {"claims", "checkpoint", "entry_hash"}}
 
-The verifier recomputes the record's entry hash, proves it is leaf ``seq - 1`` of the
-tree the checkpoint signs (RFC 6962), recomputes the claims from the record itself, and
-checks the log key's signatures (the note's and the receipt's): an edited claim, a
-record that is not in the log, or another key each fail with a named fault.
+The claims are made from the record's signed text (its personal fields sealed: tokens, not
+clear ids) on both sides: the verifier recomputes the record's entry hash, proves it is
+leaf ``seq - 1`` of the tree the checkpoint signs (RFC 6962), recomputes the claims from the
+record itself, and checks the log key's signatures (the note's and the receipt's): an
+edited claim, a record that is not in the log, or another key each fail with a named fault.
+
+**Whose erasure.** A subject's erasure made with a receipt (``gallery delete --subject
+--receipt FILE``) puts in its record ``details.subject_commitment`` = ``sha256(salt ||
+subject_id)`` (:func:`audit.trail.sealed.subject_commitment`) under a fresh random 32-byte
+salt (:func:`new_receipt_salt`) that only that receipt holds, beside the clear id (it is the
+requester's own file): ``"subject": {"subject_id", "salt"}``. The verifier checks the
+commitment when they are present (``subject_mismatch``, ``no_commitment``); the log holds
+neither the salt nor a guessable hash of the id. A receipt made later (``privacy receipt
+SEQ``) has no salt: it proves the erasure record is in the log, not whose it was, and its
+``scope`` (and the verifier's) says so.
 """
 
 from __future__ import annotations
@@ -48,11 +66,12 @@ import contextlib
 import hmac
 import json
 import os
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
@@ -67,6 +86,7 @@ from audit.trail.convert import gallery_fields
 from audit.trail.log import AuditLog
 from audit.trail.notes import NoteError, parse_checkpoint, verify_checkpoint
 from audit.trail.records import AuditRecord, canonical_bytes, decode_record
+from audit.trail.sealed import ERASED_KEYS, subject_commitment
 from audit.trail.store import AuditFilter
 from audit.trail.verify import parse_keys
 from core.cache import EvaluationCache
@@ -79,7 +99,6 @@ __all__ = [
     "DueSubject",
     "GallerySchedule",
     "LogPersonalSchedule",
-    "PersonalFieldShredder",
     "ReceiptError",
     "ReceiptReport",
     "RetentionBelowMinimum",
@@ -87,6 +106,7 @@ __all__ = [
     "check_receipt_path",
     "gallery_schedules",
     "log_personal_schedule",
+    "new_receipt_salt",
     "retention_due",
     "retention_run",
     "set_gallery_retention",
@@ -346,16 +366,6 @@ def retention_due(runtime: Runtime, now: datetime) -> tuple[list[DueGallery], li
 # -- personal fields of the log ----------------------------------------------------------------------
 
 
-class PersonalFieldShredder(Protocol):
-    """What the log offers for shredding personal fields of records written before a cut-off."""
-
-    def personal_fields_due(self, cutoff: datetime) -> int:
-        """Return how many records written before ``cutoff`` still hold readable personal fields."""
-
-    def shred_personal_fields(self, cutoff: datetime) -> int:
-        """Destroy the keys of personal fields of records written before ``cutoff``; return how many records."""
-
-
 @dataclass(frozen=True)
 class LogPersonalSchedule:
     """How long personal fields of audit records are kept, and the legal minimum it may not go below."""
@@ -391,18 +401,18 @@ def log_personal_schedule(settings: Settings) -> LogPersonalSchedule:
     return LogPersonalSchedule(days, minimum)
 
 
-def _log_fields_plan(log: AuditLog, schedule: LogPersonalSchedule, now: datetime,
-                     shredder: PersonalFieldShredder | None) -> dict[str, Any]:
+def _log_fields_plan(log: AuditLog, schedule: LogPersonalSchedule, now: datetime) -> tuple[dict[str, Any], list[str]]:
+    """Return the plan of the log's personal fields and the field keys due (random ids)."""
     cutoff = schedule.cutoff(now)
     plan: dict[str, Any] = {"days": None if schedule.days is None else f"{schedule.days:g}",
                             "minimum_days": f"{schedule.minimum_days:g}",
-                            "cutoff": None if cutoff is None else cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+                            "cutoff": None if cutoff is None else _iso_z(cutoff)}
     if cutoff is None:
-        return {**plan, "records_due": 0, "status": "no_schedule"}
-    if shredder is None:
-        due = len(log.store.select(AuditFilter(until=plan["cutoff"])))  # rows only: no record decoded
-        return {**plan, "records_due": due, "status": "not_shreddable_yet" if due else "nothing_due"}
-    return {**plan, "records_due": shredder.personal_fields_due(cutoff), "status": "shreddable"}
+        return {**plan, "records_due": 0, "field_keys_due": 0, "status": "no_schedule"}, []
+    records = len(log.store.select(AuditFilter(until=plan["cutoff"])))  # rows only: no record decoded
+    due = log.field_keys_due(plan["cutoff"])
+    return {**plan, "records_due": records, "field_keys_due": len(due),
+            "status": "shreddable" if due else "nothing_due"}, due
 
 
 # -- the run -----------------------------------------------------------------------------------------
@@ -417,15 +427,58 @@ def _refused_below_minimum(session: AuditSession, settings: Settings) -> LogPers
         raise
 
 
+@dataclass
+class _Shredding:
+    """The log field keys a run destroys after its commit: (gallery, subject) pairs, and keys named by id."""
+
+    pairs: list[tuple[str, str]]
+    key_ids: list[str]
+
+    def shred(self, runtime: Runtime) -> None:
+        """Destroy them (after the commit): the galleries' keys and the pairs' field keys in one rewrite, then the rest."""
+        field_keys = runtime.log.field_keys
+        by_gallery: dict[str, list[str]] = {}
+        for gallery, subject in self.pairs:
+            by_gallery.setdefault(gallery, []).append(subject)
+        also = [k for gallery, subjects in by_gallery.items() for k in field_keys.shred_ids(gallery, subjects)]
+        runtime.galleries.flush(also=also)
+        if self.key_ids:
+            field_keys.shred_key_ids(self.key_ids)
+
+
+def _erase_due(runtime: Runtime, galleries: list[DueGallery], subjects: list[DueSubject], due_keys: list[str],
+               shredding: _Shredding) -> list[str]:
+    """Erase the galleries and subjects due (inside the run's transaction); return the field key ids to name.
+
+    Fills ``shredding`` with what to destroy after the commit.
+    """
+    field_keys = runtime.log.field_keys
+    named: set[str] = set()
+    for g in galleries:  # its subjects' field keys and the gallery's own (face ids whose subject no record named)
+        pairs = [(g.gallery_name, s) for s in sorted({f["subject_id"] for f in runtime.galleries.faces(g.gallery_name)})]
+        pairs.append((g.gallery_name, ""))
+        named.update(field_keys.erasure_ids(g.gallery_name, [s for _, s in pairs]))
+        shredding.pairs += pairs
+        runtime.galleries.drop(g.gallery_name)
+    # the erased subjects' keys, made now for one that has none (a file from before sealing): the run's record
+    # seals the subject under it, and names it, before it is destroyed
+    pairs = [(s.gallery_name, s.subject_id) for s in subjects]
+    named.update(key_id for key_id, _ in field_keys.keys_for(pairs, create=True).values())
+    shredding.pairs += pairs
+    for s in subjects:
+        runtime.galleries.delete_subject(s.gallery_name, s.subject_id)
+    shredding.key_ids = sorted(set(due_keys) - named)
+    return sorted(named | set(due_keys))
+
+
 def retention_run(runtime: Runtime, context: AuditContext | None = None, *, dry_run: bool = False,
                   actor: Actor | None = None, evidence: EvidenceStore | None = None,
-                  clock: Callable[[], datetime] | None = None,
-                  shredder: PersonalFieldShredder | None = None) -> dict[str, Any]:
+                  clock: Callable[[], datetime] | None = None) -> dict[str, Any]:
     """Apply every retention rule now (module docstring); return what was (or, dry, would be) erased.
 
     Keys: ``dry_run``, ``evaluation_cache``, ``evidence``, ``galleries`` (dropped at their end
     date), ``subjects`` (erased after their period), ``log_personal_fields``; a run adds
-    ``audit_seq``.
+    ``audit_seq`` and ``erased_field_keys`` (the log field keys it destroyed, random ids).
 
     Raises
     ------
@@ -437,6 +490,7 @@ def retention_run(runtime: Runtime, context: AuditContext | None = None, *, dry_
     session = runtime.session(context or AuditContext(purpose="retention schedule"), actor)
     session.check("retention", {"dry_run": dry_run})
     log_schedule = _refused_below_minimum(session, runtime.settings)
+    runtime.log.share_key_store(runtime.galleries.keys)  # one key store object: sealing, erasing, shredding
     now = (clock or (lambda: datetime.now(UTC)))()
     cache = EvaluationCache(runtime.db, runtime.galleries.keys,
                             retention_days=runtime.settings.evaluation_cache_days, clock=clock)
@@ -445,26 +499,23 @@ def retention_run(runtime: Runtime, context: AuditContext | None = None, *, dry_
     galleries, due_subjects = retention_due(runtime, now)
     dropped = {g.gallery_name for g in galleries}
     subjects = [s for s in due_subjects if s.gallery_name not in dropped]
+    fields_plan, due_keys = _log_fields_plan(runtime.log, log_schedule, now)
     plan: dict[str, Any] = {
         "evaluation_cache": cache.purge_expired(dry_run=True).to_dict(), "evidence": items,
         "galleries": [g.to_dict() for g in galleries], "subjects": [s.to_dict() for s in subjects],
-        "log_personal_fields": _log_fields_plan(runtime.log, log_schedule, now, shredder)}
+        "log_personal_fields": fields_plan}
     if dry_run:
         return {"dry_run": True, **plan}
+    shredding = _Shredding([], [])
 
     def call() -> dict[str, Any]:
-        for g in galleries:
-            runtime.galleries.drop(g.gallery_name)
-        for s in subjects:
-            runtime.galleries.delete_subject(s.gallery_name, s.subject_id)
+        named = _erase_due(runtime, galleries, subjects, due_keys, shredding)
         purged = cache.purge_expired()
         for item in items:
             store.destroy(item["evidence_id"])
-        fields = dict(plan["log_personal_fields"])
-        cutoff = log_schedule.cutoff(now)
-        if shredder is not None and cutoff is not None:
-            fields["shredded"] = shredder.shred_personal_fields(cutoff)
-        return {**plan, "dry_run": False, "evaluation_cache": purged.to_dict(), "log_personal_fields": fields}
+        fields = {**fields_plan, "shredded": len(due_keys), "status": "shredded" if due_keys else fields_plan["status"]}
+        return {**plan, "dry_run": False, "evaluation_cache": purged.to_dict(), "log_personal_fields": fields,
+                ERASED_KEYS: named}
 
     @contextlib.contextmanager
     def unit() -> Iterator[None]:
@@ -472,7 +523,7 @@ def retention_run(runtime: Runtime, context: AuditContext | None = None, *, dry_
             yield
 
     done = session.run("retention", call, lambda r: {"details": {k: v for k, v in r.items() if k != "dry_run"}},
-                       lambda _: {"details": plan}, atomic=unit, after_commit=lambda _: runtime.galleries.flush())
+                       lambda _: {"details": plan}, atomic=unit, after_commit=lambda _: shredding.shred(runtime))
     return {**done.result, "audit_seq": done.seq}
 
 
@@ -485,7 +536,8 @@ def _erased(r: AuditRecord) -> dict[str, Any]:
     if r.action == "delete":
         ids = list(d.get("deleted_face_ids") or [])
         what = {"subject_id": d["subject_id"]} if "subject_id" in d else {"face_id": d.get("face_id")}
-        return {**what, "faces": len(ids), "face_ids": ids}
+        committed = {"subject_commitment": d["subject_commitment"]} if "subject_commitment" in d else {}
+        return {**what, "faces": len(ids), "face_ids": ids, **committed}
     if r.action == "drop_gallery":
         return {"gallery": None if r.gallery is None else r.gallery.name, "faces": d.get("deleted_faces")}
     subjects = [{"gallery": s["gallery_name"], "subject_id": s["subject_id"], "faces": s["faces"]}
@@ -494,11 +546,15 @@ def _erased(r: AuditRecord) -> dict[str, Any]:
             "galleries": [{"gallery": g["gallery_name"], "faces": g["faces"]} for g in d.get("galleries") or []],
             "evaluation_cache_entries": (d.get("evaluation_cache") or {}).get("entries", 0),
             "evidence_items": len(d.get("evidence") or []),
-            "log_personal_fields": d.get("log_personal_fields")}
+            "log_personal_fields": d.get("log_personal_fields"),
+            "field_keys_destroyed": len(d.get(ERASED_KEYS) or [])}
 
 
 def receipt_claims(r: AuditRecord) -> dict[str, Any]:
     """Return a receipt's claims about the erasure (or retention) record ``r``, from the record alone.
+
+    ``r`` is the record as signed (:func:`audit.trail.records.decode_record` of its canonical
+    text): personal fields are tokens, as the verifier, who has no key store, reads them.
 
     Raises
     ------
@@ -521,25 +577,55 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def build_receipt(log: AuditLog, seq: int) -> dict[str, Any]:
+def new_receipt_salt() -> bytes:
+    """Return a fresh random 32-byte salt for a subject's erasure and its receipt (module docstring)."""
+    return secrets.token_bytes(32)
+
+
+_SCOPE_SUBJECT = ("record #{seq} is in the log, and it erased the data of the subject named in this receipt "
+                  "(the record's commitment matches the subject id and the salt only this receipt holds)")
+_SCOPE_RECORD = ("record #{seq} is in the log; this receipt holds no subject salt, so it proves that the erasure "
+                 "record exists, not whose data it erased")
+
+
+def build_receipt(log: AuditLog, seq: int, subject: tuple[str, bytes] | None = None) -> dict[str, Any]:
     """Return the signed receipt of erasure or retention record ``seq`` (module docstring).
+
+    Parameters
+    ----------
+    subject
+        ``(subject id, salt)`` of an erasure made with ``receipt_salt=salt`` (the requester's
+        receipt, written at erasure time): both go in the receipt, which the verifier checks
+        against the record's commitment. None: a receipt of the record only (``scope`` says so).
 
     Raises
     ------
     RecordNotFound
         No record ``seq``.
     ReceiptError
-        It is not a successful erasure or retention record, or it has no signed checkpoint.
+        It is not a successful erasure or retention record, it has no signed checkpoint, or
+        ``subject`` does not match its commitment.
     """
     entry = log.get(seq)
-    claims = receipt_claims(entry.record)
+    claims = receipt_claims(decode_record(entry.canonical))  # as signed: tokens, as the verifier reads it
     note = log.store.note(seq)
     if note is None:
         raise ReceiptError(f"record #{seq} has no signed checkpoint (a log written before signed notes)")
+    held: dict[str, str] | None = None
+    if subject is not None:
+        if len(subject[1]) != 32:
+            raise ReceiptError(f"a receipt's subject salt is 32 bytes (new_receipt_salt), got {len(subject[1])}")
+        committed = claims["erased"].get("subject_commitment")
+        if committed is None or not hmac.compare_digest(str(committed), subject_commitment(subject[1], subject[0])):
+            raise ReceiptError(f"record #{seq} holds no commitment to this subject and salt; the receipt would not "
+                               "verify")
+        held = {"subject_id": subject[0], "salt": _b64(subject[1])}
     proof = inclusion_proofs(log.store.hashes(1, seq), [seq - 1], hashed=True)[seq - 1]
     return {
         "format": RECEIPT_FORMAT,
         "claims": claims,
+        "subject": held,
+        "scope": (_SCOPE_RECORD if held is None else _SCOPE_SUBJECT).format(seq=seq),
         "checkpoint": note,
         "record": {"seq": seq, "prev_hash": entry.prev_hash.hex(), "entry_hash": entry.entry_hash.hex(),
                    "canonical": entry.canonical.decode("utf-8"), "proof": [_b64(p) for p in proof]},
@@ -558,8 +644,11 @@ def check_receipt_path(log: AuditLog, path: str | os.PathLike[str]) -> Path:
     return check_out_path(path, log.protected_paths(), force=False)
 
 
-def write_receipt(log: AuditLog, seq: int, path: str | os.PathLike[str]) -> Path:
+def write_receipt(log: AuditLog, seq: int, path: str | os.PathLike[str],
+                  subject: tuple[str, bytes] | None = None) -> Path:
     """Write the receipt of record ``seq`` to a new file ``path`` (never over an existing or protected one).
+
+    ``subject``: as :func:`build_receipt` (the requester's receipt, at erasure time).
 
     Raises
     ------
@@ -569,7 +658,7 @@ def write_receipt(log: AuditLog, seq: int, path: str | os.PathLike[str]) -> Path
         As :func:`build_receipt`.
     """
     out = check_receipt_path(log, path)
-    doc = build_receipt(log, seq)
+    doc = build_receipt(log, seq, subject)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         with out.open("x", encoding="utf-8") as f:  # "x": a file made since the check is not overwritten either
@@ -590,6 +679,10 @@ class ReceiptReport:
     key_id: str | None
     claims: dict[str, Any] | None
     fault: dict[str, str] | None = None
+    subject_id: str | None = None
+    """The subject whose erasure the receipt shows (its commitment checked), None for a record-only receipt."""
+    scope: str | None = None
+    """What the receipt proves, in words."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -618,6 +711,24 @@ def _bytes(value: Any, what: str, *, hexadecimal: bool = False) -> bytes:
         return bytes.fromhex(str(value)) if hexadecimal else base64.b64decode(str(value), validate=True)
     except (ValueError, binascii.Error) as err:
         raise _Fault("malformed", f"{what} is not {'hex' if hexadecimal else 'base64'}: {value!r}") from err
+
+
+def _check_subject(held: Any, claims: Mapping[str, Any], seq: int) -> None:
+    """Raise the fault of a receipt's ``subject`` (id and salt) against the record's commitment; None passes."""
+    if held is None:
+        return
+    if not isinstance(held, dict) or not isinstance(held.get("subject_id"), str):
+        raise _Fault("malformed", "the receipt's 'subject' is not {\"subject_id\": text, \"salt\": base64}")
+    salt = _bytes(held.get("salt"), "the subject's salt")
+    if len(salt) != 32:
+        raise _Fault("malformed", f"the subject's salt is {len(salt)} bytes, not 32")
+    committed = claims["erased"].get("subject_commitment") if isinstance(claims.get("erased"), dict) else None
+    if not isinstance(committed, str):
+        raise _Fault("no_commitment", f"record #{seq} commits to no subject: this receipt cannot show whose data "
+                                      "it erased")
+    if not hmac.compare_digest(committed, subject_commitment(salt, held["subject_id"])):
+        raise _Fault("subject_mismatch", f"record #{seq}'s commitment does not match the subject id and salt of "
+                                         "this receipt: it is not the erasure of that subject")
 
 
 def _check_receipt(doc: Mapping[str, Any], public_key: str) -> tuple[int, str, int, dict[str, Any]]:
@@ -655,6 +766,7 @@ def _check_receipt(doc: Mapping[str, Any], public_key: str) -> tuple[int, str, i
     if claims != expected:
         wrong = sorted(k for k in expected.keys() | claims.keys() if claims.get(k) != expected.get(k))
         raise _Fault("claims_mismatch", f"the receipt's claims {wrong} differ from what record #{seq} says")
+    _check_subject(doc.get("subject"), expected, seq)
     signature = _bytes(doc.get("signature"), "signature")
     body = _signed_body(claims, note, stated.hex())
     for key in (k for k in keys if k.name == cp.origin):
@@ -695,4 +807,7 @@ def verify_receipt(path: str | os.PathLike[str], public_key: str | bytes) -> Rec
         return ReceiptReport(False, None if claimed is None else claimed.get("kind"),
                              None if claimed is None else claimed.get("seq"), None, None, claimed,
                              {"kind": fault.kind, "detail": fault.detail})
-    return ReceiptReport(True, claims["kind"], seq, size, key_id, claims)
+    held = doc.get("subject")
+    subject_id = held["subject_id"] if isinstance(held, dict) else None
+    return ReceiptReport(True, claims["kind"], seq, size, key_id, claims, None, subject_id,
+                         (_SCOPE_RECORD if subject_id is None else _SCOPE_SUBJECT).format(seq=seq))

@@ -45,7 +45,8 @@ can forget it) seals, under the key of the subject they belong to: ``candidates[
 ``subject_id`` and ``face_id``; ``details.subject_id`` and ``details.subject_ids``;
 face ids in ``target_face_id`` and ``details`` (``face_id``, ``target_face_id``,
 ``new_face_ids``, ``existing_face_ids``, ``deleted_face_ids``, ``tracks[].candidates``);
-``probe_sha256`` entries that are gallery images; and the free texts ``details.error``,
+``probe_sha256`` entries that are gallery images; a retention record's ``details.subjects[]``
+``subject_id`` (each under the key of its entry's ``gallery_name``); and the free texts ``details.error``,
 ``details.reason``, ``note`` and an enrolment's failed images (``details.failures.first``:
 paths and messages) when they contain one of those values in clear (sealed whole, e.g. an
 error message or an image path naming the subject). The subject of a face id or an
@@ -122,6 +123,7 @@ __all__ = [
     "erasures_by_key",
     "is_sealed",
     "seal_fields",
+    "subject_commitment",
 ]
 
 #: What an erased field reads.
@@ -156,6 +158,18 @@ class SealedFieldError(AuditError):
 def is_sealed(value: Any) -> bool:
     """Whether ``value`` is (or, for a video candidate id, contains) a sealed token."""
     return isinstance(value, str) and _PREFIX in value
+
+
+def subject_commitment(salt: bytes, subject_id: str) -> str:
+    """Return ``sha256(salt || subject_id)`` (hex): what an erasure record says about whose data it erased.
+
+    The salt (32 random bytes) is given only to the requester, in the receipt written at
+    erasure time: with it and their id they show the record is about them; without it the
+    log names nobody (a guessed id does not reproduce the commitment).
+    """
+    if len(salt) != 32:
+        raise ValueError(f"a commitment salt is 32 bytes, got {len(salt)}")
+    return hashlib.sha256(salt + subject_id.encode("utf-8")).hexdigest()
 
 
 def _aad(kind: str) -> bytes:
@@ -484,6 +498,15 @@ def _collect(fields: Mapping[str, Any], sealing: _Sealing) -> list[dict[str, Any
     return candidates
 
 
+def _listed_subjects(details: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Return the (gallery, subject) of each clear entry of a retention record's ``details.subjects`` list."""
+    listed = details.get("subjects")
+    if not isinstance(listed, list):
+        return []
+    return [(str(s.get("gallery_name") or ""), s["subject_id"]) for s in listed
+            if isinstance(s, Mapping) and isinstance(s.get("subject_id"), str) and not is_sealed(s["subject_id"])]
+
+
 def seal_fields(fields: Mapping[str, Any], keys: FieldKeys) -> dict[str, Any]:
     """Return the record fields with every personal value sealed (see the module docstring); ``fields`` is unchanged.
 
@@ -497,9 +520,11 @@ def seal_fields(fields: Mapping[str, Any], keys: FieldKeys) -> dict[str, Any]:
     candidates = _collect(data, sealing)
     details = dict(data.get("details") or {})
     has_faces = data.get("target_face_id") is not None or any(k in details for k in _FACE_KEYS) or "tracks" in details
-    if not sealing.subjects and not has_faces:
+    listed = _listed_subjects(details)
+    if not sealing.subjects and not has_faces and not listed:
         return data
-    owners = set(sealing.subjects.values()) | set(sealing.faces.values()) | set(sealing.images.values())
+    owners = (set(sealing.subjects.values()) | set(sealing.faces.values()) | set(sealing.images.values())
+              | set(listed))
     if has_faces:
         owners.add((sealing.gallery, ""))
     try:
@@ -523,6 +548,11 @@ def seal_fields(fields: Mapping[str, Any], keys: FieldKeys) -> dict[str, Any]:
         if key in details:
             value = details[key]
             details[key] = [sealing.face(f) for f in value] if isinstance(value, list) else sealing.face(value)
+    if listed:  # a retention run's erased subjects, each of its own gallery
+        details["subjects"] = [{**s, "subject_id": sealing.seal("s", s["subject_id"],
+                                                               (str(s.get("gallery_name") or ""), s["subject_id"]))}
+                               if isinstance(s, Mapping) and isinstance(s.get("subject_id"), str) else s
+                               for s in details["subjects"]]
     if isinstance(details.get("tracks"), list):
         details["tracks"] = [{**t, "candidates": [sealing.face(f) for f in t.get("candidates") or []]}
                              if isinstance(t, Mapping) else t for t in details["tracks"]]

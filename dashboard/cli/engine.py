@@ -20,7 +20,7 @@ import math
 import sys
 from typing import Any
 
-from audit import AuditedEngine, AuditError, check_receipt_path
+from audit import AuditedEngine, AuditError, check_receipt_path, new_receipt_salt
 from core import (
     DEFAULT_ALIGNMENT,
     DEFAULT_DETECTOR,
@@ -283,12 +283,15 @@ def _gallery_delete(args: argparse.Namespace) -> int:
         if args.receipt is not None:
             check_receipt_path(rt.log, args.receipt)  # before anything is erased
         service = rt.audited(rt.engine_for_gallery(args.name), context(args))
-        if args.subject is not None:
-            audited = service.delete_subject(args.name, args.subject)
+        subject: tuple[str, bytes] | None = None
+        if args.subject is not None:  # with a receipt: the record commits to the subject under the receipt's salt
+            salt = new_receipt_salt() if args.receipt is not None else None
+            audited = service.delete_subject(args.name, args.subject, receipt_salt=salt)
+            subject = None if salt is None else (args.subject, salt)
         else:
             audited = service.delete_face(args.name, args.face)
         info = rt.galleries.info(args.name)
-        receipt = written_receipt(args, audited.seq)
+        receipt = written_receipt(args, audited.seq, subject)
     except _ERRORS as err:
         return fail(args, err)
     payload: dict[str, Any] = {

@@ -98,11 +98,15 @@ def add_receipt_option(parser: argparse.ArgumentParser) -> None:
                         help="write the signed receipt of the erasure here (never over an existing file)")
 
 
-def written_receipt(args: argparse.Namespace, seq: int | None) -> str | None:
-    """Write the receipt of record ``seq`` to ``--receipt`` if given (after :func:`check_receipt_path`)."""
+def written_receipt(args: argparse.Namespace, seq: int | None,
+                    subject: tuple[str, bytes] | None = None) -> str | None:
+    """Write the receipt of record ``seq`` to ``--receipt`` if given (after :func:`check_receipt_path`).
+
+    ``subject``: the erased subject's id and the salt of the record's commitment (the requester's receipt).
+    """
     if getattr(args, "receipt", None) is None or seq is None:
         return None
-    return str(write_receipt(runtime(args).log, seq, args.receipt))
+    return str(write_receipt(runtime(args).log, seq, args.receipt, subject))
 
 
 def register_gallery_retention(gsub: Any, ctx: list[argparse.ArgumentParser]) -> None:
@@ -175,7 +179,8 @@ def _retention(args: argparse.Namespace) -> int:
               f"{s['no_interaction_since']}" for s in done["subjects"]]
     lines += [f"  gallery {g['gallery_name']!r}: end date {g['until']} ({g['faces']} face(s))"
               for g in done["galleries"]]
-    lines.append(f"  log personal fields: {fields['records_due']} record(s) past the cut-off ({fields['status']})")
+    lines.append(f"  log personal fields: {fields['records_due']} record(s) past the cut-off, "
+                 f"{fields['field_keys_due']} subject field key(s) due ({fields['status']})")
     if done.get("receipt"):
         lines.append(f"  receipt: {done['receipt']}")
     emit(args, done, "\n".join(lines))
@@ -203,7 +208,7 @@ def _verify_receipt(args: argparse.Namespace) -> int:
         claims = report.claims or {}
         text = (f"receipt OK: record #{report.seq} ({claims.get('action')} by {claims.get('by')} at "
                 f"{claims.get('at')}) is in the log, proven against its signed checkpoint of size "
-                f"{report.checkpoint_size}; erased: {claims.get('erased')}")
+                f"{report.checkpoint_size}; erased: {claims.get('erased')}\n{report.scope}")
     else:
         fault = report.fault or {}
         text = f"receipt FAILS: {fault.get('kind')}: {fault.get('detail')}"

@@ -28,6 +28,7 @@ from audit import (
     set_gallery_retention,
 )
 from audit.evidence import EvidenceStore
+from audit.trail.store import AuditFilter
 from core import BadInput, EnrollItem, NotFound
 from tests.auth import actor_for
 from tests.fakes import face_png
@@ -108,11 +109,14 @@ def test_a_subject_is_erased_after_its_last_interaction_and_the_key_is_destroyed
     done = run(rt, clock, evidence)
     assert [s["subject_id"] for s in done["subjects"]] == ["ann"] and subjects(rt, "watch") == {"bob"}
     assert subjects(rt, "event") == {"cyd"}  # no schedule: kept
-    assert len(set(rt.galleries.keys.key_ids())) == len(keys_before) - 1  # ann's key destroyed (crypto-shredding)
+    # ann's gallery key and her log field key (its index entry and the key) destroyed: crypto-shredding
+    assert len(set(rt.galleries.keys.key_ids())) == len(keys_before) - 3
     with pytest.raises(NotFound):
         rt.galleries.delete_subject("watch", "ann")
-    record = rt.log.get(done["audit_seq"]).record
-    assert record.action == "retention" and record.details["subjects"][0]["subject_id"] == "ann"
+    entry = rt.log.get(done["audit_seq"])  # the run's record names ann sealed under her destroyed key
+    assert entry.record.action == "retention" and entry.record.details["subjects"][0]["subject_id"] == "erased"
+    assert [e.erasure.seq for e in entry.erased if e.erasure] == [done["audit_seq"]]
+    assert b'"ann"' not in entry.canonical and len(entry.record.details["erased_field_keys"]) == 1
     again = run(rt, clock, evidence)
     assert again["subjects"] == [] and again["audit_seq"] > done["audit_seq"]  # idempotent, still recorded
     assert rt.log.verify().ok
@@ -193,29 +197,31 @@ def test_a_log_schedule_below_the_legal_minimum_is_refused(world) -> None:
     assert refused.details["reason"].startswith("FACETRAIL_LOG_PERSONAL_DAYS=30")
 
 
-def test_log_personal_fields_due_are_listed_as_not_shreddable_yet(world) -> None:
-    rt, clock, evidence, _ = world
+def test_log_personal_fields_due_are_shredded_by_the_run(world) -> None:
+    rt, clock, evidence, operator = world
     rt.settings = dataclasses.replace(rt.settings, log_personal_days=200.0)
-    assert run(rt, clock, evidence, dry_run=True)["log_personal_fields"]["records_due"] == 0
+    first = run(rt, clock, evidence, dry_run=True)["log_personal_fields"]
+    assert (first["records_due"], first["field_keys_due"], first["status"]) == (0, 0, "nothing_due")
     clock.now += timedelta(days=201)
-    fields = run(rt, clock, evidence, dry_run=True)["log_personal_fields"]
-    assert fields["status"] == "not_shreddable_yet" and fields["records_due"] == rt.log.size()
-
-    class Shredder:
-        def __init__(self) -> None:
-            self.cutoffs: list[datetime] = []
-
-        def personal_fields_due(self, cutoff: datetime) -> int:
-            return 7
-
-        def shred_personal_fields(self, cutoff: datetime) -> int:
-            self.cutoffs.append(cutoff)
-            return 7
-
-    shredder = Shredder()
-    done = retention_run(rt, CTX, actor=actor_for(rt.db, "dpo", "auditor"), evidence=evidence, clock=clock,
-                         shredder=shredder)
-    assert done["log_personal_fields"]["shredded"] == 7 and shredder.cutoffs == [clock.now - timedelta(days=200)]
+    operator.search("event", face_png("cyd", 2), top_k=1)  # cyd appears after the cut-off: her fields are kept
+    enrolment = rt.log.list(AuditFilter(action="enroll"))
+    assert {c for e in enrolment for c in e.record.details["subject_ids"]} == {"ann", "bob", "cyd"}
+    dry = run(rt, clock, evidence, dry_run=True)["log_personal_fields"]
+    assert dry["status"] == "shreddable" and dry["records_due"] == rt.log.size() - 1  # all but the search
+    due = rt.log.field_keys_due(dry["cutoff"])
+    assert dry["field_keys_due"] == len(due) > 0
+    done = retention_run(rt, CTX, actor=actor_for(rt.db, "dpo", "auditor"), evidence=evidence, clock=clock)
+    fields = done["log_personal_fields"]
+    assert (fields["status"], fields["shredded"]) == ("shredded", len(due))
+    assert set(due) <= set(rt.log.get(done["audit_seq"]).record.details["erased_field_keys"])
+    assert rt.log.field_keys_due(dry["cutoff"]) == []
+    # ann and bob, not seen since the cut-off, read "erased" naming the run; cyd (searched since) reads in clear
+    watch, event = (next(e for e in rt.log.list(AuditFilter(action="enroll", gallery=g))) for g in ("watch", "event"))
+    assert watch.record.details["subject_ids"] == ["erased", "erased"]
+    assert {e.erasure.seq for e in watch.erased if e.erasure} == {done["audit_seq"]}
+    assert event.record.details["subject_ids"] == ["cyd"]
+    assert rt.galleries.info("watch").size == 2  # the log's fields only: the gallery keeps its faces
+    assert rt.log.verify().ok
 
 
 def test_the_inventory_shows_the_schedules(world) -> None:

@@ -280,3 +280,76 @@ def test_an_enrolment_failure_naming_the_subject_is_erased_with_it(tmp_path: Pat
     for path, data in files_written(tmp_path).items():
         if "people" not in path.parts:
             assert victim.encode() not in data, path.name
+
+
+def test_a_retention_run_erases_subjects_fields_like_an_erasure(tmp_path: Path, fake_engine) -> None:
+    """The outsider's test, for retention: a subject erased after its period and a gallery dropped at its end
+    date leave no id in clear in any file, and their fields read "erased" naming the retention record."""
+    from datetime import UTC, datetime, timedelta
+
+    from audit import Runtime, retention_run, set_gallery_retention
+
+    rt = Runtime(str(tmp_path / "ft.duckdb"))
+    admin = AuditedEngine(AuditSession(rt.log, CTX, actor_for(rt.db, "root", "admin")), fake_engine, rt.galleries)
+    operator = AuditedEngine(AuditSession(rt.log, CTX, actor_for(rt.db, "olga", "operator")), fake_engine,
+                             rt.galleries)
+    layout = {"kept": [SUBJECTS[0], SUBJECTS[3]], "old": [SUBJECTS[1]], "fair": [SUBJECTS[2]]}
+    searches: dict[str, int] = {}
+    for gallery, subjects in layout.items():
+        admin.create_gallery(gallery, fake_engine.config)
+        admin.enroll(gallery, [EnrollItem(s, fake_engine.embed(face_png(s)), f"{s}.png") for s in subjects])
+        for s in subjects:
+            searches[s] = operator.search(gallery, face_png(s, 3), top_k=1).seq
+    assert rt.log.get(searches[SUBJECTS[1]]).record.candidates[0].subject_id == SUBJECTS[1]  # so this can fail
+    later = datetime.now(UTC) + timedelta(days=31)
+    set_gallery_retention(rt, "old", WHY, after_days=30, actor=actor_for(rt.db, "root", "admin"))
+    set_gallery_retention(rt, "fair", WHY, until=later.date().isoformat(), actor=actor_for(rt.db, "root", "admin"))
+    done = retention_run(rt, WHY, actor=actor_for(rt.db, "rex", "auditor"), clock=lambda: later)
+    assert [s["subject_id"] for s in done["subjects"]] == [SUBJECTS[1]]  # the caller (an auditor) sees who
+    assert [g["gallery_name"] for g in done["galleries"]] == ["fair"]
+    run_seq = done["audit_seq"]
+    assert rt.log.verify().ok
+    rt.db.close()
+
+    for path, data in files_written(tmp_path).items():
+        for victim in (SUBJECTS[1], SUBJECTS[2]):
+            assert victim.encode() not in data, f"{victim} is in {path.name} after the retention run"
+    log = AuditLog(Database(tmp_path / "ft.duckdb"), key_path=rt.settings.audit_key)
+    assert log.verify().ok
+    for victim in (SUBJECTS[1], SUBJECTS[2]):
+        entry = log.get(searches[victim])
+        assert (entry.record.candidates[0].subject_id, entry.record.candidates[0].face_id) == (ERASED, ERASED)
+        assert {(e.erasure.seq, e.erasure.action, e.erasure.operator) for e in entry.erased if e.erasure} == {
+            (run_seq, "retention", "rex")}
+    ran = log.get(run_seq)  # the run's own record names the subject it erased, sealed: it reads erased too
+    assert ran.record.details["subjects"][0]["subject_id"] == ERASED
+    assert [e.path for e in ran.erased] == ["$.details.subjects[0].subject_id"]
+    assert len(ran.record.details["erased_field_keys"]) == 3  # old's subject; fair's subject and fair's own key
+    kept = [log.get(searches[s]).record.candidates[0].subject_id for s in layout["kept"]]
+    assert kept == layout["kept"]  # nothing else changed
+
+
+def test_a_retention_run_names_the_key_it_seals_a_subject_from_before_sealing_under(tmp_path: Path, fake_engine,
+                                                                                   monkeypatch) -> None:
+    """A subject enrolled before sealing has no field key: the run makes one to seal its record, and names it."""
+    from datetime import UTC, datetime, timedelta
+
+    from audit import Runtime, retention_run, set_gallery_retention
+
+    rt = Runtime(str(tmp_path / "ft.duckdb"))
+    admin = AuditedEngine(AuditSession(rt.log, CTX, actor_for(rt.db, "root", "admin")), fake_engine, rt.galleries)
+    monkeypatch.setattr(trail_log, "seal_fields",  # the code before sealing (which had no hint either)
+                        lambda fields, keys: {k: v for k, v in fields.items() if k != "sealed_subjects"})
+    admin.create_gallery("old", fake_engine.config)
+    admin.enroll("old", [EnrollItem(SUBJECTS[1], fake_engine.embed(face_png(SUBJECTS[1])), "a.png")])
+    monkeypatch.undo()
+    assert rt.log.field_keys.erasure_ids("old", [SUBJECTS[1]]) == []  # no field key yet
+    set_gallery_retention(rt, "old", WHY, after_days=30, actor=actor_for(rt.db, "root", "admin"))
+    later = datetime.now(UTC) + timedelta(days=31)
+    done = retention_run(rt, WHY, actor=actor_for(rt.db, "rex", "auditor"), clock=lambda: later)
+    ran = rt.log.get(done["audit_seq"])
+    assert SUBJECTS[1].encode() not in ran.canonical
+    assert ran.record.details["subjects"][0]["subject_id"] == ERASED
+    assert [e.erasure.seq for e in ran.erased if e.erasure] == [done["audit_seq"]]
+    assert rt.log.verify().ok
+    rt.db.close()

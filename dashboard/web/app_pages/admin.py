@@ -13,7 +13,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from audit import ROLES, AuditContext
+from audit import ROLES, AuditContext, build_receipt, new_receipt_salt
 from dashboard.web.app_pages.common import ERRORS, accounts, evaluations, require, runtime
 
 user = require("manage_users")
@@ -129,7 +129,8 @@ else:
     st.dataframe(pd.DataFrame([g.to_dict() for g in galleries]), hide_index=True)
 if galleries and user.can("manage_galleries"):
     with st.form("admin_erase_form", clear_on_submit=True):
-        st.markdown("**Erase a subject** (right to erasure: the embeddings are deleted; the audit record keeps ids)")
+        st.markdown("**Erase a subject** (right to erasure: the embeddings are deleted and the subject's "
+                    "fields in the audit log become unreadable; you get the signed receipt)")
         c1, c2 = st.columns(2)
         gallery = c1.selectbox("Gallery", [g.name for g in galleries], key="admin_erase_gallery")
         subject = c2.text_input("Subject id", key="admin_erase_subject")
@@ -143,19 +144,25 @@ if galleries and user.can("manage_galleries"):
                     context = AuditContext(purpose=purpose.strip() or None)
                     # any engine: erasing uses no model, and a gallery enrolled under older versions must stay erasable
                     service = rt.audited(rt.engine(), context, user)
-                    erased = service.delete_subject(gallery, subject.strip())
+                    erased_id = subject.strip()
+                    salt = new_receipt_salt()  # the record commits to the subject under it; only the receipt holds it
+                    erased = service.delete_subject(gallery, erased_id, receipt_salt=salt)
+                    signed = build_receipt(rt.log, erased.seq, subject=(erased_id, salt))
                 except ERRORS as err:
                     st.error(str(err))
                 else:
-                    st.session_state["admin_erase_receipt"] = {"deleted_face_ids": list(erased.result),
-                                                               "audit_entry": erased.entry.to_dict()}
+                    st.session_state["admin_erase_receipt"] = {"faces": len(erased.result), "seq": erased.seq,
+                                                               "receipt": signed}
     receipt = st.session_state.get("admin_erase_receipt")
     if receipt is not None:
-        entry = receipt["audit_entry"]
-        st.success(f"Erased {len(receipt['deleted_face_ids'])} face(s); audit record #{entry['seq']}.")
-        text = json.dumps(receipt, indent=2, sort_keys=True)
+        st.success(f"Erased {receipt['faces']} face(s); audit record #{receipt['seq']}.")
+        st.write("The signed receipt below is the data subject's: it alone holds the salt that shows the erasure "
+                 "was theirs (the log keeps only a commitment), and it cannot be made again later. Anyone checks it "
+                 "offline with `facetrail privacy verify-receipt FILE --public-key KEY`.")
+        text = json.dumps(receipt["receipt"], indent=1, ensure_ascii=False)
         st.code(text, language="json")  # shown as text, never as markup
-        st.download_button("Download the erasure receipt (JSON)", text, file_name=f"erasure-{entry['seq']}.json",
-                           mime="application/json", key="admin_erase_download")
+        st.download_button("Download the signed erasure receipt (JSON)", text,
+                           file_name=f"erasure-receipt-{receipt['seq']}.json", mime="application/json",
+                           key="admin_erase_download")
 st.write("Galleries are created and filled with `facetrail gallery create|enroll`; every change, here or there, "
          "is recorded in the audit log.")

@@ -45,6 +45,8 @@ counts = pd.DataFrame([
     {"what": "evaluation-cache entries", "due": int(cache["entries"])},
     {"what": f"log records with personal fields past the cut-off ({fields['status']})",
      "due": int(fields["records_due"])},
+    {"what": "log field keys of subjects no record names since the cut-off (destroyed by the run)",
+     "due": int(fields["field_keys_due"])},
 ])
 st.dataframe(counts, hide_index=True)
 for title, rows in (("Subjects", due["subjects"]), ("Galleries", due["galleries"]),

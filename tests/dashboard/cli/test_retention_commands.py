@@ -80,9 +80,11 @@ def test_erasure_with_a_receipt_that_a_data_subject_verifies(db_path: Path, tmp_
     assert checked.returncode == 0, checked.stdout
     report = json.loads(checked.stdout)
     assert report["ok"] and report["seq"] == out["audit_seq"]
-    assert report["claims"]["erased"]["subject_id"] == "watch-s1" and report["claims"]["erased"]["faces"] == 1
+    # the claims are the signed record's (a sealed token), the subject is shown by the commitment and the salt
+    assert report["claims"]["erased"]["subject_id"].startswith("sealed.s.") and report["claims"]["erased"]["faces"] == 1
+    assert report["subject_id"] == "watch-s1" and "erased the data of the subject" in report["scope"]
     doc = json.loads(receipt.read_text())
-    doc["claims"]["erased"]["subject_id"] = "watch-s0"
+    doc["claims"]["erased"]["faces"] = 3
     forged = tmp_path / "forged.json"
     forged.write_text(json.dumps(doc))
     failed = run(["privacy", "verify-receipt", str(forged), "--public-key", str(pub), "--json"], db_path,
@@ -90,6 +92,13 @@ def test_erasure_with_a_receipt_that_a_data_subject_verifies(db_path: Path, tmp_
     assert failed.returncode == 1 and json.loads(failed.stdout)["fault"]["kind"] == "claims_mismatch"
     assert "claims_mismatch" in run(["privacy", "verify-receipt", str(forged), "--public-key", str(pub)], db_path,
                                     "anyone", "operator").stdout
+    doc = json.loads(receipt.read_text())
+    doc["subject"]["subject_id"] = "watch-s0"  # someone else's id on the requester's receipt
+    other = tmp_path / "other-subject.json"
+    other.write_text(json.dumps(doc))
+    failed = run(["privacy", "verify-receipt", str(other), "--public-key", str(pub), "--json"], db_path,
+                 "anyone", "operator")
+    assert failed.returncode == 1 and json.loads(failed.stdout)["fault"]["kind"] == "subject_mismatch"
     # an existing --receipt file is refused before anything is erased; so is the key store elsewhere
     for target in (receipt, tmp_path / "vault" / "ft.keys", Path(f"{db_path}.evidence") / "r.json"):
         refused = run(["gallery", "delete", "watch", "--subject", "watch-s0", "--receipt", str(target), "--json"],
@@ -99,8 +108,9 @@ def test_erasure_with_a_receipt_that_a_data_subject_verifies(db_path: Path, tmp_
     later = tmp_path / "later.json"
     assert run(["privacy", "receipt", str(out["audit_seq"]), "--out", str(later)], db_path, "dpo",
                "auditor").returncode == 0
-    assert json.loads(run(["privacy", "verify-receipt", str(later), "--public-key", str(pub), "--json"], db_path,
-                          "anyone", "operator").stdout)["ok"]
+    checked_later = run(["privacy", "verify-receipt", str(later), "--public-key", str(pub)], db_path,
+                        "anyone", "operator")
+    assert checked_later.returncode == 0 and "not whose data it erased" in checked_later.stdout
 
 
 def test_a_gallery_schedule_then_a_dry_run_then_the_run_with_its_receipt(db_path: Path, tmp_path: Path) -> None:
@@ -146,4 +156,7 @@ def test_a_log_schedule_below_the_legal_minimum_is_refused(db_path: Path) -> Non
     ok = run(["retention", "run", "--dry-run", "--json"], db_path, "dpo", "auditor",
              FACETRAIL_LOG_PERSONAL_DAYS="365")
     fields = json.loads(ok.stdout)["log_personal_fields"]
-    assert (fields["days"], fields["minimum_days"], fields["records_due"]) == ("365", "183", 0)
+    assert (fields["days"], fields["minimum_days"], fields["records_due"], fields["field_keys_due"]) == (
+        "365", "183", 0, 0)
+    assert "0 subject field key(s) due (nothing_due)" in run(["retention", "run", "--dry-run"], db_path, "dpo",
+                                                             "auditor", FACETRAIL_LOG_PERSONAL_DAYS="365").stdout

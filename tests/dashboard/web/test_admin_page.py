@@ -7,12 +7,14 @@ trying to disable or re-role themselves is refused by audit and the page says wh
 
 from __future__ import annotations
 
+import base64
 import json
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from audit import AccountService, AuditLog, EvaluationStore, Runtime
+from audit import AccountService, AuditLog, EvaluationStore, Runtime, verify_receipt
 from core import Database, EnrollItem
 from tests.auth import password_of
 from tests.conftest import make_config
@@ -130,7 +132,7 @@ def test_verify_without_a_designated_evaluation_says_so_and_offers_no_picker(app
 
 
 @pytest.mark.model
-def test_erase_returns_a_receipt_to_download(app_env: str, fake_engine) -> None:
+def test_erase_returns_a_receipt_to_download(app_env: str, fake_engine, tmp_path: Path) -> None:
     rt = Runtime(app_env)
     rt.galleries.create("watchlist", make_config())
     rt.galleries.enroll("watchlist", [EnrollItem("P1", fake_engine.embed(face_png("P1")), "p1.png")])
@@ -142,8 +144,27 @@ def test_erase_returns_a_receipt_to_download(app_env: str, fake_engine) -> None:
     at.button(key="FormSubmitter:admin_erase_form-Erase subject").click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
-    receipt = json.loads(at.code[0].value)
+    receipt = json.loads(at.code[0].value)  # the text the download button offers
     deleted = [r for r in records(app_env) if r.action == "delete"]
-    assert receipt["audit_entry"]["seq"] == len(records(app_env)) and len(deleted) == 1
-    assert receipt["audit_entry"]["record"]["details"]["subject_id"] == "P1"
-    assert receipt["deleted_face_ids"] == deleted[0].details["deleted_face_ids"] and receipt["deleted_face_ids"]
+    assert len(deleted) == 1 and receipt["claims"]["seq"] == deleted[0].seq == len(records(app_env))
+    assert receipt["format"] == "facetrail-receipt/1" and receipt["subject"]["subject_id"] == "P1"
+    assert receipt["claims"]["erased"]["faces"] == 1
+    # the salt it holds is in no file of the deployment
+    salt = base64.b64decode(receipt["subject"]["salt"])
+    for f in Path(app_env).parent.rglob("*"):
+        if f.is_file():
+            assert salt not in f.read_bytes() and salt.hex().encode() not in f.read_bytes(), f.name
+    # the data subject checks it offline with the log's public key alone; someone else's id on it fails
+    rt = Runtime(app_env)
+    try:
+        key = rt.log.public_key_pem()
+    finally:
+        rt.db.close()
+    path = tmp_path / "receipt.json"
+    path.write_text(json.dumps(receipt))
+    report = verify_receipt(path, key)
+    assert report.ok and report.subject_id == "P1" and report.kind == "erasure", report.fault
+    receipt["subject"]["subject_id"] = "P2"
+    path.write_text(json.dumps(receipt))
+    report = verify_receipt(path, key)
+    assert report.fault is not None and report.fault["kind"] == "subject_mismatch"

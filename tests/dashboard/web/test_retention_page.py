@@ -50,6 +50,8 @@ def test_an_auditor_sees_what_is_due_as_plain_text_and_nothing_is_erased(served:
     frames = [df.value for df in at.dataframe]
     assert any(PURPOSE in set(f.get("purpose", [])) for f in frames)  # the purpose, verbatim, in a table cell
     assert any("fair" in set(f.get("gallery_name", [])) for f in frames if "until" in f and "faces" in f)
+    counts = next(dict(zip(f["what"], f["due"], strict=True)) for f in frames if "what" in f)
+    assert counts["log field keys of subjects no record names since the cut-off (destroyed by the run)"] == 0
     rendered = [str(e.value) for e in (*at.markdown, *at.caption, *at.info, *at.error)]
     assert not any("example.invalid" in r or "<b>" in r for r in rendered)  # never as markup
     rt = Runtime(served)
