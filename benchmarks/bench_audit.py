@@ -52,23 +52,16 @@ from audit.trail.notes import sign_checkpoint_note  # noqa: E402
 from audit.trail.records import AuditRecord  # noqa: E402
 from audit.trail.store import FRONTIER_EVERY  # noqa: E402
 from audit.witness import WitnessServer, WitnessState  # noqa: E402
+from benchmarks.synthetic import CONFIG, FACE  # noqa: E402
 from core import (  # noqa: E402
     Database,
     Embedding,
     Engine,
     EnrollItem,
-    Face,
     GalleryStore,
-    ModelConfig,
-    ThresholdSource,
 )
 from core.results import Candidate, GalleryRef  # noqa: E402
 from core.thresholds import ThresholdStore  # noqa: E402
-
-FACE = Face(0, 0, 10, 10, 1.0, "dlib")
-CONFIG = ModelConfig(model="Dlib", detector="dlib", alignment="dlib_5pt", threshold=0.3,
-                     threshold_source=ThresholdSource(kind="user", description="benchmark"),
-                     weights_sha256=(("bench.dat", "0" * 64),), versions=(("deepface", "bench"),))
 
 
 def _units(n: int, seed: int) -> np.ndarray:

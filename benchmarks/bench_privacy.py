@@ -30,19 +30,9 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import Database, Embedding, EnrollItem, Face, GalleryStore, ModelConfig, ThresholdSource  # noqa: E402
+from benchmarks.synthetic import CONFIG, DIMS, FACE, vectors  # noqa: E402
+from core import Database, Embedding, EnrollItem, GalleryStore  # noqa: E402
 from core.index import ExactIndex  # noqa: E402
-
-FACE = Face(0, 0, 10, 10, 1.0, "dlib")
-CONFIG = ModelConfig(model="Dlib", detector="dlib", alignment="dlib_5pt", threshold=0.3,
-                     threshold_source=ThresholdSource(kind="user", description="benchmark"),
-                     weights_sha256=(("bench.dat", "0" * 64),), versions=(("deepface", "bench"),))
-DIMS = 128
-
-
-def vectors(n: int, seed: int = 0) -> np.ndarray:
-    x = np.random.default_rng(seed).standard_normal((n, DIMS)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def sealed_gallery(path: Path, x: np.ndarray) -> tuple[GalleryStore, float]:

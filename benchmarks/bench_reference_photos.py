@@ -29,13 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import Database, Embedding, EnrollItem, Face, GalleryStore, ModelConfig, ThresholdSource  # noqa: E402
-
-FACE = Face(0, 0, 10, 10, 1.0, "dlib")
-CONFIG = ModelConfig(model="Dlib", detector="dlib", alignment="dlib_5pt", threshold=0.3,
-                     threshold_source=ThresholdSource(kind="user", description="benchmark"),
-                     weights_sha256=(("bench.dat", "0" * 64),), versions=(("deepface", "bench"),))
-DIMS = 128
+from benchmarks.synthetic import CONFIG, DIMS, FACE  # noqa: E402
+from core import Database, Embedding, EnrollItem, GalleryStore  # noqa: E402
 
 
 def items(n: int, photo_bytes: int, with_photos: bool) -> list[EnrollItem]:

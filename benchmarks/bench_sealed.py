@@ -39,13 +39,10 @@ from audit.trail import log as trail_log  # noqa: E402
 from audit.trail.convert import candidate_fields, gallery_fields  # noqa: E402
 from audit.trail.log import AuditLog  # noqa: E402
 from audit.trail.sealed import seal_fields  # noqa: E402
-from core import Database, Embedding, Engine, EnrollItem, Face, GalleryStore, ModelConfig, ThresholdSource  # noqa: E402
+from benchmarks.synthetic import CONFIG, FACE  # noqa: E402
+from core import Database, Embedding, Engine, EnrollItem, GalleryStore  # noqa: E402
 from core.results import Candidate, GalleryRef  # noqa: E402
 
-FACE = Face(0, 0, 10, 10, 1.0, "dlib")
-CONFIG = ModelConfig(model="Dlib", detector="dlib", alignment="dlib_5pt", threshold=0.3,
-                     threshold_source=ThresholdSource(kind="user", description="benchmark"),
-                     weights_sha256=(("bench.dat", "0" * 64),), versions=(("deepface", "bench"),))
 GALLERY = GalleryRef("g", "1-" + "ab" * 16, 100_000)
 
 
