@@ -78,7 +78,7 @@ from audit.policy import (
 )
 from audit.privacy_export import export_pseudonym_key
 from audit.session import Audited, AuditSession
-from audit.trail.convert import candidate_fields, gallery_fields
+from audit.trail.convert import candidate_fields, face_detectors, gallery_fields
 from audit.trail.excerpt import write_excerpt
 from audit.trail.export import ExportSummary, export_records, load_pseudonym_key
 from audit.trail.log import AuditLog
@@ -212,6 +212,8 @@ class AuditedEngine:
                     "similarity": r.similarity,
                     "threshold": r.threshold,
                     "faces_detected": [r.a.faces_detected, r.b.faces_detected],
+                    "detectors": [r.a.detector, r.b.detector],
+                    "face_policy": self.engine.face_policy,
                 },
             }
 
@@ -219,7 +221,7 @@ class AuditedEngine:
             digests = [_digest(a), _digest(b)]
             return {"model_config": self.engine.config.to_dict(),
                     "probe_sha256": None if None in digests else digests,
-                    "details": {"threshold_requested": threshold}}
+                    "details": {"threshold_requested": threshold, "face_policy": self.engine.face_policy}}
 
         return self._run("verify", lambda: self.engine.verify(a, b, threshold=threshold), describe, on_error)
 
@@ -282,7 +284,8 @@ class AuditedEngine:
                 "faces_found": r.faces_detected,
                 "candidates": [candidate_fields(c) for c in r.candidates],
                 "details": {"top_k": top_k, "threshold": r.threshold, "expected_fpir": self._expected_fpir(r),
-                            "threshold_policy": policy.to_dict()},
+                            "threshold_policy": policy.to_dict(), "detector": r.detector,
+                            "face_policy": self.engine.face_policy},
             }
 
         def on_error(_: BaseException) -> dict[str, Any]:
@@ -290,7 +293,7 @@ class AuditedEngine:
             return {"gallery": self._gallery_ref(gallery_name), "model_config": self.engine.config.to_dict(),
                     "probe_sha256": None if digest is None else [digest],
                     "details": {"gallery_name": gallery_name, "top_k": top_k, "threshold_requested": threshold,
-                                "threshold_policy": policy.to_dict()}}
+                                "threshold_policy": policy.to_dict(), "face_policy": self.engine.face_policy}}
 
         def recorded(r: SearchResult) -> dict[str, Any]:  # the probe image kept for review is named in the record
             fields = describe(r)
@@ -577,7 +580,8 @@ class AuditedEngine:
             return {
                 "gallery": self._gallery_ref(gallery_name),
                 "probe_sha256": digests or None,
-                "details": {"subject_ids": subjects, "new_face_ids": list(new), "existing_face_ids": list(existing)},
+                "details": {"subject_ids": subjects, "new_face_ids": list(new), "existing_face_ids": list(existing),
+                            "face_detectors": face_detectors(gallery_name, items)},
             }
 
         def on_error(_: BaseException) -> dict[str, Any]:
@@ -604,9 +608,13 @@ class AuditedEngine:
         RecognitionError
             The gallery is unknown, or the store refused the faces (recorded).
         """
+        found: dict[str, str] = {}  # face id -> the detector that found it, filled once the images are embedded
+
         def prepare() -> EmbeddedImages:
-            return embed_images(self.engine, self.galleries, gallery_name, images, workers=workers,
-                                progress=progress, on_progress=on_progress)
+            embedded = embed_images(self.engine, self.galleries, gallery_name, images, workers=workers,
+                                    progress=progress, on_progress=on_progress)
+            found.update(face_detectors(gallery_name, embedded.items))
+            return embedded
 
         def describe(r: EnrollReport) -> dict[str, Any]:
             return {
@@ -614,11 +622,13 @@ class AuditedEngine:
                 "details": {"images": len(images), "new_face_ids": list(r.enrolled),
                             "existing_face_ids": list(r.already_enrolled),
                             "subject_ids": sorted({i.subject_id for i in images}),
-                            "failures": r.failures.to_dict()},
+                            "failures": r.failures.to_dict(), "face_detectors": found,
+                            "face_policy": self.engine.face_policy},
             }
 
         def on_error(err: BaseException) -> dict[str, Any]:
-            details: dict[str, Any] = {"gallery_name": gallery_name, "images": len(images)}
+            details: dict[str, Any] = {"gallery_name": gallery_name, "images": len(images),
+                                       "face_policy": self.engine.face_policy}
             if isinstance(err, EnrollmentFailed):
                 details["failures"] = err.summary
             return {"gallery": self._gallery_ref(gallery_name), "details": details}

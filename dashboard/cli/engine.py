@@ -9,6 +9,10 @@ recorded, and exit 2. ``models``, ``gallery list`` and ``gallery show`` only rea
 prints the policy's warning on stderr and runs only with ``--threshold-reason TEXT``; past
 the policy's hard limit it is refused. Either refusal is recorded and exits 2.
 ``policy threshold`` (admins) sets the policy, ``policy show`` prints the one in force.
+
+``verify``, ``search`` and ``gallery enroll`` take ``--face-policy largest|central|refuse``
+(which face of an image with several is used; ``refuse`` exits 2 on such an image). Each
+record names the policy and the detector of the cascade that found each face.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from audit import AuditedEngine, AuditError
 from core import (
     DEFAULT_ALIGNMENT,
     DEFAULT_DETECTOR,
+    FACE_POLICIES,
     BadInput,
     RecognitionError,
     StorageError,
@@ -64,6 +69,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     verify.add_argument("image2")
     verify.add_argument("--threshold", type=float, help="cosine distance threshold for this query")
     config_args(verify)
+    _face_policy_arg(verify)
     verify.set_defaults(handler=_verify)
 
     gallery = subparsers.add_parser("gallery", help="create, fill, list and prune galleries")
@@ -81,6 +87,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     enroll.add_argument("--subject-col", help="the manifest's subject column")
     enroll.add_argument("--image-col", default="image", help="the manifest's image column (default: image)")
     enroll.add_argument("--workers", type=int, help="processes for embedding (default: all cores)")
+    _face_policy_arg(enroll)
     enroll.set_defaults(handler=_gallery_enroll)
     glist = gsub.add_parser("list", parents=parents, help="list galleries")
     glist.set_defaults(handler=_gallery_list)
@@ -105,6 +112,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     search.add_argument("--threshold", type=float, help="cosine distance threshold (default: the config's)")
     search.add_argument("--threshold-reason", metavar="TEXT",
                         help="why a threshold looser than the deployment's policy is needed (recorded)")
+    _face_policy_arg(search)
     search.set_defaults(handler=_search)
 
     policy = subparsers.add_parser("policy", help="the deployment's threshold policy (admins set it)")
@@ -122,6 +130,12 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     pshow = psub.add_parser("show", parents=parents, help="print the threshold policy in force")
     pshow.add_argument("--gallery", help="the policy for this gallery")
     pshow.set_defaults(handler=_policy_show)
+
+
+def _face_policy_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--face-policy", default="largest", choices=FACE_POLICIES,
+                        help="which face of an image with several is used: the largest (default), the one nearest "
+                             "the image centre, or refuse the image (recorded with each action)")
 
 
 def _distance_or_default(text: str) -> float | None:
@@ -174,7 +188,7 @@ def _models_install(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     try:
         rt = runtime(args)
-        engine = rt.engine(args.model, args.detector, args.alignment)
+        engine = rt.engine(args.model, args.detector, args.alignment).with_face_policy(args.face_policy)
         audited = rt.audited(engine, context(args)).verify(args.image1, args.image2, threshold=args.threshold)
     except _ERRORS as err:
         return fail(args, err)
@@ -209,7 +223,7 @@ def _gallery_enroll(args: argparse.Namespace) -> int:
             raise BadInput("--subject-col goes with --manifest; with --folder each sub-folder is a subject")
         rt = runtime(args)
         rt.session(context(args)).check("enroll", {"gallery_name": args.name})  # who, before the gallery is read
-        service = rt.audited(rt.engine_for_gallery(args.name), context(args))
+        service = rt.audited(rt.engine_for_gallery(args.name).with_face_policy(args.face_policy), context(args))
         images = (
             read_folder(args.folder) if args.folder else read_manifest(args.manifest, args.subject_col, args.image_col)
         )
@@ -299,7 +313,7 @@ def _search(args: argparse.Namespace) -> int:
     try:
         rt = runtime(args)
         rt.session(context(args)).check("search", {"gallery_name": args.gallery})  # who, before the gallery is read
-        service = rt.audited(rt.engine_for_gallery(args.gallery), context(args))
+        service = rt.audited(rt.engine_for_gallery(args.gallery).with_face_policy(args.face_policy), context(args))
         warn_threshold(service, args.gallery, args.threshold)
         outcomes = service.search_many(args.gallery, args.images, top_k=args.top_k, threshold=args.threshold,
                                        threshold_reason=args.threshold_reason)
