@@ -80,7 +80,7 @@ from audit.policy import (
 )
 from audit.privacy_export import export_pseudonym_key
 from audit.session import Audited, AuditSession
-from audit.trail.convert import candidate_fields, gallery_fields
+from audit.trail.convert import candidate_fields, face_detectors, gallery_fields
 from audit.trail.excerpt import write_excerpt
 from audit.trail.export import ExportSummary, export_records, load_pseudonym_key
 from audit.trail.log import AuditLog
@@ -225,6 +225,8 @@ class AuditedEngine:
                     "threshold": r.threshold,
                     "faces_detected": [r.a.faces_detected, r.b.faces_detected],
                     "threshold_policy": policy.to_dict(),
+                    "detectors": [r.a.detector, r.b.detector],
+                    "face_policy": self.engine.face_policy,
                 },
             }
 
@@ -232,7 +234,8 @@ class AuditedEngine:
             digests = [_digest(a), _digest(b)]
             return {"model_config": self.engine.config.to_dict(),
                     "probe_sha256": None if None in digests else digests,
-                    "details": {"threshold_requested": threshold, "threshold_policy": policy.to_dict()}}
+                    "details": {"threshold_requested": threshold, "threshold_policy": policy.to_dict(),
+                                "face_policy": self.engine.face_policy}}
 
         return self._run("verify", lambda: self.engine.verify(a, b, threshold=threshold), describe, on_error)
 
@@ -295,7 +298,8 @@ class AuditedEngine:
                 "faces_found": r.faces_detected,
                 "candidates": [candidate_fields(c) for c in r.candidates],
                 "details": {"top_k": top_k, "threshold": r.threshold, "expected_fpir": self._expected_fpir(r),
-                            "threshold_policy": policy.to_dict()},
+                            "threshold_policy": policy.to_dict(), "detector": r.detector,
+                            "face_policy": self.engine.face_policy},
             }
 
         def on_error(_: BaseException) -> dict[str, Any]:
@@ -303,7 +307,7 @@ class AuditedEngine:
             return {"gallery": self._gallery_ref(gallery_name), "model_config": self.engine.config.to_dict(),
                     "probe_sha256": None if digest is None else [digest],
                     "details": {"gallery_name": gallery_name, "top_k": top_k, "threshold_requested": threshold,
-                                "threshold_policy": policy.to_dict()}}
+                                "threshold_policy": policy.to_dict(), "face_policy": self.engine.face_policy}}
 
         def recorded(r: SearchResult) -> dict[str, Any]:  # the probe image kept for review is named in the record
             fields = describe(r)
@@ -657,7 +661,8 @@ class AuditedEngine:
             return {
                 "gallery": self._gallery_ref(gallery_name),
                 "probe_sha256": digests or None,
-                "details": {"subject_ids": subjects, "new_face_ids": list(new), "existing_face_ids": list(existing)},
+                "details": {"subject_ids": subjects, "new_face_ids": list(new), "existing_face_ids": list(existing),
+                            "face_detectors": face_detectors(gallery_name, items)},
                 SUBJECTS_HINT: owners,
             }
 
@@ -686,10 +691,12 @@ class AuditedEngine:
             The gallery is unknown, or the store refused the faces (recorded).
         """
         embedded: list[EmbeddedImages] = []
+        found: dict[str, str] = {}  # face id -> the detector that found it, filled once the images are embedded
 
         def prepare() -> EmbeddedImages:
             embedded.append(embed_images(self.engine, self.galleries, gallery_name, images, workers=workers,
                                          progress=progress, on_progress=on_progress))
+            found.update(face_detectors(gallery_name, embedded[0].items))
             return embedded[0]
 
         def describe(r: EnrollReport) -> dict[str, Any]:
@@ -698,13 +705,15 @@ class AuditedEngine:
                 "details": {"images": len(images), "new_face_ids": list(r.enrolled),
                             "existing_face_ids": list(r.already_enrolled),
                             "subject_ids": sorted({i.subject_id for i in images}),
-                            "failures": r.failures.to_dict()},
+                            "failures": r.failures.to_dict(), "face_detectors": found,
+                            "face_policy": self.engine.face_policy},
                 SUBJECTS_HINT: _owners(gallery_name, [(i.subject_id, i.embedding.image_sha256)
                                                       for e in embedded for i in e.items]),
             }
 
         def on_error(err: BaseException) -> dict[str, Any]:
-            details: dict[str, Any] = {"gallery_name": gallery_name, "images": len(images)}
+            details: dict[str, Any] = {"gallery_name": gallery_name, "images": len(images),
+                                       "face_policy": self.engine.face_policy}
             if isinstance(err, EnrollmentFailed):
                 details["failures"] = err.summary
             named = {i.subject_id: [gallery_name, i.subject_id] for i in images}  # failed paths name them

@@ -10,7 +10,7 @@ video -> tracking -> video_search for stored footage.
 """
 
 from core.cache import EmbeddingCache
-from core.config import ALIGNMENTS, DETECTORS, MODELS, ModelConfig, ThresholdSource
+from core.config import ALIGNMENTS, DETECTORS, FACE_POLICIES, MODELS, FacePolicy, ModelConfig, ThresholdSource
 from core.engine import BUILTIN_THRESHOLDS, DEFAULT_ALIGNMENT, DEFAULT_DETECTOR, Engine, default_config
 from core.enrollment import EnrollReport, FailureSummary, enroll_images
 from core.errors import (
@@ -61,6 +61,7 @@ __all__ = [
     "DEFAULT_MAX_DURATION_S",
     "DEFAULT_MAX_PIXELS_PER_FRAME",
     "DETECTORS",
+    "FACE_POLICIES",
     "MODELS",
     "ApproxIndex",
     "BadInput",
@@ -77,6 +78,7 @@ __all__ = [
     "EnrollmentFailed",
     "ExactIndex",
     "Face",
+    "FacePolicy",
     "Failure",
     "FailureSummary",
     "FrameTooLarge",

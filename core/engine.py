@@ -230,6 +230,20 @@ class Engine:
             other._pipeline = self._pipeline
         return other
 
+    def with_face_policy(self, face_policy: FacePolicy) -> Engine:
+        """Return an engine choosing faces by ``face_policy``, sharing this one's loaded models (``self`` if the same).
+
+        Raises
+        ------
+        BadInput
+            An unknown policy (the error names the known ones).
+        """
+        if face_policy == self.face_policy:
+            return self
+        other = Engine(self.config, face_policy=face_policy, max_pixels=self.max_pixels)
+        other._pipeline = self._pipeline
+        return other
+
     @property
     def cache_key(self) -> str:
         """Key of this engine's outcomes in the embedding cache.

@@ -28,6 +28,15 @@ sorted id order (:func:`first_subjects`, the one helper for it), chosen before
 validation, so the report and the fingerprint are the subset's own.
 :func:`with_bands` adds banded numeric columns (:class:`~audit.evaluation.config.Band`).
 
+Every dataset declares its *subject-face rule* (:attr:`Dataset.subject_face`): which face of
+an image showing several people is the labelled subject. It belongs to the dataset, not to
+the engine under test, and every configuration evaluated on the dataset follows it (the
+runner embeds with it as the engine's face policy, and records it with the run). A manifest
+declares ``"largest"`` unless its loader is told otherwise; an LFW folder declares
+``"central"``, LFW's own definition of the subject (:data:`LFW_SUBJECT_FACE`): each image is a
+250x250 crop centred on the face the dataset is labelled for, so the face nearest the centre
+is the subject, and a larger face elsewhere in the crop is a bystander.
+
 The dataset *fingerprint* is the SHA-256 over the sorted lines
 ``(image sha256, subject, labels...)``: it changes when any image's bytes, subject
 or labels change, and not when files are renamed or reordered.
@@ -49,11 +58,14 @@ from PIL import Image, UnidentifiedImageError
 
 from audit.evaluation.config import Band
 from audit.evaluation.groups import UNKNOWN, add_bands, is_multi_valued, normalise_labels
+from core.config import FACE_POLICIES, FacePolicy
 from core.errors import BadInput, ManifestError
 from core.image import DEFAULT_MAX_BYTES, open_regular
 from core.manifest import SourceImage, check_subject_id, read_manifest
 
 __all__ = [
+    "LFW_SUBJECT_FACE",
+    "MANIFEST_SUBJECT_FACE",
     "Dataset",
     "LfwPair",
     "ValidationReport",
@@ -61,11 +73,18 @@ __all__ = [
     "load_label_manifest",
     "load_lfw",
     "load_manifest",
+    "check_subject_face",
     "parse_lfw_pairs",
     "with_bands",
 ]
 
 IMAGE_COLUMN = "image"
+
+#: An LFW folder's subject-face rule and why: the protocol's, not a choice made for the engine.
+LFW_SUBJECT_FACE: tuple[FacePolicy, str] = (
+    "central", "LFW protocol: each image is a 250x250 crop centred on the labelled person's face")
+#: A manifest's subject-face rule unless its loader is told another.
+MANIFEST_SUBJECT_FACE: tuple[FacePolicy, str] = ("largest", "manifest default: the largest face is the subject")
 
 T = TypeVar("T")
 
@@ -217,6 +236,23 @@ class Dataset:
     """Short name (folder or CSV stem)."""
     selection: str = ""
     """Which part of the source this is (``"first 60 subjects"``; empty for all of it)."""
+    subject_face: FacePolicy = "largest"
+    """Which face of an image showing several is the labelled subject (an engine face policy)."""
+    subject_face_reason: str = MANIFEST_SUBJECT_FACE[1]
+    """Who declared :attr:`subject_face` and why (recorded with every run on the dataset)."""
+
+    def __post_init__(self) -> None:
+        check_subject_face(self.subject_face)
+
+    def with_subject_face(self, rule: FacePolicy, reason: str) -> Dataset:
+        """Return the dataset under another subject-face rule (the reason is recorded with its runs).
+
+        Raises
+        ------
+        BadInput
+            An unknown rule (the error names the known ones).
+        """
+        return dataclasses.replace(self, subject_face=check_subject_face(rule), subject_face_reason=reason)
 
     def paths(self) -> list[Path]:
         """Absolute image paths, in table order."""
@@ -229,6 +265,13 @@ class Dataset:
     def subjects(self) -> list[str]:
         """Subject per image, in table order."""
         return [str(s) for s in self.table[self.subject_column]]
+
+
+def check_subject_face(rule: str) -> FacePolicy:
+    """Return ``rule`` if it is a face policy, else raise :class:`BadInput` naming the known ones."""
+    if rule not in FACE_POLICIES:
+        raise BadInput(f"unknown subject-face rule {rule!r}; choose one of {list(FACE_POLICIES)}")
+    return rule  # type: ignore[return-value]
 
 
 def _fingerprint(table: pd.DataFrame, subject_column: str, label_columns: Sequence[str]) -> str:
@@ -253,6 +296,7 @@ def _build(
     name: str,
     pairs: tuple[LfwPair, ...] = (),
     selection: str = "",
+    subject_face: tuple[FacePolicy, str] = MANIFEST_SUBJECT_FACE,
 ) -> Dataset:
     labels_raw = rows[list(label_columns)]
     norm = normalise_labels(labels_raw, list(label_columns))
@@ -308,6 +352,8 @@ def _build(
         pairs=pairs,
         name=name,
         selection=selection,
+        subject_face=subject_face[0],
+        subject_face_reason=subject_face[1],
     )
 
 
@@ -359,6 +405,8 @@ def load_manifest(
     Returns
     -------
     Dataset
+        Declaring the subject-face rule ``"largest"`` (:data:`MANIFEST_SUBJECT_FACE`;
+        :meth:`Dataset.with_subject_face` for another).
 
     Raises
     ------
@@ -546,6 +594,11 @@ def load_lfw(
     subject_limit
         Keep only the first N people (sorted names) and the protocol pairs between them.
 
+    Returns
+    -------
+    Dataset
+        Declaring LFW's subject-face rule, ``"central"`` (:data:`LFW_SUBJECT_FACE`).
+
     Raises
     ------
     ManifestError
@@ -600,4 +653,4 @@ def load_lfw(
     elif label_columns:
         raise ManifestError(f"label columns {list(label_columns)} requested but {labels_file} does not exist")
     return _build(root, rows, "identity", cols, check_images=check_images, name=root.name, pairs=pairs,
-                  selection=_selection(subject_limit))
+                  selection=_selection(subject_limit), subject_face=LFW_SUBJECT_FACE)

@@ -71,6 +71,11 @@ def embed_dataset(
 ) -> EmbeddedDataset:
     """Embed every image of ``dataset`` once with ``engine`` (through ``cache`` when given).
 
+    Each image's face is chosen by the dataset's subject-face rule
+    (:attr:`~audit.evaluation.datasets.Dataset.subject_face`), whatever the engine's own
+    face policy: which face is the labelled person is a fact about the dataset, and every
+    configuration evaluated on it must embed the same person.
+
     Parameters
     ----------
     engine
@@ -82,6 +87,7 @@ def embed_dataset(
     workers, progress
         As for :meth:`core.engine.Engine.embed_batch`.
     """
+    engine = engine.with_face_policy(dataset.subject_face)
     paths = [str(p) for p in dataset.paths()]
     hashes = dict(zip(paths, dataset.table["sha256"], strict=True))
     batch = engine.embed_batch(paths, cache=cache, workers=workers, progress=progress, known_hashes=hashes)

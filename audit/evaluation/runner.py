@@ -10,7 +10,11 @@ these two functions, so a fix lands everywhere at once. Each run:
    grouping column the data lacks, a probe pattern that matches nothing) is
    refused and the refusal recorded (``session.refuse``);
 3. embeds every image once through the engine's embedding cache, passing on the
-   hash the loader computed (:func:`~audit.evaluation.embedding.embed_dataset`);
+   hash the loader computed, choosing each image's face by the dataset's subject-face
+   rule (:attr:`~audit.evaluation.datasets.Dataset.subject_face`: an LFW folder's is the
+   central face, LFW's protocol; a manifest's the largest; the request may name another,
+   and the run and its record say which and who declared it)
+   (:func:`~audit.evaluation.embedding.embed_dataset`);
 4. evaluates: verification rates per group, the LFW protocol (10-fold accuracy and
    per-group rates on its pairs) for an LFW folder, 1:N identification against a
    gallery dataset, calibration (``fmr=...`` thresholds; for ``calibrate``, the
@@ -24,7 +28,7 @@ these two functions, so a fix lands everywhere at once. Each run:
    and overall rates as decimal strings; a failure is recorded with its code.
 
 ``reuse_stored`` (the demo) returns the stored run of the same data under the same
-embedding key instead of evaluating again; nothing is then recorded, as nothing
+embedding key and subject-face rule instead of evaluating again; nothing is then recorded, as nothing
 was done.
 
 A system facetrail does not run (:class:`SystemScores`: a vendor's pair score file
@@ -63,7 +67,14 @@ from audit.evaluation.config import (
     check_target_fmr,
 )
 from audit.evaluation.cutoffs import Precision
-from audit.evaluation.datasets import Dataset, load_label_manifest, load_lfw, load_manifest, with_bands
+from audit.evaluation.datasets import (
+    Dataset,
+    check_subject_face,
+    load_label_manifest,
+    load_lfw,
+    load_manifest,
+    with_bands,
+)
 from audit.evaluation.embedding import EmbeddedDataset, embed_dataset, evaluate_embedded
 from audit.evaluation.errors import EvaluationError
 from audit.evaluation.fpir import FpirCalibration, calibrate_fpir
@@ -77,6 +88,7 @@ from audit.evaluation.store import EvaluationStore
 from audit.evaluation.verification import run_metadata
 from audit.session import AuditSession
 from core.cache import EmbeddingCache, EvaluationCache
+from core.config import FacePolicy
 from core.engine import Engine
 from core.errors import BadInput, ConfigMismatch, ManifestError, RecognitionError
 from core.gallery import GalleryStore
@@ -125,8 +137,13 @@ class DatasetSource:
     """Only the first N subjects (sorted ids)."""
     pairs_only: bool = True
     """For an LFW folder with ``pairs.txt``: only the images its pairs use."""
+    subject_face: FacePolicy | None = None
+    """Which face of an image with several is the subject, in place of the dataset's own rule
+    (``None``: the dataset's: ``"central"`` for an LFW folder, ``"largest"`` for a manifest)."""
 
     def __post_init__(self) -> None:
+        if self.subject_face is not None:
+            check_subject_face(self.subject_face)
         if (self.manifest is None) == (self.lfw is None):
             raise BadInput("an evaluation dataset is a manifest or an LFW folder (exactly one of them)")
         if self.manifest is not None and not self.subject_column:
@@ -144,6 +161,8 @@ class DatasetSource:
         out: dict[str, Any] = {"dataset": str(self.path)}
         if self.subject_limit is not None:
             out["subject_limit"] = self.subject_limit
+        if self.subject_face is not None:
+            out["subject_face"] = self.subject_face
         return out
 
 
@@ -164,6 +183,10 @@ def load_dataset(source: DatasetSource) -> Dataset:
         assert source.manifest is not None and source.subject_column is not None
         dataset = load_manifest(source.manifest, source.subject_column, source.label_columns,
                                 subject_limit=source.subject_limit)
+    if source.subject_face is not None and source.subject_face != dataset.subject_face:
+        dataset = dataset.with_subject_face(
+            source.subject_face, f"asked for by the evaluation, in place of the dataset's {dataset.subject_face!r} "
+                                 f"({dataset.subject_face_reason})")
     return with_bands(dataset, source.bands)
 
 
@@ -419,6 +442,11 @@ def _overall(report: EvaluationReport) -> dict[str, dict[str, str | None]]:
     return out
 
 
+def _subject_face(dataset: Dataset) -> dict[str, str]:
+    """Return the dataset's subject-face rule and who declared it (every configuration is embedded under it)."""
+    return {"subject_face": dataset.subject_face, "subject_face_reason": dataset.subject_face_reason}
+
+
 def _summary(run: EvaluationRun) -> dict[str, Any]:
     """Return the ``evaluate`` record's details: ids, counts and overall rates (strings, never floats)."""
     report, dataset = run.report, run.dataset
@@ -427,6 +455,7 @@ def _summary(run: EvaluationRun) -> dict[str, Any]:
         "run_id": run.run_id,
         "dataset": dataset.name,
         "dataset_fingerprint": dataset.fingerprint,
+        **_subject_face(dataset),
         "images": int(report.run["images"]),
         "subjects": int(report.run["subjects"]),
         "failures_to_acquire": run.failures_to_acquire,
@@ -485,7 +514,8 @@ def _evaluate(request: EvaluationRequest, engine: Engine, stores: EvaluationStor
     config = request.config(dataset)
     failures = int((~embedded.ok).sum())
     report = evaluate_embedded(embedded, config).with_run(
-        {"dataset": dataset.name, "dataset_selection": dataset.selection, "failures_to_acquire": failures})
+        {"dataset": dataset.name, "dataset_selection": dataset.selection, "failures_to_acquire": failures,
+         **_subject_face(dataset)})
     if dataset.pairs:
         ten_fold, pair_rows = lfw_results(dataset.pairs, embedded.table["image"].tolist(), embedded.embeddings,
                                           dataset.table.set_index("image"), dataset.label_columns)
@@ -656,8 +686,10 @@ def run_evaluation(
     dataset, gallery = _refusing(session, ACTION, attempt, lambda: _prepare(request))
     if request.reuse_stored:
         found = stores.runs.latest(embedding_key=engine.config.embedding_key, dataset_fingerprint=dataset.fingerprint)
-        if found is not None:
-            return EvaluationRun(stores.runs.load(found), dataset, 0, {}, 0, stored=True, reused=True)
+        stored = None if found is None else stores.runs.load(found)
+        # a run stored before datasets declared their subject-face rule was embedded under the largest face
+        if stored is not None and stored.run.get("subject_face", "largest") == dataset.subject_face:
+            return EvaluationRun(stored, dataset, 0, {}, 0, stored=True, reused=True)
     model_config = engine.config.to_dict()
     audited = session.run(
         ACTION,
@@ -691,6 +723,7 @@ def _calibration_summary(run: CalibrationRun) -> dict[str, Any]:
         "command": "calibrate",
         "dataset": run.dataset.name,
         "dataset_fingerprint": run.dataset.fingerprint,
+        **_subject_face(run.dataset),
         "target_fmr": f"{r.target_fmr:.6e}",
         "threshold": f"{r.threshold:.12f}",
         "achieved_fmr": f"{r.achieved_fmr:.6e}",

@@ -8,14 +8,16 @@ fills its types by duck typing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from audit.trail.records import Candidate as RecordCandidate
 from audit.trail.records import GalleryRef as RecordGalleryRef
 from audit.trail.records import decimal6
+from core.gallery import EnrollItem, face_id_for
 from core.results import Candidate, GalleryRef
 
-__all__ = ["candidate_fields", "gallery_fields", "record_candidate", "record_gallery"]
+__all__ = ["candidate_fields", "face_detectors", "gallery_fields", "record_candidate", "record_gallery"]
 
 
 def record_candidate(candidate: Candidate) -> RecordCandidate:
@@ -42,3 +44,8 @@ def candidate_fields(candidate: Candidate) -> dict[str, Any]:
 def gallery_fields(gallery: GalleryRef) -> dict[str, Any]:
     """Return the ``gallery`` field of a record for ``gallery``."""
     return record_gallery(gallery).to_dict()
+
+
+def face_detectors(gallery: str, items: Iterable[EnrollItem]) -> dict[str, str]:
+    """Return ``{face id: detector}``: which detector of the cascade found each face enrolled into ``gallery``."""
+    return {face_id_for(gallery, i.subject_id, i.embedding.image_sha256): i.embedding.face.detector for i in items}

@@ -519,7 +519,8 @@ def seal_fields(fields: Mapping[str, Any], keys: FieldKeys) -> dict[str, Any]:
     sealing = _Sealing(data, data.pop(SUBJECTS_HINT, None) or {})
     candidates = _collect(data, sealing)
     details = dict(data.get("details") or {})
-    has_faces = data.get("target_face_id") is not None or any(k in details for k in _FACE_KEYS) or "tracks" in details
+    has_faces = (data.get("target_face_id") is not None or any(k in details for k in _FACE_KEYS)
+                 or "tracks" in details or "face_detectors" in details)
     listed = _listed_subjects(details)
     if not sealing.subjects and not has_faces and not listed:
         return data
@@ -553,6 +554,8 @@ def seal_fields(fields: Mapping[str, Any], keys: FieldKeys) -> dict[str, Any]:
                                                                (str(s.get("gallery_name") or ""), s["subject_id"]))}
                                if isinstance(s, Mapping) and isinstance(s.get("subject_id"), str) else s
                                for s in details["subjects"]]
+    if isinstance(details.get("face_detectors"), Mapping):  # face id -> the detector that found it
+        details["face_detectors"] = {sealing.face(f): d for f, d in details["face_detectors"].items()}
     if isinstance(details.get("tracks"), list):
         details["tracks"] = [{**t, "candidates": [sealing.face(f) for f in t.get("candidates") or []]}
                              if isinstance(t, Mapping) else t for t in details["tracks"]]

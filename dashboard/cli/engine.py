@@ -11,6 +11,10 @@ the policy's hard limit it is refused. Either refusal is recorded and exits 2.
 ``verify --threshold T`` follows the policy for every gallery the same way (``--threshold-reason``).
 ``policy threshold`` (admins) sets the policy (``--evaluation RUN_ID`` designates the evaluation
 the pages quote), ``policy show`` prints the one in force.
+
+``verify``, ``search`` and ``gallery enroll`` take ``--face-policy largest|central|refuse``
+(which face of an image with several is used; ``refuse`` exits 2 on such an image). Each
+record names the policy and the detector of the cascade that found each face.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from audit import AuditedEngine, AuditError, check_receipt_path, new_receipt_sal
 from core import (
     DEFAULT_ALIGNMENT,
     DEFAULT_DETECTOR,
+    FACE_POLICIES,
     BadInput,
     RecognitionError,
     StorageError,
@@ -69,6 +74,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     verify.add_argument("--threshold-reason", metavar="TEXT",
                         help="why a threshold looser than the deployment's policy is needed (recorded)")
     config_args(verify)
+    _face_policy_arg(verify)
     verify.set_defaults(handler=_verify)
 
     gallery = subparsers.add_parser("gallery", help="create, fill, list and prune galleries")
@@ -86,6 +92,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     enroll.add_argument("--subject-col", help="the manifest's subject column")
     enroll.add_argument("--image-col", default="image", help="the manifest's image column (default: image)")
     enroll.add_argument("--workers", type=int, help="processes for embedding (default: all cores)")
+    _face_policy_arg(enroll)
     enroll.set_defaults(handler=_gallery_enroll)
     glist = gsub.add_parser("list", parents=parents, help="list galleries")
     glist.set_defaults(handler=_gallery_list)
@@ -113,6 +120,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     search.add_argument("--threshold", type=float, help="cosine distance threshold (default: the config's)")
     search.add_argument("--threshold-reason", metavar="TEXT",
                         help="why a threshold looser than the deployment's policy is needed (recorded)")
+    _face_policy_arg(search)
     search.set_defaults(handler=_search)
 
     policy = subparsers.add_parser("policy", help="the deployment's threshold policy (admins set it)")
@@ -132,6 +140,12 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     pshow = psub.add_parser("show", parents=parents, help="print the threshold policy in force")
     pshow.add_argument("--gallery", help="the policy for this gallery")
     pshow.set_defaults(handler=_policy_show)
+
+
+def _face_policy_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--face-policy", default="largest", choices=FACE_POLICIES,
+                        help="which face of an image with several is used: the largest (default), the one nearest "
+                             "the image centre, or refuse the image (recorded with each action)")
 
 
 def _distance_or_default(text: str) -> float | None:
@@ -184,7 +198,7 @@ def _models_install(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     try:
         rt = runtime(args)
-        engine = rt.engine(args.model, args.detector, args.alignment)
+        engine = rt.engine(args.model, args.detector, args.alignment).with_face_policy(args.face_policy)
         service = rt.audited(engine, context(args))
         if args.threshold is not None and math.isfinite(args.threshold):  # the policy's warning, as for search
             shown = service.verify_threshold_check(args.threshold).warning
@@ -225,7 +239,7 @@ def _gallery_enroll(args: argparse.Namespace) -> int:
             raise BadInput("--subject-col goes with --manifest; with --folder each sub-folder is a subject")
         rt = runtime(args)
         rt.session(context(args)).check("enroll", {"gallery_name": args.name})  # who, before the gallery is read
-        service = rt.audited(rt.engine_for_gallery(args.name), context(args))
+        service = rt.audited(rt.engine_for_gallery(args.name).with_face_policy(args.face_policy), context(args))
         images = (
             read_folder(args.folder) if args.folder else read_manifest(args.manifest, args.subject_col, args.image_col)
         )
@@ -327,7 +341,7 @@ def _search(args: argparse.Namespace) -> int:
     try:
         rt = runtime(args)
         rt.session(context(args)).check("search", {"gallery_name": args.gallery})  # who, before the gallery is read
-        service = rt.audited(rt.engine_for_gallery(args.gallery), context(args))
+        service = rt.audited(rt.engine_for_gallery(args.gallery).with_face_policy(args.face_policy), context(args))
         warn_threshold(service, args.gallery, args.threshold)
         outcomes = service.search_many(args.gallery, args.images, top_k=args.top_k, threshold=args.threshold,
                                        threshold_reason=args.threshold_reason)

@@ -9,6 +9,10 @@
 ``facetrail evaluate --lfw DIR --json``
     LFW protocol 10-fold accuracy on ``pairs.txt`` and per-group rates on its pairs
     (labels from ``DIR/labels.csv`` when present), plus all-pairs rates of its images.
+    An image showing several people is embedded at its central face, LFW's definition
+    of the subject (crops centred on the labelled face); ``--subject-face`` names another
+    rule (a manifest's is the largest face). The run and its record say which rule was
+    used and who declared it (``subject_face``, ``subject_face_reason``).
 ``facetrail evaluate --scores FILE --manifest CSV --subject-col COL --score-direction similarity
 --system NAME [--system-version V] [--threshold score=80 --threshold fmr=1e-3] --json``
     A system facetrail does not run, from its own pair scores (CSV ``image_a,image_b,score``
@@ -69,7 +73,7 @@ from audit import (
     run_evaluation,
     run_search_calibration,
 )
-from core import ManifestError, RecognitionError, StorageError
+from core import FACE_POLICIES, ManifestError, RecognitionError, StorageError
 from dashboard.cli.common import EXIT_FAILURE, EXIT_OK, config_args, context, context_parent, emit, fail, runtime
 
 __all__ = ["register", "parse_by"]
@@ -111,6 +115,12 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
         choices=("combined", "explode"),
         default="combined",
         help="multi-valued labels: own group (combined, default) or one per listed group (explode)",
+    )
+    parser.add_argument(
+        "--subject-face",
+        choices=FACE_POLICIES,
+        help="which face of an image showing several is the labelled person (default: the dataset's own rule: "
+        "central for --lfw, LFW's protocol of crops centred on their subject; largest for --manifest); recorded",
     )
 
 
@@ -180,11 +190,11 @@ def _source(args: argparse.Namespace) -> DatasetSource:
     labels = tuple(c.strip() for c in args.labels.split(",")) if args.labels else None
     bands = tuple(parse_band(b) for b in args.band)
     if getattr(args, "lfw", None):
-        return DatasetSource(lfw=Path(args.lfw), label_columns=labels, bands=bands)
+        return DatasetSource(lfw=Path(args.lfw), label_columns=labels, bands=bands, subject_face=args.subject_face)
     if not args.subject_col:
         raise ManifestError("--subject-col is required with --manifest")
     return DatasetSource(manifest=Path(args.manifest), subject_column=args.subject_col, label_columns=labels,
-                         bands=bands)
+                         bands=bands, subject_face=args.subject_face)
 
 
 def _gallery(args: argparse.Namespace) -> IdentificationRequest | None:
@@ -340,7 +350,8 @@ def _rows(run: EvaluationRun) -> list[dict[str, Any]]:
     rows += [{**dict(r), "kind": "inequity", "run_id": run_id} for r in report.inequity_rows]
     ten_fold = report.lfw_accuracy()
     if ten_fold is not None:
-        rows.append({"kind": "lfw_10fold", "run_id": run_id, "group": {}, **ten_fold})
+        rows.append({"kind": "lfw_10fold", "run_id": run_id, "group": {}, **ten_fold,
+                     "subject_face": report.run.get("subject_face", "largest")})
         rows += [{"kind": "lfw_pairs", "run_id": run_id, **r} for r in report.lfw_pair_rows()]
     rows += [{**dict(r), "kind": "identification", "run_id": run_id} for r in report.identification_rows]
     for r in rows:
@@ -374,6 +385,8 @@ def _text(run: EvaluationRun, rows: list[dict[str, Any]]) -> str:
         f"{run_info['genuine_pairs']:,} genuine and {run_info['impostor_pairs']:,} impostor pairs; "
         f"run {run.run_id}"
     ]
+    if run_info.get("subject_face"):  # the engine's runs (a system's scores choose their own faces)
+        lines.append(f"subject face: {run_info['subject_face']} ({run_info.get('subject_face_reason')})")
     for r in report.rates:
         if r["pairing"] == "cross":
             continue

@@ -217,3 +217,21 @@ def test_an_unknown_face_policy_is_refused() -> None:
 
     with pytest.raises(BadInput, match="unknown face policy 'center'"):
         Engine(PLAIN, face_policy="center")  # type: ignore[arg-type]
+
+
+def test_with_face_policy_embeds_under_the_new_policy_with_the_same_models(tmp_path) -> None:
+    from PIL import Image as PILImage
+
+    from core.errors import BadInput
+
+    path = tmp_path / "two.png"
+    PILImage.new("RGB", (100, 100), "gray").save(path)
+    pipeline = _TwoFacePipeline()
+    largest = _engine("largest", pipeline)
+    central = largest.with_face_policy("central")
+    assert largest.with_face_policy("largest") is largest and largest.face_policy == "largest"
+    assert central.face_policy == "central" and central.pipeline is pipeline and central.config == largest.config
+    assert central.cache_key != largest.cache_key
+    assert central.embed(str(path)).face.w == 20 and largest.embed(str(path)).face.w == 60
+    with pytest.raises(BadInput, match=r"unknown face policy 'middle'; choose one of \['largest', 'central', 'refuse'\]"):
+        largest.with_face_policy("middle")  # type: ignore[arg-type]

@@ -453,3 +453,22 @@ def test_lfw_rows_are_stored_and_in_the_audit_record(tmp_path, capsys):
 
 def test_the_command_has_no_engine_hook():
     assert not hasattr(cli_eval, "set_engine_factory")
+
+
+def test_lfw_says_it_embedded_the_central_face_and_takes_another_rule_only_when_named(tmp_path, capsys):
+    make_lfw(tmp_path)
+    db = str(tmp_path / "s.duckdb")
+    base = ["evaluate", "--lfw", str(tmp_path), "--bootstrap", "0", "--threshold", "0.5", "--db", db]
+    code, out = run(base, capsys)
+    assert code == 0, out
+    assert "subject face: central (LFW protocol: each image is a 250x250 crop centred on" in out
+    code, out = run([*base, "--json"], capsys)
+    assert next(r for r in json.loads(out) if r["kind"] == "lfw_10fold")["subject_face"] == "central"
+    code, out = run([*base, "--subject-face", "largest", "--json"], capsys)
+    ten_fold = next(r for r in json.loads(out) if r["kind"] == "lfw_10fold")
+    assert code == 0 and ten_fold["subject_face"] == "largest"
+    details = Runtime(db).log.get(ten_fold["audit_seq"]).record.details
+    assert details["subject_face"] == "largest" and details["subject_face_reason"].startswith("asked for")
+    with pytest.raises(SystemExit) as refused:
+        run([*base, "--subject-face", "middle"], capsys)
+    assert refused.value.code == 2 and "invalid choice: 'middle'" in capsys.readouterr().err
