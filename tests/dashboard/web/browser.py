@@ -47,6 +47,16 @@ def chromium_paths() -> tuple[str, str] | None:
     return (browser, driver) if browser and driver else None
 
 
+def chromium_or_skip() -> tuple[str, str]:
+    """``(chromium, chromedriver)``, or skip the test saying what to install (``.ci/run`` fails on skipped tests)."""
+    import pytest  # noqa: PLC0415 (this module also runs as a script, without pytest)
+
+    found = chromium_paths()
+    if found is None:
+        pytest.skip("needs chromium and chromedriver (apt-get install -y chromium chromium-driver)")
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -175,6 +185,29 @@ def settle(driver: WebDriver, title: str, timeout: float = 60) -> None:
             raise TimeoutError(f"page {title!r} did not finish rendering within {timeout} s")
         time.sleep(0.3)
     time.sleep(2.0)  # let plotly draw
+
+
+def main_text(driver: WebDriver, selector: str = '[data-testid="stMain"]') -> str:
+    """The text the page shows in ``selector`` (default: the main area, without the sidebar)."""
+    return str(driver.js("return document.querySelector(arguments[0]).innerText;", selector))
+
+
+def wait_for(driver: WebDriver, words: str, timeout: float = 60, selector: str = '[data-testid="stMain"]') -> None:
+    """Wait until ``words`` show in ``selector``; fail naming what the page shows instead."""
+    deadline = time.monotonic() + timeout
+    while words not in main_text(driver, selector):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{words!r} not shown within {timeout} s; the page shows: "
+                                 f"{main_text(driver, selector)[-2500:]}")
+        time.sleep(0.3)
+
+
+def sign_in(driver: WebDriver, name: str, password: str | None = None) -> None:
+    """Sign in on the sign-in page as ``name`` (demo password ``<name>-demo`` unless given)."""
+    settle(driver, "facetrail")
+    driver.type('input[aria-label="Account"]', name)
+    driver.type('input[aria-label="Password"]', password or f"{name}-demo")
+    driver.click_text("button", "Sign in")
 
 
 def exceptions_on_page(driver: WebDriver) -> list[str]:

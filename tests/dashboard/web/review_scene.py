@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from audit import Runtime
+from audit.evaluation.store import EvaluationStore
 from audit.evidence import EvidenceStore
+from audit.policy import policy_fields
 from core import EnrollItem
 from tests.conftest import make_config
 from tests.dashboard.conftest import FAKE_KEY
@@ -55,6 +57,9 @@ def add_review_scene(db: str, engine) -> ReviewScene:
             "latency_ms": 9.0,
         }).seq
         evidence.link(kept.evidence_id, seq)
+        (run_id,) = [r.run_id for r in EvaluationStore(rt.db).list() if r.embedding_key == FAKE_KEY]
+        rt.log.append({"action": "threshold_policy", "operator": "admin1", "purpose": "designate the evaluation",
+                       **policy_fields(None, None, None, "the board designates the fake scene's evaluation", run_id)})
     finally:
         rt.close()
     return ReviewScene(seq, faces, probe, photos)

@@ -8,7 +8,6 @@ is read from the browser: no score, rank, candidate, case or earlier verdict is 
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
@@ -16,7 +15,16 @@ from audit import AuditContext, AuditFilter, Runtime, open_batch
 from core import EnrollItem
 from tests.auth import actor_for
 from tests.conftest import make_config
-from tests.dashboard.web.browser import WebDriver, chromium_paths, dashboard, exceptions_on_page, settle
+from tests.dashboard.web.browser import (
+    WebDriver,
+    chromium_or_skip,
+    dashboard,
+    exceptions_on_page,
+    main_text,
+    settle,
+    sign_in,
+    wait_for,
+)
 from tests.fakes import face_png
 
 pytestmark = pytest.mark.slow
@@ -27,22 +35,7 @@ HIDDEN = ("0.950000", "0.050000", "0.95", "face0", "Person_", "reviewer1", "conf
 
 @pytest.fixture(scope="module")
 def browser() -> tuple[str, str]:
-    found = chromium_paths()
-    if found is None:
-        pytest.skip("needs chromium and chromedriver (apt-get install -y chromium chromium-driver)")
-    return found
-
-
-def page_text(driver: WebDriver) -> str:
-    return str(driver.js("return document.querySelector('[data-testid=\"stMain\"]').innerText;"))
-
-
-def wait_for(driver: WebDriver, text: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in page_text(driver):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{text!r} not shown within {timeout} s; the page shows: {page_text(driver)[:1500]}")
-        time.sleep(0.3)
+    return chromium_or_skip()
 
 
 def test_the_reviewers_screen_in_a_real_browser(fake_db: str, browser: tuple[str, str], fake_engine) -> None:
@@ -59,14 +52,11 @@ def test_the_reviewers_screen_in_a_real_browser(fake_db: str, browser: tuple[str
         driver = WebDriver(*browser)
         try:
             driver.get(url)
-            settle(driver, "facetrail")
-            driver.type('input[aria-label="Account"]', "reviewer2")
-            driver.type('input[aria-label="Password"]', "reviewer2-demo")
-            driver.click_text("button", "Sign in")
+            sign_in(driver, "reviewer2")
             driver.click_text('a[data-testid="stSidebarNavLink"]', "Blind review")
             settle(driver, "Blind review")
             wait_for(driver, "Item 1 of 6")
-            text = page_text(driver)
+            text = main_text(driver)
             for hidden in HIDDEN:
                 assert hidden not in text, hidden
             assert not re.search(r"rank\W*\d|similarity\W*\d|distance\W*\d", text, re.IGNORECASE)
@@ -75,10 +65,10 @@ def test_the_reviewers_screen_in_a_real_browser(fake_db: str, browser: tuple[str
             driver.click_text('[role="radiogroup"] label', "reject")
             driver.click_text("button", "Record decision")
             wait_for(driver, "Item 2 of 6")
-            assert "Decision recorded as audit record" in page_text(driver)
+            assert "Decision recorded as audit record" in main_text(driver)
             assert not exceptions_on_page(driver)
         except TimeoutError as err:  # not the dashboard's start-up timeout: say what the page showed
-            raise AssertionError(f"{err}; the page shows: {page_text(driver)[:1500]}") from None
+            raise AssertionError(f"{err}; the page shows: {main_text(driver)[:1500]}") from None
         finally:
             driver.quit()
     rt = Runtime(fake_db)

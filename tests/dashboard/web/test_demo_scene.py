@@ -9,10 +9,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from audit import AuditFilter, EvaluationStore
-from core.errors import ManifestError
 from audit.accounts import UserStore
-from dashboard.demo import DEMO_USERS, GALLERY, build_scene, operator_plan, resolve_data_dir
 from audit.runtime import Runtime
+from core.errors import ManifestError
+from dashboard.demo import DEMO_USERS, GALLERY, build_scene, operator_plan, resolve_data_dir
 from tests.dashboard.conftest import APP, DATA, as_user, copy_db
 
 pytestmark = [pytest.mark.data, pytest.mark.model, pytest.mark.slow]

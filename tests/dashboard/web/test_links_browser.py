@@ -15,36 +15,23 @@ import pytest
 
 from audit import AuditFilter
 from audit.runtime import Runtime
-from tests.dashboard.web.browser import WebDriver, chromium_paths, dashboard, settle
+from tests.dashboard.web.browser import WebDriver, chromium_or_skip, dashboard, main_text, settle, sign_in
+from tests.dashboard.web.browser import wait_for as wait_in
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def browser() -> tuple[str, str]:
-    found = chromium_paths()
-    if found is None:
-        pytest.skip("needs chromium and chromedriver (apt-get install -y chromium chromium-driver)")
-    return found
+    return chromium_or_skip()
 
 
 def text(driver: WebDriver) -> str:
-    return str(driver.js("return document.body.innerText;"))
+    return main_text(driver, "body")
 
 
 def wait_for(driver: WebDriver, words: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while words not in text(driver):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{words!r} not on the page within {timeout} s; it shows: {text(driver)[:800]!r}")
-        time.sleep(0.3)
-
-
-def sign_in(driver: WebDriver, name: str) -> None:
-    settle(driver, "facetrail")
-    driver.type('input[aria-label="Account"]', name)
-    driver.type('input[aria-label="Password"]', f"{name}-demo")
-    driver.click_text("button", "Sign in")
+    wait_in(driver, words, timeout, "body")  # the sign-in page and the sidebar too
 
 
 def session_cookie(driver: WebDriver) -> str | None:

@@ -7,23 +7,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dashboard.web.browser import WebDriver, chromium_paths, dashboard, exceptions_on_page, settle
+from tests.dashboard.web.browser import WebDriver, chromium_or_skip, dashboard, exceptions_on_page, settle, sign_in
 
 pytestmark = pytest.mark.slow
 
 
 def test_a_reviewer_opens_the_pending_searches_from_the_overview(fake_db: str) -> None:
-    found = chromium_paths()
-    if found is None:
-        pytest.skip("needs chromium and chromedriver (apt-get install -y chromium chromium-driver)")
     with dashboard(fake_db) as url:
-        driver = WebDriver(*found)
+        driver = WebDriver(*chromium_or_skip())
         try:
             driver.get(url)
-            settle(driver, "facetrail")
-            driver.type('input[aria-label="Account"]', "reviewer1")
-            driver.type('input[aria-label="Password"]', "reviewer1-demo")
-            driver.click_text("button", "Sign in")
+            sign_in(driver, "reviewer1")
             settle(driver, "Overview", 120)
             assert not exceptions_on_page(driver)
             tiles = driver.js("return [...document.querySelectorAll('[data-testid=\"stMetric\"]')]"

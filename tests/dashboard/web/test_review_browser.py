@@ -14,7 +14,16 @@ import time
 import pytest
 
 from audit import REASON_CODES, AuditFilter, Runtime
-from tests.dashboard.web.browser import WebDriver, chromium_paths, dashboard, exceptions_on_page, settle
+from tests.dashboard.web.browser import (
+    WebDriver,
+    chromium_or_skip,
+    dashboard,
+    exceptions_on_page,
+    main_text,
+    settle,
+    sign_in,
+    wait_for,
+)
 from tests.dashboard.web.review_scene import add_review_scene
 
 pytestmark = pytest.mark.slow
@@ -24,14 +33,7 @@ TAB, ENTER = "\ue004", "\ue007"
 
 @pytest.fixture(scope="module")
 def browser() -> tuple[str, str]:
-    found = chromium_paths()
-    if found is None:
-        pytest.skip("needs chromium and chromedriver (apt-get install -y chromium chromium-driver)")
-    return found
-
-
-def main_text(driver: WebDriver) -> str:
-    return str(driver.js("return document.querySelector('[data-testid=\"stMain\"]').innerText;"))
+    return chromium_or_skip()
 
 
 def wait_until(driver: WebDriver, script: str, what: str, timeout: float = 60) -> None:
@@ -40,11 +42,6 @@ def wait_until(driver: WebDriver, script: str, what: str, timeout: float = 60) -
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not shown within {timeout} s; the page shows: {main_text(driver)[-2500:]}")
         time.sleep(0.3)
-
-
-def wait_for(driver: WebDriver, text: str, timeout: float = 60) -> None:
-    wait_until(driver, f"return document.querySelector('[data-testid=\"stMain\"]').innerText.includes({text!r});",
-               repr(text), timeout)
 
 
 def choose(driver: WebDriver, label: str, option: str) -> None:
@@ -73,10 +70,7 @@ def test_a_reviewer_reviews_with_evidence_in_a_real_browser(fake_db: str, browse
         try:
             driver.cmd("POST", "/window/rect", {"width": 1400, "height": 1600})
             driver.get(url)
-            settle(driver, "facetrail")
-            driver.type('input[aria-label="Account"]', "reviewer2")
-            driver.type('input[aria-label="Password"]', "reviewer2-demo")
-            driver.click_text("button", "Sign in")
+            sign_in(driver, "reviewer2")
             driver.click_text('a[data-testid="stSidebarNavLink"]', "Match log")
             settle(driver, "Match log")
             wait_for(driver, "Pending for me")
