@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from audit import Actor, AuditContext, AuditedEngine, AuditLog, AuditSession, Forbidden, MissingContext, NotAuthenticated
+from audit import (
+    Actor,
+    AuditContext,
+    AuditedEngine,
+    AuditLog,
+    AuditSession,
+    Forbidden,
+    MissingContext,
+    NotAuthenticated,
+)
 from core import Database, EnrollItem, GalleryStore, NoFaceDetected, NotFound
 from tests.auth import actor_for
 from tests.conftest import make_config

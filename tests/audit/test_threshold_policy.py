@@ -7,7 +7,6 @@ policy 0.3 is the loosest threshold without a reason and 0.375 (1.25 x) the hard
 
 from __future__ import annotations
 
-
 import pytest
 
 from audit import AuditContext, AuditedEngine, AuditLog, AuditSession, Forbidden

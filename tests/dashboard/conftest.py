@@ -15,9 +15,9 @@ from argon2 import PasswordHasher
 
 from audit import AuditContext, EvaluationConfig, EvaluationStore, evaluate_embeddings
 from audit.accounts import Actor, UserStore
-from dashboard.demo import DEMO_USERS, demo_password
 from audit.runtime import Runtime
 from core.storage.connection import Database
+from dashboard.demo import DEMO_USERS, demo_password
 from tests.auth import actor_for
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "web" / "streamlit_app.py")

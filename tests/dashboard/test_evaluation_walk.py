@@ -16,9 +16,9 @@ import audit.evaluation.runner as runner
 import dashboard.cli.evaluate  # noqa: F401  (bound before the wrap)
 import dashboard.demo as demo
 from audit import AuditFilter, EvaluationStore
+from audit.accounts import UserStore
 from audit.runtime import Runtime
 from dashboard.cli import main as facetrail
-from audit.accounts import UserStore
 from tests.auth import FAST_HASHER, token_for
 from tests.conftest import make_config
 from tests.fakes import blank_png, face_png

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.cli import main
 from audit.evaluation.fetch import ChecksumMismatch, fetch_lfw
+from dashboard.cli import main
 
 
 def _archive() -> bytes:
