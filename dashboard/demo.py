@@ -325,9 +325,8 @@ def _searches(
         if key not in services:
             services[key] = runtime.audited(
                 engine, AuditContext(purpose=purpose, case_ref=case, legal_basis=_LEGAL_BASIS), actors[operator])
-        source = batch.embeddings.get(probe.path)
-        try:
-            services[key].search(GALLERY, source if source is not None else probe.path, top_k=5)
+        try:  # by its file, not the batch's embedding: a search with candidates keeps its probe photo for review
+            services[key].search(GALLERY, probe.path, top_k=5)
         except RecognitionError as err:  # recorded by the service (no face, unreadable ...)
             log.info("probe %s: %s", probe.path, err)
         report.searches_run += 1

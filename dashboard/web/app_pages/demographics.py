@@ -205,7 +205,8 @@ else:
 
 st.subheader("1:N: the chance of a false candidate against gallery size")
 one_n = false_candidate_curves(report, grouping, threshold_name)
-one_n = one_n[one_n["label"].isin(set(shown_cells["label"].str.replace(" (insufficient data)", "", regex=False)))]
+drawn = {str(v).removesuffix(" (insufficient data)") for v in shown_cells["label"]}  # none when every group is small
+one_n = one_n[one_n["label"].isin(drawn)]
 if one_n.empty:
     st.info("No group to draw.")
 else:
