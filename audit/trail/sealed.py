@@ -334,6 +334,40 @@ class FieldKeys:
         opened = self._walk(value, "value", [])
         return str(opened)
 
+    def open_json(self, value: Any) -> Any:
+        """Return a JSON value (dicts, lists, strings) with every token in it opened (``"erased"`` if its key is gone).
+
+        For sealed values kept inside a record's own sealed blob (a blind batch's plan,
+        :mod:`audit.blind`), which :meth:`open` cannot see.
+
+        Raises
+        ------
+        SealedFieldError
+            A token does not open under its key.
+        """
+        self._forget_if_changed()
+        return self._walk(value, "$", [])
+
+    def seal_owned(self, values: Iterable[tuple[str, str, str, str]]) -> dict[tuple[str, str, str, str], str]:
+        """Seal ``(kind, value, gallery, subject)`` values under their subjects' field keys (made if missing).
+
+        Returns ``{(kind, value, gallery, subject): token}``, the tokens :func:`seal_fields` would write for them, for
+        values a writer puts where :func:`seal_fields` does not look (a blind batch's plan, sealed
+        again under the batch's key and committed to before it is recorded).
+
+        Raises
+        ------
+        AuditError
+            The key store cannot be read or written.
+        """
+        wanted = list(values)
+        try:
+            keys = self.keys_for({(gallery, subject) for _, _, gallery, subject in wanted}, create=True)
+        except KeyStoreError as err:
+            raise AuditError(f"cannot seal personal values: {err}") from err
+        return {(kind, value, gallery, subject): self.token(*keys[(gallery, subject)], kind, value)
+                for kind, value, gallery, subject in wanted}
+
     def open(self, record: AuditRecord, erasures: Callable[[], Mapping[str, Erasure]] | None = None,
              canonical: bytes | None = None) -> tuple[AuditRecord, tuple[ErasedField, ...]]:
         """Return ``record`` with every sealed field opened (``"erased"`` where the key is gone) and the erased fields.
