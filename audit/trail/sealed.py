@@ -54,7 +54,10 @@ image hash is known from the record itself (its candidates, a record naming one
 subject) or from the hint a writer adds under :data:`SUBJECTS_HINT` (``{clear value:
 [gallery, subject]}``, popped before the record is built). A face id whose subject
 is unknown is sealed under the gallery's own key (subject ``""``): it is erased when the
-gallery is dropped, not with a subject.
+gallery is dropped, not with a subject. Values a record keeps where :func:`seal_fields` does
+not look are sealed by their writer with :meth:`FieldKeys.seal_owned` (a blind batch's plan,
+itself sealed under the batch's key and published at the reveal: :mod:`audit.blind`); the
+log opens them where they stand, and :meth:`FieldKeys.open_json` opens them inside such a blob.
 
 Reading
 -------

@@ -23,6 +23,7 @@ from audit import (
     BlindReviewRefused,
     blind_batches,
     blind_decide,
+    blind_face_image,
     blind_next,
     open_batch,
     reveal,
@@ -49,34 +50,41 @@ def gate(log: AuditLog, name: str, role: str, context: AuditContext = CTX) -> Au
     return AuditSession(log, context, actor_for(log.db, name, role))
 
 
-@pytest.fixture
-def revealed(tmp_path: Path, fake_engine):
-    """Galleries ``g`` (searched) and ``fillers``; four searches of two candidates; a batch decided and revealed.
-
-    Reviewer rita confirms real candidates and rejects fillers, ravi confirms everything; rita's
-    note on each item names the item's subject.
-    """
-    db = Database(tmp_path / "ft.duckdb")
-    log = AuditLog(db, key_path=tmp_path / "ft.duckdb.audit-key")
+def opened(root: Path, fake_engine) -> tuple[Database, AuditLog, GalleryStore, AuditedEngine, dict[str, int], str]:
+    """Galleries ``g`` (searched) and ``fillers`` (photos kept); four searches of two candidates; a batch opened."""
+    db = Database(root / "ft.duckdb")
+    log = AuditLog(db, key_path=root / "ft.duckdb.audit-key")
     galleries = GalleryStore(db)
     admin = AuditedEngine(gate(log, "root", "admin"), fake_engine, galleries)
     for name, subjects in (("g", SUBJECTS), ("fillers", FILLERS)):
         admin.create_gallery(name, fake_engine.config)
-        admin.enroll(name, [EnrollItem(s, fake_engine.embed(face_png(s)), f"{s}.png") for s in subjects])
+        admin.enroll(name, [EnrollItem(s, fake_engine.embed(face_png(s)), f"{s}.png", photo=face_png(s))
+                            for s in subjects])
     operator = AuditedEngine(gate(log, "olga", "operator"), fake_engine, galleries)
     seqs = {s: operator.search("g", face_png(s, 3), top_k=2).seq for s in SUBJECTS}
-    auditor = gate(log, "audrey", "auditor")
-    batch_id = open_batch(auditor, galleries, list(seqs.values()), "fillers", filler_share=0.5).record.details[
-        "batch_id"]
+    batch_id = open_batch(gate(log, "audrey", "auditor"), galleries, list(seqs.values()), "fillers",
+                          filler_share=0.5).record.details["batch_id"]
+    return db, log, galleries, admin, seqs, batch_id
+
+
+def decide_all(log: AuditLog, name: str) -> None:
+    """Reviewer ``name`` decides every item left: rita rejects fillers and names each item's subject in a note."""
     batch = blind_batches(log)[0]
-    plan = {i.index: i for i in batch.items}
-    for name in ("rita", "ravi"):
-        session = gate(log, name, "reviewer")
-        while (item := blind_next(session)) is not None:
-            p = next(i for i in batch.items if batch.item_id(name, i.index) == item.item_id)
-            decision = "reject" if name == "rita" and p.filler else "confirm"
-            blind_decide(session, item.ticket, decision, note=f"looks like {p.subject_id}" if name == "rita" else None)
-    reveal_seq = reveal(auditor, batch_id).seq
+    session = gate(log, name, "reviewer")
+    while (item := blind_next(session)) is not None:
+        p = next(i for i in batch.items if batch.item_id(name, i.index) == item.item_id)
+        decision = "reject" if name == "rita" and p.filler else "confirm"
+        blind_decide(session, item.ticket, decision, note=f"looks like {p.subject_id}" if name == "rita" else None)
+
+
+@pytest.fixture
+def revealed(tmp_path: Path, fake_engine):
+    """:func:`opened`, every item decided by rita and ravi (:func:`decide_all`), then revealed."""
+    db, log, galleries, admin, seqs, batch_id = opened(tmp_path, fake_engine)
+    plan = {i.index: i for i in blind_batches(log)[0].items}
+    decide_all(log, "rita")
+    decide_all(log, "ravi")
+    reveal_seq = reveal(gate(log, "audrey", "auditor"), batch_id).seq
     return tmp_path, db, log, galleries, admin, seqs, batch_id, plan, reveal_seq
 
 
@@ -163,3 +171,31 @@ def test_a_batch_over_a_search_whose_candidate_was_erased_is_refused(revealed) -
     refused = log.list(AuditFilter(action="refused"))[-1].record
     assert refused.outcome == "blind_review_refused" and f"record {hit} has candidates" in json.dumps(refused.to_dict())
     assert len(log.list(AuditFilter(action="blind_batch"))) == 1  # the revealed one only
+
+
+def test_a_subject_erased_while_the_batch_is_open_is_erased_from_the_reveal_too(tmp_path: Path, fake_engine) -> None:
+    db, log, galleries, admin, seqs, batch_id = opened(tmp_path, fake_engine)
+    victim = SUBJECTS[0]
+    batch = blind_batches(log)[0]
+    mine = [i for i in batch.items if i.subject_id == victim]
+    assert mine and all(not i.filler for i in mine)
+    decide_all(log, "rita")  # one reviewer done; the subject is erased before the other starts
+    AuditedEngine(gate(log, "dora", "admin", WHY), admin.engine, galleries).delete_subject("g", victim)
+    ravi = gate(log, "ravi", "reviewer")
+    photos = {}
+    while (item := blind_next(ravi)) is not None:
+        p = next(i for i in batch.items if batch.item_id("ravi", i.index) == item.item_id)
+        photos[p.index] = blind_face_image(ravi, galleries, item.ticket)
+        blind_decide(ravi, item.ticket, "confirm")
+    assert len(photos) == len(batch.items)
+    # the erased subject's faces are no longer shown (their photos went with the rows and the key); others are
+    assert [photos[i.index] for i in mine] == [None] * len(mine)
+    assert all(photos[i.index] is not None for i in batch.items if i.subject_id != victim)
+    entry = reveal(gate(log, "audrey", "auditor"), batch_id)
+    assert [(i["face_id"], i["subject_id"]) for i in entry.record.details["plan"]["items"]
+            if i["index"] in {m.index for m in mine}] == [(ERASED, ERASED)] * len(mine)
+    assert verify_reveal(AuditLog(log.db, key_path=tmp_path / "elsewhere" / "key"), batch_id) == 2 * len(batch.items)
+    assert log.verify().ok
+    db.close()
+    for path, data in files_written(tmp_path).items():
+        assert victim.encode() not in data, f"the erased subject's id is in {path.name}"
