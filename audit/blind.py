@@ -434,10 +434,22 @@ def _open_plan(log: AuditLog, record: AuditRecord) -> tuple[bytes, dict[str, Any
 def blind_batches(log: AuditLog, *, batch_id: str | None = None, open_only: bool = False) -> list[BlindBatch]:
     """Return every blind batch of the log (or the one named; or only those still open), oldest first, plans opened.
 
+    The plan items' face and subject ids read in clear (``"erased"`` once their subject is).
+
     Raises
     ------
     BlindReviewRefused
         If ``batch_id`` names no batch, or a plan cannot be opened with this installation's key.
+    """
+    return _batches(log, batch_id=batch_id, open_only=open_only, clear_ids=True)
+
+
+def _batches(log: AuditLog, *, batch_id: str | None, open_only: bool, clear_ids: bool) -> list[BlindBatch]:
+    """:func:`blind_batches`; with ``clear_ids`` False the items keep the plan's sealed ids (what serving needs).
+
+    Serving and deciding an item read the batch every time and need no face or subject but the
+    item's own (:func:`_clear_item`): opening every token of a large plan each time would cost more
+    than the rest of a decision.
     """
     records = [e.record for e in log.list(AuditFilter(action="blind_batch"))
                if batch_id is None or e.record.details.get("batch_id") == batch_id]
@@ -450,7 +462,8 @@ def blind_batches(log: AuditLog, *, batch_id: str | None = None, open_only: bool
         if open_only and str(r.details["batch_id"]) in reveals:
             continue
         key, plan = _open_plan(log, r)
-        items = [BlindPlanItem(**item) for item in log.field_keys.open_json(plan["items"])]
+        items = [BlindPlanItem(**item) for item in (log.field_keys.open_json(plan["items"]) if clear_ids
+                                                    else plan["items"])]
         bid = str(r.details["batch_id"])
         out.append(BlindBatch(bid, r.seq, tuple(int(q) for q in plan["queries"]),
                               str(r.details["filler_gallery"]["name"]), tuple(items), key, reveals.get(bid)))
@@ -498,7 +511,7 @@ def next_item(session: AuditSession, batch_id: str | None = None) -> BlindItem |
     gate, reviewer = _reviewer(session, "blind_review", {"batch_id": batch_id})
     refuse = _refuser(gate, "blind_review", {"batch_id": batch_id})
     try:
-        batches = blind_batches(gate.log, batch_id=batch_id, open_only=batch_id is None)
+        batches = _batches(gate.log, batch_id=batch_id, open_only=batch_id is None, clear_ids=False)
     except BlindReviewRefused as err:
         raise refuse(str(err)) from err
     if batch_id is not None and batches[0].revealed_seq is not None:
@@ -541,7 +554,7 @@ def _ticket_item(gate: AuditSession, reviewer: str, ticket: str, refuse: Callabl
     """Return the open batch, the plan item, the serving time and now (ms) of a ticket served to ``reviewer``."""
     batch_id, item_id, served_ms, mac = _parse_ticket(ticket, refuse)
     try:
-        batch = blind_batches(gate.log, batch_id=batch_id)[0]
+        batch = _batches(gate.log, batch_id=batch_id, open_only=False, clear_ids=False)[0]
     except BlindReviewRefused as err:
         raise refuse(str(err)) from err
     if batch.revealed_seq is not None:
@@ -554,6 +567,12 @@ def _ticket_item(gate: AuditSession, reviewer: str, ticket: str, refuse: Callabl
     if item is None:
         raise refuse(f"item {item_id} is not in {reviewer}'s queue of batch {batch_id}")
     return batch, item, served_ms, now_ms
+
+
+def _clear_item(log: AuditLog, item: BlindPlanItem) -> BlindPlanItem:
+    """Return a plan item of :func:`_batches` (sealed ids) with its face and subject ids opened."""
+    opened = log.field_keys.open_json([item.face_id, item.subject_id])
+    return replace(item, face_id=str(opened[0]), subject_id=str(opened[1]))
 
 
 def probe_image(session: AuditSession, galleries: GalleryStore, ticket: str, *,
@@ -611,7 +630,8 @@ def face_image(session: AuditSession, galleries: GalleryStore, ticket: str) -> b
     asked = {"ticket": ticket, "what": "face image"}
     gate, reviewer = _reviewer(session, "blind_review", asked)
     refuse = _refuser(gate, "blind_review", asked)
-    _, item, _, _ = _ticket_item(gate, reviewer, ticket, refuse)
+    _, sealed, _, _ = _ticket_item(gate, reviewer, ticket, refuse)
+    item = _clear_item(gate.log, sealed)
     try:
         data = galleries.photo(item.gallery, item.face_id)
     except GalleryNotFound:  # the gallery was dropped since the batch opened: its photos went with it
@@ -667,7 +687,7 @@ def decide(session: AuditSession, ticket: str, decision: str, *, note: str | Non
             "outcome": "ok", "reviewer": reviewer, "decision": decision, "note": note,
             "details": {"mode": BLIND_MODE, "batch_id": batch_id, "item": item_id,
                         "filler_seal": batch.filler_seal(item_id, item.filler)},
-            **_note_hint(item, note),
+            **(_note_hint(_clear_item(gate.log, item), note) if note else {}),
         }, started_at=served, latency_ms=float(now_ms - served_ms))
     if closed is not None:
         raise refuse(f"blind batch {batch_id} is closed (revealed in record {closed})")
@@ -698,18 +718,17 @@ def reveal(session: AuditSession, batch_id: str) -> AuditEntry:
     gate.check("blind_reveal", asked)
     refuse = _refuser(gate, "blind_reveal", asked)
     try:
-        batch = blind_batches(gate.log, batch_id=batch_id)[0]
+        batch = _batches(gate.log, batch_id=batch_id, open_only=False, clear_ids=False)[0]  # ids as committed to
     except BlindReviewRefused as err:
         raise refuse(str(err)) from err
     if batch.revealed_seq is not None:
         raise refuse(f"blind batch {batch_id} was revealed already (record {batch.revealed_seq})")
     _, plan = _open_plan(gate.log, gate.log.get(batch.seq).record)
-    sealed_faces = {int(i["index"]): str(i["face_id"]) for i in plan["items"]}  # as committed to: tokens
     with gate.log.transaction():  # every decision recorded before the reveal is in it, and there is one reveal
         closed = _revealed_seq(gate.log, batch)
         entry = None if closed is not None else gate.record("blind_reveal", {"outcome": "ok", "details": {
             "batch_id": batch_id, "batch_seq": batch.seq, "queries": list(batch.queries), "key": batch.key.hex(),
-            "plan": plan, "decisions": _revealed_decisions(gate.log, batch, sealed_faces),
+            "plan": plan, "decisions": _revealed_decisions(gate.log, batch),
         }})
     if closed is not None or entry is None:
         raise refuse(f"blind batch {batch_id} was revealed already (record {closed})")
@@ -722,10 +741,10 @@ def _revealed_seq(log: AuditLog, batch: BlindBatch) -> int | None:
                  if e.record.details.get("batch_id") == batch.batch_id), None)
 
 
-def _revealed_decisions(log: AuditLog, batch: BlindBatch, sealed_faces: dict[int, str]) -> list[dict[str, Any]]:
+def _revealed_decisions(log: AuditLog, batch: BlindBatch) -> list[dict[str, Any]]:
     """Return every decision of the batch with its item, query, face and filler flag (what a reveal lists).
 
-    The face is named as the plan names it (``sealed_faces``: plan index -> sealed face id).
+    ``batch`` is read with the plan's ids as sealed: the face is named as the plan names it.
     """
     decisions = []
     for e in log.list(AuditFilter(action="blind_review", after_seq=batch.seq)):
@@ -737,7 +756,7 @@ def _revealed_decisions(log: AuditLog, batch: BlindBatch, sealed_faces: dict[int
         if item is None:
             continue
         decisions.append({"review_seq": e.seq, "reviewer": r.reviewer, "item": r.details["item"],
-                          "index": item.index, "seq": item.seq, "face_id": sealed_faces[item.index],
+                          "index": item.index, "seq": item.seq, "face_id": item.face_id,
                           "filler": item.filler})
     return decisions
 

@@ -349,7 +349,21 @@ class FieldKeys:
             A token does not open under its key.
         """
         self._forget_if_changed()
-        return self._walk(value, "$", [])
+        text = json.dumps(value, ensure_ascii=False)
+        if _PREFIX not in text:
+            return value
+        self._load_ciphers(text)
+        try:  # one pass over the text, as open() does; the walk only when a key is gone (or a token is bad)
+            return json.loads(_QUOTED.sub(self._swap, text))
+        except (SealedFieldError, _KeyGone):
+            return self._walk(value, "$", [])
+
+    def _load_ciphers(self, text: str) -> None:
+        """Load the keys of every token in ``text`` not cached yet, in one key store read."""
+        wanted = {m.group(1) for m in _KEY_IDS.finditer(text)} - self._ciphers.keys()
+        if wanted:
+            for key_id, key in self.keys.get_many(wanted).items():
+                self._ciphers[key_id] = AESGCM(key)
 
     def seal_owned(self, values: Iterable[tuple[str, str, str, str]]) -> dict[tuple[str, str, str, str], str]:
         """Seal ``(kind, value, gallery, subject)`` values under their subjects' field keys (made if missing).
@@ -387,10 +401,7 @@ class FieldKeys:
         text = (canonical if canonical is not None else record.canonical()).decode("utf-8")
         if _PREFIX not in text:
             return record, ()
-        wanted = {m.group(1) for m in _KEY_IDS.finditer(text)} - self._ciphers.keys()
-        if wanted:  # one key store read for the record's keys
-            for key_id, key in self.keys.get_many(wanted).items():
-                self._ciphers[key_id] = AESGCM(key)
+        self._load_ciphers(text)  # one key store read for the record's keys
         try:
             opened_text = _QUOTED.sub(self._swap, text)
         except (SealedFieldError, _KeyGone):
