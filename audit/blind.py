@@ -42,6 +42,18 @@ Reviewers may read the log, so nothing written while a batch is open tells fille
 * only the ``blind_reveal`` record, written when the batch is over, says which items were
   fillers, and publishes the key so that anyone can check the seals and the commitment.
 
+Erasure
+-------
+The plan names faces and subjects, and its key is published at the reveal, so the plan never
+holds them in clear: each face id and subject id in it is a sealed token under its subject's
+log field key (:mod:`audit.trail.sealed`, the token its search record holds), put in before
+the plan is hashed and sealed. The commitment, the reveal's published plan and its decisions
+cover the tokens, so :func:`verify_reveal` checks the same bytes before and after an
+erasure; the service and whoever reads the log with the key store read clear ids, and
+``"erased"`` once the subject is erased. A decision's note naming its item's face or subject
+is sealed whole under that subject's key (:data:`~audit.trail.sealed.SUBJECTS_HINT`). A batch
+opened before plans were sealed keeps its ids in clear (its commitment covers them).
+
 After the reveal a reviewer can read which of their past decisions were on fillers: the trail
 must be checkable without trusting facetrail, and the batch is over. Fillers are drawn afresh
 for every batch (from a filler gallery large enough that its faces are not learnt). The
@@ -73,7 +85,8 @@ from audit.accounts import normalize_name
 from audit.errors import AuditError, RecordNotFound
 from audit.evidence import EvidenceStore
 from audit.trail.keys import load_or_create_pseudonym_key
-from audit.trail.records import DECISIONS, AuditRecord, canonical_bytes, decimal6
+from audit.trail.records import DECISIONS, AuditRecord, canonical_bytes, decimal6, decode_record
+from audit.trail.sealed import ERASED, SUBJECTS_HINT
 from audit.trail.store import AuditFilter
 from core.errors import GalleryNotFound, NotFound
 from core.image import load_image
@@ -133,9 +146,9 @@ class BlindPlanItem:
     seq: int
     """The query whose probe the item shows."""
     face_id: str
-    """The face shown beside the probe."""
+    """The face shown beside the probe (``"erased"`` once its subject is: the plan holds it sealed)."""
     subject_id: str
-    """That face's subject."""
+    """That face's subject (likewise)."""
     gallery: str
     """The face's gallery: the query's, or the filler gallery."""
     filler: bool
@@ -240,6 +253,8 @@ def _query(log: AuditLog, seq: int, refuse: Callable[[str], BlindReviewRefused])
     if record.action != "search" or record.outcome != "ok" or not record.candidates or record.gallery is None:
         raise refuse(f"record {seq} is a {record.action} with outcome {record.outcome!r}; a blind batch reviews "
                      "search results with candidates (outcome 'ok')")
+    if any(ERASED in (c.face_id, c.subject_id) for c in record.candidates):
+        raise refuse(f"record {seq} has candidates whose subjects were erased: they cannot be reviewed")
     return record
 
 
@@ -368,7 +383,7 @@ def open_batch(
                        refuse)
     batch_id = secrets.token_hex(8)
     plan = {"batch_id": batch_id, "salt": secrets.token_hex(32), "queries": [r.seq for r in records],
-            "filler_share": decimal6(filler_share), "items": [i.to_dict() for i in plan_items]}
+            "filler_share": decimal6(filler_share), "items": _sealed_items(gate.log, plan_items)}
     plan_bytes = canonical_bytes(plan)
     nonce = secrets.token_bytes(12)
     sealed = AESGCM(_batch_key(gate.log, batch_id)).encrypt(nonce, plan_bytes, batch_id.encode("ascii"))
@@ -379,6 +394,21 @@ def open_batch(
         "plan_sha256": hashlib.sha256(plan_bytes).hexdigest(),
         "sealed_plan": base64.b64encode(nonce + sealed).decode("ascii"),
     }})
+
+
+def _sealed_items(log: AuditLog, items: Sequence[BlindPlanItem]) -> list[dict[str, Any]]:
+    """Return the plan entries with each face id and subject id sealed under its subject's log field key.
+
+    The plan is committed to (SHA-256) and published at the reveal with these tokens in it, so
+    erasing a subject (destroying its field key) leaves its ids in clear in no blind record:
+    they read ``"erased"`` like every other sealed field (:mod:`audit.trail.sealed`). The
+    tokens of a real candidate are those of its search record (same key, same value).
+    """
+    wanted = [(kind, value, i.gallery, i.subject_id) for i in items
+              for kind, value in (("f", i.face_id), ("s", i.subject_id))]
+    tokens = log.field_keys.seal_owned(wanted)
+    return [{**i.to_dict(), "face_id": tokens[("f", i.face_id, i.gallery, i.subject_id)],
+             "subject_id": tokens[("s", i.subject_id, i.gallery, i.subject_id)]} for i in items]
 
 
 # -- reading batches -----------------------------------------------------------------------------------
@@ -404,10 +434,22 @@ def _open_plan(log: AuditLog, record: AuditRecord) -> tuple[bytes, dict[str, Any
 def blind_batches(log: AuditLog, *, batch_id: str | None = None, open_only: bool = False) -> list[BlindBatch]:
     """Return every blind batch of the log (or the one named; or only those still open), oldest first, plans opened.
 
+    The plan items' face and subject ids read in clear (``"erased"`` once their subject is).
+
     Raises
     ------
     BlindReviewRefused
         If ``batch_id`` names no batch, or a plan cannot be opened with this installation's key.
+    """
+    return _batches(log, batch_id=batch_id, open_only=open_only, clear_ids=True)
+
+
+def _batches(log: AuditLog, *, batch_id: str | None, open_only: bool, clear_ids: bool) -> list[BlindBatch]:
+    """:func:`blind_batches`; with ``clear_ids`` False the items keep the plan's sealed ids (what serving needs).
+
+    Serving and deciding an item read the batch every time and need no face or subject but the
+    item's own (:func:`_clear_item`): opening every token of a large plan each time would cost more
+    than the rest of a decision.
     """
     records = [e.record for e in log.list(AuditFilter(action="blind_batch"))
                if batch_id is None or e.record.details.get("batch_id") == batch_id]
@@ -420,7 +462,8 @@ def blind_batches(log: AuditLog, *, batch_id: str | None = None, open_only: bool
         if open_only and str(r.details["batch_id"]) in reveals:
             continue
         key, plan = _open_plan(log, r)
-        items = [BlindPlanItem(**item) for item in plan["items"]]
+        items = [BlindPlanItem(**item) for item in (log.field_keys.open_json(plan["items"]) if clear_ids
+                                                    else plan["items"])]
         bid = str(r.details["batch_id"])
         out.append(BlindBatch(bid, r.seq, tuple(int(q) for q in plan["queries"]),
                               str(r.details["filler_gallery"]["name"]), tuple(items), key, reveals.get(bid)))
@@ -468,7 +511,7 @@ def next_item(session: AuditSession, batch_id: str | None = None) -> BlindItem |
     gate, reviewer = _reviewer(session, "blind_review", {"batch_id": batch_id})
     refuse = _refuser(gate, "blind_review", {"batch_id": batch_id})
     try:
-        batches = blind_batches(gate.log, batch_id=batch_id, open_only=batch_id is None)
+        batches = _batches(gate.log, batch_id=batch_id, open_only=batch_id is None, clear_ids=False)
     except BlindReviewRefused as err:
         raise refuse(str(err)) from err
     if batch_id is not None and batches[0].revealed_seq is not None:
@@ -511,7 +554,7 @@ def _ticket_item(gate: AuditSession, reviewer: str, ticket: str, refuse: Callabl
     """Return the open batch, the plan item, the serving time and now (ms) of a ticket served to ``reviewer``."""
     batch_id, item_id, served_ms, mac = _parse_ticket(ticket, refuse)
     try:
-        batch = blind_batches(gate.log, batch_id=batch_id)[0]
+        batch = _batches(gate.log, batch_id=batch_id, open_only=False, clear_ids=False)[0]
     except BlindReviewRefused as err:
         raise refuse(str(err)) from err
     if batch.revealed_seq is not None:
@@ -524,6 +567,12 @@ def _ticket_item(gate: AuditSession, reviewer: str, ticket: str, refuse: Callabl
     if item is None:
         raise refuse(f"item {item_id} is not in {reviewer}'s queue of batch {batch_id}")
     return batch, item, served_ms, now_ms
+
+
+def _clear_item(log: AuditLog, item: BlindPlanItem) -> BlindPlanItem:
+    """Return a plan item of :func:`_batches` (sealed ids) with its face and subject ids opened."""
+    opened = log.field_keys.open_json([item.face_id, item.subject_id])
+    return replace(item, face_id=str(opened[0]), subject_id=str(opened[1]))
 
 
 def probe_image(session: AuditSession, galleries: GalleryStore, ticket: str, *,
@@ -581,7 +630,8 @@ def face_image(session: AuditSession, galleries: GalleryStore, ticket: str) -> b
     asked = {"ticket": ticket, "what": "face image"}
     gate, reviewer = _reviewer(session, "blind_review", asked)
     refuse = _refuser(gate, "blind_review", asked)
-    _, item, _, _ = _ticket_item(gate, reviewer, ticket, refuse)
+    _, sealed, _, _ = _ticket_item(gate, reviewer, ticket, refuse)
+    item = _clear_item(gate.log, sealed)
     try:
         data = galleries.photo(item.gallery, item.face_id)
     except GalleryNotFound:  # the gallery was dropped since the batch opened: its photos went with it
@@ -596,6 +646,17 @@ def _served_png(data: bytes) -> bytes:
     buffer = io.BytesIO()
     PILImage.fromarray(load_image(data).pixels).save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
+
+
+def _note_hint(item: BlindPlanItem, note: str | None) -> dict[str, Any]:
+    """Return the :data:`~audit.trail.sealed.SUBJECTS_HINT` of a decision whose note may name the item's face or subject.
+
+    With it a note naming them is sealed whole under the subject's field key (erased with the
+    subject). Without a note there is nothing to seal, and no hint: a decision names no key.
+    """
+    if not note or ERASED in (item.face_id, item.subject_id):
+        return {}
+    return {SUBJECTS_HINT: {item.face_id: [item.gallery, item.subject_id]}}
 
 
 def decide(session: AuditSession, ticket: str, decision: str, *, note: str | None = None) -> AuditEntry:
@@ -626,6 +687,7 @@ def decide(session: AuditSession, ticket: str, decision: str, *, note: str | Non
             "outcome": "ok", "reviewer": reviewer, "decision": decision, "note": note,
             "details": {"mode": BLIND_MODE, "batch_id": batch_id, "item": item_id,
                         "filler_seal": batch.filler_seal(item_id, item.filler)},
+            **(_note_hint(_clear_item(gate.log, item), note) if note else {}),
         }, started_at=served, latency_ms=float(now_ms - served_ms))
     if closed is not None:
         raise refuse(f"blind batch {batch_id} is closed (revealed in record {closed})")
@@ -656,7 +718,7 @@ def reveal(session: AuditSession, batch_id: str) -> AuditEntry:
     gate.check("blind_reveal", asked)
     refuse = _refuser(gate, "blind_reveal", asked)
     try:
-        batch = blind_batches(gate.log, batch_id=batch_id)[0]
+        batch = _batches(gate.log, batch_id=batch_id, open_only=False, clear_ids=False)[0]  # ids as committed to
     except BlindReviewRefused as err:
         raise refuse(str(err)) from err
     if batch.revealed_seq is not None:
@@ -680,7 +742,10 @@ def _revealed_seq(log: AuditLog, batch: BlindBatch) -> int | None:
 
 
 def _revealed_decisions(log: AuditLog, batch: BlindBatch) -> list[dict[str, Any]]:
-    """Return every decision of the batch with its item, query, face and filler flag (what a reveal lists)."""
+    """Return every decision of the batch with its item, query, face and filler flag (what a reveal lists).
+
+    ``batch`` is read with the plan's ids as sealed: the face is named as the plan names it.
+    """
     decisions = []
     for e in log.list(AuditFilter(action="blind_review", after_seq=batch.seq)):
         r = e.record
@@ -721,7 +786,7 @@ def verify_reveal(log: AuditLog, batch_id: str) -> int:
                     if e.record.details.get("batch_id") == batch_id], f"blind_batch {batch_id}")
     revealed = _only([e for e in log.list(AuditFilter(action="blind_reveal", after_seq=opened.seq))
                       if e.record.details.get("batch_id") == batch_id], f"blind_reveal {batch_id}")
-    details = revealed.record.details
+    details = decode_record(revealed.canonical).details  # as signed: the plan's ids are tokens, opened or not
     key = bytes.fromhex(str(details["key"]))
     blob = base64.b64decode(str(opened.record.details["sealed_plan"]))
     try:

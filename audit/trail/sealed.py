@@ -54,7 +54,10 @@ image hash is known from the record itself (its candidates, a record naming one
 subject) or from the hint a writer adds under :data:`SUBJECTS_HINT` (``{clear value:
 [gallery, subject]}``, popped before the record is built). A face id whose subject
 is unknown is sealed under the gallery's own key (subject ``""``): it is erased when the
-gallery is dropped, not with a subject.
+gallery is dropped, not with a subject. Values a record keeps where :func:`seal_fields` does
+not look are sealed by their writer with :meth:`FieldKeys.seal_owned` (a blind batch's plan,
+itself sealed under the batch's key and published at the reveal: :mod:`audit.blind`); the
+log opens them where they stand, and :meth:`FieldKeys.open_json` opens them inside such a blob.
 
 Reading
 -------
@@ -334,6 +337,54 @@ class FieldKeys:
         opened = self._walk(value, "value", [])
         return str(opened)
 
+    def open_json(self, value: Any) -> Any:
+        """Return a JSON value (dicts, lists, strings) with every token in it opened (``"erased"`` if its key is gone).
+
+        For sealed values kept inside a record's own sealed blob (a blind batch's plan,
+        :mod:`audit.blind`), which :meth:`open` cannot see.
+
+        Raises
+        ------
+        SealedFieldError
+            A token does not open under its key.
+        """
+        self._forget_if_changed()
+        text = json.dumps(value, ensure_ascii=False)
+        if _PREFIX not in text:
+            return value
+        self._load_ciphers(text)
+        try:  # one pass over the text, as open() does; the walk only when a key is gone (or a token is bad)
+            return json.loads(_QUOTED.sub(self._swap, text))
+        except (SealedFieldError, _KeyGone):
+            return self._walk(value, "$", [])
+
+    def _load_ciphers(self, text: str) -> None:
+        """Load the keys of every token in ``text`` not cached yet, in one key store read."""
+        wanted = {m.group(1) for m in _KEY_IDS.finditer(text)} - self._ciphers.keys()
+        if wanted:
+            for key_id, key in self.keys.get_many(wanted).items():
+                self._ciphers[key_id] = AESGCM(key)
+
+    def seal_owned(self, values: Iterable[tuple[str, str, str, str]]) -> dict[tuple[str, str, str, str], str]:
+        """Seal ``(kind, value, gallery, subject)`` values under their subjects' field keys (made if missing).
+
+        Returns ``{(kind, value, gallery, subject): token}``, the tokens :func:`seal_fields` would write for them, for
+        values a writer puts where :func:`seal_fields` does not look (a blind batch's plan, sealed
+        again under the batch's key and committed to before it is recorded).
+
+        Raises
+        ------
+        AuditError
+            The key store cannot be read or written.
+        """
+        wanted = list(values)
+        try:
+            keys = self.keys_for({(gallery, subject) for _, _, gallery, subject in wanted}, create=True)
+        except KeyStoreError as err:
+            raise AuditError(f"cannot seal personal values: {err}") from err
+        return {(kind, value, gallery, subject): self.token(*keys[(gallery, subject)], kind, value)
+                for kind, value, gallery, subject in wanted}
+
     def open(self, record: AuditRecord, erasures: Callable[[], Mapping[str, Erasure]] | None = None,
              canonical: bytes | None = None) -> tuple[AuditRecord, tuple[ErasedField, ...]]:
         """Return ``record`` with every sealed field opened (``"erased"`` where the key is gone) and the erased fields.
@@ -350,10 +401,7 @@ class FieldKeys:
         text = (canonical if canonical is not None else record.canonical()).decode("utf-8")
         if _PREFIX not in text:
             return record, ()
-        wanted = {m.group(1) for m in _KEY_IDS.finditer(text)} - self._ciphers.keys()
-        if wanted:  # one key store read for the record's keys
-            for key_id, key in self.keys.get_many(wanted).items():
-                self._ciphers[key_id] = AESGCM(key)
+        self._load_ciphers(text)  # one key store read for the record's keys
         try:
             opened_text = _QUOTED.sub(self._swap, text)
         except (SealedFieldError, _KeyGone):
