@@ -89,11 +89,13 @@ def dashboard(db: str, port: int | None = None) -> Iterator[str]:
         command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
     ) as proc:
         try:
-            wait_http(f"http://127.0.0.1:{port}/_stcore/health", 60)
+            try:
+                wait_http(f"http://127.0.0.1:{port}/_stcore/health", 60)
+            except TimeoutError:  # only the health check's timeout means it did not start (not the caller's)
+                log.seek(0)
+                raise TimeoutError(
+                    f"the dashboard did not start: {log.read().decode(errors='replace')[-2000:]}") from None
             yield f"http://127.0.0.1:{port}"
-        except TimeoutError:
-            log.seek(0)
-            raise TimeoutError(f"the dashboard did not start: {log.read().decode(errors='replace')[-2000:]}") from None
         finally:
             proc.terminate()
             try:
