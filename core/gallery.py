@@ -381,13 +381,17 @@ class GalleryStore:
             out.append(unseal(cipher, sealed, _aad(gallery, face_id)))
         return out
 
-    def _open_for_index(self, name: str, table: pa.Table, dims: int) -> tuple[builtins.list[str], np.ndarray]:
-        """Decrypt a gallery's rows (``face_id, key_id, sealed``) for its index: subject ids and vectors, in row order.
+    def _open_for_index(
+        self, name: str, table: pa.Table, dims: int
+    ) -> tuple[builtins.list[str], builtins.list[str], np.ndarray]:
+        """Decrypt a gallery's rows (``face_id, key_id, sealed``) for its index: face ids, subject ids and vectors.
 
-        The load's hot path: one AES-GCM key set-up per subject (not per face), every row
-        decrypted into one buffer (:func:`core.keystore.unseal_many`), the vectors cut out of it
-        in C (each plaintext ends with its vector, :func:`core.cache.pack_sealed`); the fields'
-        JSON is not parsed, only the subject id before it (as :func:`core.cache.unpack_head`).
+        The load's hot path: every subject's key looked up in one pass of the key store
+        (:meth:`core.keystore.KeyStore.lookup`), every row decrypted into one buffer with one
+        AES-GCM set-up per subject, made for its rows and dropped after them
+        (:func:`core.keystore.unseal_many`), the vectors cut out of it in C (each plaintext ends
+        with its vector, :func:`core.cache.pack_sealed`); the fields' JSON is not parsed, only the
+        subject id before it (as :func:`core.cache.unpack_head`).
 
         Raises
         ------
@@ -395,22 +399,22 @@ class GalleryStore:
             A subject's key is missing, a row does not decrypt, or a plaintext is not of a
             ``dims``-dimensional face (altered, or sealed under another key).
         """
-        keys_enc = pc.dictionary_encode(table.column("key_id")).combine_chunks()
-        wanted = keys_enc.dictionary.to_pylist()
-        ciphers = self.keys.ciphers(wanted)
-        missing = [k for k, c in zip(wanted, ciphers, strict=True) if c is None]
+        keys_enc = pc.dictionary_encode(table.column("key_id").combine_chunks())  # one chunk: indices in C
+        found = self.keys.lookup(keys_enc.dictionary.to_pylist())
+        missing = found.count(None)
         if missing:
             raise KeyStoreError(
-                f"gallery {name!r}: {len(missing)} subject key(s) are not in the key store {self.keys.path}; "
+                f"gallery {name!r}: {missing} subject key(s) are not in the key store {self.keys.path}; "
                 "the key store is not this database's (FACETRAIL_KEYSTORE) or was lost"
             )
         sealed = table.column("sealed").combine_chunks().cast(pa.large_binary())
         n = len(sealed)
         offsets = np.frombuffer(sealed.buffers()[1], dtype=np.int64, count=n + 1, offset=sealed.offset * 8)
         data = memoryview(sealed.buffers()[2]).cast("B")  # unsigned bytes, as the AEAD reads them
-        aads = pc.binary_join_element_wise(_aad(name, "").decode(), table.column("face_id"), "").cast(pa.binary()).to_pylist()
-        plain = unseal_many([c for c in ciphers if c is not None], keys_enc.indices.to_numpy().tolist(), data,
-                            offsets.tolist(), aads)
+        face_ids: builtins.list[str] = table.column("face_id").to_pylist()
+        prefix = _aad(name, "")
+        plain = unseal_many(found, keys_enc.indices.to_numpy(), data, offsets,  # type: ignore[arg-type]
+                            [prefix + f.encode() for f in face_ids])
         ends = np.cumsum(offsets[1:] - offsets[:-1] - 28)
         starts = ends - (offsets[1:] - offsets[:-1] - 28)
         raw = np.frombuffer(plain, dtype=np.uint8)
@@ -430,7 +434,7 @@ class GalleryStore:
         view = memoryview(plain)
         subjects = [str(view[a + 6 : a + 6 + h], "utf-8")
                     for a, h in zip(starts.tolist(), n_head.tolist(), strict=True)]
-        return subjects, matrix
+        return face_ids, subjects, matrix
 
     def _open_rows(self, rows: Sequence[tuple[Any, ...]]) -> builtins.list[tuple[dict[str, Any], np.ndarray]]:
         """Decrypt ``(gallery, face_id, key_id, sealed)`` rows: ``(fields, vector)`` each (see :meth:`_plaintexts`)."""
@@ -576,8 +580,8 @@ class GalleryStore:
             n = table.num_rows
             index: VectorIndex = ApproxIndex(dims) if approximate else ExactIndex(dims, capacity=max(1024, n))
             if n:
-                subjects, vectors = self._open_for_index(name, table, dims)
-                index.add(table.column("face_id").to_pylist(), subjects, vectors)
+                face_ids, subjects, vectors = self._open_for_index(name, table, dims)
+                index.add(face_ids, subjects, vectors)
             loaded = LoadedGallery(GalleryRef(name, fingerprint, count), key, index)
             self._loaded[(name, approximate)] = loaded
             return loaded
