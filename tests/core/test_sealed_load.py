@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from core import Database, Embedding, EnrollItem, Face, GalleryStore, ModelConfig, ThresholdSource
@@ -216,3 +217,20 @@ def test_a_row_resealed_with_the_key_but_another_shape_fails_the_load(gallery, d
     store._loaded.clear()
     with pytest.raises(KeyStoreError, match="not a face of 128 dimensions"):
         store.load("g")
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_rows_in_many_chunks_open_part_by_part_in_order(gallery, wide: bool) -> None:
+    """The database hands rows over in chunks (several at 200,000 faces): each opens on its own, in row order."""
+    store, expected = gallery
+    with store.db.connect() as con:
+        table = con.sql("SELECT face_id, key_id, sealed FROM gallery_faces ORDER BY face_id").to_arrow_table()
+    if wide:
+        table = table.set_column(2, "sealed", table.column("sealed").cast(pa.large_binary()))
+    chunked = pa.Table.from_batches(table.to_batches(max_chunksize=3))
+    parts = store._open_for_index("g", chunked, 128)
+    assert len(parts) == -(-table.num_rows // 3) > 1
+    got = {fid: (sid, vec.tobytes()) for fids, sids, matrix in parts
+           for fid, sid, vec in zip(fids, sids, matrix, strict=True)}
+    assert got == expected
+    assert [f for fids, _, _ in parts for f in fids] == table.column("face_id").to_pylist()
