@@ -365,7 +365,7 @@ _NIBBLE[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16)
 def _unhex(key_ids: Sequence[str]) -> np.ndarray | None:
     """Return the key ids (each 32 lowercase hex digits) as rows of 16 bytes (``uint8``), decoded in C.
 
-    None if any id is not in that canonical form (:meth:`KeyStore.ciphers` then decodes one by one).
+    None if any id is not in that canonical form (:meth:`KeyStore.lookup` then decodes one by one).
     """
     if not key_ids:
         return np.empty((0, _ID), dtype=np.uint8)
