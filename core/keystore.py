@@ -190,8 +190,9 @@ class KeyStore:
             return [self._keys.get(bytes(i)) for i in raw_ids]
         wanted = np.ascontiguousarray(raw_ids[:, :8]).view(">u8").ravel()
         rows = order[np.minimum(np.searchsorted(heads, wanted), len(heads) - 1)]
-        found = (entries[rows, :_ID] == raw_ids).all(axis=1)
-        keys: list[bytes | None] = np.ascontiguousarray(entries[rows, _ID:]).view(f"V{_KEY}").ravel().tolist()
+        hits = entries[rows]
+        found = (hits[:, :_ID] == raw_ids).all(axis=1)
+        keys: list[bytes | None] = np.ascontiguousarray(hits[:, _ID:]).view(f"V{_KEY}").ravel().tolist()
         if found.all():
             return keys
         return [k if f else None for k, f in zip(keys, found.tolist(), strict=True)]
@@ -358,10 +359,6 @@ class KeyStore:
         self._stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-_NIBBLE = np.full(256, -1, dtype=np.int16)
-_NIBBLE[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16)
-
-
 def _unhex(key_ids: Sequence[str]) -> np.ndarray | None:
     """Return the key ids (each 32 lowercase hex digits) as rows of 16 bytes (``uint8``), decoded in C.
 
@@ -372,13 +369,13 @@ def _unhex(key_ids: Sequence[str]) -> np.ndarray | None:
     if set(map(len, key_ids)) != {2 * _ID}:
         return None
     joined = "".join(key_ids)
-    if not joined.isascii():
+    try:
+        raw = bytes.fromhex(joined)
+    except ValueError:
         return None
-    nibbles = _NIBBLE[np.frombuffer(joined.encode("ascii"), dtype=np.uint8)]
-    if (nibbles < 0).any():
+    if len(raw) != _ID * len(key_ids) or raw.hex() != joined:  # no whitespace, no capitals: as written
         return None
-    pairs = nibbles.astype(np.uint8).reshape(-1, 2)
-    return ((pairs[:, 0] << 4) | pairs[:, 1]).reshape(len(key_ids), _ID)
+    return np.frombuffer(raw, dtype=np.uint8).reshape(len(key_ids), _ID)
 
 
 def _zero(fd: int) -> None:
