@@ -381,13 +381,19 @@ class GalleryStore:
             out.append(unseal(cipher, sealed, _aad(gallery, face_id)))
         return out
 
-    def _open_for_index(self, name: str, table: pa.Table, dims: int) -> tuple[builtins.list[str], np.ndarray]:
-        """Decrypt a gallery's rows (``face_id, key_id, sealed``) for its index: subject ids and vectors, in row order.
+    def _open_for_index(
+        self, name: str, table: pa.Table, dims: int
+    ) -> builtins.list[tuple[builtins.list[str], builtins.list[str], np.ndarray]]:
+        """Decrypt a gallery's rows (``face_id, key_id, sealed``) for its index: face ids, subject ids and vectors.
 
-        The load's hot path: one AES-GCM key set-up per subject (not per face), every row
-        decrypted into one buffer (:func:`core.keystore.unseal_many`), the vectors cut out of it
-        in C (each plaintext ends with its vector, :func:`core.cache.pack_sealed`); the fields'
-        JSON is not parsed, only the subject id before it (as :func:`core.cache.unpack_head`).
+        In parts (one per chunk of rows as the database returned them), in row order.
+
+        The load's hot path: every subject's key looked up in one pass of the key store
+        (:meth:`core.keystore.KeyStore.lookup`), every row decrypted into one buffer with one
+        AES-GCM set-up per subject, made for its rows and dropped after them
+        (:func:`core.keystore.unseal_many`), the vectors cut out of it in C (each plaintext ends
+        with its vector, :func:`core.cache.pack_sealed`); the fields' JSON is not parsed, only the
+        subject id before it (as :func:`core.cache.unpack_head`).
 
         Raises
         ------
@@ -395,42 +401,27 @@ class GalleryStore:
             A subject's key is missing, a row does not decrypt, or a plaintext is not of a
             ``dims``-dimensional face (altered, or sealed under another key).
         """
-        keys_enc = pc.dictionary_encode(table.column("key_id")).combine_chunks()
-        wanted = keys_enc.dictionary.to_pylist()
-        ciphers = self.keys.ciphers(wanted)
-        missing = [k for k, c in zip(wanted, ciphers, strict=True) if c is None]
+        keys_enc = pc.dictionary_encode(table.column("key_id").combine_chunks())  # one chunk: indices in C
+        found = self.keys.lookup(keys_enc.dictionary.to_pylist())
+        missing = found.count(None)
         if missing:
             raise KeyStoreError(
-                f"gallery {name!r}: {len(missing)} subject key(s) are not in the key store {self.keys.path}; "
+                f"gallery {name!r}: {missing} subject key(s) are not in the key store {self.keys.path}; "
                 "the key store is not this database's (FACETRAIL_KEYSTORE) or was lost"
             )
-        sealed = table.column("sealed").combine_chunks().cast(pa.large_binary())
-        n = len(sealed)
-        offsets = np.frombuffer(sealed.buffers()[1], dtype=np.int64, count=n + 1, offset=sealed.offset * 8)
-        data = memoryview(sealed.buffers()[2]).cast("B")  # unsigned bytes, as the AEAD reads them
-        aads = pc.binary_join_element_wise(_aad(name, "").decode(), table.column("face_id"), "").cast(pa.binary()).to_pylist()
-        plain = unseal_many([c for c in ciphers if c is not None], keys_enc.indices.to_numpy().tolist(), data,
-                            offsets.tolist(), aads)
-        ends = np.cumsum(offsets[1:] - offsets[:-1] - 28)
-        starts = ends - (offsets[1:] - offsets[:-1] - 28)
-        raw = np.frombuffer(plain, dtype=np.uint8)
-        if (ends - starts < 6 + 4 * dims).any():
-            raise KeyStoreError(f"gallery {name!r}: a sealed row is not a face of {dims} dimensions")
-        n_head = raw[starts].astype(np.int64) << 8 | raw[starts + 1]
-        n_text = (raw[starts + 2].astype(np.int64) << 24 | raw[starts + 3].astype(np.int64) << 16
-                  | raw[starts + 4].astype(np.int64) << 8 | raw[starts + 5])
-        if (starts + 6 + n_head + n_text + 4 * dims != ends).any():
-            raise KeyStoreError(f"gallery {name!r}: a sealed row is not a face of {dims} dimensions")
-        rows = pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(
-            np.concatenate([[0], ends]).astype(np.int64)), pa.py_buffer(plain)])
-        vectors = pc.binary_slice(rows, -4 * dims)
-        cut = np.frombuffer(vectors.buffers()[1], dtype=np.int64, count=n + 1, offset=vectors.offset * 8)
-        matrix = np.frombuffer(vectors.buffers()[2], dtype=np.float32, count=n * dims,
-                               offset=int(cut[0])).reshape(n, dims)
-        view = memoryview(plain)
-        subjects = [str(view[a + 6 : a + 6 + h], "utf-8")
-                    for a, h in zip(starts.tolist(), n_head.tolist(), strict=True)]
-        return subjects, matrix
+        which = keys_enc.indices.to_numpy()
+        face_ids: builtins.list[str] = table.column("face_id").to_pylist()
+        prefix = _aad(name, "")
+        aads = [prefix + f.encode() for f in face_ids]
+        parts, start = [], 0
+        for chunk in table.column("sealed").chunks:  # as read: no copy of the whole column into one
+            end = start + len(chunk)
+            if end == start:
+                continue
+            subjects, matrix = _open_chunk(name, chunk, found, which[start:end], aads[start:end], dims)  # type: ignore[arg-type]
+            parts.append((face_ids[start:end], subjects, matrix))
+            start = end
+        return parts
 
     def _open_rows(self, rows: Sequence[tuple[Any, ...]]) -> builtins.list[tuple[dict[str, Any], np.ndarray]]:
         """Decrypt ``(gallery, face_id, key_id, sealed)`` rows: ``(fields, vector)`` each (see :meth:`_plaintexts`)."""
@@ -576,8 +567,8 @@ class GalleryStore:
             n = table.num_rows
             index: VectorIndex = ApproxIndex(dims) if approximate else ExactIndex(dims, capacity=max(1024, n))
             if n:
-                subjects, vectors = self._open_for_index(name, table, dims)
-                index.add(table.column("face_id").to_pylist(), subjects, vectors)
+                for face_ids, subjects, vectors in self._open_for_index(name, table, dims):
+                    index.add(face_ids, subjects, vectors)
             loaded = LoadedGallery(GalleryRef(name, fingerprint, count), key, index)
             self._loaded[(name, approximate)] = loaded
             return loaded
@@ -677,6 +668,48 @@ def _matching(con: Any, gallery: str, column: str, values: list[str], other: str
     finally:
         con.unregister("wanted_values")
     return {str(r[0]): str(r[1]) for r in rows}
+
+
+def _open_chunk(
+    name: str, chunk: pa.Array, keys: Sequence[bytes], which: np.ndarray, aads: Sequence[bytes], dims: int
+) -> tuple[builtins.list[str], np.ndarray]:
+    """Decrypt one chunk of sealed rows: their subject ids and vectors (see :meth:`GalleryStore._open_for_index`).
+
+    Each plaintext ends with its vector (:func:`core.cache.pack_sealed`): the vectors are cut
+    out of the decrypted buffer in C; the fields' JSON is not parsed, only the subject id before
+    it (as :func:`core.cache.unpack_head`).
+
+    Raises
+    ------
+    KeyStoreError
+        A row does not decrypt, or its plaintext is not of a ``dims``-dimensional face.
+    """
+    n = len(chunk)
+    wide = pa.types.is_large_binary(chunk.type)
+    offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64 if wide else np.int32, count=n + 1,
+                            offset=chunk.offset * (8 if wide else 4)).astype(np.int64)
+    values = chunk.buffers()[2]
+    data = memoryview(b"" if values is None else values).cast("B")  # unsigned bytes, as the AEAD reads them
+    plain = unseal_many(keys, which, data, offsets, aads)
+    ends = np.cumsum(offsets[1:] - offsets[:-1] - 28)
+    starts = ends - (offsets[1:] - offsets[:-1] - 28)
+    raw = np.frombuffer(plain, dtype=np.uint8)
+    if (ends - starts < 6 + 4 * dims).any():
+        raise KeyStoreError(f"gallery {name!r}: a sealed row is not a face of {dims} dimensions")
+    n_head = raw[starts].astype(np.int64) << 8 | raw[starts + 1]
+    n_text = (raw[starts + 2].astype(np.int64) << 24 | raw[starts + 3].astype(np.int64) << 16
+              | raw[starts + 4].astype(np.int64) << 8 | raw[starts + 5])
+    if (starts + 6 + n_head + n_text + 4 * dims != ends).any():
+        raise KeyStoreError(f"gallery {name!r}: a sealed row is not a face of {dims} dimensions")
+    rows = pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(
+        np.concatenate([[0], ends]).astype(np.int64)), pa.py_buffer(plain)])
+    vectors = pc.binary_slice(rows, -4 * dims)
+    cut = np.frombuffer(vectors.buffers()[1], dtype=np.int64, count=n + 1, offset=vectors.offset * 8)
+    matrix = np.frombuffer(vectors.buffers()[2], dtype=np.float32, count=n * dims,
+                           offset=int(cut[0])).reshape(n, dims)
+    view = memoryview(plain)
+    subjects = [str(view[a + 6 : a + 6 + h], "utf-8") for a, h in zip(starts.tolist(), n_head.tolist(), strict=True)]
+    return subjects, matrix
 
 
 def _aad(gallery: str, face_id: str) -> bytes:
