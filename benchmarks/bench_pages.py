@@ -149,6 +149,7 @@ def main() -> int:
     if found is None:
         sys.exit("install chromium and chromium-driver (apt-get install -y chromium chromium-driver)")
     accounts = tuple(a.strip() for a in args.accounts.split(",") if a.strip())
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="facetrail-bench-pages-") as folder:
         db = copy_database(args.db, Path(folder))
         with dashboard(str(db)) as url:
@@ -161,12 +162,14 @@ def main() -> int:
             rows.append({"account": account, "page": page, "visits": len(seconds), "p50_s": round(p50, 3),
                          "max_s": round(max(seconds), 3), "ratio_to_sign_in": round(p50 / baseline, 2)})
     result = {"db": args.db.name, "visits": args.visits, "sign_in_p50_s": round(baseline, 3),
-              "load_average": [round(x, 2) for x in os.getloadavg()], "pages": rows, "exceptions": errors}
+              "load_average_before": [round(x, 2) for x in load_before],
+              "load_average_after": [round(x, 2) for x in os.getloadavg()], "pages": rows, "exceptions": errors}
     if args.json:
         print(json.dumps(result, indent=1))
     else:
         print(f"{args.db.name}: {args.visits} visits per page and account; baseline Sign in p50 {baseline:.3f} s; "
-              f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+              f"load average {' '.join(f'{x:.2f}' for x in load_before)} before, "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} after")
         for row in rows:
             print(f"  {row['account']:<10} {row['page']:<25} p50 {row['p50_s']:6.3f} s  max {row['max_s']:6.3f} s  "
                   f"x{row['ratio_to_sign_in']:.2f} of Sign in")
