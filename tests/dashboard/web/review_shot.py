@@ -2,7 +2,7 @@
 
 Builds the fake scene with the review scene of :mod:`tests.dashboard.web.review_scene` (a search by
 operator1 with the probe and both reference photos kept for review, run looser than the policy), serves
-the dashboard on it, opens the search from reviewer2's queue in headless Chromium and writes
+the dashboard on it (the photos drawn faces, :func:`drawn_face`), opens the search from reviewer2's queue in headless Chromium and writes
 ``review-screen.png``: the probe and the reference photo side by side, the score's error context and the
 decision form. No dataset face is used, so the image may be committed.
 
@@ -14,6 +14,8 @@ Run by hand::
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
 import sys
 import tempfile
 import time
@@ -39,6 +41,41 @@ PHOTOS_LOADED = ("const i = [...document.querySelectorAll('[data-testid=\"stImag
                  "return i.length === 2 && i.every(x => x.complete && x.naturalWidth > 0);")
 
 
+def drawn_face(subject: str, variant: int) -> bytes:
+    """A drawn face (PNG, 160x200) for ``subject``: head shape, skin, hair and eyes from a hash of the name.
+
+    Nobody's photo: a README screenshot must never show a dataset face. ``variant`` shifts the pose a little.
+    The bottom-right pixel's red channel is 1, so the fake pipeline finds one face in it (:mod:`tests.fakes`).
+    """
+    from PIL import Image, ImageDraw
+
+    h = hashlib.sha256(subject.encode()).digest()
+    skin = [(241, 204, 170), (224, 172, 128), (198, 134, 90), (141, 85, 54), (92, 58, 38)][h[0] % 5]
+    hair = [(40, 30, 25), (95, 60, 30), (160, 120, 60), (120, 120, 120), (20, 20, 20)][h[1] % 5]
+    width, height, dx = 44 + h[2] % 10, 58 + h[3] % 8, 4 * variant
+    image = Image.new("RGB", (160, 200), (214, 222, 230))
+    draw = ImageDraw.Draw(image)
+    cx, cy = 80 + dx, 104
+    draw.rectangle((cx - 34, cy + height - 14, cx + 34, 200), fill=(70, 90, 120))  # shoulders
+    draw.ellipse((cx - 60, cy + height - 30, cx + 60, cy + height + 70), fill=(70, 90, 120))
+    draw.rectangle((cx - 12, cy + height - 24, cx + 12, cy + height - 2), fill=skin)  # neck
+    draw.ellipse((cx - width - 4, cy - height - 8, cx + width + 4, cy + 10), fill=hair)  # hair behind the head
+    draw.ellipse((cx - width, cy - height, cx + width, cy + height), fill=skin)
+    draw.chord((cx - width - 2, cy - height - 6, cx + width + 2, cy + 6), 180, 360, fill=hair)  # fringe
+    eye_dx, eye_y = 18 + h[4] % 6, cy - 4 + h[5] % 6
+    for ex in (cx - eye_dx, cx + eye_dx):
+        draw.ellipse((ex - 7, eye_y - 4, ex + 7, eye_y + 4), fill=(250, 250, 250))
+        draw.ellipse((ex - 3, eye_y - 3, ex + 3, eye_y + 3), fill=(50, 40, 30))
+        draw.line((ex - 8, eye_y - 10, ex + 8, eye_y - 11 + h[6] % 3), fill=hair, width=3)  # brows
+    draw.line((cx, eye_y + 4, cx - 4, eye_y + 22, cx + 2, eye_y + 24), fill=tuple(int(c * 0.8) for c in skin), width=2)
+    mouth_y = eye_y + 36 + h[7] % 5
+    draw.arc((cx - 14, mouth_y - 8, cx + 14, mouth_y + 6), 20, 160, fill=(150, 60, 60), width=3)
+    image.putpixel((159, 199), (1, 90, 120))  # red 1: one face for the fake pipeline
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def build_scene(db: Path) -> int:
     """The fake scene plus the review scene in ``db``; the reviewed search's sequence number."""
     from core import Engine
@@ -50,7 +87,7 @@ def build_scene(db: Path) -> int:
     build_fake_scene(db)
     engine = Engine(make_config(threshold=0.3))
     engine._pipeline = FakePipeline()  # type: ignore[assignment]  # generated faces: no model, no dataset image
-    return add_review_scene(str(db), engine).seq
+    return add_review_scene(str(db), engine, photo=drawn_face).seq
 
 
 def review_screenshot(url: str, seq: int, chromium: str, chromedriver: str, height: int = 1800) -> bytes:
