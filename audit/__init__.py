@@ -53,6 +53,7 @@ from audit.blind import decide as blind_decide
 from audit.blind import face_image as blind_face_image
 from audit.blind import next_item as blind_next
 from audit.blind import probe_image as blind_probe_image
+from audit.blind import submit_decision as blind_submit
 from audit.errors import (
     AuditError,
     ChainIntegrityError,
@@ -181,6 +182,7 @@ __all__ = [
     "blind_face_image",
     "blind_next",
     "blind_probe_image",
+    "blind_submit",
     "can",
     "normalize_name",
     "open_batch",

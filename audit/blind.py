@@ -86,6 +86,7 @@ from audit.errors import AuditError, RecordNotFound
 from audit.evidence import EvidenceStore
 from audit.trail.keys import load_or_create_pseudonym_key
 from audit.trail.records import DECISIONS, AuditRecord, canonical_bytes, decimal6, decode_record
+from audit.trail.review import OTHER_REASON, REASON_CODES
 from audit.trail.sealed import ERASED, SUBJECTS_HINT
 from audit.trail.store import AuditFilter
 from core.errors import GalleryNotFound, NotFound
@@ -110,6 +111,7 @@ __all__ = [
     "open_batch",
     "probe_image",
     "reveal",
+    "submit_decision",
     "verify_reveal",
 ]
 
@@ -659,8 +661,12 @@ def _note_hint(item: BlindPlanItem, note: str | None) -> dict[str, Any]:
     return {SUBJECTS_HINT: {item.face_id: [item.gallery, item.subject_id]}}
 
 
-def decide(session: AuditSession, ticket: str, decision: str, *, note: str | None = None) -> AuditEntry:
+def decide(session: AuditSession, ticket: str, decision: str, *, note: str | None = None,
+           reason: str | None = None) -> AuditEntry:
     """Record the signed-in reviewer's decision on the item of ``ticket`` (action ``blind_review``).
+
+    ``reason`` is a code of :data:`audit.trail.review.REASON_CODES`, recorded as ``details.reason_code``
+    as a Match log review records it (the blind review screen requires one: :func:`submit_decision`).
 
     Raises
     ------
@@ -669,14 +675,19 @@ def decide(session: AuditSession, ticket: str, decision: str, *, note: str | Non
     NotAuthenticated, Forbidden
         From the gate (recorded).
     BlindReviewRefused
-        An API token, a ticket that is malformed, forged or not this reviewer's, a closed batch, or
-        an item the reviewer already decided (recorded first).
+        An API token, a reason that is not a reason code (or "other" without a note), a ticket that is
+        malformed, forged or not this reviewer's, a closed batch, or an item the reviewer already decided
+        (recorded first).
     """
     if decision not in DECISIONS:
         raise ValueError(f"decision must be 'confirm' or 'reject', got {decision!r}")
-    asked = {"ticket": ticket, "decision": decision}
+    asked = {"ticket": ticket, "decision": decision, **({} if reason is None else {"reason_code": reason})}
     gate, reviewer = _reviewer(session, "blind_review", asked)
     refuse = _refuser(gate, "blind_review", asked)
+    if reason is not None and reason not in REASON_CODES:
+        raise refuse(f"reason {reason!r} is not one of the review reason codes: {'; '.join(REASON_CODES)}")
+    if reason == OTHER_REASON and not (note or "").strip():
+        raise refuse(f"reason {OTHER_REASON!r} needs a note saying what the reason is")
     batch, item, served_ms, now_ms = _ticket_item(gate, reviewer, ticket, refuse)
     batch_id, item_id = batch.batch_id, batch.item_id(reviewer, item.index)
     served = datetime.fromtimestamp(served_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -686,7 +697,8 @@ def decide(session: AuditSession, ticket: str, decision: str, *, note: str | Non
         entry = None if closed is not None or previous is not None else gate.record("blind_review", {
             "outcome": "ok", "reviewer": reviewer, "decision": decision, "note": note,
             "details": {"mode": BLIND_MODE, "batch_id": batch_id, "item": item_id,
-                        "filler_seal": batch.filler_seal(item_id, item.filler)},
+                        "filler_seal": batch.filler_seal(item_id, item.filler),
+                        **({} if reason is None else {"reason_code": reason})},
             **(_note_hint(_clear_item(gate.log, item), note) if note else {}),
         }, started_at=served, latency_ms=float(now_ms - served_ms))
     if closed is not None:
@@ -695,6 +707,25 @@ def decide(session: AuditSession, ticket: str, decision: str, *, note: str | Non
         raise refuse(f"{reviewer} already decided item {item_id} (record {previous and previous.seq}); "
                      "a decision is final")
     return entry
+
+
+def submit_decision(session: AuditSession, ticket: str, decision: str | None, reason: str | None, *,
+                    note: str | None = None) -> AuditEntry:
+    """Submit from the blind review screen: :func:`decide`, refused (and recorded) without a decision or a reason code.
+
+    Raises
+    ------
+    BlindReviewRefused
+        No decision, or no reason, chosen (recorded); else as :func:`decide`.
+    """
+    missing = [what for what, value in (("a decision", decision), ("a reason", reason)) if not value]
+    if missing:
+        asked = {"ticket": ticket, "decision": decision}
+        gate, _ = _reviewer(session, "blind_review", asked)
+        raise _refuser(gate, "blind_review", asked)(
+            f"choose {' and '.join(missing)} before submitting a blind decision (nothing is preselected)")
+    assert decision is not None
+    return decide(session, ticket, decision, note=note, reason=reason)
 
 
 # -- closing a batch -----------------------------------------------------------------------------------

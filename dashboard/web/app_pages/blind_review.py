@@ -6,14 +6,15 @@ import pandas as pd
 import streamlit as st
 
 from audit import (
+    REASON_CODES,
     AuditContext,
     AuditFilter,
     audited_reviewer_rates,
     blind_batches,
-    blind_decide,
     blind_face_image,
     blind_next,
     blind_probe_image,
+    blind_submit,
     open_batch,
     reveal,
 )
@@ -29,8 +30,8 @@ if flash:
 
 if user.can("review"):
     st.caption("One item at a time: a probe and one face. You are not shown the score, the rank, the case or anyone "
-               "else's decision, and some faces are known non-matches. Decide each item on the faces alone; a "
-               "decision is final.")
+               "else's decision, and some faces are known non-matches. Decide each item on the faces alone and say why "
+               "(a reason code, as in the Match log's review); a decision is final.")
     session = runtime().session(AuditContext(), user)
     item = st.session_state.get("blind_item")
     if item is None:
@@ -64,20 +65,20 @@ if user.can("review"):
     with st.form("blind_form"):
         decision = st.radio("Is the face the same person as the probe?", ["confirm", "reject"], index=None,
                             horizontal=True, key="blind_decision")
-        note = st.text_input("Note", key="blind_note")
+        reason = st.selectbox("Reason", REASON_CODES, index=None, placeholder="Choose the reason for your decision",
+                              key="blind_reason")
+        note = st.text_input("Note (required when the reason is 'other')", key="blind_note")
         if st.form_submit_button("Record decision", type="primary"):
-            if decision is None:
-                st.error("Choose confirm or reject.")
+            try:  # no decision or no reason: refused and recorded (blind_submit), the item stays served
+                entry = blind_submit(session, item.ticket, decision, reason, note=note.strip() or None)
+            except ERRORS as err:
+                if decision is not None and reason is not None:  # refused for good (decided, closed): next item
+                    st.session_state.pop("blind_item", None)
+                st.error(f"Decision refused: {err}")
             else:
-                try:
-                    entry = blind_decide(session, item.ticket, decision, note=note.strip() or None)
-                except ERRORS as err:
-                    st.session_state.pop("blind_item", None)
-                    st.error(f"Decision refused: {err}")
-                else:
-                    st.session_state.pop("blind_item", None)
-                    st.session_state["blind_flash"] = f"Decision recorded as audit record #{entry.seq}."
-                    st.rerun()
+                st.session_state.pop("blind_item", None)
+                st.session_state["blind_flash"] = f"Decision recorded as audit record #{entry.seq}."
+                st.rerun()
     st.stop()
 
 if not user.can("audit_reviewers"):

@@ -3,6 +3,7 @@ for review, a looser-than-policy threshold, and the fake scene's evaluation as t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from audit import Runtime
@@ -27,17 +28,19 @@ class ReviewScene:
     photos: dict[str, bytes]
 
 
-def add_review_scene(db: str, engine) -> ReviewScene:
-    """Add gallery ``witnesses`` (two subjects, photos kept) and a search by operator1 naming both, probe kept."""
+def add_review_scene(db: str, engine, photo: Callable[[str, int], bytes] = face_png) -> ReviewScene:
+    """Add gallery ``witnesses`` (two subjects, photos kept) and a search by operator1 naming both, probe kept.
+
+    ``photo(subject, variant)`` makes the generated photos (default: the fake pipeline's :func:`face_png`)."""
     rt = Runtime(db)
     try:
         rt.galleries.create("witnesses", make_config())
-        photos = {"Ann_Example": face_png("Ann_Example", 0), "Bob_Example": face_png("Bob_Example", 0)}
+        photos = {"Ann_Example": photo("Ann_Example", 0), "Bob_Example": photo("Bob_Example", 0)}
         rt.galleries.enroll("witnesses", [EnrollItem(s, engine.embed(p), f"{s}.png", {"sex": "F" if s[0] == "A" else "M"},
                                                      photo=p) for s, p in photos.items()])
         faces = {f["subject_id"]: f["face_id"] for f in rt.galleries.faces("witnesses")}
         evidence = EvidenceStore.beside(db, rt.galleries.keys)
-        probe = face_png("probe_person", 1)
+        probe = photo("probe_person", 1)
         kept = evidence.keep(probe, "probe_image")
         info = rt.galleries.info("witnesses")
         seq = rt.log.append({

@@ -1,17 +1,18 @@
 """A real browser (headless Chromium) on the Blind review page: what the reviewer's screen shows.
 
 reviewer2 signs in on the running dashboard (fake scene, with a blind batch over three searches
-and three fillers), opens Blind review, and decides the first item. The whole text of the page
+and three fillers), opens Blind review, and decides the first item (refused until a reason code is chosen). The whole text of the page
 is read from the browser: no score, rank, candidate, case or earlier verdict is on it.
 """
 
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
-from audit import AuditContext, AuditFilter, Runtime, open_batch
+from audit import REASON_CODES, AuditContext, AuditFilter, Runtime, open_batch
 from core import EnrollItem
 from tests.auth import actor_for
 from tests.conftest import make_config
@@ -64,6 +65,15 @@ def test_the_reviewers_screen_in_a_real_browser(fake_db: str, browser: tuple[str
             assert not driver.js("return document.querySelectorAll('[data-testid=\"stDataFrame\"]').length;")
             driver.click_text('[role="radiogroup"] label', "reject")
             driver.click_text("button", "Record decision")
+            wait_for(driver, "choose a reason before")  # a reason code is required, as on the Match log's review
+            assert "Item 1 of 6" in main_text(driver)
+            box = driver.find('input[role="combobox"][aria-label="Reason"]')
+            driver.cmd("POST", f"/element/{box}/click", {})
+            driver.cmd("POST", f"/element/{box}/value", {"text": REASON_CODES[2]})
+            time.sleep(0.8)  # let the list filter to the option typed
+            driver.cmd("POST", f"/element/{box}/value", {"text": "\ue007"})  # Enter
+            time.sleep(1.0)
+            driver.click_text("button", "Record decision")
             wait_for(driver, "Item 2 of 6")
             assert "Decision recorded as audit record" in main_text(driver)
             assert not exceptions_on_page(driver)
@@ -75,6 +85,7 @@ def test_the_reviewers_screen_in_a_real_browser(fake_db: str, browser: tuple[str
     try:
         (decision,) = rt.log.list(AuditFilter(action="blind_review"))
         assert decision.record.reviewer == "reviewer2" and decision.record.decision == "reject"
+        assert decision.record.details["reason_code"] == REASON_CODES[2]
         assert decision.record.details["auth"]["method"] == "dashboard_session"
     finally:
         rt.close()

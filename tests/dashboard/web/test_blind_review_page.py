@@ -12,7 +12,7 @@ import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from audit import AuditContext, AuditFilter, Runtime, blind_batches, open_batch
+from audit import REASON_CODES, AuditContext, AuditFilter, Runtime, blind_batches, open_batch
 from audit.evidence import EvidenceStore
 from core import EnrollItem
 from tests.auth import actor_for
@@ -72,6 +72,7 @@ def test_the_reviewer_decides_every_item_and_fillers_never_become_matches(batch_
     for n in range(1, 7):
         assert f"Item {n} of 6" in shown(at)
         at.radio(key="blind_decision").set_value("confirm")
+        at.selectbox(key="blind_reason").set_value(REASON_CODES[0])
         at.button[0].click().run()
         assert not at.exception, at.exception
     assert "Nothing to review" in shown(at)
@@ -93,6 +94,7 @@ def test_the_auditor_reveals_and_measures(batch_db: str) -> None:
     at = page_as("reviewer2", "reviewer")
     for _ in range(6):
         at.radio(key="blind_decision").set_value("confirm")
+        at.selectbox(key="blind_reason").set_value(REASON_CODES[0])
         at.button[0].click().run()
     audit = page_as("auditor1", "auditor")
     assert not audit.exception, audit.exception
