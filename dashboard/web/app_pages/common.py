@@ -147,12 +147,18 @@ def evaluations() -> EvaluationStore:
 CHART_TEXT = "#333333"
 
 
-def chart(figure: Any, where: Any = None) -> None:
-    """Draw a plotly figure (in ``where``, a column or container; default the page) without the mode bar."""
+def readable(figure: Any) -> Any:
+    """Return ``figure`` with its axis, title and legend text at AA contrast (:data:`CHART_TEXT`)."""
     figure.update_xaxes(tickfont_color=CHART_TEXT, title_font_color=CHART_TEXT)
     figure.update_yaxes(tickfont_color=CHART_TEXT, title_font_color=CHART_TEXT)
-    figure.update_layout(legend_font_color=CHART_TEXT, legend_title_font_color=CHART_TEXT)
-    (where or st).plotly_chart(figure, config=PLOT_CONFIG)
+    figure.update_layout(legend_font_color=CHART_TEXT, legend_title_font_color=CHART_TEXT,
+                         title_font_color=CHART_TEXT)
+    return figure
+
+
+def chart(figure: Any, where: Any = None) -> None:
+    """Draw a plotly figure (in ``where``, a column or container; default the page) without the mode bar."""
+    (where or st).plotly_chart(readable(figure), config=PLOT_CONFIG)
 
 
 def choose_gallery(key: str) -> tuple[Any, Engine]:

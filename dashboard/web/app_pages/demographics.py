@@ -30,7 +30,7 @@ from audit import (
     rate_finding,
     rate_text,
 )
-from dashboard.web.app_pages.common import chart, evaluations, require
+from dashboard.web.app_pages.common import PLOT_CONFIG, chart, evaluations, readable, require
 from dashboard.web.views import plain
 
 _TRIALS = {"fmr": "impostor_pairs", "fnmr": "genuine_pairs"}
@@ -155,7 +155,7 @@ for where, metric in ((left, "fmr"), (right, "fnmr")):
         continue
     fig, table = rate_chart(shown_cells, metric, f"{words.capitalize()} by group at {threshold_name} (log scale)")
     finding = rate_finding(report, grouping, threshold_name, metric)  # type: ignore[arg-type]
-    where.plotly_chart(fig, config={"displayModeBar": False, "displaylogo": False},
+    where.plotly_chart(readable(fig), config=PLOT_CONFIG,
                        alt=f"{words} by {grouping}: " + "; ".join(f"{g}: {w}" for g, w in
                                                                 zip(table["group"], table[words], strict=True)))
     where.markdown(f"**Finding:** {plain(finding.text)}")

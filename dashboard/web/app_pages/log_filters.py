@@ -70,6 +70,8 @@ def _load(params: Mapping[str, str]) -> None:
             value = ANY if value is None else value
         elif key in _TEXTS:
             value = value or ""
+        elif key == "matchlog_threshold":  # a text box: an empty number input has no value for screen readers
+            value = "" if value is None else f"{value:g}"
         st.session_state[key] = value
     st.session_state.pop(LINKED_KEY, None)
     st.session_state.pop("matchlog_open", None)
@@ -96,6 +98,20 @@ def _text(where: Any, label: str, key: str, **kwargs: Any) -> str | None:
     return value.strip() or None
 
 
+def _number(text: str | None) -> float | None:
+    """Return the threshold typed in (None when empty); stop the page naming what is wrong with it."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 2.0:  # nan fails too
+        st.error(f"Threshold at most: {text[:40]!r} is not a distance from 0 to 2 (for example 0.07).")
+        st.stop()
+    return value
+
+
 def _filters(everything: pd.DataFrame) -> RecordQuery:
     """Return the filter widgets (set from the address by :func:`_load`) as one query; stop on a bad one."""
     def values(column: str) -> list[str]:
@@ -120,9 +136,8 @@ def _filters(everything: pd.DataFrame) -> RecordQuery:
         policy = _choice(c[4], "Threshold policy", "matchlog_policy", ["within", "looser", "beyond_limit"],
                          help="looser: run at a threshold looser than the deployment's policy, with a written "
                               "reason; beyond_limit: refused")
-        threshold = c[5].number_input("Threshold at most", key="matchlog_threshold", min_value=0.0,
-                                      max_value=2.0, step=0.005, format="%.4f",
-                                      help="Only records run at this decision threshold (a distance) or stricter")
+        threshold = _number(_text(c[5], "Threshold at most", "matchlog_threshold", placeholder="e.g. 0.07",
+                                  help="Only records run at this decision threshold (a distance) or stricter"))
         q = _text(c[6], "Text", "matchlog_q", help="Any of: purpose, case, legal basis, operator, reviewer, note, "
                                                    "gallery, action, outcome, candidate subject id")
     try:
@@ -131,7 +146,7 @@ def _filters(everything: pd.DataFrame) -> RecordQuery:
                            review=review,  # type: ignore[arg-type]
                            policy=policy,  # type: ignore[arg-type]
                            since=since, until=until, reviewer=reviewer, subject=subject,
-                           threshold=None if threshold is None else float(threshold), q=q)
+                           threshold=threshold, q=q)
     except BadInput as err:
         st.error(f"These filters cannot be used: {err}.")
         st.stop()

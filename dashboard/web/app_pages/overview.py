@@ -26,7 +26,15 @@ from audit import (
     percent_text,
     rate_text,
 )
-from dashboard.web.app_pages.common import PLOT_CONFIG, chain_status, db_path, evaluations, require, runtime
+from dashboard.web.app_pages.common import (
+    PLOT_CONFIG,
+    chain_status,
+    db_path,
+    evaluations,
+    readable,
+    require,
+    runtime,
+)
 from dashboard.web.views import plain
 
 MATCH_LOG = "app_pages/match_log.py"
@@ -60,7 +68,7 @@ def _bars(frame: pd.DataFrame, y: str, key: str, user: Actor, title: str) -> Non
     alt = "; ".join(f"{r[y]}: {r['searches']} searches, {r['with_candidates']} with a candidate"
                     for _, r in frame.iterrows())
     can_open = user.can("read_log")
-    event = st.plotly_chart(fig, config=PLOT_CONFIG, key=key, on_select="rerun" if can_open else "ignore",
+    event = st.plotly_chart(readable(fig), config=PLOT_CONFIG, key=key, on_select="rerun" if can_open else "ignore",
                             selection_mode="points", alt=f"{title}: {alt}")
     points = getattr(getattr(event, "selection", None), "points", None) or []
     if can_open and points:

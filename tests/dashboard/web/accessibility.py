@@ -30,14 +30,26 @@ def axe_source() -> str:
 #: page shows two tables. axe-core 4.4 files duplicate ids under WCAG 4.1.1 (Parsing), which WCAG 2.2
 #: made obsolete (and axe-core 4.7+ no longer reports under the WCAG tags); any other duplicate id fails.
 GRID_IDS = ("duplicate-id", "duplicate-id-active", "duplicate-id-aria")
+#: The second, node by node: an EMPTY date field's segments (role ``spinbutton``, showing "yyyy", "mm", "dd")
+#: have no ``aria-valuenow``. WAI-ARIA 1.2 made it optional for spinbutton ("SHOULD set ... when the spinbutton
+#: has a value", w3c/aria#797); axe-core 4.4 still checks ARIA 1.1 (dequelabs/axe-core#3505, fixed in later
+#: releases). Only nodes whose one missing attribute is aria-valuenow on a spinbutton are left out.
+EMPTY_SPINBUTTON = "aria-required-attr"
 
 _RUN_AXE = """
 const done = arguments[arguments.length - 1];
 const grid = arguments[1];
 const text = n => (n.target || []).join(' ');
+const emptySpin = n => {
+  const e = document.querySelector((n.target || [])[0]);
+  const missing = [...(n.failureSummary || '').matchAll(/not present: ([^\\n]+)/g)].map(m => m[1].trim());
+  return e !== null && e.getAttribute('role') === 'spinbutton' && missing.length > 0
+    && missing.every(m => m === 'aria-valuenow');
+};
 axe.run(document, {runOnly: {type: 'tag', values: arguments[0]}, resultTypes: ['violations']})
   .then(r => done(r.violations
     .map(v => ({...v, nodes: grid.includes(v.id) ? v.nodes.filter(n => !text(n).includes('glide-cell-')) : v.nodes}))
+    .map(v => ({...v, nodes: v.id === arguments[2] ? v.nodes.filter(n => !emptySpin(n)) : v.nodes}))
     .filter(v => v.nodes.length > 0)
     .map(v => ({id: v.id, impact: v.impact, help: v.help, count: v.nodes.length,
         nodes: v.nodes.slice(0, 5).map(n => text(n) + ' :: ' + (n.failureSummary || '').slice(0, 300))}))))
@@ -141,5 +153,5 @@ def audit_page(driver: WebDriver, source: str) -> PageAudit:
     if not driver.js("return typeof window.axe !== 'undefined';"):
         driver.js(source + "\nreturn true;")
     driver.cmd("POST", "/timeouts", {"script": 120_000})
-    violations = driver.cmd("POST", "/execute/async", {"script": _RUN_AXE, "args": [AXE_TAGS, list(GRID_IDS)]})
+    violations = driver.cmd("POST", "/execute/async", {"script": _RUN_AXE, "args": [AXE_TAGS, list(GRID_IDS), EMPTY_SPINBUTTON]})
     return PageAudit(list(violations or []), dict(driver.js(_CONTRAST)))

@@ -33,7 +33,9 @@ def match_log(name: str = "auditor1", role: str = "auditor", **params: str) -> A
 
 
 def shown(at: AppTest) -> list[int]:
-    return [int(s) for s in at.dataframe[0].value["seq"]]
+    """The records the search table shows (a reviewer's queue, above it, is another table)."""
+    table = next(d.value for d in at.dataframe if "seq" in d.value.columns)  # the first: the record view follows
+    return [int(s) for s in table["seq"]]
 
 
 def messages(at: AppTest) -> str:
@@ -104,8 +106,15 @@ def test_a_bad_link_says_what_is_wrong(app_env: str, params: dict[str, str], sai
 
 def test_a_tiny_threshold_in_a_link_is_shown_not_a_crash(app_env: str) -> None:
     at = match_log(threshold="0.00001")
-    assert not at.exception and at.number_input(key="matchlog_threshold").value == pytest.approx(1e-5)
+    assert not at.exception and float(at.text_input(key="matchlog_threshold").value) == pytest.approx(1e-5)
     assert "No record matches" in messages(at)
+
+
+def test_a_threshold_typed_as_words_is_an_error_naming_it(app_env: str) -> None:
+    at = match_log()
+    at.text_input(key="matchlog_threshold").set_value("loose").run()
+    assert not at.exception
+    assert "Threshold at most: 'loose' is not a distance from 0 to 2" in messages(at)
 
 
 def test_reversed_dates_are_an_error_naming_both(app_env: str) -> None:
