@@ -76,7 +76,9 @@ def test_the_cli_and_the_demo_evaluate_through_the_runner(tmp_path, monkeypatch,
 
     rt = Runtime(str(tmp_path / "demo.duckdb"))
     rt.galleries.create(demo.GALLERY, make_config())
-    UserStore(rt.db, hasher=FAST_HASHER).add("auditor1", "auditor", demo.demo_password("auditor1"))
+    users = UserStore(rt.db, hasher=FAST_HASHER)
+    users.add("auditor1", "auditor", demo.demo_password("auditor1"))
+    users.add("admin1", "admin", demo.demo_password("admin1"))  # designates the 1:N run the pages quote
     actors = demo._DemoActors(rt)  # the demo's evaluations run as auditor1, signed in with its demo password
     scene = demo.SceneReport(data_dir=str(data))
     demo._evaluations(rt, data, scene, None, None, 0, 1, lambda _: None, actors)
