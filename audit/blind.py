@@ -577,6 +577,17 @@ def _clear_item(log: AuditLog, item: BlindPlanItem) -> BlindPlanItem:
     return replace(item, face_id=str(opened[0]), subject_id=str(opened[1]))
 
 
+def _served_item(session: AuditSession, ticket: str, what: str) -> tuple[AuditSession, BlindPlanItem]:
+    """Return the gate and the plan item of a ticket served to the signed-in reviewer, to show ``what`` of it.
+
+    Refusals (not a reviewer, a ticket not theirs or not open) are recorded as for :func:`decide`.
+    """
+    asked = {"ticket": ticket, "what": what}
+    gate, reviewer = _reviewer(session, "blind_review", asked)
+    _, item, _, _ = _ticket_item(gate, reviewer, ticket, _refuser(gate, "blind_review", asked))
+    return gate, item
+
+
 def probe_image(session: AuditSession, galleries: GalleryStore, ticket: str, *,
                 evidence: EvidenceStore | None = None) -> bytes | None:
     """Return the probe photo of the item of ``ticket`` as PNG, or None when no image is kept for it.
@@ -599,10 +610,7 @@ def probe_image(session: AuditSession, galleries: GalleryStore, ticket: str, *,
     BlindReviewRefused
         As :func:`decide` for the ticket (recorded).
     """
-    asked = {"ticket": ticket, "what": "probe image"}
-    gate, reviewer = _reviewer(session, "blind_review", asked)
-    refuse = _refuser(gate, "blind_review", asked)
-    _, item, _, _ = _ticket_item(gate, reviewer, ticket, refuse)
+    gate, item = _served_item(session, ticket, "probe image")
     retained = gate.log.get(item.seq).record.details.get("retained")
     evidence_id = retained.get("probe_image") if isinstance(retained, dict) else None
     if not isinstance(evidence_id, str):
@@ -629,10 +637,7 @@ def face_image(session: AuditSession, galleries: GalleryStore, ticket: str) -> b
     BlindReviewRefused
         As :func:`decide` for the ticket (recorded).
     """
-    asked = {"ticket": ticket, "what": "face image"}
-    gate, reviewer = _reviewer(session, "blind_review", asked)
-    refuse = _refuser(gate, "blind_review", asked)
-    _, sealed, _, _ = _ticket_item(gate, reviewer, ticket, refuse)
+    gate, sealed = _served_item(session, ticket, "face image")
     item = _clear_item(gate.log, sealed)
     try:
         data = galleries.photo(item.gallery, item.face_id)
