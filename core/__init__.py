@@ -32,7 +32,7 @@ from core.errors import (
     VideoTooLong,
 )
 from core.gallery import EnrollItem, GalleryInfo, GalleryStore, LoadedGallery
-from core.image import Image, load_image
+from core.image import Image, load_image, sha256_file
 from core.index import ApproxIndex, ExactIndex, Hit
 from core.manifest import SourceImage, check_subject_id, read_folder, read_manifest
 from core.models import install_models, model_statuses
@@ -122,4 +122,5 @@ __all__ = [
     "open_video",
     "read_folder",
     "read_manifest",
+    "sha256_file",
 ]

@@ -56,6 +56,7 @@ from core import (
     SourceImage,
     install_models,
     read_manifest,
+    sha256_file,
 )
 
 __all__ = [
@@ -216,7 +217,7 @@ def build_scene(
     actors = _DemoActors(runtime)
     _users(runtime, actors, report, echo)
     _gallery(runtime, actors, folder, report, gallery_limit, workers, progress, echo)
-    truth = _searches(runtime, actors, folder, report, probe_limit, workers, progress, echo)
+    truth = _searches(runtime, actors, folder, report, probe_limit, echo)
     _reviews(runtime, actors, truth, report, echo)
     if evaluate:
         _evaluations(runtime, folder, report, gallery_limit, probe_limit, bootstrap, workers, echo, actors)
@@ -302,14 +303,18 @@ def _probes(folder: Path, limit: int | None) -> list[SourceImage]:
 
 def _searches(
     runtime: Runtime, actors: _DemoActors, folder: Path, report: SceneReport, limit: int | None,
-    workers: int | None, progress: bool, echo: Callable[[str], None],
+    echo: Callable[[str], None],
 ) -> dict[str, str]:
     """Run the Congress searches not run yet; return probe sha256 -> member name (for reviews)."""
     probes = _probes(folder, limit)
     engine = runtime.engine_for_gallery(GALLERY)
-    batch = engine.embed_batch([p.path for p in probes], cache=runtime.galleries.cache, workers=workers,
-                               progress=progress)
-    names = {batch.hashes[p.path]: p.metadata.get("name", p.subject_id) for p in probes if p.path in batch.hashes}
+    hashes: dict[str, str] = {}
+    for p in probes:  # the probe's identity in the log; embedding happens once, in its search
+        try:
+            hashes[p.path] = sha256_file(p.path)
+        except OSError:  # unreadable: its search below fails and is recorded with the reason
+            continue
+    names = {hashes[p.path]: p.metadata.get("name", p.subject_id) for p in probes if p.path in hashes}
     done = {
         e.record.probe_sha256[0]
         for e in runtime.log.list(AuditFilter(action="search", gallery=GALLERY))
@@ -317,7 +322,7 @@ def _searches(
     }
     services: dict[tuple[str, str, str], Any] = {}
     for probe, (operator, purpose, case) in zip(probes, operator_plan(len(probes)), strict=True):
-        sha = batch.hashes.get(probe.path)
+        sha = hashes.get(probe.path)
         if sha is not None and sha in done:
             report.searches_skipped += 1
             continue
