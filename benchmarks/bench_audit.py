@@ -35,7 +35,6 @@ import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 from argon2 import PasswordHasher
 
@@ -52,7 +51,7 @@ from audit.trail.notes import sign_checkpoint_note  # noqa: E402
 from audit.trail.records import AuditRecord  # noqa: E402
 from audit.trail.store import FRONTIER_EVERY  # noqa: E402
 from audit.witness import WitnessServer, WitnessState  # noqa: E402
-from benchmarks.synthetic import CONFIG, FACE  # noqa: E402
+from benchmarks.synthetic import CONFIG, FACE, vectors  # noqa: E402
 from core import (  # noqa: E402
     Database,
     Embedding,
@@ -62,11 +61,6 @@ from core import (  # noqa: E402
 )
 from core.results import Candidate, GalleryRef  # noqa: E402
 from core.thresholds import ThresholdStore  # noqa: E402
-
-
-def _units(n: int, seed: int) -> np.ndarray:
-    m = np.random.default_rng(seed).standard_normal((n, 128)).astype(np.float32)
-    return m / np.linalg.norm(m, axis=1, keepdims=True)
 
 
 def record_fields(i: int) -> dict[str, object]:
@@ -87,7 +81,7 @@ def bench_overhead(folder: Path, queries: int) -> dict[str, float]:
     engine, galleries = Engine(CONFIG), GalleryStore(db)
     galleries.create("g", CONFIG)
     galleries.enroll("g", [EnrollItem(f"s{i}", Embedding(v, f"{i:064x}", FACE, 1, CONFIG), f"{i}.jpg")
-                           for i, v in enumerate(_units(1000, 1))])
+                           for i, v in enumerate(vectors(1000, 1))])
     bench = UserStore(db, PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)).add("bench", "operator",
                                                                                           "bench-password")
     actor = CredentialStore(db).issue(bench, "password_session", lifetime=timedelta(hours=1),
@@ -95,7 +89,7 @@ def bench_overhead(folder: Path, queries: int) -> dict[str, float]:
     audited = AuditedEngine(AuditSession(log, AuditContext(purpose="benchmark", case_ref="B-1"), actor), engine,
                             galleries)
     plain, logged = [], []
-    probes = _units(queries + 20, 2)
+    probes = vectors(queries + 20, 2)
     for i in range(queries + 20):
         probe = Embedding(probes[i], f"{i:064x}", FACE, 1, CONFIG)
         t0 = time.perf_counter()
