@@ -83,6 +83,7 @@ from audit.runtime import Runtime
 from audit.session import AuditContext, Audited, AuditSession
 from audit.trail.chain import entry_hash, inclusion_proofs, verify_inclusion
 from audit.trail.convert import gallery_fields
+from audit.trail.excerpt import read_json_object
 from audit.trail.log import AuditLog
 from audit.trail.notes import NoteError, parse_checkpoint, verify_checkpoint
 from audit.trail.records import AuditRecord, canonical_bytes, decode_record
@@ -794,12 +795,7 @@ def verify_receipt(path: str | os.PathLike[str], public_key: str | bytes) -> Rec
         ``public_key`` is not an Ed25519 public key.
     """
     key_text = public_key.decode("ascii", "replace") if isinstance(public_key, bytes) else public_key
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ReceiptError(f"cannot read receipt {str(path)!r}: {err}") from err
-    if not isinstance(doc, dict):
-        raise ReceiptError(f"receipt {str(path)!r} is not a JSON object")
+    doc = read_json_object(path, "receipt", ReceiptError)
     try:
         seq, key_id, size, claims = _check_receipt(doc, key_text)
     except _Fault as fault:

@@ -271,6 +271,17 @@ def _check_record(
     return None
 
 
+def read_json_object(path: str | os.PathLike[str], what: str, error: type[Exception]) -> dict[str, Any]:
+    """Return the JSON object in file ``path`` (an excerpt, a receipt: ``what``), or raise ``error`` naming the fault."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise error(f"cannot read {what} {str(path)!r}: {err}") from err
+    if not isinstance(doc, dict):
+        raise error(f"{what} {str(path)!r} is not a JSON object")
+    return doc
+
+
 def verify_excerpt(
     path: str | os.PathLike[str], public_key: str | bytes, trusted: str | None = None,
     proof: dict[str, Any] | None = None,
@@ -295,12 +306,7 @@ def verify_excerpt(
         If ``public_key`` is not an Ed25519 public key.
     """
     key_text = public_key.decode("ascii", "replace") if isinstance(public_key, bytes) else public_key
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ExcerptError(f"cannot read excerpt {str(path)!r}: {err}") from err
-    if not isinstance(doc, dict):
-        raise ExcerptError(f"excerpt {str(path)!r} is not a JSON object")
+    doc = read_json_object(path, "excerpt", ExcerptError)
     try:
         n, cp, key_id, held = _check_excerpt(doc, key_text, trusted, proof)
     except ChainIntegrityError as err:
