@@ -120,10 +120,11 @@ def _evaluation_blocks(prefix: str, what: str, report: EvaluationReport, counts:
                              f"FMR and FNMR per group at threshold {threshold}; groups with too few pairs or "
                              "people for a reliable rate are in the table only."))
     flagged = [d for d in report.disparity_rows if d["threshold_name"] == threshold and d.get("flag")]
-    blocks.append(Table(f"{prefix}_disparity", "Disparity flags (a group's rate relative to the best group's, "
-                        "outside 0.8-1.25)",
+    blocks.append(Table(f"{prefix}_disparity", "Disparity flags (a group's rate relative to the reference group's, "
+                        "outside 0.8-1.25; the reference is the lowest non-zero rate, since no rate can be "
+                        "divided by a zero one)",
                         (("grouping", "grouping"), ("group", "group"), ("metric", "metric"), ("rate", "rate"),
-                         ("best", "best group"), ("relative", "relative to best"), ("lo", "95% low"),
+                         ("best", "reference group"), ("relative", "relative to reference"), ("lo", "95% low"),
                          ("hi", "95% high")),
                         tuple({"grouping": d["grouping"], "group": d["group_name"], "metric": d["metric"],
                                "rate": _num(d["rate"]), "best": d["best_group_name"],
