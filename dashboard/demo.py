@@ -109,14 +109,13 @@ def resolve_data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     ManifestError
         No folder with ``lfw_small/labels.csv`` and ``congress_small/labels.csv`` was found.
     """
-    candidates: list[tuple[str, Path]] = []
+    configured = Settings.from_env().data_dir
     if explicit:
-        candidates.append(("--data", Path(explicit).expanduser()))
-    elif Settings.from_env().data_dir is not None:
-        candidates.append(("$FACETRAIL_DATA", Settings.from_env().data_dir))
+        where, folder = "--data", Path(explicit).expanduser()
+    elif configured is not None:
+        where, folder = "$FACETRAIL_DATA", configured
     else:
-        candidates.append(("default", (_REPO_ROOT.parent / "shared" / "datasets").resolve()))
-    where, folder = candidates[0]
+        where, folder = "default", (_REPO_ROOT.parent / "shared" / "datasets").resolve()
     missing = [n for n in ("lfw_small", "congress_small") if not (folder / n / "labels.csv").is_file()]
     if missing:
         raise ManifestError(

@@ -160,28 +160,24 @@ def _distance_or_default(text: str) -> float | None:
 def _models(args: argparse.Namespace) -> int:
     rt = runtime(args)
     rows = []
+    lines = []
     for status in model_statuses():
         row = status.to_dict()
+        summary = f"unavailable: {status.reason}"
         if status.available:
             config = rt.config(status.model, status.detector, status.alignment)
             row["threshold"] = config.threshold
             row["threshold_source"] = config.threshold_source.to_dict()
             row["embedding_key"] = config.embedding_key
+            summary = f"available  threshold {config.threshold:.4f} ({config.threshold_source.kind})"
         row["default"] = (status.model, status.detector, status.alignment) == (
             "Dlib",
             DEFAULT_DETECTOR,
             DEFAULT_ALIGNMENT,
         )
         rows.append(row)
-    lines = [
-        f"{'*' if r['default'] else ' '} {r['model']:8} {r['detector']:7} {r['alignment']:9} "
-        + (
-            f"available  threshold {r['threshold']:.4f} ({r['threshold_source']['kind']})"
-            if r["available"]
-            else f"unavailable: {r['reason']}"
-        )
-        for r in rows
-    ]
+        lines.append(f"{'*' if row['default'] else ' '} {status.model:8} {status.detector:7} {status.alignment:9} "
+                     + summary)
     emit(args, rows, "\n".join(lines))
     return EXIT_OK
 
