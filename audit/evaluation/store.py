@@ -66,6 +66,21 @@ class StoredEvaluation:
 
 _JSON_COLUMNS = {"group", "other_group"}
 
+# a group's error counts and rates with their intervals, at one threshold (by group and LFW's pairs by group)
+_GROUP_RATES: tuple[tuple[str, str], ...] = (
+    ("similarity_threshold", "DOUBLE"),
+    ("genuine_pairs", "BIGINT"),
+    ("false_non_matches", "BIGINT"),
+    ("fnmr", "DOUBLE"),
+    ("fnmr_lo", "DOUBLE"),
+    ("fnmr_hi", "DOUBLE"),
+    ("impostor_pairs", "BIGINT"),
+    ("false_matches", "BIGINT"),
+    ("fmr", "DOUBLE"),
+    ("fmr_lo", "DOUBLE"),
+    ("fmr_hi", "DOUBLE"),
+)
+
 # table -> (column, SQL type) in row order; the row dicts of EvaluationReport use the same keys
 _TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "eval_rates": (
@@ -79,17 +94,7 @@ _TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("threshold_source", "VARCHAR"),
         ("target_fmr", "DOUBLE"),
         ("threshold", "DOUBLE"),
-        ("similarity_threshold", "DOUBLE"),
-        ("genuine_pairs", "BIGINT"),
-        ("false_non_matches", "BIGINT"),
-        ("fnmr", "DOUBLE"),
-        ("fnmr_lo", "DOUBLE"),
-        ("fnmr_hi", "DOUBLE"),
-        ("impostor_pairs", "BIGINT"),
-        ("false_matches", "BIGINT"),
-        ("fmr", "DOUBLE"),
-        ("fmr_lo", "DOUBLE"),
-        ("fmr_hi", "DOUBLE"),
+        *_GROUP_RATES,
         ("subjects", "BIGINT"),
         ("images", "BIGINT"),
         ("low_count", "BOOLEAN"),
@@ -199,17 +204,7 @@ _TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("group", "JSON"),
         ("group_name", "VARCHAR"),
         ("threshold", "DOUBLE"),
-        ("similarity_threshold", "DOUBLE"),
-        ("genuine_pairs", "BIGINT"),
-        ("false_non_matches", "BIGINT"),
-        ("fnmr", "DOUBLE"),
-        ("fnmr_lo", "DOUBLE"),
-        ("fnmr_hi", "DOUBLE"),
-        ("impostor_pairs", "BIGINT"),
-        ("false_matches", "BIGINT"),
-        ("fmr", "DOUBLE"),
-        ("fmr_lo", "DOUBLE"),
-        ("fmr_hi", "DOUBLE"),
+        *_GROUP_RATES,
         ("interval", "VARCHAR"),
     ),
 }
