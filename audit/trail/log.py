@@ -372,13 +372,14 @@ class AuditLog:
         """
         if "seq" in fields:
             raise ValueError("the log assigns seq; do not pass it to append()")
-        data = seal_fields(fields, self.field_keys)
+        sealed: dict[str, str] = {}
+        data = seal_fields(fields, self.field_keys, sealed)
         now = utc_now_iso()
         data.setdefault("started_at", now)
         data.setdefault("ended_at", now)
         entry = self._append(data)
-        if b"sealed." in entry.canonical:
-            record, erased = self.field_keys.open(entry.record, self._erasures_now, entry.canonical)
+        if b"sealed." in entry.canonical:  # opened with the clear values the caller gave (no key read for them)
+            record, erased = self.field_keys.open(entry.record, self._erasures_now, entry.canonical, sealed)
             entry = AuditEntry(entry.seq, entry.prev_hash, entry.entry_hash, entry.canonical, record, erased)
         for hook in self.after_append:
             hook(self, entry.seq)
