@@ -36,6 +36,12 @@ and why is in the signed trail, and no table beside the log can say otherwise. V
 With no record, the built-in policy applies: ``loosest`` the default threshold, the hard
 limit 1.25 times it.
 
+A policy set by another process governs the next search there. :func:`current_policy`
+reads the log rows appended since its last read; the audited search (``reuse``) skips
+even that while this process has held the database file without a break since the last
+read and appended no policy record itself: no other process can open the file meanwhile
+(:meth:`core.storage.connection.Database.lease_generation`), so none can have added one.
+
 The same record designates the evaluation (``evaluation``: a stored run id) whose error
 rates the pages quote as the chance of a false candidate, on Search and on Verify alike:
 operators do not pick the evaluation, so the chance they are shown cannot be shopped for.
