@@ -216,7 +216,10 @@ class Database:
         """
         if self.in_memory:
             return 0
-        with self.connect():
+        with self._mutex:
+            if self._tx is None:  # (a transaction holds the connection already)
+                self._lease()
+                self._last_used = time.monotonic()
             return self._generation
 
     @property
