@@ -365,8 +365,16 @@ class AuditedEngine:
         Nothing is recorded: interfaces call this to show the operator the warning (and ask
         for a reason) before the search, which checks again and records the same text.
         """
+        return self._threshold_check(gallery_name, threshold, reuse=False)
+
+    def _threshold_check(self, gallery_name: str, threshold: float | None, *, reuse: bool) -> ThresholdCheck:
+        """:meth:`threshold_check`; ``reuse``: the policy records as last read while none can have been added.
+
+        The search reuses them (:func:`audit.policy.current_policy` ``reuse``): no other process
+        can write the file while this one holds it, and this process's own policy records are counted.
+        """
         config = self.engine.config
-        policy = self.threshold_policy(gallery_name)
+        policy = current_policy(self.log, gallery_name, reuse=True) if reuse else self.threshold_policy(gallery_name)
         check = check_threshold_policy(policy, threshold, config.threshold, config.threshold_source.description)
         if check.status == "within" or threshold is None:
             return check  # no warning to show: the expected FPIR is not needed (the record states it anyway)
@@ -422,7 +430,7 @@ class AuditedEngine:
     def _policy(self, action: str, gallery_name: str, threshold: float | None, reason: str | None
                 ) -> ThresholdCheck:
         """Return the search's policy check, or refuse (and record, with the warning) a search the policy forbids."""
-        return self._require(self.threshold_check(gallery_name, threshold), action, reason,
+        return self._require(self._threshold_check(gallery_name, threshold, reuse=True), action, reason,
                              {"gallery_name": gallery_name})
 
     def _require(self, check: ThresholdCheck, action: str, reason: str | None,

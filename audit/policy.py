@@ -36,6 +36,12 @@ and why is in the signed trail, and no table beside the log can say otherwise. V
 With no record, the built-in policy applies: ``loosest`` the default threshold, the hard
 limit 1.25 times it.
 
+A policy set by another process governs the next search there. :func:`current_policy`
+reads the log rows appended since its last read; the audited search (``reuse``) skips
+even that while this process has held the database file without a break since the last
+read and appended no policy record itself: no other process can open the file meanwhile
+(:meth:`core.storage.connection.Database.lease_generation`), so none can have added one.
+
 The same record designates the evaluation (``evaluation``: a stored run id) whose error
 rates the pages quote as the chance of a false candidate, on Search and on Verify alike:
 operators do not pick the evaluation, so the chance they are shown cannot be shopped for.
@@ -56,7 +62,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from audit.errors import AuditError, ChainIntegrityError
-from audit.trail.log import AuditLog
+from audit.trail.log import APPENDS, AuditLog
 from audit.trail.records import decode_record
 
 __all__ = [
@@ -198,21 +204,33 @@ class _PolicyRecords:
         self.seq = 0
         self.tail_hash = b""
         self.policies: list[ThresholdPolicy] = []  # in seq order, every scope
+        # (lease generation, this process's policy appends) when last read: unchanged, nobody can have added one
+        self.stamp: tuple[int, int] | None = None
 
 
 _READ: weakref.WeakKeyDictionary[AuditLog, _PolicyRecords] = weakref.WeakKeyDictionary()
 
 
-def _policy_records(log: AuditLog) -> list[ThresholdPolicy]:
+def _policy_records(log: AuditLog, reuse: bool = False) -> list[ThresholdPolicy]:
     """Return every ``ok`` policy record of ``log``, reading only the rows appended since the last call.
 
     Each call reads the log from the last row it saw (that row included): a record
     appended by another process or another :class:`AuditLog` on the same file is seen by
     the next search. If that row is gone or changed (the file restored or rewritten),
     everything is read again.
+
+    With ``reuse`` (the audited search), nothing is read while this process has held the
+    file all along since the last read and appended no policy record
+    (:meth:`~core.storage.connection.Database.lease_generation`, :data:`audit.trail.log.APPENDS`):
+    no other process can open the file meanwhile, so none can have added one. A record
+    written in this process by other means than an :class:`AuditLog` (raw SQL) is not seen then.
     """
     state = _READ.setdefault(log, _PolicyRecords())
-    with state.lock:
+    with state.lock, log.db.connect():  # the lease held from the stamp to the end of the read
+        stamp = (log.db.lease_generation(), APPENDS.of(POLICY_ACTION))
+        if reuse and state.stamp == stamp:
+            return list(state.policies)
+        state.stamp = None
         rows = log.store.tail_of_action(state.seq, POLICY_ACTION)
         if state.seq:
             if rows and rows[0][0] == state.seq and rows[0][1] == state.tail_hash:
@@ -235,13 +253,17 @@ def _policy_records(log: AuditLog) -> list[ThresholdPolicy]:
                                                           d.get("gallery_name"), r.seq, r.operator, d.get("reason"),
                                                           d.get("evaluation")))
             state.seq, state.tail_hash = seq, entry_hash
+        state.stamp = None if log.db.in_transaction else stamp  # an uncommitted record could be rolled back
         return list(state.policies)
 
 
-def current_policy(log: AuditLog, gallery_name: str | None) -> ThresholdPolicy:
-    """Return the policy in force for ``gallery_name``: its latest policy record, else the latest for every gallery."""
+def current_policy(log: AuditLog, gallery_name: str | None, *, reuse: bool = False) -> ThresholdPolicy:
+    """Return the policy in force for ``gallery_name``: its latest policy record, else the latest for every gallery.
+
+    ``reuse``: keep the records read while no process can have added one (:func:`_policy_records`).
+    """
     found: dict[str | None, ThresholdPolicy] = {}
-    for p in _policy_records(log):
+    for p in _policy_records(log, reuse):
         if p.gallery_name in (None, gallery_name):
             found[p.gallery_name] = p
     return found.get(gallery_name) or found.get(None) or ThresholdPolicy()

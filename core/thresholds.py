@@ -33,6 +33,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import threading
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -168,11 +169,32 @@ _SEARCH_COLUMNS = ("id, embedding_key, threshold, target_fpir, gallery, gallery_
 
 
 class _CalibrationCache:
-    """1:N calibration lookups of one database, valid while the table's ``(count, max id)`` is ``version``."""
+    """1:N calibration lookups of one database, valid while the table's ``(count, max id)`` is ``version``.
+
+    ``stamp`` is ``(lease generation, this process's saves)`` when ``version`` was read: while
+    both are unchanged, no process can have added a calibration since (see
+    :meth:`core.storage.connection.Database.lease_generation`), and the version is not read again.
+    """
 
     def __init__(self) -> None:
         self.version: tuple[int, int] | None = None
+        self.stamp: tuple[int, int] | None = None
         self.found: dict[tuple[str, int, str], tuple[SearchCalibration | None, SearchCalibration | None]] = {}
+
+
+class _Saves:
+    """How many 1:N calibrations this process saved (any :class:`Database`, any file), counted after each commit."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.count = 0
+
+    def bump(self) -> None:
+        with self.lock:
+            self.count += 1
+
+
+_SAVES = _Saves()
 
 
 _CALIBRATIONS: weakref.WeakKeyDictionary[Database, _CalibrationCache] = weakref.WeakKeyDictionary()
@@ -241,6 +263,7 @@ class ThresholdStore:
                  float(threshold), len(nonmated_distances), sorted(float(d) for d in nonmated_distances),
                  json.dumps({"threshold_source": source.to_dict(), **dict(details or {})}, sort_keys=True)],
             )
+        _SAVES.bump()  # after the commit: readers of this process drop what they kept
         return int(next_id)
 
     def _search_calibrations(
@@ -249,19 +272,26 @@ class ThresholdStore:
         """Return this gallery's (else its size's) newest 1:N calibration and the nearest size's, each or ``None``.
 
         Both come from one query, kept per database for as long as the calibrations table
-        is unchanged: each call reads its row count and largest id first (the table is only
+        is unchanged: a call reads its row count and largest id first (the table is only
         ever appended to, with ids counting up), so a calibration saved by another process
-        or another :class:`Database` on the file is seen by the next search. Nothing read
-        inside a transaction is kept.
+        or another :class:`Database` on the file is seen by the next search. That version is
+        not read again while this process held the file all along and saved no calibration
+        since (:class:`_CalibrationCache` ``stamp``): no one else can have written one. Nothing
+        read inside a transaction is kept.
         """
         size, fp = int(gallery_size), gallery_fingerprint or ""
+        key = (config.embedding_key, size, fp)
+        cache = _CALIBRATIONS.setdefault(self.db, _CalibrationCache())
         with self.db.connect() as con:
+            # the lease held for this block, and this process's saves, before the read: a save after it changes it
+            stamp = (self.db.lease_generation(), _SAVES.count)
+            if cache.stamp == stamp and key in cache.found:
+                return cache.found[key]
             row = con.execute("SELECT count(*), coalesce(max(id), 0) FROM search_calibrations").fetchone()
             version = (int(row[0]), int(row[1])) if row else (0, 0)
-            cache = _CALIBRATIONS.setdefault(self.db, _CalibrationCache())
             if cache.version != version:
                 cache.version, cache.found = version, {}
-            key = (config.embedding_key, size, fp)
+            cache.stamp = None if self.db.in_transaction else stamp
             if key in cache.found:
                 return cache.found[key]
             rows = con.execute(

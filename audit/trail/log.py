@@ -155,6 +155,32 @@ def _entry(row: StoreRow) -> AuditEntry:
     return AuditEntry(row.seq, row.prev_hash, row.entry_hash, row.canonical, record)
 
 
+class _Appends:
+    """How many records of each action this process appended (any :class:`AuditLog`, any file).
+
+    Counted at each insert, under the database's lock, so a reader of another thread that
+    takes the lock after the append sees the record and the new count together. With
+    :meth:`~core.storage.connection.Database.lease_generation` it tells a reader that keeps
+    what it read (the threshold policy: :mod:`audit.policy`) when to read again.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def bump(self, action: str) -> None:
+        with self._lock:
+            self._counts[action] = self._counts.get(action, 0) + 1
+
+    def of(self, action: str) -> int:
+        """Return how many records of ``action`` this process has appended so far."""
+        return self._counts.get(action, 0)
+
+
+#: The appends of this process, by action (see :class:`_Appends`).
+APPENDS = _Appends()
+
+
 @dataclass
 class _Head:
     """What the next append builds on: the last record, the Merkle frontier after it, its note."""
@@ -346,13 +372,14 @@ class AuditLog:
         """
         if "seq" in fields:
             raise ValueError("the log assigns seq; do not pass it to append()")
-        data = seal_fields(fields, self.field_keys)
+        sealed: dict[str, str] = {}
+        data = seal_fields(fields, self.field_keys, sealed)
         now = utc_now_iso()
         data.setdefault("started_at", now)
         data.setdefault("ended_at", now)
         entry = self._append(data)
-        if b"sealed." in entry.canonical:
-            record, erased = self.field_keys.open(entry.record, self._erasures_now, entry.canonical)
+        if b"sealed." in entry.canonical:  # opened with the clear values the caller gave (no key read for them)
+            record, erased = self.field_keys.open(entry.record, self._erasures_now, entry.canonical, sealed)
             entry = AuditEntry(entry.seq, entry.prev_hash, entry.entry_hash, entry.canonical, record, erased)
         for hook in self.after_append:
             hook(self, entry.seq)
@@ -379,6 +406,7 @@ class AuditLog:
                         frontier.append_hash(h)
                         note = _sign_note(origin, seq, frontier.root(), key, extra)
                         w.insert(seq, prev, h, blob, note, frontier.to_bytes() if seq % FRONTIER_EVERY == 0 else None)
+                        APPENDS.bump(record.action)
                 except SeqTaken:
                     # another process appended since we cached the head: re-read it
                     self._state = None

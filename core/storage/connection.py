@@ -12,6 +12,12 @@ seconds does the caller see :class:`DatabaseBusy`, an error that names the file.
 
 ``":memory:"`` databases (tests, throw-away runs) keep one connection for the
 life of the :class:`Database`, shared by threads through cursors under a lock.
+
+Because no other process can open the file while this one holds it, what this
+process read stays what the file holds until the connection is given up, except for
+its own writes. :meth:`Database.lease_generation` numbers the leases (it changes
+whenever the connection was opened again), so a reader can keep what it read for as
+long as the number is unchanged and it has seen this process's own writes.
 """
 
 from __future__ import annotations
@@ -96,6 +102,7 @@ class Database:
         self.schema_version: int | None = None
         self._tx: duckdb.DuckDBPyConnection | None = None
         self._tx_owner = 0
+        self._generation = 0
         if self.in_memory:
             self._shared = duckdb.connect(":memory:")
         else:
@@ -132,6 +139,7 @@ class Database:
             time.sleep(0.05)  # a waiting process polls at most every 50 ms: let it in
         if self._shared is None:
             self._shared = self._open(read_only=False)
+            self._generation += 1
             self._opened_at = time.monotonic()
             if self._reaper is None or not self._reaper.is_alive():
                 self._stop.clear()
@@ -197,6 +205,22 @@ class Database:
                 con.close()
                 self._depth -= 1
                 self._last_used = time.monotonic()
+
+    def lease_generation(self) -> int:
+        """Return the number of the connection held now (opening it if needed); it changes at every reopening.
+
+        While the number is unchanged since a read, this process held the file all along, so
+        no other process can have written it in between (DuckDB lets no other process open a
+        file one holds): only this process's own writes can have changed it. An in-memory
+        database is never reopened (0).
+        """
+        if self.in_memory:
+            return 0
+        with self._mutex:
+            if self._tx is None:  # (a transaction holds the connection already)
+                self._lease()
+                self._last_used = time.monotonic()
+            return self._generation
 
     @property
     def in_transaction(self) -> bool:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +27,7 @@ from audit.trail.store import AuditFilter
 from core import Database, EnrollItem, GalleryStore
 from core.gallery import face_id_for
 from core.keystore import KeyStore
-from tests.auth import actor_for
+from tests.auth import actor_for, token_for
 from tests.fakes import face_png
 
 CTX = AuditContext(purpose="sealed fields test", case_ref="DSAR-7", legal_basis="GDPR art. 17")
@@ -170,7 +173,7 @@ def test_records_written_before_sealing_read_and_verify_as_before(tmp_path: Path
     old = {"action": "search", "outcome": "ok", "operator": "olga", "purpose": "p",
            "gallery": {"name": "g", "fingerprint": "f", "size": 1},
            "candidates": [{"subject_id": "bob", "face_id": "fb", "distance": "0.1", "similarity": "0.9", "rank": 1}]}
-    monkeypatch.setattr(trail_log, "seal_fields", lambda fields, keys: dict(fields))  # the code before sealing
+    monkeypatch.setattr(trail_log, "seal_fields", lambda fields, keys, tokens=None: dict(fields))  # the code before sealing
     first = log.append(old)
     monkeypatch.undo()
     second = log.append(old)
@@ -339,7 +342,7 @@ def test_a_retention_run_names_the_key_it_seals_a_subject_from_before_sealing_un
     rt = Runtime(str(tmp_path / "ft.duckdb"))
     admin = AuditedEngine(AuditSession(rt.log, CTX, actor_for(rt.db, "root", "admin")), fake_engine, rt.galleries)
     monkeypatch.setattr(trail_log, "seal_fields",  # the code before sealing (which had no hint either)
-                        lambda fields, keys: {k: v for k, v in fields.items() if k != "sealed_subjects"})
+                        lambda fields, keys, tokens=None: {k: v for k, v in fields.items() if k != "sealed_subjects"})
     admin.create_gallery("old", fake_engine.config)
     admin.enroll("old", [EnrollItem(SUBJECTS[1], fake_engine.embed(face_png(SUBJECTS[1])), "a.png")])
     monkeypatch.undo()
@@ -353,3 +356,64 @@ def test_a_retention_run_names_the_key_it_seals_a_subject_from_before_sealing_un
     assert [e.erasure.seq for e in ran.erased if e.erasure] == [done["audit_seq"]]
     assert rt.log.verify().ok
     rt.db.close()
+
+
+def test_the_entry_an_append_returns_reads_as_the_stored_record_opened_under_its_keys(world) -> None:
+    _, db, log, galleries, _, _, searches = world
+    for done in searches.values():
+        stored = log.get(done.seq)
+        assert done.entry.record == stored.record and done.entry.canonical == stored.canonical
+        assert done.entry.record.candidates[0].subject_id in SUBJECTS
+    # a value its writer sealed itself (not by seal_fields) is opened under its key, as before
+    [(_, token)] = log.field_keys.seal_owned([("s", SUBJECTS[0], "g", SUBJECTS[0])]).items()
+    entry = log.append({"action": "blind_batch", "outcome": "ok", "operator": "olga", "details": {"plan": token,
+                                                                                           "subject_id": SUBJECTS[1]}})
+    assert entry.record.details == {"plan": SUBJECTS[0], "subject_id": SUBJECTS[1]}
+    assert log.get(entry.seq).record == entry.record
+
+
+_ERASER = """
+import sys
+from audit import AuditContext, AuditedEngine, AuditLog, AuditSession
+from audit.accounts import CredentialStore
+from core import Database, Engine, GalleryStore
+from tests.conftest import make_config
+from tests.fakes import FakePipeline
+
+db_path, key_path, token, subject = sys.argv[1:5]
+db = Database(db_path)
+engine = Engine(make_config(threshold=0.3))
+engine._pipeline = FakePipeline()
+session = AuditSession(AuditLog(db, key_path=key_path), AuditContext(purpose="data subject request DSAR-7",
+                                                                      case_ref="DSAR-7"), CredentialStore(db).resolve(token))
+print(AuditedEngine(session, engine, GalleryStore(db)).delete_subject("g", subject).seq)
+db.close()
+"""
+
+
+@pytest.mark.slow
+def test_a_subject_erased_by_another_process_is_never_shown_or_sealed_again_here(world, fake_engine) -> None:
+    """This process searched the subject (its field key read and used); another process erases the subject."""
+    tmp_path, db, log, galleries, _, items, searches = world
+    victim = SUBJECTS[1]
+    operator = AuditedEngine(AuditSession(log, CTX, actor_for(db, "olga", "operator")), fake_engine, galleries)
+    seen = operator.search("g", face_png(victim, 4), top_k=1)  # the victim's key is in this process's memory now
+    assert log.get(seen.seq).record.candidates[0].subject_id == victim
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    token = token_for(tmp_path / "ft.duckdb", "root", "admin")
+    done = subprocess.run([sys.executable, "-c", _ERASER, str(tmp_path / "ft.duckdb"), str(log.key_path), token,
+                           victim], cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    erasure_seq = int(done.stdout)
+    # every earlier record of the victim reads "erased" here, naming the other process's erasure
+    for seq in (searches[victim].seq, seen.seq):
+        entry = log.get(seq)
+        assert entry.record.candidates[0].subject_id == ERASED
+        assert {e.erasure.seq for e in entry.erased if e.erasure is not None} == {erasure_seq}
+    # a search for the victim now finds nobody of that id, and no key was made for the victim again
+    after = operator.search("g", face_png(victim, 4), top_k=4)
+    assert victim not in {c.subject_id for c in after.result.candidates}
+    assert victim not in log.get(after.seq).canonical.decode()
+    assert log.field_keys.erasure_ids("g", [victim]) == []
+    assert log.verify().ok
