@@ -23,6 +23,7 @@ from audit.trail.sealed import ERASED
 from audit.trail.store import AuditFilter
 from core import Database, EnrollItem, GalleryStore
 from core.gallery import face_id_for
+from core.keystore import KeyStore
 from core.storage.schema import MIGRATIONS, SCHEMA_VERSION
 from tests.auth import actor_for
 from tests.conftest import make_config
@@ -202,3 +203,19 @@ def test_face_ids_a_record_does_not_tie_to_a_subject_are_erased_with_the_subject
     noted = [r for r in after.values() if r.action == "evidence"]
     assert noted[0].details["face_id"] == ERASED
     assert log.verify().ok
+
+
+def test_a_key_destroyed_without_the_dict_of_keys_is_gone_from_the_file_and_the_rest_still_open(tmp_path: Path) -> None:
+    path = tmp_path / "keys"
+    made = KeyStore(path).create(1000)
+    ids = sorted(made)
+    store = KeyStore(path)
+    assert store.lookup(ids[:3]) == [made[i] for i in ids[:3]]  # a load's lookup: the entries as read, no dict
+    assert store.destroy([ids[0], ids[500], "ff" * 16]) == 2
+    data = path.read_bytes()
+    assert made[ids[0]] not in data and made[ids[500]] not in data and made[ids[1]] in data
+    assert store.lookup([ids[0], ids[1], ids[500], ids[999]]) == [None, made[ids[1]], None, made[ids[999]]]
+    left = [i for i in ids if i not in (ids[0], ids[500])]
+    assert KeyStore(path).lookup(left) == [made[i] for i in left] and store.lookup(left) == [made[i] for i in left]
+    assert store.destroy(left) == len(left) and store.key_ids() == KeyStore(path).key_ids() == frozenset()
+    assert store.lookup(ids[:2]) == [None, None]
