@@ -454,9 +454,8 @@ class GalleryStore:
         with self._lock:
             with self.db.connect() as con:
                 due = con.execute("SELECT 1 FROM database_marks WHERE name = 'rewrite_due'").fetchall()
-            if due:
-                self.db.rewrite(drop_mark="rewrite_due")
-            self._rewrite_checked = True
+            # not rewritten while another Database of the process holds the file: the mark stays, asked again
+            self._rewrite_checked = not due or self.db.rewrite(drop_mark="rewrite_due")
 
     def _plaintexts(self, rows: Sequence[tuple[Any, ...]]) -> builtins.list[bytes]:
         """Decrypt ``(gallery, face_id, key_id, sealed)`` rows.
