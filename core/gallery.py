@@ -563,17 +563,16 @@ class GalleryStore:
             with self.db.connect(transaction=True) as con:
                 key, count, set_hash = self._state(con, name)
                 rows = con.execute(
-                    "SELECT face_id, image_ref, key_id, gallery, sealed FROM gallery_faces "
-                    f"WHERE gallery = ? AND list_contains(?, {column})",
-                    [name, values],
+                    f"SELECT face_id, image_ref, key_id, gallery, sealed FROM gallery_faces WHERE gallery = ? "
+                    f"AND {column} IN {_marks(values)}", [name, *values],
                 ).fetchall()
                 if not rows:
                     what = "subject" if column == "subject_ref" else "face"
                     raise NotFound(f"gallery {name!r} has no {what} {shown!r}")
                 self._pending_keys.update(str(r[2]) for r in rows)
                 face_ids = [r[0] for r in rows]
-                con.execute(f"DELETE FROM gallery_faces WHERE gallery = ? AND list_contains(?, {column})",
-                            [name, values])
+                con.execute(f"DELETE FROM gallery_faces WHERE gallery = ? AND {column} IN {_marks(values)}",
+                            [name, *values])
                 for face_id in face_ids:
                     set_hash = (set_hash - _id_hash(face_id)) % _MOD
                 count -= len(face_ids)
@@ -644,9 +643,7 @@ class GalleryStore:
             if self._pending_keys and not self.db.in_transaction:
                 pending = sorted(self._pending_keys)
                 with self.db.connect() as con:
-                    used = {str(r[0]) for r in con.execute(
-                        "SELECT DISTINCT key_id FROM gallery_faces WHERE list_contains(?, key_id)", [pending]
-                    ).fetchall()}
+                    used = set(_matching_anywhere(con, "key_id", pending))
                 doomed += [k for k in pending if k not in used]
                 self._pending_keys.clear()
             if doomed:
@@ -854,10 +851,31 @@ def _photo_aad(gallery: str, face_id: str) -> bytes:
 
 def _unused_images(con: Any, refs: list[str]) -> list[str]:
     """Return the image references (``image_ref``) among ``refs`` that no gallery holds any more."""
-    still_used = {
-        r[0]
-        for r in con.execute(
-            "SELECT DISTINCT image_ref FROM gallery_faces WHERE list_contains(?, image_ref)", [refs]
-        ).fetchall()
-    }
+    still_used = set(_matching_anywhere(con, "image_ref", refs))
     return [h for h in refs if h not in still_used]
+
+
+def _marks(values: Sequence[Any]) -> str:
+    """Return the placeholders of an ``IN`` list of ``values`` (at least one)."""
+    return "(" + ", ".join("?" * len(values)) + ")"
+
+
+def _matching_anywhere(con: Any, column: str, values: list[str]) -> list[str]:
+    """Return the distinct values among ``values`` that some row of any gallery holds in ``column``.
+
+    An ``IN`` list for a few values (an erasure's), a join for many (a gallery's drop), never
+    ``list_contains`` (which costs the list's length per row).
+    """
+    if not values:
+        return []
+    if len(values) <= 64:
+        rows = con.execute(f"SELECT DISTINCT {column} FROM gallery_faces WHERE {column} IN {_marks(values)}",
+                           values).fetchall()
+        return [str(r[0]) for r in rows]
+    con.register("wanted_values", pa.table({"v": values}))
+    try:
+        rows = con.execute(f"SELECT DISTINCT f.{column} FROM gallery_faces f JOIN wanted_values w ON w.v = f.{column}"
+                           ).fetchall()
+    finally:
+        con.unregister("wanted_values")
+    return [str(r[0]) for r in rows]

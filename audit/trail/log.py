@@ -204,6 +204,7 @@ class AuditLog:
         # Head cache: an insert at a stale head hits the seq primary key (SeqTaken) and is retried.
         self._state: _Head | None = None
         self._field_keys: FieldKeys | None = None
+        self._galleries: GalleryStore | None = None  # to find a face's subject when sealing (_face_subjects)
         self._erasures: tuple[int, dict[str, Erasure]] | None = None
         self.after_append: list[Any] = []
         """Callables ``f(log, seq)`` run after each committed append (the witness pusher)."""
@@ -266,7 +267,9 @@ class AuditLog:
 
     def _face_subjects(self, gallery: str, face_ids: builtins.list[str]) -> dict[str, str]:
         """Return the subjects of a gallery's faces, to seal face ids under their subject's key (:mod:`audit.trail.sealed`)."""
-        return GalleryStore(self.db, self.field_keys.keys).face_subjects(gallery, face_ids)
+        if self._galleries is None or self._galleries.keys is not self.field_keys.keys:
+            self._galleries = GalleryStore(self.db, self.field_keys.keys)
+        return self._galleries.face_subjects(gallery, face_ids)
 
     def field_keys_due(self, before: str) -> builtins.list[str]:
         """Return the field keys (random ids) still in the key store whose newest record started before ``before``.

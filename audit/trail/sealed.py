@@ -614,8 +614,9 @@ def seal_fields(fields: Mapping[str, Any], keys: FieldKeys) -> dict[str, Any]:
         _look_up_faces(data, details, sealing, keys)
     owners = (set(sealing.subjects.values()) | set(sealing.faces.values()) | set(sealing.images.values())
               | set(listed))
-    if has_faces:
-        owners.add((sealing.gallery, ""))
+    if has_faces and len(set(sealing.subjects.values())) != 1 and any(
+            f not in sealing.faces for f in _face_values(data, details)):
+        owners.add((sealing.gallery, ""))  # a face nothing ties to a subject (see owner_of_face)
     try:
         sealing.keys = keys.keys_for(owners, create=True)
     except KeyStoreError as err:
