@@ -21,7 +21,7 @@ import numpy as np
 from audit import AuditContext, AuditedEngine, AuditLog, AuditSession
 from audit.trail.sealed import ERASED
 from audit.trail.store import AuditFilter
-from core import Database, EnrollItem, GalleryStore
+from core import Database, Embedding, EnrollItem, Face, GalleryStore
 from core.gallery import face_id_for
 from core.keystore import KeyStore
 from core.storage.schema import MIGRATIONS, SCHEMA_VERSION
@@ -132,6 +132,11 @@ def test_a_file_from_before_version_5_is_converted_and_rewritten_so_no_clear_val
         assert con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] == SCHEMA_VERSION
         assert con.execute("SELECT count(*) FROM database_marks WHERE name = 'rewrite_due'").fetchall()[0][0] == 0
         assert con.execute("SELECT count(*) FROM gallery_faces WHERE image_sha256 IS NOT NULL").fetchall()[0][0] == 0
+    # the same photo of the same subject enrolled again is found as the face it is (duplicate detection)
+    digest = hashlib.sha256(photos[2]).hexdigest()
+    again = EnrollItem(ENROLLED[2], Embedding(vectors[2], digest, Face(0, 0, 10, 10, 1.0, "dlib"), 1, make_config()),
+                       "again.jpg")
+    assert store.enroll("g", [again]) == ([], [store.face_id("g", ENROLLED[2], digest)])
     # an id a record wrote before (unkeyed) still finds its face, and deletes it
     assert store.face_fields("g", old_ids[0])["subject_id"] == ENROLLED[0]
     assert store.delete_face("g", old_ids[1]) == [store.face_id("g", ENROLLED[1], hashlib.sha256(photos[1]).hexdigest())]
