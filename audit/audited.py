@@ -90,7 +90,7 @@ from core.config import ModelConfig, check_threshold
 from core.engine import Engine
 from core.enrollment import EmbeddedImages, EnrollReport, embed_images, enroll_embedded
 from core.errors import BadInput, EnrollmentFailed, FrameTooLarge, RecognitionError, UnreadableVideo, VideoTooLong
-from core.gallery import EnrollItem, GalleryInfo, GalleryStore, face_id_for
+from core.gallery import EnrollItem, GalleryInfo, GalleryStore
 from core.image import ImageSource, sha256_file
 from core.manifest import SourceImage
 from core.results import Embedding, SearchResult, VerifyResult, VideoSearchResult
@@ -662,7 +662,7 @@ class AuditedEngine:
         """
         digests = sorted({i.embedding.image_sha256 for i in items})
         subjects = sorted({i.subject_id for i in items})
-        owners = _owners(gallery_name, [(i.subject_id, i.embedding.image_sha256) for i in items])
+        owners = _owners(self.galleries, gallery_name, [(i.subject_id, i.embedding.image_sha256) for i in items])
 
         def describe(r: tuple[list[str], list[str]]) -> dict[str, Any]:
             new, existing = r
@@ -670,7 +670,7 @@ class AuditedEngine:
                 "gallery": self._gallery_ref(gallery_name),
                 "probe_sha256": digests or None,
                 "details": {"subject_ids": subjects, "new_face_ids": list(new), "existing_face_ids": list(existing),
-                            "face_detectors": face_detectors(gallery_name, items)},
+                            "face_detectors": face_detectors(gallery_name, items, self.galleries.face_id)},
                 SUBJECTS_HINT: owners,
             }
 
@@ -704,7 +704,7 @@ class AuditedEngine:
         def prepare() -> EmbeddedImages:
             embedded.append(embed_images(self.engine, self.galleries, gallery_name, images, workers=workers,
                                          progress=progress, on_progress=on_progress))
-            found.update(face_detectors(gallery_name, embedded[0].items))
+            found.update(face_detectors(gallery_name, embedded[0].items, self.galleries.face_id))
             return embedded[0]
 
         def describe(r: EnrollReport) -> dict[str, Any]:
@@ -715,7 +715,7 @@ class AuditedEngine:
                             "subject_ids": sorted({i.subject_id for i in images}),
                             "failures": r.failures.to_dict(), "face_detectors": found,
                             "face_policy": self.engine.face_policy},
-                SUBJECTS_HINT: _owners(gallery_name, [(i.subject_id, i.embedding.image_sha256)
+                SUBJECTS_HINT: _owners(self.galleries, gallery_name, [(i.subject_id, i.embedding.image_sha256)
                                                       for e in embedded for i in e.items]),
             }
 
@@ -741,7 +741,9 @@ class AuditedEngine:
             # the record names the field keys it destroys (random ids), then they are destroyed after the commit
             details = with_erasure_ids({what: value, "deleted_face_ids": list(r), **committed},
                                        field_keys.erasure_ids(gallery_name, subjects) if r else [])
-            return {"outcome": "ok", "gallery": self._gallery_ref(gallery_name), "details": details}
+            hint = {f: [gallery_name, owner[value]] for f in [value, *r] if value in owner}
+            return {"outcome": "ok", "gallery": self._gallery_ref(gallery_name), "details": details,
+                    **({SUBJECTS_HINT: hint} if hint else {})}
 
         def on_error(_: BaseException) -> dict[str, Any]:
             return {"gallery": self._gallery_ref(gallery_name), "details": {"gallery_name": gallery_name, what: value}}
@@ -750,6 +752,8 @@ class AuditedEngine:
             self.galleries.flush(also=field_keys.shred_ids(gallery_name, subjects) if r else [])
 
         self.session.check("delete", {"gallery_name": gallery_name, what: value})
+        # a face's subject, found before its row goes: its ids in the record are sealed under the subject's key
+        owner = {} if what == "subject_id" else self.galleries.face_subjects(gallery_name, [value])
         return self.session.run_staged("delete", lambda: None, lambda _: method(gallery_name, value), describe,
                                        on_error, atomic=self._unit, after_commit=after_commit)
 
@@ -771,12 +775,12 @@ class AuditedEngine:
         return self._delete(gallery_name, "face_id", face_id)
 
 
-def _owners(gallery: str, pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+def _owners(galleries: GalleryStore, gallery: str, pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
     """Return the :data:`~audit.trail.sealed.SUBJECTS_HINT` of enrolled (subject, image SHA-256) pairs: images and faces."""
     out: dict[str, list[str]] = {}
     for subject, digest in pairs:
         out[digest] = [gallery, subject]
-        out[face_id_for(gallery, subject, digest)] = [gallery, subject]
+        out[galleries.face_id(gallery, subject, digest)] = [gallery, subject]
     return out
 
 

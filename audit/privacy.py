@@ -83,7 +83,8 @@ def _tables(runtime: Runtime, cache_days: float) -> list[DataHolding]:
             "table:gallery_faces", "biometric: face embeddings, reference photos, subject ids, image names and metadata of enrolled "
             "faces", int(faces), int(subjects), _iso(oldest),
             gallery_rule,
-            "AES-256-GCM per subject (key in the key store); erasure destroys the key"))
+            "AES-256-GCM per subject (key in the key store); erasure destroys the key; face ids and image "
+            "SHA-256 only as keyed HMACs (under the key store's secret)"))
         rows, oldest = one("SELECT count(*), min(created_at) FROM embedding_cache")
         out.append(DataHolding(
             "table:embedding_cache", "personal: image SHA-256 of images without a usable face (no embedding)",

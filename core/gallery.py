@@ -17,9 +17,20 @@ Personal and biometric data are stored encrypted (crypto-shredding, see
 metadata and face box sealed with AES-256-GCM under its subject's key (one random
 key per subject and gallery, in the key store beside the database), bound to the
 gallery and face id; the row finds its subject by ``subject_ref``, a keyed HMAC of
-(gallery, subject id), never the id in clear. The clear columns are the face id,
-the image's SHA-256 and the key id. Rows are decrypted when a gallery is loaded
+(gallery, subject id), never the id in clear. Nothing in a row links it to a person
+or a photo without the key store: the face id is a keyed HMAC (under the gallery's
+key derived from the store secret, :meth:`GalleryStore.face_id`) of the unkeyed
+:func:`face_id_for`, and ``image_ref`` a keyed HMAC of the image's SHA-256 (the hash
+itself is sealed with the fields), so someone holding the file, a candidate photo and
+a list of names cannot confirm an enrolment or find the face in log records. A face
+id of a record written before ids were keyed still finds its face (every lookup by
+face id also tries the id's keyed form). Rows are decrypted when a gallery is loaded
 (never per query) and when it is listed.
+
+Rows of a file from before (clear columns, version 5; unkeyed ids and clear hashes,
+version 8) are converted on the store's first use, then the whole file is rewritten
+(:meth:`~core.storage.connection.Database.rewrite`) so the old clear values are not
+left in its free blocks.
 
 Deleting a face or a subject deletes its rows, destroys the subject's key once no
 face of it remains (so any copy of its rows the file, its WAL or a backup keeps is
@@ -34,6 +45,7 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import hmac
 import json
 import threading
 from collections.abc import Iterable, Sequence
@@ -60,8 +72,15 @@ _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345678
 
 
 def face_id_for(gallery: str, subject_id: str, image_sha256: str) -> str:
-    """Deterministic face id: the same image of the same subject in a gallery is one face."""
+    """Return the unkeyed id of a face (the face id of files before version 8): anyone can compute it.
+
+    Stored and reported face ids are its keyed form, :meth:`GalleryStore.face_id`.
+    """
     return hashlib.sha256(f"{gallery}\0{subject_id}\0{image_sha256}".encode()).hexdigest()[:20]
+
+
+def _keyed(key: bytes, value: str, digits: int) -> str:
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:digits]
 
 
 def _id_hash(face_id: str) -> int:
@@ -144,6 +163,7 @@ class GalleryStore:
         self._lock = threading.RLock()
         self._pending_keys: set[str] = set()
         self._sealed_checked = False
+        self._rewrite_checked = False
 
     @property
     def lock(self) -> threading.RLock:
@@ -256,6 +276,7 @@ class GalleryStore:
         for item in items:
             if check_subject_id(item.subject_id, f"{item.image_name}: subject id") != item.subject_id:
                 raise BadInput(f"{item.image_name}: subject id {item.subject_id!r} has surrounding spaces")
+        self._ready()
         with self._lock, self.db.connect(transaction=True) as con:
             key, count, set_hash = self._state(con, name)
             for item in items:
@@ -266,7 +287,8 @@ class GalleryStore:
                         "embeddings of different configurations never mix"
                     )
             self._seal_legacy(con)
-            ids = [face_id_for(name, i.subject_id, i.embedding.image_sha256) for i in items]
+            face_key = self._face_key(name)
+            ids = [_keyed(face_key, face_id_for(name, i.subject_id, i.embedding.image_sha256), 20) for i in items]
             existing = set(_matching(con, name, "face_id", ids))
             fresh: dict[str, EnrollItem] = {}
             for face_id, item in zip(ids, items, strict=True):
@@ -275,8 +297,8 @@ class GalleryStore:
             if fresh:
                 con.register("enroll_rows", self._sealed_rows(con, name, fresh))
                 con.execute(
-                    "INSERT INTO gallery_faces (gallery, face_id, subject_ref, key_id, image_sha256, sealed, photo) "
-                    "SELECT gallery, face_id, subject_ref, key_id, image_sha256, sealed, photo FROM enroll_rows"
+                    "INSERT INTO gallery_faces (gallery, face_id, subject_ref, key_id, image_ref, sealed, photo) "
+                    "SELECT gallery, face_id, subject_ref, key_id, image_ref, sealed, photo FROM enroll_rows"
                 )
                 con.unregister("enroll_rows")
                 for face_id in fresh:
@@ -294,6 +316,26 @@ class GalleryStore:
                         GalleryRef(name, _fingerprint(count, set_hash), count), key, loaded.index
                     )
         return list(fresh), [f for f in ids if f in existing]
+
+    def face_id(self, gallery: str, subject_id: str, image_sha256: str) -> str:
+        """Return the id of a subject's image in a gallery: the same image of the same subject is one face.
+
+        A keyed HMAC (under the gallery's key, derived from the key store's secret) of
+        :func:`face_id_for`: without the key store nobody can compute it from a photo and a name.
+        """
+        return _keyed(self._face_key(gallery), face_id_for(gallery, subject_id, image_sha256), 20)
+
+    def _face_key(self, gallery: str) -> bytes:
+        return self.keys.hmac_key(f"facetrail-face-id\0{gallery}")
+
+    def _image_refs(self, hashes: Iterable[str]) -> builtins.list[str]:
+        """Return each image SHA-256's keyed reference (the ``image_ref`` column): one key for every gallery."""
+        key = self.keys.hmac_key("facetrail-image-ref")
+        return [_keyed(key, h, 32) for h in hashes]
+
+    def _stored_ids(self, gallery: str, face_id: str) -> builtins.list[str]:
+        """Return a face id as stored and, for an id a record wrote before ids were keyed, its keyed form."""
+        return [face_id, _keyed(self._face_key(gallery), face_id, 20)]
 
     def _subject_keys(self, con: Any, name: str, refs: builtins.list[str]) -> dict[str, tuple[str, bytes]]:
         """Each subject's (key id, key) by subject ref, making keys for subjects new to the gallery."""
@@ -314,7 +356,8 @@ class GalleryStore:
         photos: builtins.list[bytes | None] = []
         for (face_id, item), ref in zip(fresh.items(), refs, strict=True):
             fields = {"subject_id": item.subject_id, "image_name": item.image_name, "metadata": item.metadata,
-                      "face": item.embedding.face.to_dict(), "faces_detected": item.embedding.faces_detected}
+                      "face": item.embedding.face.to_dict(), "faces_detected": item.embedding.faces_detected,
+                      "image_sha256": item.embedding.image_sha256}
             sealed.append(seal(keys[ref][1], pack_sealed(fields, item.embedding.vector, item.subject_id),
                                _aad(name, face_id)))
             photos.append(None if item.photo is None else seal(keys[ref][1], item.photo, _photo_aad(name, face_id)))
@@ -324,7 +367,7 @@ class GalleryStore:
                 "face_id": list(fresh),
                 "subject_ref": refs,
                 "key_id": [keys[r][0] for r in refs],
-                "image_sha256": [i.embedding.image_sha256 for i in fresh.values()],
+                "image_ref": self._image_refs(i.embedding.image_sha256 for i in fresh.values()),
                 "sealed": pa.array(sealed, type=pa.binary()),
                 "photo": pa.array(photos, type=pa.binary()),
             }
@@ -350,13 +393,69 @@ class GalleryStore:
                 [ref, key_id, sha, seal(key, pack_sealed(fields, np.asarray(vector, np.float32), subject_id),
                                         _aad(gallery, face_id)), gallery, face_id],
             )
+        self._key_legacy(con)
         self._sealed_checked = True
 
+    def _key_legacy(self, con: Any) -> None:
+        """Give rows written before version 8 a keyed face id and image reference (inside ``con``'s transaction).
+
+        Each row is opened and sealed again (its ciphertext, and its photo's, are bound to the face
+        id), with the image's SHA-256 moved into the sealed fields; the gallery's fingerprint is
+        made again from the new ids. The old rows' bytes stay in the file's free blocks until
+        :meth:`_ready` rewrites the file (the ``rewrite_due`` mark migration 8 set).
+        """
+        rows = con.execute(
+            "SELECT gallery, face_id, key_id, sealed, image_sha256, photo, subject_ref, enrolled_at FROM gallery_faces "
+            "WHERE image_ref IS NULL ORDER BY gallery, face_id"
+        ).fetchall()
+        if not rows:
+            return
+        opened = self._open_rows([r[:4] for r in rows])
+        keys = self.keys.get_many({str(r[2]) for r in rows})
+        face_keys = {g: self._face_key(g) for g in {str(r[0]) for r in rows}}
+        fresh: dict[str, builtins.list[Any]] = {c: [] for c in ("gallery", "face_id", "subject_ref", "key_id",
+                                                                 "image_ref", "sealed", "photo", "enrolled_at")}
+        for row, (fields, vector), ref in zip(rows, opened, self._image_refs(str(r[4]) for r in rows), strict=True):
+            gallery, old, key_id, _, sha, photo, subject_ref, enrolled_at = row
+            new, key = _keyed(face_keys[gallery], old, 20), keys[str(key_id)]
+            sealed = seal(key, pack_sealed({**fields, "image_sha256": sha}, vector, fields["subject_id"]),
+                          _aad(gallery, new))
+            if photo is not None:
+                photo = seal(key, unseal(AESGCM(key), bytes(photo), _photo_aad(gallery, old)), _photo_aad(gallery, new))
+            for column, value in zip(fresh, (gallery, new, subject_ref, key_id, ref, sealed, photo, enrolled_at),
+                                     strict=True):
+                fresh[column].append(value)
+        con.execute("DELETE FROM gallery_faces WHERE image_ref IS NULL")
+        con.register("keyed_rows", pa.table({**fresh, "sealed": pa.array(fresh["sealed"], type=pa.binary()),
+                                             "photo": pa.array(fresh["photo"], type=pa.binary())}))
+        try:
+            con.execute("INSERT INTO gallery_faces (gallery, face_id, subject_ref, key_id, image_ref, sealed, photo, "
+                        "enrolled_at) SELECT * FROM keyed_rows")
+        finally:
+            con.unregister("keyed_rows")
+        for gallery in face_keys:
+            ids = [str(r[0]) for r in con.execute("SELECT face_id FROM gallery_faces WHERE gallery = ?",
+                                                  [gallery]).fetchall()]
+            set_hash = sum(_id_hash(f) for f in ids) % _MOD
+            con.execute("UPDATE galleries SET set_hash = ? WHERE name = ?", [f"{set_hash:032x}", gallery])
+
     def _ready(self) -> None:
-        """Seal legacy rows before the first read of faces (see :meth:`_seal_legacy`)."""
+        """Convert legacy rows before the first read of faces (see :meth:`_seal_legacy`), then rewrite the file.
+
+        The file is rewritten (outside any transaction: else at the next call) while the
+        ``rewrite_due`` mark of migration 8 is there: the clear values rows held before their
+        conversion (and the cached embeddings of before version 5) are then in no block of it.
+        """
         if not self._sealed_checked:
             with self._lock, self.db.connect(transaction=True) as con:
                 self._seal_legacy(con)
+        if self._rewrite_checked or self.db.in_transaction:
+            return
+        with self._lock:
+            with self.db.connect() as con:
+                due = con.execute("SELECT 1 FROM database_marks WHERE name = 'rewrite_due'").fetchall()
+            # not rewritten while another Database of the process holds the file: the mark stays, asked again
+            self._rewrite_checked = not due or self.db.rewrite(drop_mark="rewrite_due")
 
     def _plaintexts(self, rows: Sequence[tuple[Any, ...]]) -> builtins.list[bytes]:
         """Decrypt ``(gallery, face_id, key_id, sealed)`` rows.
@@ -430,15 +529,16 @@ class GalleryStore:
     def _enrolled(self, hashes: Sequence[str], embedding_key: str) -> dict[str, CachedOutcome]:
         """Embeddings of images already enrolled under ``embedding_key`` (the enrolment cache's hits)."""
         self._ready()
+        by_ref = dict(zip(self._image_refs(hashes), hashes, strict=True))
         with self.db.connect() as con:
             rows = con.execute(
-                "SELECT f.image_sha256, f.gallery, f.face_id, f.key_id, f.sealed FROM gallery_faces f "
-                "JOIN galleries g ON g.name = f.gallery WHERE g.embedding_key = ? AND list_contains(?, f.image_sha256)",
-                [embedding_key, list(hashes)],
+                "SELECT f.image_ref, f.gallery, f.face_id, f.key_id, f.sealed FROM gallery_faces f "
+                "JOIN galleries g ON g.name = f.gallery WHERE g.embedding_key = ? AND list_contains(?, f.image_ref)",
+                [embedding_key, list(by_ref)],
             ).fetchall()
         first: dict[str, tuple[Any, ...]] = {}
         for r in rows:
-            first.setdefault(str(r[0]), r[1:])
+            first.setdefault(by_ref[str(r[0])], r[1:])
         opened = self._open_rows(list(first.values()))
         out: dict[str, CachedOutcome] = {}
         for sha, (fields, vector) in zip(first, opened, strict=True):
@@ -451,27 +551,28 @@ class GalleryStore:
 
     def delete_subject(self, name: str, subject_id: str) -> builtins.list[str]:
         """Erase every face of a subject (and destroy its key); return the face ids deleted."""
-        return self._delete(name, "subject_ref", self.keys.ref(name, subject_id), subject_id)
+        return self._delete(name, "subject_ref", [self.keys.ref(name, subject_id)], subject_id)
 
     def delete_face(self, name: str, face_id: str) -> builtins.list[str]:
-        """Erase one face; return ``[face_id]``."""
-        return self._delete(name, "face_id", face_id, face_id)
+        """Erase one face; return its id as stored (``[face_id]``, or its keyed form for an id of before)."""
+        return self._delete(name, "face_id", self._stored_ids(name, face_id), face_id)
 
-    def _delete(self, name: str, column: str, value: str, shown: str) -> builtins.list[str]:
+    def _delete(self, name: str, column: str, values: builtins.list[str], shown: str) -> builtins.list[str]:
         self._ready()
         with self._lock:
             with self.db.connect(transaction=True) as con:
                 key, count, set_hash = self._state(con, name)
                 rows = con.execute(
-                    f"SELECT face_id, image_sha256, key_id FROM gallery_faces WHERE gallery = ? AND {column} = ?",
-                    [name, value],
+                    f"SELECT face_id, image_ref, key_id, gallery, sealed FROM gallery_faces WHERE gallery = ? "
+                    f"AND {column} IN {_marks(values)}", [name, *values],
                 ).fetchall()
                 if not rows:
                     what = "subject" if column == "subject_ref" else "face"
                     raise NotFound(f"gallery {name!r} has no {what} {shown!r}")
                 self._pending_keys.update(str(r[2]) for r in rows)
                 face_ids = [r[0] for r in rows]
-                con.execute(f"DELETE FROM gallery_faces WHERE gallery = ? AND {column} = ?", [name, value])
+                con.execute(f"DELETE FROM gallery_faces WHERE gallery = ? AND {column} IN {_marks(values)}",
+                            [name, *values])
                 for face_id in face_ids:
                     set_hash = (set_hash - _id_hash(face_id)) % _MOD
                 count -= len(face_ids)
@@ -479,7 +580,7 @@ class GalleryStore:
                     "UPDATE galleries SET face_count = ?, set_hash = ?, updated_at = now() WHERE name = ?",
                     [count, f"{set_hash:032x}", name],
                 )
-                orphans = _unused_images(con, [r[1] for r in rows])
+                orphans = self._image_hashes(rows, _unused_images(con, [r[1] for r in rows]))
             self._erase_cached(orphans)
             for cache_key, loaded in self._cached(name):
                 loaded.index.remove(face_ids)
@@ -493,16 +594,27 @@ class GalleryStore:
         with self._lock:
             with self.db.connect(transaction=True) as con:
                 _, count, _ = self._state(con, name)
-                found = con.execute("SELECT image_sha256, key_id FROM gallery_faces WHERE gallery = ?", [name]).fetchall()
-                hashes = [r[0] for r in found]
-                self._pending_keys.update(str(r[1]) for r in found if r[1] is not None)
+                found = con.execute("SELECT face_id, image_ref, key_id, gallery, sealed FROM gallery_faces "
+                                    "WHERE gallery = ?", [name]).fetchall()
+                self._pending_keys.update(str(r[2]) for r in found if r[2] is not None)
                 con.execute("DELETE FROM gallery_faces WHERE gallery = ?", [name])
                 con.execute("DELETE FROM galleries WHERE name = ?", [name])
-                orphans = _unused_images(con, hashes)
+                orphans = self._image_hashes(found, _unused_images(con, [r[1] for r in found]))
             self._erase_cached(orphans)
             for cache_key, _ in self._cached(name):
                 del self._loaded[cache_key]
         return count
+
+    def _image_hashes(self, rows: Sequence[tuple[Any, ...]], refs: Iterable[str]) -> builtins.list[str]:
+        """Return the clear image SHA-256 of the deleted rows (``face_id, image_ref, key_id, gallery, sealed``) of ``refs``.
+
+        Opened from the rows (their keys are destroyed only after the deletion commits), for the
+        purge of the images' cached failures, which are kept by image hash.
+        """
+        wanted = set(refs)
+        picked = {str(r[1]): r for r in rows if str(r[1]) in wanted}
+        opened = self._open_rows([(r[3], r[0], r[2], r[4]) for r in picked.values()])
+        return [str(fields["image_sha256"]) for fields, _ in opened]
 
     # search side ---------------------------------------------------------------------
 
@@ -531,9 +643,7 @@ class GalleryStore:
             if self._pending_keys and not self.db.in_transaction:
                 pending = sorted(self._pending_keys)
                 with self.db.connect() as con:
-                    used = {str(r[0]) for r in con.execute(
-                        "SELECT DISTINCT key_id FROM gallery_faces WHERE list_contains(?, key_id)", [pending]
-                    ).fetchall()}
+                    used = set(_matching_anywhere(con, "key_id", pending))
                 doomed += [k for k in pending if k not in used]
                 self._pending_keys.clear()
             if doomed:
@@ -579,7 +689,7 @@ class GalleryStore:
         with self.db.connect() as con:
             self._state(con, name)
             rows = con.execute(
-                "SELECT gallery, face_id, key_id, sealed, image_sha256, enrolled_at FROM gallery_faces "
+                "SELECT gallery, face_id, key_id, sealed, enrolled_at FROM gallery_faces "
                 "WHERE gallery = ? ORDER BY face_id",
                 [name],
             ).fetchall()
@@ -588,14 +698,30 @@ class GalleryStore:
             {
                 "face_id": r[1],
                 "subject_id": fields["subject_id"],
-                "image_sha256": r[4],
+                "image_sha256": fields["image_sha256"],
                 "image_name": fields["image_name"],
                 "metadata": fields["metadata"],
-                "enrolled_at": r[5].isoformat(),
+                "enrolled_at": r[4].isoformat(),
             }
             for r, (fields, _) in zip(rows, opened, strict=True)
         ]
         return sorted(faces, key=lambda f: (f["subject_id"], f["face_id"]))
+
+    def face_subjects(self, name: str, face_ids: Iterable[str]) -> dict[str, str]:
+        """Return the subject id of each of ``face_ids`` the gallery holds (ids of before keying too).
+
+        For the audit log, which seals a face id under its subject's key when the record does
+        not name the subject (:mod:`audit.trail.sealed`). No gallery of that name: ``{}``.
+        """
+        wanted = {stored: f for f in face_ids for stored in self._stored_ids(name, f)}
+        if not wanted:
+            return {}
+        self._ready()
+        with self.db.connect() as con:
+            rows = con.execute("SELECT gallery, face_id, key_id, sealed FROM gallery_faces "
+                               "WHERE gallery = ? AND list_contains(?, face_id)", [name, list(wanted)]).fetchall()
+        return {wanted[str(r[1])]: str(fields["subject_id"])
+                for r, (fields, _) in zip(rows, self._open_rows(rows), strict=True)}
 
     # reference photos ------------------------------------------------------------------
 
@@ -613,10 +739,11 @@ class GalleryStore:
         with self.db.connect() as con:
             self._state(con, name)
             rows = con.execute("SELECT gallery, face_id, key_id, sealed FROM gallery_faces "
-                               "WHERE gallery = ? AND face_id = ?", [name, face_id]).fetchall()
+                               "WHERE gallery = ? AND list_contains(?, face_id)",
+                               [name, self._stored_ids(name, face_id)]).fetchall()
         if not rows:
             return None
-        ((fields, _),) = self._open_rows(rows)
+        ((fields, _),) = self._open_rows(rows[:1])
         return {"subject_id": fields["subject_id"], "image_name": fields["image_name"],
                 "metadata": dict(fields["metadata"])}
 
@@ -638,8 +765,8 @@ class GalleryStore:
         self._ready()
         with self.db.connect() as con:
             self._state(con, name)
-            rows = con.execute("SELECT key_id, photo FROM gallery_faces WHERE gallery = ? AND face_id = ?",
-                               [name, face_id]).fetchall()
+            rows = con.execute("SELECT key_id, photo, face_id FROM gallery_faces WHERE gallery = ? "
+                               "AND list_contains(?, face_id)", [name, self._stored_ids(name, face_id)]).fetchall()
         if not rows or rows[0][1] is None:
             return None
         key_id = str(rows[0][0])
@@ -647,7 +774,7 @@ class GalleryStore:
         if key is None:
             raise KeyStoreError(f"gallery {name!r}: face {face_id} has no key in the key store {self.keys.path}; "
                                 "the key store is not this database's (FACETRAIL_KEYSTORE) or was lost")
-        return unseal(AESGCM(key), bytes(rows[0][1]), _photo_aad(name, face_id))
+        return unseal(AESGCM(key), bytes(rows[0][1]), _photo_aad(name, str(rows[0][2])))
 
 
 def _matching(con: Any, gallery: str, column: str, values: list[str], other: str | None = None) -> dict[str, str]:
@@ -722,12 +849,33 @@ def _photo_aad(gallery: str, face_id: str) -> bytes:
     return f"facetrail-photo\0{gallery}\0{face_id}".encode()
 
 
-def _unused_images(con: Any, hashes: list[str]) -> list[str]:
-    """Return the image hashes among ``hashes`` that no gallery holds any more."""
-    still_used = {
-        r[0]
-        for r in con.execute(
-            "SELECT DISTINCT image_sha256 FROM gallery_faces WHERE list_contains(?, image_sha256)", [hashes]
-        ).fetchall()
-    }
-    return [h for h in hashes if h not in still_used]
+def _unused_images(con: Any, refs: list[str]) -> list[str]:
+    """Return the image references (``image_ref``) among ``refs`` that no gallery holds any more."""
+    still_used = set(_matching_anywhere(con, "image_ref", refs))
+    return [h for h in refs if h not in still_used]
+
+
+def _marks(values: Sequence[Any]) -> str:
+    """Return the placeholders of an ``IN`` list of ``values`` (at least one)."""
+    return "(" + ", ".join("?" * len(values)) + ")"
+
+
+def _matching_anywhere(con: Any, column: str, values: list[str]) -> list[str]:
+    """Return the distinct values among ``values`` that some row of any gallery holds in ``column``.
+
+    An ``IN`` list for a few values (an erasure's), a join for many (a gallery's drop), never
+    ``list_contains`` (which costs the list's length per row).
+    """
+    if not values:
+        return []
+    if len(values) <= 64:
+        rows = con.execute(f"SELECT DISTINCT {column} FROM gallery_faces WHERE {column} IN {_marks(values)}",
+                           values).fetchall()
+        return [str(r[0]) for r in rows]
+    con.register("wanted_values", pa.table({"v": values}))
+    try:
+        rows = con.execute(f"SELECT DISTINCT f.{column} FROM gallery_faces f JOIN wanted_values w ON w.v = f.{column}"
+                           ).fetchall()
+    finally:
+        con.unregister("wanted_values")
+    return [str(r[0]) for r in rows]

@@ -294,11 +294,42 @@ class KeyStore:
         wanted = {bytes.fromhex(k) for k in key_ids}
         if not wanted:
             return 0
+        read = (self._body, self._sorted)
         with self._writing():
+            if self._table is None:  # the entries as read (no dict made yet): drop the rows in C
+                if self._sorted is None and read[1] is not None and self._body == read[0]:
+                    self._sorted = read[1]  # read again unchanged: its lookup index still holds
+                return self._drop_entries(wanted)
             gone = [k for k in wanted if k in self._keys]
             for k in gone:
                 del self._keys[k]
         return len(gone)
+
+    def _drop_entries(self, wanted: set[bytes]) -> int:
+        """Remove the entries of ``wanted`` ids from the entries as read; return how many there were.
+
+        An erasure's path: building the dict of every key (and joining it back for the write) costs
+        more than the rest of the erasure in a store of 100,000 subjects.
+        """
+        entries = np.frombuffer(self._body, dtype=np.uint8).reshape(-1, _ENTRY)
+        ids = np.ascontiguousarray(entries[:, :_ID]).view(f"V{_ID}").ravel()
+        doomed = np.frombuffer(b"".join(sorted(wanted)), dtype=np.uint8).reshape(-1, _ID).view(f"V{_ID}").ravel()
+        hit = np.isin(ids.view(f"S{_ID}"), doomed.view(f"S{_ID}"))
+        if hit.any():
+            kept = entries[~hit]
+            index = self._sorted_without(hit, kept) if len(kept) else None
+            self._set_body(kept.tobytes())  # (no entry left: an empty dict, as for an empty file)
+            self._sorted = index
+        return int(hit.sum())
+
+    def _sorted_without(self, hit: np.ndarray, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool] | None:
+        """Return the index of :meth:`_find` for the entries left when ``hit`` rows go, without sorting again."""
+        if self._sorted is None:
+            return None
+        heads, order, _, distinct = self._sorted
+        stays = ~hit[order]
+        renumber = np.cumsum(~hit) - 1
+        return heads[stays], renumber[order[stays]], kept, distinct
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -326,7 +357,8 @@ class KeyStore:
 
     def _write(self) -> None:
         assert self.path is not None and self._secret is not None
-        data = b"".join([_MAGIC, self._secret, *(k + v for k, v in self._keys.items())])
+        entries = self._body if self._table is None else b"".join(k + v for k, v in self._table.items())
+        data = b"".join([_MAGIC, self._secret, entries])
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         try:
             old_fd = os.open(self.path, os.O_RDWR) if self.path.exists() else None

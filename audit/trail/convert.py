@@ -8,7 +8,7 @@ fills its types by duck typing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from audit.trail.records import Candidate as RecordCandidate
@@ -46,6 +46,10 @@ def gallery_fields(gallery: GalleryRef) -> dict[str, Any]:
     return record_gallery(gallery).to_dict()
 
 
-def face_detectors(gallery: str, items: Iterable[EnrollItem]) -> dict[str, str]:
-    """Return ``{face id: detector}``: which detector of the cascade found each face enrolled into ``gallery``."""
-    return {face_id_for(gallery, i.subject_id, i.embedding.image_sha256): i.embedding.face.detector for i in items}
+def face_detectors(gallery: str, items: Iterable[EnrollItem],
+                   face_id: Callable[[str, str, str], str] = face_id_for) -> dict[str, str]:
+    """Return ``{face id: detector}``: which detector of the cascade found each face enrolled into ``gallery``.
+
+    ``face_id``: how the gallery names a face (:meth:`core.gallery.GalleryStore.face_id`, keyed).
+    """
+    return {face_id(gallery, i.subject_id, i.embedding.image_sha256): i.embedding.face.detector for i in items}

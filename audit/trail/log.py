@@ -68,6 +68,7 @@ from audit.trail.records import AuditRecord, decode_record, utc_now_iso
 from audit.trail.review import MatchStatus
 from audit.trail.sealed import ERASING_ACTIONS, ErasedField, Erasure, FieldKeys, erasures_by_key, seal_fields
 from audit.trail.store import FRONTIER_EVERY, AuditFilter, AuditStore, StoreRow, StoreWriter
+from core.gallery import GalleryStore
 from core.keystore import KeyStore
 from core.settings import Settings
 from core.storage.connection import Database
@@ -229,6 +230,7 @@ class AuditLog:
         # Head cache: an insert at a stale head hits the seq primary key (SeqTaken) and is retried.
         self._state: _Head | None = None
         self._field_keys: FieldKeys | None = None
+        self._galleries: GalleryStore | None = None  # to find a face's subject when sealing (_face_subjects)
         self._erasures: tuple[int, dict[str, Erasure]] | None = None
         self.after_append: list[Any] = []
         """Callables ``f(log, seq)`` run after each committed append (the witness pusher)."""
@@ -286,8 +288,14 @@ class AuditLog:
     def field_keys(self) -> FieldKeys:
         """The keys of the records' sealed personal fields: the database's key store (:mod:`audit.trail.sealed`)."""
         if self._field_keys is None:
-            self._field_keys = FieldKeys(KeyStore.for_database(self.db, self.db.path))
+            self._field_keys = FieldKeys(KeyStore.for_database(self.db, self.db.path), self._face_subjects)
         return self._field_keys
+
+    def _face_subjects(self, gallery: str, face_ids: builtins.list[str]) -> dict[str, str]:
+        """Return the subjects of a gallery's faces, to seal face ids under their subject's key (:mod:`audit.trail.sealed`)."""
+        if self._galleries is None or self._galleries.keys is not self.field_keys.keys:
+            self._galleries = GalleryStore(self.db, self.field_keys.keys)
+        return self._galleries.face_subjects(gallery, face_ids)
 
     def field_keys_due(self, before: str) -> builtins.list[str]:
         """Return the field keys (random ids) still in the key store whose newest record started before ``before``.
@@ -309,7 +317,7 @@ class AuditLog:
         ``keys`` is another file than the database's store.
         """
         if self._field_keys is None and keys.path == KeyStore.for_database(self.db, self.db.path).path:
-            self._field_keys = FieldKeys(keys)
+            self._field_keys = FieldKeys(keys, self._face_subjects)
 
     def _erasures_now(self) -> dict[str, Erasure]:
         """Destroyed field key id -> the erasure record naming it (read again when the log grew)."""

@@ -51,10 +51,12 @@ face ids in ``target_face_id`` and ``details`` (``face_id``, ``target_face_id``,
 paths and messages) when they contain one of those values in clear (sealed whole, e.g. an
 error message or an image path naming the subject). The subject of a face id or an
 image hash is known from the record itself (its candidates, a record naming one
-subject) or from the hint a writer adds under :data:`SUBJECTS_HINT` (``{clear value:
-[gallery, subject]}``, popped before the record is built). A face id whose subject
-is unknown is sealed under the gallery's own key (subject ``""``): it is erased when the
-gallery is dropped, not with a subject. Values a record keeps where :func:`seal_fields` does
+subject), from the hint a writer adds under :data:`SUBJECTS_HINT` (``{clear value:
+[gallery, subject]}``, popped before the record is built), or else is looked up at
+sealing time in the gallery (``FieldKeys.face_subjects``, which the audit log sets to
+:meth:`core.gallery.GalleryStore.face_subjects`), so erasing the subject erases it. Only
+a face id the gallery does not hold (any more) and nothing names is sealed under the
+gallery's own key (subject ``""``): it is erased when the gallery is dropped. Values a record keeps where :func:`seal_fields` does
 not look are sealed by their writer with :meth:`FieldKeys.seal_owned` (a blind batch's plan,
 itself sealed under the batch's key and published at the reveal: :mod:`audit.blind`); the
 log opens them where they stand, and :meth:`FieldKeys.open_json` opens them inside such a blob.
@@ -214,8 +216,11 @@ class ErasedField:
 class FieldKeys:
     """The audit log's field keys in a key store: seal, open, name and shred (see the module docstring)."""
 
-    def __init__(self, keys: KeyStore) -> None:
+    def __init__(self, keys: KeyStore,
+                 face_subjects: Callable[[str, list[str]], Mapping[str, str]] | None = None) -> None:
         self.keys = keys
+        #: ``(gallery, face ids) -> {face id: subject id}`` of the faces the gallery holds (see "Which fields")
+        self.face_subjects = face_subjects
         self._ciphers: dict[str, AESGCM] = {}
         self._seen: tuple[int, int, int] | None = None
 
@@ -558,6 +563,39 @@ def _collect(fields: Mapping[str, Any], sealing: _Sealing) -> list[dict[str, Any
     return candidates
 
 
+def _face_values(data: Mapping[str, Any], details: Mapping[str, Any]) -> list[str]:
+    """Return the clear face ids a record names where :func:`seal_fields` seals face ids (video ids' face part)."""
+    found: list[Any] = [data.get("target_face_id")]
+    for key in _FACE_KEYS:
+        value = details.get(key)
+        found.extend(value if isinstance(value, list) else [value])
+    if isinstance(details.get("face_detectors"), Mapping):
+        found.extend(details["face_detectors"])
+    if isinstance(details.get("tracks"), list):
+        found.extend(f for t in details["tracks"] if isinstance(t, Mapping) for f in t.get("candidates") or [])
+    out = []
+    for value in found:
+        if isinstance(value, str) and not is_sealed(value) and value != ERASED:
+            video = _VIDEO.match(value)
+            out.append(video.group(2) if video else value)
+    return out
+
+
+def _look_up_faces(data: Mapping[str, Any], details: Mapping[str, Any], sealing: _Sealing, keys: FieldKeys) -> None:
+    """Learn the subjects of the record's faces its fields do not tie to one subject, from the gallery."""
+    if keys.face_subjects is None or not sealing.gallery or len(set(sealing.subjects.values())) == 1:
+        return
+    unknown = sorted({f for f in _face_values(data, details) if f not in sealing.faces})
+    if not unknown:
+        return
+    try:
+        found = keys.face_subjects(sealing.gallery, unknown)
+    except KeyStoreError as err:
+        raise AuditError(f"cannot seal a record's face ids under their subjects' keys: {err}") from err
+    for face, subject in found.items():
+        sealing.faces[face] = (sealing.gallery, subject)
+
+
 def _listed_subjects(details: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Return the (gallery, subject) of each clear entry of a retention record's ``details.subjects`` list."""
     listed = details.get("subjects")
@@ -587,10 +625,13 @@ def seal_fields(fields: Mapping[str, Any], keys: FieldKeys, tokens: dict[str, st
     listed = _listed_subjects(details)
     if not sealing.subjects and not has_faces and not listed:
         return data
+    if has_faces:
+        _look_up_faces(data, details, sealing, keys)
     owners = (set(sealing.subjects.values()) | set(sealing.faces.values()) | set(sealing.images.values())
               | set(listed))
-    if has_faces:
-        owners.add((sealing.gallery, ""))
+    if has_faces and len(set(sealing.subjects.values())) != 1 and any(
+            f not in sealing.faces for f in _face_values(data, details)):
+        owners.add((sealing.gallery, ""))  # a face nothing ties to a subject (see owner_of_face)
     try:
         sealing.keys = keys.keys_for(owners, create=True)
     except KeyStoreError as err:

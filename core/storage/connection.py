@@ -243,6 +243,61 @@ class Database:
         finally:
             con.close()
 
+    def rewrite(self, *, drop_mark: str | None = None) -> bool:
+        """Rewrite the whole file as a fresh copy of its tables, renamed over it; return whether it was rewritten.
+
+        DuckDB leaves the bytes of deleted or updated rows in free blocks of the file; a copy
+        holds only the live rows. The copy (``COPY FROM DATABASE`` into a new file beside it,
+        ``fsync``-ed) is atomically renamed over the file, the folder is ``fsync``-ed and the old
+        file's bytes are overwritten with zeros through a descriptor held across the rename
+        (as the key store does): a crash leaves the old file or the new one, never a torn one.
+        ``drop_mark``: the ``database_marks`` entry asking for the rewrite, deleted in the copy
+        only (so a rewrite cut short is asked for again).
+
+        Not done (``False``; the mark stays, so it is retried) while another :class:`Database` of
+        this process has the same file open: DuckDB shares one instance per file within a
+        process, and that connection would go on writing to the replaced file. Another process
+        holding the file makes the open wait as usual (:class:`DatabaseBusy` at the timeout).
+        """
+        if self.in_memory:
+            if drop_mark is not None:
+                with self.connect() as con:
+                    con.execute("DELETE FROM database_marks WHERE name = ?", [drop_mark])
+            return True
+        path = Path(self.path).expanduser().resolve()
+        with self._mutex:
+            if self._tx is not None:
+                raise StorageError(f"cannot rewrite {self.path!r} inside a transaction")
+            if self._others_open(path):
+                return False
+            self._release()
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.rewrite")
+            tmp.unlink(missing_ok=True)
+            con = self._open(read_only=False)
+            try:
+                con.execute("CHECKPOINT")
+                source = con.execute("SELECT current_database()").fetchall()[0][0]
+                con.execute("ATTACH '{}' AS facetrail_fresh".format(str(tmp).replace("'", "''")))
+                con.execute(f'COPY FROM DATABASE "{source}" TO facetrail_fresh')
+                if drop_mark is not None:
+                    con.execute("DELETE FROM facetrail_fresh.database_marks WHERE name = ?", [drop_mark])
+                con.execute("DETACH facetrail_fresh")
+            except duckdb.Error as err:
+                tmp.unlink(missing_ok=True)
+                raise StorageError(f"cannot rewrite database {self.path!r}: {err}") from err
+            finally:
+                con.close()
+            if self._others_open(path):
+                tmp.unlink(missing_ok=True)
+                return False
+            _replace_zeroing(tmp, path)
+            return True
+
+    def _others_open(self, path: Path) -> bool:
+        """Whether another :class:`Database` of this process holds ``path`` open."""
+        return any(db is not self and db._shared is not None and not db.in_memory
+                   and Path(db.path).expanduser().resolve() == path for db in list(_OPEN))
+
     def close(self) -> None:
         """Close the open connection (file or in-memory); a file database reopens on next use."""
         self._stop.set()
@@ -251,3 +306,31 @@ class Database:
             reaper.join()
         with self._mutex:
             self._release()
+
+
+def _replace_zeroing(fresh: Path, path: Path) -> None:
+    """Rename ``fresh`` over ``path`` (both synced), then overwrite the replaced file's bytes with zeros."""
+    try:
+        fd = os.open(fresh, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        old_fd = os.open(path, os.O_RDWR)
+        try:
+            os.replace(fresh, path)
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+            size = os.fstat(old_fd).st_size
+            block = bytes(min(size, 1 << 20))
+            left = size
+            while left > 0:
+                left -= os.write(old_fd, block[: min(left, len(block))])
+            os.fsync(old_fd)
+        finally:
+            os.close(old_fd)
+    except OSError as err:
+        raise StorageError(f"cannot replace database {str(path)!r} with its rewritten copy: {err}") from err

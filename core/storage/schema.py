@@ -52,6 +52,12 @@ evaluation embeddings go to ``evaluation_cache`` (sealed under the key of their 
 
 Version 6 (review with evidence, :mod:`core.gallery`): ``gallery_faces.photo`` holds the face's
 reference photo sealed under the subject's key (``NULL`` when none was kept), shredded with the subject.
+
+Version 8 (unlinkable gallery rows, :mod:`core.gallery`): ``gallery_faces.image_ref`` holds a keyed HMAC of the
+image's SHA-256 (the clear ``image_sha256`` column stays only for files written before, and is emptied, with the
+face id replaced by a keyed one, when the gallery store re-keys their rows); a file that held rows or cached
+entries gets the ``database_marks`` entry ``rewrite_due``: the gallery store then rewrites the whole file (a fresh
+copy, atomically renamed) so the clear values of before are not left in its free blocks.
 """
 
 from __future__ import annotations
@@ -333,6 +339,16 @@ _V6_REFERENCE_PHOTOS = (
     "ALTER TABLE gallery_faces ADD COLUMN IF NOT EXISTS photo BLOB",
 )
 
+#: Version 8: keyed face ids and image references (see the module docstring); rows are re-keyed by
+#: :class:`core.gallery.GalleryStore` on first use (it needs the key store), then the file is rewritten.
+_V8_UNLINKABLE_ROWS = (
+    "ALTER TABLE gallery_faces ADD COLUMN IF NOT EXISTS image_ref VARCHAR",
+    "ALTER TABLE gallery_faces ALTER COLUMN image_sha256 DROP NOT NULL",
+    "INSERT INTO database_marks (name, value) SELECT 'rewrite_due', 'migration 8' "
+    "WHERE (EXISTS (SELECT 1 FROM gallery_faces) OR EXISTS (SELECT 1 FROM embedding_cache) "
+    "OR EXISTS (SELECT 1 FROM evaluation_cache)) ON CONFLICT DO NOTHING",
+)
+
 #: Every migration, oldest first; a released one is never edited.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "galleries, embedding cache, calibrations, audit log and checkpoints, users, evaluation runs", _V1),
@@ -346,6 +362,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                  "evaluation cache with day keys", _V5_PRIVACY),
     Migration(6, "reference photos: gallery faces keep their photo sealed under the subject's key",
               _V6_REFERENCE_PHOTOS),
+    Migration(8, "unlinkable gallery rows: keyed face ids and image references, the file rewritten without "
+                 "the clear values of before", _V8_UNLINKABLE_ROWS),
 )
 
 #: The shape this facetrail writes.
