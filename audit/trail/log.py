@@ -605,7 +605,7 @@ class AuditLog:
     # -- verification ---------------------------------------------------------------------------
 
     def verify(
-        self, public_key_pem: str | None = None, *, parallel: bool = False, all_signatures: bool = False,
+        self, public_key_pem: str | None = None, *, parallel: bool = True, all_signatures: bool = False,
         trusted: Sequence[str] = (),
     ) -> VerifyReport:
         """Verify every record against the signed checkpoints; integrity faults are reported, never raised.
@@ -617,7 +617,8 @@ class AuditLog:
         public_key_pem
             Check notes against this key (PEM, or one verifier key per line) instead of the key file's.
         parallel
-            Read the database in a worker thread while hashing.
+            Read the database in a worker thread while hashing (the default: the read, the hashing and
+            the decode check then use both cores; inside an open transaction the read stays in this thread).
         all_signatures
             Check every record's note and decode every record in Python (slow: one
             signature check per record); by default the latest note's signature and the
@@ -643,7 +644,9 @@ class AuditLog:
         With ``packed``: as ``(batch, first undecodable seq)`` from :meth:`AuditStore.scan_packed`.
         """
         scan = self.store.scan_packed(ordered=ordered) if packed else self.store.scan(ordered=ordered)
-        return contextlib.closing(_prefetch(scan) if parallel else _closing_iter(scan))
+        # a worker thread could not join this thread's open transaction (it would wait for it forever)
+        prefetch = parallel and not self.db.in_transaction
+        return contextlib.closing(_prefetch(scan) if prefetch else _closing_iter(scan))
 
     # -- review (:mod:`audit.trail.review`; reviews are recorded through AuditSession.review) ---
 
