@@ -166,7 +166,7 @@ def build_log(folder: Path, n: int, name: str = "verify") -> AuditLog:
     chunk = 100_000
     with db.connect(transaction=True) as con:
         for start in range(1, n + 1, chunk):
-            seqs, prevs, hashes, blobs, notes, fronts = [], [], [], [], [], []
+            seqs, prevs, hashes, blobs, notes, fronts, subtrees = [], [], [], [], [], [], []
             for seq in range(start, min(start + chunk, n + 1)):
                 blob = head + str(seq).encode() + tail
                 h = entry_hash(prev, blob)
@@ -174,15 +174,16 @@ def build_log(folder: Path, n: int, name: str = "verify") -> AuditLog:
                 prevs.append(prev)
                 hashes.append(h)
                 blobs.append(blob)
-                frontier.append_hash(h)
+                subtrees.append(frontier.append_hash_subtrees(h) or None)
                 notes.append(sign_checkpoint_note(origin, seq, frontier.root(), key))
                 fronts.append(frontier.to_bytes() if seq % FRONTIER_EVERY == 0 else None)
                 prev = h
             rows = pa.table({"seq": pa.array(seqs, pa.int64()), "prev_hash": pa.array(prevs, pa.binary()),
                              "entry_hash": pa.array(hashes, pa.binary()), "record": pa.array(blobs, pa.binary()),
-                             "note": pa.array(notes, pa.string()), "frontier": pa.array(fronts, pa.binary())})
+                             "note": pa.array(notes, pa.string()), "frontier": pa.array(fronts, pa.binary()),
+                             "subtrees": pa.array(subtrees, pa.binary())})
             con.register("bench_rows", rows)
-            con.execute("INSERT INTO audit_log (seq, prev_hash, entry_hash, record, note, frontier) "
+            con.execute("INSERT INTO audit_log (seq, prev_hash, entry_hash, record, note, frontier, subtrees) "
                         "SELECT * FROM bench_rows")
             con.unregister("bench_rows")
     return log

@@ -42,9 +42,15 @@ from audit.trail.chain import (
     GENESIS,
     MerkleFrontier,
     VerifyReport,
-    consistency_proof,
+    consistency_ranges,
     entry_hash,
+    fold_subtrees,
+    inclusion_ranges,
+    merkle_root,
+    perfect_subtrees,
     verify_chain,
+    verify_consistency,
+    verify_inclusion,
 )
 from audit.trail.keys import (
     create_private_key,
@@ -376,9 +382,10 @@ class AuditLog:
                         blob = record.canonical()
                         h = entry_hash(prev, blob)
                         frontier = MerkleFrontier(state.frontier.size, state.frontier._stack)
-                        frontier.append_hash(h)
+                        subtrees = frontier.append_hash_subtrees(h)
                         note = _sign_note(origin, seq, frontier.root(), key, extra)
-                        w.insert(seq, prev, h, blob, note, frontier.to_bytes() if seq % FRONTIER_EVERY == 0 else None)
+                        w.insert(seq, prev, h, blob, note, frontier.to_bytes() if seq % FRONTIER_EVERY == 0 else None,
+                                 subtrees or None)
                 except SeqTaken:
                     # another process appended since we cached the head: re-read it
                     self._state = None
@@ -565,7 +572,48 @@ class AuditLog:
         end = self.size() if new_size is None else new_size
         if not 0 <= old_size <= end <= self.size():
             raise ValueError(f"a consistency proof needs 0 <= from ({old_size}) <= to ({end}) <= {self.size()}")
-        return consistency_proof(self.store.hashes(1, end), old_size, end)
+        proof = self._subtree_roots(consistency_ranges(old_size, end))
+        old_note, new_note = self.store.note(old_size), self.store.note(end)
+        if old_size and old_note is not None and new_note is not None and not verify_consistency(
+                old_size, end, parse_checkpoint(old_note)[0].root, parse_checkpoint(new_note)[0].root, proof):
+            raise ChainIntegrityError(end, "checkpoint_mismatch",
+                                      detail=f"the stored hashes do not prove tree {old_size} consistent with tree "
+                                             f"{end} as signed; run facetrail audit verify")
+        return proof
+
+    def prove_inclusion(self, seq: int, size: int) -> list[bytes]:
+        """Return the RFC 6962 audit path of record ``seq`` in the tree of size ``size``, checked against its note.
+
+        Raises
+        ------
+        ValueError
+            ``seq`` outside ``1..size`` or ``size`` beyond the log.
+        ChainIntegrityError
+            The stored hashes do not prove the record's entry hash in the signed root of ``size``.
+        """
+        if not 1 <= seq <= size <= self.size():
+            raise ValueError(f"an inclusion proof needs 1 <= seq ({seq}) <= size ({size}) <= {self.size()}")
+        proof = self._subtree_roots(inclusion_ranges(seq - 1, size))
+        leaf = self._subtree_roots([(seq - 1, seq)])[0]
+        note = self.store.note(size)
+        if note is not None and not verify_inclusion(leaf, seq - 1, size, proof, parse_checkpoint(note)[0].root,
+                                                     hashed=True):
+            raise ChainIntegrityError(size, "checkpoint_mismatch",
+                                      detail=f"the stored hashes do not prove record {seq} in tree {size} as signed; "
+                                             "run facetrail audit verify")
+        return proof
+
+    def _subtree_roots(self, ranges: Sequence[tuple[int, int]]) -> builtins.list[bytes]:
+        """Return the tree hash of each leaf range (RFC 6962 proof ranges) from stored perfect subtree hashes.
+
+        Each range is O(log n) perfect subtrees, read together (:meth:`AuditStore.subtree_hashes`);
+        one whose record predates their storage (schema version 7) is computed from its entry hashes.
+        """
+        parts = {r: perfect_subtrees(*r) for r in ranges}
+        nodes = self.store.subtree_hashes({node for split in parts.values() for node in split})
+        for start, size in {node for split in parts.values() for node in split} - nodes.keys():
+            nodes[(start, size)] = merkle_root(self.store.hashes(start + 1, start + size), hashed=True)
+        return [fold_subtrees([nodes[node] for node in parts[r]]) for r in ranges]
 
     # -- reading --------------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 Tables (created by :mod:`core.storage.schema`), append-only by construction:
 this module contains no statement that changes or removes a row.
 
-``audit_log(seq, prev_hash, entry_hash, record, note, frontier)``
+``audit_log(seq, prev_hash, entry_hash, record, note, frontier, subtrees)``
     ``record`` holds the canonical encoding verbatim (BLOB); filters read it with
     DuckDB's JSON functions, so there is no second copy of any field to tamper with.
     ``note`` (schema version 4) is the signed checkpoint of the tree of records
@@ -12,7 +12,8 @@ this module contains no statement that changes or removes a row.
     Merkle subtree roots at ``seq`` (:class:`~audit.trail.chain.MerkleFrontier`), so a
     new process signs the next root without rehashing the log. The frontier is a cache
     that is checked against a signed root before it is used, and that verification
-    never reads.
+    never reads. ``subtrees`` (schema version 7) holds the roots of the perfect subtrees the
+    record's leaf completes, so proofs read O(log n) hashes (:meth:`AuditStore.subtree_hashes`).
 ``audit_log_meta(name, value)``
     The log's id (its origin is ``facetrail.example/<id>``), written once.
 ``audit_log_keys(vkey, from_size, added_at, statement)``
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -182,9 +183,13 @@ class StoreWriter:
 
     def insert(
         self, seq: int, prev_hash: bytes, entry_hash: bytes, canonical: bytes, note: str | None = None,
-        frontier: bytes | None = None,
+        frontier: bytes | None = None, subtrees: bytes | None = None,
     ) -> None:
         """Append one record row with the signed note of the tree it ends (and, at times, the frontier).
+
+        ``subtrees``: the roots of the perfect subtrees the record's leaf completes
+        (:meth:`~audit.trail.chain.MerkleFrontier.append_hash_subtrees`), read by
+        :meth:`AuditStore.subtree_hashes`.
 
         Raises
         ------
@@ -193,8 +198,9 @@ class StoreWriter:
         """
         try:
             self._con.execute(
-                "INSERT INTO audit_log (seq, prev_hash, entry_hash, record, note, frontier) VALUES (?, ?, ?, ?, ?, ?)",
-                [seq, prev_hash, entry_hash, canonical, note, frontier],
+                "INSERT INTO audit_log (seq, prev_hash, entry_hash, record, note, frontier, subtrees) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [seq, prev_hash, entry_hash, canonical, note, frontier, subtrees],
             )
         except duckdb.ConstraintException as err:
             raise SeqTaken(f"audit record seq {seq} already exists") from err
@@ -440,6 +446,36 @@ class AuditStore:
         """Return the stored entry hashes of records ``start..end`` (inclusive), in seq order."""
         with self.db.connect() as con:
             return StoreWriter(con).hashes(start, end)
+
+    def subtree_hashes(self, subtrees: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """Return the stored hashes of perfect subtrees ``(start, 2**h)`` (0-based leaves), in one read.
+
+        A leaf (``h = 0``) is the entry hash of record ``start + 1``; a larger subtree is
+        stored with the record that completes it, ``start + 2**h`` (schema version 7). A
+        subtree whose record has none stored (written before version 7) is left out. The
+        hashes are not checked here: a proof made of them is checked against the signed roots
+        (:meth:`audit.trail.log.AuditLog.prove_consistency`).
+        """
+        wanted = {(int(start), int(size)) for start, size in subtrees}
+        seqs = sorted({start + size for start, size in wanted})
+        if not seqs:
+            return {}
+        with self.db.connect() as con:
+            rows = con.execute(
+                "SELECT seq, entry_hash, subtrees FROM audit_log WHERE seq IN (SELECT unnest(?::BIGINT[]))", [seqs]
+            ).fetchall()
+        by_seq = {int(r[0]): (bytes(r[1]), None if r[2] is None else bytes(r[2])) for r in rows}
+        out: dict[tuple[int, int], bytes] = {}
+        for start, size in wanted:
+            found = by_seq.get(start + size)
+            if found is None:
+                continue
+            level = size.bit_length() - 1
+            if level == 0:
+                out[(start, size)] = found[0]
+            elif found[1] is not None and len(found[1]) >= 32 * level:
+                out[(start, size)] = found[1][32 * (level - 1) : 32 * level]
+        return out
 
     def latest_note(self) -> tuple[int, str] | None:
         """Return ``(seq, note)`` of the last record that has a signed note, or None."""

@@ -52,6 +52,13 @@ evaluation embeddings go to ``evaluation_cache`` (sealed under the key of their 
 
 Version 6 (review with evidence, :mod:`core.gallery`): ``gallery_faces.photo`` holds the face's
 reference photo sealed under the subject's key (``NULL`` when none was kept), shredded with the subject.
+
+Version 7 (:mod:`audit.trail.store`): ``audit_log.subtrees`` holds, with each record, the RFC 6962 roots of the
+perfect subtrees its leaf completes (``[seq - 2**h, seq)`` for ``h = 1 ..`` the trailing zero bits of ``seq``;
+about 32 bytes a record), written in the same statement as the record, so inclusion and consistency proofs
+read O(log n) stored hashes instead of rebuilding the tree. The migration only adds the column: every existing
+row keeps its bytes, hashes and notes and gets ``NULL`` there, and proofs over those rows are computed from
+their entry hashes as before; old files verify unchanged.
 """
 
 from __future__ import annotations
@@ -333,6 +340,11 @@ _V6_REFERENCE_PHOTOS = (
     "ALTER TABLE gallery_faces ADD COLUMN IF NOT EXISTS photo BLOB",
 )
 
+#: Version 7: the Merkle subtree roots each record completes, for O(log n) proofs (:mod:`audit.trail.store`).
+_V7_SUBTREES = (
+    "ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS subtrees BLOB",
+)
+
 #: Every migration, oldest first; a released one is never edited.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "galleries, embedding cache, calibrations, audit log and checkpoints, users, evaluation runs", _V1),
@@ -346,6 +358,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                  "evaluation cache with day keys", _V5_PRIVACY),
     Migration(6, "reference photos: gallery faces keep their photo sealed under the subject's key",
               _V6_REFERENCE_PHOTOS),
+    Migration(7, "audit: the Merkle subtree roots each record completes, for proofs in O(log n) reads",
+              _V7_SUBTREES),
 )
 
 #: The shape this facetrail writes.
