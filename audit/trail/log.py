@@ -582,7 +582,7 @@ class AuditLog:
         return proof
 
     def prove_inclusion(self, seq: int, size: int) -> list[bytes]:
-        """Return the RFC 6962 audit path of record ``seq`` in the tree of size ``size``, checked against its note.
+        """Return the RFC 6962 audit path of record ``seq`` in the tree of size ``size`` (see :meth:`prove_inclusions`).
 
         Raises
         ------
@@ -591,17 +591,38 @@ class AuditLog:
         ChainIntegrityError
             The stored hashes do not prove the record's entry hash in the signed root of ``size``.
         """
-        if not 1 <= seq <= size <= self.size():
-            raise ValueError(f"an inclusion proof needs 1 <= seq ({seq}) <= size ({size}) <= {self.size()}")
-        proof = self._subtree_roots(inclusion_ranges(seq - 1, size))
-        leaf = self._subtree_roots([(seq - 1, seq)])[0]
-        note = self.store.note(size)
-        if note is not None and not verify_inclusion(leaf, seq - 1, size, proof, parse_checkpoint(note)[0].root,
-                                                     hashed=True):
-            raise ChainIntegrityError(size, "checkpoint_mismatch",
-                                      detail=f"the stored hashes do not prove record {seq} in tree {size} as signed; "
-                                             "run facetrail audit verify")
-        return proof
+        return self.prove_inclusions([seq], size)[seq]
+
+    def prove_inclusions(self, seqs: Sequence[int], size: int) -> dict[int, builtins.list[bytes]]:
+        """Return the RFC 6962 audit paths of records ``seqs`` in the tree of size ``size``, by seq.
+
+        The paths (and the records' entry hashes) are read together, O(log n) stored subtree
+        hashes a record, and each is checked against the root of the note stored with record
+        ``size`` before it is returned (a log made before signed notes has none to check against).
+
+        Raises
+        ------
+        ValueError
+            A seq outside ``1..size`` or ``size`` beyond the log.
+        ChainIntegrityError
+            The stored hashes do not prove a record's entry hash in the signed root of ``size``.
+        """
+        wanted = sorted(set(seqs))
+        if any(not 1 <= seq <= size for seq in wanted) or size > self.size():
+            raise ValueError(f"an inclusion proof needs 1 <= seq <= size ({size}) <= {self.size()}")
+        paths = {seq: inclusion_ranges(seq - 1, size) for seq in wanted}
+        ranges = [r for path in paths.values() for r in path] + [(seq - 1, seq) for seq in wanted]
+        hashes = dict(zip(ranges, self._subtree_roots(ranges), strict=True))
+        proofs = {seq: [hashes[r] for r in path] for seq, path in paths.items()}
+        note = self.store.note(size) if wanted else None
+        signed = None if note is None else parse_checkpoint(note)[0].root
+        for seq, proof in proofs.items():
+            if signed is not None and not verify_inclusion(hashes[(seq - 1, seq)], seq - 1, size, proof, signed,
+                                                           hashed=True):
+                raise ChainIntegrityError(size, "checkpoint_mismatch",
+                                          detail=f"the stored hashes do not prove record {seq} in tree {size} as "
+                                                 "signed; run facetrail audit verify")
+        return proofs
 
     def _subtree_roots(self, ranges: Sequence[tuple[int, int]]) -> builtins.list[bytes]:
         """Return the tree hash of each leaf range (RFC 6962 proof ranges) from stored perfect subtree hashes.
@@ -609,9 +630,10 @@ class AuditLog:
         Each range is O(log n) perfect subtrees, read together (:meth:`AuditStore.subtree_hashes`);
         one whose record predates their storage (schema version 7) is computed from its entry hashes.
         """
-        parts = {r: perfect_subtrees(*r) for r in ranges}
-        nodes = self.store.subtree_hashes({node for split in parts.values() for node in split})
-        for start, size in {node for split in parts.values() for node in split} - nodes.keys():
+        parts = {r: perfect_subtrees(*r) for r in set(ranges)}
+        needed = {node for split in parts.values() for node in split}
+        nodes = self.store.subtree_hashes(needed)
+        for start, size in needed - nodes.keys():
             nodes[(start, size)] = merkle_root(self.store.hashes(start + 1, start + size), hashed=True)
         return [fold_subtrees([nodes[node] for node in parts[r]]) for r in ranges]
 

@@ -8,13 +8,16 @@ RFC 6962 / RFC 9162 verifier written here from the RFC text, not facetrail's.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
 
 from audit.errors import ChainIntegrityError
 from audit.trail.chain import consistency_proof, inclusion_proofs
+from audit.trail.excerpt import verify_excerpt, write_excerpt
 from audit.trail.log import AuditLog
 from audit.trail.notes import parse_checkpoint
 from audit.trail.store import AuditStore
@@ -119,7 +122,7 @@ def test_a_proof_reads_log_n_stored_hashes_not_the_leaves(log: AuditLog, monkeyp
         log.prove_consistency(m, N)
         assert asked[-1] <= 2 * N.bit_length(), (m, asked)
     log.prove_inclusion(17, N)
-    assert asked[-2] <= 2 * N.bit_length() and asked[-1] == 1  # the path, then the leaf itself
+    assert asked[-1] <= 2 * N.bit_length() + 1  # the path and the leaf itself, in one read
 
 
 def test_an_old_file_gains_the_column_and_still_verifies_and_proves(log: AuditLog, tmp_path: Path) -> None:
@@ -158,3 +161,20 @@ def test_a_tampered_subtree_hash_is_refused_not_served(log: AuditLog) -> None:
     with pytest.raises(ChainIntegrityError):
         log.prove_inclusion(3, N)
     assert log.prove_consistency(3, 20)  # a proof that does not use the tampered subtrees is still given
+
+
+def test_an_excerpts_proofs_are_read_from_the_stored_subtrees_and_match(
+        log: AuditLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hashes = log.store.hashes(1, N)
+    monkeypatch.setattr(AuditStore, "hashes", lambda self, start, end: pytest.fail("read every entry hash"))
+    summary = write_excerpt(log, tmp_path / "excerpt.json", prove_from=[5, 32])
+    doc = json.loads(Path(summary.path).read_text())
+    paths = inclusion_proofs(hashes, range(N), hashed=True)
+    for rec in doc["records"]:
+        assert [base64.b64decode(p) for p in rec["proof"]] == paths[rec["seq"] - 1]
+    for c in doc["consistency"]:
+        assert [base64.b64decode(p) for p in c["proof"]] == consistency_proof(hashes, c["from"], N)
+    assert verify_excerpt(tmp_path / "excerpt.json", log.vkey()).ok
+    sql(log, "UPDATE audit_log SET subtrees = ? WHERE seq = 16", [bytes(32 * 4)])
+    with pytest.raises(ChainIntegrityError):
+        write_excerpt(log, tmp_path / "bad.json")
