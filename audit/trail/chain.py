@@ -465,6 +465,10 @@ class MerkleFrontier:
         """
         stack = self._stack
         n = self.size
+        if not n & 1:  # an odd seq completes no subtree
+            stack.append(h)
+            self.size += 1
+            return b""
         done: list[bytes] = []
         while n & 1:
             h = node_hash(stack.pop(), h)
