@@ -18,6 +18,10 @@ third party with the RFC text and this page.
 * **Consistency proofs** (RFC 6962 section 2.1.2): :func:`consistency_proof` and
   :func:`verify_consistency` (the RFC 9162 section 2.1.4.2 algorithm); :func:`tree_levels`
   and :func:`prefix_root` give the root of any prefix of a tree in O(log n).
+  :func:`consistency_ranges` and :func:`inclusion_ranges` name the leaf ranges a proof's
+  hashes cover, :func:`perfect_subtrees` splits each into stored perfect subtrees and
+  :func:`fold_subtrees` joins their hashes, so a store that keeps perfect subtree roots
+  (:meth:`MerkleFrontier.append_hash_subtrees`) gives any proof in O(log n) reads.
 * **Checkpoint** (:class:`Checkpoint`): the signed checkpoint of schema versions 1-3
   (Ed25519 over ``b"facetrail.audit.checkpoint.v1\n"`` and the canonical JSON of
   ``{seq, head, root, created_at, key_id, prev}``), kept so that old files and their

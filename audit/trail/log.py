@@ -564,10 +564,16 @@ class AuditLog:
     def prove_consistency(self, old_size: int, new_size: int | None = None) -> list[bytes]:
         """Return the RFC 6962 consistency proof from tree size ``old_size`` to ``new_size`` (default: head).
 
+        The proof is made of O(log n) stored perfect-subtree hashes (:meth:`_subtree_roots`), the
+        same bytes as one rebuilt from every leaf, and is checked against the roots of the notes
+        stored with records ``old_size`` and ``new_size`` before it is returned.
+
         Raises
         ------
         ValueError
             Sizes out of order or beyond the log.
+        ChainIntegrityError
+            The stored hashes do not give a proof the signed roots verify (``checkpoint_mismatch``).
         """
         end = self.size() if new_size is None else new_size
         if not 0 <= old_size <= end <= self.size():
