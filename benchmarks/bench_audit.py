@@ -12,9 +12,12 @@
     same run: plain SHA-256 over the same record bytes, already in memory. Verify reads
     the records from DuckDB once (each leaf built, and checked to be a JSON object of its
     seq, in SQL), recomputes every chained hash and the Merkle tree, and checks the latest
-    note's signature and root. ``all_signatures`` (every note's signature, every record decoded in
+    note's signature and root. The decode check runs beside the read (a second connection), the read
+    in a prefetch thread; CPU time is given beside wall time (the machine is shared). ``all_signatures`` (every note's signature, every record decoded in
     Python) is timed on a smaller log. The chain walk is also timed on rows in memory.
-(c) Consistency proofs on the 1M log: size and time from half the size and from one short.
+(c) Proofs on the 1M log from the stored subtree hashes (schema version 7): consistency from half the size
+    and from one short, an inclusion proof; each against the same proof rebuilt from every entry hash, and what
+    storing the subtree hashes adds to an append.
 (d) Witness add-checkpoint p50, in process and over HTTP on loopback, vs a bare HTTP request.
 
 Usage: .venv/bin/python benchmarks/bench_audit.py [--records N] [--queries Q] [--dir DIR] [--json]
@@ -46,7 +49,15 @@ sys.path.insert(0, str(ROOT))
 
 from audit import AuditContext, AuditedEngine, AuditSession  # noqa: E402
 from audit.accounts import CredentialStore, UserStore  # noqa: E402
-from audit.trail.chain import GENESIS, MerkleFrontier, entry_hash, verify_chain, verify_consistency  # noqa: E402
+from audit.trail.chain import (  # noqa: E402
+    GENESIS,
+    MerkleFrontier,
+    consistency_proof,
+    entry_hash,
+    inclusion_proofs,
+    verify_chain,
+    verify_consistency,
+)
 from audit.trail.convert import candidate_fields, gallery_fields  # noqa: E402
 from audit.trail.keys import load_or_create_private_key  # noqa: E402
 from audit.trail.log import AuditLog  # noqa: E402
@@ -129,7 +140,7 @@ def bench_overhead(folder: Path, queries: int, candidates: bool = False) -> dict
     with db.connect() as con:
         con.execute("CREATE TABLE IF NOT EXISTS bench_floor (i BIGINT, h BLOB, r BLOB)")
         con.execute("CREATE TABLE IF NOT EXISTS bench_log_floor (seq BIGINT PRIMARY KEY, prev_hash BLOB NOT NULL, "
-                    "entry_hash BLOB NOT NULL, record BLOB NOT NULL, note VARCHAR, frontier BLOB)")
+                    "entry_hash BLOB NOT NULL, record BLOB NOT NULL, note VARCHAR, frontier BLOB, subtrees BLOB)")
     last = log.get(log.size())  # the last search's record
     blob, note = last.canonical, log.store.note(last.seq)
     floor, log_floor = [], []
@@ -139,8 +150,8 @@ def bench_overhead(folder: Path, queries: int, candidates: bool = False) -> dict
             con.execute("INSERT INTO bench_floor VALUES (?, ?, ?)", [i, bytes(32), blob])
         t1 = time.perf_counter()
         with db.connect() as con:
-            con.execute("INSERT INTO bench_log_floor (seq, prev_hash, entry_hash, record, note, frontier) "
-                        "VALUES (?, ?, ?, ?, ?, ?)", [i, bytes(32), bytes(32), blob, note, None])
+            con.execute("INSERT INTO bench_log_floor (seq, prev_hash, entry_hash, record, note, frontier, subtrees) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)", [i, bytes(32), bytes(32), blob, note, None, bytes(32)])
         floor.append(t1 - t0)
         log_floor.append(time.perf_counter() - t1)
     # the trail's own share: one signed append (encode, chain, Merkle root, Ed25519 note, insert) and the
@@ -203,7 +214,7 @@ def build_log(folder: Path, n: int, name: str = "verify") -> AuditLog:
     chunk = 100_000
     with db.connect(transaction=True) as con:
         for start in range(1, n + 1, chunk):
-            seqs, prevs, hashes, blobs, notes, fronts = [], [], [], [], [], []
+            seqs, prevs, hashes, blobs, notes, fronts, subtrees = [], [], [], [], [], [], []
             for seq in range(start, min(start + chunk, n + 1)):
                 blob = head + str(seq).encode() + tail
                 h = entry_hash(prev, blob)
@@ -211,15 +222,16 @@ def build_log(folder: Path, n: int, name: str = "verify") -> AuditLog:
                 prevs.append(prev)
                 hashes.append(h)
                 blobs.append(blob)
-                frontier.append_hash(h)
+                subtrees.append(frontier.append_hash_subtrees(h) or None)
                 notes.append(sign_checkpoint_note(origin, seq, frontier.root(), key))
                 fronts.append(frontier.to_bytes() if seq % FRONTIER_EVERY == 0 else None)
                 prev = h
             rows = pa.table({"seq": pa.array(seqs, pa.int64()), "prev_hash": pa.array(prevs, pa.binary()),
                              "entry_hash": pa.array(hashes, pa.binary()), "record": pa.array(blobs, pa.binary()),
-                             "note": pa.array(notes, pa.string()), "frontier": pa.array(fronts, pa.binary())})
+                             "note": pa.array(notes, pa.string()), "frontier": pa.array(fronts, pa.binary()),
+                             "subtrees": pa.array(subtrees, pa.binary())})
             con.register("bench_rows", rows)
-            con.execute("INSERT INTO audit_log (seq, prev_hash, entry_hash, record, note, frontier) "
+            con.execute("INSERT INTO audit_log (seq, prev_hash, entry_hash, record, note, frontier, subtrees) "
                         "SELECT * FROM bench_rows")
             con.unregister("bench_rows")
     return log
@@ -235,11 +247,17 @@ def bench_verify(folder: Path, n: int, every_n: int) -> tuple[dict[str, float], 
     for b in blobs:
         hashlib.sha256(b).digest()
     baseline = time.perf_counter() - t0
+    c0 = time.process_time()
+    for b in blobs:
+        hashlib.sha256(b).digest()
+    baseline_cpu = time.process_time() - c0
     del blobs
-    report = log.verify()
+    cpu0 = time.process_time()
+    report = log.verify()  # the default: read prefetched, decode check beside it
+    verify_cpu = time.process_time() - cpu0
     assert report.ok and report.records == n and report.signed == n, report
-    prefetch = log.verify(parallel=True)
-    assert prefetch.ok and prefetch.records == n, prefetch
+    serial = log.verify(parallel=False)
+    assert serial.ok and serial.records == n, serial
     # every note's signature and every record decoded in Python, on a smaller log (linear: records/s carry over)
     small = build_log(folder, every_n, "every")
     every = small.verify(all_signatures=True)
@@ -262,8 +280,11 @@ def bench_verify(folder: Path, n: int, every_n: int) -> tuple[dict[str, float], 
         "verify_all_signatures_records": every_n,
         "verify_all_signatures_s": round(every.seconds, 3),
         "verify_all_signatures_records_per_s": round(every_n / every.seconds),
-        "verify_prefetch_s": round(prefetch.seconds, 3),
-        "verify_prefetch_records_per_s": round(n / prefetch.seconds),
+        "verify_serial_s": round(serial.seconds, 3),
+        "verify_serial_records_per_s": round(n / serial.seconds),
+        "verify_cpu_s": round(verify_cpu, 3),
+        "baseline_sha256_cpu_s": round(baseline_cpu, 3),
+        "verify_vs_baseline_cpu": round(verify_cpu / baseline_cpu, 2),
         "records": n,
         "build_s": round(build, 2),
         "verify_s": round(report.seconds, 3),
@@ -279,23 +300,57 @@ def bench_verify(folder: Path, n: int, every_n: int) -> tuple[dict[str, float], 
 
 
 def bench_consistency(log: AuditLog) -> dict[str, float]:
-    """Consistency proofs on the big log: from half its size, and from one record short, to the head."""
+    """Proofs on the big log from the stored subtree hashes, vs rebuilt from every entry hash (before version 7).
+
+    Consistency proofs from half the size and from one short to the head; an inclusion proof
+    (a receipt's) of a record a third of the way in. Each is checked against the signed roots.
+    """
     n = log.size()
     out: dict[str, float] = {"records": n}
     for label, old in (("half", n // 2), ("head_minus_1", n - 1)):
         t0 = time.perf_counter()
         proof = log.prove_consistency(old, n)
         took = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        rebuilt = consistency_proof(log.store.hashes(1, n), old, n)
+        out[f"{label}_from_leaves_s"] = round(time.perf_counter() - t0, 4)
+        assert rebuilt == proof
         new_root = log.note(n).root
         assert verify_consistency(old, n, log.note(old).root, new_root, proof)
         out[f"{label}_hashes"] = len(proof)
         out[f"{label}_bytes"] = 32 * len(proof)
-        out[f"{label}_s"] = round(took, 3)
+        out[f"{label}_s"] = round(took, 4)
+    seq = n // 3
+    t0 = time.perf_counter()
+    path = log.prove_inclusion(seq, n)
+    out["inclusion_s"] = round(time.perf_counter() - t0, 4)
+    t0 = time.perf_counter()
+    assert inclusion_proofs(log.store.hashes(1, n), [seq - 1], hashed=True)[seq - 1] == path
+    out["inclusion_from_leaves_s"] = round(time.perf_counter() - t0, 4)
+    out["inclusion_hashes"] = len(path)
     t0 = time.perf_counter()
     hashes = log.store.hashes(1, n)
     out["read_hashes_s"] = round(time.perf_counter() - t0, 3)
     del hashes
     return out
+
+
+def bench_subtrees_cost(rounds: int = 20_000) -> dict[str, float]:
+    """What storing the subtree hashes adds to an append: the frontier step that also returns them, per record."""
+    hs = [hashlib.sha256(str(i).encode()).digest() for i in range(rounds)]
+    plain, with_subtrees = MerkleFrontier(), MerkleFrontier()
+    t0 = time.perf_counter()
+    for h in hs:
+        plain.append_hash(h)
+    t1 = time.perf_counter()
+    for h in hs:
+        with_subtrees.append_hash_subtrees(h)
+    t2 = time.perf_counter()
+    assert plain.root() == with_subtrees.root()
+    return {"frontier_append_us": round((t1 - t0) / rounds * 1e6, 3),
+            "frontier_append_with_subtrees_us": round((t2 - t1) / rounds * 1e6, 3),
+            "stored_bytes_per_record": round(32 * sum(((i & -i).bit_length() - 1) for i in range(1, rounds + 1))
+                                             / rounds, 1)}
 
 
 def bench_witness(folder: Path, pushes: int) -> dict[str, float]:
@@ -360,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
         verify, big = bench_verify(folder, args.records, args.all_signatures_records)
         result = {"overhead": bench_overhead(folder, args.queries),
                   "overhead_candidates": bench_overhead(folder, args.queries, candidates=True), "verify": verify,
-                  "consistency": bench_consistency(big), "witness": bench_witness(folder, args.pushes)}
+                  "consistency": bench_consistency(big), "witness": bench_witness(folder, args.pushes),
+                  "subtrees_cost": bench_subtrees_cost()}
         big.db.close()
         shm = Path("/dev/shm")
         if shm.is_dir():
@@ -389,15 +445,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"verify: {v['records']:,} records, each with a signed note, in {v['verify_s']:.2f} s = "
               f"{v['verify_records_per_s']:,.0f} records/s (target >= 200,000); baseline plain sha256 "
               f"{v['baseline_records_per_s']:,.0f} records/s; verify/baseline time ratio {v['verify_vs_baseline']}; "
-              f"verify with a prefetch thread {v['verify_prefetch_records_per_s']:,.0f} records/s; checking every "
+              f"CPU time {v['verify_cpu_s']:.2f} s vs the baseline's {v['baseline_sha256_cpu_s']:.2f} s (ratio "
+              f"{v['verify_vs_baseline_cpu']}); verify without the prefetch thread "
+              f"{v['verify_serial_records_per_s']:,.0f} records/s; checking every "
               f"note and decoding every record ({v['verify_all_signatures_records']:,} records) "
               f"{v['verify_all_signatures_records_per_s']:,.0f} records/s; the chain walk on rows already in "
               f"memory {v['verify_in_memory_records_per_s']:,.0f} records/s (packed batches: "
               f"{v['verify_in_memory_packed_records_per_s']:,.0f} records/s)")
         c, w = result["consistency"], result["witness"]
-        print(f"consistency proof at {c['records']:,} records: from half {c['half_hashes']} hashes "
-              f"({c['half_bytes']} bytes) in {c['half_s']:.2f} s; from head-1 {c['head_minus_1_hashes']} hashes in "
-              f"{c['head_minus_1_s']:.2f} s (reading the {c['records']:,} entry hashes alone: {c['read_hashes_s']} s)")
+        print(f"consistency proof at {c['records']:,} records from the stored subtree hashes: from half "
+              f"{c['half_hashes']} hashes ({c['half_bytes']} bytes) in {c['half_s'] * 1e3:.1f} ms (rebuilt from "
+              f"every leaf: {c['half_from_leaves_s']:.2f} s); from head-1 {c['head_minus_1_hashes']} hashes in "
+              f"{c['head_minus_1_s'] * 1e3:.1f} ms (from leaves {c['head_minus_1_from_leaves_s']:.2f} s); inclusion "
+              f"proof {c['inclusion_hashes']} hashes in {c['inclusion_s'] * 1e3:.1f} ms (from leaves "
+              f"{c['inclusion_from_leaves_s']:.2f} s); reading the {c['records']:,} entry hashes alone: "
+              f"{c['read_hashes_s']} s")
+        sc = result["subtrees_cost"]
+        print(f"storing the subtree hashes at append: the frontier step {sc['frontier_append_us']:.2f} us -> "
+              f"{sc['frontier_append_with_subtrees_us']:.2f} us a record, {sc['stored_bytes_per_record']} bytes a "
+              f"record (the log-shaped insert above carries a 32-byte subtrees value)")
         print(f"witness add-checkpoint p50 {w['add_checkpoint_p50_ms']:.3f} ms in process, "
               f"{w['add_checkpoint_http_p50_ms']:.3f} ms over HTTP on loopback (a bare HTTP request there: "
               f"{w['bare_http_request_p50_ms']:.3f} ms) over {w['pushes']} pushes")

@@ -18,6 +18,10 @@ third party with the RFC text and this page.
 * **Consistency proofs** (RFC 6962 section 2.1.2): :func:`consistency_proof` and
   :func:`verify_consistency` (the RFC 9162 section 2.1.4.2 algorithm); :func:`tree_levels`
   and :func:`prefix_root` give the root of any prefix of a tree in O(log n).
+  :func:`consistency_ranges` and :func:`inclusion_ranges` name the leaf ranges a proof's
+  hashes cover, :func:`perfect_subtrees` splits each into stored perfect subtrees and
+  :func:`fold_subtrees` joins their hashes, so a store that keeps perfect subtree roots
+  (:meth:`MerkleFrontier.append_hash_subtrees`) gives any proof in O(log n) reads.
 * **Checkpoint** (:class:`Checkpoint`): the signed checkpoint of schema versions 1-3
   (Ed25519 over ``b"facetrail.audit.checkpoint.v1\n"`` and the canonical JSON of
   ``{seq, head, root, created_at, key_id, prev}``), kept so that old files and their
@@ -75,12 +79,16 @@ __all__ = [
     "RowBatch",
     "VerifyReport",
     "consistency_proof",
+    "consistency_ranges",
     "entry_hash",
     "entry_hashes",
+    "fold_subtrees",
     "inclusion_proofs",
+    "inclusion_ranges",
     "leaf_hash",
     "merkle_root",
     "node_hash",
+    "perfect_subtrees",
     "prefix_root",
     "sign_checkpoint",
     "tree_levels",
@@ -243,26 +251,94 @@ def consistency_proof(hashes: Sequence[bytes], old_size: int, new_size: int | No
     n = len(hashes) if new_size is None else new_size
     if not 0 <= old_size <= n <= len(hashes):
         raise ValueError(f"a consistency proof needs 0 <= old ({old_size}) <= new ({n}) <= {len(hashes)} leaves")
-    if old_size in (0, n):
+    return [merkle_root(hashes[start:end], hashed=True) for start, end in consistency_ranges(old_size, n)]
+
+
+def consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
+    """Return the leaf ranges ``[start, end)`` whose tree hashes are ``PROOF(old_size, D[new_size])``, in order.
+
+    RFC 6962 section 2.1.2's SUBPROOF, unrolled: each step records one sibling subtree.
+    Every range is split by :func:`perfect_subtrees` into at most ``log2(n)`` perfect
+    subtrees (only the first range, which ends at ``new_size``, is not one itself), so a
+    store that keeps perfect subtree hashes gives the proof in O(log n) reads.
+
+    Raises
+    ------
+    ValueError
+        If ``not 0 <= old_size <= new_size``.
+    """
+    if not 0 <= old_size <= new_size:
+        raise ValueError(f"a consistency proof needs 0 <= old ({old_size}) <= new ({new_size})")
+    if old_size in (0, new_size):
         return []
-    proof: list[bytes] = []
-    start, end, m, complete = 0, n, old_size, True
-    # SUBPROOF(m, D[start:end], complete), unrolled: each step records one sibling subtree hash
+    ranges: list[tuple[int, int]] = []
+    start, end, m, complete = 0, new_size, old_size, True
     while True:
         size = end - start
         if m == size:
             if not complete:
-                proof.append(merkle_root(hashes[start:end], hashed=True))
+                ranges.append((start, end))
             break
         k = _largest_power_below(size)
         if m <= k:
-            proof.append(merkle_root(hashes[start + k : end], hashed=True))
+            ranges.append((start + k, end))
             end = start + k
         else:
-            proof.append(merkle_root(hashes[start : start + k], hashed=True))
+            ranges.append((start, start + k))
             start, m, complete = start + k, m - k, False
-    proof.reverse()
-    return proof
+    ranges.reverse()
+    return ranges
+
+
+def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """Return the leaf ranges ``[start, end)`` whose tree hashes are the RFC 6962 audit path of leaf ``index``.
+
+    Bottom-up, as :func:`inclusion_proofs` gives them (RFC 6962 section 2.1.1's PATH).
+
+    Raises
+    ------
+    ValueError
+        If the index is outside the tree.
+    """
+    if not 0 <= index < size:
+        raise ValueError(f"leaf index {index} is outside a tree of {size} leaves")
+    ranges: list[tuple[int, int]] = []
+    start, end, m = 0, size, index
+    while end - start > 1:
+        k = _largest_power_below(end - start)
+        if m < k:
+            ranges.append((start + k, end))
+            end = start + k
+        else:
+            ranges.append((start, start + k))
+            start, m = start + k, m - k
+    ranges.reverse()
+    return ranges
+
+
+def perfect_subtrees(start: int, end: int) -> list[tuple[int, int]]:
+    """Split the leaf range ``[start, end)`` into ``(start, 2**h)`` perfect subtrees, largest first.
+
+    For the ranges of RFC 6962's recursion (``start`` a multiple of a power of two at
+    least ``end - start``), the range's tree hash is the right fold of these subtrees'
+    hashes with :func:`node_hash`, as :func:`fold_subtrees` does.
+    """
+    out: list[tuple[int, int]] = []
+    while start < end:
+        size = 1 << ((end - start).bit_length() - 1)
+        while start % size:
+            size >>= 1
+        out.append((start, size))
+        start += size
+    return out
+
+
+def fold_subtrees(hashes: Sequence[bytes]) -> bytes:
+    """Return the tree hash of consecutive perfect subtrees (largest first, as :func:`perfect_subtrees` gives)."""
+    root = hashes[-1]
+    for node in reversed(hashes[:-1]):
+        root = node_hash(node, root)
+    return root
 
 
 def verify_consistency(
@@ -382,6 +458,29 @@ class MerkleFrontier:
             n >>= 1
         stack.append(h)
         self.size += 1
+
+    def append_hash_subtrees(self, h: bytes) -> bytes:
+        """Add one leaf by its leaf hash; return the roots of the perfect subtrees it completes, smallest first.
+
+        Leaf ``seq`` (1-based) completes the subtrees ``[seq - 2**h, seq)`` for ``h = 1 ..``
+        the trailing zero bits of ``seq``; their roots are concatenated (empty for odd
+        ``seq``). Stored with the record, they give any perfect subtree's hash in one read
+        (:func:`perfect_subtrees`).
+        """
+        stack = self._stack
+        n = self.size
+        if not n & 1:  # an odd seq completes no subtree
+            stack.append(h)
+            self.size += 1
+            return b""
+        done: list[bytes] = []
+        while n & 1:
+            h = node_hash(stack.pop(), h)
+            done.append(h)
+            n >>= 1
+        stack.append(h)
+        self.size += 1
+        return b"".join(done)
 
     def root(self) -> bytes:
         """Return the Merkle root of the leaves so far."""

@@ -40,10 +40,7 @@ from cryptography.exceptions import InvalidSignature
 from audit.errors import ChainIntegrityError, ExcerptError
 from audit.outputs import check_out_path
 from audit.trail.chain import (
-    consistency_proof,
     entry_hash,
-    inclusion_proofs,
-    merkle_root,
     verify_consistency,
     verify_inclusion,
 )
@@ -83,7 +80,7 @@ def write_excerpt(
     AuditError
         If the log is empty, or ``path`` is refused (:func:`audit.trail.outputs.check_out_path`).
     ChainIntegrityError
-        If the stored hashes do not reproduce the checkpoint's Merkle root.
+        If the stored hashes do not prove a record (or a consistency proof) against the signed checkpoint.
     ValueError
         A ``prove_from`` size beyond the checkpoint.
     """
@@ -91,11 +88,9 @@ def write_excerpt(
     filters = filters or AuditFilter()
     cp = log.checkpoint()
     entries = [e for e in log.list(filters) if e.seq <= cp.size]
-    hashes = log.store.hashes(1, cp.size)
-    if len(hashes) != cp.size or merkle_root(hashes, hashed=True) != cp.root:
-        raise ChainIntegrityError(cp.size, "checkpoint_mismatch",
-                                  detail="stored hashes do not reproduce the checkpoint; run audit verify")
-    proofs = inclusion_proofs(hashes, [e.seq - 1 for e in entries], hashed=True)
+    # O(log n) stored subtree hashes a record, each path checked against the signed root (ChainIntegrityError)
+    paths = log.prove_inclusions([e.seq for e in entries], cp.size)
+    proofs = {seq - 1: path for seq, path in paths.items()}
     manifest = {
         "format": EXCERPT_FORMAT,
         "created_at": utc_now_iso(),
@@ -118,7 +113,7 @@ def write_excerpt(
             }
             for e in entries
         ],
-        "consistency": [{"from": m, "to": cp.size, "proof": [_b64(p) for p in consistency_proof(hashes, m)]}
+        "consistency": [{"from": m, "to": cp.size, "proof": [_b64(p) for p in log.prove_consistency(m, cp.size)]}
                         for m in prove_from],
     }
     out.parent.mkdir(parents=True, exist_ok=True)

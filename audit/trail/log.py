@@ -42,9 +42,16 @@ from audit.trail.chain import (
     GENESIS,
     MerkleFrontier,
     VerifyReport,
-    consistency_proof,
+    consistency_ranges,
     entry_hash,
+    fold_subtrees,
+    inclusion_proofs,
+    inclusion_ranges,
+    merkle_root,
+    perfect_subtrees,
     verify_chain,
+    verify_consistency,
+    verify_inclusion,
 )
 from audit.trail.keys import (
     create_private_key,
@@ -411,9 +418,10 @@ class AuditLog:
                         blob = record.canonical()
                         h = entry_hash(prev, blob)
                         frontier = MerkleFrontier(state.frontier.size, state.frontier._stack)
-                        frontier.append_hash(h)
+                        subtrees = frontier.append_hash_subtrees(h)
                         note = _sign_note(origin, seq, frontier.root(), key, extra)
-                        w.insert(seq, prev, h, blob, note, frontier.to_bytes() if seq % FRONTIER_EVERY == 0 else None)
+                        w.insert(seq, prev, h, blob, note, frontier.to_bytes() if seq % FRONTIER_EVERY == 0 else None,
+                                 subtrees or None)
                         APPENDS.bump(record.action)
                 except SeqTaken:
                     # another process appended since we cached the head: re-read it
@@ -593,15 +601,97 @@ class AuditLog:
     def prove_consistency(self, old_size: int, new_size: int | None = None) -> list[bytes]:
         """Return the RFC 6962 consistency proof from tree size ``old_size`` to ``new_size`` (default: head).
 
+        The proof is made of O(log n) stored perfect-subtree hashes (:meth:`_subtree_roots`), the
+        same bytes as one rebuilt from every leaf, and is checked against the roots of the notes
+        stored with records ``old_size`` and ``new_size`` before it is returned.
+
         Raises
         ------
         ValueError
             Sizes out of order or beyond the log.
+        ChainIntegrityError
+            The stored hashes do not give a proof the signed roots verify (``checkpoint_mismatch``).
         """
         end = self.size() if new_size is None else new_size
         if not 0 <= old_size <= end <= self.size():
             raise ValueError(f"a consistency proof needs 0 <= from ({old_size}) <= to ({end}) <= {self.size()}")
-        return consistency_proof(self.store.hashes(1, end), old_size, end)
+        proof = self._subtree_roots(consistency_ranges(old_size, end))
+        old_note, new_note = self.store.note(old_size), self.store.note(end)
+        if old_size and old_note is not None and new_note is not None and not verify_consistency(
+                old_size, end, parse_checkpoint(old_note)[0].root, parse_checkpoint(new_note)[0].root, proof):
+            raise ChainIntegrityError(end, "checkpoint_mismatch",
+                                      detail=f"the stored hashes do not prove tree {old_size} consistent with tree "
+                                             f"{end} as signed; run facetrail audit verify")
+        return proof
+
+    def prove_inclusion(self, seq: int, size: int) -> list[bytes]:
+        """Return the RFC 6962 audit path of record ``seq`` in the tree of size ``size`` (see :meth:`prove_inclusions`).
+
+        Raises
+        ------
+        ValueError
+            ``seq`` outside ``1..size`` or ``size`` beyond the log.
+        ChainIntegrityError
+            The stored hashes do not prove the record's entry hash in the signed root of ``size``.
+        """
+        return self.prove_inclusions([seq], size)[seq]
+
+    def prove_inclusions(self, seqs: Sequence[int], size: int) -> dict[int, builtins.list[bytes]]:
+        """Return the RFC 6962 audit paths of records ``seqs`` in the tree of size ``size``, by seq.
+
+        The paths (and the records' entry hashes) are read together, O(log n) stored subtree
+        hashes a record, and each is checked against the root of the note stored with record
+        ``size`` before it is returned (a log made before signed notes has none to check against).
+
+        Raises
+        ------
+        ValueError
+            A seq outside ``1..size`` or ``size`` beyond the log.
+        ChainIntegrityError
+            The stored hashes do not prove a record's entry hash in the signed root of ``size``.
+        """
+        wanted = sorted(set(seqs))
+        if any(not 1 <= seq <= size for seq in wanted) or size > self.size():
+            raise ValueError(f"an inclusion proof needs 1 <= seq <= size ({size}) <= {self.size()}")
+        if len(wanted) * 2 * size.bit_length() > size:  # paths for most of the tree: one pass over its leaves is cheaper
+            return self._inclusions_from_leaves(wanted, size)
+        paths = {seq: inclusion_ranges(seq - 1, size) for seq in wanted}
+        ranges = [r for path in paths.values() for r in path] + [(seq - 1, seq) for seq in wanted]
+        hashes = dict(zip(ranges, self._subtree_roots(ranges), strict=True))
+        proofs = {seq: [hashes[r] for r in path] for seq, path in paths.items()}
+        note = self.store.note(size) if wanted else None
+        signed = None if note is None else parse_checkpoint(note)[0].root
+        for seq, proof in proofs.items():
+            if signed is not None and not verify_inclusion(hashes[(seq - 1, seq)], seq - 1, size, proof, signed,
+                                                           hashed=True):
+                raise ChainIntegrityError(size, "checkpoint_mismatch",
+                                          detail=f"the stored hashes do not prove record {seq} in tree {size} as "
+                                                 "signed; run facetrail audit verify")
+        return proofs
+
+    def _inclusions_from_leaves(self, seqs: Sequence[int], size: int) -> dict[int, builtins.list[bytes]]:
+        """Return the paths of :meth:`prove_inclusions` from the tree rebuilt over every entry hash (root checked)."""
+        hashes = self.store.hashes(1, size)
+        note = self.store.note(size)
+        if len(hashes) != size or (note is not None and merkle_root(hashes, hashed=True) != parse_checkpoint(note)[0].root):
+            raise ChainIntegrityError(size, "checkpoint_mismatch",
+                                      detail=f"the stored hashes do not reproduce the signed root of tree {size}; "
+                                             "run facetrail audit verify")
+        paths = inclusion_proofs(hashes, [seq - 1 for seq in seqs], hashed=True)
+        return {seq: paths[seq - 1] for seq in seqs}
+
+    def _subtree_roots(self, ranges: Sequence[tuple[int, int]]) -> builtins.list[bytes]:
+        """Return the tree hash of each leaf range (RFC 6962 proof ranges) from stored perfect subtree hashes.
+
+        Each range is O(log n) perfect subtrees, read together (:meth:`AuditStore.subtree_hashes`);
+        one whose record predates their storage (schema version 7) is computed from its entry hashes.
+        """
+        parts = {r: perfect_subtrees(*r) for r in set(ranges)}
+        needed = {node for split in parts.values() for node in split}
+        nodes = self.store.subtree_hashes(needed)
+        for start, size in needed - nodes.keys():
+            nodes[(start, size)] = merkle_root(self.store.hashes(start + 1, start + size), hashed=True)
+        return [fold_subtrees([nodes[node] for node in parts[r]]) for r in ranges]
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -641,7 +731,7 @@ class AuditLog:
     # -- verification ---------------------------------------------------------------------------
 
     def verify(
-        self, public_key_pem: str | None = None, *, parallel: bool = False, all_signatures: bool = False,
+        self, public_key_pem: str | None = None, *, parallel: bool = True, all_signatures: bool = False,
         trusted: Sequence[str] = (),
     ) -> VerifyReport:
         """Verify every record against the signed checkpoints; integrity faults are reported, never raised.
@@ -653,7 +743,8 @@ class AuditLog:
         public_key_pem
             Check notes against this key (PEM, or one verifier key per line) instead of the key file's.
         parallel
-            Read the database in a worker thread while hashing.
+            Read the database in a worker thread while hashing (the default: the read, the hashing and
+            the decode check then use both cores; inside an open transaction the read stays in this thread).
         all_signatures
             Check every record's note and decode every record in Python (slow: one
             signature check per record); by default the latest note's signature and the
@@ -679,7 +770,9 @@ class AuditLog:
         With ``packed``: as ``(batch, first undecodable seq)`` from :meth:`AuditStore.scan_packed`.
         """
         scan = self.store.scan_packed(ordered=ordered) if packed else self.store.scan(ordered=ordered)
-        return contextlib.closing(_prefetch(scan) if parallel else _closing_iter(scan))
+        # a worker thread could not join this thread's open transaction (it would wait for it forever)
+        prefetch = parallel and not self.db.in_transaction
+        return contextlib.closing(_prefetch(scan) if prefetch else _closing_iter(scan))
 
     # -- review (:mod:`audit.trail.review`; reviews are recorded through AuditSession.review) ---
 

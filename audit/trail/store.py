@@ -3,7 +3,7 @@
 Tables (created by :mod:`core.storage.schema`), append-only by construction:
 this module contains no statement that changes or removes a row.
 
-``audit_log(seq, prev_hash, entry_hash, record, note, frontier)``
+``audit_log(seq, prev_hash, entry_hash, record, note, frontier, subtrees)``
     ``record`` holds the canonical encoding verbatim (BLOB); filters read it with
     DuckDB's JSON functions, so there is no second copy of any field to tamper with.
     ``note`` (schema version 4) is the signed checkpoint of the tree of records
@@ -12,7 +12,8 @@ this module contains no statement that changes or removes a row.
     Merkle subtree roots at ``seq`` (:class:`~audit.trail.chain.MerkleFrontier`), so a
     new process signs the next root without rehashing the log. The frontier is a cache
     that is checked against a signed root before it is used, and that verification
-    never reads.
+    never reads. ``subtrees`` (schema version 7) holds the roots of the perfect subtrees the
+    record's leaf completes, so proofs read O(log n) hashes (:meth:`AuditStore.subtree_hashes`).
 ``audit_log_meta(name, value)``
     The log's id (its origin is ``facetrail.example/<id>``), written once.
 ``audit_log_keys(vkey, from_size, added_at, statement)``
@@ -32,7 +33,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -60,10 +62,12 @@ _UNDECODABLE = (
     "SELECT min(seq) FROM audit_log WHERE seq BETWEEN ? AND ? AND NOT coalesce("
     "try(json_extract(try(decode(record)), '$.seq')::BIGINT) = seq, false)"
 )
-# the verifier's one read: the RFC 6962 leaf input of each row, and the decode check of _UNDECODABLE per row
-_PACKED = (
-    "SELECT seq, prev_hash, entry_hash, '\\x00'::BLOB || prev_hash || record AS leaf, coalesce("
-    "try(json_extract(try(decode(record)), '$.seq')::BIGINT) = seq, false) AS decodes FROM audit_log"
+# the verifier's read: the RFC 6962 leaf input of each row
+_PACKED = "SELECT seq, prev_hash, entry_hash, '\\x00'::BLOB || prev_hash || record AS leaf FROM audit_log"
+# ... and beside it, in DuckDB's own threads, the decode check of _UNDECODABLE over every row
+_FIRST_UNDECODABLE = (
+    "SELECT min(seq) FROM audit_log WHERE NOT coalesce("
+    "try(json_extract(try(decode(record)), '$.seq')::BIGINT) = seq, false)"
 )
 _FEW_ROWS = 1000  # tail_of_action: up to this many new rows are read whole
 _CP = "SELECT seq, head_hash, merkle_root, created_at, key_id, signature, prev, frontier FROM audit_checkpoint_chain"
@@ -141,21 +145,23 @@ def _hash_column(column: pa.Array) -> bytes | None:
     return bytes(data.slice(column.offset * 32, len(column) * 32).to_pybytes())
 
 
-def _packed(batch: pa.RecordBatch) -> tuple[RowBatch | PackedBatch, int | None]:
+def _packed(batch: pa.RecordBatch) -> RowBatch | PackedBatch:
     """Turn one Arrow batch of :data:`_PACKED` into what the verifier reads (see :meth:`AuditStore.scan_packed`)."""
-    seqs, prevs, hashes, leaves, decodes = (batch.column(i) for i in range(5))
-    bad = None
-    if decodes.null_count or not pc.all(decodes).as_py():
-        bad = pc.min(pc.filter(seqs, pc.invert(pc.fill_null(decodes, False)))).as_py()
+    seqs, prevs, hashes, leaves = (batch.column(i) for i in range(4))
     prev_buf, hash_buf = _hash_column(prevs), _hash_column(hashes)
     if prev_buf is None or hash_buf is None or seqs.null_count or leaves.null_count:
         # a NULL record reads as empty bytes: its hash does not match, and the walk names it
         records: list[bytes] = [b"" if r is None or p is None else r[1 + len(p):]
                                 for p, r in zip(prevs.to_pylist(), leaves.to_pylist(), strict=True)]
-        rows = RowBatch(seqs.to_pylist(), prevs.to_pylist(), hashes.to_pylist(), records)
-        return rows, bad
+        return RowBatch(seqs.to_pylist(), prevs.to_pylist(), hashes.to_pylist(), records)
     # Arrow -> Python bytes in C: cheaper than a memoryview per value, and hashlib reads bytes fastest
-    return PackedBatch(seqs.to_numpy().astype(np.int64).tobytes(), prev_buf, hash_buf, leaves.to_pylist()), bad
+    return PackedBatch(seqs.to_numpy().astype(np.int64).tobytes(), prev_buf, hash_buf, leaves.to_pylist())
+
+
+def _first_undecodable(con: duckdb.DuckDBPyConnection) -> int | None:
+    """Run the decode check of every row on ``con`` (a connection of its own); the first failing seq, or None."""
+    row = con.execute(_FIRST_UNDECODABLE).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
 def _checkpoint(t: tuple[Any, ...]) -> Checkpoint:
@@ -177,9 +183,13 @@ class StoreWriter:
 
     def insert(
         self, seq: int, prev_hash: bytes, entry_hash: bytes, canonical: bytes, note: str | None = None,
-        frontier: bytes | None = None,
+        frontier: bytes | None = None, subtrees: bytes | None = None,
     ) -> None:
         """Append one record row with the signed note of the tree it ends (and, at times, the frontier).
+
+        ``subtrees``: the roots of the perfect subtrees the record's leaf completes
+        (:meth:`~audit.trail.chain.MerkleFrontier.append_hash_subtrees`), read by
+        :meth:`AuditStore.subtree_hashes`.
 
         Raises
         ------
@@ -188,8 +198,9 @@ class StoreWriter:
         """
         try:
             self._con.execute(
-                "INSERT INTO audit_log (seq, prev_hash, entry_hash, record, note, frontier) VALUES (?, ?, ?, ?, ?, ?)",
-                [seq, prev_hash, entry_hash, canonical, note, frontier],
+                "INSERT INTO audit_log (seq, prev_hash, entry_hash, record, note, frontier, subtrees) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [seq, prev_hash, entry_hash, canonical, note, frontier, subtrees],
             )
         except duckdb.ConstraintException as err:
             raise SeqTaken(f"audit record seq {seq} already exists") from err
@@ -394,25 +405,77 @@ class AuditStore:
     def scan_packed(
         self, batch_size: int | None = None, ordered: bool = True
     ) -> Generator[tuple[RowBatch | PackedBatch, int | None], None, None]:
-        """Yield the whole log as ``(batch, first undecodable seq in it or None)``, for verification.
+        """Yield the whole log as ``(batch, None)`` pairs, the last as ``(batch, first undecodable seq or None)``.
 
-        One read of the log gives the verifier everything: DuckDB builds each row's leaf input
-        (``0x00 || prev_hash || record``) and checks in C that the record is a JSON object
-        carrying its own seq (as :meth:`first_undecodable`); the batch is handed on as a
-        :class:`~audit.trail.chain.PackedBatch` (views of the Arrow buffers, no Python object
+        This is the verifier's read. DuckDB builds each row's leaf input
+        (``0x00 || prev_hash || record``); the batch is handed on as a
+        :class:`~audit.trail.chain.PackedBatch` (the hashes as whole buffers, no Python object
         per hash), or as a plain :class:`~audit.trail.chain.RowBatch` when a row is not of the
         stored form (a NULL, a hash that is not 32 bytes), so that the verifier's walk names
-        it. ``ordered`` as for :meth:`scan`.
+        it. Beside the read, on a second connection in a worker thread, DuckDB checks in C that
+        every record is a JSON object carrying its own seq (as :meth:`first_undecodable`,
+        over the whole table); the answer comes with the last batch, so the Python hashing and
+        that parse run on two cores. A consumer that stops early (a fault) closes the
+        generator: the check is interrupted and its thread joined. ``ordered`` as for :meth:`scan`.
         """
+        # inside an open transaction a second connection would not see its rows: the check then runs after the read
+        beside = not self.db.in_transaction
         with self.db.connect() as con:
-            reader = con.sql(_PACKED + (" ORDER BY seq" if ordered else "")).to_arrow_reader(batch_size or SCAN_BATCH)
-            for batch in reader:
-                yield _packed(batch)
+            checker = con.cursor() if beside else None  # a connection of its own: its query runs beside the read
+            pool = ThreadPoolExecutor(1, thread_name_prefix="facetrail-audit-decode")
+            check = pool.submit(_first_undecodable, checker) if checker is not None else None
+            try:
+                reader = con.sql(_PACKED + (" ORDER BY seq" if ordered else "")).to_arrow_reader(
+                    batch_size or SCAN_BATCH)
+                held = None
+                for batch in reader:
+                    if held is not None:
+                        yield _packed(held), None
+                    held = batch
+                reader.close()
+                if held is not None:
+                    yield _packed(held), check.result() if check is not None else _first_undecodable(con)
+            finally:
+                if checker is not None and check is not None and not check.done():
+                    checker.interrupt()  # the consumer stopped early
+                pool.shutdown(wait=True)
+                if checker is not None:
+                    checker.close()
 
     def hashes(self, start: int, end: int) -> list[bytes]:
         """Return the stored entry hashes of records ``start..end`` (inclusive), in seq order."""
         with self.db.connect() as con:
             return StoreWriter(con).hashes(start, end)
+
+    def subtree_hashes(self, subtrees: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """Return the stored hashes of perfect subtrees ``(start, 2**h)`` (0-based leaves), in one read.
+
+        A leaf (``h = 0``) is the entry hash of record ``start + 1``; a larger subtree is
+        stored with the record that completes it, ``start + 2**h`` (schema version 7). A
+        subtree whose record has none stored (written before version 7) is left out. The
+        hashes are not checked here: a proof made of them is checked against the signed roots
+        (:meth:`audit.trail.log.AuditLog.prove_consistency`).
+        """
+        wanted = {(int(start), int(size)) for start, size in subtrees}
+        seqs = sorted({start + size for start, size in wanted})
+        if not seqs:
+            return {}
+        with self.db.connect() as con:
+            rows = con.execute(
+                "SELECT seq, entry_hash, subtrees FROM audit_log WHERE seq IN (SELECT unnest(?::BIGINT[]))", [seqs]
+            ).fetchall()
+        by_seq = {int(r[0]): (bytes(r[1]), None if r[2] is None else bytes(r[2])) for r in rows}
+        out: dict[tuple[int, int], bytes] = {}
+        for start, size in wanted:
+            found = by_seq.get(start + size)
+            if found is None:
+                continue
+            level = size.bit_length() - 1
+            if level == 0:
+                out[(start, size)] = found[0]
+            elif found[1] is not None and len(found[1]) >= 32 * level:
+                out[(start, size)] = found[1][32 * (level - 1) : 32 * level]
+        return out
 
     def latest_note(self) -> tuple[int, str] | None:
         """Return ``(seq, note)`` of the last record that has a signed note, or None."""

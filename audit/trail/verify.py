@@ -6,9 +6,9 @@ Every record ``i`` is stored with the signed note of the tree of records ``1..i`
 record) and recomputes the Merkle root at the latest note's tree size. That note's
 signature (by a trusted key, for the log's origin) and that root commit to every
 record, so an untouched log costs one signature check however long it is. Every
-record is also checked to be a JSON object carrying its own seq (in SQL, in the same
-read of the log: a record the log never encoded is a fault); ``all_signatures`` decodes every record in Python
-and checks every note too.
+record is also checked to be a JSON object carrying its own seq (in SQL, on a second
+connection beside the read of the log, so the parse and the hashing use two cores: a record the log never
+encoded is a fault); ``all_signatures`` decodes every record in Python and checks every note too.
 
 When the latest note does not match, the *first record that differs from what was
 signed* is found by bisection over the notes: a note at ``i`` that verifies and whose

@@ -53,6 +53,13 @@ evaluation embeddings go to ``evaluation_cache`` (sealed under the key of their 
 Version 6 (review with evidence, :mod:`core.gallery`): ``gallery_faces.photo`` holds the face's
 reference photo sealed under the subject's key (``NULL`` when none was kept), shredded with the subject.
 
+Version 7 (:mod:`audit.trail.store`): ``audit_log.subtrees`` holds, with each record, the RFC 6962 roots of the
+perfect subtrees its leaf completes (``[seq - 2**h, seq)`` for ``h = 1 ..`` the trailing zero bits of ``seq``;
+about 32 bytes a record), written in the same statement as the record, so inclusion and consistency proofs
+read O(log n) stored hashes instead of rebuilding the tree. The migration only adds the column: every existing
+row keeps its bytes, hashes and notes and gets ``NULL`` there, and proofs over those rows are computed from
+their entry hashes as before; old files verify unchanged.
+
 Version 8 (unlinkable gallery rows, :mod:`core.gallery`): ``gallery_faces.image_ref`` holds a keyed HMAC of the
 image's SHA-256 (the clear ``image_sha256`` column stays only for files written before, and is emptied, with the
 face id replaced by a keyed one, when the gallery store re-keys their rows); a file that held rows or cached
@@ -339,6 +346,11 @@ _V6_REFERENCE_PHOTOS = (
     "ALTER TABLE gallery_faces ADD COLUMN IF NOT EXISTS photo BLOB",
 )
 
+#: Version 7: the Merkle subtree roots each record completes, for O(log n) proofs (:mod:`audit.trail.store`).
+_V7_SUBTREES = (
+    "ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS subtrees BLOB",
+)
+
 #: Version 8: keyed face ids and image references (see the module docstring); rows are re-keyed by
 #: :class:`core.gallery.GalleryStore` on first use (it needs the key store), then the file is rewritten.
 _V8_UNLINKABLE_ROWS = (
@@ -362,6 +374,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                  "evaluation cache with day keys", _V5_PRIVACY),
     Migration(6, "reference photos: gallery faces keep their photo sealed under the subject's key",
               _V6_REFERENCE_PHOTOS),
+    Migration(7, "audit: the Merkle subtree roots each record completes, for proofs in O(log n) reads",
+              _V7_SUBTREES),
     Migration(8, "unlinkable gallery rows: keyed face ids and image references, the file rewritten without "
                  "the clear values of before", _V8_UNLINKABLE_ROWS),
 )
@@ -377,7 +391,7 @@ _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
 
 
 def current_version(con: Any) -> int:
-    """The file's schema version (0 for a new or pre-versioning file)."""
+    """Return the file's schema version (0 for a new or pre-versioning file)."""
     found = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
     ).fetchone()

@@ -1,4 +1,4 @@
-"""The verifier's one read (packed batches, the decode check in the same scan) names every fault it did before.
+"""The verifier's read (packed batches, the decode check beside it) names every fault it did before.
 
 Attacks are made as the holder of the database file *and the signing key* would: the
 history is rewritten with the tampered bytes and every note re-signed, so the chain, the
@@ -155,3 +155,22 @@ def test_packed_and_plain_batches_give_the_same_report(tamper: str, at: int) -> 
         b.ok, b.records, b.head_hash, b.fault, b.roots, b.hashes)
     # the last record swapped with nothing, re-chained with nothing after it, or dropped: only a signature tells
     assert a.ok == (tamper == "none" or (tamper in ("swap", "edit_rechained", "gap") and at == 8))
+
+
+def test_a_garbage_record_is_named_whatever_the_decode_check_and_the_read_finish_first(
+    tmp_path: Path, small_batches: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decode check's answer comes with the last batch however late it finishes; a slow check is waited for."""
+    import time
+
+    slow = audit.trail.store._first_undecodable
+
+    def later(con):  # type: ignore[no-untyped-def]
+        time.sleep(0.3)
+        return slow(con)
+
+    monkeypatch.setattr(audit.trail.store, "_first_undecodable", later)
+    log = filled(tmp_path)
+    resign(log, {N: b"[1]"})
+    err = log.verify().error
+    assert err is not None and (err.seq, err.kind) == (N, "bad_record")

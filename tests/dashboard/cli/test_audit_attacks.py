@@ -338,3 +338,18 @@ def test_out_never_overwrites_the_database_its_wal_a_key_or_an_existing_file(
     code, out = run(capsys, "audit", "export", "--db", world["db"], "--out", str(existing), "--purpose", "oversight",
                     "--force", "--json")
     assert code == 0 and existing.read_text() != "keep me"
+
+
+def test_a_tampered_stored_subtree_hash_gives_no_proof_and_says_why(
+        world: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """Proofs are read from the subtree hashes stored with the records (schema version 7). Someone with the file
+    overwrites one: prove-consistency refuses (exit 2, naming the fault) instead of printing a proof that would not
+    verify; the records, hashes and notes are untouched, so verify still says ok."""
+    code, good = run(capsys, "audit", "prove-consistency", "--db", world["db"], "--from", "3", "--json")
+    assert code == 0 and len(good["proof"]) >= 2
+    raw(world["db"], "UPDATE audit_log SET subtrees = ? WHERE seq = 8", [bytes(32 * 3)])
+    code, out = run(capsys, "audit", "prove-consistency", "--db", world["db"], "--from", "3", "--json")
+    assert code == 2 and "proof" not in out
+    assert "checkpoint_mismatch" in out["error"] and "audit verify" in out["error"]
+    code, rep = run(capsys, "audit", "verify", "--db", world["db"], "--json")
+    assert code == 0 and rep["ok"]
