@@ -37,7 +37,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +61,9 @@ _MOD = 1 << 128
 _PARALLEL_ROWS = 50_000
 #: Rows per part of a load's decryption (the parts are shared out between the processes).
 _PART_ROWS = 16_384
+#: The share of a parallel load's rows this process decrypts itself: less than half, since it also
+#: cuts every row's vector and subject id out and adds them to the index (the child only decrypts).
+_OWN_SHARE = 0.4
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
@@ -388,17 +391,19 @@ class GalleryStore:
 
     def _open_for_index(
         self, name: str, table: pa.Table, dims: int
-    ) -> builtins.list[tuple[builtins.list[str], builtins.list[str], np.ndarray]]:
+    ) -> Iterator[tuple[builtins.list[str], builtins.list[str], np.ndarray]]:
         """Decrypt a gallery's rows (``face_id, key_id, sealed``) for its index: face ids, subject ids and vectors.
 
-        In parts (one per chunk of rows as the database returned them), in row order.
+        In parts (at most :data:`_PART_ROWS` rows of one chunk of rows as the database returned
+        them), in row order, each yielded as soon as it is decrypted: the caller adds this
+        process's share of the rows to the index while the child still decrypts its share.
 
         The load's hot path: every row's key found in one pass of the key store, without a Python
         object per row (:meth:`core.keystore.KeyStore.lookup_rows`); every row decrypted into one
         buffer with one AES-GCM set-up per subject, made for its rows and dropped after them, a
         large gallery's rows shared out between this process and a forked child working at the
-        same time (:func:`core.keystore.unseal_parallel`: memory only, the child gone before this
-        returns); the vectors and subject ids cut out of it in C (each plaintext is the subject id,
+        same time (:func:`core.keystore.unseal_parallel`: memory only, the child gone before its
+        share is yielded); the vectors and subject ids cut out of it in C (each plaintext is the subject id,
         the fields' JSON, which is not parsed, and the vector: :func:`core.cache.pack_sealed`).
 
         Raises
@@ -411,29 +416,26 @@ class GalleryStore:
         face_ids: builtins.list[str] = table.column("face_id").to_pylist()
         prefix = _aad(name, "")
         aads = [prefix + f.encode() for f in face_ids]
-        chunks = [c for c in table.column("sealed").chunks if len(c)]  # as read: no copy of the whole column
         jobs: builtins.list[tuple[np.ndarray, memoryview, np.ndarray, Sequence[bytes], int]] = []
+        rows: builtins.list[tuple[int, int]] = []
         sizes, start, where = [], 0, 0
-        for chunk in chunks:
+        for chunk in table.column("sealed").chunks:  # as read: no copy of the whole column into one
             offsets, data = _chunk_buffers(chunk)
             sizes.append(offsets[1:] - offsets[:-1] - 28)
             for lo in range(0, len(chunk), _PART_ROWS):
                 hi = min(lo + _PART_ROWS, len(chunk))
                 jobs.append((which[start + lo : start + hi], data, offsets[lo : hi + 1], aads[start + lo : start + hi],
                              where))
+                rows.append((start + lo, start + hi))
                 where += plain_size(offsets[lo : hi + 1])
             start += len(chunk)
+        size = np.concatenate(sizes) if sizes else np.zeros(0, dtype=np.int64)
+        ends = np.cumsum(size)
         processes = 2 if len(face_ids) >= _PARALLEL_ROWS and _cpus() >= 2 else 1
-        plain = unseal_parallel(keys, jobs, where, processes)
-        ends = np.cumsum(np.concatenate(sizes)) if sizes else np.zeros(0, dtype=np.int64)
-        parts: builtins.list[tuple[builtins.list[str], builtins.list[str], np.ndarray]] = []
-        start = 0
-        for chunk in chunks:
-            end = start + len(chunk)
-            subjects, matrix = _cut_faces(name, plain, ends[start:end], sizes[len(parts)], dims)
-            parts.append((face_ids[start:end], subjects, matrix))
-            start = end
-        return parts
+        for plain, i in unseal_parallel(keys, jobs, where, processes, _OWN_SHARE):
+            lo, hi = rows[i]
+            subjects, matrix = _cut_faces(name, plain, ends[lo:hi], size[lo:hi], dims)
+            yield face_ids[lo:hi], subjects, matrix
 
     def _row_keys(self, name: str, key_ids: pa.Array) -> tuple[builtins.list[bytes | None], np.ndarray]:
         """Return each row's key as ``(keys, which)``: row ``i``'s is ``keys[which[i]]``, each key once.

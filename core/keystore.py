@@ -524,16 +524,19 @@ def unseal_parallel(
     parts: Sequence[tuple[np.ndarray, memoryview, np.ndarray, Sequence[bytes], int]],
     size: int,
     processes: int,
-) -> memoryview:
+    own: float = 0.5,
+) -> Iterator[tuple[memoryview, int]]:
     """Decrypt parts of rows (each ``(which, sealed, offsets, aads, where)``, as :func:`unseal_into`) into one buffer.
 
     Part ``p``'s plaintexts go to ``buffer[where:]`` (the parts do not overlap; ``size`` bytes in
-    all). With ``processes`` 2 or more the later parts are decrypted by forked children at the
-    same time as this process decrypts the first ones, into an anonymous shared mapping (memory,
-    no file: nothing decrypted reaches a disk, and the keys stay in memory the children
-    inherited). Each child only decrypts (no database, no lock of this process), leaves by
-    ``os._exit`` and is waited for before this returns: none outlives the call, also when a row
-    does not decrypt (the others are then killed) or the caller is interrupted.
+    all). Yields ``(buffer, p)`` once part ``p`` is there, in part order. With ``processes`` 2 or
+    more, this process decrypts the first parts (about the ``own`` share of the rows; the caller
+    works on each as it is yielded) while forked children decrypt the others at the same time,
+    into an anonymous shared mapping (memory, no file: nothing decrypted reaches a disk, and the
+    keys stay in the memory the children inherited). A child only decrypts (no database, no lock
+    of this process) and leaves by ``os._exit``; all are waited for before the first of their
+    parts is yielded, and none outlives the generator: closed early, or failing (a row that does
+    not decrypt, an interruption), it kills and reaps them.
 
     Raises
     ------
@@ -541,15 +544,16 @@ def unseal_parallel(
         A row is shorter than a nonce and a tag, its key is None, does not decrypt (in this process
         or a child), or a child failed otherwise (named with its exit status).
     """
+    spans = [plain_size(offsets) for _, _, offsets, _, _ in parts]
     if processes < 2 or len(parts) < 2 or not hasattr(os, "fork"):
         buffer = memoryview(bytearray(size))
-        for which, sealed, offsets, aads, where in parts:
-            unseal_into(keys, which, sealed, offsets, aads, buffer[where : where + plain_size(offsets)])
-        return buffer
+        for i, (which, sealed, offsets, aads, where) in enumerate(parts):
+            unseal_into(keys, which, sealed, offsets, aads, buffer[where : where + spans[i]])
+            yield buffer, i
+        return
     shared = mmap.mmap(-1, max(size, 1), flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
     buffer = memoryview(shared)[:size]
-    spans = [plain_size(offsets) for _, _, offsets, _, _ in parts]
-    groups = _groups([len(offsets) - 1 for _, _, offsets, _, _ in parts], processes)
+    groups = _groups([len(offsets) - 1 for _, _, offsets, _, _ in parts], processes, own)
     children: list[int] = []
     try:
         for group in groups[1:]:
@@ -569,26 +573,37 @@ def unseal_parallel(
         for i in groups[0]:
             which, sealed, offsets, aads, where = parts[i]
             unseal_into(keys, which, sealed, offsets, aads, buffer[where : where + spans[i]])
-        failed = [os.waitstatus_to_exitcode(os.waitpid(children.pop(), 0)[1]) for _ in list(children)]
+            yield buffer, i
+        failed = []
+        while children:
+            failed.append(os.waitstatus_to_exitcode(os.waitpid(children[-1], 0)[1]))
+            children.pop()
+        if _CHILD_REFUSED in failed:
+            raise KeyStoreError("a sealed row does not decrypt under its key: altered, or sealed under another key")
+        if any(failed):
+            raise KeyStoreError(f"a decrypting process failed (exit status {[f for f in failed if f]})")
+        for group in groups[1:]:
+            for i in group:
+                yield buffer, i
     finally:
-        for pid in children:  # left only when this process failed or was interrupted: stop and reap them
+        for pid in children:  # left only when this generator failed, was interrupted or closed: stop and reap them
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-    if _CHILD_REFUSED in failed:
-        raise KeyStoreError("a sealed row does not decrypt under its key: altered, or sealed under another key")
-    if any(failed):
-        raise KeyStoreError(f"a decrypting process failed (exit status {[f for f in failed if f]})")
-    return buffer
 
 
-def _groups(rows: Sequence[int], processes: int) -> list[list[int]]:
-    """Split parts (``rows`` each, in order) into ``processes`` runs of consecutive parts of about equal rows."""
+def _groups(rows: Sequence[int], processes: int, own: float) -> list[list[int]]:
+    """Split parts (``rows`` each, in order) into runs of consecutive parts: the first about ``own`` of the rows.
+
+    The others share the rest equally, one run per further process (a run may be empty).
+    """
     out: list[list[int]] = [[] for _ in range(processes)]
-    total, done = sum(rows), 0
+    total, done = max(sum(rows), 1), 0
     for i, n in enumerate(rows):
-        out[min(processes - 1, done * processes // max(total, 1))].append(i)
+        share = done / total
+        group = 0 if share < own else min(processes - 1, 1 + int((share - own) * (processes - 1) / (1 - own)))
+        out[group].append(i)
         done += n
-    return [g for g in out if g] or [[]]
+    return [out[0], *(g for g in out[1:] if g)]
 
 
 def unseal(cipher: AESGCM, sealed: bytes, aad: bytes) -> bytes:

@@ -10,15 +10,17 @@ even when the erased rows are put back from a copy of the database.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
+import core.gallery as gallery_module
 from core import Database, Embedding, EnrollItem, Face, GalleryStore, ModelConfig, ThresholdSource
 from core.cache import pack_sealed
-from core.keystore import KeyStore, KeyStoreError, seal, unseal_many
+from core.keystore import KeyStore, KeyStoreError, seal, unseal_many, unseal_parallel
 
 FACE = Face(0, 0, 10, 10, 1.0, "dlib")
 CONFIG = ModelConfig(model="Dlib", detector="dlib", alignment="dlib_5pt", threshold=0.3,
@@ -228,9 +230,88 @@ def test_rows_in_many_chunks_open_part_by_part_in_order(gallery, wide: bool) -> 
     if wide:
         table = table.set_column(2, "sealed", table.column("sealed").cast(pa.large_binary()))
     chunked = pa.Table.from_batches(table.to_batches(max_chunksize=3))
-    parts = store._open_for_index("g", chunked, 128)
+    parts = list(store._open_for_index("g", chunked, 128))
     assert len(parts) == -(-table.num_rows // 3) > 1
     got = {fid: (sid, vec.tobytes()) for fids, sids, matrix in parts
            for fid, sid, vec in zip(fids, sids, matrix, strict=True)}
     assert got == expected
     assert [f for fids, _, _ in parts for f in fids] == table.column("face_id").to_pylist()
+
+
+def no_children_left() -> bool:
+    """Whether this process has no child at all (running or unreaped)."""
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+@pytest.fixture
+def parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make even a small gallery's load decrypt in two processes, in parts of two rows."""
+    assert no_children_left()  # so the tests' own checks can fail only because of the load
+    monkeypatch.setattr(gallery_module, "_PARALLEL_ROWS", 1)
+    monkeypatch.setattr(gallery_module, "_PART_ROWS", 2)
+    monkeypatch.setattr(gallery_module, "_cpus", lambda: 2)
+
+
+def test_a_load_in_two_processes_gives_every_row_in_order_and_leaves_no_process_or_file(
+    gallery, parallel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, expected = gallery
+    before = {p: p.stat().st_size for p in tmp_path.rglob("*")}
+    shm = set(Path("/dev/shm").iterdir()) if Path("/dev/shm").is_dir() else set()
+    forks: list[int] = []
+    real_fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+    store._loaded.clear()
+    assert loaded_rows(store) == expected
+    assert forks == [1]  # the child did decrypt (so the check above covers its rows)
+    index = store.load("g").index
+    assert index._face_ids == sorted(expected)  # type: ignore[attr-defined]
+    assert no_children_left()
+    assert {p: p.stat().st_size for p in tmp_path.rglob("*")} == before  # nothing written (no plaintext on disk)
+    assert (set(Path("/dev/shm").iterdir()) if Path("/dev/shm").is_dir() else set()) == shm
+
+
+@pytest.mark.parametrize("which", ["first", "last"])
+def test_an_altered_row_in_either_process_share_fails_the_load_and_the_child_is_reaped(
+    gallery, parallel, which: str
+) -> None:
+    """The first row is this process's share, the last the child's: either way the load is refused, nobody left."""
+    store, _ = gallery
+    order = "ASC" if which == "first" else "DESC"
+    with store.db.connect() as con:
+        fid, sealed = con.execute(f"SELECT face_id, sealed FROM gallery_faces ORDER BY face_id {order} LIMIT 1"
+                                  ).fetchone()
+        flipped = bytearray(sealed)
+        flipped[20] ^= 1
+        con.execute("UPDATE gallery_faces SET sealed = ? WHERE face_id = ?", [bytes(flipped), fid])
+    store._loaded.clear()
+    with pytest.raises(KeyStoreError, match="does not decrypt"):
+        store.load("g")
+    assert no_children_left()
+
+
+def test_a_load_stopped_early_kills_and_reaps_the_decrypting_child() -> None:
+    """A caller that stops reading the parts (an error while indexing them) leaves no process decrypting."""
+    keys = [bytes([k]) * 32 for k in range(4)]
+    plains = [bytes([i % 251]) * 50 for i in range(400)]
+    aads = [f"row{i}".encode() for i in range(400)]
+    sealed = [seal(keys[i % 4], p, a) for i, (p, a) in enumerate(zip(plains, aads, strict=True))]
+    offsets = np.cumsum([0] + [len(x) for x in sealed])
+    data = memoryview(b"".join(sealed))
+    which = np.arange(400) % 4
+    parts = [(which[lo : lo + 100], data, offsets[lo : lo + 101], aads[lo : lo + 100], 50 * lo)
+             for lo in range(0, 400, 100)]
+    got = unseal_parallel(keys, parts, 50 * 400, 2)
+    buffer, first = next(got)
+    assert first == 0 and bytes(buffer[:5000]) == b"".join(plains[:100])
+    assert not no_children_left()  # the child is there (decrypting or done, not yet reaped)
+    got.close()
+    assert no_children_left()
+    rest = list(unseal_parallel(keys, parts, 50 * 400, 2))  # and read to its end, every part in order
+    assert [i for _, i in rest] == [0, 1, 2, 3]
+    assert bytes(rest[-1][0]) == b"".join(plains)
+    assert no_children_left()
