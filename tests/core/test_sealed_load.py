@@ -315,3 +315,21 @@ def test_a_load_stopped_early_kills_and_reaps_the_decrypting_child() -> None:
     assert [i for _, i in rest] == [0, 1, 2, 3]
     assert bytes(rest[-1][0]) == b"".join(plains)
     assert no_children_left()
+
+
+def test_rows_each_under_its_own_key_decrypt_in_place_and_refuse_a_moved_row_or_a_missing_key() -> None:
+    """One-face subjects (every row its own key) take the load's loop-free path: same checks as the others."""
+    keys = [bytes([k]) * 32 for k in range(6)]
+    which = np.array([3, 0, 5, 1, 4, 2])
+    plains = [bytes([i]) * (40 + i) for i in range(6)]
+    aads = [f"row{i}".encode() for i in range(6)]
+    sealed = [seal(keys[k], p, a) for k, p, a in zip(which, plains, aads, strict=True)]
+    offsets = np.cumsum([0] + [len(x) for x in sealed])
+    data = memoryview(b"".join(sealed))
+    assert bytes(unseal_many(keys, which, data, offsets, aads)) == b"".join(plains)
+    with pytest.raises(KeyStoreError, match="does not decrypt"):
+        unseal_many(keys, which, data, offsets, [*aads[:4], aads[5], aads[4]])
+    with pytest.raises(KeyStoreError, match="does not decrypt"):
+        unseal_many(keys, which[::-1].copy(), data, offsets, aads)  # rows under each other's keys
+    with pytest.raises(KeyStoreError, match="key is not in the key store"):
+        unseal_many([*keys[:5], None], which, data, offsets, aads)  # type: ignore[list-item]
