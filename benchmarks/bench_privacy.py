@@ -140,6 +140,7 @@ def bench_load_search(root: Path, n: int, queries: int) -> None:
         *figures, loaded = timed_sealed_load(root, 2)
         forked.append(tuple(figures))  # type: ignore[arg-type]
     lp, lpc = min(w for w, _ in loads_plain), min(c for _, c in loads_plain)
+    assert gallery_module._may_fork() and all(r[2] > 0 for r in forked)  # the two-process loads did fork
     for label, runs in (("one process", serial), ("two processes (this one and a forked child)", forked)):
         w = min(r[0] for r in runs)
         c = min(r[1] + r[2] for r in runs)

@@ -431,7 +431,7 @@ class GalleryStore:
             start += len(chunk)
         size = np.concatenate(sizes) if sizes else np.zeros(0, dtype=np.int64)
         ends = np.cumsum(size)
-        processes = 2 if len(face_ids) >= _PARALLEL_ROWS and _cpus() >= 2 else 1
+        processes = 2 if len(face_ids) >= _PARALLEL_ROWS and _may_fork() else 1
         for plain, i in unseal_parallel(keys, jobs, where, processes, _OWN_SHARE):
             lo, hi = rows[i]
             subjects, matrix = _cut_faces(name, plain, ends[lo:hi], size[lo:hi], dims)
@@ -768,9 +768,16 @@ def _cut_faces(name: str, plain: memoryview, ends: np.ndarray, sizes: np.ndarray
     return ids.to_pylist(), matrix
 
 
-def _cpus() -> int:
-    """Return how many processors this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+def _may_fork() -> bool:
+    """Whether a load may decrypt in a forked child: two processors or more, and no other thread of Python here.
+
+    A child starts with a copy of every lock as it was: one held by another thread at that moment
+    (inside OpenSSL, say, signing a record) is held for ever in the child, which would hang there.
+    The threads of DuckDB never run Python or OpenSSL; a process with threads of its own (the
+    dashboard's server) loads in one process.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return hasattr(os, "fork") and cpus >= 2 and threading.active_count() == 1
 
 
 def _aad(gallery: str, face_id: str) -> bytes:

@@ -11,6 +11,7 @@ even when the erased rows are put back from a copy of the database.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -253,7 +254,7 @@ def parallel(monkeypatch: pytest.MonkeyPatch) -> None:
     assert no_children_left()  # so the tests' own checks can fail only because of the load
     monkeypatch.setattr(gallery_module, "_PARALLEL_ROWS", 1)
     monkeypatch.setattr(gallery_module, "_PART_ROWS", 2)
-    monkeypatch.setattr(gallery_module, "_cpus", lambda: 2)
+    monkeypatch.setattr(gallery_module, "_may_fork", lambda: True)  # whatever threads earlier tests left
 
 
 def test_a_load_in_two_processes_gives_every_row_in_order_and_leaves_no_process_or_file(
@@ -333,3 +334,24 @@ def test_rows_each_under_its_own_key_decrypt_in_place_and_refuse_a_moved_row_or_
         unseal_many(keys, which[::-1].copy(), data, offsets, aads)  # rows under each other's keys
     with pytest.raises(KeyStoreError, match="key is not in the key store"):
         unseal_many([*keys[:5], None], which, data, offsets, aads)  # type: ignore[list-item]
+
+
+def test_a_process_with_threads_of_its_own_loads_without_forking(
+    gallery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child forked while another thread holds a lock (inside OpenSSL, say) could hang: such a process never forks."""
+    store, expected = gallery
+    monkeypatch.setattr(gallery_module, "_PARALLEL_ROWS", 1)
+    monkeypatch.setattr(gallery_module, "_PART_ROWS", 2)
+    forks: list[int] = []
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or pytest.fail("forked"))
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        store._loaded.clear()
+        assert loaded_rows(store) == expected
+    finally:
+        release.set()
+        other.join()
+    assert forks == []
