@@ -434,7 +434,7 @@ class GalleryStore:
         processes = 2 if len(face_ids) >= _PARALLEL_ROWS and _may_fork() else 1
         for plain, i in unseal_parallel(keys, jobs, where, processes, _OWN_SHARE):
             lo, hi = rows[i]
-            subjects, matrix = _cut_faces(name, plain, ends[lo:hi], size[lo:hi], dims)
+            subjects, matrix = _cut_faces(name, plain, ends[lo:hi] - jobs[i][4], size[lo:hi], dims)
             yield face_ids[lo:hi], subjects, matrix
 
     def _row_keys(self, name: str, key_ids: pa.Array) -> tuple[builtins.list[bytes | None], np.ndarray]:

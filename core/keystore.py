@@ -555,8 +555,10 @@ def unseal_parallel(
 ) -> Iterator[tuple[memoryview, int]]:
     """Decrypt parts of rows (each ``(which, sealed, offsets, aads, where)``, as :func:`unseal_into`) into one buffer.
 
-    Part ``p``'s plaintexts go to ``buffer[where:]`` (the parts do not overlap; ``size`` bytes in
-    all). Yields ``(buffer, p)`` once part ``p`` is there, in part order. With ``processes`` 2 or
+    Yields ``(plain, p)`` once part ``p`` is decrypted, in part order: ``plain`` holds its rows'
+    plaintexts back to back (in one process, a buffer of the part's own, dropped by the caller
+    after use; with children, ``buffer[where:]`` of one buffer of ``size`` bytes for all parts, the
+    parts not overlapping). With ``processes`` 2 or
     more, this process decrypts the first parts (about the ``own`` share of the rows; the caller
     works on each as it is yielded) while forked children decrypt the others at the same time,
     into an anonymous shared mapping (memory, no file: nothing decrypted reaches a disk, and the
@@ -573,10 +575,10 @@ def unseal_parallel(
     """
     spans = [plain_size(offsets) for _, _, offsets, _, _ in parts]
     if processes < 2 or len(parts) < 2 or not hasattr(os, "fork"):
-        buffer = memoryview(bytearray(size))
-        for i, (which, sealed, offsets, aads, where) in enumerate(parts):
-            unseal_into(keys, which, sealed, offsets, aads, buffer[where : where + spans[i]])
-            yield buffer, i
+        for i, (which, sealed, offsets, aads, _) in enumerate(parts):
+            own = memoryview(bytearray(spans[i]))
+            unseal_into(keys, which, sealed, offsets, aads, own)
+            yield own, i
         return
     shared = mmap.mmap(-1, max(size, 1), flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
     buffer = memoryview(shared)[:size]
@@ -600,7 +602,7 @@ def unseal_parallel(
         for i in groups[0]:
             which, sealed, offsets, aads, where = parts[i]
             unseal_into(keys, which, sealed, offsets, aads, buffer[where : where + spans[i]])
-            yield buffer, i
+            yield buffer[where : where + spans[i]], i
         failed = []
         while children:
             failed.append(os.waitstatus_to_exitcode(os.waitpid(children[-1], 0)[1]))
@@ -611,7 +613,7 @@ def unseal_parallel(
             raise KeyStoreError(f"a decrypting process failed (exit status {[f for f in failed if f]})")
         for group in groups[1:]:
             for i in group:
-                yield buffer, i
+                yield buffer[parts[i][4] : parts[i][4] + spans[i]], i
     finally:
         for pid in children:  # left only when this generator failed, was interrupted or closed: stop and reap them
             os.kill(pid, signal.SIGKILL)
