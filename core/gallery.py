@@ -49,7 +49,7 @@ from core.cache import CachedOutcome, EmbeddingCache, face_from_fields, pack_sea
 from core.config import MODELS, ModelConfig
 from core.errors import BadInput, ConfigMismatch, GalleryExists, GalleryNotFound, NotFound
 from core.index import ApproxIndex, ExactIndex, VectorIndex
-from core.keystore import AESGCM, KeyStore, KeyStoreError, plain_size, seal, unseal, unseal_parallel
+from core.keystore import AESGCM, KeyStore, KeyStoreError, seal, unseal, unseal_parallel
 from core.manifest import check_subject_id
 from core.results import Embedding, GalleryRef
 from core.storage.connection import Database
@@ -416,25 +416,23 @@ class GalleryStore:
         face_ids: builtins.list[str] = table.column("face_id").to_pylist()
         prefix = _aad(name, "")
         aads = [prefix + f.encode() for f in face_ids]
-        jobs: builtins.list[tuple[np.ndarray, memoryview, np.ndarray, Sequence[bytes], int]] = []
+        jobs: builtins.list[tuple[np.ndarray, memoryview, np.ndarray, Sequence[bytes]]] = []
         rows: builtins.list[tuple[int, int]] = []
-        sizes, start, where = [], 0, 0
+        sizes, start = [], 0
         for chunk in table.column("sealed").chunks:  # as read: no copy of the whole column into one
             offsets, data = _chunk_buffers(chunk)
             sizes.append(offsets[1:] - offsets[:-1] - 28)
             for lo in range(0, len(chunk), _PART_ROWS):
                 hi = min(lo + _PART_ROWS, len(chunk))
-                jobs.append((which[start + lo : start + hi], data, offsets[lo : hi + 1], aads[start + lo : start + hi],
-                             where))
+                jobs.append((which[start + lo : start + hi], data, offsets[lo : hi + 1], aads[start + lo : start + hi]))
                 rows.append((start + lo, start + hi))
-                where += plain_size(offsets[lo : hi + 1])
             start += len(chunk)
         size = np.concatenate(sizes) if sizes else np.zeros(0, dtype=np.int64)
         ends = np.cumsum(size)
         processes = 2 if len(face_ids) >= _PARALLEL_ROWS and _may_fork() else 1
-        for plain, i in unseal_parallel(keys, jobs, where, processes, _OWN_SHARE):
+        for plain, i in unseal_parallel(keys, jobs, processes, _OWN_SHARE):
             lo, hi = rows[i]
-            subjects, matrix = _cut_faces(name, plain, ends[lo:hi] - jobs[i][4], size[lo:hi], dims)
+            subjects, matrix = _cut_faces(name, plain, ends[lo:hi] - (ends[lo] - size[lo]), size[lo:hi], dims)
             yield face_ids[lo:hi], subjects, matrix
 
     def _row_keys(self, name: str, key_ids: pa.Array) -> tuple[builtins.list[bytes | None], np.ndarray]:

@@ -548,24 +548,22 @@ _CHILD_DONE, _CHILD_REFUSED = 0, 3
 
 def unseal_parallel(
     keys: Sequence[bytes | None],
-    parts: Sequence[tuple[np.ndarray, memoryview, np.ndarray, Sequence[bytes], int]],
-    size: int,
+    parts: Sequence[tuple[np.ndarray, memoryview, np.ndarray, Sequence[bytes]]],
     processes: int,
     own: float = 0.5,
 ) -> Iterator[tuple[memoryview, int]]:
-    """Decrypt parts of rows (each ``(which, sealed, offsets, aads, where)``, as :func:`unseal_into`) into one buffer.
+    """Decrypt parts of rows (each ``(which, sealed, offsets, aads)``, as :func:`unseal_into`), yielded in part order.
 
-    Yields ``(plain, p)`` once part ``p`` is decrypted, in part order: ``plain`` holds its rows'
-    plaintexts back to back (in one process, a buffer of the part's own, dropped by the caller
-    after use; with children, ``buffer[where:]`` of one buffer of ``size`` bytes for all parts, the
-    parts not overlapping). With ``processes`` 2 or
-    more, this process decrypts the first parts (about the ``own`` share of the rows; the caller
-    works on each as it is yielded) while forked children decrypt the others at the same time,
-    into an anonymous shared mapping (memory, no file: nothing decrypted reaches a disk, and the
-    keys stay in the memory the children inherited). A child only decrypts (no database, no lock
-    of this process) and leaves by ``os._exit``; all are waited for before the first of their
-    parts is yielded, and none outlives the generator: closed early, or failing (a row that does
-    not decrypt, an interruption), it kills and reaps them.
+    Yields ``(plain, p)`` once part ``p`` is decrypted: ``plain`` holds its rows' plaintexts back
+    to back, valid until the next part is asked for (this process's parts are decrypted into one
+    scratch buffer in turn, so a load touches the memory of one part, not of the whole gallery).
+    With ``processes`` 2 or more, this process decrypts the first parts (about the ``own`` share of
+    the rows; the caller works on each as it is yielded) while forked children decrypt the others
+    at the same time, into an anonymous shared mapping (memory, no file: nothing decrypted
+    reaches a disk, and the keys stay in the memory the children inherited). A child only
+    decrypts (no database, no lock of this process) and leaves by ``os._exit``; all are waited for
+    before the first of their parts is yielded, and none outlives the generator: closed early, or
+    failing (a row that does not decrypt, an interruption), it kills and reaps them.
 
     Raises
     ------
@@ -573,16 +571,19 @@ def unseal_parallel(
         A row is shorter than a nonce and a tag, its key is None, does not decrypt (in this process
         or a child), or a child failed otherwise (named with its exit status).
     """
-    spans = [plain_size(offsets) for _, _, offsets, _, _ in parts]
-    if processes < 2 or len(parts) < 2 or not hasattr(os, "fork"):
-        for i, (which, sealed, offsets, aads, _) in enumerate(parts):
-            own = memoryview(bytearray(spans[i]))
-            unseal_into(keys, which, sealed, offsets, aads, own)
-            yield own, i
+    spans = [plain_size(offsets) for _, _, offsets, _ in parts]
+    forking = processes >= 2 and len(parts) >= 2 and hasattr(os, "fork")
+    groups = _groups([len(offsets) - 1 for _, _, offsets, _ in parts], processes if forking else 1, own)
+    scratch = np.empty(max((spans[i] for i in groups[0]), default=0), dtype=np.uint8).data
+    if not forking:
+        for i, (which, sealed, offsets, aads) in enumerate(parts):
+            unseal_into(keys, which, sealed, offsets, aads, scratch[: spans[i]])
+            yield scratch[: spans[i]], i
         return
-    shared = mmap.mmap(-1, max(size, 1), flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
-    buffer = memoryview(shared)[:size]
-    groups = _groups([len(offsets) - 1 for _, _, offsets, _, _ in parts], processes, own)
+    theirs = [i for group in groups[1:] for i in group]
+    at = dict(zip(theirs, np.cumsum([0] + [spans[i] for i in theirs]).tolist(), strict=False))
+    shared = mmap.mmap(-1, max(sum(spans[i] for i in theirs), 1), flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+    buffer = memoryview(shared)
     children: list[int] = []
     try:
         for group in groups[1:]:
@@ -591,8 +592,8 @@ def unseal_parallel(
                 status = 1
                 try:
                     for i in group:
-                        which, sealed, offsets, aads, where = parts[i]
-                        unseal_into(keys, which, sealed, offsets, aads, buffer[where : where + spans[i]])
+                        which, sealed, offsets, aads = parts[i]
+                        unseal_into(keys, which, sealed, offsets, aads, buffer[at[i] : at[i] + spans[i]])
                     status = _CHILD_DONE
                 except KeyStoreError:
                     status = _CHILD_REFUSED
@@ -600,9 +601,9 @@ def unseal_parallel(
                     os._exit(status)
             children.append(pid)
         for i in groups[0]:
-            which, sealed, offsets, aads, where = parts[i]
-            unseal_into(keys, which, sealed, offsets, aads, buffer[where : where + spans[i]])
-            yield buffer[where : where + spans[i]], i
+            which, sealed, offsets, aads = parts[i]
+            unseal_into(keys, which, sealed, offsets, aads, scratch[: spans[i]])
+            yield scratch[: spans[i]], i
         failed = []
         while children:
             failed.append(os.waitstatus_to_exitcode(os.waitpid(children[-1], 0)[1]))
@@ -613,7 +614,7 @@ def unseal_parallel(
             raise KeyStoreError(f"a decrypting process failed (exit status {[f for f in failed if f]})")
         for group in groups[1:]:
             for i in group:
-                yield buffer[parts[i][4] : parts[i][4] + spans[i]], i
+                yield buffer[at[i] : at[i] + spans[i]], i
     finally:
         for pid in children:  # left only when this generator failed, was interrupted or closed: stop and reap them
             os.kill(pid, signal.SIGKILL)

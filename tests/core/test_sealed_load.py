@@ -304,17 +304,16 @@ def test_a_load_stopped_early_kills_and_reaps_the_decrypting_child() -> None:
     offsets = np.cumsum([0] + [len(x) for x in sealed])
     data = memoryview(b"".join(sealed))
     which = np.arange(400) % 4
-    parts = [(which[lo : lo + 100], data, offsets[lo : lo + 101], aads[lo : lo + 100], 50 * lo)
-             for lo in range(0, 400, 100)]
-    got = unseal_parallel(keys, parts, 50 * 400, 2)
+    parts = [(which[lo : lo + 100], data, offsets[lo : lo + 101], aads[lo : lo + 100]) for lo in range(0, 400, 100)]
+    got = unseal_parallel(keys, parts, 2)
     buffer, first = next(got)
     assert first == 0 and bytes(buffer[:5000]) == b"".join(plains[:100])
     assert not no_children_left()  # the child is there (decrypting or done, not yet reaped)
     got.close()
     assert no_children_left()
-    rest = list(unseal_parallel(keys, parts, 50 * 400, 2))  # and read to its end, every part in order
+    rest = [(bytes(plain), i) for plain, i in unseal_parallel(keys, parts, 2)]  # read to its end: every part, in order
     assert [i for _, i in rest] == [0, 1, 2, 3]
-    assert b"".join(bytes(plain) for plain, _ in rest) == b"".join(plains)
+    assert b"".join(plain for plain, _ in rest) == b"".join(plains)
     assert no_children_left()
 
 
