@@ -429,7 +429,7 @@ class GalleryStore:
             start += len(chunk)
         size = np.concatenate(sizes) if sizes else np.zeros(0, dtype=np.int64)
         ends = np.cumsum(size)
-        processes = 2 if len(face_ids) >= _PARALLEL_ROWS and _may_fork() else 1
+        processes = 2 if len(face_ids) >= _PARALLEL_ROWS and _may_fork() and _core_free() else 1
         for plain, i in unseal_parallel(keys, jobs, processes, _OWN_SHARE):
             lo, hi = rows[i]
             subjects, matrix = _cut_faces(name, plain, ends[lo:hi] - (ends[lo] - size[lo]), size[lo:hi], dims)
@@ -774,8 +774,22 @@ def _may_fork() -> bool:
     The threads of DuckDB never run Python or OpenSSL; a process with threads of its own (the
     dashboard's server) loads in one process.
     """
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return hasattr(os, "fork") and cpus >= 2 and threading.active_count() == 1
+    return hasattr(os, "fork") and _cpus() >= 2 and threading.active_count() == 1
+
+
+def _core_free() -> bool:
+    """Whether a processor is idle for the child (the last minute's load average at most one less than processors).
+
+    On a busy machine a child only competes with this process for the same processors: the
+    load then takes longer in all (about 10% more CPU time, for the copy-on-write faults and the
+    shared mapping, measured with ``benchmarks/bench_privacy.py``) and is done in one process.
+    """
+    return os.getloadavg()[0] <= _cpus() - 1
+
+
+def _cpus() -> int:
+    """Return how many processors this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _aad(gallery: str, face_id: str) -> bytes:

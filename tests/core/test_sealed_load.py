@@ -255,6 +255,7 @@ def parallel(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gallery_module, "_PARALLEL_ROWS", 1)
     monkeypatch.setattr(gallery_module, "_PART_ROWS", 2)
     monkeypatch.setattr(gallery_module, "_may_fork", lambda: True)  # whatever threads earlier tests left
+    monkeypatch.setattr(gallery_module, "_core_free", lambda: True)  # however busy the machine is
 
 
 def test_a_load_in_two_processes_gives_every_row_in_order_and_leaves_no_process_or_file(
@@ -354,3 +355,23 @@ def test_a_process_with_threads_of_its_own_loads_without_forking(
         release.set()
         other.join()
     assert forks == []
+
+
+@pytest.mark.parametrize(("load", "forks"), [(0.4, True), (1.0, True), (1.5, False), (9.0, False)])
+def test_a_load_forks_only_when_a_processor_is_idle(
+    gallery, monkeypatch: pytest.MonkeyPatch, load: float, forks: bool
+) -> None:
+    """On a busy machine a child only competes with its parent: the load is then done in one process, rows the same."""
+    store, expected = gallery
+    monkeypatch.setattr(gallery_module, "_PARALLEL_ROWS", 1)
+    monkeypatch.setattr(gallery_module, "_PART_ROWS", 2)
+    monkeypatch.setattr(gallery_module, "_may_fork", lambda: True)
+    monkeypatch.setattr(gallery_module, "_cpus", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, 0.0, 0.0))
+    made: list[int] = []
+    real_fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: made.append(1) or real_fork())
+    store._loaded.clear()
+    assert loaded_rows(store) == expected
+    assert made == ([1] if forks else [])
+    assert no_children_left()
