@@ -1,11 +1,13 @@
 """The sealed gallery's fast load: every row decrypted and checked, and crypto-shredding still holds.
 
-The load looks every subject key up in one pass of the key store and decrypts all rows into
-one buffer, key by key, with one AES-GCM set-up per key made for its rows and dropped after
-them (:func:`core.keystore.unseal_many`). These tests are written from the attacker's side:
-rows altered, cut short or re-sealed with another shape must fail the load with a message; a
-destroyed key must open nothing, in this process or after another process erased the subject,
-even when the erased rows are put back from a copy of the database.
+The load looks every subject key up in one pass of the key store and decrypts the rows part by
+part, key by key, with one AES-GCM set-up per key made for its rows and dropped after them
+(:func:`core.keystore.unseal_into`); on a machine with an idle processor a forked child decrypts
+a share of the parts at the same time (:func:`core.keystore.unseal_parallel`). These tests are
+written from the attacker's side: rows altered, cut short or re-sealed with another shape must
+fail the load with a message, in either process's share; a destroyed key must open nothing, in
+this process or after another process erased the subject, even when the erased rows are put back
+from a copy of the database; a load leaves no process and no file behind.
 """
 
 from __future__ import annotations
