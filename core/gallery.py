@@ -47,8 +47,9 @@ import builtins
 import hashlib
 import hmac
 import json
+import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +61,7 @@ from core.cache import CachedOutcome, EmbeddingCache, face_from_fields, pack_sea
 from core.config import MODELS, ModelConfig
 from core.errors import BadInput, ConfigMismatch, GalleryExists, GalleryNotFound, NotFound
 from core.index import ApproxIndex, ExactIndex, VectorIndex
-from core.keystore import AESGCM, KeyStore, KeyStoreError, seal, unseal, unseal_many
+from core.keystore import AESGCM, KeyStore, KeyStoreError, seal, unseal, unseal_parallel
 from core.manifest import check_subject_id
 from core.results import Embedding, GalleryRef
 from core.storage.connection import Database
@@ -68,6 +69,13 @@ from core.storage.connection import Database
 __all__ = ["EnrollItem", "GalleryInfo", "LoadedGallery", "GalleryStore", "face_id_for"]
 
 _MOD = 1 << 128
+#: A load of at least this many rows is decrypted by two processes at once (:func:`core.keystore.unseal_parallel`).
+_PARALLEL_ROWS = 50_000
+#: Rows per part of a load's decryption (the parts are shared out between the processes).
+_PART_ROWS = 16_384
+#: The share of a parallel load's rows this process decrypts itself: less than half, since it also
+#: cuts every row's vector and subject id out and adds them to the index (the child only decrypts).
+_OWN_SHARE = 0.4
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
@@ -482,17 +490,20 @@ class GalleryStore:
 
     def _open_for_index(
         self, name: str, table: pa.Table, dims: int
-    ) -> builtins.list[tuple[builtins.list[str], builtins.list[str], np.ndarray]]:
+    ) -> Iterator[tuple[builtins.list[str], builtins.list[str], np.ndarray]]:
         """Decrypt a gallery's rows (``face_id, key_id, sealed``) for its index: face ids, subject ids and vectors.
 
-        In parts (one per chunk of rows as the database returned them), in row order.
+        In parts (at most :data:`_PART_ROWS` rows of one chunk of rows as the database returned
+        them), in row order, each yielded as soon as it is decrypted: the caller adds this
+        process's share of the rows to the index while the child still decrypts its share.
 
-        The load's hot path: every subject's key looked up in one pass of the key store
-        (:meth:`core.keystore.KeyStore.lookup`), every row decrypted into one buffer with one
-        AES-GCM set-up per subject, made for its rows and dropped after them
-        (:func:`core.keystore.unseal_many`), the vectors cut out of it in C (each plaintext ends
-        with its vector, :func:`core.cache.pack_sealed`); the fields' JSON is not parsed, only the
-        subject id before it (as :func:`core.cache.unpack_head`).
+        The load's hot path: every row's key found in one pass of the key store, without a Python
+        object per row (:meth:`core.keystore.KeyStore.lookup_rows`); every row decrypted into one
+        buffer with one AES-GCM set-up per subject, made for its rows and dropped after them, a
+        large gallery's rows shared out between this process and a forked child working at the
+        same time (:func:`core.keystore.unseal_parallel`: memory only, the child gone before its
+        share is yielded); the vectors and subject ids cut out of it in C (each plaintext is the subject id,
+        the fields' JSON, which is not parsed, and the vector: :func:`core.cache.pack_sealed`).
 
         Raises
         ------
@@ -500,27 +511,63 @@ class GalleryStore:
             A subject's key is missing, a row does not decrypt, or a plaintext is not of a
             ``dims``-dimensional face (altered, or sealed under another key).
         """
-        keys_enc = pc.dictionary_encode(table.column("key_id").combine_chunks())  # one chunk: indices in C
-        found = self.keys.lookup(keys_enc.dictionary.to_pylist())
-        missing = found.count(None)
-        if missing:
+        keys, which = self._row_keys(name, table.column("key_id").combine_chunks())
+        face_ids: builtins.list[str] = table.column("face_id").to_pylist()
+        prefix = _aad(name, "")
+        aads = [prefix + f.encode() for f in face_ids]
+        jobs: builtins.list[tuple[np.ndarray, memoryview, np.ndarray, Sequence[bytes]]] = []
+        rows: builtins.list[tuple[int, int]] = []
+        sizes, start = [], 0
+        for chunk in table.column("sealed").chunks:  # as read: no copy of the whole column into one
+            offsets, data = _chunk_buffers(chunk)
+            sizes.append(offsets[1:] - offsets[:-1] - 28)
+            for lo in range(0, len(chunk), _PART_ROWS):
+                hi = min(lo + _PART_ROWS, len(chunk))
+                jobs.append((which[start + lo : start + hi], data, offsets[lo : hi + 1], aads[start + lo : start + hi]))
+                rows.append((start + lo, start + hi))
+            start += len(chunk)
+        size = np.concatenate(sizes) if sizes else np.zeros(0, dtype=np.int64)
+        ends = np.cumsum(size)
+        processes = 2 if len(face_ids) >= _PARALLEL_ROWS and _may_fork() and _core_free() else 1
+        for plain, i in unseal_parallel(keys, jobs, processes, _OWN_SHARE):
+            lo, hi = rows[i]
+            subjects, matrix = _cut_faces(name, plain, ends[lo:hi] - (ends[lo] - size[lo]), size[lo:hi], dims)
+            yield face_ids[lo:hi], subjects, matrix
+
+    def _row_keys(self, name: str, key_ids: pa.Array) -> tuple[builtins.list[bytes | None], np.ndarray]:
+        """Return each row's key as ``(keys, which)``: row ``i``'s is ``keys[which[i]]``, each key once.
+
+        Key ids in the canonical form facetrail writes are read straight from the column's bytes
+        (:meth:`core.keystore.KeyStore.lookup_rows`); others through :meth:`~core.keystore.KeyStore.lookup`,
+        which decodes them one by one and names one that is not hexadecimal.
+
+        Raises
+        ------
+        KeyStoreError
+            A row names no key, or a key that is not in the key store.
+        """
+        if key_ids.null_count:
+            raise KeyStoreError(f"gallery {name!r}: {key_ids.null_count} face row(s) name no subject key")
+        found = None
+        if pa.types.is_string(key_ids.type) and len(key_ids):
+            bounds = np.frombuffer(key_ids.buffers()[1], dtype=np.int32, count=len(key_ids) + 1,
+                                   offset=key_ids.offset * 4)
+            if bool((bounds[1:] - bounds[:-1] == 32).all()):
+                found = self.keys.lookup_rows(np.frombuffer(key_ids.buffers()[2], dtype=np.uint8,
+                                                            count=32 * len(key_ids),
+                                                            offset=int(bounds[0])).reshape(-1, 32))
+        if found is None:
+            coded = pc.dictionary_encode(key_ids)
+            found = (self.keys.lookup(coded.dictionary.to_pylist()), coded.indices.to_numpy().astype(np.int64))
+        keys, which = found
+        if None in keys:
+            absent = np.flatnonzero(which == keys.index(None))
+            missing = len(set(key_ids.take(pa.array(absent)).to_pylist()))
             raise KeyStoreError(
                 f"gallery {name!r}: {missing} subject key(s) are not in the key store {self.keys.path}; "
                 "the key store is not this database's (FACETRAIL_KEYSTORE) or was lost"
             )
-        which = keys_enc.indices.to_numpy()
-        face_ids: builtins.list[str] = table.column("face_id").to_pylist()
-        prefix = _aad(name, "")
-        aads = [prefix + f.encode() for f in face_ids]
-        parts, start = [], 0
-        for chunk in table.column("sealed").chunks:  # as read: no copy of the whole column into one
-            end = start + len(chunk)
-            if end == start:
-                continue
-            subjects, matrix = _open_chunk(name, chunk, found, which[start:end], aads[start:end], dims)  # type: ignore[arg-type]
-            parts.append((face_ids[start:end], subjects, matrix))
-            start = end
-        return parts
+        return keys, which
 
     def _open_rows(self, rows: Sequence[tuple[Any, ...]]) -> builtins.list[tuple[dict[str, Any], np.ndarray]]:
         """Decrypt ``(gallery, face_id, key_id, sealed)`` rows: ``(fields, vector)`` each (see :meth:`_plaintexts`)."""
@@ -797,46 +844,79 @@ def _matching(con: Any, gallery: str, column: str, values: list[str], other: str
     return {str(r[0]): str(r[1]) for r in rows}
 
 
-def _open_chunk(
-    name: str, chunk: pa.Array, keys: Sequence[bytes], which: np.ndarray, aads: Sequence[bytes], dims: int
-) -> tuple[builtins.list[str], np.ndarray]:
-    """Decrypt one chunk of sealed rows: their subject ids and vectors (see :meth:`GalleryStore._open_for_index`).
-
-    Each plaintext ends with its vector (:func:`core.cache.pack_sealed`): the vectors are cut
-    out of the decrypted buffer in C; the fields' JSON is not parsed, only the subject id before
-    it (as :func:`core.cache.unpack_head`).
-
-    Raises
-    ------
-    KeyStoreError
-        A row does not decrypt, or its plaintext is not of a ``dims``-dimensional face.
-    """
+def _chunk_buffers(chunk: pa.Array) -> tuple[np.ndarray, memoryview]:
+    """Return a binary chunk's row offsets (``int64``, one more than rows) into its bytes, and those bytes."""
     n = len(chunk)
     wide = pa.types.is_large_binary(chunk.type)
     offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64 if wide else np.int32, count=n + 1,
                             offset=chunk.offset * (8 if wide else 4)).astype(np.int64)
     values = chunk.buffers()[2]
-    data = memoryview(b"" if values is None else values).cast("B")  # unsigned bytes, as the AEAD reads them
-    plain = unseal_many(keys, which, data, offsets, aads)
-    ends = np.cumsum(offsets[1:] - offsets[:-1] - 28)
-    starts = ends - (offsets[1:] - offsets[:-1] - 28)
+    return offsets, memoryview(b"" if values is None else values).cast("B")  # unsigned bytes, as the AEAD reads them
+
+
+def _cut_faces(name: str, plain: memoryview, ends: np.ndarray, sizes: np.ndarray, dims: int
+               ) -> tuple[builtins.list[str], np.ndarray]:
+    """Cut the subject ids and vectors out of decrypted rows (``plain[end - size:end]`` each), in C.
+
+    Each plaintext is a 6-byte header (the lengths of the subject id and of the JSON), the subject
+    id, the fields' JSON (not parsed) and the vector (:func:`core.cache.pack_sealed`).
+
+    Raises
+    ------
+    KeyStoreError
+        A plaintext is not of a ``dims``-dimensional face, or its subject id is not UTF-8.
+    """
+    n = len(ends)
+    starts = ends - sizes
     raw = np.frombuffer(plain, dtype=np.uint8)
-    if (ends - starts < 6 + 4 * dims).any():
+    if (sizes < 6 + 4 * dims).any():
         raise KeyStoreError(f"gallery {name!r}: a sealed row is not a face of {dims} dimensions")
     n_head = raw[starts].astype(np.int64) << 8 | raw[starts + 1]
     n_text = (raw[starts + 2].astype(np.int64) << 24 | raw[starts + 3].astype(np.int64) << 16
               | raw[starts + 4].astype(np.int64) << 8 | raw[starts + 5])
     if (starts + 6 + n_head + n_text + 4 * dims != ends).any():
         raise KeyStoreError(f"gallery {name!r}: a sealed row is not a face of {dims} dimensions")
+    data = pa.py_buffer(plain)
     rows = pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(
-        np.concatenate([[0], ends]).astype(np.int64)), pa.py_buffer(plain)])
+        np.concatenate([starts[:1], ends]).astype(np.int64)), data])
     vectors = pc.binary_slice(rows, -4 * dims)
     cut = np.frombuffer(vectors.buffers()[1], dtype=np.int64, count=n + 1, offset=vectors.offset * 8)
     matrix = np.frombuffer(vectors.buffers()[2], dtype=np.float32, count=n * dims,
                            offset=int(cut[0])).reshape(n, dims)
-    view = memoryview(plain)
-    subjects = [str(view[a + 6 : a + 6 + h], "utf-8") for a, h in zip(starts.tolist(), n_head.tolist(), strict=True)]
-    return subjects, matrix
+    bounds = np.concatenate([[0], np.cumsum(n_head)]).astype(np.int64)
+    heads = raw[np.arange(int(bounds[-1]), dtype=np.int64) + np.repeat(starts + 6 - bounds[:-1], n_head)]
+    ids = pa.LargeStringArray.from_buffers(n, pa.py_buffer(bounds), pa.py_buffer(heads))
+    try:
+        ids.validate(full=True)
+    except pa.ArrowInvalid as err:
+        raise KeyStoreError(f"gallery {name!r}: a sealed row's subject id is not UTF-8") from err
+    return ids.to_pylist(), matrix
+
+
+def _may_fork() -> bool:
+    """Whether a load may decrypt in a forked child: two processors or more, and no other thread of Python here.
+
+    A child starts with a copy of every lock as it was: one held by another thread at that moment
+    (inside OpenSSL, say, signing a record) is held for ever in the child, which would hang there.
+    The threads of DuckDB never run Python or OpenSSL; a process with threads of its own (the
+    dashboard's server) loads in one process.
+    """
+    return hasattr(os, "fork") and _cpus() >= 2 and threading.active_count() == 1
+
+
+def _core_free() -> bool:
+    """Whether a processor is idle for the child (the last minute's load average at most one less than processors).
+
+    On a busy machine a child only competes with this process for the same processors: the
+    load then takes longer in all (about 10% more CPU time, for the copy-on-write faults and the
+    shared mapping, measured with ``benchmarks/bench_privacy.py``) and is done in one process.
+    """
+    return os.getloadavg()[0] <= _cpus() - 1
+
+
+def _cpus() -> int:
+    """Return how many processors this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _aad(gallery: str, face_id: str) -> bytes:

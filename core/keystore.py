@@ -43,13 +43,17 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import hmac
+import mmap
 import os
 import secrets
+import signal
 import threading
 import weakref
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
@@ -58,7 +62,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from core.errors import RecognitionError
 from core.settings import Settings
 
-__all__ = ["AESGCM", "KeyStore", "KeyStoreError", "default_keystore_path", "seal", "unseal", "unseal_many"]
+__all__ = ["AESGCM", "KeyStore", "KeyStoreError", "default_keystore_path", "seal", "unseal", "unseal_many", "unseal_parallel"]
 
 _MAGIC = b"FTKS1\n"
 _SECRET = 32
@@ -66,6 +70,9 @@ _ID = 16
 _KEY = 32
 _ENTRY = _ID + _KEY
 _OVERHEAD = 12 + 16  # a sealed row's nonce and GCM tag
+# each ASCII byte's value as a hex digit (lowercase only: the canonical form facetrail writes), 255 for others
+_NIBBLE = np.full(256, 255, dtype=np.uint8)
+_NIBBLE[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
 
 
 class KeyStoreError(RecognitionError):
@@ -169,6 +176,16 @@ class KeyStore:
             self._body, self._sorted = b"", None
         return self._table
 
+    def _index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """Return the entries read, their ids' first 8 bytes sorted (with the order), and whether those are distinct."""
+        if self._sorted is None:
+            entries = np.frombuffer(self._body, dtype=np.uint8).reshape(-1, _ENTRY)
+            heads = entries[:, :8].copy().view(">u8").ravel()
+            order = np.argsort(heads)  # any order of equal heads: twins are not searched here (distinct is False)
+            heads = heads[order]
+            self._sorted = (heads, order, entries, len(heads) < 2 or bool((heads[1:] != heads[:-1]).all()))
+        return self._sorted
+
     def _find(self, raw_ids: np.ndarray) -> list[bytes | None]:
         """Return the key of each 16-byte id (rows of a ``uint8`` array), None where absent.
 
@@ -179,23 +196,41 @@ class KeyStore:
         if self._table is not None:
             table = self._table
             return [table.get(bytes(i)) for i in raw_ids]
-        if self._sorted is None:
-            entries = np.frombuffer(self._body, dtype=np.uint8).reshape(-1, _ENTRY)
-            heads = entries[:, :8].copy().view(">u8").ravel()
-            order = np.argsort(heads, kind="stable")
-            heads = heads[order]
-            self._sorted = (heads, order, entries, len(heads) < 2 or bool((heads[1:] != heads[:-1]).all()))
-        heads, order, entries, distinct = self._sorted
+        heads, order, entries, distinct = self._index()
         if not distinct:
             return [self._keys.get(bytes(i)) for i in raw_ids]
-        wanted = np.ascontiguousarray(raw_ids[:, :8]).view(">u8").ravel()
-        rows = order[np.minimum(np.searchsorted(heads, wanted), len(heads) - 1)]
+        rows = _search(heads, order, raw_ids)
         hits = entries[rows]
         found = (hits[:, :_ID] == raw_ids).all(axis=1)
         keys: list[bytes | None] = np.ascontiguousarray(hits[:, _ID:]).view(f"V{_KEY}").ravel().tolist()
         if found.all():
             return keys
         return [k if f else None for k, f in zip(keys, found.tolist(), strict=True)]
+
+    def lookup_rows(self, hex_ids: np.ndarray) -> tuple[list[bytes | None], np.ndarray] | None:
+        """Look up one key id per row, given as the ASCII bytes of its 32 hex digits (an ``(n, 32)`` ``uint8`` array).
+
+        Returns ``(keys, which)``: row ``i``'s key is ``keys[which[i]]`` (``None`` where the store has
+        no such key), each distinct key once, so a load can decrypt a key's rows together. No
+        Python object per row: the digits are decoded and searched in C (:meth:`_find`'s index).
+        ``None`` if an id is not in canonical form (32 lowercase hex digits): the caller then
+        looks the ids up by :meth:`lookup`, which decodes and names them one by one.
+        """
+        nibbles = _NIBBLE[np.asarray(hex_ids, dtype=np.uint8)]
+        if nibbles.ndim != 2 or nibbles.shape[1] != 2 * _ID or bool((nibbles > 15).any()):
+            return None
+        raw = np.ascontiguousarray(nibbles[:, 0::2] << 4 | nibbles[:, 1::2])
+        with self._lock:
+            self._refresh()
+            if self._table is not None or not len(raw) or not self._index()[3]:
+                return _coded(self._find(raw))  # the dict is the truth (after a write), or 8-byte twins
+            heads, order, entries, _ = self._index()
+            rows = _search(heads, order, raw)
+            rows = np.where((entries[rows, :_ID] == raw).all(axis=1), rows, -1)
+            present, which = np.unique(rows, return_inverse=True)
+            keys: list[bytes | None] = np.ascontiguousarray(
+                entries[present[present >= 0], _ID:]).view(f"V{_KEY}").ravel().tolist()
+            return ([None, *keys] if len(present) and present[0] < 0 else keys), which.astype(np.int64).ravel()
 
     def _secret_now(self) -> bytes:
         """Return the store secret, creating the store (one write) if it does not exist yet."""
@@ -410,6 +445,26 @@ def _unhex(key_ids: Sequence[str]) -> np.ndarray | None:
     return np.frombuffer(raw, dtype=np.uint8).reshape(len(key_ids), _ID)
 
 
+def _search(heads: np.ndarray, order: np.ndarray, raw_ids: np.ndarray) -> np.ndarray:
+    """Return, per 16-byte id, the entry whose first 8 bytes are the id's (or a neighbour: the caller checks all 16).
+
+    The ids are searched in sorted order (about 3x faster than in the order asked, on a million: the
+    search walks the sorted heads forward) and the results put back in the order asked.
+    """
+    wanted = np.ascontiguousarray(raw_ids[:, :8]).view(">u8").ravel()
+    asked = np.argsort(wanted)
+    found = np.empty(len(wanted), dtype=np.int64)
+    found[asked] = np.searchsorted(heads, wanted[asked])
+    return order[np.minimum(found, len(heads) - 1)]
+
+
+def _coded(per_row: list[bytes | None]) -> tuple[list[bytes | None], np.ndarray]:
+    """Each distinct key of ``per_row`` once, and each row's place among them (as :meth:`KeyStore.lookup_rows`)."""
+    codes: dict[bytes | None, int] = {}
+    which = np.fromiter((codes.setdefault(k, len(codes)) for k in per_row), dtype=np.int64, count=len(per_row))
+    return list(codes), which
+
+
 def _zero(fd: int) -> None:
     """Overwrite the whole (already replaced) old version of the store with zeros and sync it."""
     size = os.fstat(fd).st_size
@@ -433,11 +488,7 @@ def unseal_many(
     """Decrypt rows made by :func:`seal`, stored back to back, into one buffer (plaintexts back to back, in order).
 
     Row ``i`` is ``sealed[offsets[i]:offsets[i + 1]]``, sealed under ``keys[which[i]]`` and bound to
-    ``aads[i]``; its plaintext is 28 bytes (nonce and tag) shorter. The rows are decrypted key by
-    key: one AES-GCM set-up is made for a key's rows and dropped after them, so a load never holds
-    more than one (a kept set-up costs about 2.4 KB: 2.4 GB for a million subjects) and nothing made
-    from a key lives on after the load. No Python object per row besides its views (the gallery
-    load's hot loop).
+    ``aads[i]``; its plaintext is 28 bytes (nonce and tag) shorter. See :func:`unseal_into`.
 
     Raises
     ------
@@ -445,15 +496,66 @@ def unseal_many(
         A row is shorter than a nonce and a tag, or does not decrypt (see :func:`unseal`).
     """
     offsets = np.asarray(offsets, dtype=np.int64)
+    out = bytearray(plain_size(offsets))
+    unseal_into(keys, which, sealed, offsets, aads, memoryview(out))
+    return out
+
+
+def plain_size(offsets: np.ndarray) -> int:
+    """Return how many bytes the plaintexts of sealed rows at ``offsets`` (one more than rows) take.
+
+    Raises
+    ------
+    KeyStoreError
+        A row is shorter than a nonce and a tag.
+    """
+    sizes = np.diff(np.asarray(offsets, dtype=np.int64)) - _OVERHEAD
+    if len(sizes) and int(sizes.min()) < 0:
+        raise KeyStoreError("a sealed row is shorter than its nonce and tag: it was altered")
+    return int(sizes.sum())
+
+
+def unseal_into(
+    keys: Sequence[bytes | None], which: np.ndarray, sealed: memoryview, offsets: np.ndarray, aads: Sequence[bytes],
+    out: memoryview,
+) -> None:
+    """Decrypt rows as :func:`unseal_many` does, writing their plaintexts back to back into ``out`` (exactly their size).
+
+    The rows are decrypted key by key: one AES-GCM set-up is made for a key's rows and dropped
+    after them, so a load never holds more than one (a kept set-up costs about 2.4 KB: 2.4 GB for
+    a million subjects) and nothing made from a key lives on after the load. No Python object per
+    row besides its views (the gallery load's hot loop).
+
+    Raises
+    ------
+    KeyStoreError
+        A row is shorter than a nonce and a tag, its key is None, or it does not decrypt.
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
     sizes = offsets[1:] - offsets[:-1] - _OVERHEAD
     if len(sizes) and int(sizes.min()) < 0:
         raise KeyStoreError("a sealed row is shorter than its nonce and tag: it was altered")
     ends = np.cumsum(sizes)
-    out = bytearray(int(ends[-1]) if len(ends) else 0)
-    view = memoryview(out)
+    if (int(ends[-1]) if len(ends) else 0) != len(out):
+        raise ValueError(f"the plaintexts take {int(ends[-1]) if len(ends) else 0} bytes, not {len(out)}")
     which = np.asarray(which)
     at, to, begin = offsets[:-1], offsets[1:], ends - sizes
-    if len(which) > 1 and not bool((which[1:] >= which[:-1]).all()):  # a key's rows together, in row order
+    distinct = len(np.unique(which))
+    if distinct == len(which):  # a key per row (one-face subjects, the worst case): no loop in Python at all
+        row_keys = list(map(keys.__getitem__, which.tolist()))
+        if None in row_keys:
+            raise KeyStoreError("a sealed row's key is not in the key store")
+        nonces = map(sealed.__getitem__, map(slice, at.tolist(), (at + 12).tolist()))
+        bodies = map(sealed.__getitem__, map(slice, (at + 12).tolist(), to.tolist()))
+        into = map(out.__getitem__, map(slice, begin.tolist(), ends.tolist()))
+        try:  # each set-up made for its row and dropped after it, as below
+            deque(map(AESGCM.decrypt_into, map(AESGCM, cast(list[bytes], row_keys)), nonces, bodies, aads, into), maxlen=0)
+        except InvalidTag as err:
+            raise KeyStoreError(
+                "a sealed row does not decrypt under its key: altered, or sealed under another key") from err
+        return
+    if len(which) > 1 and 1 + int(np.count_nonzero(which[1:] != which[:-1])) > distinct:
+        # a key's rows apart from each other: brought together (in row order), for one set-up per key
         order = np.argsort(which, kind="stable")
         which, at, to, begin, ends = which[order], at[order], to[order], begin[order], ends[order]
         aads = [aads[i] for i in order.tolist()]
@@ -463,11 +565,107 @@ def unseal_many(
     try:
         for k, a, b, c, d, e, aad in rows:
             if k != last:
-                last, cipher = k, AESGCM(keys[k])
-            cipher.decrypt_into(sealed[a:b], sealed[b:c], aad, view[d:e])  # type: ignore[union-attr]
+                key = keys[k]
+                if key is None:
+                    raise KeyStoreError("a sealed row's key is not in the key store")
+                last, cipher = k, AESGCM(key)
+            cipher.decrypt_into(sealed[a:b], sealed[b:c], aad, out[d:e])  # type: ignore[union-attr]
     except InvalidTag as err:
         raise KeyStoreError("a sealed row does not decrypt under its key: altered, or sealed under another key") from err
-    return out
+
+
+#: What a decrypting child process's exit status means (:func:`unseal_parallel`).
+_CHILD_DONE, _CHILD_REFUSED = 0, 3
+
+
+def unseal_parallel(
+    keys: Sequence[bytes | None],
+    parts: Sequence[tuple[np.ndarray, memoryview, np.ndarray, Sequence[bytes]]],
+    processes: int,
+    own: float = 0.5,
+) -> Iterator[tuple[memoryview, int]]:
+    """Decrypt parts of rows (each ``(which, sealed, offsets, aads)``, as :func:`unseal_into`), yielded in part order.
+
+    Yields ``(plain, p)`` once part ``p`` is decrypted: ``plain`` holds its rows' plaintexts back
+    to back, valid until the next part is asked for (this process's parts are decrypted into one
+    scratch buffer in turn, so a load touches the memory of one part, not of the whole gallery).
+    With ``processes`` 2 or more, this process decrypts the first parts (about the ``own`` share of
+    the rows; the caller works on each as it is yielded) while forked children decrypt the others
+    at the same time, into an anonymous shared mapping (memory, no file: nothing decrypted
+    reaches a disk, and the keys stay in the memory the children inherited). A child only
+    decrypts (no database, no lock of this process) and leaves by ``os._exit``; all are waited for
+    before the first of their parts is yielded, and none outlives the generator: closed early, or
+    failing (a row that does not decrypt, an interruption), it kills and reaps them.
+
+    Raises
+    ------
+    KeyStoreError
+        A row is shorter than a nonce and a tag, its key is None, does not decrypt (in this process
+        or a child), or a child failed otherwise (named with its exit status).
+    """
+    spans = [plain_size(offsets) for _, _, offsets, _ in parts]
+    forking = processes >= 2 and len(parts) >= 2 and hasattr(os, "fork")
+    groups = _groups([len(offsets) - 1 for _, _, offsets, _ in parts], processes if forking else 1, own)
+    scratch = np.empty(max((spans[i] for i in groups[0]), default=0), dtype=np.uint8).data
+    if not forking:
+        for i, (which, sealed, offsets, aads) in enumerate(parts):
+            unseal_into(keys, which, sealed, offsets, aads, scratch[: spans[i]])
+            yield scratch[: spans[i]], i
+        return
+    theirs = [i for group in groups[1:] for i in group]
+    at = dict(zip(theirs, np.cumsum([0] + [spans[i] for i in theirs]).tolist(), strict=False))
+    shared = mmap.mmap(-1, max(sum(spans[i] for i in theirs), 1), flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+    buffer = memoryview(shared)
+    children: list[int] = []
+    try:
+        for group in groups[1:]:
+            pid = os.fork()
+            if pid == 0:  # the child: decrypt its parts, leave without running anything of the parent's
+                status = 1
+                try:
+                    for i in group:
+                        which, sealed, offsets, aads = parts[i]
+                        unseal_into(keys, which, sealed, offsets, aads, buffer[at[i] : at[i] + spans[i]])
+                    status = _CHILD_DONE
+                except KeyStoreError:
+                    status = _CHILD_REFUSED
+                finally:
+                    os._exit(status)
+            children.append(pid)
+        for i in groups[0]:
+            which, sealed, offsets, aads = parts[i]
+            unseal_into(keys, which, sealed, offsets, aads, scratch[: spans[i]])
+            yield scratch[: spans[i]], i
+        failed = []
+        while children:
+            failed.append(os.waitstatus_to_exitcode(os.waitpid(children[-1], 0)[1]))
+            children.pop()
+        if _CHILD_REFUSED in failed:
+            raise KeyStoreError("a sealed row does not decrypt under its key: altered, or sealed under another key")
+        if any(failed):
+            raise KeyStoreError(f"a decrypting process failed (exit status {[f for f in failed if f]})")
+        for group in groups[1:]:
+            for i in group:
+                yield buffer[at[i] : at[i] + spans[i]], i
+    finally:
+        for pid in children:  # left only when this generator failed, was interrupted or closed: stop and reap them
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
+def _groups(rows: Sequence[int], processes: int, own: float) -> list[list[int]]:
+    """Split parts (``rows`` each, in order) into runs of consecutive parts: the first about ``own`` of the rows.
+
+    The others share the rest equally, one run per further process (a run may be empty).
+    """
+    out: list[list[int]] = [[] for _ in range(processes)]
+    total, done = max(sum(rows), 1), 0
+    for i, n in enumerate(rows):
+        share = done / total
+        group = 0 if share < own else min(processes - 1, 1 + int((share - own) * (processes - 1) / (1 - own)))
+        out[group].append(i)
+        done += n
+    return [out[0], *(g for g in out[1:] if g)]
 
 
 def unseal(cipher: AESGCM, sealed: bytes, aad: bytes) -> bytes:

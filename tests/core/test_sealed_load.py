@@ -1,24 +1,29 @@
 """The sealed gallery's fast load: every row decrypted and checked, and crypto-shredding still holds.
 
-The load looks every subject key up in one pass of the key store and decrypts all rows into
-one buffer, key by key, with one AES-GCM set-up per key made for its rows and dropped after
-them (:func:`core.keystore.unseal_many`). These tests are written from the attacker's side:
-rows altered, cut short or re-sealed with another shape must fail the load with a message; a
-destroyed key must open nothing, in this process or after another process erased the subject,
-even when the erased rows are put back from a copy of the database.
+The load looks every subject key up in one pass of the key store and decrypts the rows part by
+part, key by key, with one AES-GCM set-up per key made for its rows and dropped after them
+(:func:`core.keystore.unseal_into`); on a machine with an idle processor a forked child decrypts
+a share of the parts at the same time (:func:`core.keystore.unseal_parallel`). These tests are
+written from the attacker's side: rows altered, cut short or re-sealed with another shape must
+fail the load with a message, in either process's share; a destroyed key must open nothing, in
+this process or after another process erased the subject, even when the erased rows are put back
+from a copy of the database; a load leaves no process and no file behind.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
+import core.gallery as gallery_module
 from core import Database, Embedding, EnrollItem, Face, GalleryStore, ModelConfig, ThresholdSource
 from core.cache import pack_sealed
-from core.keystore import KeyStore, KeyStoreError, seal, unseal_many
+from core.keystore import KeyStore, KeyStoreError, seal, unseal_many, unseal_parallel
 
 FACE = Face(0, 0, 10, 10, 1.0, "dlib")
 CONFIG = ModelConfig(model="Dlib", detector="dlib", alignment="dlib_5pt", threshold=0.3,
@@ -228,9 +233,147 @@ def test_rows_in_many_chunks_open_part_by_part_in_order(gallery, wide: bool) -> 
     if wide:
         table = table.set_column(2, "sealed", table.column("sealed").cast(pa.large_binary()))
     chunked = pa.Table.from_batches(table.to_batches(max_chunksize=3))
-    parts = store._open_for_index("g", chunked, 128)
+    parts = list(store._open_for_index("g", chunked, 128))
     assert len(parts) == -(-table.num_rows // 3) > 1
     got = {fid: (sid, vec.tobytes()) for fids, sids, matrix in parts
            for fid, sid, vec in zip(fids, sids, matrix, strict=True)}
     assert got == expected
     assert [f for fids, _, _ in parts for f in fids] == table.column("face_id").to_pylist()
+
+
+def no_children_left() -> bool:
+    """Whether this process has no child at all (running or unreaped)."""
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+@pytest.fixture
+def parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make even a small gallery's load decrypt in two processes, in parts of two rows."""
+    assert no_children_left()  # so the tests' own checks can fail only because of the load
+    monkeypatch.setattr(gallery_module, "_PARALLEL_ROWS", 1)
+    monkeypatch.setattr(gallery_module, "_PART_ROWS", 2)
+    monkeypatch.setattr(gallery_module, "_may_fork", lambda: True)  # whatever threads earlier tests left
+    monkeypatch.setattr(gallery_module, "_core_free", lambda: True)  # however busy the machine is
+
+
+def test_a_load_in_two_processes_gives_every_row_in_order_and_leaves_no_process_or_file(
+    gallery, parallel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, expected = gallery
+    before = {p: p.stat().st_size for p in tmp_path.rglob("*")}
+    shm = set(Path("/dev/shm").iterdir()) if Path("/dev/shm").is_dir() else set()
+    forks: list[int] = []
+    real_fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+    store._loaded.clear()
+    assert loaded_rows(store) == expected
+    assert forks == [1]  # the child did decrypt (so the check above covers its rows)
+    index = store.load("g").index
+    assert index._face_ids == sorted(expected)  # type: ignore[attr-defined]
+    assert no_children_left()
+    assert {p: p.stat().st_size for p in tmp_path.rglob("*")} == before  # nothing written (no plaintext on disk)
+    assert (set(Path("/dev/shm").iterdir()) if Path("/dev/shm").is_dir() else set()) == shm
+
+
+@pytest.mark.parametrize("which", ["first", "last"])
+def test_an_altered_row_in_either_process_share_fails_the_load_and_the_child_is_reaped(
+    gallery, parallel, which: str
+) -> None:
+    """The first row is this process's share, the last the child's: either way the load is refused, nobody left."""
+    store, _ = gallery
+    order = "ASC" if which == "first" else "DESC"
+    with store.db.connect() as con:
+        fid, sealed = con.execute(f"SELECT face_id, sealed FROM gallery_faces ORDER BY face_id {order} LIMIT 1"
+                                  ).fetchone()
+        flipped = bytearray(sealed)
+        flipped[20] ^= 1
+        con.execute("UPDATE gallery_faces SET sealed = ? WHERE face_id = ?", [bytes(flipped), fid])
+    store._loaded.clear()
+    with pytest.raises(KeyStoreError, match="does not decrypt"):
+        store.load("g")
+    assert no_children_left()
+
+
+def test_a_load_stopped_early_kills_and_reaps_the_decrypting_child() -> None:
+    """A caller that stops reading the parts (an error while indexing them) leaves no process decrypting."""
+    keys = [bytes([k]) * 32 for k in range(4)]
+    plains = [bytes([i % 251]) * 50 for i in range(400)]
+    aads = [f"row{i}".encode() for i in range(400)]
+    sealed = [seal(keys[i % 4], p, a) for i, (p, a) in enumerate(zip(plains, aads, strict=True))]
+    offsets = np.cumsum([0] + [len(x) for x in sealed])
+    data = memoryview(b"".join(sealed))
+    which = np.arange(400) % 4
+    parts = [(which[lo : lo + 100], data, offsets[lo : lo + 101], aads[lo : lo + 100]) for lo in range(0, 400, 100)]
+    got = unseal_parallel(keys, parts, 2)
+    buffer, first = next(got)
+    assert first == 0 and bytes(buffer[:5000]) == b"".join(plains[:100])
+    assert not no_children_left()  # the child is there (decrypting or done, not yet reaped)
+    got.close()
+    assert no_children_left()
+    rest = [(bytes(plain), i) for plain, i in unseal_parallel(keys, parts, 2)]  # read to its end: every part, in order
+    assert [i for _, i in rest] == [0, 1, 2, 3]
+    assert b"".join(plain for plain, _ in rest) == b"".join(plains)
+    assert no_children_left()
+
+
+def test_rows_each_under_its_own_key_decrypt_in_place_and_refuse_a_moved_row_or_a_missing_key() -> None:
+    """One-face subjects (every row its own key) take the load's loop-free path: same checks as the others."""
+    keys = [bytes([k]) * 32 for k in range(6)]
+    which = np.array([3, 0, 5, 1, 4, 2])
+    plains = [bytes([i]) * (40 + i) for i in range(6)]
+    aads = [f"row{i}".encode() for i in range(6)]
+    sealed = [seal(keys[k], p, a) for k, p, a in zip(which, plains, aads, strict=True)]
+    offsets = np.cumsum([0] + [len(x) for x in sealed])
+    data = memoryview(b"".join(sealed))
+    assert bytes(unseal_many(keys, which, data, offsets, aads)) == b"".join(plains)
+    with pytest.raises(KeyStoreError, match="does not decrypt"):
+        unseal_many(keys, which, data, offsets, [*aads[:4], aads[5], aads[4]])
+    with pytest.raises(KeyStoreError, match="does not decrypt"):
+        unseal_many(keys, which[::-1].copy(), data, offsets, aads)  # rows under each other's keys
+    with pytest.raises(KeyStoreError, match="key is not in the key store"):
+        unseal_many([*keys[:5], None], which, data, offsets, aads)  # type: ignore[list-item]
+
+
+def test_a_process_with_threads_of_its_own_loads_without_forking(
+    gallery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child forked while another thread holds a lock (inside OpenSSL, say) could hang: such a process never forks."""
+    store, expected = gallery
+    monkeypatch.setattr(gallery_module, "_PARALLEL_ROWS", 1)
+    monkeypatch.setattr(gallery_module, "_PART_ROWS", 2)
+    forks: list[int] = []
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or pytest.fail("forked"))
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        store._loaded.clear()
+        assert loaded_rows(store) == expected
+    finally:
+        release.set()
+        other.join()
+    assert forks == []
+
+
+@pytest.mark.parametrize(("load", "forks"), [(0.4, True), (1.0, True), (1.5, False), (9.0, False)])
+def test_a_load_forks_only_when_a_processor_is_idle(
+    gallery, monkeypatch: pytest.MonkeyPatch, load: float, forks: bool
+) -> None:
+    """On a busy machine a child only competes with its parent: the load is then done in one process, rows the same."""
+    store, expected = gallery
+    monkeypatch.setattr(gallery_module, "_PARALLEL_ROWS", 1)
+    monkeypatch.setattr(gallery_module, "_PART_ROWS", 2)
+    monkeypatch.setattr(gallery_module, "_may_fork", lambda: True)
+    monkeypatch.setattr(gallery_module, "_cpus", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, 0.0, 0.0))
+    made: list[int] = []
+    real_fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: made.append(1) or real_fork())
+    store._loaded.clear()
+    assert loaded_rows(store) == expected
+    assert made == ([1] if forks else [])
+    assert no_children_left()
