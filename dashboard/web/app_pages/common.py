@@ -46,12 +46,23 @@ import json
 import re
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import streamlit as st
 
-from audit import AccountService, Actor, AuditContext, AuditError, EvaluationStore, NotAuthenticated, Runtime
+from audit import (
+    AccountService,
+    Actor,
+    AuditContext,
+    AuditedEngine,
+    AuditError,
+    EvaluationReport,
+    EvaluationStore,
+    NotAuthenticated,
+    Runtime,
+)
 from core import Engine, RecognitionError, Settings, StorageError
 
 __all__ = [
@@ -63,6 +74,7 @@ __all__ = [
     "cookie_name",
     "current_user",
     "db_path",
+    "designated_run",
     "evaluations",
     "require",
     "runtime",
@@ -184,6 +196,34 @@ def choose_gallery(key: str) -> tuple[Any, Engine]:
     st.caption(f"{info.size} faces of {info.subjects} subjects · {config.model}/{config.detector}/{config.alignment} · "
                f"fingerprint `{info.fingerprint}`")
     return info, engine
+
+
+@dataclass(frozen=True)
+class DesignatedRun:
+    """The evaluation the deployment designates (audit.policy), as the Search and Verify pages quote it."""
+
+    run_id: str
+    report: EvaluationReport
+    label: str
+    dataset: str
+
+
+def designated_run(service: AuditedEngine, gallery_name: str | None) -> DesignatedRun | str | None:
+    """Return the designated evaluation for ``gallery_name`` (None: every gallery, as Verify asks), or why not.
+
+    That is the run, the error's text when the designated run cannot be used (not stored, or of
+    another model configuration), or None when the deployment designates none. Operators never
+    pick the evaluation whose rates they are shown.
+    """
+    try:
+        found = service.designated_evaluation(gallery_name)
+    except ERRORS as err:
+        return str(err)
+    if found is None:
+        return None
+    run_id, report = found
+    stored = next(r for r in evaluations().list() if r.run_id == run_id)
+    return DesignatedRun(run_id, report, stored.label, stored.dataset)
 
 
 def search_context_inputs(prefix: str) -> AuditContext:

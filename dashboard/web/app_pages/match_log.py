@@ -58,6 +58,8 @@ st.dataframe(pd.DataFrame([
     {"field": "Gallery", "value": record.gallery.name if record.gallery else "–"},
     {"field": "Gallery size", "value": str(record.gallery.size) if record.gallery else "–"},
     {"field": "Faces in probe", "value": str(record.faces_found) if record.faces_found is not None else "–"},
+    *([{"field": "Probe's group", "value": str(record.details.get("probe_group") or "not stated")}]
+      if record.action == "search" else []),  # stated by the operator at search time, never inferred
     {"field": "Started", "value": record.started_at},
     {"field": "Latency", "value": f"{record.latency_ms} ms" if record.latency_ms else "–"},
     {"field": "Entry hash", "value": entry.entry_hash.hex()[:16] + "…"},
