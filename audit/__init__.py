@@ -88,9 +88,9 @@ from audit.numbers import (
 from audit.outputs import OutputRefused, check_out_path, protected_paths
 from audit.overview import AGE_BANDS, DeployedRates, OverviewCounts, deployed_rates, overview_counts
 from audit.privacy import DataHolding, privacy_inventory, purge_evaluation_cache, retention_run
+from audit.probe_group import ProbeGroupUnknown, group_labels
 from audit.reports import *  # noqa: F403 (accountability reports)
 from audit.retention import *  # noqa: F403 (retention schedules and signed receipts)
-from audit.probe_group import ProbeGroupUnknown, group_labels
 from audit.reviewing import (
     QueueItem,
     RateAtScore,
