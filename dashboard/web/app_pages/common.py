@@ -49,7 +49,9 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import pandas as pd
 import streamlit as st
 
 from audit import (
@@ -76,6 +78,11 @@ __all__ = [
     "db_path",
     "designated_run",
     "evaluations",
+    "local_time",
+    "show_time",
+    "time_column",
+    "utc_time",
+    "viewer_zone",
     "require",
     "runtime",
     "sign_in",
@@ -395,3 +402,70 @@ def _verify(path: str, size: int) -> dict[str, object]:
 def chain_status() -> dict[str, object]:
     """``VerifyReport.to_dict()`` of the log as it is now (cached briefly per log size)."""
     return _verify(db_path(), runtime().log.size())
+
+
+# -- times: the viewer's local time, UTC on hover ------------------------------------------------------------------
+
+#: Session key of the viewer's time zone: ``(IANA name, None)``, or ``("UTC", why)`` when it cannot be used.
+ZONE_KEY = "viewer_zone"
+#: How every time is written (the zone's abbreviation follows).
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def viewer_zone() -> tuple[str, str | None]:
+    """Return the viewer's time zone (an IANA name) and, when it cannot be used, why UTC is shown instead.
+
+    Read once per browser session from the browser (``st.context.timezone``, sent with the
+    websocket handshake) into the session state. A browser that sends none, or a zone this
+    server's tz database does not know, gets UTC, and the pages say so (never silently).
+    """
+    kept = st.session_state.get(ZONE_KEY)
+    if isinstance(kept, tuple) and len(kept) == 2:
+        return kept
+    name = st.context.timezone
+    if not isinstance(name, str) or not name:
+        found: tuple[str, str | None] = ("UTC", "your browser did not say its time zone")
+    else:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            found = ("UTC", f"your browser's time zone {name!r} is unknown to this server")
+        else:
+            found = (name, None)
+    st.session_state[ZONE_KEY] = found
+    return found
+
+
+def _stamp(value: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)  # records keep ISO 8601 UTC times; a naive one is UTC
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
+
+
+def local_time(value: object) -> str:
+    """Return ``value`` (an ISO time, a timestamp) in the viewer's zone: ``2026-12-01 20:15:03 CET``."""
+    return str(_stamp(value).tz_convert(viewer_zone()[0]).strftime(TIME_FORMAT + " %Z"))
+
+
+def utc_time(value: object) -> str:
+    """Return ``value`` in UTC: ``2026-12-01 19:15:03 UTC``."""
+    return str(_stamp(value).tz_convert("UTC").strftime(TIME_FORMAT)) + " UTC"
+
+
+def zone_text() -> str:
+    """Say which zone the page's times are in: ``Europe/Paris``, or ``UTC (why)``."""
+    zone, why = viewer_zone()
+    return zone if why is None else f"{zone} ({why})"
+
+
+def time_column(label: str = "Time") -> Any:
+    """A table column of times in the viewer's zone; its heading's tooltip says the zone and that records keep UTC."""
+    zone, _ = viewer_zone()
+    return st.column_config.DatetimeColumn(
+        f"{label} ({zone})", format="YYYY-MM-DD HH:mm:ss", timezone=zone,
+        help=f"In your time zone, {zone_text()}. The audit log records every time in UTC; an opened record shows "
+             "its UTC time when you hover its time.")
+
+
+def show_time(label: str, value: object, where: Any = None) -> None:
+    """Show one time as text in the viewer's zone, its UTC time in the tooltip (hover the question mark)."""
+    (where or st).text(f"{label}: {local_time(value)}", help=f"{utc_time(value)} (as recorded)")

@@ -4,8 +4,9 @@ The address is the state: every filter and the open record are query parameters
 (:data:`audit.LINK_PARAMS`, plus ``record=SEQ``), written back at every run, so a
 reload, a bookmark or a shared link shows the same records (after signing in, for a
 new browser). The search itself is :func:`audit.find_records`; the export of what is
-on screen is :func:`audit.export_view` (recorded, safe cells). Times are shown in UTC,
-in one format, and the column says so.
+on screen is :func:`audit.export_view` (recorded, safe cells). Times are shown in the
+viewer's time zone (``common.time_column``: the heading names the zone); the export keeps
+UTC, and says so in its heading.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import streamlit as st
 
 from audit import LINK_PARAMS, AuditContext, AuditLog, RecordNotFound, RecordQuery, export_view, find_records
 from core import BadInput
-from dashboard.web.app_pages.common import ERRORS, match_statuses, runtime
+from dashboard.web.app_pages.common import ERRORS, local_time, match_statuses, runtime, time_column, zone_text
 from dashboard.web.views import records_frame
 
 __all__ = ["COLUMN_LABELS", "filtered_record"]
@@ -211,8 +212,7 @@ def _label(table: pd.DataFrame, log: AuditLog) -> Any:
         r = rows.get(seq)
         if r is None:
             return f"#{seq}"
-        when = pd.Timestamp(r["time"]).tz_convert("UTC").strftime(TIME_FORMAT)
-        return f"#{seq} · {r['action']} · {r['operator'] or '–'} · {when} UTC"
+        return f"#{seq} · {r['action']} · {r['operator'] or '–'} · {local_time(r['time'])}"
     return label
 
 
@@ -229,10 +229,10 @@ def filtered_record(log: AuditLog, user: Any) -> int:
     table = records_frame(find_records(log, query, _statuses))
     st.dataframe(table, hide_index=True, column_config={
         **{c: label for c, label in COLUMN_LABELS.items()},
-        "time": st.column_config.DatetimeColumn(COLUMN_LABELS["time"], format="YYYY-MM-DD HH:mm:ss", timezone="UTC"),
+        "time": time_column(),  # the viewer's zone, named in the heading (the export keeps UTC)
         "top_similarity": st.column_config.NumberColumn(COLUMN_LABELS["top_similarity"], format="%.4f"),
     })
-    st.caption(f"{len(table)} record(s). Times in UTC. Click a column header to sort. The address bar holds these "
+    st.caption(f"{len(table)} record(s). Times in your time zone, {zone_text()}. Click a column header to sort. The address bar holds these "
                "filters and the open record: bookmark it or share it (it holds no secret; whoever opens it signs in).")
     if user.can("export") and not table.empty:
         _export(log, query, table, user)
