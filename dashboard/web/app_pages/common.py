@@ -78,7 +78,9 @@ __all__ = [
     "db_path",
     "designated_run",
     "evaluations",
+    "keep_address",
     "local_time",
+    "restore_address",
     "show_time",
     "time_column",
     "utc_time",
@@ -469,3 +471,28 @@ def time_column(label: str = "Time") -> Any:
 def show_time(label: str, value: object, where: Any = None) -> None:
     """Show one time as text in the viewer's zone, its UTC time in the tooltip (hover the question mark)."""
     (where or st).text(f"{label}: {local_time(value)}", help=f"{utc_time(value)} (as recorded)")
+
+
+# -- addresses: a page's query parameters survive moving away and back ---------------------------------------------
+
+#: Session key of each page's last address parameters (url path -> parameters), forgotten at sign-out.
+ADDRESS_KEY = "page_addresses"
+
+
+def keep_address(page: str, params: dict[str, str]) -> None:
+    """Write ``params`` (a record, a filter state: never a secret) to the address and remember them for ``page``.
+
+    Streamlit's navigation opens a page with an empty address; :func:`restore_address` then puts
+    back what the page last showed, so moving away and back keeps its record and filters (a reload
+    or a bookmark carries them in the address itself).
+    """
+    st.query_params.from_dict(params)
+    kept = st.session_state.get(ADDRESS_KEY)
+    st.session_state[ADDRESS_KEY] = {**(kept if isinstance(kept, dict) else {}), page: dict(params)}
+
+
+def restore_address(page: str) -> None:
+    """Before ``page`` runs: if it was opened with no address parameters, put back the ones it last kept."""
+    kept = st.session_state.get(ADDRESS_KEY)
+    if len(st.query_params) == 0 and isinstance(kept, dict) and kept.get(page):
+        st.query_params.from_dict(kept[page])

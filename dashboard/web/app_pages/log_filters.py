@@ -20,7 +20,15 @@ import streamlit as st
 
 from audit import LINK_PARAMS, AuditContext, AuditLog, RecordNotFound, RecordQuery, export_view, find_records
 from core import BadInput
-from dashboard.web.app_pages.common import ERRORS, local_time, match_statuses, runtime, time_column, zone_text
+from dashboard.web.app_pages.common import (
+    ERRORS,
+    keep_address,
+    local_time,
+    match_statuses,
+    runtime,
+    time_column,
+    zone_text,
+)
 from dashboard.web.views import records_frame
 
 __all__ = ["COLUMN_LABELS", "filtered_record"]
@@ -50,6 +58,8 @@ _CHOICES = {"matchlog_operator", "matchlog_reviewer", "matchlog_gallery", "match
             "matchlog_outcome", "matchlog_review", "matchlog_policy"}
 _TEXTS = {"matchlog_subject", "matchlog_q"}
 URL_KEY = "matchlog_url"
+#: The Match log's url path (its address is kept across navigation: common.keep_address).
+PAGE = "match_log"
 LINKED_KEY = "matchlog_linked"
 EXPORT_KEY = "matchlog_export"
 
@@ -253,7 +263,7 @@ def filtered_record(log: AuditLog, user: Any) -> int:
             st.info(f"Record #{linked} is opened because the link names it; it is not among the filtered records.")
     params = query.to_params(action=DEFAULT_ACTION)
     if not seqs:
-        st.query_params.from_dict(params)
+        keep_address(PAGE, params)
         st.session_state[URL_KEY] = params
         st.info("No record matches these filters.")
         st.stop()
@@ -261,6 +271,6 @@ def filtered_record(log: AuditLog, user: Any) -> int:
     if seq != linked:
         st.session_state.pop(LINKED_KEY, None)  # the user opened another record: the link's one goes back in line
     params["record"] = str(seq)
-    st.query_params.from_dict(params)
+    keep_address(PAGE, params)
     st.session_state[URL_KEY] = params
     return seq
