@@ -53,10 +53,11 @@ _WIDGETS = {
     "matchlog_reviewer": "reviewer", "matchlog_gallery": "gallery", "matchlog_subject": "subject",
     "matchlog_action": "action", "matchlog_case": "case_ref", "matchlog_outcome": "outcome",
     "matchlog_review": "review", "matchlog_policy": "policy", "matchlog_threshold": "threshold", "matchlog_q": "q",
+    "matchlog_probe_group": "probe_group",
 }
 _CHOICES = {"matchlog_operator", "matchlog_reviewer", "matchlog_gallery", "matchlog_action", "matchlog_case",
             "matchlog_outcome", "matchlog_review", "matchlog_policy"}
-_TEXTS = {"matchlog_subject", "matchlog_q"}
+_TEXTS = {"matchlog_subject", "matchlog_q", "matchlog_probe_group"}
 URL_KEY = "matchlog_url"
 #: The Match log's url path (its address is kept across navigation: common.keep_address).
 PAGE = "match_log"
@@ -129,7 +130,7 @@ def _filters(everything: pd.DataFrame) -> RecordQuery:
         return [str(v) for v in everything[column].dropna().unique()]
 
     with st.expander("Filters", expanded=True):
-        c = list(st.columns(6))
+        c = list(st.columns(7))
         since: date | None = c[0].date_input("From (UTC date)", key="matchlog_since", format="YYYY-MM-DD")
         until: date | None = c[1].date_input("To (UTC date, inclusive)", key="matchlog_until", format="YYYY-MM-DD")
         operator = _choice(c[2], "Operator", "matchlog_operator", values("operator"))
@@ -137,6 +138,9 @@ def _filters(everything: pd.DataFrame) -> RecordQuery:
                            help="Queries this reviewer reviewed, and their own review records")
         gallery = _choice(c[4], "Gallery", "matchlog_gallery", values("gallery"))
         subject = _text(c[5], "Subject id", "matchlog_subject", help="Records with this subject among the candidates")
+        probe_group = _text(c[6], "Probe's group", "matchlog_probe_group", placeholder="e.g. sex=F",
+                            help="Searches whose operator stated this probe's group (a label of the designated "
+                                 "evaluation); the Demographic performance page links each group here")
         c = list(st.columns(7))
         action = _choice(c[0], "Action", "matchlog_action", values("action"))
         case_ref = _choice(c[1], "Case reference", "matchlog_case", values("case_ref"))
@@ -157,7 +161,7 @@ def _filters(everything: pd.DataFrame) -> RecordQuery:
                            review=review,  # type: ignore[arg-type]
                            policy=policy,  # type: ignore[arg-type]
                            since=since, until=until, reviewer=reviewer, subject=subject,
-                           threshold=threshold, q=q)
+                           threshold=threshold, q=q, probe_group=probe_group)
     except BadInput as err:
         st.error(f"These filters cannot be used: {err}.")
         st.stop()
