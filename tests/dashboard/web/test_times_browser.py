@@ -81,3 +81,19 @@ def test_times_read_in_the_browsers_zone_with_utc_on_hover(fake_db: str, monkeyp
             assert tooltip(driver).strip() == f"{utc} UTC (as recorded)"
         finally:
             driver.quit()
+
+
+def test_the_admins_account_times_read_in_the_browsers_zone(fake_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    browser = chromium_or_skip()
+    monkeypatch.setenv("TZ", ZONE)
+    with dashboard(fake_db) as url:
+        driver = WebDriver(*browser)
+        try:
+            driver.get(f"{url}/admin")
+            sign_in(driver, "admin1")
+            settle(driver, "Administration")
+            accounts = grid(driver, 0)
+            assert f"Last sign-in ({ZONE})" in accounts and f"Created ({ZONE})" in accounts
+            assert "JST" in accounts and "Z" not in accounts.replace("Zone", "")  # no raw ISO UTC left
+        finally:
+            driver.quit()
