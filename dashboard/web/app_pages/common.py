@@ -460,7 +460,7 @@ def zone_text() -> str:
 
 
 def time_column(label: str = "Time") -> Any:
-    """A table column of times in the viewer's zone; its heading's tooltip says the zone and that records keep UTC."""
+    """Return a table column of times in the viewer's zone (its heading's tooltip: the zone, and that UTC is kept)."""
     zone, _ = viewer_zone()
     return st.column_config.DatetimeColumn(
         f"{label} ({zone})", format="YYYY-MM-DD HH:mm:ss", timezone=zone,
