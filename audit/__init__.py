@@ -88,6 +88,7 @@ from audit.numbers import (
 from audit.outputs import OutputRefused, check_out_path, protected_paths
 from audit.overview import AGE_BANDS, DeployedRates, OverviewCounts, deployed_rates, overview_counts
 from audit.privacy import DataHolding, privacy_inventory, purge_evaluation_cache, retention_run
+from audit.probe_group import ProbeGroupUnknown, group_labels
 from audit.reports import *  # noqa: F403 (accountability reports)
 from audit.retention import *  # noqa: F403 (retention schedules and signed receipts)
 from audit.reviewing import (
@@ -117,6 +118,7 @@ __all__ = [
     "comparison_text",
     "count_text",
     "group_cells",
+    "group_labels",
     "deployed_rates",
     "disparity_view",
     "false_candidate_curves",
@@ -131,6 +133,7 @@ __all__ = [
     "similarity_text",
     "QueueItem",
     "REASON_CODES",
+    "ProbeGroupUnknown",
     "RateAtScore",
     "ReviewEvidence",
     "designated_evaluation",

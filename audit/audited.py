@@ -79,6 +79,7 @@ from audit.policy import (
     policy_fields,
 )
 from audit.privacy_export import export_pseudonym_key
+from audit.probe_group import ProbeGroupUnknown, check_probe_group
 from audit.session import Audited, AuditSession
 from audit.trail.convert import candidate_fields, face_detectors, gallery_fields
 from audit.trail.excerpt import write_excerpt
@@ -241,12 +242,14 @@ class AuditedEngine:
 
     def search(
         self, gallery_name: str, probe: ImageSource | Embedding, *, top_k: int = 10, threshold: float | None = None,
-        threshold_reason: str | None = None,
+        threshold_reason: str | None = None, probe_group: str | None = None,
     ) -> Audited[SearchResult]:
         """Search a gallery (1:N) and record it; outcome ``ok`` with candidates, else ``no_match``.
 
         A threshold looser than the deployment's policy needs ``threshold_reason``
         (:mod:`audit.policy`); the record's ``details.threshold_policy`` says where it stood.
+        ``probe_group``, stated by the operator (:mod:`audit.probe_group`), is recorded in
+        ``details.probe_group``.
 
         Raises
         ------
@@ -254,17 +257,20 @@ class AuditedEngine:
             No operator or purpose (a ``refused`` record was appended).
         ThresholdReasonRequired, ThresholdBeyondLimit
             Looser than the policy without a reason, or past its hard limit (refused and recorded).
+        ProbeGroupUnknown
+            ``probe_group`` is not a group label of the designated evaluation (refused and recorded).
         RecognitionError
             Whatever the engine or gallery store raised (recorded with its ``code``).
         """
         self.session.check("search", {"gallery_name": gallery_name})
         self._check_threshold("search", threshold, {"gallery_name": gallery_name})
         policy = self._policy("search", gallery_name, threshold, threshold_reason)
-        return self._search(gallery_name, probe, top_k, threshold, policy)
+        group = self._probe_group(gallery_name, probe_group)
+        return self._search(gallery_name, probe, top_k, threshold, policy, group)
 
     def search_many(
         self, gallery_name: str, probes: Sequence[ImageSource | Embedding], *, top_k: int = 10,
-        threshold: float | None = None, threshold_reason: str | None = None,
+        threshold: float | None = None, threshold_reason: str | None = None, probe_group: str | None = None,
     ) -> list[Audited[SearchResult] | RecognitionError]:
         """Search several probes against one gallery: one check (of the context and the policy), one record per probe.
 
@@ -273,17 +279,18 @@ class AuditedEngine:
         self.session.check("search", {"gallery_name": gallery_name})
         self._check_threshold("search", threshold, {"gallery_name": gallery_name})
         policy = self._policy("search", gallery_name, threshold, threshold_reason)
+        group = self._probe_group(gallery_name, probe_group)
         out: list[Audited[SearchResult] | RecognitionError] = []
         for probe in probes:
             try:
-                out.append(self._search(gallery_name, probe, top_k, threshold, policy))
+                out.append(self._search(gallery_name, probe, top_k, threshold, policy, group))
             except RecognitionError as err:  # recorded by the session; reported per probe
                 out.append(err)
         return out
 
     def _search(
         self, gallery_name: str, probe: ImageSource | Embedding, top_k: int, threshold: float | None,
-        policy: ThresholdCheck,
+        policy: ThresholdCheck, probe_group: str | None = None,
     ) -> Audited[SearchResult]:
         def call() -> SearchResult:
             loaded = self.galleries.load(gallery_name)
@@ -299,7 +306,8 @@ class AuditedEngine:
                 "candidates": [candidate_fields(c) for c in r.candidates],
                 "details": {"top_k": top_k, "threshold": r.threshold, "expected_fpir": self._expected_fpir(r),
                             "threshold_policy": policy.to_dict(), "detector": r.detector,
-                            "face_policy": self.engine.face_policy},
+                            "face_policy": self.engine.face_policy,
+                            **({"probe_group": probe_group} if probe_group else {})},
             }
 
         def on_error(_: BaseException) -> dict[str, Any]:
@@ -307,7 +315,8 @@ class AuditedEngine:
             return {"gallery": self._gallery_ref(gallery_name), "model_config": self.engine.config.to_dict(),
                     "probe_sha256": None if digest is None else [digest],
                     "details": {"gallery_name": gallery_name, "top_k": top_k, "threshold_requested": threshold,
-                                "threshold_policy": policy.to_dict(), "face_policy": self.engine.face_policy}}
+                                "threshold_policy": policy.to_dict(), "face_policy": self.engine.face_policy,
+                                **({"probe_group": probe_group} if probe_group else {})}}
 
         def recorded(r: SearchResult) -> dict[str, Any]:  # the probe image kept for review is named in the record
             fields = describe(r)
@@ -432,6 +441,17 @@ class AuditedEngine:
         """Return the search's policy check, or refuse (and record, with the warning) a search the policy forbids."""
         return self._require(self._threshold_check(gallery_name, threshold, reuse=True), action, reason,
                              {"gallery_name": gallery_name})
+
+    def _probe_group(self, gallery_name: str, label: str | None) -> str | None:
+        """Return the probe's group to record (None: not stated), or refuse (recorded) a label not measured."""
+        if label is None or not label.strip():
+            return None
+        try:
+            return check_probe_group(label, self.designated_evaluation(gallery_name))
+        except (ProbeGroupUnknown, BadInput) as err:  # an unknown label, or an unusable designated evaluation
+            self.session.refuse("search", err.code, str(err), {"gallery_name": gallery_name,
+                                                               "probe_group_requested": label})
+            raise
 
     def _require(self, check: ThresholdCheck, action: str, reason: str | None,
                  details: Mapping[str, Any]) -> ThresholdCheck:

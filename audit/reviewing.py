@@ -34,6 +34,7 @@ from audit.errors import RecordNotFound, ReviewRefused
 from audit.evaluation.store import EvaluationStore
 from audit.evidence import EvidenceStore
 from audit.policy import current_policy
+from audit.probe_group import group_key, stated
 from audit.session import AuditSession
 from audit.trail.log import AuditLog
 from audit.trail.records import AuditRecord
@@ -91,6 +92,10 @@ class ReviewEvidence:
     """The designated evaluation (:func:`designated_evaluation`), None: no evaluation designated."""
     rates: tuple[RateAtScore, ...] = ()
     """The false-match rate at this score: overall, then the candidate's groups the evaluation measured."""
+    probe_group: str | None = None
+    """The probe's group as the operator stated it at search time (:mod:`audit.probe_group`), None: not stated."""
+    probe_rates: tuple[RateAtScore, ...] = ()
+    """The false-match rate at this score for the probe's group (empty: not stated or not measured)."""
 
     @property
     def looser_than_policy(self) -> bool:
@@ -187,12 +192,17 @@ def review_evidence(session: AuditSession, galleries: GalleryStore, seq: int, ca
     designated = designated_evaluation(session.log, evaluations, None if record.gallery is None else record.gallery.name,
                                        record.model_config)
     rates: list[RateAtScore] = []
+    probe_rates: list[RateAtScore] = []
+    probe_group = stated(record.details)  # the operator's statement, never inferred from the face
     if designated is not None and similarity is not None:
         fields = galleries.face_fields(gallery, face_id) if face_id is not None and gallery is not None else None
         rates = rates_at_score(evaluations, designated[0], float(similarity), (fields or {}).get("metadata"))
+        if probe_group is not None:
+            probe_rates = [r for r in rates_at_score(evaluations, designated[0], float(similarity),
+                                                     group_key(probe_group)) if r.group != "overall"]
     return ReviewEvidence(seq, named, subject_id, similarity, _number(threshold),
                           policy if isinstance(policy, dict) else None, probe, probe_note, reference, reference_note,
-                          None if designated is None else designated[1], tuple(rates))
+                          None if designated is None else designated[1], tuple(rates), probe_group, tuple(probe_rates))
 
 
 def _already_recorded(gate: AuditSession, seq: int, named: str | None, shown: dict[str, bool]) -> bool:

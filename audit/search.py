@@ -28,6 +28,9 @@ tiles link to the Match log with them):
                subject id
 =============  ==================================================================
 
+``probe_group`` (``sex=F``) names the searches whose operator stated that probe's group
+(:mod:`audit.probe_group`); the Demographic performance page links a group's rates to them.
+
 :func:`find_records` answers a query (the SQL filters of
 :class:`~audit.trail.store.AuditFilter` first, then the rest on the decoded records);
 :func:`export_view` turns exactly the rows an interface shows into CSV with safe cells
@@ -66,7 +69,7 @@ POLICIES: tuple[str, ...] = ("within", "looser", "beyond_limit")
 QUERY_ACTIONS = ("search", "verify", "search_video")
 #: Every query parameter :meth:`RecordQuery.from_params` reads.
 LINK_PARAMS = ("operator", "gallery", "action", "case", "outcome", "review", "looser", "policy", "since", "until",
-               "reviewer", "subject", "threshold", "q")
+               "reviewer", "subject", "threshold", "q", "probe_group")
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class RecordQuery:
     subject: str | None = None
     threshold: float | None = None
     q: str | None = None
+    probe_group: str | None = None
 
     def __post_init__(self) -> None:
         for name, allowed in (("outcome", OUTCOMES), ("review", REVIEWS), ("policy", POLICIES)):
@@ -143,7 +147,7 @@ class RecordQuery:
             case_ref=text("case"), outcome=cast(Outcome | None, text("outcome")),
             review=cast(Review | None, text("review")), policy=cast(Policy | None, policy),
             since=day("since"), until=day("until"), reviewer=text("reviewer"), subject=text("subject"),
-            threshold=threshold, q=text("q"),
+            threshold=threshold, q=text("q"), probe_group=text("probe_group"),
         )
 
     def to_params(self, *, action: str | None = None) -> dict[str, str]:
@@ -189,6 +193,8 @@ class RecordQuery:
             threshold = details.get("threshold")
             if not isinstance(threshold, str | int | float) or float(threshold) > self.threshold:
                 return False
+        if self.probe_group is not None and details.get("probe_group") != self.probe_group:
+            return False
         if self.q is not None:
             needle = self.q.casefold()
             words = [r.purpose, r.case_ref, r.legal_basis, r.operator, r.reviewer, r.note, r.action, r.outcome,

@@ -9,6 +9,9 @@ recorded, and exit 2. ``models``, ``gallery list`` and ``gallery show`` only rea
 prints the policy's warning on stderr and runs only with ``--threshold-reason TEXT``; past
 the policy's hard limit it is refused. Either refusal is recorded and exits 2.
 ``verify --threshold T`` follows the policy for every gallery the same way (``--threshold-reason``).
+``search --probe-group G`` states the probe's group (:mod:`audit.probe_group`: one of the designated
+evaluation's labels, e.g. ``sex=F``; never inferred from the face); an unknown label is refused,
+recorded, and exits 2 with the valid labels named.
 ``policy threshold`` (admins) sets the policy (``--evaluation RUN_ID`` designates the evaluation
 the pages quote), ``policy show`` prints the one in force.
 
@@ -120,6 +123,10 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     search.add_argument("--threshold", type=float, help="cosine distance threshold (default: the config's)")
     search.add_argument("--threshold-reason", metavar="TEXT",
                         help="why a threshold looser than the deployment's policy is needed (recorded)")
+    search.add_argument("--probe-group", metavar="G",
+                        help="the probe's group, if known from the case (never inferred from the face): one of the "
+                             "designated evaluation's group labels, e.g. sex=F; recorded with the search, and "
+                             "reviewers are shown the false-match rate for it (an unknown label exits 2, recorded)")
     _face_policy_arg(search)
     search.set_defaults(handler=_search)
 
@@ -340,7 +347,7 @@ def _search(args: argparse.Namespace) -> int:
         service = rt.audited(rt.engine_for_gallery(args.gallery).with_face_policy(args.face_policy), context(args))
         warn_threshold(service, args.gallery, args.threshold)
         outcomes = service.search_many(args.gallery, args.images, top_k=args.top_k, threshold=args.threshold,
-                                       threshold_reason=args.threshold_reason)
+                                       threshold_reason=args.threshold_reason, probe_group=args.probe_group)
     except _ERRORS as err:
         return fail(args, err)
     status = EXIT_OK

@@ -4,7 +4,9 @@ Signed out, the only page is Sign in, at every page's address (so a link such as
 ``/match_log?record=12`` opens that record once the user has signed in). Signed in, the
 navigation lists the pages the user's role may open; each page checks the role again on
 the server (``common.require``) before it renders anything. A reload keeps the session
-through its cookie (``common``: why a cookie, and why never the URL).
+through its cookie (``common``: why a cookie, and why never the URL). A page's address
+parameters (the Match log's record and filters) are its own: moving to another page and back
+puts them back (``common.keep_address``), and a reload or a bookmark carries them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.web.app_pages.common import current_user, db_path, session_cookie, sign_out
+from dashboard.web.app_pages.common import current_user, db_path, restore_address, session_cookie, sign_out
 
 st.set_page_config(page_title="facetrail", page_icon=":material/policy:", layout="wide")
 
@@ -48,4 +50,5 @@ else:
         if st.button("Sign out", key="app_sign_out", icon=":material/logout:"):
             sign_out()
             st.rerun()
+    restore_address(nav.url_path)  # back on a page: its record and filters as it last showed them
 nav.run()

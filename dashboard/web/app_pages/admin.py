@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from audit import ROLES, AuditContext, build_receipt, new_receipt_salt
-from dashboard.web.app_pages.common import ERRORS, accounts, evaluations, require, runtime
+from dashboard.web.app_pages.common import ERRORS, accounts, evaluations, local_time, require, runtime, viewer_zone
 
 user = require("manage_users")
 st.title("Administration")
@@ -25,8 +25,10 @@ try:
 except ERRORS as err:
     st.error(str(err))
     st.stop()
+zone = viewer_zone()[0]  # times in the viewer's zone, named in the heading (common.viewer_zone)
 st.dataframe(pd.DataFrame([{"Account": u.name, "Role": u.role, "Status": "disabled" if u.disabled else "enabled",
-                            "Last sign-in (UTC)": u.last_sign_in or "never", "Created (UTC)": u.created_at[:19]}
+                            f"Last sign-in ({zone})": local_time(u.last_sign_in) if u.last_sign_in else "never",
+                            f"Created ({zone})": local_time(u.created_at)}
                            for u in listed]), hide_index=True)
 with st.form("admin_user_form", clear_on_submit=True):
     c1, c2, c3 = st.columns(3)

@@ -46,12 +46,25 @@ import json
 import re
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import pandas as pd
 import streamlit as st
 
-from audit import AccountService, Actor, AuditContext, AuditError, EvaluationStore, NotAuthenticated, Runtime
+from audit import (
+    AccountService,
+    Actor,
+    AuditContext,
+    AuditedEngine,
+    AuditError,
+    EvaluationReport,
+    EvaluationStore,
+    NotAuthenticated,
+    Runtime,
+)
 from core import Engine, RecognitionError, Settings, StorageError
 
 __all__ = [
@@ -63,7 +76,15 @@ __all__ = [
     "cookie_name",
     "current_user",
     "db_path",
+    "designated_run",
     "evaluations",
+    "keep_address",
+    "local_time",
+    "restore_address",
+    "show_time",
+    "time_column",
+    "utc_time",
+    "viewer_zone",
     "require",
     "runtime",
     "sign_in",
@@ -184,6 +205,34 @@ def choose_gallery(key: str) -> tuple[Any, Engine]:
     st.caption(f"{info.size} faces of {info.subjects} subjects · {config.model}/{config.detector}/{config.alignment} · "
                f"fingerprint `{info.fingerprint}`")
     return info, engine
+
+
+@dataclass(frozen=True)
+class DesignatedRun:
+    """The evaluation the deployment designates (audit.policy), as the Search and Verify pages quote it."""
+
+    run_id: str
+    report: EvaluationReport
+    label: str
+    dataset: str
+
+
+def designated_run(service: AuditedEngine, gallery_name: str | None) -> DesignatedRun | str | None:
+    """Return the designated evaluation for ``gallery_name`` (None: every gallery, as Verify asks), or why not.
+
+    That is the run, the error's text when the designated run cannot be used (not stored, or of
+    another model configuration), or None when the deployment designates none. Operators never
+    pick the evaluation whose rates they are shown.
+    """
+    try:
+        found = service.designated_evaluation(gallery_name)
+    except ERRORS as err:
+        return str(err)
+    if found is None:
+        return None
+    run_id, report = found
+    stored = next(r for r in evaluations().list() if r.run_id == run_id)
+    return DesignatedRun(run_id, report, stored.label, stored.dataset)
 
 
 def search_context_inputs(prefix: str) -> AuditContext:
@@ -355,3 +404,95 @@ def _verify(path: str, size: int) -> dict[str, object]:
 def chain_status() -> dict[str, object]:
     """``VerifyReport.to_dict()`` of the log as it is now (cached briefly per log size)."""
     return _verify(db_path(), runtime().log.size())
+
+
+# -- times: the viewer's local time, UTC on hover ------------------------------------------------------------------
+
+#: Session key of the viewer's time zone: ``(IANA name, None)``, or ``("UTC", why)`` when it cannot be used.
+ZONE_KEY = "viewer_zone"
+#: How every time is written (the zone's abbreviation follows).
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def viewer_zone() -> tuple[str, str | None]:
+    """Return the viewer's time zone (an IANA name) and, when it cannot be used, why UTC is shown instead.
+
+    Read once per browser session from the browser (``st.context.timezone``, sent with the
+    websocket handshake) into the session state. A browser that sends none, or a zone this
+    server's tz database does not know, gets UTC, and the pages say so (never silently).
+    """
+    kept = st.session_state.get(ZONE_KEY)
+    if isinstance(kept, tuple) and len(kept) == 2:
+        return kept
+    name = st.context.timezone
+    if not isinstance(name, str) or not name:
+        found: tuple[str, str | None] = ("UTC", "your browser did not say its time zone")
+    else:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            found = ("UTC", f"your browser's time zone {name!r} is unknown to this server")
+        else:
+            found = (name, None)
+    st.session_state[ZONE_KEY] = found
+    return found
+
+
+def _stamp(value: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)  # records keep ISO 8601 UTC times; a naive one is UTC
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
+
+
+def local_time(value: object) -> str:
+    """Return ``value`` (an ISO time, a timestamp) in the viewer's zone: ``2026-12-01 20:15:03 CET``."""
+    return str(_stamp(value).tz_convert(viewer_zone()[0]).strftime(TIME_FORMAT + " %Z"))
+
+
+def utc_time(value: object) -> str:
+    """Return ``value`` in UTC: ``2026-12-01 19:15:03 UTC``."""
+    return str(_stamp(value).tz_convert("UTC").strftime(TIME_FORMAT)) + " UTC"
+
+
+def zone_text() -> str:
+    """Say which zone the page's times are in: ``Europe/Paris``, or ``UTC (why)``."""
+    zone, why = viewer_zone()
+    return zone if why is None else f"{zone} ({why})"
+
+
+def time_column(label: str = "Time") -> Any:
+    """Return a table column of times in the viewer's zone (its heading's tooltip: the zone, and that UTC is kept)."""
+    zone, _ = viewer_zone()
+    return st.column_config.DatetimeColumn(
+        f"{label} ({zone})", format="YYYY-MM-DD HH:mm:ss", timezone=zone,
+        help=f"In your time zone, {zone_text()}. The audit log records every time in UTC; an opened record shows "
+             "its UTC time when you hover its time.")
+
+
+def show_time(label: str, value: object, where: Any = None) -> None:
+    """Show one time as text in the viewer's zone, its UTC time in the tooltip (hover the question mark)."""
+    (where or st).text(f"{label}: {local_time(value)}", help=f"{utc_time(value)} (as recorded)")
+
+
+# -- addresses: a page's query parameters survive moving away and back ---------------------------------------------
+
+#: Session key of each page's last address parameters (url path -> parameters), forgotten at sign-out.
+ADDRESS_KEY = "page_addresses"
+
+
+def keep_address(page: str, params: dict[str, str]) -> None:
+    """Write ``params`` (a record, a filter state: never a secret) to the address and remember them for ``page``.
+
+    Streamlit's navigation opens a page with an empty address; :func:`restore_address` then puts
+    back what the page last showed, so moving away and back keeps its record and filters (a reload
+    or a bookmark carries them in the address itself).
+    """
+    st.query_params.from_dict(params)
+    kept = st.session_state.get(ADDRESS_KEY)
+    st.session_state[ADDRESS_KEY] = {**(kept if isinstance(kept, dict) else {}), page: dict(params)}
+
+
+def restore_address(page: str) -> None:
+    """Before ``page`` runs: if it was opened with no address parameters, put back the ones it last kept."""
+    kept = st.session_state.get(ADDRESS_KEY)
+    if len(st.query_params) == 0 and isinstance(kept, dict) and kept.get(page):
+        st.query_params.from_dict(kept[page])

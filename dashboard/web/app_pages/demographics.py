@@ -34,6 +34,7 @@ from dashboard.web.app_pages.common import PLOT_CONFIG, chart, evaluations, read
 from dashboard.web.views import plain
 
 _TRIALS = {"fmr": "impostor_pairs", "fnmr": "genuine_pairs"}
+MATCH_LOG = "app_pages/match_log.py"
 
 
 def threshold_label(run: dict) -> str:
@@ -85,7 +86,7 @@ def rate_chart(cells: pd.DataFrame, metric: str, title: str) -> tuple[go.Figure,
     return fig, table
 
 
-require("read_evaluations")
+user = require("read_evaluations")
 st.title("Demographic performance")
 
 runs = evaluations().list()
@@ -147,6 +148,14 @@ shown_cells = shown_cells.assign(label=[f"{v} (insufficient data)" if low else v
                                         for v, low in zip(shown_cells["label"], shown_cells["low_count"],
                                                           strict=True)])
 
+# a group's dot opens the searches whose operator stated that probe's group (single-label groups only: a probe's
+# group is one label, audit.probe_group); the chart's labels are escaped, as drawn
+targets = {html.escape(str(label)): str(name) for label, name in zip(shown_cells["label"], shown_cells["group_name"],
+                                                                     strict=True) if str(name).count("=") == 1}
+can_open = user.can("read_log") and bool(targets)
+if can_open:
+    st.caption("Click a group's dot to open, in the Match log, the searches whose operator stated that the probe's "
+               "person is in that group (stated at search time, never inferred from the face).")
 left, right = st.columns(2)
 for where, metric in ((left, "fmr"), (right, "fnmr")):
     words = METRIC_WORDS[metric]
@@ -155,9 +164,15 @@ for where, metric in ((left, "fmr"), (right, "fnmr")):
         continue
     fig, table = rate_chart(shown_cells, metric, f"{words.capitalize()} by group at {threshold_name} (log scale)")
     finding = rate_finding(report, grouping, threshold_name, metric)  # type: ignore[arg-type]
-    where.plotly_chart(readable(fig), config=PLOT_CONFIG,
-                       alt=f"{words} by {grouping}: " + "; ".join(f"{g}: {w}" for g, w in
-                                                                zip(table["group"], table[words], strict=True)))
+    key = f"demographics_{metric}_chart"
+    event = where.plotly_chart(readable(fig), config=PLOT_CONFIG, key=key,
+                               on_select="rerun" if can_open else "ignore", selection_mode="points",
+                               alt=f"{words} by {grouping}: " + "; ".join(f"{g}: {w}" for g, w in
+                                                                        zip(table["group"], table[words], strict=True)))
+    points = getattr(getattr(event, "selection", None), "points", None) or []
+    if can_open and points and targets.get(str(points[0].get("y"))):
+        del st.session_state[key]  # the click is spent: coming back does not follow it again
+        st.switch_page(MATCH_LOG, query_params={"probe_group": targets[str(points[0]["y"])]})
     where.markdown(f"**Finding:** {plain(finding.text)}")
     where.dataframe(table, hide_index=True)
 if "reproducible" in overall and overall["reproducible"] is not None:

@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from audit import AuditContext, AuditFilter, audited_export, export_history
-from dashboard.web.app_pages.common import ERRORS, require, runtime
+from dashboard.web.app_pages.common import ERRORS, require, runtime, time_column
 
 user = require("export")
 rt = runtime()
@@ -96,8 +96,7 @@ else:
                            "filters": ", ".join(f"{k}={v}" for k, v in sorted(h["filters"].items())) or "(none)",
                            "sha256": (h["sha256"] or "")[:16]} for h in history])
     st.dataframe(frame, hide_index=True, column_config={
-        "seq": "Record", "time": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss",
-                                                                 timezone="UTC"),
+        "seq": "Record", "time": time_column(),
         "operator": "By", "purpose": "Purpose", "outcome": "Outcome", "format": "Format",
         "source": "From", "records": "Records", "sha256": "SHA-256 (start)", "filters": "Filters",
         "reason": "Why refused"})

@@ -4,8 +4,9 @@ The address is the state: every filter and the open record are query parameters
 (:data:`audit.LINK_PARAMS`, plus ``record=SEQ``), written back at every run, so a
 reload, a bookmark or a shared link shows the same records (after signing in, for a
 new browser). The search itself is :func:`audit.find_records`; the export of what is
-on screen is :func:`audit.export_view` (recorded, safe cells). Times are shown in UTC,
-in one format, and the column says so.
+on screen is :func:`audit.export_view` (recorded, safe cells). Times are shown in the
+viewer's time zone (``common.time_column``: the heading names the zone); the export keeps
+UTC, and says so in its heading.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ import streamlit as st
 
 from audit import LINK_PARAMS, AuditContext, AuditLog, RecordNotFound, RecordQuery, export_view, find_records
 from core import BadInput
-from dashboard.web.app_pages.common import ERRORS, match_statuses, runtime
+from dashboard.web.app_pages.common import (
+    ERRORS,
+    keep_address,
+    local_time,
+    match_statuses,
+    runtime,
+    time_column,
+    zone_text,
+)
 from dashboard.web.views import records_frame
 
 __all__ = ["COLUMN_LABELS", "filtered_record"]
@@ -44,11 +53,14 @@ _WIDGETS = {
     "matchlog_reviewer": "reviewer", "matchlog_gallery": "gallery", "matchlog_subject": "subject",
     "matchlog_action": "action", "matchlog_case": "case_ref", "matchlog_outcome": "outcome",
     "matchlog_review": "review", "matchlog_policy": "policy", "matchlog_threshold": "threshold", "matchlog_q": "q",
+    "matchlog_probe_group": "probe_group",
 }
 _CHOICES = {"matchlog_operator", "matchlog_reviewer", "matchlog_gallery", "matchlog_action", "matchlog_case",
             "matchlog_outcome", "matchlog_review", "matchlog_policy"}
-_TEXTS = {"matchlog_subject", "matchlog_q"}
+_TEXTS = {"matchlog_subject", "matchlog_q", "matchlog_probe_group"}
 URL_KEY = "matchlog_url"
+#: The Match log's url path (its address is kept across navigation: common.keep_address).
+PAGE = "match_log"
 LINKED_KEY = "matchlog_linked"
 EXPORT_KEY = "matchlog_export"
 
@@ -118,7 +130,7 @@ def _filters(everything: pd.DataFrame) -> RecordQuery:
         return [str(v) for v in everything[column].dropna().unique()]
 
     with st.expander("Filters", expanded=True):
-        c = list(st.columns(6))
+        c = list(st.columns(7))
         since: date | None = c[0].date_input("From (UTC date)", key="matchlog_since", format="YYYY-MM-DD")
         until: date | None = c[1].date_input("To (UTC date, inclusive)", key="matchlog_until", format="YYYY-MM-DD")
         operator = _choice(c[2], "Operator", "matchlog_operator", values("operator"))
@@ -126,6 +138,9 @@ def _filters(everything: pd.DataFrame) -> RecordQuery:
                            help="Queries this reviewer reviewed, and their own review records")
         gallery = _choice(c[4], "Gallery", "matchlog_gallery", values("gallery"))
         subject = _text(c[5], "Subject id", "matchlog_subject", help="Records with this subject among the candidates")
+        probe_group = _text(c[6], "Probe's group", "matchlog_probe_group", placeholder="e.g. sex=F",
+                            help="Searches whose operator stated this probe's group (a label of the designated "
+                                 "evaluation); the Demographic performance page links each group here")
         c = list(st.columns(7))
         action = _choice(c[0], "Action", "matchlog_action", values("action"))
         case_ref = _choice(c[1], "Case reference", "matchlog_case", values("case_ref"))
@@ -146,7 +161,7 @@ def _filters(everything: pd.DataFrame) -> RecordQuery:
                            review=review,  # type: ignore[arg-type]
                            policy=policy,  # type: ignore[arg-type]
                            since=since, until=until, reviewer=reviewer, subject=subject,
-                           threshold=threshold, q=q)
+                           threshold=threshold, q=q, probe_group=probe_group)
     except BadInput as err:
         st.error(f"These filters cannot be used: {err}.")
         st.stop()
@@ -211,8 +226,7 @@ def _label(table: pd.DataFrame, log: AuditLog) -> Any:
         r = rows.get(seq)
         if r is None:
             return f"#{seq}"
-        when = pd.Timestamp(r["time"]).tz_convert("UTC").strftime(TIME_FORMAT)
-        return f"#{seq} · {r['action']} · {r['operator'] or '–'} · {when} UTC"
+        return f"#{seq} · {r['action']} · {r['operator'] or '–'} · {local_time(r['time'])}"
     return label
 
 
@@ -229,10 +243,10 @@ def filtered_record(log: AuditLog, user: Any) -> int:
     table = records_frame(find_records(log, query, _statuses))
     st.dataframe(table, hide_index=True, column_config={
         **{c: label for c, label in COLUMN_LABELS.items()},
-        "time": st.column_config.DatetimeColumn(COLUMN_LABELS["time"], format="YYYY-MM-DD HH:mm:ss", timezone="UTC"),
+        "time": time_column(),  # the viewer's zone, named in the heading (the export keeps UTC)
         "top_similarity": st.column_config.NumberColumn(COLUMN_LABELS["top_similarity"], format="%.4f"),
     })
-    st.caption(f"{len(table)} record(s). Times in UTC. Click a column header to sort. The address bar holds these "
+    st.caption(f"{len(table)} record(s). Times in your time zone, {zone_text()}. Click a column header to sort. The address bar holds these "
                "filters and the open record: bookmark it or share it (it holds no secret; whoever opens it signs in).")
     if user.can("export") and not table.empty:
         _export(log, query, table, user)
@@ -253,7 +267,7 @@ def filtered_record(log: AuditLog, user: Any) -> int:
             st.info(f"Record #{linked} is opened because the link names it; it is not among the filtered records.")
     params = query.to_params(action=DEFAULT_ACTION)
     if not seqs:
-        st.query_params.from_dict(params)
+        keep_address(PAGE, params)
         st.session_state[URL_KEY] = params
         st.info("No record matches these filters.")
         st.stop()
@@ -261,6 +275,6 @@ def filtered_record(log: AuditLog, user: Any) -> int:
     if seq != linked:
         st.session_state.pop(LINKED_KEY, None)  # the user opened another record: the link's one goes back in line
     params["record"] = str(seq)
-    st.query_params.from_dict(params)
+    keep_address(PAGE, params)
     st.session_state[URL_KEY] = params
     return seq

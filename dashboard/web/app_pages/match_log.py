@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from audit import AuditContext, AuditFilter, normalize_name, review_evidence, submit_review
-from dashboard.web.app_pages.common import ERRORS, require, runtime
+from dashboard.web.app_pages.common import ERRORS, require, runtime, show_time, time_column
 from dashboard.web.app_pages.log_filters import filtered_record
 from dashboard.web.app_pages.review_screen import (
     ReviewChoice,
@@ -58,11 +58,13 @@ st.dataframe(pd.DataFrame([
     {"field": "Gallery", "value": record.gallery.name if record.gallery else "–"},
     {"field": "Gallery size", "value": str(record.gallery.size) if record.gallery else "–"},
     {"field": "Faces in probe", "value": str(record.faces_found) if record.faces_found is not None else "–"},
-    {"field": "Started", "value": record.started_at},
+    *([{"field": "Probe's group", "value": str(record.details.get("probe_group") or "not stated")}]
+      if record.action == "search" else []),  # stated by the operator at search time, never inferred
     {"field": "Latency", "value": f"{record.latency_ms} ms" if record.latency_ms else "–"},
     {"field": "Entry hash", "value": entry.entry_hash.hex()[:16] + "…"},
     {"field": "Previous", "value": entry.prev_hash.hex()[:16] + "…"},
 ]), hide_index=True)
+show_time("Started", record.started_at)  # local, UTC on hover
 flag = record.details.get("threshold_policy")
 if isinstance(flag, dict) and flag.get("status") in ("looser", "beyond_limit"):
     # user-supplied text (the reason) is shown as text, never as markup
@@ -105,12 +107,12 @@ if record.action in QUERY_ACTIONS and record.outcome == "ok":
     if reviews:
         st.markdown("**Reviews and refusals recorded for this query**")
         st.dataframe(pd.DataFrame([{
-            "seq": r.seq, "time": r.started_at, "action": r.action, "outcome": r.outcome, "reviewer": r.reviewer,
+            "seq": r.seq, "time": pd.Timestamp(r.started_at), "action": r.action, "outcome": r.outcome, "reviewer": r.reviewer,
             "candidate": names.get(r.target_face_id, r.target_face_id or "–"), "decision": r.decision,
             "reason": r.details.get("reason_code"),
             "reversal of": (r.details.get("reversal") or {}).get("reverses_seq")
             if isinstance(r.details.get("reversal"), dict) else None,
-        } for r in reviews]), hide_index=True)
+        } for r in reviews]), hide_index=True, column_config={"time": time_column()})
 
     order = list(labels)
     start_at = order.index(names[picked.candidate]) if picked is not None and picked.candidate in names else 0

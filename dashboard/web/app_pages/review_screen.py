@@ -61,7 +61,11 @@ def show_photos(probe: bytes | None, probe_note: str, reference: bytes | None, r
 
 
 def show_error_context(evidence: ReviewEvidence) -> None:
-    """Show the threshold, the policy flag and the false-match rate at this score (plain text and a table)."""
+    """Show the threshold, the policy flag and the false-match rate at this score (plain text and a table).
+
+    The rate is quoted overall, for the candidate's groups and for the probe's group when the
+    operator stated it at search time ("not stated" otherwise).
+    """
     threshold = "not recorded" if evidence.threshold is None else f"{evidence.threshold:.4f} (cosine distance)"
     st.text(f"Similarity of this candidate: {evidence.similarity or 'not recorded'}.  Threshold used: {threshold}.")
     policy = evidence.policy
@@ -72,21 +76,28 @@ def show_error_context(evidence: ReviewEvidence) -> None:
         st.text(f"Operator's reason: {policy.get('reason') or '(none)'}")
     elif policy is not None:
         st.text(f"Within the deployment's threshold policy (loosest {policy.get('loosest')}).")
+    stated = (f"{evidence.probe_group} (stated by the operator at search time)" if evidence.probe_group
+              else "not stated")
     if evidence.evaluation is None:
         st.info("False-match rate at this score: no evaluation designated (the deployed threshold was not "
                 "calibrated on a stored evaluation of this configuration), so no error rate can be shown.")
+        st.text(f"Probe's group: {stated}.")
         return
     if not evidence.rates:
         st.info(f"False-match rate at this score: {evidence.evaluation} has no score histogram.")
+        st.text(f"Probe's group: {stated}.")
         return
     st.markdown("**How often different people score this high** (false-match rate at this score)")
     # plain text, one line per group (readable by a screen reader, unlike a canvas table)
-    st.text("\n".join(f"{r.group}: {r.words()}" for r in evidence.rates))
+    st.text("\n".join([f"{r.group}: {r.words()}" for r in evidence.rates]
+                      + [f"{r.group} (probe's group): {r.words()}" for r in evidence.probe_rates]))
     groups = [r.group for r in evidence.rates if r.group != "overall"]
+    probe = (f"Probe's group: {stated}." if not evidence.probe_group or evidence.probe_rates
+             else f"Probe's group: {stated}; the evaluation has no rate for it at this score.")
     st.text(f"From {evidence.evaluation}. "
             + (f"Candidate's group(s): {', '.join(groups)}. " if groups
                else "The evaluation has no group matching the candidate's labels. ")
-            + "The probe's group is not recorded by a search, so no probe-group rate is shown.")
+            + probe + " The probe's group is never inferred from the face.")
 
 
 def fresh_for(key: str, target: object) -> None:

@@ -11,8 +11,16 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from audit import false_match_words, similarity_text
-from dashboard.web.app_pages.common import ERRORS, choose_gallery, evaluations, require, runtime, search_context_inputs
+from audit import false_match_words, group_labels, similarity_text
+from dashboard.web.app_pages.common import (
+    ERRORS,
+    choose_gallery,
+    designated_run,
+    evaluations,
+    require,
+    runtime,
+    search_context_inputs,
+)
 
 user = require("search")
 rt = runtime()
@@ -39,19 +47,14 @@ elif policy.status == "looser":
 
 
 report = None
-unusable = None
-try:  # the deployment designates the evaluation (audit.policy): operators do not pick the rates they are shown
-    designated = rt.audited(engine, None, user).designated_evaluation(gallery_name)
-except ERRORS as err:
-    unusable, designated = str(err), None
-if unusable is not None:
-    st.error(f"Error rates cannot be shown: {unusable}")
-elif designated is not None:
-    run_id, report = designated
-    stored = next(r for r in evaluations().list() if r.run_id == run_id)
-    st.caption(f"Error rates from the evaluation this deployment designates: {stored.label} (run {run_id[:12]}).")
+found = designated_run(rt.audited(engine, None, user), gallery_name)  # the deployment designates it (audit.policy)
+if isinstance(found, str):
+    st.error(f"Error rates cannot be shown: {found}")
+elif found is not None:
+    report = found.report
+    st.caption(f"Error rates from the evaluation this deployment designates: {found.label} (run {found.run_id[:12]}).")
     chance = report.chance_of_false_candidate(info.size, threshold)
-    dataset = stored.dataset
+    dataset = found.dataset
     how = (f"measured: the share of {dataset} probes, none "
            f"of them in a {info.size}-face gallery of this model, whose search returned a candidate"
            if chance.method == "measured"
@@ -82,6 +85,12 @@ else:
 with st.form("search_form"):
     context = search_context_inputs("search")
     upload = st.file_uploader("Probe photo", type=["jpg", "jpeg", "png", "webp", "bmp"], key="search_upload")
+    probe_group = (st.selectbox(  # stated by the operator, never inferred from the face (audit.probe_group)
+        "Probe's group (optional)", group_labels(report), index=None, placeholder="not stated",
+        key="search_probe_group",
+        help="The group of the person in the probe photo, if you know it (from the case, not from the face), "
+             "among the groups the designated evaluation measured. Reviewers are shown the false-match rate "
+             "for it; it is recorded with the search.") if report is not None else None)
     reason = (st.text_area("Reason for the looser threshold (required; recorded with the warning above)",
                            key="search_threshold_reason") if policy.status == "looser" else None)
     submitted = st.form_submit_button("Search", type="primary")
@@ -92,7 +101,8 @@ if submitted:
     else:
         try:  # a missing purpose, case or reason is refused by the audited service, which records the refusal
             audited = rt.audited(engine, context, user).search(gallery_name, upload.getvalue(), top_k=int(top_k),
-                                                               threshold=named, threshold_reason=reason)
+                                                               threshold=named, threshold_reason=reason,
+                                                               probe_group=probe_group)
         except ERRORS as err:
             st.error(f"Search refused or failed: {err}")
         else:
@@ -104,7 +114,8 @@ if last is not None:
     st.subheader(f"Result — audit record #{last.seq}")
     st.caption(f"{result.faces_detected} face(s) detected in the probe; gallery {result.gallery.name} "
                f"({result.gallery.size} faces, fingerprint `{result.gallery.fingerprint}`), threshold "
-               f"{result.threshold:.3f}. A candidate is a lead, not an identification: it needs two reviewers.")
+               f"{result.threshold:.3f}; probe's group {last.entry.record.details.get('probe_group') or 'not stated'}. "
+               "A candidate is a lead, not an identification: it needs two reviewers.")
     if not result.candidates:
         st.success("No candidate within the threshold.")
     else:

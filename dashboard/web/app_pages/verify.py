@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from audit import AuditContext, comparison_text
-from dashboard.web.app_pages.common import ERRORS, evaluations, require, runtime
+from dashboard.web.app_pages.common import ERRORS, designated_run, require, runtime
 
 user = require("verify")
 rt = runtime()
@@ -38,23 +38,18 @@ if policy.status == "beyond_limit":
 elif policy.status == "looser":
     st.warning(policy.warning, icon=":material/warning:")
 
-unusable = None
-try:
-    designated = service.designated_evaluation(None)
-except ERRORS as err:
-    unusable, designated = str(err), None
-if unusable is not None:
-    st.error(f"Error rates cannot be shown: {unusable}")
-elif designated is not None:
-    run_id, report = designated
-    stored = next(r for r in evaluations().list() if r.run_id == run_id)
+found = designated_run(service, None)  # the deployment designates it for every gallery (audit.policy)
+if isinstance(found, str):
+    st.error(f"Error rates cannot be shown: {found}")
+elif found is not None:
+    report = found.report
     fmr = report.false_match_rate_at(1.0 - threshold)
     pairs = int(report.run.get("impostor_pairs") or 0)
     odds = (f"about 1 in {round(1 / fmr):,}" if fmr > 0
             else f"fewer than 1 in {pairs:,}" if pairs else "not measured")
     st.info(f"At threshold {threshold:.3f}, two photos of **different** people are declared the same person in "
-            f"{fmr:.3%} of comparisons ({odds}), measured on {pairs:,} impostor pairs of {stored.dataset} in the "
-            f"evaluation this deployment designates ({stored.label}).", icon=":material/info:")
+            f"{fmr:.3%} of comparisons ({odds}), measured on {pairs:,} impostor pairs of {found.dataset} in the "
+            f"evaluation this deployment designates ({found.label}).", icon=":material/info:")
 else:
     st.info("This deployment designates no evaluation, so the chance of a false match is not shown. An admin "
             "designates one on the Administration page (recorded with the threshold policy).")

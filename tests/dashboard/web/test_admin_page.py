@@ -82,8 +82,9 @@ def test_an_admin_cannot_disable_or_re_role_themselves_from_the_page(app_env: st
 def test_reset_password_and_change_role_and_last_sign_in(app_env: str) -> None:
     at = open_page(ADMIN)
     table = at.dataframe[0].value
+    # AppTest's session has no browser zone: UTC (a browser's own zone: test_times_browser)
     assert list(table.columns) == ["Account", "Role", "Status", "Last sign-in (UTC)", "Created (UTC)"]
-    assert table.set_index("Account").loc["admin1", "Last sign-in (UTC)"].endswith("Z")  # this very session
+    assert table.set_index("Account").loc["admin1", "Last sign-in (UTC)"].endswith(" UTC")  # this very session
     assert table.set_index("Account").loc["auditor1", "Last sign-in (UTC)"] == "never"
     at.selectbox(key="admin_password_account").set_value("reviewer1")
     at.text_input(key="admin_password_new").input("reset-by-admin1")

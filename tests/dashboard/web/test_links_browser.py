@@ -97,9 +97,9 @@ def test_a_shared_filter_link_opens_in_another_browser_after_sign_in(fake_db: st
             first.get(f"{url}/match_log?operator=operator2&action=any")
             sign_in(first, "reviewer1")
             settle(first, "Match log")
-            wait_for(first, "record(s). Times in UTC")
+            wait_for(first, "record(s). Times in your time zone")
             shared = str(first.js("return location.href;"))
-            shown = text(first).split("record(s). Times in UTC")[0].rsplit("\n", 1)[-1].strip()
+            shown = text(first).split("record(s). Times in your time zone")[0].rsplit("\n", 1)[-1].strip()
         finally:
             first.quit()
         assert "operator=operator2" in shared and "ft_" not in shared
@@ -108,8 +108,8 @@ def test_a_shared_filter_link_opens_in_another_browser_after_sign_in(fake_db: st
             second.get(shared)
             sign_in(second, "auditor1")
             settle(second, "Match log")
-            wait_for(second, "record(s). Times in UTC")
-            assert text(second).split("record(s). Times in UTC")[0].rsplit("\n", 1)[-1].strip() == shown
+            wait_for(second, "record(s). Times in your time zone")
+            assert text(second).split("record(s). Times in your time zone")[0].rsplit("\n", 1)[-1].strip() == shown
             assert "operator=operator2" in str(second.js("return location.href;"))
         finally:
             second.quit()

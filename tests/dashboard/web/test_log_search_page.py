@@ -129,8 +129,11 @@ def test_readable_columns_and_one_time_zone(app_env: str) -> None:
     at = match_log()
     config = json.loads(at.dataframe[0].proto.columns)
     assert config["seq"]["label"] == "Record" and config["case_ref"]["label"] == "Case reference"
+    # AppTest has no browser to say its time zone: UTC, and the page says why (a real browser's zone:
+    # test_times_browser)
     assert config["time"]["label"] == "Time (UTC)" and config["time"]["type_config"]["timezone"] == "UTC"
-    assert "Times in UTC" in " ".join(c.value for c in at.caption)
+    assert ("Times in your time zone, UTC (your browser did not say its time zone)"
+            in " ".join(c.value for c in at.caption))
 
 
 def test_auditors_export_exactly_what_is_shown_and_it_is_in_the_history(app_env: str) -> None:
