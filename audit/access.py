@@ -108,7 +108,7 @@ class AccountService:
         self._lock = threading.Lock()
 
     def session(self, actor: Actor | None, purpose: str = _ADMINISTRATION) -> AuditSession:
-        """The gate for account actions of ``actor``."""
+        """Return the gate for account actions of ``actor``."""
         return AuditSession(self.log, AuditContext(purpose=purpose), actor, credentials=self.credentials,
                             unauthenticated=self.unauthenticated if actor is None else None, hint=self.hint)
 
@@ -171,7 +171,7 @@ class AccountService:
         return actor, details
 
     def authenticate(self, token: str) -> Actor:
-        """The actor a live session or API token stands for (its account's current role).
+        """Return the actor a live session or API token stands for (its account's current role).
 
         Raises
         ------
@@ -222,7 +222,7 @@ class AccountService:
                             lambda _: {"details": asked}, atomic=self.log.transaction)
 
     def _first_account(self, key: str, role: str, password: str, asked: dict[str, Any]) -> Audited[User]:
-        """The bootstrap: with no account at all, whoever runs facetrail creates the first admin (recorded)."""
+        """Bootstrap: with no account at all, whoever runs facetrail creates the first admin (recorded)."""
         gate = self.session(None)
         if role != "admin":
             reason = (f"there is no account yet: the first one must be an admin "
@@ -383,7 +383,7 @@ class AccountService:
 
     def list_tokens(self, actor: Actor | None, *, user: str | None = None,
                     include_sessions: bool = False) -> list[Credential]:
-        """API tokens (and with ``include_sessions`` sign-in sessions), newest first (admins).
+        """List API tokens (and with ``include_sessions`` sign-in sessions), newest first (admins).
 
         Raises
         ------

@@ -163,7 +163,7 @@ def can(role: str, action: str) -> bool:
 
 
 def permission_for(action: str) -> str | None:
-    """The permission audited ``action`` needs (see :data:`ACTION_PERMISSIONS`).
+    """Return the permission audited ``action`` needs (see :data:`ACTION_PERMISSIONS`).
 
     Raises
     ------
@@ -262,7 +262,7 @@ class Actor:
                 "expires_at": self.expires_at}
 
     def auth_fields(self) -> dict[str, str]:
-        """What a record says about how its actor authenticated (``details.auth``)."""
+        """Return what a record says about how its actor authenticated (``details.auth``)."""
         return {"method": self.method, "credential": self.credential_id}
 
 

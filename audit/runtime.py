@@ -122,7 +122,7 @@ class Runtime:
             self.accounts.hint = hint
 
     def actor(self) -> Actor | None:
-        """The account this runtime acts for (``None``: not signed in, or its token is no longer live)."""
+        """Return the account this runtime acts for (``None``: not signed in, or its token is no longer live)."""
         if self._actor is None and self._pending_token is not None:
             token, self._pending_token = self._pending_token, None
             try:
@@ -149,7 +149,7 @@ class Runtime:
 
     def context(self, operator: str | None = None, purpose: str | None = None, case_ref: str | None = None,
                 legal_basis: str | None = None) -> AuditContext:
-        """An audit context: the values given, else the settings' (``FACETRAIL_PURPOSE`` ...).
+        """Return an audit context: the values given, else the settings' (``FACETRAIL_PURPOSE`` ...).
 
         ``operator`` (default ``$FACETRAIL_OPERATOR``) is only a claim: an action is refused
         unless it names the signed-in account; the recorded operator is always that account.
@@ -160,7 +160,7 @@ class Runtime:
 
     def session(self, context: AuditContext | None = None, actor: Actor | None = None, *,
                 log: AuditLog | None = None) -> AuditSession:
-        """The gate for actions of ``actor`` (default: this runtime's signed-in actor) for ``context``.
+        """Return the gate for actions of ``actor`` (default: this runtime's signed-in actor) for ``context``.
 
         ``log`` is where the records go (default: this runtime's log; another one on the same
         database, opened with another signing key file, say).

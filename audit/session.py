@@ -111,7 +111,7 @@ class Audited(Generic[T]):
 
 
 def error_code(err: BaseException) -> str:
-    """The ``outcome`` recorded for a failed action: the error's stable ``code``."""
+    """Return the ``outcome`` recorded for a failed action: the error's stable ``code``."""
     if isinstance(err, RecognitionError | AuditError):
         return err.code
     return str(getattr(err, "code", "internal_error"))
@@ -153,7 +153,7 @@ class AuditSession:
         self.fault_hook = fault_hook
 
     def with_context(self, context: AuditContext) -> AuditSession:
-        """The same actor (and credential checks) acting for another context."""
+        """Return the same actor (and credential checks) acting for another context."""
         return AuditSession(self.log, context, self.actor, credentials=self.credentials,
                             unauthenticated=self.unauthenticated, hint=self.hint, fault_hook=self.fault_hook)
 
@@ -178,7 +178,7 @@ class AuditSession:
         })
 
     def _authenticated(self, action: str, details: Mapping[str, Any] | None) -> Actor:
-        """The actor, its credential checked now; refuse (recorded) if there is none or it is no longer live."""
+        """Return the actor, its credential checked now; refuse (recorded) if there is none or it is no longer live."""
         actor, reason = self.actor, self.unauthenticated or "not signed in"
         if actor is not None:
             try:

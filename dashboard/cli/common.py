@@ -95,7 +95,7 @@ def context_parent() -> argparse.ArgumentParser:
 
 
 def runtime(args: argparse.Namespace) -> Runtime:
-    """The command's one composition root (built on first use, on ``--db``)."""
+    """Return the command's one composition root (built on first use, on ``--db``)."""
     built = getattr(args, "_runtime", None)
     if built is None:
         from audit import Runtime  # noqa: PLC0415 (keeps `facetrail --help` light)
@@ -112,7 +112,7 @@ def runtime(args: argparse.Namespace) -> Runtime:
 
 
 def context(args: argparse.Namespace) -> AuditContext:
-    """The audit context of ``--purpose``/``--case``/``--legal-basis``; ``--operator`` is a claim checked by the gate."""
+    """Return the audit context of ``--purpose``/``--case``/``--legal-basis``; ``--operator`` is a claim checked by the gate."""
     from audit import AuditContext  # noqa: PLC0415
 
     return AuditContext(purpose=args.purpose, case_ref=args.case, legal_basis=args.legal_basis,
@@ -129,7 +129,7 @@ def session_file(settings: Settings) -> Path:
 
 
 def saved_session(settings: Settings) -> tuple[str | None, str | None]:
-    """The saved session token of ``settings.db`` and, when there is none to use, why (or ``None``)."""
+    """Return the saved session token of ``settings.db`` and, when there is none to use, why (or ``None``)."""
     path = session_file(settings)
     try:
         mode = path.stat().st_mode
