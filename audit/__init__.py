@@ -100,7 +100,17 @@ from audit.reviewing import (
     review_queue,
 )
 from audit.runtime import Runtime
-from audit.search import LINK_PARAMS, RecordQuery, ViewExport, export_history, export_view, find_records
+from audit.search import (
+    LINK_PARAMS,
+    PER_PAGE,
+    RecordPage,
+    RecordQuery,
+    ViewExport,
+    export_history,
+    export_view,
+    find_page,
+    find_records,
+)
 from audit.session import AuditContext, Audited, AuditSession
 from audit.trail import *  # noqa: F403 (the trail's public names)
 from audit.trail.review import REASON_CODES, submit_review
@@ -195,10 +205,13 @@ __all__ = [
     *_trail.__all__,
     *_witness.__all__,
     "LINK_PARAMS",
+    "PER_PAGE",
+    "RecordPage",
     "RecordQuery",
     "ViewExport",
     "export_history",
     "export_view",
+    "find_page",
     "find_records",
     "OutputRefused",
     "check_out_path",

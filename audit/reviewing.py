@@ -135,8 +135,12 @@ def _candidate_of(record: AuditRecord, candidate: str | None) -> tuple[str | Non
 
 
 def review_evidence(session: AuditSession, galleries: GalleryStore, seq: int, candidate: str | None, *,
-                    evidence: EvidenceStore | None = None) -> ReviewEvidence:
+                    evidence: EvidenceStore | None = None,
+                    evaluations: EvaluationStore | None = None) -> ReviewEvidence:
     """Open the photos and the threshold of one candidate of query ``seq`` for a reviewer or an auditor (recorded).
+
+    ``evaluations``: the evaluation store to read the error rates from (default: a new one on
+    the galleries' database); a long-lived one keeps each stored run's report, which never changes.
 
     Raises
     ------
@@ -183,7 +187,7 @@ def review_evidence(session: AuditSession, galleries: GalleryStore, seq: int, ca
     similarity = next((c.similarity for c in record.candidates if c.face_id == face_id), None)
     threshold = record.details.get("threshold")
     policy = record.details.get("threshold_policy")
-    evaluations = EvaluationStore(galleries.db)
+    evaluations = evaluations if evaluations is not None else EvaluationStore(galleries.db)
     designated = designated_evaluation(session.log, evaluations, None if record.gallery is None else record.gallery.name,
                                        record.model_config)
     rates: list[RateAtScore] = []

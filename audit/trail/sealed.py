@@ -385,19 +385,26 @@ class FieldKeys:
         return {(kind, value, gallery, subject): self.token(*keys[(gallery, subject)], kind, value)
                 for kind, value, gallery, subject in wanted}
 
+    def refresh(self) -> None:
+        """Forget the cached ciphers if the key store file changed since the last look (a key may be erased)."""
+        self._forget_if_changed()
+
     def open(self, record: AuditRecord, erasures: Callable[[], Mapping[str, Erasure]] | None = None,
-             canonical: bytes | None = None) -> tuple[AuditRecord, tuple[ErasedField, ...]]:
+             canonical: bytes | None = None, *, refreshed: bool = False) -> tuple[AuditRecord, tuple[ErasedField, ...]]:
         """Return ``record`` with every sealed field opened (``"erased"`` where the key is gone) and the erased fields.
 
         ``canonical``: the record's canonical bytes when the caller has them (they are opened
-        as text, quicker than walking the record).
+        as text, quicker than walking the record). ``refreshed``: the caller has just called
+        :meth:`refresh` for this read of several records (one look at the key store file for
+        them all, instead of one per record).
 
         Raises
         ------
         SealedFieldError
             A token does not open under its key (the record was sealed wrongly, or altered before signing).
         """
-        self._forget_if_changed()
+        if not refreshed:
+            self._forget_if_changed()
         text = (canonical if canonical is not None else record.canonical()).decode("utf-8")
         if _PREFIX not in text:
             return record, ()

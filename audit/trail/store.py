@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -47,7 +47,7 @@ from audit.trail.chain import Checkpoint, MerkleFrontier, PackedBatch, RowBatch
 from core.errors import BadInput
 from core.storage.connection import Database
 
-__all__ = ["FRONTIER_EVERY", "AuditFilter", "AuditStore", "StoreRow", "StoreWriter"]
+__all__ = ["CHOICE_FIELDS", "FRONTIER_EVERY", "AuditFilter", "AuditStore", "RecordFacts", "StoreRow", "StoreWriter"]
 
 #: The Merkle frontier is stored with every this many records.
 FRONTIER_EVERY = 1024
@@ -77,6 +77,37 @@ class StoreRow:
     prev_hash: bytes
     entry_hash: bytes
     canonical: bytes
+
+
+@dataclass(frozen=True)
+class RecordFacts:
+    """What a search filters on of one stored record, read in SQL without decoding it (none of it is sealed).
+
+    Taken as stored: a reader that opens the record still checks it (:meth:`AuditLog.get`).
+    """
+
+    seq: int
+    action: str | None
+    outcome: str | None
+    reviewer: str | None
+    target_seq: int | None
+    policy: str | None
+    """``details.threshold_policy.status``."""
+    threshold: str | None
+    """``details.threshold`` as its JSON text (records keep floats as decimal strings)."""
+    candidates: int
+    """How many candidates the record lists."""
+
+
+#: Fields of every record whose distinct values :meth:`AuditStore.choices` lists (name -> JSON path).
+CHOICE_FIELDS = {"operator": "$.operator", "reviewer": "$.reviewer", "gallery": "$.gallery.name",
+                 "action": "$.action", "case_ref": "$.case_ref"}
+# one decode of each record, then the unsealed fields a search filters on
+_FACTS = ("SELECT seq, json_extract_string(t, '$.action'), json_extract_string(t, '$.outcome'), "
+          "json_extract_string(t, '$.reviewer'), json_extract_string(t, '$.target_seq'), "
+          "json_extract_string(t, '$.details.threshold_policy.status'), json_extract_string(t, '$.details.threshold'), "
+          "coalesce(json_array_length(t, '$.candidates'), 0) FROM (SELECT seq, decode(record) AS t "
+          "FROM audit_log{where})")
 
 
 @dataclass(frozen=True)
@@ -122,6 +153,43 @@ class AuditFilter:
 
 def _as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _where(filters: AuditFilter) -> tuple[str, list[Any]]:
+    """Return the ``WHERE`` clause (empty when nothing is filtered) and its parameters of ``filters``.
+
+    Raises
+    ------
+    BadInput
+        ``since`` or ``until`` is unusable (:meth:`AuditFilter.problem`).
+    """
+    problem = filters.problem()
+    if problem is not None:
+        raise BadInput(problem)
+    clauses: list[str] = []
+    params: list[Any] = []
+    text = "decode(record)"
+    for name, field in (("operator", "operator"), ("case_ref", "case_ref"), ("action", "action")):
+        value = getattr(filters, name)
+        if value is not None:
+            clauses.append(f"json_extract_string({text}, '$.{field}') = ?")
+            params.append(value)
+    if filters.gallery is not None:
+        clauses.append(f"json_extract_string({text}, '$.gallery.name') = ?")
+        params.append(filters.gallery)
+    if filters.since is not None:
+        clauses.append(f"json_extract_string({text}, '$.started_at') >= ?")
+        params.append(filters.since)
+    if filters.until is not None:
+        clauses.append(f"json_extract_string({text}, '$.started_at') < ?")
+        params.append(filters.until)
+    if filters.after_seq is not None:
+        clauses.insert(0, "seq > ?")
+        params.insert(0, filters.after_seq)
+    if filters.target_seq is not None:
+        clauses.append(f"CAST(json_extract({text}, '$.target_seq') AS BIGINT) = ?")
+        params.append(filters.target_seq)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 def _row(t: tuple[Any, ...]) -> StoreRow:
@@ -313,38 +381,45 @@ class AuditStore:
             ``since`` or ``until`` is not an ISO date or time, or they are in the wrong order
             (:meth:`AuditFilter.problem`).
         """
-        problem = filters.problem()
-        if problem is not None:
-            raise BadInput(problem)
-        clauses: list[str] = []
-        params: list[Any] = []
-        text = "decode(record)"
-        for name, field in (("operator", "operator"), ("case_ref", "case_ref"), ("action", "action")):
-            value = getattr(filters, name)
-            if value is not None:
-                clauses.append(f"json_extract_string({text}, '$.{field}') = ?")
-                params.append(value)
-        if filters.gallery is not None:
-            clauses.append(f"json_extract_string({text}, '$.gallery.name') = ?")
-            params.append(filters.gallery)
-        if filters.since is not None:
-            clauses.append(f"json_extract_string({text}, '$.started_at') >= ?")
-            params.append(filters.since)
-        if filters.until is not None:
-            clauses.append(f"json_extract_string({text}, '$.started_at') < ?")
-            params.append(filters.until)
-        if filters.after_seq is not None:
-            clauses.insert(0, "seq > ?")
-            params.insert(0, filters.after_seq)
-        if filters.target_seq is not None:
-            clauses.append(f"CAST(json_extract({text}, '$.target_seq') AS BIGINT) = ?")
-            params.append(filters.target_seq)
-        sql = _ROW + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY seq"
+        where, params = _where(filters)
+        sql = _ROW + where + " ORDER BY seq"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self.db.connect() as con:
             rows = con.execute(sql, params).fetchall()
         return [_row(r) for r in rows]
+
+    def rows(self, seqs: Sequence[int]) -> list[StoreRow]:
+        """Return the rows with these seqs, in seq order (a seq with no row is left out)."""
+        wanted = sorted({int(s) for s in seqs})
+        if not wanted:
+            return []
+        with self.db.connect() as con:
+            rows = con.execute(_ROW + " WHERE seq IN (SELECT unnest(?::BIGINT[])) ORDER BY seq", [wanted]).fetchall()
+        return [_row(r) for r in rows]
+
+    def facts(self, filters: AuditFilter) -> list[RecordFacts]:
+        """Return :class:`RecordFacts` of the rows matching ``filters``, in seq order: no record leaves DuckDB.
+
+        Raises
+        ------
+        BadInput
+            As :meth:`select`.
+        """
+        where, params = _where(filters)
+        with self.db.connect() as con:
+            rows = con.execute(_FACTS.format(where=where) + " ORDER BY seq", params).fetchall()
+        return [RecordFacts(int(r[0]), r[1], r[2], r[3], None if r[4] is None else int(r[4]), r[5], r[6], int(r[7]))
+                for r in rows]
+
+    def choices(self) -> dict[str, list[str]]:
+        """Return the distinct values of each of :data:`CHOICE_FIELDS` over the whole log, sorted (for filters)."""
+        columns = ", ".join(f"json_extract_string(t, '{path}') AS {name}" for name, path in CHOICE_FIELDS.items())
+        lists = ", ".join(f"list(DISTINCT {name}) FILTER (WHERE {name} IS NOT NULL)" for name in CHOICE_FIELDS)
+        with self.db.connect() as con:
+            row = con.execute(f"SELECT {lists} FROM (SELECT {columns} FROM (SELECT decode(record) AS t "
+                              "FROM audit_log))").fetchone()
+        return {name: sorted(values or []) for name, values in zip(CHOICE_FIELDS, row or (), strict=False)}
 
     def tail_of_action(self, from_seq: int, action: str) -> list[tuple[int, bytes, bytes | None]]:
         """Return ``(seq, entry_hash, record or None)`` of the rows from ``from_seq`` on, in seq order.
