@@ -284,9 +284,10 @@ def review_queue(log: AuditLog, reviewer: str, *, now: datetime | None = None) -
     name = normalize_name(reviewer)
     now = now or datetime.now(UTC)
     out: list[QueueItem] = []
-    targets = [e.record for action in REVIEWABLE_ACTIONS for e in log.list(AuditFilter(action=action))
-               if e.record.outcome == "ok"
-               and not (e.record.operator and normalize_name(e.record.operator) == name)]
+    # which queries to open is read from their unsealed facts in SQL: only the reviewable ones are decoded
+    seqs = [f.seq for action in REVIEWABLE_ACTIONS for f in log.facts(AuditFilter(action=action))
+            if f.outcome == "ok" and not (f.operator and normalize_name(f.operator) == name)]
+    targets = [e.record for e in log.entries(seqs)]
     for record, status in zip(targets, match_statuses(log, targets), strict=True):
         started = pd.Timestamp(record.started_at).to_pydatetime()
         for c in status.candidates:

@@ -182,7 +182,7 @@ class RecordQuery:
         policy = details.get("threshold_policy")
         threshold = details.get("threshold")
         facts = RecordFacts(
-            r.seq, r.action, r.outcome, r.reviewer, r.target_seq,
+            r.seq, r.action, r.outcome, r.operator, r.reviewer, r.target_seq,
             policy.get("status") if isinstance(policy, dict) else None,
             str(threshold) if isinstance(threshold, str | int | float) else None, len(r.candidates))
         return self.facts_match(facts) and self.record_matches(r)

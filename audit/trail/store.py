@@ -89,6 +89,7 @@ class RecordFacts:
     seq: int
     action: str | None
     outcome: str | None
+    operator: str | None
     reviewer: str | None
     target_seq: int | None
     policy: str | None
@@ -104,7 +105,7 @@ CHOICE_FIELDS = {"operator": "$.operator", "reviewer": "$.reviewer", "gallery": 
                  "action": "$.action", "case_ref": "$.case_ref"}
 # one decode of each record, then the unsealed fields a search filters on
 _FACTS = ("SELECT seq, json_extract_string(t, '$.action'), json_extract_string(t, '$.outcome'), "
-          "json_extract_string(t, '$.reviewer'), json_extract_string(t, '$.target_seq'), "
+          "json_extract_string(t, '$.operator'), json_extract_string(t, '$.reviewer'), json_extract_string(t, '$.target_seq'), "
           "json_extract_string(t, '$.details.threshold_policy.status'), json_extract_string(t, '$.details.threshold'), "
           "coalesce(json_array_length(t, '$.candidates'), 0) FROM (SELECT seq, decode(record) AS t "
           "FROM audit_log{where})")
@@ -409,8 +410,8 @@ class AuditStore:
         where, params = _where(filters)
         with self.db.connect() as con:
             rows = con.execute(_FACTS.format(where=where) + " ORDER BY seq", params).fetchall()
-        return [RecordFacts(int(r[0]), r[1], r[2], r[3], None if r[4] is None else int(r[4]), r[5], r[6], int(r[7]))
-                for r in rows]
+        return [RecordFacts(int(r[0]), r[1], r[2], r[3], r[4], None if r[5] is None else int(r[5]), r[6], r[7],
+                            int(r[8])) for r in rows]
 
     def choices(self) -> dict[str, list[str]]:
         """Return the distinct values of each of :data:`CHOICE_FIELDS` over the whole log, sorted (for filters)."""
