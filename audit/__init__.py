@@ -103,6 +103,7 @@ from audit.runtime import Runtime
 from audit.search import (
     LINK_PARAMS,
     PER_PAGE,
+    LogFacts,
     RecordPage,
     RecordQuery,
     ViewExport,
@@ -206,6 +207,7 @@ __all__ = [
     *_witness.__all__,
     "LINK_PARAMS",
     "PER_PAGE",
+    "LogFacts",
     "RecordPage",
     "RecordQuery",
     "ViewExport",

@@ -56,7 +56,7 @@ from audit.trail import AuditEntry, AuditFilter, AuditLog, AuditRecord
 from audit.trail.store import RecordFacts
 from core.errors import BadInput
 
-__all__ = ["LINK_PARAMS", "PER_PAGE", "RecordPage", "RecordQuery", "ViewExport", "export_history", "export_view",
+__all__ = ["LINK_PARAMS", "PER_PAGE", "LogFacts", "RecordPage", "RecordQuery", "ViewExport", "export_history", "export_view",
            "find_page", "find_records", "find_seqs"]
 
 Outcome = Literal["candidates", "none"]
@@ -192,6 +192,22 @@ class RecordQuery:
         """Whether answering needs the records opened (``subject`` and ``q`` read sealed fields), not only their facts."""
         return self.subject is not None or self.q is not None
 
+    def store_matcher(self) -> Callable[[RecordFacts], bool]:
+        """Return whether a record's facts meet the part :meth:`store_filter` asks of the store (as its SQL compares)."""
+        store = self.store_filter()
+        wanted = [(name, value) for name in ("operator", "case_ref", "gallery", "action")
+                  if (value := getattr(store, name)) is not None]
+        since, until = store.since, store.until
+
+        def matches(f: RecordFacts) -> bool:
+            if any(getattr(f, name) != value for name, value in wanted):
+                return False
+            if since is not None and (f.started_at is None or f.started_at < since):
+                return False
+            return until is None or (f.started_at is not None and f.started_at < until)
+
+        return matches
+
     def facts_match(self, f: RecordFacts) -> bool:
         """Whether a record's :class:`~audit.trail.store.RecordFacts` meet ``outcome``, ``policy`` and ``threshold``."""
         if self.outcome is not None:
@@ -227,7 +243,44 @@ class RecordQuery:
 Statuses = Callable[[list[int]], Mapping[int, frozenset[str]]]
 
 
-def find_seqs(log: AuditLog, query: RecordQuery, statuses: Statuses | None = None) -> list[int]:
+class LogFacts:
+    """The :class:`~audit.trail.store.RecordFacts` of a whole log, kept by one reader and read on from where it was.
+
+    A stored record never changes and the log only grows, so a reader (one dashboard
+    session, which may read the log) reads each record's facts once: :meth:`current`
+    reads only the records appended since its last call. If the log is not the one read
+    before (another log id, or the last record read is no longer the same bytes: a
+    restored or replaced database), everything is read again. Facts hold no sealed field.
+    """
+
+    def __init__(self) -> None:
+        self._log_id: str | None = None
+        self._facts: list[RecordFacts] = []
+        self._last: tuple[int, bytes] | None = None  # seq and entry hash of the last record read
+
+    def current(self, log: AuditLog) -> list[RecordFacts]:
+        """Return the facts of every record of ``log``, in seq order (reading only what is new)."""
+        head = log.store.head()
+        if self._log_id != log.log_id or (self._last is not None and (
+                head is None or head[0] < self._last[0]
+                or (row := log.store.get(self._last[0])) is None or row.entry_hash != self._last[1])):
+            self._log_id, self._facts, self._last = log.log_id, [], None
+        if head is not None and (self._last is None or head[0] > self._last[0]):
+            after = self._last[0] if self._last is not None else None
+            self._facts.extend(log.facts(AuditFilter(after_seq=after)))
+            row = log.store.get(self._facts[-1].seq) if self._facts else None
+            self._last = None if row is None else (row.seq, row.entry_hash)
+        return self._facts
+
+    def choices(self, log: AuditLog) -> dict[str, list[str]]:
+        """Return the distinct operators, reviewers, galleries, actions and case references of ``log``, sorted."""
+        facts = self.current(log)
+        return {name: sorted({v for f in facts if (v := getattr(f, name)) is not None})
+                for name in ("operator", "reviewer", "gallery", "action", "case_ref")}
+
+
+def find_seqs(log: AuditLog, query: RecordQuery, statuses: Statuses | None = None,
+              known: LogFacts | None = None) -> list[int]:
     """Return the seqs of the records meeting ``query``, in seq order, opening as few records as it can.
 
     The store's SQL filters (:meth:`RecordQuery.store_filter`) and a projection of the
@@ -237,13 +290,18 @@ def find_seqs(log: AuditLog, query: RecordQuery, statuses: Statuses | None = Non
     (a ``review`` record of theirs names the query) and the account's own review records;
     ``review`` keeps the queries with a candidate in that two-person-rule status
     (:meth:`AuditLog.match_status`, or ``statuses``: seqs -> the statuses of each one's
-    candidates, for a caller that caches them).
+    candidates, for a caller that caches them). ``known``: the facts a reader keeps
+    (:class:`LogFacts`), so that only the records appended since are read.
     """
-    facts = [f for f in log.facts(query.store_filter()) if query.facts_match(f)]
+    every = known.current(log) if known is not None else None
+    stored = query.store_matcher()
+    facts = ([f for f in every if stored(f) and query.facts_match(f)] if every is not None
+             else [f for f in log.facts(query.store_filter()) if query.facts_match(f)])
     if query.reviewer is not None:
         name = normalize_name(query.reviewer)
-        reviewed = {f.target_seq for f in log.facts(AuditFilter(action="review"))
-                    if f.reviewer is not None and normalize_name(f.reviewer) == name}
+        reviews = ([f for f in every if f.action == "review"] if every is not None
+                   else log.facts(AuditFilter(action="review")))
+        reviewed = {f.target_seq for f in reviews if f.reviewer is not None and normalize_name(f.reviewer) == name}
         facts = [f for f in facts if f.seq in reviewed or (f.reviewer is not None and normalize_name(f.reviewer) == name)]
     if query.review is not None:
         reviewable = [f.seq for f in facts if f.action in QUERY_ACTIONS and f.outcome == "ok"]
@@ -277,11 +335,12 @@ class RecordPage:
 
 
 def find_page(log: AuditLog, query: RecordQuery, page: int | None = None, *, per_page: int = PER_PAGE,
-              statuses: Statuses | None = None) -> RecordPage:
+              statuses: Statuses | None = None, known: LogFacts | None = None) -> RecordPage:
     """Return page ``page`` (from 1; None: the last, newest one) of the records meeting ``query``, in seq order.
 
     Only the page's records are decoded and opened (besides those :func:`find_seqs` opens
-    for ``subject`` and ``q``), so a page costs about the same in a log of any size.
+    for ``subject`` and ``q``), so a page costs about the same in a log of any size; with
+    ``known`` (:class:`LogFacts`) only the records appended since the last page are read at all.
 
     Raises
     ------
@@ -290,7 +349,7 @@ def find_page(log: AuditLog, query: RecordQuery, page: int | None = None, *, per
     """
     if per_page < 1:
         raise BadInput(f"per_page: {per_page} is not a positive number of records")
-    seqs = find_seqs(log, query, statuses)
+    seqs = find_seqs(log, query, statuses, known)
     pages = max(1, math.ceil(len(seqs) / per_page))
     chosen = pages if page is None else page
     if not 1 <= chosen <= pages:

@@ -612,10 +612,6 @@ class AuditLog:
         """
         return self.store.facts(filters or AuditFilter())
 
-    def choices(self) -> dict[str, builtins.list[str]]:
-        """Return the distinct operators, reviewers, galleries, actions and case references of the log, sorted."""
-        return self.store.choices()
-
     def size(self) -> int:
         """Return the number of records."""
         return self.store.size()

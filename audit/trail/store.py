@@ -47,7 +47,7 @@ from audit.trail.chain import Checkpoint, MerkleFrontier, PackedBatch, RowBatch
 from core.errors import BadInput
 from core.storage.connection import Database
 
-__all__ = ["CHOICE_FIELDS", "FRONTIER_EVERY", "AuditFilter", "AuditStore", "RecordFacts", "StoreRow", "StoreWriter"]
+__all__ = ["FRONTIER_EVERY", "AuditFilter", "AuditStore", "RecordFacts", "StoreRow", "StoreWriter"]
 
 #: The Merkle frontier is stored with every this many records.
 FRONTIER_EVERY = 1024
@@ -84,6 +84,7 @@ class RecordFacts:
     """What a search filters on of one stored record, read in SQL without decoding it (none of it is sealed).
 
     Taken as stored: a reader that opens the record still checks it (:meth:`AuditLog.get`).
+    A record never changes once stored, so neither do its facts.
     """
 
     seq: int
@@ -98,17 +99,20 @@ class RecordFacts:
     """``details.threshold`` as its JSON text (records keep floats as decimal strings)."""
     candidates: int
     """How many candidates the record lists."""
+    gallery: str | None = None
+    """``gallery.name``."""
+    case_ref: str | None = None
+    started_at: str | None = None
 
 
-#: Fields of every record whose distinct values :meth:`AuditStore.choices` lists (name -> JSON path).
-CHOICE_FIELDS = {"operator": "$.operator", "reviewer": "$.reviewer", "gallery": "$.gallery.name",
-                 "action": "$.action", "case_ref": "$.case_ref"}
-# one decode of each record, then the unsealed fields a search filters on
-_FACTS = ("SELECT seq, json_extract_string(t, '$.action'), json_extract_string(t, '$.outcome'), "
-          "json_extract_string(t, '$.operator'), json_extract_string(t, '$.reviewer'), json_extract_string(t, '$.target_seq'), "
-          "json_extract_string(t, '$.details.threshold_policy.status'), json_extract_string(t, '$.details.threshold'), "
-          "coalesce(json_array_length(t, '$.candidates'), 0) FROM (SELECT seq, decode(record) AS t "
-          "FROM audit_log{where})")
+#: The JSON paths of :class:`RecordFacts`' fields after ``seq`` (``candidates``: the array, counted after).
+_FACT_PATHS = ("$.action", "$.outcome", "$.operator", "$.reviewer", "$.target_seq", "$.details.threshold_policy.status",
+               "$.details.threshold", "$.candidates", "$.gallery.name", "$.case_ref", "$.started_at")
+# one parse of each record (DuckDB reads a list of paths in one pass over the text), the candidates counted
+# from their own short array
+_FACTS = ("SELECT seq, x[1], x[2], x[3], x[4], x[5], x[6], x[7], CASE WHEN x[8] IS NULL OR x[8] = '[]' THEN 0 "
+          "ELSE json_array_length(x[8]) END, x[9], x[10], x[11] FROM (SELECT seq, json_extract_string(decode(record), "
+          "[" + ", ".join(f"'{p}'" for p in _FACT_PATHS) + "]) AS x FROM audit_log{where})")
 
 
 @dataclass(frozen=True)
@@ -191,6 +195,11 @@ def _where(filters: AuditFilter) -> tuple[str, list[Any]]:
         clauses.append(f"CAST(json_extract({text}, '$.target_seq') AS BIGINT) = ?")
         params.append(filters.target_seq)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _whole(text: str | None) -> int | None:
+    """Return a JSON whole number's text as an int (None for none, or for anything else, as the SQL cast filters)."""
+    return int(text) if text is not None and text.lstrip("-").isdigit() else None
 
 
 def _row(t: tuple[Any, ...]) -> StoreRow:
@@ -410,17 +419,8 @@ class AuditStore:
         where, params = _where(filters)
         with self.db.connect() as con:
             rows = con.execute(_FACTS.format(where=where) + " ORDER BY seq", params).fetchall()
-        return [RecordFacts(int(r[0]), r[1], r[2], r[3], r[4], None if r[5] is None else int(r[5]), r[6], r[7],
-                            int(r[8])) for r in rows]
-
-    def choices(self) -> dict[str, list[str]]:
-        """Return the distinct values of each of :data:`CHOICE_FIELDS` over the whole log, sorted (for filters)."""
-        columns = ", ".join(f"json_extract_string(t, '{path}') AS {name}" for name, path in CHOICE_FIELDS.items())
-        lists = ", ".join(f"list(DISTINCT {name}) FILTER (WHERE {name} IS NOT NULL)" for name in CHOICE_FIELDS)
-        with self.db.connect() as con:
-            row = con.execute(f"SELECT {lists} FROM (SELECT {columns} FROM (SELECT decode(record) AS t "
-                              "FROM audit_log))").fetchone()
-        return {name: sorted(values or []) for name, values in zip(CHOICE_FIELDS, row or (), strict=False)}
+        return [RecordFacts(int(r[0]), r[1], r[2], r[3], r[4], _whole(r[5]), r[6], r[7], int(r[8]), r[9], r[10], r[11])
+                for r in rows]
 
     def tail_of_action(self, from_seq: int, action: str) -> list[tuple[int, bytes, bytes | None]]:
         """Return ``(seq, entry_hash, record or None)`` of the rows from ``from_seq`` on, in seq order.

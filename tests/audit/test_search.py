@@ -28,10 +28,11 @@ from audit import (
     find_records,
 )
 from audit.runtime import Runtime
-from audit.search import find_seqs
+from audit.search import LogFacts, find_seqs
 from audit.session import AuditSession
 from audit.trail.log import AuditLog
 from core.errors import BadInput
+from core.storage.connection import Database
 from tests.auth import actor_for
 
 GALLERY = {"name": "mugshots", "fingerprint": "3-" + "0" * 32, "size": 3}
@@ -228,3 +229,29 @@ def test_a_page_opens_only_its_own_records_whatever_the_log_holds(log: AuditLog)
         find_page(log, RecordQuery(action="search"), 0, per_page=50)
     empty = find_page(log, RecordQuery(action="verify"))
     assert (empty.entries, empty.total, empty.page, empty.pages) == ((), 0, 1, 1)
+
+
+def test_facts_kept_by_a_reader_are_read_on_and_read_again_for_another_log(log: AuditLog, scene: dict[str, int],
+                                                                          tmp_path: Path) -> None:
+    """A session keeps the facts it read: later records are added; a replaced log is read from the start."""
+    known = LogFacts()
+    for params in ({}, {"operator": "operator1"}, {"since": "2026-03-02", "until": "2026-03-03"}, {"case": "CR-7"},
+                   {"gallery": "mugshots", "outcome": "candidates"}, {"action": "any"}):
+        query = RecordQuery.from_params(params, action="search")
+        assert find_seqs(log, query, known=known) == find_seqs(log, query) == seqs(log, **params), params
+    read: list[AuditFilter] = []
+    real = log.facts
+
+    def counted(filters=None):  # type: ignore[no-untyped-def]
+        read.append(filters)
+        return real(filters)
+
+    log.facts = counted  # type: ignore[method-assign]
+    e = search(log, "operator3", "2026-03-09", ["P9"])
+    assert find_seqs(log, RecordQuery(operator="operator3"), known=known) == [e]
+    assert [f.after_seq for f in read] == [scene["d"]]  # only what was appended since
+    assert known.choices(log)["operator"] == ["operator1", "operator2", "operator3"]
+    other = AuditLog(Database(tmp_path / "other.duckdb"), key_path=tmp_path / "other-key")
+    o = search(other, "operator9", "2026-04-01", [])
+    assert find_seqs(other, RecordQuery(), known=known) == [o]  # another log: its own facts, none of the first's
+    other.store.db.close()

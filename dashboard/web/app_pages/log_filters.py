@@ -6,8 +6,10 @@ reload, a bookmark or a shared link shows the same records (after signing in, fo
 new browser). The search itself is :func:`audit.find_page`: the table shows one page
 (:data:`audit.PER_PAGE` records, the newest page first; ``page=N`` in the address), and
 only that page's records are decoded and their sealed fields opened, so the page costs
-the same in a log of any size. The filters' choices come from one SQL read of the
-unsealed fields (:meth:`audit.AuditLog.choices`). The export of what is on screen (the
+the same in a log of any size. The records are found, and the filters' choices
+listed, from the unsealed facts of the records (:class:`audit.LogFacts`, one SQL read),
+which the session keeps and reads on from where it was: a record never changes and the
+log only grows, so a run reads only the records appended since the last. The export of what is on screen (the
 page) is :func:`audit.export_view` (recorded, safe cells). Times are shown in UTC, in one
 format, and the column says so.
 """
@@ -25,6 +27,7 @@ from audit import (
     LINK_PARAMS,
     AuditContext,
     AuditLog,
+    LogFacts,
     RecordNotFound,
     RecordPage,
     RecordQuery,
@@ -65,6 +68,7 @@ URL_KEY = "matchlog_url"
 LINKED_KEY = "matchlog_linked"
 PAGE_KEY = "matchlog_page"
 LINKED_PAGE_KEY = "matchlog_linked_page"
+FACTS_KEY = "matchlog_facts"
 EXPORT_KEY = "matchlog_export"
 
 
@@ -239,17 +243,29 @@ def _label(table: pd.DataFrame, log: AuditLog) -> Any:
     return label
 
 
+def _facts() -> LogFacts:
+    """Return this session's :class:`audit.LogFacts` (the unsealed facts of the records it read; the log only grows).
+
+    Kept in the session's own state, never shared: another session reads its own.
+    """
+    known = st.session_state.get(FACTS_KEY)
+    if not isinstance(known, LogFacts):
+        known = st.session_state[FACTS_KEY] = LogFacts()
+    return known
+
+
 def _page(log: AuditLog, query: RecordQuery) -> RecordPage:
     """Return the page of records the page chooser (or the address) names; the newest when it names none."""
     wanted = st.session_state.get(PAGE_KEY)
     try:
-        return find_page(log, query, wanted if isinstance(wanted, int) else None, statuses=_statuses)
+        return find_page(log, query, wanted if isinstance(wanted, int) else None, statuses=_statuses,
+                         known=_facts())
     except BadInput as err:  # a page past the end: a link's, or the filters now match fewer records
         if st.session_state.get(LINKED_PAGE_KEY) == wanted:
             st.warning(f"The link's {err}; showing the newest page.")
         st.session_state.pop(PAGE_KEY, None)
         st.session_state.pop(LINKED_PAGE_KEY, None)
-        return find_page(log, query, None, statuses=_statuses)
+        return find_page(log, query, None, statuses=_statuses, known=_facts())
 
 
 def filtered_record(log: AuditLog, user: Any) -> int:
@@ -260,7 +276,7 @@ def filtered_record(log: AuditLog, user: Any) -> int:
     address = _address()
     if address != st.session_state.get(URL_KEY) or any(k not in st.session_state for k in _WIDGETS):
         _load(address)  # the address changed from outside (a link, a bookmark, a reload) or the page is new
-    query = _filters(log.choices())
+    query = _filters(_facts().choices(log))
     shown = _page(log, query)
     table = records_frame(list(shown.entries))
     st.dataframe(table, hide_index=True, column_config={
