@@ -45,7 +45,7 @@ import hashlib
 import io
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import date, timedelta
 from typing import Any, Literal, cast
 
@@ -315,8 +315,11 @@ def find_seqs(log: AuditLog, query: RecordQuery, statuses: Statuses | None = Non
 
 
 def find_records(log: AuditLog, query: RecordQuery, statuses: Statuses | None = None) -> list[AuditEntry]:
-    """Return the records meeting ``query``, in seq order (:func:`find_seqs`; all of them opened)."""
-    return log.entries(find_seqs(log, query, statuses))
+    """Return the records meeting ``query``, in seq order (:func:`find_seqs`; all of them opened, each once)."""
+    if not query.reads_records:
+        return log.entries(find_seqs(log, query, statuses))
+    passed = find_seqs(log, replace(query, subject=None, q=None), statuses)  # every filter the facts answer
+    return [e for e in log.entries(passed) if query.record_matches(e.record)]
 
 
 @dataclass(frozen=True)
