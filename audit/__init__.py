@@ -101,7 +101,18 @@ from audit.reviewing import (
     review_queue,
 )
 from audit.runtime import Runtime
-from audit.search import LINK_PARAMS, RecordQuery, ViewExport, export_history, export_view, find_records
+from audit.search import (
+    LINK_PARAMS,
+    PER_PAGE,
+    LogFacts,
+    RecordPage,
+    RecordQuery,
+    ViewExport,
+    export_history,
+    export_view,
+    find_page,
+    find_records,
+)
 from audit.session import AuditContext, Audited, AuditSession
 from audit.trail import *  # noqa: F403 (the trail's public names)
 from audit.trail.review import REASON_CODES, submit_review
@@ -198,10 +209,14 @@ __all__ = [
     *_trail.__all__,
     *_witness.__all__,
     "LINK_PARAMS",
+    "PER_PAGE",
+    "LogFacts",
+    "RecordPage",
     "RecordQuery",
     "ViewExport",
     "export_history",
     "export_view",
+    "find_page",
     "find_records",
     "OutputRefused",
     "check_out_path",

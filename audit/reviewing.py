@@ -140,8 +140,12 @@ def _candidate_of(record: AuditRecord, candidate: str | None) -> tuple[str | Non
 
 
 def review_evidence(session: AuditSession, galleries: GalleryStore, seq: int, candidate: str | None, *,
-                    evidence: EvidenceStore | None = None) -> ReviewEvidence:
+                    evidence: EvidenceStore | None = None,
+                    evaluations: EvaluationStore | None = None) -> ReviewEvidence:
     """Open the photos and the threshold of one candidate of query ``seq`` for a reviewer or an auditor (recorded).
+
+    ``evaluations``: the evaluation store to read the error rates from (default: a new one on
+    the galleries' database); a long-lived one keeps each stored run's report, which never changes.
 
     Raises
     ------
@@ -188,7 +192,7 @@ def review_evidence(session: AuditSession, galleries: GalleryStore, seq: int, ca
     similarity = next((c.similarity for c in record.candidates if c.face_id == face_id), None)
     threshold = record.details.get("threshold")
     policy = record.details.get("threshold_policy")
-    evaluations = EvaluationStore(galleries.db)
+    evaluations = evaluations if evaluations is not None else EvaluationStore(galleries.db)
     designated = designated_evaluation(session.log, evaluations, None if record.gallery is None else record.gallery.name,
                                        record.model_config)
     rates: list[RateAtScore] = []
@@ -290,9 +294,10 @@ def review_queue(log: AuditLog, reviewer: str, *, now: datetime | None = None) -
     name = normalize_name(reviewer)
     now = now or datetime.now(UTC)
     out: list[QueueItem] = []
-    targets = [e.record for action in REVIEWABLE_ACTIONS for e in log.list(AuditFilter(action=action))
-               if e.record.outcome == "ok"
-               and not (e.record.operator and normalize_name(e.record.operator) == name)]
+    # which queries to open is read from their unsealed facts in SQL: only the reviewable ones are decoded
+    seqs = [f.seq for action in REVIEWABLE_ACTIONS for f in log.facts(AuditFilter(action=action))
+            if f.outcome == "ok" and not (f.operator and normalize_name(f.operator) == name)]
+    targets = [e.record for e in log.entries(seqs)]
     for record, status in zip(targets, match_statuses(log, targets), strict=True):
         started = pd.Timestamp(record.started_at).to_pydatetime()
         for c in status.candidates:

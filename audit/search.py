@@ -31,8 +31,10 @@ tiles link to the Match log with them):
 ``probe_group`` (``sex=F``) names the searches whose operator stated that probe's group
 (:mod:`audit.probe_group`); the Demographic performance page links a group's rates to them.
 
-:func:`find_records` answers a query (the SQL filters of
-:class:`~audit.trail.store.AuditFilter` first, then the rest on the decoded records);
+:func:`find_seqs` answers a query without decoding a record where it can (the SQL filters of
+:class:`~audit.trail.store.AuditFilter`, then a SQL projection of the unsealed fields,
+:meth:`AuditLog.facts`; only ``subject`` and ``q`` open records); :func:`find_page` opens
+one page of the answer (the Match log's table), :func:`find_records` all of it;
 :func:`export_view` turns exactly the rows an interface shows into CSV with safe cells
 (:mod:`audit.privacy_csv`) and records it as an ``export`` (with the query's parameters,
 the records' seqs and the file's SHA-256), so the export history lists it beside the
@@ -46,7 +48,7 @@ import hashlib
 import io
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import date, timedelta
 from typing import Any, Literal, cast
 
@@ -54,9 +56,11 @@ from audit.accounts import normalize_name
 from audit.privacy_csv import safe_rows
 from audit.session import Audited, AuditSession
 from audit.trail import AuditEntry, AuditFilter, AuditLog, AuditRecord
+from audit.trail.store import RecordFacts
 from core.errors import BadInput
 
-__all__ = ["LINK_PARAMS", "RecordQuery", "ViewExport", "export_history", "export_view", "find_records"]
+__all__ = ["LINK_PARAMS", "PER_PAGE", "LogFacts", "RecordPage", "RecordQuery", "ViewExport", "export_history", "export_view",
+           "find_page", "find_records", "find_seqs"]
 
 Outcome = Literal["candidates", "none"]
 Review = Literal["pending", "confirmed", "rejected"]
@@ -67,6 +71,8 @@ REVIEWS: tuple[str, ...] = ("pending", "confirmed", "rejected")
 POLICIES: tuple[str, ...] = ("within", "looser", "beyond_limit")
 #: Actions whose records are queries (they have candidates or a verdict).
 QUERY_ACTIONS = ("search", "verify", "search_video")
+#: Records per page of :func:`find_page` (the Match log's table).
+PER_PAGE = 50
 #: Every query parameter :meth:`RecordQuery.from_params` reads.
 LINK_PARAMS = ("operator", "gallery", "action", "case", "outcome", "review", "looser", "policy", "since", "until",
                "reviewer", "subject", "threshold", "q", "probe_group")
@@ -177,23 +183,61 @@ class RecordQuery:
     def matches(self, r: AuditRecord) -> bool:
         """Whether the record itself meets the query (everything but ``review`` and the reviews of ``reviewer``)."""
         details = r.details or {}
+        policy = details.get("threshold_policy")
+        threshold = details.get("threshold")
+        facts = RecordFacts(
+            r.seq, r.action, r.outcome, r.operator, r.reviewer, r.target_seq,
+            policy.get("status") if isinstance(policy, dict) else None,
+            str(threshold) if isinstance(threshold, str | int | float) else None, len(r.candidates),
+            probe_group=probe_group if isinstance(probe_group := details.get("probe_group"), str) else None)
+        return self.facts_match(facts) and self.record_matches(r)
+
+    @property
+    def reads_records(self) -> bool:
+        """Whether answering needs the records opened (``subject`` and ``q`` read sealed fields), not only their facts."""
+        return self.subject is not None or self.q is not None
+
+    def store_matcher(self) -> Callable[[RecordFacts], bool]:
+        """Return whether a record's facts meet the part :meth:`store_filter` asks of the store (as its SQL compares)."""
+        store = self.store_filter()
+        wanted = [(name, value) for name in ("operator", "case_ref", "gallery", "action")
+                  if (value := getattr(store, name)) is not None]
+        since, until = store.since, store.until
+
+        def matches(f: RecordFacts) -> bool:
+            if any(getattr(f, name) != value for name, value in wanted):
+                return False
+            if since is not None and (f.started_at is None or f.started_at < since):
+                return False
+            return until is None or (f.started_at is not None and f.started_at < until)
+
+        return matches
+
+    def facts_match(self, f: RecordFacts) -> bool:
+        """Whether a record's :class:`~audit.trail.store.RecordFacts` meet the query's record-level fields.
+
+        ``outcome``, ``policy``, ``threshold`` and ``probe_group``: none of them is sealed.
+        """
         if self.outcome is not None:
-            if r.action not in QUERY_ACTIONS:
+            if f.action not in QUERY_ACTIONS:
                 return False
-            ran = r.outcome in ("ok", "no_match")
-            if (self.outcome == "candidates") != bool(r.candidates) or (self.outcome == "none" and not ran):
+            ran = f.outcome in ("ok", "no_match")
+            if (self.outcome == "candidates") != (f.candidates > 0) or (self.outcome == "none" and not ran):
                 return False
-        if self.policy is not None:
-            policy = details.get("threshold_policy")
-            if not isinstance(policy, dict) or policy.get("status") != self.policy:
-                return False
-        if self.subject is not None and self.subject not in {c.subject_id for c in r.candidates}:
+        if self.policy is not None and f.policy != self.policy:
             return False
         if self.threshold is not None:
-            threshold = details.get("threshold")
-            if not isinstance(threshold, str | int | float) or float(threshold) > self.threshold:
+            try:
+                threshold = float(f.threshold) if f.threshold is not None else math.nan
+            except ValueError:
+                threshold = math.nan  # not a number: no threshold to compare (nan compares false)
+            if not threshold <= self.threshold:
                 return False
-        if self.probe_group is not None and details.get("probe_group") != self.probe_group:
+        return self.probe_group is None or f.probe_group == self.probe_group
+
+    def record_matches(self, r: AuditRecord) -> bool:
+        """Whether an opened record meets ``subject`` and ``q`` (the parts that read sealed fields)."""
+        if self.subject is not None and self.subject not in {c.subject_id for c in r.candidates}:
             return False
         if self.q is not None:
             needle = self.q.casefold()
@@ -204,28 +248,125 @@ class RecordQuery:
         return True
 
 
-def find_records(log: AuditLog, query: RecordQuery,
-                 statuses: Callable[[list[int]], Mapping[int, frozenset[str]]] | None = None) -> list[AuditEntry]:
-    """Return the records meeting ``query``, in seq order.
+Statuses = Callable[[list[int]], Mapping[int, frozenset[str]]]
 
-    ``reviewer`` keeps the queries that account reviewed (a ``review`` record of theirs
-    names the query) and the account's own review records; ``review`` keeps the queries
-    with a candidate in that two-person-rule status (:meth:`AuditLog.match_status`, or
-    ``statuses``: seqs -> the statuses of each one's candidates, for a caller that caches them).
+
+class LogFacts:
+    """The :class:`~audit.trail.store.RecordFacts` of a whole log, kept by one reader and read on from where it was.
+
+    A stored record never changes and the log only grows, so a reader (one dashboard
+    session, which may read the log) reads each record's facts once: :meth:`current`
+    reads only the records appended since its last call. If the log is not the one read
+    before (another log id, or the last record read is no longer the same bytes: a
+    restored or replaced database), everything is read again. Facts hold no sealed field.
     """
-    entries = [e for e in log.list(query.store_filter()) if query.matches(e.record)]
+
+    def __init__(self) -> None:
+        self._log_id: str | None = None
+        self._facts: list[RecordFacts] = []
+        self._last: tuple[int, bytes] | None = None  # seq and entry hash of the last record read
+
+    def current(self, log: AuditLog) -> list[RecordFacts]:
+        """Return the facts of every record of ``log``, in seq order (reading only what is new)."""
+        head = log.store.head()
+        if self._log_id != log.log_id or (self._last is not None and (
+                head is None or head[0] < self._last[0]
+                or (row := log.store.get(self._last[0])) is None or row.entry_hash != self._last[1])):
+            self._log_id, self._facts, self._last = log.log_id, [], None
+        if head is not None and (self._last is None or head[0] > self._last[0]):
+            after = self._last[0] if self._last is not None else None
+            self._facts.extend(log.facts(AuditFilter(after_seq=after)))
+            row = log.store.get(self._facts[-1].seq) if self._facts else None
+            self._last = None if row is None else (row.seq, row.entry_hash)
+        return self._facts
+
+    def choices(self, log: AuditLog) -> dict[str, list[str]]:
+        """Return the distinct operators, reviewers, galleries, actions and case references of ``log``, sorted."""
+        facts = self.current(log)
+        return {name: sorted({v for f in facts if (v := getattr(f, name)) is not None})
+                for name in ("operator", "reviewer", "gallery", "action", "case_ref")}
+
+
+def find_seqs(log: AuditLog, query: RecordQuery, statuses: Statuses | None = None,
+              known: LogFacts | None = None) -> list[int]:
+    """Return the seqs of the records meeting ``query``, in seq order, opening as few records as it can.
+
+    The store's SQL filters (:meth:`RecordQuery.store_filter`) and a projection of the
+    unsealed fields (:meth:`AuditLog.facts`) answer every filter but ``subject`` and ``q``,
+    without decoding a record; only for those two are the records that passed the rest
+    opened (their sealed fields read). ``reviewer`` keeps the queries that account reviewed
+    (a ``review`` record of theirs names the query) and the account's own review records;
+    ``review`` keeps the queries with a candidate in that two-person-rule status
+    (:meth:`AuditLog.match_status`, or ``statuses``: seqs -> the statuses of each one's
+    candidates, for a caller that caches them). ``known``: the facts a reader keeps
+    (:class:`LogFacts`), so that only the records appended since are read.
+    """
+    every = known.current(log) if known is not None else None
+    stored = query.store_matcher()
+    facts = ([f for f in every if stored(f) and query.facts_match(f)] if every is not None
+             else [f for f in log.facts(query.store_filter()) if query.facts_match(f)])
     if query.reviewer is not None:
         name = normalize_name(query.reviewer)
-        reviewed = {e.record.target_seq for e in log.list(AuditFilter(action="review"))
-                    if e.record.reviewer is not None and normalize_name(e.record.reviewer) == name}
-        entries = [e for e in entries if e.seq in reviewed
-                   or (e.record.reviewer is not None and normalize_name(e.record.reviewer) == name)]
+        reviews = ([f for f in every if f.action == "review"] if every is not None
+                   else log.facts(AuditFilter(action="review")))
+        reviewed = {f.target_seq for f in reviews if f.reviewer is not None and normalize_name(f.reviewer) == name}
+        facts = [f for f in facts if f.seq in reviewed or (f.reviewer is not None and normalize_name(f.reviewer) == name)]
     if query.review is not None:
-        reviewable = [e.seq for e in entries if e.record.action in QUERY_ACTIONS and e.record.outcome == "ok"]
+        reviewable = [f.seq for f in facts if f.action in QUERY_ACTIONS and f.outcome == "ok"]
         found = statuses(reviewable) if statuses is not None else {
             seq: frozenset(c.status for c in log.match_status(seq).candidates) for seq in reviewable}
-        entries = [e for e in entries if query.review in found.get(e.seq, frozenset())]
-    return entries
+        facts = [f for f in facts if query.review in found.get(f.seq, frozenset())]
+    seqs = [f.seq for f in facts]
+    if query.reads_records:
+        seqs = [e.seq for e in log.entries(seqs) if query.record_matches(e.record)]
+    return seqs
+
+
+def find_records(log: AuditLog, query: RecordQuery, statuses: Statuses | None = None) -> list[AuditEntry]:
+    """Return the records meeting ``query``, in seq order (:func:`find_seqs`; all of them opened, each once)."""
+    if not query.reads_records:
+        return log.entries(find_seqs(log, query, statuses))
+    passed = find_seqs(log, replace(query, subject=None, q=None), statuses)  # every filter the facts answer
+    return [e for e in log.entries(passed) if query.record_matches(e.record)]
+
+
+@dataclass(frozen=True)
+class RecordPage:
+    """One page of the records meeting a query: only these records were opened."""
+
+    entries: tuple[AuditEntry, ...]
+    """The page's records, in seq order."""
+    total: int
+    """How many records meet the query (on every page)."""
+    page: int
+    """This page's number, from 1."""
+    pages: int
+    """How many pages there are (at least 1, even with no record)."""
+    per_page: int
+
+
+def find_page(log: AuditLog, query: RecordQuery, page: int | None = None, *, per_page: int = PER_PAGE,
+              statuses: Statuses | None = None, known: LogFacts | None = None) -> RecordPage:
+    """Return page ``page`` (from 1; None: the last, newest one) of the records meeting ``query``, in seq order.
+
+    Only the page's records are decoded and opened (besides those :func:`find_seqs` opens
+    for ``subject`` and ``q``), so a page costs about the same in a log of any size; with
+    ``known`` (:class:`LogFacts`) only the records appended since the last page are read at all.
+
+    Raises
+    ------
+    BadInput
+        ``page`` is not between 1 and the number of pages, or ``per_page`` is not positive.
+    """
+    if per_page < 1:
+        raise BadInput(f"per_page: {per_page} is not a positive number of records")
+    seqs = find_seqs(log, query, statuses, known)
+    pages = max(1, math.ceil(len(seqs) / per_page))
+    chosen = pages if page is None else page
+    if not 1 <= chosen <= pages:
+        raise BadInput(f"page: {chosen} is not a page of these records (1 to {pages})")
+    shown = seqs[(chosen - 1) * per_page: chosen * per_page]
+    return RecordPage(tuple(log.entries(shown)), len(seqs), chosen, pages, per_page)
 
 
 @dataclass(frozen=True)

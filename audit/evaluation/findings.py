@@ -82,16 +82,20 @@ def group_cells(report: EvaluationReport, grouping: str, threshold_name: str) ->
     KeyError
         If the report has no such grouping or threshold.
     """
-    rates = report.rates_frame()
-    if rates.empty:
+    if not report.rates:
         raise KeyError("the evaluation has no rates")
-    cells = rates[(rates["pairing"] == "within") & (rates["grouping"] == grouping)
-                  & (rates["threshold_name"] == threshold_name)].copy()
-    if cells.empty:
-        raise KeyError(f"no per-group rates for grouping {grouping!r} at threshold {threshold_name!r}")
-    cells["label"] = [_label(g, n) for g, n in zip(cells["group"], cells["group_name"], strict=True)]
-    cells["low_count"] = cells["low_count"].fillna(False).astype(bool)
-    return cells.reset_index(drop=True)
+
+    def build() -> pd.DataFrame:
+        rates = report.rates_frame()
+        cells = rates[(rates["pairing"] == "within") & (rates["grouping"] == grouping)
+                      & (rates["threshold_name"] == threshold_name)].copy()
+        if cells.empty:
+            raise KeyError(f"no per-group rates for grouping {grouping!r} at threshold {threshold_name!r}")
+        cells["label"] = [_label(g, n) for g, n in zip(cells["group"], cells["group_name"], strict=True)]
+        cells["low_count"] = cells["low_count"].fillna(False).astype(bool)
+        return cells.reset_index(drop=True)
+
+    return report.built(("group_cells", grouping, threshold_name), build)  # a page asks for it several times
 
 
 def _disparity_interval(
@@ -227,6 +231,13 @@ def false_candidate_curves(
     KeyError
         If the report has no such grouping or threshold.
     """
+    return report.built(("false_candidate_curves", grouping, threshold_name, sizes),
+                        lambda: _false_candidate_curves(report, grouping, threshold_name, sizes))
+
+
+def _false_candidate_curves(
+    report: EvaluationReport, grouping: str, threshold_name: str, sizes: tuple[int, ...] | None
+) -> pd.DataFrame:
     cells = group_cells(report, grouping, threshold_name)
     threshold = float(cells["threshold"].iloc[0])
     ident = report.identification()

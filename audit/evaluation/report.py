@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -152,27 +152,40 @@ class EvaluationReport:
     """Inequity measures per grouping and threshold (:mod:`audit.evaluation.inequity`)."""
     lfw_rows: tuple[Mapping[str, Any], ...] = ()
     """The LFW protocol's per-group rows (:meth:`lfw_pair_rows` also reads older runs' copies)."""
+    _frames: dict[Any, pd.DataFrame] = field(default_factory=dict, init=False, repr=False, compare=False)
+    """Frames built from the rows, once per report (the rows never change); handed out as copies."""
+
+    def built(self, key: Any, build: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+        """Return a copy of the frame ``build`` makes of this report, built once per ``key`` (the report never changes).
+
+        A page that reads one run many times over (the Demographic performance page's charts,
+        findings and tables) pays for each frame once; each caller gets its own copy to change.
+        """
+        made = self._frames.get(key)
+        if made is None:
+            made = self._frames.setdefault(key, build())
+        return made.copy()
 
     # -- DataFrames
     def rates_frame(self) -> pd.DataFrame:
         """Per-group rates per threshold, with intervals and counts (one row per cell)."""
-        return pd.DataFrame(list(self.rates))
+        return self.built("rates_frame", lambda: pd.DataFrame(list(self.rates)))
 
     def disparity(self) -> pd.DataFrame:
         """Each group's FMR and FNMR relative to the best group, with intervals and flags."""
-        return pd.DataFrame(list(self.disparity_rows))
+        return self.built("disparity", lambda: pd.DataFrame(list(self.disparity_rows)))
 
     def inequity(self) -> pd.DataFrame:
         """Inequity measures per grouping and threshold (max/min, max/geometric mean, Gini, GARBE, FDR)."""
-        return pd.DataFrame(list(self.inequity_rows))
+        return self.built("inequity", lambda: pd.DataFrame(list(self.inequity_rows)))
 
     def det(self) -> pd.DataFrame:
         """DET points (FMR, FNMR by threshold) per group, at histogram resolution."""
-        return pd.DataFrame(list(self.det_rows))
+        return self.built("det", lambda: pd.DataFrame(list(self.det_rows)))
 
     def histograms(self) -> pd.DataFrame:
         """Genuine and impostor score counts per similarity bin, per group (non-empty bins)."""
-        return pd.DataFrame(list(self.histogram_rows))
+        return self.built("histograms", lambda: pd.DataFrame(list(self.histogram_rows)))
 
     def fta(self) -> pd.DataFrame:
         """Failures to acquire per group."""
@@ -180,7 +193,7 @@ class EvaluationReport:
 
     def identification(self) -> pd.DataFrame:
         """1:N results (rank-1, FNIR, FPIR) per probe group, if measured."""
-        return pd.DataFrame(list(self.identification_rows))
+        return self.built("identification", lambda: pd.DataFrame(list(self.identification_rows)))
 
     def calibrations(self) -> pd.DataFrame:
         """Calibrated thresholds with achieved FMR/FNMR."""

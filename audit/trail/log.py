@@ -74,7 +74,7 @@ from audit.trail.notes import (
 from audit.trail.records import AuditRecord, decode_record, utc_now_iso
 from audit.trail.review import MatchStatus
 from audit.trail.sealed import ERASING_ACTIONS, ErasedField, Erasure, FieldKeys, erasures_by_key, seal_fields
-from audit.trail.store import FRONTIER_EVERY, AuditFilter, AuditStore, StoreRow, StoreWriter
+from audit.trail.store import FRONTIER_EVERY, AuditFilter, AuditStore, RecordFacts, StoreRow, StoreWriter
 from core.gallery import GalleryStore
 from core.keystore import KeyStore
 from core.settings import Settings
@@ -334,12 +334,15 @@ class AuditLog:
             self._erasures = (size, erasures_by_key(rows))
         return self._erasures[1]
 
-    def _opened(self, row: StoreRow) -> AuditEntry:
-        """Return the entry of a stored row, its sealed fields opened (the one way readers get records)."""
+    def _opened(self, row: StoreRow, refreshed: bool = False) -> AuditEntry:
+        """Return the entry of a stored row, its sealed fields opened (the one way readers get records).
+
+        ``refreshed``: the caller looked at the key store once for the rows it opens (:meth:`_opened_all`).
+        """
         entry = _entry(row)
         if b"sealed." not in row.canonical:
             return entry
-        record, erased = self.field_keys.open(entry.record, self._erasures_now, row.canonical)
+        record, erased = self.field_keys.open(entry.record, self._erasures_now, row.canonical, refreshed=refreshed)
         return AuditEntry(entry.seq, entry.prev_hash, entry.entry_hash, entry.canonical, record, erased)
 
     def protected_paths(self) -> builtins.list[Path]:
@@ -710,9 +713,30 @@ class AuditLog:
             raise RecordNotFound(f"no audit record has seq {seq}")
         return self._opened(row)
 
+    def _opened_all(self, rows: builtins.list[StoreRow]) -> builtins.list[AuditEntry]:
+        """Return the entries of ``rows``, opened with one look at the key store for them all."""
+        if any(b"sealed." in r.canonical for r in rows):
+            self.field_keys.refresh()
+        return [self._opened(r, refreshed=True) for r in rows]
+
     def list(self, filters: AuditFilter | None = None, limit: int | None = None) -> list[AuditEntry]:
         """Return records matching ``filters`` in seq order."""
-        return [self._opened(r) for r in self.store.select(filters or AuditFilter(), limit)]
+        return self._opened_all(self.store.select(filters or AuditFilter(), limit))
+
+    def entries(self, seqs: Sequence[int]) -> builtins.list[AuditEntry]:
+        """Return the records with these seqs in seq order, opened (a seq with no record is left out).
+
+        Only these records are decoded and opened: a reader that found its seqs through
+        :meth:`facts` pays for the records it shows, not for the log.
+        """
+        return self._opened_all(self.store.rows(seqs))
+
+    def facts(self, filters: AuditFilter | None = None) -> builtins.list[RecordFacts]:
+        """Return what a search filters on of each record matching ``filters`` (:class:`RecordFacts`), in seq order.
+
+        Read in SQL: no record is decoded or opened (none of these fields is sealed).
+        """
+        return self.store.facts(filters or AuditFilter())
 
     def size(self) -> int:
         """Return the number of records."""

@@ -390,15 +390,21 @@ class FieldKeys:
         return {(kind, value, gallery, subject): self.token(*keys[(gallery, subject)], kind, value)
                 for kind, value, gallery, subject in wanted}
 
+    def refresh(self) -> None:
+        """Forget the cached ciphers if the key store file changed since the last look (a key may be erased)."""
+        self._forget_if_changed()
+
     def open(self, record: AuditRecord, erasures: Callable[[], Mapping[str, Erasure]] | None = None,
-             canonical: bytes | None = None, just_sealed: Mapping[str, str] | None = None,
-             ) -> tuple[AuditRecord, tuple[ErasedField, ...]]:
+             canonical: bytes | None = None, just_sealed: Mapping[str, str] | None = None, *,
+             refreshed: bool = False) -> tuple[AuditRecord, tuple[ErasedField, ...]]:
         """Return ``record`` with every sealed field opened (``"erased"`` where the key is gone) and the erased fields.
 
         ``canonical``: the record's canonical bytes when the caller has them (they are opened
         as text, quicker than walking the record). ``just_sealed``: token -> clear value of tokens the
         caller has just sealed itself (:func:`seal_fields` ``tokens``), the clear values it
-        holds anyway: when every token of the record is among them, no key is read.
+        holds anyway: when every token of the record is among them, no key is read. ``refreshed``:
+        the caller has just called :meth:`refresh` for this read of several records (one look at
+        the key store file for them all, instead of one per record).
 
         Raises
         ------
@@ -417,7 +423,8 @@ class FieldKeys:
                 pass  # a token the caller did not seal (a writer's own: seal_owned): opened under its key below
             else:
                 return AuditRecord.from_dict(json.loads(opened_known)), ()
-        self._forget_if_changed()
+        if not refreshed:
+            self._forget_if_changed()
         self._load_ciphers(text)  # one key store read for the record's keys
         try:
             opened_text = _QUOTED.sub(self._swap, text)

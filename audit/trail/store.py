@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,7 +49,7 @@ from audit.trail.chain import Checkpoint, MerkleFrontier, PackedBatch, RowBatch
 from core.errors import BadInput
 from core.storage.connection import Database
 
-__all__ = ["FRONTIER_EVERY", "AuditFilter", "AuditStore", "StoreRow", "StoreWriter"]
+__all__ = ["FRONTIER_EVERY", "AuditFilter", "AuditStore", "RecordFacts", "StoreRow", "StoreWriter"]
 
 #: The Merkle frontier is stored with every this many records.
 FRONTIER_EVERY = 1024
@@ -81,6 +81,45 @@ class StoreRow:
     prev_hash: bytes
     entry_hash: bytes
     canonical: bytes
+
+
+@dataclass(frozen=True)
+class RecordFacts:
+    """What a search filters on of one stored record, read in SQL without decoding it (none of it is sealed).
+
+    Taken as stored: a reader that opens the record still checks it (:meth:`AuditLog.get`).
+    A record never changes once stored, so neither do its facts.
+    """
+
+    seq: int
+    action: str | None
+    outcome: str | None
+    operator: str | None
+    reviewer: str | None
+    target_seq: int | None
+    policy: str | None
+    """``details.threshold_policy.status``."""
+    threshold: str | None
+    """``details.threshold`` as its JSON text (records keep floats as decimal strings)."""
+    candidates: int
+    """How many candidates the record lists."""
+    gallery: str | None = None
+    """``gallery.name``."""
+    case_ref: str | None = None
+    started_at: str | None = None
+    probe_group: str | None = None
+    """``details.probe_group``: the probe's group as the operator stated it (:mod:`audit.probe_group`)."""
+
+
+#: The JSON paths of :class:`RecordFacts`' fields after ``seq`` (``candidates``: the array, counted after).
+_FACT_PATHS = ("$.action", "$.outcome", "$.operator", "$.reviewer", "$.target_seq", "$.details.threshold_policy.status",
+               "$.details.threshold", "$.candidates", "$.gallery.name", "$.case_ref", "$.started_at",
+               "$.details.probe_group")
+# one parse of each record (DuckDB reads a list of paths in one pass over the text), the candidates counted
+# from their own short array
+_FACTS = ("SELECT seq, x[1], x[2], x[3], x[4], x[5], x[6], x[7], CASE WHEN x[8] IS NULL OR x[8] = '[]' THEN 0 "
+          "ELSE json_array_length(x[8]) END, x[9], x[10], x[11], x[12] FROM (SELECT seq, json_extract_string(decode(record), "
+          "[" + ", ".join(f"'{p}'" for p in _FACT_PATHS) + "]) AS x FROM audit_log{where})")
 
 
 @dataclass(frozen=True)
@@ -126,6 +165,48 @@ class AuditFilter:
 
 def _as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _where(filters: AuditFilter) -> tuple[str, list[Any]]:
+    """Return the ``WHERE`` clause (empty when nothing is filtered) and its parameters of ``filters``.
+
+    Raises
+    ------
+    BadInput
+        ``since`` or ``until`` is unusable (:meth:`AuditFilter.problem`).
+    """
+    problem = filters.problem()
+    if problem is not None:
+        raise BadInput(problem)
+    clauses: list[str] = []
+    params: list[Any] = []
+    text = "decode(record)"
+    for name, field in (("operator", "operator"), ("case_ref", "case_ref"), ("action", "action")):
+        value = getattr(filters, name)
+        if value is not None:
+            clauses.append(f"json_extract_string({text}, '$.{field}') = ?")
+            params.append(value)
+    if filters.gallery is not None:
+        clauses.append(f"json_extract_string({text}, '$.gallery.name') = ?")
+        params.append(filters.gallery)
+    if filters.since is not None:
+        clauses.append(f"json_extract_string({text}, '$.started_at') >= ?")
+        params.append(filters.since)
+    if filters.until is not None:
+        clauses.append(f"json_extract_string({text}, '$.started_at') < ?")
+        params.append(filters.until)
+    if filters.after_seq is not None:
+        clauses.insert(0, "seq > ?")
+        params.insert(0, filters.after_seq)
+    if filters.target_seq is not None:
+        clauses.append(f"CAST(json_extract({text}, '$.target_seq') AS BIGINT) = ?")
+        params.append(filters.target_seq)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _whole(text: str | None) -> int | None:
+    """Return a JSON whole number's text as an int (None for none, or for anything else, as the SQL cast filters)."""
+    return int(text) if text is not None and text.lstrip("-").isdigit() else None
 
 
 def _row(t: tuple[Any, ...]) -> StoreRow:
@@ -324,38 +405,36 @@ class AuditStore:
             ``since`` or ``until`` is not an ISO date or time, or they are in the wrong order
             (:meth:`AuditFilter.problem`).
         """
-        problem = filters.problem()
-        if problem is not None:
-            raise BadInput(problem)
-        clauses: list[str] = []
-        params: list[Any] = []
-        text = "decode(record)"
-        for name, field in (("operator", "operator"), ("case_ref", "case_ref"), ("action", "action")):
-            value = getattr(filters, name)
-            if value is not None:
-                clauses.append(f"json_extract_string({text}, '$.{field}') = ?")
-                params.append(value)
-        if filters.gallery is not None:
-            clauses.append(f"json_extract_string({text}, '$.gallery.name') = ?")
-            params.append(filters.gallery)
-        if filters.since is not None:
-            clauses.append(f"json_extract_string({text}, '$.started_at') >= ?")
-            params.append(filters.since)
-        if filters.until is not None:
-            clauses.append(f"json_extract_string({text}, '$.started_at') < ?")
-            params.append(filters.until)
-        if filters.after_seq is not None:
-            clauses.insert(0, "seq > ?")
-            params.insert(0, filters.after_seq)
-        if filters.target_seq is not None:
-            clauses.append(f"CAST(json_extract({text}, '$.target_seq') AS BIGINT) = ?")
-            params.append(filters.target_seq)
-        sql = _ROW + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY seq"
+        where, params = _where(filters)
+        sql = _ROW + where + " ORDER BY seq"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self.db.connect() as con:
             rows = con.execute(sql, params).fetchall()
         return [_row(r) for r in rows]
+
+    def rows(self, seqs: Sequence[int]) -> list[StoreRow]:
+        """Return the rows with these seqs, in seq order (a seq with no row is left out)."""
+        wanted = sorted({int(s) for s in seqs})
+        if not wanted:
+            return []
+        with self.db.connect() as con:
+            rows = con.execute(_ROW + " WHERE seq IN (SELECT unnest(?::BIGINT[])) ORDER BY seq", [wanted]).fetchall()
+        return [_row(r) for r in rows]
+
+    def facts(self, filters: AuditFilter) -> list[RecordFacts]:
+        """Return :class:`RecordFacts` of the rows matching ``filters``, in seq order: no record leaves DuckDB.
+
+        Raises
+        ------
+        BadInput
+            As :meth:`select`.
+        """
+        where, params = _where(filters)
+        with self.db.connect() as con:
+            rows = con.execute(_FACTS.format(where=where) + " ORDER BY seq", params).fetchall()
+        return [RecordFacts(int(r[0]), r[1], r[2], r[3], r[4], _whole(r[5]), r[6], r[7], int(r[8]), r[9], r[10], r[11],
+                            r[12]) for r in rows]
 
     def tail_of_action(self, from_seq: int, action: str) -> list[tuple[int, bytes, bytes | None]]:
         """Return ``(seq, entry_hash, record or None)`` of the rows from ``from_seq`` on, in seq order.

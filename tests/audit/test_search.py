@@ -17,11 +17,22 @@ from pathlib import Path
 
 import pytest
 
-from audit import AuditContext, AuditFilter, RecordQuery, audited_export, export_history, export_view, find_records
+from audit import (
+    AuditContext,
+    AuditFilter,
+    RecordQuery,
+    audited_export,
+    export_history,
+    export_view,
+    find_page,
+    find_records,
+)
 from audit.runtime import Runtime
+from audit.search import LogFacts, find_seqs
 from audit.session import AuditSession
 from audit.trail.log import AuditLog
 from core.errors import BadInput
+from core.storage.connection import Database
 from tests.auth import actor_for
 
 GALLERY = {"name": "mugshots", "fingerprint": "3-" + "0" * 32, "size": 3}
@@ -168,3 +179,79 @@ def test_an_export_of_a_view_is_exactly_its_rows_with_safe_cells_and_recorded(tm
     assert [(h["outcome"], h["source"]) for h in history][:2] == [("bad_input", "match_log"), ("ok", "match_log")]
     assert history[1]["records"] == 2 and history[1]["operator"] == "auditor1"
     rt.db.close()
+
+
+def test_the_facts_answer_each_filter_as_the_opened_records_do(log: AuditLog, scene: dict[str, int]) -> None:
+    """find_seqs filters on a SQL projection of the unsealed fields: the same answer as matching the opened records."""
+    verify = log.append({"action": "verify", "outcome": "ok", "operator": "operator1", "purpose": "check",
+                         "case_ref": "CR-2", "details": {"threshold": "0.060000"},
+                         "started_at": "2026-03-05T12:00:00.000000Z"}).seq
+    log.append({"action": "search", "outcome": "no_face", "operator": "operator2", "purpose": "identify a suspect",
+                "case_ref": "CR-9", "gallery": GALLERY, "details": {}, "started_at": "2026-03-06T12:00:00.000000Z"})
+    assert b"sealed." in log.store.get(scene["a"]).canonical  # the subject ids are sealed in the stored bytes
+    queries = [RecordQuery.from_params(p, action=None) for p in (
+        {}, {"outcome": "candidates"}, {"outcome": "none"}, {"looser": "1"}, {"policy": "within"},
+        {"threshold": "0.07"}, {"threshold": "0.065"}, {"subject": "P1"}, {"q": "p3"}, {"q": "cr-2"},
+        {"outcome": "candidates", "threshold": "0.08", "subject": "P1"}, {"action": "verify", "threshold": "0.06"})]
+    for query in queries:
+        expected = [e.seq for e in log.list(query.store_filter()) if query.matches(e.record)]
+        assert find_seqs(log, query) == expected, query
+        assert [e.seq for e in find_records(log, query)] == expected
+    # a search that failed (no_face) did not "return none"; a verify that ran did, with no candidate
+    assert find_seqs(log, RecordQuery(outcome="none")) == [scene["b"], verify]
+    assert find_seqs(log, RecordQuery(threshold=0.065)) == [verify]  # the stored decimal string, compared as a number
+    assert find_seqs(log, RecordQuery(policy="looser", subject="P3")) == [scene["c"]]
+
+
+def test_a_page_opens_only_its_own_records_whatever_the_log_holds(log: AuditLog) -> None:
+    first = [search(log, f"operator{i % 3}", "2026-03-01", [f"P{i}"]) for i in range(120)]
+    opened: list[int] = []
+    real = log._opened
+
+    def counted(row, refreshed=False):  # type: ignore[no-untyped-def]
+        opened.append(row.seq)
+        return real(row, refreshed)
+
+    log._opened = counted  # type: ignore[method-assign]
+    newest = find_page(log, RecordQuery(action="search"), per_page=50)
+    assert (newest.page, newest.pages, newest.total) == (3, 3, 120)
+    assert [e.seq for e in newest.entries] == first[100:] and sorted(opened) == first[100:]  # 20 opened, not 120
+    assert newest.entries[0].record.candidates[0].subject_id == "P100"  # opened: the sealed subject reads clear
+    opened.clear()
+    one = find_page(log, RecordQuery(action="search"), 1, per_page=50)
+    assert [e.seq for e in one.entries] == first[:50] and sorted(opened) == first[:50]
+    opened.clear()
+    picked = find_page(log, RecordQuery(action="search", subject="P7"), per_page=50)  # a sealed field: read to filter
+    assert [e.seq for e in picked.entries] == [first[7]] and picked.total == 1
+    with pytest.raises(BadInput, match=r"page: 4 is not a page of these records \(1 to 3\)"):
+        find_page(log, RecordQuery(action="search"), 4, per_page=50)
+    with pytest.raises(BadInput, match="page: 0"):
+        find_page(log, RecordQuery(action="search"), 0, per_page=50)
+    empty = find_page(log, RecordQuery(action="verify"))
+    assert (empty.entries, empty.total, empty.page, empty.pages) == ((), 0, 1, 1)
+
+
+def test_facts_kept_by_a_reader_are_read_on_and_read_again_for_another_log(log: AuditLog, scene: dict[str, int],
+                                                                          tmp_path: Path) -> None:
+    """A session keeps the facts it read: later records are added; a replaced log is read from the start."""
+    known = LogFacts()
+    for params in ({}, {"operator": "operator1"}, {"since": "2026-03-02", "until": "2026-03-03"}, {"case": "CR-7"},
+                   {"gallery": "mugshots", "outcome": "candidates"}, {"action": "any"}):
+        query = RecordQuery.from_params(params, action="search")
+        assert find_seqs(log, query, known=known) == find_seqs(log, query) == seqs(log, **params), params
+    read: list[AuditFilter] = []
+    real = log.facts
+
+    def counted(filters=None):  # type: ignore[no-untyped-def]
+        read.append(filters)
+        return real(filters)
+
+    log.facts = counted  # type: ignore[method-assign]
+    e = search(log, "operator3", "2026-03-09", ["P9"])
+    assert find_seqs(log, RecordQuery(operator="operator3"), known=known) == [e]
+    assert [f.after_seq for f in read] == [scene["d"]]  # only what was appended since
+    assert known.choices(log)["operator"] == ["operator1", "operator2", "operator3"]
+    other = AuditLog(Database(tmp_path / "other.duckdb"), key_path=tmp_path / "other-key")
+    o = search(other, "operator9", "2026-04-01", [])
+    assert find_seqs(other, RecordQuery(), known=known) == [o]  # another log: its own facts, none of the first's
+    other.store.db.close()

@@ -3,8 +3,14 @@
 The address is the state: every filter and the open record are query parameters
 (:data:`audit.LINK_PARAMS`, plus ``record=SEQ``), written back at every run, so a
 reload, a bookmark or a shared link shows the same records (after signing in, for a
-new browser). The search itself is :func:`audit.find_records`; the export of what is
-on screen is :func:`audit.export_view` (recorded, safe cells). Times are shown in the
+new browser). The search itself is :func:`audit.find_page`: the table shows one page
+(:data:`audit.PER_PAGE` records, the newest page first; ``page=N`` in the address), and
+only that page's records are decoded and their sealed fields opened, so the page costs
+the same in a log of any size. The records are found, and the filters' choices
+listed, from the unsealed facts of the records (:class:`audit.LogFacts`, one SQL read),
+which the session keeps and reads on from where it was: a record never changes and the
+log only grows, so a run reads only the records appended since the last. The export of what is on screen (the
+page) is :func:`audit.export_view` (recorded, safe cells). Times are shown in the
 viewer's time zone (``common.time_column``: the heading names the zone); the export keeps
 UTC, and says so in its heading.
 """
@@ -18,7 +24,17 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from audit import LINK_PARAMS, AuditContext, AuditLog, RecordNotFound, RecordQuery, export_view, find_records
+from audit import (
+    LINK_PARAMS,
+    AuditContext,
+    AuditLog,
+    LogFacts,
+    RecordNotFound,
+    RecordPage,
+    RecordQuery,
+    export_view,
+    find_page,
+)
 from core import BadInput
 from dashboard.web.app_pages.common import (
     ERRORS,
@@ -62,6 +78,9 @@ URL_KEY = "matchlog_url"
 #: The Match log's url path (its address is kept across navigation: common.keep_address).
 PAGE = "match_log"
 LINKED_KEY = "matchlog_linked"
+PAGE_KEY = "matchlog_page"
+LINKED_PAGE_KEY = "matchlog_linked_page"
+FACTS_KEY = "matchlog_facts"
 EXPORT_KEY = "matchlog_export"
 
 
@@ -87,13 +106,21 @@ def _load(params: Mapping[str, str]) -> None:
         st.session_state[key] = value
     st.session_state.pop(LINKED_KEY, None)
     st.session_state.pop("matchlog_open", None)
+    st.session_state.pop(PAGE_KEY, None)  # no page named: the newest
+    st.session_state.pop(LINKED_PAGE_KEY, None)
+    page = params.get("page")
+    if page is not None:
+        if page.isdigit() and int(page) > 0:
+            st.session_state[PAGE_KEY] = st.session_state[LINKED_PAGE_KEY] = int(page)
+        else:
+            st.error(f"page: {page[:40]!r} is not a page number (a whole number from 1); showing the newest page.")
     record = params.get("record")
     if record is not None:
         if record.isdigit() and int(record) > 0:
             st.session_state["matchlog_open"] = st.session_state[LINKED_KEY] = int(record)
         else:
             st.error(f"record: {record[:40]!r} is not a record number (a whole number from 1).")
-    unknown = sorted(set(params) - set(LINK_PARAMS) - {"record"})
+    unknown = sorted(set(params) - set(LINK_PARAMS) - {"record", "page"})
     if unknown:
         st.warning(f"This link's parameter(s) {', '.join(unknown)} are not Match log filters and were ignored.")
 
@@ -124,10 +151,10 @@ def _number(text: str | None) -> float | None:
     return value
 
 
-def _filters(everything: pd.DataFrame) -> RecordQuery:
+def _filters(choices: Mapping[str, list[str]]) -> RecordQuery:
     """Return the filter widgets (set from the address by :func:`_load`) as one query; stop on a bad one."""
     def values(column: str) -> list[str]:
-        return [str(v) for v in everything[column].dropna().unique()]
+        return list(choices.get(column, []))
 
     with st.expander("Filters", expanded=True):
         c = list(st.columns(7))
@@ -230,27 +257,60 @@ def _label(table: pd.DataFrame, log: AuditLog) -> Any:
     return label
 
 
+def _facts() -> LogFacts:
+    """Return this session's :class:`audit.LogFacts` (the unsealed facts of the records it read; the log only grows).
+
+    Kept in the session's own state, never shared: another session reads its own.
+    """
+    known = st.session_state.get(FACTS_KEY)
+    if not isinstance(known, LogFacts):
+        known = st.session_state[FACTS_KEY] = LogFacts()
+    return known
+
+
+def _page(log: AuditLog, query: RecordQuery) -> RecordPage:
+    """Return the page of records the page chooser (or the address) names; the newest when it names none."""
+    wanted = st.session_state.get(PAGE_KEY)
+    try:
+        return find_page(log, query, wanted if isinstance(wanted, int) else None, statuses=_statuses,
+                         known=_facts())
+    except BadInput as err:  # a page past the end: a link's, or the filters now match fewer records
+        if st.session_state.get(LINKED_PAGE_KEY) == wanted:
+            st.warning(f"The link's {err}; showing the newest page.")
+        st.session_state.pop(PAGE_KEY, None)
+        st.session_state.pop(LINKED_PAGE_KEY, None)
+        return find_page(log, query, None, statuses=_statuses, known=_facts())
+
+
 def filtered_record(log: AuditLog, user: Any) -> int:
     """Render the filters, the table and its export; return the seq of the record to open (stops if there is none)."""
-    everything = records_frame(log.list())
-    if everything.empty:
+    if log.size() == 0:
         st.info("Nothing recorded yet. Searches appear here as soon as an operator runs one.")
         st.stop()
     address = _address()
     if address != st.session_state.get(URL_KEY) or any(k not in st.session_state for k in _WIDGETS):
         _load(address)  # the address changed from outside (a link, a bookmark, a reload) or the page is new
-    query = _filters(everything)
-    table = records_frame(find_records(log, query, _statuses))
+    query = _filters(_facts().choices(log))
+    shown = _page(log, query)
+    table = records_frame(list(shown.entries))
     st.dataframe(table, hide_index=True, column_config={
         **{c: label for c, label in COLUMN_LABELS.items()},
         "time": time_column(),  # the viewer's zone, named in the heading (the export keeps UTC)
         "top_similarity": st.column_config.NumberColumn(COLUMN_LABELS["top_similarity"], format="%.4f"),
     })
-    st.caption(f"{len(table)} record(s). Times in your time zone, {zone_text()}. Click a column header to sort. The address bar holds these "
-               "filters and the open record: bookmark it or share it (it holds no secret; whoever opens it signs in).")
+    if shown.pages > 1:
+        st.session_state[PAGE_KEY] = shown.page
+        st.number_input(f"Page (of {shown.pages}; {shown.per_page} records a page, the newest on the last)",
+                        min_value=1, max_value=shown.pages, step=1, key=PAGE_KEY)
+    first = (shown.page - 1) * shown.per_page
+    st.caption(f"{shown.total} record(s)" + (f"; records {first + 1}-{first + len(table)} of them on this page"
+                                             if shown.pages > 1 else "")
+               + f". Times in your time zone, {zone_text()}. Click a column header to sort this page. The address "
+               "bar holds these filters, the page and the open record: bookmark it or share it (it holds no secret; "
+               "whoever opens it signs in).")
     if user.can("export") and not table.empty:
         _export(log, query, table, user)
-    seqs = [int(s) for s in table["seq"]]
+    seqs = [int(s) for s in table["seq"]] if not table.empty else []
     linked = st.session_state.get(LINKED_KEY)
     opened = st.session_state.get("matchlog_open")
     if opened is not None and opened not in seqs and opened != linked:
@@ -266,6 +326,8 @@ def filtered_record(log: AuditLog, user: Any) -> int:
             seqs = [linked, *seqs]
             st.info(f"Record #{linked} is opened because the link names it; it is not among the filtered records.")
     params = query.to_params(action=DEFAULT_ACTION)
+    if shown.page != shown.pages:
+        params["page"] = str(shown.page)
     if not seqs:
         keep_address(PAGE, params)
         st.session_state[URL_KEY] = params

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from audit import AuditContext, AuditFilter, normalize_name, review_evidence, submit_review
-from dashboard.web.app_pages.common import ERRORS, require, runtime, show_time, time_column
+from dashboard.web.app_pages.common import ERRORS, evaluations, require, runtime, show_time, time_column
 from dashboard.web.app_pages.log_filters import filtered_record
 from dashboard.web.app_pages.review_screen import (
     ReviewChoice,
@@ -121,7 +121,7 @@ if record.action in QUERY_ACTIONS and record.outcome == "ok":
     fresh_for("matchlog", (record.seq, named))  # a choice made for one candidate never carries to another
     session = runtime().session(AuditContext(), user)
     try:
-        evidence = review_evidence(session, runtime().galleries, record.seq, named)
+        evidence = review_evidence(session, runtime().galleries, record.seq, named, evaluations=evaluations())
     except ERRORS as err:
         st.error(f"Evidence refused: {err}")
         st.stop()

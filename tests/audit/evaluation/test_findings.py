@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from audit import EvaluationReport, disparity_view, false_candidate_curves, false_match_words, rate_finding
+from audit import (
+    EvaluationReport,
+    disparity_view,
+    false_candidate_curves,
+    false_match_words,
+    group_cells,
+    rate_finding,
+)
 
 
 def cell(group: str, fmr: float, fnmr: float, *, impostor: int = 10_000, genuine: int = 400, low: bool = False,
@@ -119,3 +126,21 @@ def test_the_false_match_rate_at_a_score_reads_in_words_and_zero_of_n_is_fewer_t
     assert false_match_words(rep, 0.95) == "fewer than 1 in 10,000"  # none did: never "0.00e+0"
     assert false_match_words(rep, 0.95, {"sex": "F"}) == "100%"  # one bin 0-1: the bin holding the score counts
     assert false_match_words(rep, 0.95, {"sex": "M"}) == "no data"
+
+
+def test_frames_are_built_once_per_report_and_each_caller_gets_its_own_copy(report: EvaluationReport) -> None:
+    """A page reads one run's frames many times: built once, but a caller's change never reaches the next caller."""
+    first = report.rates_frame()
+    assert report.rates_frame() is not first and report.rates_frame().equals(first)
+    first["fmr"] = 1.0  # a caller changes its copy
+    assert report.rates_frame()["fmr"].tolist() == [r["fmr"] for r in report.rates]
+    cells = group_cells(report, "sex", "default")
+    cells.loc[0, "label"] = "changed"
+    assert group_cells(report, "sex", "default")["label"].tolist() == ["F", "M", "X"]
+    curves = false_candidate_curves(report, "sex", "default")
+    curves["chance"] = 0.0
+    assert false_candidate_curves(report, "sex", "default")["chance"].max() > 0
+    with pytest.raises(KeyError, match="no per-group rates for grouping 'race'"):
+        group_cells(report, "race", "default")  # an unknown grouping is still an error, never a cached empty frame
+    with pytest.raises(KeyError, match="no per-group rates for grouping 'race'"):
+        group_cells(report, "race", "default")

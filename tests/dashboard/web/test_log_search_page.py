@@ -218,3 +218,29 @@ def test_the_cookie_signs_in_a_new_browser_session_only_with_a_live_dashboard_se
         assert (user.name if user else None) == signed_in
         if said:
             assert [t.value for t in at.title] == ["facetrail"] and said in messages(at)
+
+
+def test_the_table_is_one_page_the_newest_first_and_a_link_names_another(app_env: str) -> None:
+    rt = Runtime(app_env)
+    searches = [e.seq for e in rt.log.list(AuditFilter(action="search"))]
+    for i in range(60):  # 72 searches: two pages of 50
+        searches.append(rt.log.append({"action": "search", "outcome": "no_match", "operator": "operator1",
+                                       "purpose": f"identify a suspect {i}", "case_ref": "CR-P"}).seq)
+    rt.db.close()
+    at = match_log()
+    assert not at.exception
+    assert shown(at) == searches[50:]  # the newest page: the 22 latest searches
+    assert at.number_input(key="matchlog_page").value == 2 and "page" not in at.query_params
+    assert "72 record(s); records 51-72 of them on this page" in " ".join(c.value for c in at.caption)
+    at.number_input(key="matchlog_page").set_value(1).run()
+    assert shown(at) == searches[:50] and at.query_params["page"] == "1"
+    assert at.query_params["record"] == str(searches[0])  # the first record of the page shown is opened
+    at = match_log(page="1")  # the link names the page: a reload or a bookmark shows the same records
+    assert shown(at) == searches[:50] and at.number_input(key="matchlog_page").value == 1
+    at = match_log(page="9")
+    assert "The link's page: 9 is not a page of these records (1 to 2); showing the newest page." in messages(at)
+    assert shown(at) == searches[50:]
+    at = match_log(page="first")
+    assert "page: 'first' is not a page number" in messages(at) and shown(at) == searches[50:]
+    at = match_log(page="1", operator="operator2")  # fewer records than a page: one page, no chooser
+    assert not at.number_input and shown(at) == [s for s in searches[:12] if s % 3 == 2]
