@@ -9,8 +9,8 @@ only that page's records are decoded and their sealed fields opened, so the page
 the same in a log of any size. The records are found, and the filters' choices
 listed, from the unsealed facts of the records (:class:`audit.LogFacts`, one SQL read),
 which the session keeps and reads on from where it was: a record never changes and the
-log only grows, so a run reads only the records appended since the last. The export of what is on screen (the
-page) is :func:`audit.export_view` (recorded, safe cells). Times are shown in the
+log only grows, so a run reads only the records appended since the last. The export of what the filters
+on screen find (every page, opened only when asked for) is :func:`audit.export_view` (recorded, safe cells). Times are shown in the
 viewer's time zone (``common.time_column``: the heading names the zone); the export keeps
 UTC, and says so in its heading.
 """
@@ -34,6 +34,7 @@ from audit import (
     RecordQuery,
     export_view,
     find_page,
+    find_records,
 )
 from core import BadInput
 from dashboard.web.app_pages.common import (
@@ -223,22 +224,27 @@ def _shown(table: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def _export(log: AuditLog, query: RecordQuery, table: pd.DataFrame, user: Any) -> None:
-    """Export exactly the rows on screen (auditors), recorded; the prepared file is offered while they are shown."""
-    seqs = [int(s) for s in table["seq"]]
-    with st.expander(f"Export these {len(table)} record(s) as CSV"):
+def _export(log: AuditLog, query: RecordQuery, total: int, user: Any) -> None:
+    """Export every record the filters on screen find, on every page (auditors), recorded.
+
+    The records are opened only when the auditor asks for the file; the prepared file is
+    offered while the same filters find the same number of records.
+    """
+    with st.expander(f"Export the {total} record(s) these filters find as CSV (every page)"):
         purpose = st.text_input("Purpose of this export (required, recorded)", key="matchlog_export_purpose")
-        if st.button("Prepare CSV of what is shown", key="matchlog_export_button"):
+        if st.button("Prepare CSV of these records", key="matchlog_export_button"):
             session = runtime().session(AuditContext(purpose=purpose.strip() or None), user)
+            every = records_frame(find_records(log, query, _statuses))
+            seqs = [int(s) for s in every["seq"]] if not every.empty else []
             try:
-                done = export_view(session, query, list(COLUMN_LABELS.values()), _shown(table), seqs,
+                done = export_view(session, query, list(COLUMN_LABELS.values()), _shown(every), seqs,
                                    source="match_log")
             except ERRORS as err:
                 st.error(f"Export refused or failed: {err}")
             else:
-                st.session_state[EXPORT_KEY] = (query, seqs, done.result, done.seq)
+                st.session_state[EXPORT_KEY] = (query, total, done.result, done.seq)
         prepared = st.session_state.get(EXPORT_KEY)
-        if prepared is not None and prepared[0] == query and prepared[1] == seqs:
+        if prepared is not None and prepared[0] == query and prepared[1] == total:
             result, seq = prepared[2], prepared[3]
             st.success(f"{result.records} record(s), SHA-256 `{result.sha256[:16]}…`; the export is audit record "
                        f"#{seq}.")
@@ -309,7 +315,7 @@ def filtered_record(log: AuditLog, user: Any) -> int:
                "bar holds these filters, the page and the open record: bookmark it or share it (it holds no secret; "
                "whoever opens it signs in).")
     if user.can("export") and not table.empty:
-        _export(log, query, table, user)
+        _export(log, query, shown.total, user)
     seqs = [int(s) for s in table["seq"]] if not table.empty else []
     linked = st.session_state.get(LINKED_KEY)
     opened = st.session_state.get("matchlog_open")

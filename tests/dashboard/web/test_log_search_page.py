@@ -244,3 +244,23 @@ def test_the_table_is_one_page_the_newest_first_and_a_link_names_another(app_env
     assert "page: 'first' is not a page number" in messages(at) and shown(at) == searches[50:]
     at = match_log(page="1", operator="operator2")  # fewer records than a page: one page, no chooser
     assert not at.number_input and shown(at) == [s for s in searches[:12] if s % 3 == 2]
+
+
+def test_an_export_covers_every_page_the_filters_find(app_env: str) -> None:
+    """The table shows one page; an auditor's export is of every record the filters find, not only that page."""
+    rt = Runtime(app_env)
+    for i in range(60):
+        rt.log.append({"action": "search", "outcome": "no_match", "operator": "operator1",
+                       "purpose": f"identify a suspect {i}", "case_ref": "CR-P"})
+    wanted = [e.seq for e in rt.log.list(AuditFilter(action="search", operator="operator1"))]
+    rt.db.close()
+    assert len(wanted) > 50  # more than one page
+    at = match_log(operator="operator1")
+    assert 0 < len(shown(at)) < len(wanted) and set(shown(at)) < set(wanted)  # the newest page only
+    at.text_input(key="matchlog_export_purpose").input("board report")
+    at.button(key="matchlog_export_button").click().run()
+    assert not at.exception
+    result = at.session_state["matchlog_export"][2]
+    rows = list(csv.DictReader(io.StringIO(result.data.decode())))
+    assert [int(r["Record"]) for r in rows] == wanted
+    assert result.records == len(wanted)
