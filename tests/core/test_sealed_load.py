@@ -241,23 +241,36 @@ def test_rows_in_many_chunks_open_part_by_part_in_order(gallery, wide: bool) -> 
     assert [f for fids, _, _ in parts for f in fids] == table.column("face_id").to_pylist()
 
 
-def no_children_left() -> bool:
-    """Whether this process has no child at all (running or unreaped)."""
-    try:
-        os.waitpid(-1, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return False
+def children() -> set[int]:
+    """Return the pids of this process's children, running or exited and not yet reaped (zombies), from /proc.
+
+    Read, never waited for: other tests' fixtures may have children of their own (a server, a browser) that a
+    ``waitpid(-1)`` would count, or even reap.
+    """
+    me, found = os.getpid(), set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the process ended while /proc was listed
+        if int(text.rsplit(")", 1)[1].split()[1]) == me:  # "pid (comm) state ppid ..."; comm may hold ")"
+            found.add(int(text.split(" ", 1)[0]))
+    return found
+
+
+def no_children_left(before: set[int]) -> bool:
+    """Whether this process has no child (running or unreaped) that it did not have ``before``."""
+    return children() <= before
 
 
 @pytest.fixture
-def parallel(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make even a small gallery's load decrypt in two processes, in parts of two rows."""
-    assert no_children_left()  # so the tests' own checks can fail only because of the load
+def parallel(monkeypatch: pytest.MonkeyPatch) -> set[int]:
+    """Make even a small gallery's load decrypt in two processes, in parts of two rows; the children there before."""
     monkeypatch.setattr(gallery_module, "_PARALLEL_ROWS", 1)
     monkeypatch.setattr(gallery_module, "_PART_ROWS", 2)
     monkeypatch.setattr(gallery_module, "_may_fork", lambda: True)  # whatever threads earlier tests left
     monkeypatch.setattr(gallery_module, "_core_free", lambda: True)  # however busy the machine is
+    return children()  # the tests' checks count only children made after this
 
 
 def test_a_load_in_two_processes_gives_every_row_in_order_and_leaves_no_process_or_file(
@@ -274,7 +287,7 @@ def test_a_load_in_two_processes_gives_every_row_in_order_and_leaves_no_process_
     assert forks == [1]  # the child did decrypt (so the check above covers its rows)
     index = store.load("g").index
     assert index._face_ids == sorted(expected)  # type: ignore[attr-defined]
-    assert no_children_left()
+    assert no_children_left(parallel)
     assert {p: p.stat().st_size for p in tmp_path.rglob("*")} == before  # nothing written (no plaintext on disk)
     assert (set(Path("/dev/shm").iterdir()) if Path("/dev/shm").is_dir() else set()) == shm
 
@@ -295,11 +308,12 @@ def test_an_altered_row_in_either_process_share_fails_the_load_and_the_child_is_
     store._loaded.clear()
     with pytest.raises(KeyStoreError, match="does not decrypt"):
         store.load("g")
-    assert no_children_left()
+    assert no_children_left(parallel)
 
 
 def test_a_load_stopped_early_kills_and_reaps_the_decrypting_child() -> None:
     """A caller that stops reading the parts (an error while indexing them) leaves no process decrypting."""
+    before = children()
     keys = [bytes([k]) * 32 for k in range(4)]
     plains = [bytes([i % 251]) * 50 for i in range(400)]
     aads = [f"row{i}".encode() for i in range(400)]
@@ -311,13 +325,13 @@ def test_a_load_stopped_early_kills_and_reaps_the_decrypting_child() -> None:
     got = unseal_parallel(keys, parts, 2)
     buffer, first = next(got)
     assert first == 0 and bytes(buffer[:5000]) == b"".join(plains[:100])
-    assert not no_children_left()  # the child is there (decrypting or done, not yet reaped)
+    assert not no_children_left(before)  # the child is there (decrypting or done, not yet reaped)
     got.close()
-    assert no_children_left()
+    assert no_children_left(before)
     rest = [(bytes(plain), i) for plain, i in unseal_parallel(keys, parts, 2)]  # read to its end: every part, in order
     assert [i for _, i in rest] == [0, 1, 2, 3]
     assert b"".join(plain for plain, _ in rest) == b"".join(plains)
-    assert no_children_left()
+    assert no_children_left(before)
 
 
 def test_rows_each_under_its_own_key_decrypt_in_place_and_refuse_a_moved_row_or_a_missing_key() -> None:
@@ -370,10 +384,11 @@ def test_a_load_forks_only_when_a_processor_is_idle(
     monkeypatch.setattr(gallery_module, "_may_fork", lambda: True)
     monkeypatch.setattr(gallery_module, "_cpus", lambda: 2)
     monkeypatch.setattr(os, "getloadavg", lambda: (load, 0.0, 0.0))
+    before = children()
     made: list[int] = []
     real_fork = os.fork
     monkeypatch.setattr(os, "fork", lambda: made.append(1) or real_fork())
     store._loaded.clear()
     assert loaded_rows(store) == expected
     assert made == ([1] if forks else [])
-    assert no_children_left()
+    assert no_children_left(before)
