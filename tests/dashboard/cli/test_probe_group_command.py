@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
-from audit import EvaluationConfig, EvaluationStore, Runtime, evaluate_embeddings
+from audit import Runtime
 from tests.dashboard.cli.test_threshold_policy_command import ALPHA, BRAVO, PolicyCli, photo  # noqa: F401 (fixture)
+from tests.dashboard.groups import evaluate_two_groupings
 from tests.video_fakes import VideoFakePipeline, enroll_fake
 
 pytestmark = [pytest.mark.model]
@@ -35,16 +34,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
     rt = Runtime(str(db))
     try:
         enroll_fake(rt.galleries, "g", rt.config(), [ALPHA, BRAVO])
-        config = rt.engine_for_gallery("g").config.to_dict()
-        rng = np.random.default_rng(1)
-        subjects = np.repeat(np.arange(30), 3)
-        x = rng.normal(size=(30, 16))[subjects] + 0.6 * rng.normal(size=(90, 16))
-        x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-        labels = pd.DataFrame({"sex": np.where(subjects % 2, "F", "M"), "race": np.where(subjects % 3, "a", "b")})
-        report = evaluate_embeddings(x, subjects, labels, EvaluationConfig(by=(("sex",), ("race",)), bootstrap=10),
-                                     dataset_fingerprint="fake", model_config=config)
-        EvaluationStore(rt.db).save(report, dataset_name="fake_set")
-        (run,) = [r.run_id for r in EvaluationStore(rt.db).list()]
+        run = evaluate_two_groupings(rt, rt.engine_for_gallery("g").config.to_dict())
     finally:
         rt.close()
     out = PolicyCli(db, monkeypatch, capsys)

@@ -12,32 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from audit import EvaluationConfig, EvaluationStore, Runtime, evaluate_embeddings
+from audit import Runtime
 from audit.policy import policy_fields
+from tests.dashboard.groups import LABELS, evaluate_two_groupings
 from tests.dashboard.web.test_threshold_policy_page import ALPHA, page, still
 from tests.video_fakes import VideoFakePipeline, enroll_fake
 
 pytestmark = [pytest.mark.model]
 
-LABELS = ["race=a", "race=b", "sex=F", "sex=M"]
-
-
-def _evaluate(rt: Runtime, config: dict) -> str:
-    rng = np.random.default_rng(2)
-    subjects = np.repeat(np.arange(30), 3)
-    x = rng.normal(size=(30, 16))[subjects] + 0.6 * rng.normal(size=(90, 16))
-    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-    labels = pd.DataFrame({"sex": np.where(subjects % 2, "F", "M"), "race": np.where(subjects % 3, "a", "b")})
-    report = evaluate_embeddings(x, subjects, labels, EvaluationConfig(by=(("sex",), ("race",)), bootstrap=10),
-                                 dataset_fingerprint="fake", model_config=config)
-    EvaluationStore(rt.db).save(report, dataset_name="fake_set")
-    (run,) = [r.run_id for r in EvaluationStore(rt.db).list()]
-    return run
 
 
 @pytest.fixture(params=[True], ids=["designated"])
@@ -49,7 +34,7 @@ def env(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Monk
     rt = Runtime(db)
     try:
         enroll_fake(rt.galleries, "g", rt.config(), [ALPHA, "subject-bravo"])
-        run = _evaluate(rt, rt.engine_for_gallery("g").config.to_dict())
+        run = evaluate_two_groupings(rt, rt.engine_for_gallery("g").config.to_dict())
         if request.param:
             rt.log.append({"action": "threshold_policy", "operator": "admin1", "purpose": "designate",
                            **policy_fields(None, None, None, "the board designates the evaluation", run)})
