@@ -61,6 +61,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core.errors import RecognitionError
 from core.settings import Settings
+from core.storage.files import overwrite_with_zeros
 
 __all__ = ["AESGCM", "KeyStore", "KeyStoreError", "default_keystore_path", "seal", "unseal", "unseal_many", "unseal_parallel"]
 
@@ -415,7 +416,7 @@ class KeyStore:
             finally:
                 os.close(dir_fd)
             if old_fd is not None:
-                _zero(old_fd)
+                overwrite_with_zeros(old_fd)
         except OSError as err:
             raise KeyStoreError(f"cannot write key store {str(self.path)!r}: {err}") from err
         finally:
@@ -463,17 +464,6 @@ def _coded(per_row: list[bytes | None]) -> tuple[list[bytes | None], np.ndarray]
     codes: dict[bytes | None, int] = {}
     which = np.fromiter((codes.setdefault(k, len(codes)) for k in per_row), dtype=np.int64, count=len(per_row))
     return list(codes), which
-
-
-def _zero(fd: int) -> None:
-    """Overwrite the whole (already replaced) old version of the store with zeros and sync it."""
-    size = os.fstat(fd).st_size
-    os.lseek(fd, 0, os.SEEK_SET)
-    block = bytes(min(size, 1 << 20))
-    left = size
-    while left > 0:
-        left -= os.write(fd, block[: min(left, len(block))])
-    os.fsync(fd)
 
 
 def seal(key: bytes, payload: bytes, aad: bytes) -> bytes:

@@ -36,6 +36,7 @@ import duckdb
 
 from core.settings import Settings
 from core.storage.errors import DatabaseBusy, StorageError
+from core.storage.files import overwrite_with_zeros
 from core.storage.schema import migrate
 
 __all__ = ["Database", "default_db_path"]
@@ -324,12 +325,7 @@ def _replace_zeroing(fresh: Path, path: Path) -> None:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
-            size = os.fstat(old_fd).st_size
-            block = bytes(min(size, 1 << 20))
-            left = size
-            while left > 0:
-                left -= os.write(old_fd, block[: min(left, len(block))])
-            os.fsync(old_fd)
+            overwrite_with_zeros(old_fd)
         finally:
             os.close(old_fd)
     except OSError as err:
