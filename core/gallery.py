@@ -51,6 +51,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -61,10 +62,10 @@ from core.cache import CachedOutcome, EmbeddingCache, face_from_fields, pack_sea
 from core.config import MODELS, ModelConfig
 from core.errors import BadInput, ConfigMismatch, GalleryExists, GalleryNotFound, NotFound
 from core.index import ApproxIndex, ExactIndex, VectorIndex
-from core.keystore import AESGCM, KeyStore, KeyStoreError, seal, unseal, unseal_parallel
+from core.keystore import AESGCM, KeyStore, KeyStoreError, Opener, seal, unseal, unseal_parallel
 from core.manifest import check_subject_id
 from core.results import Embedding, GalleryRef
-from core.storage.connection import Database
+from core.storage.connection import Database, is_reaper
 
 __all__ = ["EnrollItem", "GalleryInfo", "LoadedGallery", "GalleryStore", "face_id_for"]
 
@@ -75,7 +76,9 @@ _PARALLEL_ROWS = 50_000
 _PART_ROWS = 16_384
 #: The share of a parallel load's rows this process decrypts itself: less than half, since it also
 #: cuts every row's vector and subject id out and adds them to the index (the child only decrypts).
-_OWN_SHARE = 0.4
+#: At a million one-face subjects, 0.3 ends both at about the same time (measured: 0.4 left this
+#: process working a second after the child was done; 0.22 left it waiting for the child).
+_OWN_SHARE = 0.3
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
@@ -497,13 +500,14 @@ class GalleryStore:
         them), in row order, each yielded as soon as it is decrypted: the caller adds this
         process's share of the rows to the index while the child still decrypts its share.
 
-        The load's hot path: every row's key found in one pass of the key store, without a Python
-        object per row (:meth:`core.keystore.KeyStore.lookup_rows`); every row decrypted into one
-        buffer with one AES-GCM set-up per subject, made for its rows and dropped after them, a
-        large gallery's rows shared out between this process and a forked child working at the
-        same time (:func:`core.keystore.unseal_parallel`: memory only, the child gone before its
-        share is yielded); the vectors and subject ids cut out of it in C (each plaintext is the subject id,
-        the fields' JSON, which is not parsed, and the vector: :func:`core.cache.pack_sealed`).
+        The load's hot path: each part's keys found in the key store without a Python object per
+        row (:meth:`core.keystore.KeyStore.lookup_rows`) and its rows' associated data made, by the
+        process that decrypts the part; every row decrypted with one AES-GCM set-up per subject,
+        made for its rows and dropped after them, a large gallery's parts shared out between this
+        process and a forked child working at the same time (:func:`core.keystore.unseal_parallel`:
+        memory only; each of the child's parts is yielded as soon as the child is done with it); the
+        vectors and subject ids cut out in C (each plaintext is the subject id, the fields' JSON,
+        which is not parsed, and the vector: :func:`core.cache.pack_sealed`).
 
         Raises
         ------
@@ -511,11 +515,17 @@ class GalleryStore:
             A subject's key is missing, a row does not decrypt, or a plaintext is not of a
             ``dims``-dimensional face (altered, or sealed under another key).
         """
-        keys, which = self._row_keys(name, table.column("key_id").combine_chunks())
+        key_ids = table.column("key_id").combine_chunks()
+        if key_ids.null_count:
+            raise KeyStoreError(f"gallery {name!r}: {key_ids.null_count} face row(s) name no subject key")
         face_ids: builtins.list[str] = table.column("face_id").to_pylist()
         prefix = _aad(name, "")
-        aads = [prefix + f.encode() for f in face_ids]
-        jobs: builtins.list[tuple[np.ndarray, memoryview, np.ndarray, Sequence[bytes]]] = []
+
+        def opener(lo: int, hi: int) -> tuple[builtins.list[bytes | None], np.ndarray, builtins.list[bytes]]:
+            keys, which = self._row_keys(name, key_ids.slice(lo, hi - lo))
+            return keys, which, [prefix + f.encode() for f in face_ids[lo:hi]]
+
+        jobs: builtins.list[tuple[memoryview, np.ndarray, Opener]] = []
         rows: builtins.list[tuple[int, int]] = []
         sizes, start = [], 0
         for chunk in table.column("sealed").chunks:  # as read: no copy of the whole column into one
@@ -523,13 +533,13 @@ class GalleryStore:
             sizes.append(offsets[1:] - offsets[:-1] - 28)
             for lo in range(0, len(chunk), _PART_ROWS):
                 hi = min(lo + _PART_ROWS, len(chunk))
-                jobs.append((which[start + lo : start + hi], data, offsets[lo : hi + 1], aads[start + lo : start + hi]))
+                jobs.append((data, offsets[lo : hi + 1], partial(opener, start + lo, start + hi)))
                 rows.append((start + lo, start + hi))
             start += len(chunk)
         size = np.concatenate(sizes) if sizes else np.zeros(0, dtype=np.int64)
         ends = np.cumsum(size)
         processes = 2 if len(face_ids) >= _PARALLEL_ROWS and _may_fork() and _core_free() else 1
-        for plain, i in unseal_parallel(keys, jobs, processes, _OWN_SHARE):
+        for plain, i in unseal_parallel(jobs, processes, _OWN_SHARE):
             lo, hi = rows[i]
             subjects, matrix = _cut_faces(name, plain, ends[lo:hi] - (ends[lo] - size[lo]), size[lo:hi], dims)
             yield face_ids[lo:hi], subjects, matrix
@@ -715,10 +725,10 @@ class GalleryStore:
                 cached = self._loaded.get((name, approximate))
                 if cached is not None and cached.ref.fingerprint == fingerprint:
                     return cached
-                table = con.sql(
-                    "SELECT face_id, key_id, sealed FROM gallery_faces WHERE gallery = $1 ORDER BY face_id",
-                    params=[name],
-                ).to_arrow_table()
+                # in the table's order, not sorted: the index breaks ties by face id (its row order decides
+                # nothing), and a sort of a million rows costs a third of the read (bench_privacy.py)
+                table = con.sql("SELECT face_id, key_id, sealed FROM gallery_faces WHERE gallery = $1",
+                                params=[name]).to_arrow_table()
                 model = json.loads(con.execute("SELECT config FROM galleries WHERE name = ?", [name]).fetchall()[0][0])
             dims = MODELS[model["model"]]
             n = table.num_rows
@@ -898,10 +908,13 @@ def _may_fork() -> bool:
 
     A child starts with a copy of every lock as it was: one held by another thread at that moment
     (inside OpenSSL, say, signing a record) is held for ever in the child, which would hang there.
-    The threads of DuckDB never run Python or OpenSSL; a process with threads of its own (the
-    dashboard's server) loads in one process.
+    The threads of DuckDB never run Python or OpenSSL, nor does a database's reaper thread
+    (:func:`core.storage.connection.is_reaper`, alive for a moment after every read of the file); a
+    process with threads of its own (the dashboard's server) loads in one process.
     """
-    return hasattr(os, "fork") and _cpus() >= 2 and threading.active_count() == 1
+    me = threading.current_thread()
+    others = [t for t in threading.enumerate() if t is not me and not is_reaper(t)]
+    return hasattr(os, "fork") and _cpus() >= 2 and not others
 
 
 def _core_free() -> bool:

@@ -50,7 +50,7 @@ import signal
 import threading
 import weakref
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import cast
@@ -229,6 +229,9 @@ class KeyStore:
             rows = _search(heads, order, raw)
             rows = np.where((entries[rows, :_ID] == raw).all(axis=1), rows, -1)
             present, which = np.unique(rows, return_inverse=True)
+            if len(present) == len(rows) and present[0] >= 0:  # a key per row (one-face subjects): in row order
+                return (np.ascontiguousarray(entries[rows, _ID:]).view(f"V{_KEY}").ravel().tolist(),
+                        np.arange(len(rows), dtype=np.int64))
             keys: list[bytes | None] = np.ascontiguousarray(
                 entries[present[present >= 0], _ID:]).view(f"V{_KEY}").ravel().tolist()
             return ([None, *keys] if len(present) and present[0] < 0 else keys), which.astype(np.int64).ravel()
@@ -530,7 +533,8 @@ def unseal_into(
         raise ValueError(f"the plaintexts take {int(ends[-1]) if len(ends) else 0} bytes, not {len(out)}")
     which = np.asarray(which)
     at, to, begin = offsets[:-1], offsets[1:], ends - sizes
-    distinct = len(np.unique(which))
+    rising = len(which) < 2 or bool((which[1:] > which[:-1]).all())  # a key per row, seen without a sort
+    distinct = len(which) if rising else len(np.unique(which))
     if distinct == len(which):  # a key per row (one-face subjects, the worst case): no loop in Python at all
         row_keys = list(map(keys.__getitem__, which.tolist()))
         if None in row_keys:
@@ -567,14 +571,23 @@ def unseal_into(
 #: What a decrypting child process's exit status means (:func:`unseal_parallel`).
 _CHILD_DONE, _CHILD_REFUSED = 0, 3
 
+#: What a part of sealed rows needs besides its bytes, made by the process that decrypts it: ``(keys, which, aads)``
+#: (as :func:`unseal_into` takes them).
+Opener = Callable[[], tuple[Sequence[bytes | None], np.ndarray, Sequence[bytes]]]
+
 
 def unseal_parallel(
-    keys: Sequence[bytes | None],
-    parts: Sequence[tuple[np.ndarray, memoryview, np.ndarray, Sequence[bytes]]],
+    parts: Sequence[tuple[memoryview, np.ndarray, Opener]],
     processes: int,
     own: float = 0.5,
 ) -> Iterator[tuple[memoryview, int]]:
-    """Decrypt parts of rows (each ``(which, sealed, offsets, aads)``, as :func:`unseal_into`), yielded in part order.
+    """Decrypt parts of rows (each ``(sealed, offsets, opener)``), yielded in part order.
+
+    Row ``i`` of a part is ``sealed[offsets[i]:offsets[i + 1]]``; ``opener()`` gives the part's
+    keys, each row's key and the rows' associated data (:func:`unseal_into`). It is called by the
+    process that decrypts the part, so looking the keys up is shared out too; the first part's is
+    called before any fork (what it builds once, such as the key store's search index, is then
+    inherited rather than built again in each process).
 
     Yields ``(plain, p)`` once part ``p`` is decrypted: ``plain`` holds its rows' plaintexts back
     to back, valid until the next part is asked for (this process's parts are decrypted into one
@@ -583,64 +596,115 @@ def unseal_parallel(
     the rows; the caller works on each as it is yielded) while forked children decrypt the others
     at the same time, into an anonymous shared mapping (memory, no file: nothing decrypted
     reaches a disk, and the keys stay in the memory the children inherited). A child only
-    decrypts (no database, no lock of this process) and leaves by ``os._exit``; all are waited for
-    before the first of their parts is yielded, and none outlives the generator: closed early, or
-    failing (a row that does not decrypt, an interruption), it kills and reaps them.
+    decrypts (no database, no lock of this process), tells this process through a pipe each time
+    a part is done (so it is yielded while the child goes on with the next), and leaves by
+    ``os._exit``; none outlives the generator: closed early, or failing (a row that does not
+    decrypt, an interruption), it kills and reaps them.
 
     Raises
     ------
     KeyStoreError
         A row is shorter than a nonce and a tag, its key is None, does not decrypt (in this process
-        or a child), or a child failed otherwise (named with its exit status).
+        or a child: a part a child refused is decrypted again here, to raise its own error), or a
+        child failed otherwise (named with its exit status).
     """
-    spans = [plain_size(offsets) for _, _, offsets, _ in parts]
+    spans = [plain_size(offsets) for _, offsets, _ in parts]
     forking = processes >= 2 and len(parts) >= 2 and hasattr(os, "fork")
-    groups = _groups([len(offsets) - 1 for _, _, offsets, _ in parts], processes if forking else 1, own)
+    groups = _groups([len(offsets) - 1 for _, offsets, _ in parts], processes if forking else 1, own)
     scratch = np.empty(max((spans[i] for i in groups[0]), default=0), dtype=np.uint8).data
+    opened = {groups[0][0]: parts[groups[0][0]][2]()} if parts else {}
     if not forking:
-        for i, (which, sealed, offsets, aads) in enumerate(parts):
-            unseal_into(keys, which, sealed, offsets, aads, scratch[: spans[i]])
-            yield scratch[: spans[i]], i
+        for i in range(len(parts)):
+            yield _unseal_part(parts[i], scratch[: spans[i]], opened.pop(i, None)), i
         return
     theirs = [i for group in groups[1:] for i in group]
     at = dict(zip(theirs, np.cumsum([0] + [spans[i] for i in theirs]).tolist(), strict=False))
     shared = mmap.mmap(-1, max(sum(spans[i] for i in theirs), 1), flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
     buffer = memoryview(shared)
-    children: list[int] = []
+    children: list[tuple[int, int]] = []  # (pid, the read end of its pipe)
     try:
         for group in groups[1:]:
+            read_end, write_end = os.pipe()
             pid = os.fork()
             if pid == 0:  # the child: decrypt its parts, leave without running anything of the parent's
                 status = 1
                 try:
+                    os.close(read_end)
                     for i in group:
-                        which, sealed, offsets, aads = parts[i]
-                        unseal_into(keys, which, sealed, offsets, aads, buffer[at[i] : at[i] + spans[i]])
+                        _unseal_part(parts[i], buffer[at[i] : at[i] + spans[i]])
+                        os.write(write_end, i.to_bytes(4, "big"))  # atomic (under PIPE_BUF): part i is done
                     status = _CHILD_DONE
                 except KeyStoreError:
                     status = _CHILD_REFUSED
                 finally:
                     os._exit(status)
-            children.append(pid)
+            os.close(write_end)
+            children.append((pid, read_end))
         for i in groups[0]:
-            which, sealed, offsets, aads = parts[i]
-            unseal_into(keys, which, sealed, offsets, aads, scratch[: spans[i]])
-            yield scratch[: spans[i]], i
-        failed = []
-        while children:
-            failed.append(os.waitstatus_to_exitcode(os.waitpid(children[-1], 0)[1]))
-            children.pop()
-        if _CHILD_REFUSED in failed:
-            raise KeyStoreError("a sealed row does not decrypt under its key: altered, or sealed under another key")
-        if any(failed):
-            raise KeyStoreError(f"a decrypting process failed (exit status {[f for f in failed if f]})")
+            yield _unseal_part(parts[i], scratch[: spans[i]], opened.pop(i, None)), i
         for group in groups[1:]:
+            pid, read_end = children[0]
             for i in group:
+                if _read_exactly(read_end, 4) != i.to_bytes(4, "big"):  # the child stopped (exited) before part i
+                    _reap(children)
+                    _refused_here(parts[i], spans[i])
                 yield buffer[at[i] : at[i] + spans[i]], i
+            if _reap(children) != _CHILD_DONE:
+                raise KeyStoreError("a decrypting process failed after its last part")
     finally:
-        for pid in children:  # left only when this generator failed, was interrupted or closed: stop and reap them
+        for pid, read_end in children:  # left only when this generator failed, was interrupted or closed
+            os.close(read_end)
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
+
+
+def _unseal_part(part: tuple[memoryview, np.ndarray, Opener], out: memoryview,
+                 opened: tuple[Sequence[bytes | None], np.ndarray, Sequence[bytes]] | None = None) -> memoryview:
+    """Decrypt one part of :func:`unseal_parallel` into ``out`` (its plaintexts' size); ``opened``: its opener's result."""
+    sealed, offsets, opener = part
+    keys, which, aads = opener() if opened is None else opened
+    unseal_into(keys, which, sealed, offsets, aads, out)
+    return out
+
+
+def _read_exactly(fd: int, n: int) -> bytes:
+    """Read ``n`` bytes from a pipe, or fewer at its end (the writer gone)."""
+    got = b""
+    while len(got) < n:
+        more = os.read(fd, n - len(got))
+        if not more:
+            break
+        got += more
+    return got
+
+
+def _reap(children: list[tuple[int, int]]) -> int:
+    """Close the first child's pipe, wait for it to exit and forget it; return its exit status.
+
+    Raises
+    ------
+    KeyStoreError
+        It failed otherwise than by refusing a part (named with its exit status).
+    """
+    pid, read_end = children.pop(0)
+    os.close(read_end)
+    status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if status not in (_CHILD_DONE, _CHILD_REFUSED):
+        raise KeyStoreError(f"a decrypting process failed (exit status {status})")
+    return status
+
+
+def _refused_here(part: tuple[memoryview, np.ndarray, Opener], span: int) -> None:
+    """Decrypt a part a child refused (a missing key, a row that does not decrypt) here, raising its own error.
+
+    Raises
+    ------
+    KeyStoreError
+        Always: the part's own error, or, if it decrypts here, that the key store changed meanwhile.
+    """
+    _unseal_part(part, memoryview(bytearray(span)))
+    raise KeyStoreError("a decrypting process refused a part of the rows that decrypts here: the key store "
+                        "changed during the load; load again")
 
 
 def _groups(rows: Sequence[int], processes: int, own: float) -> list[list[int]]:

@@ -45,6 +45,18 @@ _LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "lock on file")
 
 #: Every open Database, so that interpreter exit can stop their reaper threads first.
 _OPEN: weakref.WeakSet[Database] = weakref.WeakSet()
+#: Every :class:`Database`'s reaper thread (:meth:`Database._reap`), for :func:`is_reaper`.
+_REAPERS: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+
+
+def is_reaper(thread: threading.Thread) -> bool:
+    """Whether ``thread`` is a :class:`Database`'s reaper, which lets go of an idle file connection.
+
+    It runs only :meth:`Database._reap` (this module's lock, DuckDB's ``close``), never OpenSSL or
+    other code a forked child uses, so a child forked while it runs inherits no lock it needs
+    (:func:`core.gallery._may_fork`).
+    """
+    return thread in _REAPERS
 
 
 @atexit.register
@@ -145,6 +157,7 @@ class Database:
             if self._reaper is None or not self._reaper.is_alive():
                 self._stop.clear()
                 self._reaper = threading.Thread(target=self._reap, name="facetrail-db-reaper", daemon=True)
+                _REAPERS.add(self._reaper)
                 self._reaper.start()
                 _OPEN.add(self)
         return self._shared

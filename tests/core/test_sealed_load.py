@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -286,7 +288,9 @@ def test_a_load_in_two_processes_gives_every_row_in_order_and_leaves_no_process_
     assert loaded_rows(store) == expected
     assert forks == [1]  # the child did decrypt (so the check above covers its rows)
     index = store.load("g").index
-    assert index._face_ids == sorted(expected)  # type: ignore[attr-defined]
+    with store.db.connect() as con:
+        stored = [r[0] for r in con.execute("SELECT face_id FROM gallery_faces WHERE gallery = 'g'").fetchall()]
+    assert index._face_ids == stored  # type: ignore[attr-defined]  # in the table's order, part after part
     assert no_children_left(parallel)
     assert {p: p.stat().st_size for p in tmp_path.rglob("*")} == before  # nothing written (no plaintext on disk)
     assert (set(Path("/dev/shm").iterdir()) if Path("/dev/shm").is_dir() else set()) == shm
@@ -298,10 +302,8 @@ def test_an_altered_row_in_either_process_share_fails_the_load_and_the_child_is_
 ) -> None:
     """The first row is this process's share, the last the child's: either way the load is refused, nobody left."""
     store, _ = gallery
-    order = "ASC" if which == "first" else "DESC"
-    with store.db.connect() as con:
-        fid, sealed = con.execute(f"SELECT face_id, sealed FROM gallery_faces ORDER BY face_id {order} LIMIT 1"
-                                  ).fetchone()
+    with store.db.connect() as con:  # the load's first or last row (it reads them in the table's order)
+        fid, sealed = con.execute("SELECT face_id, sealed FROM gallery_faces").fetchall()[0 if which == "first" else -1]
         flipped = bytearray(sealed)
         flipped[20] ^= 1
         con.execute("UPDATE gallery_faces SET sealed = ? WHERE face_id = ?", [bytes(flipped), fid])
@@ -309,6 +311,56 @@ def test_an_altered_row_in_either_process_share_fails_the_load_and_the_child_is_
     with pytest.raises(KeyStoreError, match="does not decrypt"):
         store.load("g")
     assert no_children_left(parallel)
+
+
+@pytest.mark.parametrize("which", ["first", "last"])
+def test_a_missing_key_in_either_process_share_is_named_and_the_child_is_reaped(gallery, parallel, which: str) -> None:
+    """The child looks its own share's keys up: a key missing there is named as precisely as in this process's share."""
+    store, _ = gallery
+    with store.db.connect() as con:
+        key_id = con.execute("SELECT key_id FROM gallery_faces").fetchall()[0 if which == "first" else -1][0]
+    assert store.keys.destroy([key_id]) == 1
+    store._loaded.clear()
+    with pytest.raises(KeyStoreError, match=r"gallery 'g': 1 subject key\(s\) are not in the key store"):
+        store.load("g")
+    assert no_children_left(parallel)
+
+
+def test_a_childs_part_is_handed_over_as_soon_as_it_is_done_while_the_child_goes_on(tmp_path: Path) -> None:
+    """The parent gets each of the child's parts when the child finishes it, not only once the child has exited.
+
+    The child's last part waits (in its opener, in the child) for a flag file that the test writes only once it
+    holds the child's first part; the child records whether it saw the flag. Were the parts handed over only at the
+    child's exit, it would wait in vain and record that it did not.
+    """
+    before = children()
+    flag, saw = tmp_path / "flag", tmp_path / "saw"
+    keys = [bytes([k]) * 32 for k in range(4)]
+    plains = [bytes([i % 251]) * 50 for i in range(400)]
+    aads = [f"row{i}".encode() for i in range(400)]
+    sealed = [seal(keys[i % 4], p, a) for i, (p, a) in enumerate(zip(plains, aads, strict=True))]
+    offsets = np.cumsum([0] + [len(x) for x in sealed])
+    data = memoryview(b"".join(sealed))
+    which = np.arange(400) % 4
+
+    def opener(lo: int) -> tuple[list[bytes], np.ndarray, list[bytes]]:
+        if lo == 300:  # the child's last part
+            deadline = time.monotonic() + 10
+            while not flag.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            saw.write_text(str(flag.exists()))
+        return keys, which[lo : lo + 100], aads[lo : lo + 100]
+
+    parts = [(data, offsets[lo : lo + 101], partial(opener, lo)) for lo in range(0, 400, 100)]
+    got = []
+    for plain, i in unseal_parallel(parts, 2, own=0.5):  # this process: parts 0 and 1; the child: 2 and 3
+        got.append((bytes(plain), i))
+        if i == 2:
+            flag.write_text("")
+    assert [i for _, i in got] == [0, 1, 2, 3]
+    assert b"".join(p for p, _ in got) == b"".join(plains)
+    assert saw.read_text() == "True"
+    assert no_children_left(before)
 
 
 def test_a_load_stopped_early_kills_and_reaps_the_decrypting_child() -> None:
@@ -321,14 +373,15 @@ def test_a_load_stopped_early_kills_and_reaps_the_decrypting_child() -> None:
     offsets = np.cumsum([0] + [len(x) for x in sealed])
     data = memoryview(b"".join(sealed))
     which = np.arange(400) % 4
-    parts = [(which[lo : lo + 100], data, offsets[lo : lo + 101], aads[lo : lo + 100]) for lo in range(0, 400, 100)]
-    got = unseal_parallel(keys, parts, 2)
+    parts = [(data, offsets[lo : lo + 101], partial(lambda lo: (keys, which[lo : lo + 100], aads[lo : lo + 100]), lo))
+             for lo in range(0, 400, 100)]
+    got = unseal_parallel(parts, 2)
     buffer, first = next(got)
     assert first == 0 and bytes(buffer[:5000]) == b"".join(plains[:100])
     assert not no_children_left(before)  # the child is there (decrypting or done, not yet reaped)
     got.close()
     assert no_children_left(before)
-    rest = [(bytes(plain), i) for plain, i in unseal_parallel(keys, parts, 2)]  # read to its end: every part, in order
+    rest = [(bytes(plain), i) for plain, i in unseal_parallel(parts, 2)]  # read to its end: every part, in order
     assert [i for _, i in rest] == [0, 1, 2, 3]
     assert b"".join(plain for plain, _ in rest) == b"".join(plains)
     assert no_children_left(before)
@@ -371,6 +424,35 @@ def test_a_process_with_threads_of_its_own_loads_without_forking(
         release.set()
         other.join()
     assert forks == []
+
+
+def test_a_databases_reaper_thread_does_not_keep_a_load_from_forking(
+    gallery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every read of the file leaves the database's reaper thread alive for a moment: it must not stop the fork.
+
+    (It did: a load that came right after its read decided in that moment and decrypted in one process.) The
+    process's threads are the test's and the reaper (others that earlier tests may have left are not shown).
+    """
+    store, expected = gallery
+    monkeypatch.setattr(gallery_module, "_PARALLEL_ROWS", 1)
+    monkeypatch.setattr(gallery_module, "_PART_ROWS", 2)
+    monkeypatch.setattr(gallery_module, "_core_free", lambda: True)
+    monkeypatch.setattr(gallery_module, "_cpus", lambda: 2)
+    with store.db.connect():
+        pass
+    reaper = store.db._reaper
+    assert reaper is not None and reaper.is_alive()
+    monkeypatch.setattr(threading, "enumerate", lambda: [threading.current_thread(), reaper])
+    made: list[int] = []
+    real_fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: made.append(1) or real_fork())
+    store._loaded.clear()
+    assert loaded_rows(store) == expected
+    assert made == [1]
+    other = threading.Thread(target=lambda: None)
+    monkeypatch.setattr(threading, "enumerate", lambda: [threading.current_thread(), reaper, other])
+    assert not gallery_module._may_fork()  # any other thread of Python still keeps it from forking
 
 
 @pytest.mark.parametrize(("load", "forks"), [(0.4, True), (1.0, True), (1.5, False), (9.0, False)])
