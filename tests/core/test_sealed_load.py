@@ -133,6 +133,18 @@ def test_an_uppercase_key_id_finds_its_key_until_it_is_destroyed(gallery) -> Non
     assert KeyStore(store.keys.path).lookup([key_id.upper(), key_id]) == [None, None]
 
 
+@pytest.mark.parametrize("which", ["first", "last"])
+def test_rows_naming_their_key_in_capitals_load_in_either_process_share(gallery, parallel, which: str) -> None:
+    """Key ids not in the canonical form take the one-by-one lookup, also in the child (which looks its keys up)."""
+    store, expected = gallery
+    with store.db.connect() as con:
+        fid = con.execute("SELECT face_id FROM gallery_faces").fetchall()[0 if which == "first" else -1][0]
+        con.execute("UPDATE gallery_faces SET key_id = upper(key_id) WHERE face_id = ?", [fid])
+    store._loaded.clear()
+    assert loaded_rows(store) == expected
+    assert no_children_left(parallel)
+
+
 def test_a_key_id_that_is_not_hex_is_named(gallery) -> None:
     store, _ = gallery
     with pytest.raises(KeyStoreError, match="'zz' is not hexadecimal"):
