@@ -87,7 +87,7 @@ def _tables(runtime: Runtime, cache_days: float) -> list[DataHolding]:
             "SHA-256 only as keyed HMACs (under the key store's secret)"))
         rows, oldest = one("SELECT count(*), min(created_at) FROM embedding_cache")
         out.append(DataHolding(
-            "table:embedding_cache", "personal: image SHA-256 of images without a usable face (no embedding)",
+            "table:embedding_cache", "personal: keyed references of images without a usable face (no embedding)",
             int(rows), None, _iso(oldest), "until the image is erased from every gallery", "none (no biometric data)"))
         rows, oldest = one("SELECT count(*), min(created_at) FROM evaluation_cache")
         out.append(DataHolding(

@@ -19,6 +19,10 @@ twice under the same configuration:
   purge-evaluation-cache``) deletes them and destroys their days' keys, so a purged
   embedding cannot be read back from the file's free blocks.
 
+Both key their entries by the image's keyed reference (:func:`image_refs`, the HMAC gallery rows
+keep in ``image_ref``), never by its SHA-256 in clear: whoever holds the database without the
+key store cannot confirm that a given photo was submitted or evaluated (schema version 9).
+
 Entries of one image are purged when that image is erased from every gallery (see
 :meth:`core.gallery.GalleryStore.delete_subject`).
 
@@ -29,6 +33,8 @@ is embedded again (a configuration without fallback detectors computes the same 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import struct
 from collections.abc import Callable, Iterable, Sequence
@@ -44,8 +50,8 @@ from core.results import Face
 from core.settings import Settings
 from core.storage.connection import Database
 
-__all__ = ["CachedOutcome", "EmbeddingCache", "EvaluationCache", "PurgeReport", "pack_sealed", "unpack_head",
-           "unpack_sealed"]
+__all__ = ["CachedOutcome", "EmbeddingCache", "EvaluationCache", "PurgeReport", "image_refs", "pack_sealed",
+           "unpack_head", "unpack_sealed"]
 
 #: Failures that belong to the image itself and can be cached.
 CACHEABLE_ERRORS = frozenset({"no_face", "multiple_faces"})
@@ -96,19 +102,29 @@ def face_from_fields(data: dict[str, Any]) -> Face | None:
     return Face.from_dict(data) if "detector" in data else None
 
 
-def _delete_stale(con: Any, table: str, embedding_key: str, hashes: Sequence[str]) -> None:
-    """Delete the rows of ``hashes`` under ``embedding_key`` the caller found stale (see ``put_many``)."""
-    if hashes:
+def image_refs(keys: KeyStore, hashes: Iterable[str]) -> list[str]:
+    """Return each image SHA-256's keyed reference (32 hex digits): what rows and cache entries keep instead of it.
+
+    An HMAC-SHA256 under a key derived from the key store's secret, the same for every gallery and
+    cache, so an image is found by its hash while the stored value links nothing without the store.
+    """
+    key = keys.hmac_key("facetrail-image-ref")
+    return [hmac.new(key, h.encode(), hashlib.sha256).hexdigest()[:32] for h in hashes]
+
+
+def _delete_stale(con: Any, table: str, embedding_key: str, refs: Sequence[str]) -> None:
+    """Delete the rows of these image references under ``embedding_key`` the caller found stale (see ``put_many``)."""
+    if refs:
         con.execute(
             f"DELETE FROM {table} WHERE embedding_key = ? AND list_contains(?, image_sha256)",
-            [embedding_key, sorted(set(hashes))],
+            [embedding_key, sorted(set(refs))],
         )
 
 
-def _failures_table(embedding_key: str, items: Sequence[CachedOutcome]) -> pa.Table:
+def _failures_table(embedding_key: str, items: Sequence[CachedOutcome], refs: Sequence[str]) -> pa.Table:
     return pa.table(
         {
-            "image_sha256": [o.image_sha256 for o in items],
+            "image_sha256": list(refs),  # the keyed references (the column keeps its name of before version 9)
             "embedding_key": [embedding_key] * len(items),
             "faces_detected": pa.array([o.faces_detected for o in items], type=pa.int32()),
             "error_code": pa.array([o.error_code for o in items], type=pa.string()),
@@ -129,22 +145,29 @@ class EmbeddingCache:
         store's, decrypted); ``None``: only failures are known.
     """
 
-    def __init__(self, db: Database, enrolled: EnrolledLookup | None = None) -> None:
+    def __init__(self, db: Database, enrolled: EnrolledLookup | None = None, keys: KeyStore | None = None) -> None:
         self.db = db
         self._enrolled = enrolled
+        self.keys = keys if keys is not None else KeyStore.for_database(db, db.path)
+
+    def _refs(self, hashes: Iterable[str]) -> dict[str, str]:
+        """Return ``{keyed reference: hash}`` of these image hashes (what the tables are keyed by)."""
+        wanted = list(dict.fromkeys(hashes))
+        return dict(zip(image_refs(self.keys, wanted), wanted, strict=True))
 
     def get_many(self, hashes: Sequence[str], embedding_key: str) -> dict[str, CachedOutcome]:
         """Return the known outcomes for ``hashes`` under ``embedding_key``."""
         if not hashes:
             return {}
-        wanted = list(set(hashes))
+        by_ref = self._refs(hashes)
         with self.db.connect() as con:
             rows = con.execute(
                 "SELECT image_sha256, faces_detected, error_code, error_message FROM embedding_cache "
                 "WHERE embedding_key = ? AND error_code IS NOT NULL AND list_contains(?, image_sha256)",
-                [embedding_key, wanted],
+                [embedding_key, list(by_ref)],
             ).fetchall()
-        out = {r[0]: CachedOutcome(r[0], None, None, int(r[1]), r[2], r[3]) for r in rows}
+        out = {by_ref[r[0]]: CachedOutcome(by_ref[r[0]], None, None, int(r[1]), r[2], r[3]) for r in rows}
+        wanted = list(by_ref.values())
         rest = [h for h in wanted if h not in out]
         if rest and self._enrolled is not None:
             out.update(self._enrolled(rest, embedding_key))
@@ -162,10 +185,10 @@ class EmbeddingCache:
         if not items and not replace:
             return
         with self.db.connect(transaction=True) as con:
-            _delete_stale(con, "embedding_cache", embedding_key, replace)
+            _delete_stale(con, "embedding_cache", embedding_key, list(self._refs(replace)))
             if not items:
                 return
-            con.register("cache_rows", _failures_table(embedding_key, items))
+            con.register("cache_rows", _failures_table(embedding_key, items, list(self._refs(o.image_sha256 for o in items))))
             con.execute(
                 "INSERT INTO embedding_cache (image_sha256, embedding_key, faces_detected, error_code, "
                 "error_message) SELECT image_sha256, embedding_key, faces_detected, error_code, error_message "
@@ -175,17 +198,17 @@ class EmbeddingCache:
 
     def purge(self, hashes: Sequence[str]) -> int:
         """Erase every cached entry of these images, under every configuration."""
-        return _delete_hashes(self.db, "embedding_cache", hashes)
+        return _delete_refs(self.db, "embedding_cache", list(self._refs(hashes)))
 
 
-def _delete_hashes(db: Database, table: str, hashes: Sequence[str]) -> int:
-    if not hashes:
+def _delete_refs(db: Database, table: str, refs: Sequence[str]) -> int:
+    if not refs:
         return 0
     with db.connect(transaction=True) as con:
         count = con.execute(
-            f"SELECT count(*) FROM {table} WHERE list_contains(?, image_sha256)", [list(hashes)]
+            f"SELECT count(*) FROM {table} WHERE list_contains(?, image_sha256)", [list(refs)]
         ).fetchall()[0]
-        con.execute(f"DELETE FROM {table} WHERE list_contains(?, image_sha256)", [list(hashes)])
+        con.execute(f"DELETE FROM {table} WHERE list_contains(?, image_sha256)", [list(refs)])
     return int(count[0]) if count else 0
 
 
@@ -223,8 +246,7 @@ class EvaluationCache(EmbeddingCache):
 
     def __init__(self, db: Database, keys: KeyStore | None = None, *, retention_days: float | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
-        super().__init__(db)
-        self.keys = keys if keys is not None else KeyStore.for_database(db, db.path)
+        super().__init__(db, keys=keys)
         days = retention_days if retention_days is not None else Settings.from_env().evaluation_cache_days
         self.retention = timedelta(days=days)
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -236,16 +258,18 @@ class EvaluationCache(EmbeddingCache):
         """Return the outcomes for ``hashes`` under ``embedding_key`` written within the retention period."""
         if not hashes:
             return {}
+        by_ref = self._refs(hashes)
         with self.db.connect() as con:
             rows = con.execute(
                 "SELECT image_sha256, key_id, sealed, faces_detected, error_code, error_message FROM evaluation_cache "
                 "WHERE embedding_key = ? AND created_at >= ? AND list_contains(?, image_sha256)",
-                [embedding_key, self._cutoff(), list(set(hashes))],
+                [embedding_key, self._cutoff(), list(by_ref)],
             ).fetchall()
         keys = self.keys.get_many({r[1] for r in rows if r[1] is not None})
         ciphers = {k: AESGCM(v) for k, v in keys.items()}
         out: dict[str, CachedOutcome] = {}
-        for sha, key_id, sealed, faces, code, message in rows:
+        for ref, key_id, sealed, faces, code, message in rows:
+            sha = by_ref[ref]
             if code is not None:
                 out[sha] = CachedOutcome(sha, None, None, int(faces), code, message)
             elif key_id in ciphers:
@@ -286,13 +310,15 @@ class EvaluationCache(EmbeddingCache):
             else seal(key, pack_sealed({"face": o.face.to_dict()}, o.vector), f"{o.image_sha256}\0{embedding_key}".encode())
             for o in items
         ]
-        rows = _failures_table(embedding_key, items).append_column(
+        refs = self._refs(o.image_sha256 for o in items)
+        ref_of = {sha: ref for ref, sha in refs.items()}
+        rows = _failures_table(embedding_key, items, [ref_of[o.image_sha256] for o in items]).append_column(
             "sealed", pa.array(sealed, type=pa.binary())
         ).append_column("key_id", pa.array([key_id if s is not None else None for s in sealed], type=pa.string()))
         with self.db.connect(transaction=True) as con:
             # a sealed entry this call embeds again was unreadable (no detector) or stale: replace it
-            fresh = [o.image_sha256 for o in items if o.vector is not None]
-            _delete_stale(con, "evaluation_cache", embedding_key, [*replace, *fresh])
+            fresh = [ref_of[o.image_sha256] for o in items if o.vector is not None]
+            _delete_stale(con, "evaluation_cache", embedding_key, [*self._refs(replace), *fresh])
             con.register("cache_rows", rows)
             con.execute(
                 "INSERT INTO evaluation_cache (image_sha256, embedding_key, key_id, sealed, faces_detected, error_code, "
@@ -304,7 +330,7 @@ class EvaluationCache(EmbeddingCache):
 
     def purge(self, hashes: Sequence[str]) -> int:
         """Erase every evaluation-cache entry of these images."""
-        return _delete_hashes(self.db, "evaluation_cache", hashes)
+        return _delete_refs(self.db, "evaluation_cache", list(self._refs(hashes)))
 
     def purge_expired(self, *, everything: bool = False, dry_run: bool = False) -> PurgeReport:
         """Delete entries older than the retention period (``everything``: all) and destroy their day keys.

@@ -58,7 +58,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.cache import CachedOutcome, EmbeddingCache, face_from_fields, pack_sealed, unpack_sealed
+from core.cache import CachedOutcome, EmbeddingCache, face_from_fields, image_refs, pack_sealed, unpack_sealed
 from core.config import MODELS, ModelConfig
 from core.errors import BadInput, ConfigMismatch, GalleryExists, GalleryNotFound, NotFound
 from core.index import ApproxIndex, ExactIndex, VectorIndex
@@ -169,7 +169,7 @@ class GalleryStore:
     def __init__(self, db: Database, keys: KeyStore | None = None) -> None:
         self.db = db
         self.keys = keys if keys is not None else KeyStore.for_database(db, db.path)
-        self.cache = EmbeddingCache(db, self._enrolled)
+        self.cache = EmbeddingCache(db, self._enrolled, self.keys)
         self._loaded: dict[tuple[str, bool], LoadedGallery] = {}
         self._lock = threading.RLock()
         self._pending_keys: set[str] = set()
@@ -341,8 +341,7 @@ class GalleryStore:
 
     def _image_refs(self, hashes: Iterable[str]) -> builtins.list[str]:
         """Return each image SHA-256's keyed reference (the ``image_ref`` column): one key for every gallery."""
-        key = self.keys.hmac_key("facetrail-image-ref")
-        return [_keyed(key, h, 32) for h in hashes]
+        return image_refs(self.keys, hashes)
 
     def _stored_ids(self, gallery: str, face_id: str) -> builtins.list[str]:
         """Return a face id as stored and, for an id a record wrote before ids were keyed, its keyed form."""

@@ -65,6 +65,14 @@ image's SHA-256 (the clear ``image_sha256`` column stays only for files written 
 face id replaced by a keyed one, when the gallery store re-keys their rows); a file that held rows or cached
 entries gets the ``database_marks`` entry ``rewrite_due``: the gallery store then rewrites the whole file (a fresh
 copy, atomically renamed) so the clear values of before are not left in its free blocks.
+
+Version 9 (keyed cache entries, :mod:`core.cache`): ``embedding_cache`` and ``evaluation_cache`` key their
+entries by the image's keyed reference (the same keyed HMAC as ``gallery_faces.image_ref``, 32 hex digits,
+in their ``image_sha256`` column) instead of its SHA-256 in clear, which let whoever holds the file confirm
+that a given photo was submitted or evaluated. The caches are emptied (both are recomputable: failures are
+found again, evaluated images embedded again) and a file that held entries gets ``rewrite_due``, so the clear
+hashes are not left in its free blocks. The evaluation cache's day keys stay listed and are destroyed by its
+purge as before.
 """
 
 from __future__ import annotations
@@ -361,6 +369,15 @@ _V8_UNLINKABLE_ROWS = (
     "OR EXISTS (SELECT 1 FROM evaluation_cache)) ON CONFLICT DO NOTHING",
 )
 
+#: Version 9: keyed cache entries (see the module docstring).
+_V9_KEYED_CACHES = (
+    "INSERT INTO database_marks (name, value) SELECT 'rewrite_due', 'migration 9' "
+    "WHERE (EXISTS (SELECT 1 FROM embedding_cache) OR EXISTS (SELECT 1 FROM evaluation_cache)) "
+    "ON CONFLICT DO NOTHING",
+    "DELETE FROM embedding_cache",
+    "DELETE FROM evaluation_cache",
+)
+
 #: Every migration, oldest first; a released one is never edited.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "galleries, embedding cache, calibrations, audit log and checkpoints, users, evaluation runs", _V1),
@@ -378,6 +395,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _V7_SUBTREES),
     Migration(8, "unlinkable gallery rows: keyed face ids and image references, the file rewritten without "
                  "the clear values of before", _V8_UNLINKABLE_ROWS),
+    Migration(9, "keyed cache entries: the caches keyed by the image's keyed reference, not its SHA-256 in clear "
+                 "(emptied: they are recomputable)", _V9_KEYED_CACHES),
 )
 
 #: The shape this facetrail writes.

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from core import Database, Embedding, EnrollItem, Face, GalleryStore
-from core.cache import CachedOutcome, EvaluationCache
+from core.cache import CachedOutcome, EvaluationCache, image_refs
+from core.keystore import KeyStore
 from tests.auth import token_for
 from tests.conftest import make_config, random_unit
 
@@ -72,7 +73,8 @@ def test_purge_dry_run_then_purge_then_nothing(db_path: Path) -> None:
     assert (again["entries"], again["keys_destroyed"]) == (0, 0)
     db = Database(db_path)
     with db.connect() as con:
-        assert con.execute("SELECT image_sha256 FROM evaluation_cache").fetchall() == [("d",)]
+        kept = image_refs(KeyStore.for_database(db, db.path), ["d"])  # entries are keyed (schema version 9)
+        assert con.execute("SELECT image_sha256 FROM evaluation_cache").fetchall() == [(kept[0],)]
     db.close()
 
 
