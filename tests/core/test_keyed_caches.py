@@ -20,8 +20,9 @@ import numpy as np
 from core import Database, Face, GalleryStore
 from core.cache import CachedOutcome, EmbeddingCache, EvaluationCache, image_refs
 from core.keystore import KeyStore
-from core.storage.schema import MIGRATIONS, SCHEMA_VERSION
+from core.storage.schema import SCHEMA_VERSION
 from tests.conftest import make_config
+from tests.core.old_files import schema_as_of
 
 FACE = Face(0, 0, 10, 10, 1.0, "dlib")
 PHOTOS = [f"candidate photo {i}".encode() * 30 for i in range(6)]
@@ -78,13 +79,7 @@ def test_cached_failures_and_evaluations_are_found_by_hash_yet_their_hashes_are_
 def v8_file(path: Path) -> None:
     """Write a file as facetrail wrote it at version 8: cache entries keyed by the images' SHA-256 in clear."""
     with duckdb.connect(str(path)) as con:
-        con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, "
-                    "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-        for migration in MIGRATIONS[:8]:
-            for statement in migration.statements:
-                con.execute(statement)
-            con.execute("INSERT INTO schema_version (version, description) VALUES (?, ?)",
-                        [migration.version, migration.description])
+        schema_as_of(con, 8)
         embedding_key = make_config().embedding_key
         for h in HASHES[:3]:
             con.execute("INSERT INTO embedding_cache (image_sha256, embedding_key, faces_detected, error_code, "

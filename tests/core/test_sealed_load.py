@@ -15,8 +15,10 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -338,15 +340,11 @@ def test_a_missing_key_in_either_process_share_is_named_and_the_child_is_reaped(
     assert no_children_left(parallel)
 
 
-def test_a_childs_part_is_handed_over_as_soon_as_it_is_done_while_the_child_goes_on(tmp_path: Path) -> None:
-    """The parent gets each of the child's parts when the child finishes it, not only once the child has exited.
+def four_parts(before_opening: Callable[[int], None] = lambda lo: None) -> tuple[list[bytes], list[Any]]:
+    """400 rows under 4 keys in turn, in parts of 100 (for :func:`unseal_parallel`): the plaintexts and the parts.
 
-    The child's last part waits (in its opener, in the child) for a flag file that the test writes only once it
-    holds the child's first part; the child records whether it saw the flag. Were the parts handed over only at the
-    child's exit, it would wait in vain and record that it did not.
+    ``before_opening(first row)`` runs in the process that opens a part, before it is opened.
     """
-    before = children()
-    flag, saw = tmp_path / "flag", tmp_path / "saw"
     keys = [bytes([k]) * 32 for k in range(4)]
     plains = [bytes([i % 251]) * 50 for i in range(400)]
     aads = [f"row{i}".encode() for i in range(400)]
@@ -356,14 +354,30 @@ def test_a_childs_part_is_handed_over_as_soon_as_it_is_done_while_the_child_goes
     which = np.arange(400) % 4
 
     def opener(lo: int) -> tuple[list[bytes], np.ndarray, list[bytes]]:
+        before_opening(lo)
+        return keys, which[lo : lo + 100], aads[lo : lo + 100]
+
+    return plains, [(data, offsets[lo : lo + 101], partial(opener, lo)) for lo in range(0, 400, 100)]
+
+
+def test_a_childs_part_is_handed_over_as_soon_as_it_is_done_while_the_child_goes_on(tmp_path: Path) -> None:
+    """The parent gets each of the child's parts when the child finishes it, not only once the child has exited.
+
+    The child's last part waits (in its opener, in the child) for a flag file that the test writes only once it
+    holds the child's first part; the child records whether it saw the flag. Were the parts handed over only at the
+    child's exit, it would wait in vain and record that it did not.
+    """
+    before = children()
+    flag, saw = tmp_path / "flag", tmp_path / "saw"
+
+    def wait_for_flag(lo: int) -> None:
         if lo == 300:  # the child's last part
             deadline = time.monotonic() + 10
             while not flag.exists() and time.monotonic() < deadline:
                 time.sleep(0.01)
             saw.write_text(str(flag.exists()))
-        return keys, which[lo : lo + 100], aads[lo : lo + 100]
 
-    parts = [(data, offsets[lo : lo + 101], partial(opener, lo)) for lo in range(0, 400, 100)]
+    plains, parts = four_parts(wait_for_flag)
     got = []
     for plain, i in unseal_parallel(parts, 2, own=0.5):  # this process: parts 0 and 1; the child: 2 and 3
         got.append((bytes(plain), i))
@@ -378,15 +392,7 @@ def test_a_childs_part_is_handed_over_as_soon_as_it_is_done_while_the_child_goes
 def test_a_load_stopped_early_kills_and_reaps_the_decrypting_child() -> None:
     """A caller that stops reading the parts (an error while indexing them) leaves no process decrypting."""
     before = children()
-    keys = [bytes([k]) * 32 for k in range(4)]
-    plains = [bytes([i % 251]) * 50 for i in range(400)]
-    aads = [f"row{i}".encode() for i in range(400)]
-    sealed = [seal(keys[i % 4], p, a) for i, (p, a) in enumerate(zip(plains, aads, strict=True))]
-    offsets = np.cumsum([0] + [len(x) for x in sealed])
-    data = memoryview(b"".join(sealed))
-    which = np.arange(400) % 4
-    parts = [(data, offsets[lo : lo + 101], partial(lambda lo: (keys, which[lo : lo + 100], aads[lo : lo + 100]), lo))
-             for lo in range(0, 400, 100)]
+    plains, parts = four_parts()
     got = unseal_parallel(parts, 2)
     buffer, first = next(got)
     assert first == 0 and bytes(buffer[:5000]) == b"".join(plains[:100])

@@ -24,9 +24,10 @@ from audit.trail.store import AuditFilter
 from core import Database, Embedding, EnrollItem, Face, GalleryStore
 from core.gallery import face_id_for
 from core.keystore import KeyStore
-from core.storage.schema import MIGRATIONS, SCHEMA_VERSION
+from core.storage.schema import SCHEMA_VERSION
 from tests.auth import actor_for
 from tests.conftest import make_config
+from tests.core.old_files import schema_as_of
 from tests.fakes import face_png
 
 CTX = AuditContext(purpose="unlinkability test", case_ref="U-1", legal_basis="GDPR art. 17")
@@ -85,13 +86,7 @@ def test_the_file_and_the_names_confirm_no_enrolment_and_every_use_of_face_ids_w
 def pre_v5_file(path: Path, rows: list[tuple[str, str, bytes, np.ndarray]]) -> None:
     """Write a file as facetrail wrote it before version 5: clear rows, unkeyed face ids, cached embeddings."""
     with duckdb.connect(str(path)) as con:
-        con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, "
-                    "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-        for migration in MIGRATIONS[:4]:
-            for statement in migration.statements:
-                con.execute(statement)
-            con.execute("INSERT INTO schema_version (version, description) VALUES (?, ?)",
-                        [migration.version, migration.description])
+        schema_as_of(con, 4)
         config = make_config()
         con.execute("INSERT INTO galleries (name, embedding_key, config, face_count, set_hash) VALUES "
                     "('g', ?, ?, ?, ?)", [config.embedding_key, json.dumps(config.to_dict()), len(rows), "0" * 32])
