@@ -146,8 +146,13 @@ def bench_load_search(root: Path, n: int, queries: int, rounds: int) -> None:
     x = vectors(n)
     q = vectors(queries, seed=1)
     store, enrol_s = sealed_gallery(root / "sealed.duckdb", x)
+    t = time.perf_counter()
     plain_gallery(root / "plain.duckdb", x).close()
-    print(f"(a) {n:,} faces; sealed enrolment {enrol_s:.1f} s (key store {os.path.getsize(store.keys.path):,} bytes)")
+    plain_s = time.perf_counter() - t
+    print(f"(a) {n:,} faces; sealed enrolment {enrol_s:.1f} s (key store {os.path.getsize(store.keys.path):,} "
+          f"bytes, {os.path.getsize(root / 'sealed.duckdb'):,}-byte database), against the same rows written in "
+          f"clear in one Arrow insert {plain_s:.1f} s ({os.path.getsize(root / 'plain.duckdb'):,} bytes): "
+          f"x{enrol_s / plain_s:.1f} (no target; the clear insert is a floor, with no keys, face ids or checks)")
     store.db.close()
     sorted_plain: list[tuple[float, float]] = []
     plain: list[tuple[float, float]] = []
