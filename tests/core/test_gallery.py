@@ -72,6 +72,15 @@ def test_exact_index_rejects_duplicates_and_wrong_shapes() -> None:
         index.add(["a"], ["s"], random_unit(1))
     with pytest.raises(ValueError, match="dimensions"):
         index.add(["b"], ["s"], np.ones((1, 64), dtype=np.float32))
+    with pytest.raises(ValueError, match="given more than once: \\['c'\\]"):
+        index.add(["b", "c", "c"], ["s", "t", "t"], random_unit(3))
+    with pytest.raises(ValueError, match="already in the index: \\['a'\\]"):
+        index.add(["d", "a"], ["s", "t"], random_unit(2))
+    # a refused add added nothing: the index is as before, and still takes new faces
+    assert len(index) == 1 and index._row_of == {"a": 0} and index._face_ids == ["a"]
+    index.add(["b", "c"], ["s", "t"], random_unit(2, seed=1))
+    assert [(h.face_id, h.subject_id) for h in index.search(random_unit(2, seed=1)[1], 1)] == [("c", "t")]
+    assert index._row_of == {"a": 0, "b": 1, "c": 2} and index._subject_ids == ["s", "s", "t"]
 
 
 def test_approx_index_finds_exact_neighbours_on_small_data() -> None:
