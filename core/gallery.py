@@ -76,9 +76,9 @@ _PARALLEL_ROWS = 50_000
 _PART_ROWS = 16_384
 #: The share of a parallel load's rows this process decrypts itself: less than half, since it also
 #: cuts every row's vector and subject id out and adds them to the index (the child only decrypts).
-#: At a million one-face subjects, 0.3 ends both at about the same time (measured: 0.4 left this
-#: process working a second after the child was done; 0.22 left it waiting for the child).
-_OWN_SHARE = 0.3
+#: At a million one-face subjects 0.45 ends both at about the same time (measured: 4.4-4.6 s at 0.4-0.45,
+#: 4.9 s at 0.5, the child then waiting; 5.2 s at 0.3, this process then waiting).
+_OWN_SHARE = 0.45
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
