@@ -407,9 +407,10 @@ class AuditLog:
             raise ValueError("the log assigns seq; do not pass it to append()")
         sealed: dict[str, str] = {}
         data = seal_fields(fields, self.field_keys, sealed)
-        now = utc_now_iso()
-        data.setdefault("started_at", now)
-        data.setdefault("ended_at", now)
+        if "started_at" not in data or "ended_at" not in data:
+            now = utc_now_iso()
+            data.setdefault("started_at", now)
+            data.setdefault("ended_at", now)
         entry = self._append(data)
         if b"sealed." in entry.canonical:
             # returned as a reader opens it (get), made from the clear values the caller gave: nothing decoded,
