@@ -262,13 +262,14 @@ class FieldKeys:
     def keys_for(self, pairs: Iterable[tuple[str, str]], *, create: bool) -> dict[tuple[str, str], tuple[str, bytes]]:
         """Return ``(key id, key)`` of each (gallery, subject); missing ones made (one store rewrite) if ``create``.
 
-        With a key store file, one look at the file (:meth:`_forget_if_changed`) per call: while
-        it is the version the keys were read from, they are taken from memory; once it changed
-        (an erasure anywhere rewrites it), every key is read from the store again.
+        With a key store file, keys kept in memory are used only after a look at the file
+        (:meth:`_forget_if_changed`): while it is the version they were read from, they are
+        taken from memory; once it changed (an erasure anywhere rewrites it), every key is read
+        from the store again. When none is kept, the store is read (it looks at the file itself).
         """
         wanted = sorted(set(pairs))
         cached = self.keys.path is not None
-        if cached:
+        if cached and any(pair in self._owned for pair in wanted):
             self._forget_if_changed()
             known = {pair: self._owned[pair] for pair in wanted if pair in self._owned}
             if len(known) == len(wanted):
