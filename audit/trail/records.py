@@ -199,7 +199,7 @@ def canonical_bytes(obj: Mapping[str, Any]) -> bytes:
     ValueError
         If ``obj`` contains a float, NaN, or a value JSON cannot encode.
     """
-    _reject_floats(dict(obj), "$")
+    _reject_floats(obj if isinstance(obj, dict) else dict(obj), "$")
     try:
         text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         return text.encode("utf-8")
@@ -422,8 +422,7 @@ class AuditRecord:
         ValueError
             If a field is missing, unknown, or has the wrong shape.
         """
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(data) - known - {"v"}
+        unknown = data.keys() - cls.__dataclass_fields__.keys() - {"v"}
         if unknown:
             raise ValueError(f"unknown audit record field(s): {sorted(unknown)}")
         if "v" in data and data["v"] != FORMAT_VERSION:
