@@ -107,6 +107,7 @@ import json
 import os
 import re
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -223,12 +224,16 @@ class FieldKeys:
         self.keys = keys
         #: ``(gallery, face ids) -> {face id: subject id}`` of the faces the gallery holds (see "Which fields")
         self.face_subjects = face_subjects
-        self._ciphers: dict[str, AESGCM] = {}
+        self._ciphers: dict[str, AESGCM] = {}  # opening: key id -> cipher
         # what sealing looked up or made, as of the key store file's version ``_seen`` (a file store only):
-        # (gallery, subject) -> (key id, key), and (key id, kind, value) -> token
+        # (gallery, subject) -> (key id, key), key id -> cipher, (key id, kind, value) -> token
         self._owned: dict[tuple[str, str], tuple[str, bytes]] = {}
+        self._sealers: dict[str, AESGCM] = {}
         self._tokens: dict[tuple[str, str, str], str] = {}
         self._seen: tuple[int, int, int] | None = None
+        # a look at the file and the keys read and kept after it are one step for the threads of a process:
+        # keys read before another thread saw the file change are never kept after it dropped the others
+        self._lock = threading.RLock()
 
     def _forget_if_changed(self) -> None:
         """Drop every cached key, cipher and token when the key store file changed (another process may have erased a key).
@@ -238,23 +243,26 @@ class FieldKeys:
         """
         if self.keys.path is None:
             return
-        try:
-            st = os.stat(self.keys.path)
-        except FileNotFoundError:
-            stamp = None
-        except OSError as err:
-            raise SealedFieldError(f"cannot read the key store {str(self.keys.path)!r}: {err}") from err
-        else:
-            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if stamp != self._seen:
-            self._forget()
-            self._seen = stamp
+        with self._lock:
+            try:
+                st = os.stat(self.keys.path)
+            except FileNotFoundError:
+                stamp = None
+            except OSError as err:
+                raise SealedFieldError(f"cannot read the key store {str(self.keys.path)!r}: {err}") from err
+            else:
+                stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+            if stamp != self._seen:
+                self._forget()
+                self._seen = stamp
 
     def _forget(self) -> None:
         """Drop every cached key, cipher and token (a key is destroyed, or the store changed)."""
-        self._ciphers.clear()
-        self._owned.clear()
-        self._tokens.clear()
+        with self._lock:
+            self._ciphers.clear()
+            self._owned.clear()
+            self._sealers.clear()
+            self._tokens.clear()
 
     def _index(self, gallery: str, subject: str) -> str:
         return self.keys.ref(_INDEX_LABEL, gallery, subject)
@@ -267,28 +275,29 @@ class FieldKeys:
         taken from memory; once it changed (an erasure anywhere rewrites it), every key is read
         from the store again. When none is kept, the store is read (it looks at the file itself).
         """
-        wanted = sorted(set(pairs))
-        cached = self.keys.path is not None
-        if cached and any(pair in self._owned for pair in wanted):
-            self._forget_if_changed()
-            known = {pair: self._owned[pair] for pair in wanted if pair in self._owned}
-            if len(known) == len(wanted):
-                return known
-        index = {pair: self._index(*pair) for pair in wanted}
-        found = self._lookup(index)
-        missing = [pair for pair in wanted if pair not in found]
-        if missing and create:
-            groups = []
-            for pair in missing:
-                key_id = secrets.token_bytes(16)
-                groups.append({index[pair]: key_id + secrets.token_bytes(16), key_id.hex(): secrets.token_bytes(32)})
-            self.keys.add_linked(groups)
+        with self._lock:
+            wanted = sorted(set(pairs))
+            cached = self.keys.path is not None
+            if cached and any(pair in self._owned for pair in wanted):
+                self._forget_if_changed()
+                known = {pair: self._owned[pair] for pair in wanted if pair in self._owned}
+                if len(known) == len(wanted):
+                    return known
+            index = {pair: self._index(*pair) for pair in wanted}
             found = self._lookup(index)
-        if cached:
-            if len(self._owned) + len(found) > _CACHED:
-                self._owned.clear()
-            self._owned.update(found)
-        return found
+            missing = [pair for pair in wanted if pair not in found]
+            if missing and create:
+                groups = []
+                for pair in missing:
+                    key_id = secrets.token_bytes(16)
+                    groups.append({index[pair]: key_id + secrets.token_bytes(16), key_id.hex(): secrets.token_bytes(32)})
+                self.keys.add_linked(groups)
+                found = self._lookup(index)
+            if cached:
+                if len(self._owned) + len(found) > _CACHED:
+                    self._owned.clear()
+                self._owned.update(found)
+            return found
 
     def _lookup(self, index: Mapping[tuple[str, str], str]) -> dict[tuple[str, str], tuple[str, bytes]]:
         entries = self.keys.get_many(index.values())
@@ -354,9 +363,9 @@ class FieldKeys:
         memo = (key_id, kind, value)
         found = self._tokens.get(memo)
         if found is None:
-            cipher = self._ciphers.get(key_id)
+            cipher = self._sealers.get(key_id)
             if cipher is None:
-                cipher = self._ciphers[key_id] = AESGCM(key)
+                cipher = self._sealers[key_id] = AESGCM(key)
             found = self.token(key_id, key, kind, value, cipher)
             if len(self._tokens) >= _CACHED:
                 self._tokens.clear()
@@ -368,10 +377,11 @@ class FieldKeys:
         kind, key_id, body = match.groups()
         cipher = self._ciphers.get(key_id)
         if cipher is None:
-            found = self.keys.get_many([key_id])
-            if key_id not in found:
-                return None
-            cipher = self._ciphers[key_id] = AESGCM(found[key_id])
+            with self._lock:
+                found = self.keys.get_many([key_id])
+                if key_id not in found:
+                    return None
+                cipher = self._ciphers[key_id] = AESGCM(found[key_id])
         try:
             sealed = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         except binascii.Error as err:
@@ -421,8 +431,9 @@ class FieldKeys:
         """Load the keys of every token in ``text`` not cached yet, in one key store read."""
         wanted = {m.group(1) for m in _KEY_IDS.finditer(text)} - self._ciphers.keys()
         if wanted:
-            for key_id, key in self.keys.get_many(wanted).items():
-                self._ciphers[key_id] = AESGCM(key)
+            with self._lock:
+                for key_id, key in self.keys.get_many(wanted).items():
+                    self._ciphers[key_id] = AESGCM(key)
 
     def seal_owned(self, values: Iterable[tuple[str, str, str, str]]) -> dict[tuple[str, str, str, str], str]:
         """Seal ``(kind, value, gallery, subject)`` values under their subjects' field keys (made if missing).
