@@ -270,15 +270,16 @@ class FieldKeys:
     def keys_for(self, pairs: Iterable[tuple[str, str]], *, create: bool) -> dict[tuple[str, str], tuple[str, bytes]]:
         """Return ``(key id, key)`` of each (gallery, subject); missing ones made (one store rewrite) if ``create``.
 
-        With a key store file, keys kept in memory are used only after a look at the file
-        (:meth:`_forget_if_changed`): while it is the version they were read from, they are
-        taken from memory; once it changed (an erasure anywhere rewrites it), every key is read
-        from the store again. When none is kept, the store is read (it looks at the file itself).
+        With a key store file, one look at the file (:meth:`_forget_if_changed`) per call, before
+        anything is read: while it is the version the keys kept in memory were read from (or a
+        later one), they are taken from memory; once it changed (an erasure anywhere rewrites
+        it), every key is read from the store again. After this call made keys (its own rewrite
+        of the file), the file is looked at again before they are read back and kept.
         """
         with self._lock:
             wanted = sorted(set(pairs))
             cached = self.keys.path is not None
-            if cached and any(pair in self._owned for pair in wanted):
+            if cached:
                 self._forget_if_changed()
                 known = {pair: self._owned[pair] for pair in wanted if pair in self._owned}
                 if len(known) == len(wanted):
@@ -292,6 +293,8 @@ class FieldKeys:
                     key_id = secrets.token_bytes(16)
                     groups.append({index[pair]: key_id + secrets.token_bytes(16), key_id.hex(): secrets.token_bytes(32)})
                 self.keys.add_linked(groups)
+                if cached:  # the file as written (or as anyone changed it since): what is read next is of it
+                    self._forget_if_changed()
                 found = self._lookup(index)
             if cached:
                 if len(self._owned) + len(found) > _CACHED:

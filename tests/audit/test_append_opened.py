@@ -72,6 +72,25 @@ def test_a_search_with_candidates_returns_the_entry_a_reader_gets(world) -> None
     assert enrolled.entry.record.details["subject_ids"] == SUBJECTS
 
 
+def test_searches_after_an_enrolment_seal_and_return_without_reading_a_key(world, fake_engine, monkeypatch) -> None:
+    """The enrolment made the subjects' keys (and read them back): searches take them from memory, one stat each.
+
+    (Searches by embedding, as the overhead benchmark's: a search by image with candidates keeps
+    the probe image as evidence under a new key, a rewrite of the key store, so the next one reads again.)
+    """
+    _, _, log, _, _, operator, _ = world
+    probes = [fake_engine.embed(face_png(s, 3)) for s in SUBJECTS]
+    reads: list[int] = []
+    real = KeyStore.get_many
+    monkeypatch.setattr(KeyStore, "get_many", lambda store, ids: reads.append(1) or real(store, ids))
+    done = [operator.search("g", p, top_k=1) for p in probes]
+    assert [d.entry.record.candidates[0].subject_id for d in done] == SUBJECTS
+    assert reads == []
+    monkeypatch.undo()
+    for d in done:
+        assert_same_entry(d.entry, log.get(d.seq))
+
+
 def test_every_shape_of_sealed_record_returns_the_entry_a_reader_gets(world) -> None:
     _, _, log, galleries, _, operator, _ = world
     search = operator.search("g", face_png(SUBJECTS[1], 3), top_k=1)
