@@ -150,7 +150,7 @@ _WHOLE = re.compile(r"(\d+:)?(sealed\.[sfit]\.[0-9a-f]{32}\.[A-Za-z0-9_-]+)")  #
 _FACE_KEYS = ("face_id", "target_face_id", "new_face_ids", "existing_face_ids", "deleted_face_ids")
 _TEXT_KEYS = ("error", "reason")
 _INDEX_LABEL = "facetrail-log-field-key"
-_CACHED = 4096  # keys (and tokens) kept in memory at most; beyond, the cache starts again
+_CACHED = 16384  # keys (and tokens) kept in memory at most; beyond, the cache starts again
 
 
 class _KeyGone(Exception):
@@ -296,7 +296,7 @@ class FieldKeys:
                 if cached:  # the file as written (or as anyone changed it since): what is read next is of it
                     self._forget_if_changed()
                 found = self._lookup(index)
-            if cached:
+            if cached and len(found) <= _CACHED:  # (an enrolment of more subjects at once is not kept)
                 if len(self._owned) + len(found) > _CACHED:
                     self._owned.clear()
                 self._owned.update(found)
