@@ -36,7 +36,9 @@ itself under that random id. Tokens name the random id only. Erasing the subject
 destroys both entries: afterwards neither the tokens nor anything else in the store
 links to the subject, even for someone who keeps the store secret and guesses the name
 (the keyed reference of a guess finds no entry, and the random id in a token is not
-derived from anything).
+derived from anything). Sealing keeps the keys (and tokens) it used in memory for as long as
+the key store file is the version it read them from: one look at the file per record
+(:meth:`FieldKeys.keys_for`); any rewrite of the file (an erasure in any process) drops them all.
 
 Which fields
 ------------
