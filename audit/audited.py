@@ -159,6 +159,7 @@ class AuditedEngine:
         self.galleries = galleries
         self._evidence: EvidenceStore | None = None
         self._unlinked: list[str] = []
+        self._config_kept: tuple[ModelConfig, dict[str, Any]] | None = None
         if galleries.db is getattr(session.log, "db", None):
             session.log.share_key_store(galleries.keys)
 
@@ -166,6 +167,17 @@ class AuditedEngine:
     def log(self) -> Any:
         """The audit log records go to."""
         return self.session.log
+
+    def _config_fields(self, config: ModelConfig) -> dict[str, Any]:
+        """Return ``config.to_dict()``, kept for the (frozen) configuration object it was made of.
+
+        A search's record gets the same dict each time: the log copies it into the record
+        (:meth:`audit.trail.records.AuditRecord.from_dict`), nothing changes it.
+        """
+        kept = self._config_kept
+        if kept is None or kept[0] is not config:
+            kept = self._config_kept = (config, config.to_dict())
+        return kept[1]
 
     def _gallery_ref(self, name: str) -> dict[str, Any] | None:
         try:
@@ -300,7 +312,7 @@ class AuditedEngine:
             return {
                 "outcome": "ok" if r.candidates else "no_match",
                 "gallery": gallery_fields(r.gallery),
-                "model_config": r.config.to_dict(),
+                "model_config": self._config_fields(r.config),
                 "probe_sha256": [r.image_sha256],
                 "faces_found": r.faces_detected,
                 "candidates": [candidate_fields(c) for c in r.candidates],

@@ -73,7 +73,15 @@ from audit.trail.notes import (
 )
 from audit.trail.records import AuditRecord, decode_record, utc_now_iso
 from audit.trail.review import MatchStatus
-from audit.trail.sealed import ERASING_ACTIONS, ErasedField, Erasure, FieldKeys, erasures_by_key, seal_fields
+from audit.trail.sealed import (
+    ERASING_ACTIONS,
+    ErasedField,
+    Erasure,
+    FieldKeys,
+    erasures_by_key,
+    opened_known,
+    seal_fields,
+)
 from audit.trail.store import FRONTIER_EVERY, AuditFilter, AuditStore, RecordFacts, StoreRow, StoreWriter
 from core.gallery import GalleryStore
 from core.keystore import KeyStore
@@ -144,11 +152,17 @@ def _prefetch(batches: Generator[_T, None, None]) -> Generator[_T, None, None]:
         closed.result()
 
 
-def _sign_note(origin: str, size: int, root: bytes, key: Ed25519PrivateKey, extra: Ed25519PrivateKey | None) -> str:
-    """Return the checkpoint note of ``(origin, size, root)`` signed by ``key`` (and by ``extra``, at a key rotation)."""
+def _sign_note(origin: str, size: int, root: bytes, key: Ed25519PrivateKey, extra: Ed25519PrivateKey | None,
+               key_id: bytes | None = None) -> str:
+    """Return the checkpoint note of ``(origin, size, root)`` signed by ``key`` (and by ``extra``, at a key rotation).
+
+    ``key_id``: ``key``'s note key ID under ``origin`` when the caller keeps it (else computed).
+    """
     body = checkpoint_body(origin, size, root)
-    lines = [NoteSignature(origin, NoteKey.of(origin, k).key_id, k.sign(body.encode("utf-8"))).line()
-             for k in ((key,) if extra is None else (key, extra))]
+    message = body.encode("utf-8")
+    ids = [key_id or NoteKey.of(origin, key).key_id] + ([] if extra is None else [NoteKey.of(origin, extra).key_id])
+    lines = [NoteSignature(origin, i, k.sign(message)).line()
+             for i, k in zip(ids, (key,) if extra is None else (key, extra), strict=True)]
     return body + "\n" + "".join(lines)
 
 
@@ -233,6 +247,7 @@ class AuditLog:
         self._lock = threading.RLock()  # reentrant: appends inside transaction() take it again
         self._key: Ed25519PrivateKey | None = None
         self._key_lock = threading.Lock()
+        self._signer: tuple[Ed25519PrivateKey, str, bytes] | None = None  # (key, origin, its note key ID)
         self._log_id: str | None = None
         # Head cache: an insert at a stale head hits the seq primary key (SeqTaken) and is retried.
         self._state: _Head | None = None
@@ -392,20 +407,33 @@ class AuditLog:
             raise ValueError("the log assigns seq; do not pass it to append()")
         sealed: dict[str, str] = {}
         data = seal_fields(fields, self.field_keys, sealed)
-        now = utc_now_iso()
-        data.setdefault("started_at", now)
-        data.setdefault("ended_at", now)
+        if "started_at" not in data or "ended_at" not in data:
+            now = utc_now_iso()
+            data.setdefault("started_at", now)
+            data.setdefault("ended_at", now)
         entry = self._append(data)
-        if b"sealed." in entry.canonical:  # opened with the clear values the caller gave (no key read for them)
-            record, erased = self.field_keys.open(entry.record, self._erasures_now, entry.canonical, sealed)
+        if b"sealed." in entry.canonical:
+            # returned as a reader opens it (get), made from the clear values the caller gave: nothing decoded,
+            # no key read; a token the caller sealed itself (seal_owned) is opened under its key
+            known = opened_known(entry.record, sealed, entry.canonical)
+            record, erased = (known, ()) if known is not None else self.field_keys.open(
+                entry.record, self._erasures_now, entry.canonical, sealed)
             entry = AuditEntry(entry.seq, entry.prev_hash, entry.entry_hash, entry.canonical, record, erased)
         for hook in self.after_append:
             hook(self, entry.seq)
         return entry
 
+    def _note_key_id(self, key: Ed25519PrivateKey, origin: str) -> bytes:
+        """Return ``key``'s note key ID under ``origin``, kept for as long as the log signs with that key object."""
+        kept = self._signer
+        if kept is None or kept[0] is not key or kept[1] != origin:
+            kept = self._signer = (key, origin, NoteKey.of(origin, key).key_id)
+        return kept[2]
+
     def _append(self, data: dict[str, Any], extra: Ed25519PrivateKey | None = None) -> AuditEntry:
         key = self._private_key()
         origin = self.origin
+        key_id = self._note_key_id(key, origin)
         with self._lock:
             for _attempt in range(2):
                 # A known head: the insert (record and its note) is the only statement and commits
@@ -422,7 +450,7 @@ class AuditLog:
                         h = entry_hash(prev, blob)
                         frontier = MerkleFrontier(state.frontier.size, state.frontier._stack)
                         subtrees = frontier.append_hash_subtrees(h)
-                        note = _sign_note(origin, seq, frontier.root(), key, extra)
+                        note = _sign_note(origin, seq, frontier.root(), key, extra, key_id)
                         w.insert(seq, prev, h, blob, note, frontier.to_bytes() if seq % FRONTIER_EVERY == 0 else None,
                                  subtrees or None)
                         APPENDS.bump(record.action)

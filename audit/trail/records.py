@@ -129,19 +129,31 @@ def canonical_value(value: Any) -> Any:
     ValueError
         For a value that has no canonical encoding (bytes, sets, non-string keys, NaN).
     """
-    if value is None or isinstance(value, (bool, str)):
+    kind = type(value)  # the exact JSON types first (a record's values are mostly these), then the general rules
+    if kind is str or kind is int or kind is bool or value is None:
         return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return decimal6(value)
-    if isinstance(value, Mapping):
+    if kind is dict:
         out: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ValueError(f"audit record keys must be strings, got {key!r}")
             out[key] = canonical_value(item)
         return out
+    if kind is list:
+        return [canonical_value(item) for item in value]
+    if isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return decimal6(value)
+    if isinstance(value, Mapping):
+        mapped: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"audit record keys must be strings, got {key!r}")
+            mapped[key] = canonical_value(item)
+        return mapped
     if isinstance(value, (list, tuple)):
         return [canonical_value(item) for item in value]
     to_dict = getattr(value, "to_dict", None)
@@ -153,14 +165,30 @@ def canonical_value(value: Any) -> Any:
 
 
 def _reject_floats(value: Any, path: str) -> None:
+    """Raise ValueError naming the first float in ``value`` (dicts and lists walked); the paths made only then."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if isinstance(item, float):
+            _name_float(value, path)
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _name_float(value: Any, path: str) -> None:
     if isinstance(value, float):
         raise ValueError(f"float at {path} is not allowed in the canonical encoding; use decimal6()")
     if isinstance(value, dict):
         for key, item in value.items():
-            _reject_floats(item, f"{path}.{key}")
+            _name_float(item, f"{path}.{key}")
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            _reject_floats(item, f"{path}[{i}]")
+            _name_float(item, f"{path}[{i}]")
 
 
 def canonical_bytes(obj: Mapping[str, Any]) -> bytes:
@@ -171,7 +199,7 @@ def canonical_bytes(obj: Mapping[str, Any]) -> bytes:
     ValueError
         If ``obj`` contains a float, NaN, or a value JSON cannot encode.
     """
-    _reject_floats(dict(obj), "$")
+    _reject_floats(obj if isinstance(obj, dict) else dict(obj), "$")
     try:
         text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         return text.encode("utf-8")
@@ -394,8 +422,7 @@ class AuditRecord:
         ValueError
             If a field is missing, unknown, or has the wrong shape.
         """
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(data) - known - {"v"}
+        unknown = data.keys() - cls.__dataclass_fields__.keys() - {"v"}
         if unknown:
             raise ValueError(f"unknown audit record field(s): {sorted(unknown)}")
         if "v" in data and data["v"] != FORMAT_VERSION:

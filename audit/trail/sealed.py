@@ -36,7 +36,9 @@ itself under that random id. Tokens name the random id only. Erasing the subject
 destroys both entries: afterwards neither the tokens nor anything else in the store
 links to the subject, even for someone who keeps the store secret and guesses the name
 (the keyed reference of a guess finds no entry, and the random id in a token is not
-derived from anything).
+derived from anything). Sealing keeps the keys (and tokens) it used in memory for as long as
+the key store file is the version it read them from: one look at the file per record
+(:meth:`FieldKeys.keys_for`); any rewrite of the file (an erasure in any process) drops them all.
 
 Which fields
 ------------
@@ -107,6 +109,7 @@ import json
 import os
 import re
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -145,9 +148,11 @@ _TOKEN = re.compile(r"sealed\.([sfit])\.([0-9a-f]{32})\.([A-Za-z0-9_-]+)")
 _VIDEO = re.compile(r"^(\d+):(.+)$")
 _KEY_IDS = re.compile(r'"(?:\d+:)?sealed\.[sfit]\.([0-9a-f]{32})\.')
 _QUOTED = re.compile(r'"(\d+:)?(sealed\.[sfit]\.[0-9a-f]{32}\.[A-Za-z0-9_-]+)"')
+_WHOLE = re.compile(r"(\d+:)?(sealed\.[sfit]\.[0-9a-f]{32}\.[A-Za-z0-9_-]+)")  # a whole string that _QUOTED opens
 _FACE_KEYS = ("face_id", "target_face_id", "new_face_ids", "existing_face_ids", "deleted_face_ids")
 _TEXT_KEYS = ("error", "reason")
 _INDEX_LABEL = "facetrail-log-field-key"
+_CACHED = 16384  # keys (and tokens) kept in memory at most; beyond, the cache starts again
 
 
 class _KeyGone(Exception):
@@ -221,42 +226,83 @@ class FieldKeys:
         self.keys = keys
         #: ``(gallery, face ids) -> {face id: subject id}`` of the faces the gallery holds (see "Which fields")
         self.face_subjects = face_subjects
-        self._ciphers: dict[str, AESGCM] = {}
+        self._ciphers: dict[str, AESGCM] = {}  # opening: key id -> cipher
+        # what sealing looked up or made, as of the key store file's version ``_seen`` (a file store only):
+        # (gallery, subject) -> (key id, key), key id -> cipher, (key id, kind, value) -> token
+        self._owned: dict[tuple[str, str], tuple[str, bytes]] = {}
+        self._sealers: dict[str, AESGCM] = {}
+        self._tokens: dict[tuple[str, str, str], str] = {}
         self._seen: tuple[int, int, int] | None = None
+        # a look at the file and the keys read and kept after it are one step for the threads of a process:
+        # keys read before another thread saw the file change are never kept after it dropped the others
+        self._lock = threading.RLock()
 
     def _forget_if_changed(self) -> None:
-        """Drop the cached ciphers when the key store file changed (another process may have erased a key)."""
+        """Drop every cached key, cipher and token when the key store file changed (another process may have erased a key).
+
+        The file's version is the stamp :class:`~core.keystore.KeyStore` itself re-reads the
+        file on (inode, modification time, size: each rewrite is a new file renamed over it).
+        """
         if self.keys.path is None:
             return
-        try:
-            st = os.stat(self.keys.path)
-        except FileNotFoundError:
-            stamp = None
-        except OSError as err:
-            raise SealedFieldError(f"cannot read the key store {str(self.keys.path)!r}: {err}") from err
-        else:
-            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if stamp != self._seen:
+        with self._lock:
+            try:
+                st = os.stat(self.keys.path)
+            except FileNotFoundError:
+                stamp = None
+            except OSError as err:
+                raise SealedFieldError(f"cannot read the key store {str(self.keys.path)!r}: {err}") from err
+            else:
+                stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+            if stamp != self._seen:
+                self._forget()
+                self._seen = stamp
+
+    def _forget(self) -> None:
+        """Drop every cached key, cipher and token (a key is destroyed, or the store changed)."""
+        with self._lock:
             self._ciphers.clear()
-            self._seen = stamp
+            self._owned.clear()
+            self._sealers.clear()
+            self._tokens.clear()
 
     def _index(self, gallery: str, subject: str) -> str:
         return self.keys.ref(_INDEX_LABEL, gallery, subject)
 
     def keys_for(self, pairs: Iterable[tuple[str, str]], *, create: bool) -> dict[tuple[str, str], tuple[str, bytes]]:
-        """Return ``(key id, key)`` of each (gallery, subject); missing ones made (one store rewrite) if ``create``."""
-        wanted = sorted(set(pairs))
-        index = {pair: self._index(*pair) for pair in wanted}
-        found = self._lookup(index)
-        missing = [pair for pair in wanted if pair not in found]
-        if missing and create:
-            groups = []
-            for pair in missing:
-                key_id = secrets.token_bytes(16)
-                groups.append({index[pair]: key_id + secrets.token_bytes(16), key_id.hex(): secrets.token_bytes(32)})
-            self.keys.add_linked(groups)
+        """Return ``(key id, key)`` of each (gallery, subject); missing ones made (one store rewrite) if ``create``.
+
+        With a key store file, one look at the file (:meth:`_forget_if_changed`) per call, before
+        anything is read: while it is the version the keys kept in memory were read from (or a
+        later one), they are taken from memory; once it changed (an erasure anywhere rewrites
+        it), every key is read from the store again. After this call made keys (its own rewrite
+        of the file), the file is looked at again before they are read back and kept.
+        """
+        with self._lock:
+            wanted = sorted(set(pairs))
+            cached = self.keys.path is not None
+            if cached:
+                self._forget_if_changed()
+                known = {pair: self._owned[pair] for pair in wanted if pair in self._owned}
+                if len(known) == len(wanted):
+                    return known
+            index = {pair: self._index(*pair) for pair in wanted}
             found = self._lookup(index)
-        return found
+            missing = [pair for pair in wanted if pair not in found]
+            if missing and create:
+                groups = []
+                for pair in missing:
+                    key_id = secrets.token_bytes(16)
+                    groups.append({index[pair]: key_id + secrets.token_bytes(16), key_id.hex(): secrets.token_bytes(32)})
+                self.keys.add_linked(groups)
+                if cached:  # the file as written (or as anyone changed it since): what is read next is of it
+                    self._forget_if_changed()
+                found = self._lookup(index)
+            if cached and len(found) <= _CACHED:  # (an enrolment of more subjects at once is not kept)
+                if len(self._owned) + len(found) > _CACHED:
+                    self._owned.clear()
+                self._owned.update(found)
+            return found
 
     def _lookup(self, index: Mapping[tuple[str, str], str]) -> dict[tuple[str, str], tuple[str, bytes]]:
         entries = self.keys.get_many(index.values())
@@ -277,8 +323,8 @@ class FieldKeys:
         index = {(gallery, s): self._index(gallery, s) for s in subjects}
         entries = self.keys.get_many(index.values())
         key_ids = [entries[i][:16].hex() for i in index.values() if i in entries]
-        for key_id in key_ids:
-            self._ciphers.pop(key_id, None)
+        if key_ids:
+            self._forget()
         return [*entries, *key_ids]
 
     def shred_key_ids(self, key_ids: Iterable[str]) -> int:
@@ -293,31 +339,54 @@ class FieldKeys:
         entries = self.keys.get_many(self.keys.key_ids())
         index = [i for i, value in entries.items() if value[:16].hex() in wanted and i not in wanted]
         gone = [k for k in wanted if k in entries]
-        for key_id in gone:
-            self._ciphers.pop(key_id, None)
+        self._forget()
         self.keys.destroy([*index, *gone])
         return len(gone)
 
     # -- tokens ---------------------------------------------------------------------------
 
     @staticmethod
-    def token(key_id: str, key: bytes, kind: str, value: str) -> str:
-        """Seal ``value`` (deterministically: see the module docstring) as a token naming ``key_id``."""
+    def token(key_id: str, key: bytes, kind: str, value: str, cipher: AESGCM | None = None) -> str:
+        """Seal ``value`` (deterministically: see the module docstring) as a token naming ``key_id``.
+
+        ``cipher``: ``AESGCM(key)`` when the caller keeps one.
+        """
         aad = _aad(kind)
         payload = value.encode("utf-8")
-        nonce = hmac.new(key, aad + b"\0" + payload, hashlib.sha256).digest()[:12]
-        sealed = nonce + AESGCM(key).encrypt(nonce, payload, aad)
+        nonce = hmac.digest(key, aad + b"\0" + payload, "sha256")[:12]
+        sealed = nonce + (cipher or AESGCM(key)).encrypt(nonce, payload, aad)
         return f"{_PREFIX}{kind}.{key_id}.{base64.urlsafe_b64encode(sealed).decode().rstrip('=')}"
+
+    def _sealed(self, key_id: str, key: bytes, kind: str, value: str) -> str:
+        """Return :meth:`token`, kept (with the key's cipher) while the key store file is the version it was sealed at.
+
+        Only a key :meth:`keys_for` has just returned is passed here, so a kept token is one of
+        a key that was in the file as last looked at: any change to the file drops them all.
+        """
+        if self.keys.path is None:
+            return self.token(key_id, key, kind, value)
+        memo = (key_id, kind, value)
+        found = self._tokens.get(memo)
+        if found is None:
+            cipher = self._sealers.get(key_id)
+            if cipher is None:
+                cipher = self._sealers[key_id] = AESGCM(key)
+            found = self.token(key_id, key, kind, value, cipher)
+            if len(self._tokens) >= _CACHED:
+                self._tokens.clear()
+            self._tokens[memo] = found
+        return found
 
     def _open_token(self, match: re.Match[str], path: str) -> str | None:
         """Open one token; None when its key is gone."""
         kind, key_id, body = match.groups()
         cipher = self._ciphers.get(key_id)
         if cipher is None:
-            found = self.keys.get_many([key_id])
-            if key_id not in found:
-                return None
-            cipher = self._ciphers[key_id] = AESGCM(found[key_id])
+            with self._lock:
+                found = self.keys.get_many([key_id])
+                if key_id not in found:
+                    return None
+                cipher = self._ciphers[key_id] = AESGCM(found[key_id])
         try:
             sealed = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         except binascii.Error as err:
@@ -367,8 +436,9 @@ class FieldKeys:
         """Load the keys of every token in ``text`` not cached yet, in one key store read."""
         wanted = {m.group(1) for m in _KEY_IDS.finditer(text)} - self._ciphers.keys()
         if wanted:
-            for key_id, key in self.keys.get_many(wanted).items():
-                self._ciphers[key_id] = AESGCM(key)
+            with self._lock:
+                for key_id, key in self.keys.get_many(wanted).items():
+                    self._ciphers[key_id] = AESGCM(key)
 
     def seal_owned(self, values: Iterable[tuple[str, str, str, str]]) -> dict[tuple[str, str, str, str], str]:
         """Seal ``(kind, value, gallery, subject)`` values under their subjects' field keys (made if missing).
@@ -387,7 +457,7 @@ class FieldKeys:
             keys = self.keys_for({(gallery, subject) for _, _, gallery, subject in wanted}, create=True)
         except KeyStoreError as err:
             raise AuditError(f"cannot seal personal values: {err}") from err
-        return {(kind, value, gallery, subject): self.token(*keys[(gallery, subject)], kind, value)
+        return {(kind, value, gallery, subject): self._sealed(*keys[(gallery, subject)], kind, value)
                 for kind, value, gallery, subject in wanted}
 
     def refresh(self) -> None:
@@ -469,6 +539,98 @@ class FieldKeys:
         return prefix + clear
 
 
+def opened_known(record: AuditRecord, clear: Mapping[str, str], canonical: bytes) -> AuditRecord | None:
+    """Return ``record`` (its canonical bytes ``canonical``) with its tokens replaced by the values ``clear`` gives.
+
+    The record :meth:`FieldKeys.open` reads from the canonical bytes (every token opened where
+    it stands as a whole string, a video candidate id's ``"<track>:"`` kept, dict keys
+    included), made from the clear values a writer has just sealed (:func:`seal_fields`
+    ``tokens``: token -> value) without decoding anything or reading a key. The fields are
+    looked at in turn until every ``sealed.`` of the bytes is accounted for (a search's are all
+    in its candidates). ``None`` when the record holds a token ``clear`` does not give (one its
+    writer sealed itself: open it under its key).
+    """
+    known = _Known(clear, canonical.count(_PREFIX.encode()))
+    changes: dict[str, Any] = {}
+    try:
+        if record.candidates:  # where a search's tokens are
+            candidates = tuple(_known_candidate(c, known) for c in record.candidates)
+            if any(a is not b for a, b in zip(candidates, record.candidates, strict=True)):
+                changes["candidates"] = candidates
+        if record.probe_sha256 is not None and not known.done():
+            probes = tuple(known.text(p) for p in record.probe_sha256)
+            if probes != record.probe_sha256:
+                changes["probe_sha256"] = probes
+        for name in _RECORD_TEXT:
+            if known.done():
+                break
+            value = getattr(record, name)
+            opened = known.text(value) if isinstance(value, str) else value
+            if opened is not value:
+                changes[name] = opened
+        if record.gallery is not None and not known.done():
+            gallery = record.gallery
+            name, fingerprint = known.text(gallery.name), known.text(gallery.fingerprint)
+            if name is not gallery.name or fingerprint is not gallery.fingerprint:
+                changes["gallery"] = type(gallery)(name, fingerprint, gallery.size)
+        for name in ("details", "model_config"):
+            value = getattr(record, name)
+            if value is not None and not known.done():
+                opened = known.value(value)
+                if opened is not value:
+                    changes[name] = opened
+    except KeyError:
+        return None
+    return type(record)(**{**vars(record), **changes}) if changes else record
+
+
+#: The fields of a record that are free strings (others are validated shapes no token fits), in the order looked at.
+_RECORD_TEXT = ("target_face_id", "note", "operator", "purpose", "case_ref", "legal_basis", "reviewer", "decision",
+                "outcome")
+
+
+class _Known:
+    """Open the tokens of one record from clear values (:func:`opened_known`), counting the ``sealed.`` seen."""
+
+    def __init__(self, clear: Mapping[str, str], expected: int) -> None:
+        self.clear = clear
+        self.expected = expected
+        self.seen = 0
+
+    def done(self) -> bool:
+        """Whether every ``sealed.`` of the record's bytes was in a string looked at already."""
+        return self.seen >= self.expected
+
+    def text(self, value: str) -> str:
+        """Return a string as :meth:`FieldKeys.open` opens it (KeyError: a token not in ``clear``)."""
+        if _PREFIX not in value:
+            return value
+        self.seen += value.count(_PREFIX)
+        whole = _WHOLE.fullmatch(value)
+        return value if whole is None else (whole.group(1) or "") + self.clear[whole.group(2)]
+
+    def value(self, value: Any) -> Any:
+        """:meth:`text` through a JSON value (dict keys included); ``value`` itself when nothing in it changes."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            pairs = [(k, v, self.text(k), self.value(v)) for k, v in value.items()]
+            if all(k is ok and v is ov for k, v, ok, ov in pairs):
+                return value
+            return {ok: ov for _, _, ok, ov in sorted(pairs, key=lambda p: p[0])}  # canonical order, as decoded
+        if isinstance(value, list):
+            items = [self.value(v) for v in value]
+            return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+        return value
+
+
+def _known_candidate(candidate: Any, known: _Known) -> Any:
+    subject, face = known.text(candidate.subject_id), known.text(candidate.face_id)
+    if subject is candidate.subject_id and face is candidate.face_id:
+        return candidate
+    return type(candidate)(subject, face, candidate.distance, candidate.similarity, candidate.rank)
+
+
 # -- sealing at write time ----------------------------------------------------------------------
 
 
@@ -493,7 +655,8 @@ def _as_dict(value: Any) -> dict[str, Any]:
 class _Sealing:
     """The owners of one record's personal values and the tokens that replace them."""
 
-    def __init__(self, fields: Mapping[str, Any], hints: Mapping[str, Any]) -> None:
+    def __init__(self, fields: Mapping[str, Any], hints: Mapping[str, Any], keys: FieldKeys) -> None:
+        self.field_keys = keys
         self.gallery = _gallery_of(fields)
         self.subjects: dict[str, tuple[str, str]] = {}  # clear subject id -> (gallery, subject)
         self.faces: dict[str, tuple[str, str]] = {}     # clear face id -> owner
@@ -521,7 +684,7 @@ class _Sealing:
         key_id, key = self.keys[owner]
         memo = (kind, value, *owner)
         if memo not in self.tokens:
-            self.tokens[memo] = FieldKeys.token(key_id, key, kind, value)
+            self.tokens[memo] = self.field_keys._sealed(key_id, key, kind, value)
         return self.tokens[memo]
 
     def subject(self, value: Any) -> Any:
@@ -624,7 +787,7 @@ def seal_fields(fields: Mapping[str, Any], keys: FieldKeys, tokens: dict[str, st
         A malformed :data:`SUBJECTS_HINT`.
     """
     data = dict(fields)
-    sealing = _Sealing(data, data.pop(SUBJECTS_HINT, None) or {})
+    sealing = _Sealing(data, data.pop(SUBJECTS_HINT, None) or {}, keys)
     candidates = _collect(data, sealing)
     details = dict(data.get("details") or {})
     has_faces = (data.get("target_face_id") is not None or any(k in details for k in _FACE_KEYS)

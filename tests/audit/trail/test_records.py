@@ -78,3 +78,22 @@ def test_galleries_are_only_the_records_own_type_or_its_dict(gallery: object, pr
     fields = {**record_fields(0), "seq": 1, "gallery": gallery}
     with pytest.raises(ValueError, match=problem):
         AuditRecord.from_dict(fields)
+
+
+def test_a_float_anywhere_in_a_record_built_directly_is_refused_by_name() -> None:
+    """A record made without from_dict (which turns floats into decimals) cannot be encoded with a float in it."""
+    import numpy as np
+
+    base = AuditRecord.from_dict({**record_fields(1), "seq": 1})
+    deep = AuditRecord(**{**vars(base), "details": {"ok": [1, "a", None, True], "x": [{"y": 2}, {"z": 0.25}]}})
+    with pytest.raises(ValueError, match=r"float at \$\.details\.x\[1\]\.z is not allowed"):
+        deep.canonical()
+    with pytest.raises(ValueError, match=r"float at \$\.purpose "):  # a numpy float is a float too
+        AuditRecord(**{**vars(base), "purpose": np.float64(1.5)}).canonical()
+    with pytest.raises(ValueError, match=r"float at \$\.model_config\.threshold "):
+        AuditRecord(**{**vars(base), "model_config": {"threshold": 0.3}}).canonical()
+    assert decode_record(base.canonical()) == base
+    # from_dict makes them decimals (and the exact JSON types pass through unchanged)
+    made = AuditRecord.from_dict({**record_fields(2), "seq": 2, "details": {"x": [{"z": 0.25}], "n": 3, "b": False}})
+    assert made.details == {"x": [{"z": "0.250000"}], "n": 3, "b": False}
+    assert b'"z":"0.250000"' in made.canonical()
