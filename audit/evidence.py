@@ -2,12 +2,19 @@
 
 Reviewers must compare photos, so the probe image of a search with candidates is kept
 for its review (issue 11). Nothing else of a probe is kept. Each item is sealed
-(AES-256-GCM) under a key of its own in the key store (:mod:`core.keystore`), in a
-folder beside the database (``<db file>.evidence/``; in memory for ``:memory:``):
-``<id>.sealed`` holds the ciphertext, ``<id>.json`` what is not personal (the record's
-``seq``, the kind, when it was kept and when it expires). Destroying an item destroys its
-key first, then deletes its files, so a copy of the ciphertext left anywhere opens for
-nobody.
+(AES-256-GCM) under a key of its own, in a folder beside the database (``<db file>.evidence/``;
+in memory for ``:memory:``): ``<id>.sealed`` holds the ciphertext, ``<id>.json`` what is not
+personal (the record's ``seq``, the kind, when it was kept and when it expires). Destroying an
+item destroys its key first, then deletes its files, so a copy of the ciphertext left anywhere
+opens for nobody.
+
+The keys are in a key store of their own (:func:`evidence_keystore_path`: beside the
+database's key store, ``<key store>.evidence``, so wherever the deployer keeps keys, away from
+the data), not in the database's: a key store is rewritten whole at every change, and the
+database's holds a key per enrolled subject, so keeping one probe there rewrote 48 MB (about a
+second) per search with candidates in a gallery of a million subjects. This one holds only the
+items not yet destroyed. Items kept before it existed have their key in the database's key
+store, where :meth:`EvidenceStore.read` and :meth:`EvidenceStore.destroy` find it.
 
 - :meth:`EvidenceStore.keep` seals an image (the search record names the item in
   ``details.retained``, so the keeping is recorded with the search itself);
@@ -34,7 +41,7 @@ from audit.session import AuditSession
 from audit.trail.log import AuditLog
 from core.keystore import AESGCM, KeyStore, seal, unseal
 
-__all__ = ["EvidenceItem", "EvidenceStore", "RETENTION_DAYS"]
+__all__ = ["EvidenceItem", "EvidenceStore", "RETENTION_DAYS", "evidence_keystore_path"]
 
 #: Default days an item is kept when its review does not end first.
 RETENTION_DAYS = 30.0
@@ -59,6 +66,14 @@ class EvidenceItem:
                 "expires_at": self.expires_at}
 
 
+def evidence_keystore_path(keys: KeyStore) -> Path | None:
+    """Where the evidence keys of a database whose key store is ``keys`` live: ``<key store file>.evidence``.
+
+    ``None`` (keys in memory) when the database's key store is in memory.
+    """
+    return None if keys.path is None else Path(str(keys.path) + ".evidence")
+
+
 class EvidenceStore:
     """Sealed images for reviews (see the module docstring).
 
@@ -67,7 +82,8 @@ class EvidenceStore:
     folder
         Where items live (``None``: in memory).
     keys
-        The key store (one key per item).
+        The database's key store: the evidence keys are kept beside it (:func:`evidence_keystore_path`),
+        and items kept before that have their key in it.
     retention_days
         Days an item is kept at most.
     clock
@@ -77,7 +93,8 @@ class EvidenceStore:
     def __init__(self, folder: Path | None, keys: KeyStore, *, retention_days: float = RETENTION_DAYS,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.folder = folder
-        self.keys = keys
+        self.database_keys = keys
+        self.keys = KeyStore(evidence_keystore_path(keys))
         self.retention = timedelta(days=retention_days)
         self.clock = clock or (lambda: datetime.now(UTC))
         self._memory: dict[str, tuple[EvidenceItem, bytes]] = {}
@@ -150,7 +167,8 @@ class EvidenceStore:
         """
         session.check("review", {"evidence_id": evidence_id, "what": "read evidence"}, permission="read_log")
         item = self._item(evidence_id)
-        key = self.keys.get_many([item.key_id]).get(item.key_id)
+        store = self._holder(item.key_id)
+        key = None if store is None else store.get_many([item.key_id]).get(item.key_id)
         if key is None:
             raise KeyError(evidence_id)
         sealed = (self._memory[evidence_id][1] if self.folder is None
@@ -159,13 +177,22 @@ class EvidenceStore:
 
     # -- destroying ------------------------------------------------------------------------------
 
+    def _holder(self, key_id: str) -> KeyStore | None:
+        """Return the key store holding an item's key: the evidence keys', or the database's (items kept before)."""
+        for store in (self.keys, self.database_keys):
+            if store.get_many([key_id]):
+                return store
+        return None
+
     def destroy(self, evidence_id: str) -> bool:
         """Destroy an item: its key first, then its files; return whether it existed."""
         try:
             item = self._item(evidence_id)
         except KeyError:
             return False
-        self.keys.destroy([item.key_id])
+        store = self._holder(item.key_id)
+        if store is not None:  # (none: destroyed already, by a run that stopped before the files went)
+            store.destroy([item.key_id])
         if self.folder is None:
             del self._memory[evidence_id]
         else:

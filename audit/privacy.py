@@ -120,13 +120,18 @@ def _files(runtime: Runtime, cache: EvaluationCache) -> list[DataHolding]:
         out.append(DataHolding(f"file:{keys.path.name}", "keys: one per enrolled subject and per evaluation-cache day",
                                len(keys.key_ids()), None, None, "a key is destroyed with its subject or its day",
                                "file mode 0600, rewritten whole on every change (old version zeroed)"))
-    evidence = EvidenceStore.beside(runtime.db.path, keys).items()
+    store = EvidenceStore.beside(runtime.db.path, keys)
+    if store.keys.path is not None and store.keys.path.is_file():
+        out.append(DataHolding(f"file:{store.keys.path.name}", "keys: one per image kept for review",
+                               len(store.keys.key_ids()), None, None, "a key is destroyed with its image",
+                               "file mode 0600, rewritten whole on every change (old version zeroed)"))
+    evidence = store.items()
     if evidence:
         out.append(DataHolding(
             f"file:{Path(runtime.db.path).name}.evidence/", "biometric: probe images and video-track crops kept for "
             "review", len(evidence), None, evidence[0].kept_at,
             "until its review ends or 30 days pass (facetrail retention run)",
-            "AES-256-GCM, a key per item in the key store; destruction destroys the key"))
+            "AES-256-GCM, a key per item in the evidence key store; destruction destroys the key"))
     db_path = Path(runtime.db.path)
     wal = Path(str(db_path) + ".wal")
     if runtime.db.path != ":memory:" and wal.is_file():

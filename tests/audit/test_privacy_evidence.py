@@ -87,7 +87,7 @@ def test_evidence_is_destroyed_when_its_review_ends(world) -> None:
     assert len(operator.evidence.items()) == 1
     before = log.size()
     operator.evidence.purge_due(auditor)
-    assert operator.evidence.items() == [] and item.key_id not in operator.galleries.keys.key_ids()
+    assert operator.evidence.items() == [] and item.key_id not in operator.evidence.keys.key_ids()
     record = log.get(before + 1).record
     assert record.action == "evidence" and record.details["destroyed"][0]["reason"] == "review_ended"
     assert operator.evidence.purge_due(auditor) == [] and log.size() == before + 1  # idempotent
@@ -95,6 +95,43 @@ def test_evidence_is_destroyed_when_its_review_ends(world) -> None:
     with pytest.raises(KeyError):
         operator.evidence.read(auditor, item.evidence_id)
     assert log.verify().ok
+
+
+def test_keeping_a_probe_leaves_the_database_key_store_as_it_was_and_its_key_is_gone_with_it(world) -> None:
+    """A probe is kept under a key in the evidence key store beside the database's: the database's (a key per
+    enrolled subject, rewritten whole at every change) is not rewritten per search; the key's bytes are gone from
+    every file once the item is destroyed."""
+    root, _, log, operator, _ = world
+    database_keys = operator.galleries.keys.path
+    assert database_keys is not None
+    before = database_keys.stat()
+    done = operator.search("g", face_png("s1", 9), top_k=1)
+    (item,) = operator.evidence.items()
+    after = database_keys.stat()
+    assert (after.st_ino, after.st_mtime_ns, after.st_size) == (before.st_ino, before.st_mtime_ns, before.st_size)
+    assert operator.evidence.keys.path == Path(str(database_keys) + ".evidence")
+    assert oct(operator.evidence.keys.path.stat().st_mode & 0o777) == "0o600"
+    key = operator.evidence.keys.get_many([item.key_id])[item.key_id]
+    assert key in operator.evidence.keys.path.read_bytes()  # (so the check below can fail)
+    for name in ("rita", "ravi"):
+        session(log, name, "reviewer").review(done.seq, "confirm", note="same person")
+    operator.evidence.purge_due(session(log, "audrey", "auditor"))
+    assert not [p for p in root.rglob("*") if p.is_file() and key in p.read_bytes()]
+
+
+def test_an_item_kept_before_the_evidence_key_store_is_read_and_destroyed_from_the_database_key_store(world) -> None:
+    """Items kept by an earlier version have their key in the database's key store: still readable, and destroyed
+    there."""
+    _, _, log, operator, _ = world
+    operator.search("g", face_png("s2", 3), top_k=1)
+    (item,) = operator.evidence.items()
+    store = operator.evidence
+    key = store.keys.get_many([item.key_id])[item.key_id]
+    store.database_keys.add_linked([{item.key_id: key}])  # where an earlier version kept it
+    store.keys.destroy([item.key_id])
+    assert store.read(session(log, "audrey", "auditor"), item.evidence_id) == face_png("s2", 3)
+    assert store.destroy(item.evidence_id)
+    assert item.key_id not in store.database_keys.key_ids() and store.items() == []
 
 
 def test_evidence_is_destroyed_when_its_retention_expires(world) -> None:
@@ -144,3 +181,4 @@ def test_the_inventory_lists_the_evidence_kept(world) -> None:
     rt = Runtime(str(root / "ft.duckdb"))
     places = {h.place: h for h in privacy_inventory(rt, actor=actor_for(rt.db, "dpo", "auditor"))}
     assert places["file:ft.duckdb.evidence/"].rows == 1
+    assert places["file:ft.duckdb.keys.evidence"].rows == 1  # its key, in the evidence key store
