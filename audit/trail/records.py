@@ -115,6 +115,16 @@ def decimal6(x: float) -> str:
     return "0.000000" if text == "-0.000000" else text
 
 
+def _canonical_mapping(value: Mapping[Any, Any]) -> dict[str, Any]:
+    """Return a mapping's canonical form (:func:`canonical_value` of each item); its keys must be strings."""
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise ValueError(f"audit record keys must be strings, got {key!r}")
+        out[key] = canonical_value(item)
+    return out
+
+
 def canonical_value(value: Any) -> Any:
     """Convert ``value`` to the canonical JSON value domain (floats become 6-decimal strings).
 
@@ -133,12 +143,7 @@ def canonical_value(value: Any) -> Any:
     if kind is str or kind is int or kind is bool or value is None:
         return value
     if kind is dict:
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValueError(f"audit record keys must be strings, got {key!r}")
-            out[key] = canonical_value(item)
-        return out
+        return _canonical_mapping(value)
     if kind is list:
         return [canonical_value(item) for item in value]
     if isinstance(value, (bool, str)):
@@ -148,12 +153,7 @@ def canonical_value(value: Any) -> Any:
     if isinstance(value, float):
         return decimal6(value)
     if isinstance(value, Mapping):
-        mapped: dict[str, Any] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValueError(f"audit record keys must be strings, got {key!r}")
-            mapped[key] = canonical_value(item)
-        return mapped
+        return _canonical_mapping(value)
     if isinstance(value, (list, tuple)):
         return [canonical_value(item) for item in value]
     to_dict = getattr(value, "to_dict", None)

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,9 +21,10 @@ from audit import AuditContext, AuditedEngine, AuditLog, AuditSession, Forbidden
 from audit.trail.log import AuditEntry
 from audit.trail.records import AuditRecord
 from audit.trail.sealed import ERASED, ERASED_KEYS, SUBJECTS_HINT, FieldKeys
-from core import Database, EnrollItem, GalleryStore
+from core import EnrollItem, GalleryStore
 from core.keystore import KeyStore
-from tests.auth import actor_for, token_for
+from tests.audit.services import deployment, erase_in_another_process
+from tests.auth import actor_for
 from tests.fakes import face_png
 
 CTX = AuditContext(purpose="returned entry test", case_ref="CASE-9")
@@ -47,15 +45,10 @@ def assert_same_entry(entry: AuditEntry, read: AuditEntry) -> None:
 @pytest.fixture
 def world(tmp_path: Path, fake_engine):
     """A file database with gallery ``g`` of two subjects (three faces); an admin and an operator service on it."""
-    db = Database(tmp_path / "ft.duckdb")
-    log = AuditLog(db, key_path=tmp_path / "audit-key")
-    galleries = GalleryStore(db)
-    admin = AuditedEngine(AuditSession(log, CTX, actor_for(db, "root", "admin")), fake_engine, galleries)
-    admin.create_gallery("g", fake_engine.config)
     photos = [(s, 0) for s in SUBJECTS] + [(SUBJECTS[0], 1)]  # two faces of the first subject
-    enrolled = admin.enroll("g", [EnrollItem(s, fake_engine.embed(face_png(s, v)), f"{s}-{v}.png") for s, v in photos])
-    operator = AuditedEngine(AuditSession(log, CTX, actor_for(db, "olga", "operator")), fake_engine, galleries)
-    return tmp_path, db, log, galleries, admin, operator, enrolled
+    d = deployment(tmp_path, fake_engine, CTX,
+                   [EnrollItem(s, fake_engine.embed(face_png(s, v)), f"{s}-{v}.png") for s, v in photos])
+    return tmp_path, d.db, d.log, d.galleries, d.admin, d.operator, d.enrolled
 
 
 def test_a_search_with_candidates_returns_the_entry_a_reader_gets(world) -> None:
@@ -164,25 +157,6 @@ def test_a_key_destroyed_through_another_key_store_object_is_never_used_to_seal_
     assert log.verify().ok
 
 
-_ERASER = """
-import sys
-from audit import AuditContext, AuditedEngine, AuditLog, AuditSession
-from audit.accounts import CredentialStore
-from core import Database, Engine, GalleryStore
-from tests.conftest import make_config
-from tests.fakes import FakePipeline
-
-db_path, key_path, token, subject = sys.argv[1:5]
-db = Database(db_path)
-engine = Engine(make_config(threshold=0.3))
-engine._pipeline = FakePipeline()
-session = AuditSession(AuditLog(db, key_path=key_path), AuditContext(purpose="data subject request"),
-                       CredentialStore(db).resolve(token))
-print(AuditedEngine(session, engine, GalleryStore(db)).delete_subject("g", subject).seq)
-db.close()
-"""
-
-
 @pytest.mark.slow
 def test_a_key_destroyed_by_another_process_is_never_used_to_seal_or_shown_again(world) -> None:
     tmp_path, db, log, _, _, operator, _ = world
@@ -191,17 +165,12 @@ def test_a_key_destroyed_by_another_process_is_never_used_to_seal_or_shown_again
     with pytest.raises(Forbidden):  # sealed under the key in memory; nothing is read from the log after it
         operator.delete_subject("g", victim)
     before_seq = log.size()
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    token = token_for(tmp_path / "ft.duckdb", "root", "admin")
-    done = subprocess.run([sys.executable, "-c", _ERASER, str(tmp_path / "ft.duckdb"), str(log.key_path), token,
-                           victim], cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
+    erasure_seq = erase_in_another_process(tmp_path, log, victim)
     with pytest.raises(Forbidden):  # the first thing this process does after the erasure: seal the subject's id
         operator.delete_subject("g", victim)
     after = log.get(log.size())
     old_key = _key_of(log.get(before_seq))  # (its canonical bytes: the token stays when its key is gone)
-    erasure = log.get(int(done.stdout))
+    erasure = log.get(erasure_seq)
     assert old_key in erasure.record.details[ERASED_KEYS]
     assert _key_of(after) != old_key and after.record.details["subject_id"] == victim
     assert log.get(before_seq).record.details["subject_id"] == ERASED

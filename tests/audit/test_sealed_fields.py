@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,7 +24,8 @@ from audit.trail.store import AuditFilter
 from core import Database, EnrollItem, GalleryStore
 from core.gallery import face_id_for
 from core.keystore import KeyStore
-from tests.auth import actor_for, token_for
+from tests.audit.services import deployment, erase_in_another_process
+from tests.auth import actor_for
 from tests.fakes import face_png
 
 CTX = AuditContext(purpose="sealed fields test", case_ref="DSAR-7", legal_basis="GDPR art. 17")
@@ -42,14 +40,9 @@ def files_written(root: Path) -> dict[Path, bytes]:
 @pytest.fixture
 def world(tmp_path: Path, fake_engine):
     """A file database, gallery ``g`` of four subjects, one search per subject (each with candidates)."""
-    db = Database(tmp_path / "ft.duckdb")
-    log = AuditLog(db, key_path=tmp_path / "ft.duckdb.audit-key")
-    galleries = GalleryStore(db)
-    admin = AuditedEngine(AuditSession(log, CTX, actor_for(db, "root", "admin")), fake_engine, galleries)
-    admin.create_gallery("g", fake_engine.config)
     items = [EnrollItem(s, fake_engine.embed(face_png(s)), f"{s}.png") for s in SUBJECTS]
-    admin.enroll("g", items)
-    operator = AuditedEngine(AuditSession(log, CTX, actor_for(db, "olga", "operator")), fake_engine, galleries)
+    d = deployment(tmp_path, fake_engine, CTX, items, key_name="ft.duckdb.audit-key")
+    db, log, galleries, admin, operator = d.db, d.log, d.galleries, d.admin, d.operator
     searches = {s: operator.search("g", face_png(s, 3), top_k=1) for s in SUBJECTS}
     assert all(done.result.candidates[0].subject_id == s for s, done in searches.items())
     return tmp_path, db, log, galleries, admin, items, searches
@@ -375,25 +368,6 @@ def test_the_entry_an_append_returns_reads_as_the_stored_record_opened_under_its
     assert log.get(entry.seq).record == entry.record
 
 
-_ERASER = """
-import sys
-from audit import AuditContext, AuditedEngine, AuditLog, AuditSession
-from audit.accounts import CredentialStore
-from core import Database, Engine, GalleryStore
-from tests.conftest import make_config
-from tests.fakes import FakePipeline
-
-db_path, key_path, token, subject = sys.argv[1:5]
-db = Database(db_path)
-engine = Engine(make_config(threshold=0.3))
-engine._pipeline = FakePipeline()
-session = AuditSession(AuditLog(db, key_path=key_path), AuditContext(purpose="data subject request DSAR-7",
-                                                                      case_ref="DSAR-7"), CredentialStore(db).resolve(token))
-print(AuditedEngine(session, engine, GalleryStore(db)).delete_subject("g", subject).seq)
-db.close()
-"""
-
-
 @pytest.mark.slow
 def test_a_subject_erased_by_another_process_is_never_shown_or_sealed_again_here(world, fake_engine) -> None:
     """This process searched the subject (its field key read and used); another process erases the subject."""
@@ -402,13 +376,7 @@ def test_a_subject_erased_by_another_process_is_never_shown_or_sealed_again_here
     operator = AuditedEngine(AuditSession(log, CTX, actor_for(db, "olga", "operator")), fake_engine, galleries)
     seen = operator.search("g", face_png(victim, 4), top_k=1)  # the victim's key is in this process's memory now
     assert log.get(seen.seq).record.candidates[0].subject_id == victim
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    token = token_for(tmp_path / "ft.duckdb", "root", "admin")
-    done = subprocess.run([sys.executable, "-c", _ERASER, str(tmp_path / "ft.duckdb"), str(log.key_path), token,
-                           victim], cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    erasure_seq = int(done.stdout)
+    erasure_seq = erase_in_another_process(tmp_path, log, victim)
     # every earlier record of the victim reads "erased" here, naming the other process's erasure
     for seq in (searches[victim].seq, seen.seq):
         entry = log.get(seq)
