@@ -550,13 +550,13 @@ class GalleryStore:
         (:meth:`core.keystore.KeyStore.lookup_rows`); others through :meth:`~core.keystore.KeyStore.lookup`,
         which decodes them one by one and names one that is not hexadecimal.
 
+        The rows all name a key (the caller, :meth:`_open_for_index`, checks the whole column once).
+
         Raises
         ------
         KeyStoreError
-            A row names no key, or a key that is not in the key store.
+            A row names a key that is not in the key store.
         """
-        if key_ids.null_count:
-            raise KeyStoreError(f"gallery {name!r}: {key_ids.null_count} face row(s) name no subject key")
         found = None
         if pa.types.is_string(key_ids.type) and len(key_ids):
             bounds = np.frombuffer(key_ids.buffers()[1], dtype=np.int32, count=len(key_ids) + 1,
