@@ -167,21 +167,22 @@ class EvidenceStore:
         """
         session.check("review", {"evidence_id": evidence_id, "what": "read evidence"}, permission="read_log")
         item = self._item(evidence_id)
-        store = self._holder(item.key_id)
-        key = None if store is None else store.get_many([item.key_id]).get(item.key_id)
-        if key is None:
+        held = self._key(item.key_id)
+        if held is None:
             raise KeyError(evidence_id)
+        key = held[1]
         sealed = (self._memory[evidence_id][1] if self.folder is None
                   else (self.folder / f"{evidence_id}.sealed").read_bytes())
         return unseal(AESGCM(key), sealed, evidence_id.encode())
 
     # -- destroying ------------------------------------------------------------------------------
 
-    def _holder(self, key_id: str) -> KeyStore | None:
-        """Return the key store holding an item's key: the evidence keys', or the database's (items kept before)."""
+    def _key(self, key_id: str) -> tuple[KeyStore, bytes] | None:
+        """Return an item's key and the store holding it: the evidence keys', or the database's (items kept before)."""
         for store in (self.keys, self.database_keys):
-            if store.get_many([key_id]):
-                return store
+            key = store.get_many([key_id]).get(key_id)
+            if key is not None:
+                return store, key
         return None
 
     def destroy(self, evidence_id: str) -> bool:
@@ -190,9 +191,9 @@ class EvidenceStore:
             item = self._item(evidence_id)
         except KeyError:
             return False
-        store = self._holder(item.key_id)
-        if store is not None:  # (none: destroyed already, by a run that stopped before the files went)
-            store.destroy([item.key_id])
+        held = self._key(item.key_id)
+        if held is not None:  # (none: destroyed already, by a run that stopped before the files went)
+            held[0].destroy([item.key_id])
         if self.folder is None:
             del self._memory[evidence_id]
         else:
