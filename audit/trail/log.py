@@ -160,10 +160,10 @@ def _sign_note(origin: str, size: int, root: bytes, key: Ed25519PrivateKey, extr
     """
     body = checkpoint_body(origin, size, root)
     message = body.encode("utf-8")
-    ids = [key_id or NoteKey.of(origin, key).key_id] + ([] if extra is None else [NoteKey.of(origin, extra).key_id])
-    lines = [NoteSignature(origin, i, k.sign(message)).line()
-             for i, k in zip(ids, (key,) if extra is None else (key, extra), strict=True)]
-    return body + "\n" + "".join(lines)
+    signers = [(key, key_id or NoteKey.of(origin, key).key_id)]
+    if extra is not None:
+        signers.append((extra, NoteKey.of(origin, extra).key_id))
+    return body + "\n" + "".join(NoteSignature(origin, i, k.sign(message)).line() for k, i in signers)
 
 
 def _entry(row: StoreRow) -> AuditEntry:
