@@ -11,6 +11,7 @@ import csv
 import io
 import json
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -40,6 +41,15 @@ def shown(at: AppTest) -> list[int]:
 
 def messages(at: AppTest) -> str:
     return "\n".join(str(e.value) for e in (*at.error, *at.warning, *at.info, *at.subheader, *at.success))
+
+
+def exported(at: AppTest, purpose: str = "board report") -> tuple[Any, list[dict[str, str]]]:
+    """Export what the Match log's filters find, for ``purpose``: the export's result and the CSV's rows."""
+    at.text_input(key="matchlog_export_purpose").input(purpose)
+    at.button(key="matchlog_export_button").click().run()
+    assert not at.exception
+    result = at.session_state["matchlog_export"][2]
+    return result, list(csv.DictReader(io.StringIO(result.data.decode())))
 
 
 def test_a_record_link_opens_that_record(app_env: str) -> None:
@@ -146,11 +156,7 @@ def test_auditors_export_exactly_what_is_shown_and_it_is_in_the_history(app_env:
     assert seq in on_screen
     at.button(key="matchlog_export_button").click().run()
     assert "Export refused or failed" in messages(at) and "purpose" in messages(at)
-    at.text_input(key="matchlog_export_purpose").input("board report")
-    at.button(key="matchlog_export_button").click().run()
-    assert not at.exception
-    result = at.session_state["matchlog_export"][2]
-    rows = list(csv.DictReader(io.StringIO(result.data.decode())))
+    result, rows = exported(at)
     assert [int(r["Record"]) for r in rows] == on_screen
     assert list(rows[0]) == ["Record", "Time (UTC)", "Action", "Outcome", "Operator", "Purpose", "Case reference",
                              "Gallery", "Candidates", "Top candidate", "Top similarity", "Threshold (distance)",
@@ -257,10 +263,6 @@ def test_an_export_covers_every_page_the_filters_find(app_env: str) -> None:
     assert len(wanted) > 50  # more than one page
     at = match_log(operator="operator1")
     assert 0 < len(shown(at)) < len(wanted) and set(shown(at)) < set(wanted)  # the newest page only
-    at.text_input(key="matchlog_export_purpose").input("board report")
-    at.button(key="matchlog_export_button").click().run()
-    assert not at.exception
-    result = at.session_state["matchlog_export"][2]
-    rows = list(csv.DictReader(io.StringIO(result.data.decode())))
+    result, rows = exported(at)
     assert [int(r["Record"]) for r in rows] == wanted
     assert result.records == len(wanted)
